@@ -1,6 +1,7 @@
 """Notifications from a team's dashboard: its admins add, list and remove webhooks, whose URLs
 are shown redacted; the dashboard's process posts a failed run to a real receiver; viewers and
-operators are refused; every change is in the access audit."""
+operators are refused; every change is in the access audit; a webhook inside the dashboard's
+network is refused (400 saying why) unless the dashboard was started allowing it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cascade.dashboard import DashboardHub, DashboardSettings, Notifications, cr
 from cascade.dashboard.auth import AccessLog
 from cascade.history import History
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.notify import Destinations
 from cascade.runtime import Engine, TaskFailedError, task
 from cascade.testkit import WebhookReceiver
 
@@ -27,6 +29,7 @@ from .test_dashboard_api_tokens import (  # type: ignore[import-not-found]
 )
 
 OLGA = {"x-test-user": "olga@example.com"}
+LOOPBACK = Destinations(allow=["127.0.0.1"])  # the receivers' (the honest way to post inside)
 
 
 @task
@@ -48,7 +51,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 async def notifications(hub: DashboardHub, history: History) -> AsyncIterator[Notifications]:
-    notifications = Notifications(hub.connector, history, dashboard_url="http://dash.example")
+    notifications = Notifications(
+        hub.connector, history, dashboard_url="http://dash.example", destinations=LOOPBACK
+    )
     await notifications.start()
     yield notifications
     await notifications.stop()
@@ -118,7 +123,7 @@ async def test_a_saved_webhook_is_run_when_the_dashboard_starts(
     hub: DashboardHub, broker: InMemoryBroker, receiver: WebhookReceiver, history: History
 ) -> None:
     history.add_webhook(receiver.url, fmt="slack", events=["run.failed"], created_by="root")
-    notifications = Notifications(hub.connector, history)
+    notifications = Notifications(hub.connector, history, destinations=LOOPBACK)
     await notifications.start()
     try:
         with pytest.raises(TaskFailedError):
@@ -163,6 +168,54 @@ async def test_a_bad_webhook_is_refused_without_showing_its_url(
     assert message in answer.json()["error"]
     assert "s3cr3t" not in answer.text
     assert history.webhooks() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/s3cr3t", "127.0.0.1 is refused: a loopback address"),
+        ("http://[::1]/s3cr3t", "[::1] is refused: a loopback address"),
+        ("http://169.254.169.254/s3cr3t", "a cloud metadata address"),
+        ("http://2130706433/s3cr3t", "2130706433 (at 10.1.2.3) is refused"),
+        ("http://localhost/s3cr3t", "localhost is refused: a loopback name"),
+        ("http://metadata.google.internal/s3cr3t", "a cloud metadata service"),
+        ("https://hooks.example.net/s3cr3t", "(at 10.1.2.3) is refused: a private address"),
+    ],
+)
+async def test_a_webhook_inside_is_refused_saying_why(
+    hub: DashboardHub, history: History, url: str, why: str
+) -> None:
+    """Names resolve through a stub (``hooks.example.net`` to a private address): nothing is
+    asked of the DNS nor connected to."""
+    inside = Destinations(resolve=lambda host, port: ["10.1.2.3"])
+    notifications = Notifications(hub.connector, history, destinations=inside)
+    settings = DashboardSettings(roles=ROLES, sign_in=signed_in_by_header(), history=history)
+    app = create_app(hub, settings, api_tokens=history, notifications=notifications)
+    async with _client(app) as http:
+        answer = await http.post("/api/settings/webhooks", headers=ROOT, json={"url": url})
+    await notifications.stop()
+    assert answer.status_code == 400, answer.text
+    assert why in answer.json()["error"]
+    assert "--notify-allow-destination" in answer.json()["error"]
+    assert "s3cr3t" not in answer.text
+    assert history.webhooks() == []
+    assert notifications.running == {}
+
+
+async def test_a_kept_webhook_now_refused_is_not_run(
+    hub: DashboardHub, history: History, receiver: WebhookReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """One kept before its destination was refused: logged and not run; the others run."""
+    history.add_webhook(receiver.url, fmt="generic", events=["run.failed"], created_by="root")
+    history.add_webhook("https://hooks.example/x", fmt="generic", events=["run.failed"],
+                        created_by="root")  # fmt: skip
+    notifications = Notifications(hub.connector, history)
+    await notifications.start()
+    await notifications.stop()
+    assert "webhook 1 (http://127.0.0.1:" in caplog.text
+    assert "not run" in caplog.text
+    assert WebhookReceiver.SECRET not in caplog.text
 
 
 async def test_without_a_history_the_settings_say_notifications_need_one(

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.notify import Notifier, Webhook
+from cascade.notify import Destinations, Notifier, Webhook
 from cascade.runtime import Engine, task
 from cascade.testkit import MosquittoBroker, WebhookReceiver
 
@@ -27,8 +27,9 @@ async def test_held_then_warned_then_failed_at_the_deadline(
     with the task, its error and (held) the deadline and its default; slack bodies."""
     host, port = mosquitto_broker.host, mosquitto_broker.port
     reader = MqttConnector(host, port, source_id=f"notify-{uuid.uuid4().hex[:6]}", presence=False)
+    hook = Webhook(receiver.url, destinations=Destinations(allow=["127.0.0.1"]))
     notifier = Notifier(
-        reader, Webhook(receiver.url), fmt="slack", warn_before=2.0,
+        reader, hook, fmt="slack", warn_before=2.0,
         events=["task.held", "hold.deadline", "run.failed"], dashboard_url="http://dash.example",
     )  # fmt: skip
     await notifier.start()

@@ -60,7 +60,8 @@ class Notify:
         self.process = subprocess.Popen(
             [
                 *CASCADE, "notify", "--host", f"{broker.host}:{broker.port}",
-                "--state", str(state), "--metrics-listen", "127.0.0.1:0", *args,
+                "--state", str(state), "--metrics-listen", "127.0.0.1:0",
+                "--allow-destination", "127.0.0.1", *args,
             ],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip

@@ -18,11 +18,12 @@ docs/notifications.md says what is posted, when, and the worst cases.
 
 from ._bodies import FORMATS, body, digest_body, headline
 from ._claims import ClaimLedger, default_group, default_ledger_path, member_id
+from ._destinations import DestinationRefused, Destinations
 from ._metrics import NotifyMetrics
 from ._notification import DEFAULT_EVENTS, EVENTS, Notification, last_line
 from ._notifier import DEFAULT_RATE, Notifier, NotifyCounts
 from ._watch import DEFAULT_WARN_BEFORE, EventWatch, parse_filter
-from ._webhook import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, Posted, Webhook, redact
+from ._webhook import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, MAX_ANSWER, Posted, Webhook, redact
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -32,6 +33,9 @@ __all__ = [
     "DEFAULT_WARN_BEFORE",
     "EVENTS",
     "FORMATS",
+    "MAX_ANSWER",
+    "DestinationRefused",
+    "Destinations",
     "EventWatch",
     "ClaimLedger",
     "Notification",

@@ -46,7 +46,7 @@ class NotifyCounts:
     ``already_sent`` (posted before this notifier started: a restart), ``dropped`` (over
     :data:`MAX_PENDING`));
     ``attempts[outcome]``, each HTTP attempt (``ok``, ``http_5xx``, ``http_4xx``, ``timeout``,
-    ``unreachable``); ``posts[outcome]``, each post, one event's or a digest's (``ok``,
+    ``unreachable``, ``refused``); ``posts[outcome]``, each post, one event's or a digest's (``ok``,
     ``failed``); ``audit_errors``: posts the history could not keep."""
 
     def __init__(self) -> None:

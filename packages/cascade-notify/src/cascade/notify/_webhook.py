@@ -4,21 +4,30 @@ the URL (it often carries a token: Slack's, Discord's)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
-__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "Posted", "Webhook", "redact"]
+from ._destinations import DestinationRefused, Destinations
+
+__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "MAX_ANSWER", "Posted", "Webhook", "redact"]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds one attempt may take, all of it (connecting, sending, the answer)."""
 
 DEFAULT_ATTEMPTS = 5
 """Attempts of one post: the first and four retries (1, 2, 4, 8 s apart, each ±25 %)."""
+
+_log = logging.getLogger("cascade.notify")
+
+MAX_ANSWER = 64 * 1024
+"""Bytes of a receiver's answer read at most; the rest is never read, its connection closed."""
 
 _FIRST_DELAY = 1.0
 _MAX_DELAY = 30.0
@@ -52,9 +61,13 @@ class Webhook:
     """Posts JSON to ``url``: each attempt bounded by ``timeout`` seconds whatever the receiver
     does (one that accepts and never answers included), retried on no answer, a 5xx or a 429
     (its ``Retry-After`` taken up to 30 s) up to ``attempts`` times with exponential backoff;
-    a 4xx other than 429 is final. ``on_attempt(outcome)`` is told each attempt's outcome
-    (``ok``, ``http_5xx``, ``http_4xx``, ``timeout``, ``unreachable``). ``transport``: an
-    ``httpx2`` transport (tests inject one, as httpx's ``MockTransport``)."""
+    a 4xx other than 429 is final. ``destinations``: where it may post (global addresses only,
+    by default): a URL whose host is refused by name or address raises ``DestinationRefused``
+    here, and a name found at post time to resolve to a refused address is a final attempt
+    (``refused``), logged. ``on_attempt(outcome)`` is told each attempt's outcome (``ok``,
+    ``http_5xx``, ``http_4xx``, ``timeout``, ``unreachable``, ``refused``). ``transport``: an
+    ``httpx2`` transport instead of ``destinations``' (tests inject one, as httpx's
+    ``MockTransport``)."""
 
     def __init__(
         self,
@@ -63,11 +76,16 @@ class Webhook:
         timeout: float = DEFAULT_TIMEOUT,
         attempts: int = DEFAULT_ATTEMPTS,
         on_attempt: Callable[[str], None] | None = None,
+        destinations: Destinations | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"a webhook is an http(s) URL, not {redact(url)}")
+        self.destinations = destinations or Destinations()
+        refused = self.destinations.refusal(urlsplit(url).hostname or "")
+        if refused is not None:
+            raise DestinationRefused(f"webhook {redact(url)}: {refused}")
         self.url = url
         self.shown = redact(url)
         self.timeout = timeout
@@ -75,7 +93,9 @@ class Webhook:
         self.on_attempt = on_attempt
         self._sleep = sleep
         self._client = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(timeout), transport=transport, follow_redirects=False
+            timeout=httpx2.Timeout(timeout),
+            transport=transport or self.destinations.transport(),
+            follow_redirects=False,
         )
 
     @property
@@ -90,11 +110,14 @@ class Webhook:
         for attempt in range(1, self.attempts + 1):
             wait: float | None = None
             try:
-                response = await asyncio.wait_for(
-                    self._client.post(self.url, json=payload), self.timeout
-                )
+                response = await asyncio.wait_for(self._attempt(payload), self.timeout)
             except (asyncio.TimeoutError, httpx2.TimeoutException):
                 outcome, status, error = "timeout", None, f"no answer within {self.timeout:g} s"
+            except DestinationRefused as exc:
+                error = f"webhook {self.shown}: {exc}"
+                _log.warning("cascade notify: %s", error)
+                self._told("refused")
+                return Posted(False, attempt, None, error)
             except httpx2.HTTPError as exc:
                 outcome, status = "unreachable", None
                 error = f"{type(exc).__name__}: {self._hidden(str(exc))}"
@@ -115,6 +138,21 @@ class Webhook:
                 await self._sleep(min(pause, _MAX_DELAY))
                 delay = min(delay * 2, _MAX_DELAY)
         return Posted(False, self.attempts, status, error)
+
+    async def _attempt(self, payload: dict[str, Any]) -> httpx2.Response:
+        """One POST, its answer's body read to :data:`MAX_ANSWER` bytes at most and dropped (a
+        receiver costs an event its attempts, never the notifier's memory)."""
+        async with self._client.stream("POST", self.url, json=payload) as response:
+            if response.is_stream_consumed:  # an answer made in memory (a test's transport)
+                return response
+            read = 0
+            # raw: a compressed answer is never inflated
+            async with aclosing(response.aiter_raw()) as body:
+                async for chunk in body:
+                    read += len(chunk)
+                    if read >= MAX_ANSWER:
+                        break
+            return response
 
     async def close(self) -> None:
         """Close the connections kept open."""

@@ -1,6 +1,6 @@
 """A webhook receiver of the tests' own (cascade-notify's and the dashboard's): a real HTTP
 server on a free loopback port, in a thread, that keeps every JSON body posted to it and
-answers as told (a status per request, or never)."""
+answers as told (a status per request, or never, or with a huge body)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class WebhookReceiver:
         self.hang = False
         self.hang_first = 0
         self.paths: list[str] = []
+        self.answer_size = 0
+        self.answered = 0
+        self._answers_ended = 0
         self._released = threading.Event()
         self._changed = threading.Condition()
         receiver = self
@@ -49,9 +52,30 @@ class WebhookReceiver:
                     with receiver._changed:
                         receiver.posts.append((time.time(), json.loads(data)))
                         receiver._changed.notify_all()
+                if receiver.answer_size:
+                    self._answer_hugely(receiver.answer_size)
+                    return
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            def _answer_hugely(self, size: int) -> None:
+                self.send_response(200)
+                self.send_header("content-length", str(size))
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    for start in range(0, size, len(chunk)):
+                        self.wfile.write(chunk[: size - start])
+                        with receiver._changed:
+                            receiver.answered += len(chunk)
+                except OSError:
+                    pass
+                finally:
+                    self.close_connection = True
+                    with receiver._changed:
+                        receiver._answers_ended += 1
+                        receiver._changed.notify_all()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -76,3 +100,8 @@ class WebhookReceiver:
             return self._changed.wait_for(
                 lambda: len(self.posts) >= posts and self.requests >= requests, timeout
             )
+
+    def wait_answered(self, answers: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until ``answers`` huge answers ended (sent whole, or their posters hung up)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._answers_ended >= answers, timeout)

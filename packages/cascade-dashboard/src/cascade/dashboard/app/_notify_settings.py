@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from cascade.control.access import Access
     from cascade.history import History, NotifyWebhook
     from cascade.interfaces import Connector
-    from cascade.notify import Notifier
+    from cascade.notify import Destinations, Notifier
 
     from ..auth._team import Team
 
@@ -41,27 +41,47 @@ _NO_HISTORY = "notifications are kept in the history: start the dashboard with -
 class Notifications:
     """The notifiers a dashboard's process runs: one per webhook of ``history`` (opened for
     writing), reading ``connector`` (the dashboard's connection); ``dashboard_url``: each
-    run's link. :meth:`start` runs the webhooks kept; :meth:`add` and :meth:`remove` change
-    them; :meth:`stop` stops every notifier."""
+    run's link; ``destinations``: where the webhooks may post (global addresses only, by
+    default: an admin's webhook must not reach inside the dashboard's network unless whoever
+    started the dashboard allowed it). :meth:`start` runs the webhooks kept (one refused now
+    is logged and not run); :meth:`add` and :meth:`remove` change them; :meth:`stop` stops
+    every notifier."""
 
     def __init__(
-        self, connector: Connector, history: History, *, dashboard_url: str | None = None
+        self,
+        connector: Connector,
+        history: History,
+        *,
+        dashboard_url: str | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
+        from cascade.notify import Destinations
+
         self.connector = connector
         self.history = history
         self.dashboard_url = dashboard_url
+        self.destinations = destinations or Destinations()
         self.running: dict[int, Notifier] = {}
 
     async def start(self) -> None:
         """Run a notifier for each webhook kept in the history."""
+        from cascade.notify import redact
+
         for webhook in await asyncio.to_thread(self.history.webhooks):
-            await self._run(webhook)
+            try:
+                await self._run(webhook)
+            except ValueError as exc:
+                _log.warning(
+                    "notifications: webhook %d (%s) not run: %s",
+                    webhook.id, redact(webhook.url), exc,
+                )  # fmt: skip
 
     async def _run(self, webhook: NotifyWebhook) -> None:
         from cascade.notify import Notifier, Webhook, parse_filter
 
+        hook = Webhook(webhook.url, destinations=self.destinations)
         notifier = Notifier(
-            self.connector, Webhook(webhook.url), fmt=webhook.format, events=webhook.events,
+            self.connector, hook, fmt=webhook.format, events=webhook.events,
             filters=[parse_filter(text) for text in webhook.filters],
             dashboard_url=self.dashboard_url, state=self.history, history=self.history,
         )  # fmt: skip
@@ -70,8 +90,10 @@ class Notifications:
 
     async def add(self, body: Any, created_by: str) -> NotifyWebhook:
         """Keep the webhook ``body`` asks for (``{"url", "format", "events", "filters"}``)
-        and run it; ``ValueError`` saying what is wrong."""
+        and run it; ``ValueError`` saying what is wrong (``DestinationRefused``: where it
+        would post is inside, and not allowed)."""
         url, fmt, events, filters = _asked(body)
+        await asyncio.to_thread(self.destinations.check, url)
         webhook = await asyncio.to_thread(
             self.history.add_webhook, url, fmt=fmt, events=events, filters=filters,
             created_by=created_by,

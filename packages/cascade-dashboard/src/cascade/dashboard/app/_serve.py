@@ -39,7 +39,9 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-async def _notifications(hub: Any, history: Any, url: str, warn: Callable[[str], None]) -> Any:
+async def _notifications(
+    hub: Any, history: Any, url: str, allow: tuple[str, ...], warn: Callable[[str], None]
+) -> Any:
     """The notifiers of the webhooks the admins added, started (``None`` without
     cascade-notify installed: the settings then say notifications need a history)."""
     try:
@@ -49,7 +51,11 @@ async def _notifications(hub: Any, history: Any, url: str, warn: Callable[[str],
     except ImportError:
         warn("notifications: not run (pip install 'cascade-dashboard[notify]')")
         return None
-    notifications = Notifications(hub.connector, history, dashboard_url=url.rstrip("/"))
+    from cascade.notify import Destinations
+
+    notifications = Notifications(
+        hub.connector, history, dashboard_url=url.rstrip("/"), destinations=Destinations(allow)
+    )
     await notifications.start()
     return notifications
 
@@ -119,7 +125,7 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
                     await asyncio.to_thread(sessions.attach, writer)
                     fresh = asyncio.create_task(sessions.keep_fresh(), name="dashboard-sessions")
                     stack.callback(fresh.cancel)
-                notifications = await _notifications(hub, writer, url, warn)
+                notifications = await _notifications(hub, writer, url, settings.notify_allow, warn)
                 if notifications is not None:
                     stack.push_async_callback(notifications.stop)
         mode = (

@@ -40,6 +40,8 @@ class DashboardSettings:
     live runs from which the fleet is read from the engines' summaries (``None``: the
     default; ``0``: always). The streams' bounds: ``max_streams`` (all),
     ``max_streams_per_client`` and ``max_holder_streams`` (those kept for token holders).
+    ``notify_allow``: the inside destinations (host names, addresses, networks) the admins'
+    webhooks may post to (:class:`cascade.notify.Destinations`); none by default.
 
     ``demo``, when given, is called once the page is served and runs a workflow on the
     broker until cancelled (`cascade dashboard --demo`). ``say`` prints a line of what the
@@ -53,6 +55,7 @@ class DashboardSettings:
     host: str | None = None
     port: int = 8787
     allowed_hosts: tuple[str, ...] = ()
+    notify_allow: tuple[str, ...] = ()
     token: str | Tokens | None = None
     operator: str | None = None
     roles: Roles | None = None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ...plumbing._broker import BrokerOptions
-from ...plumbing._context import CliContext
+from ...plumbing._context import CliContext, UsageError
 from ...plumbing._history_db import Db, open_history
 from ...plumbing._listen import parse_listen
 from ...plumbing._operator import As, operator_name
@@ -75,6 +75,18 @@ def dashboard(
             "the --listen host are served anyway (a defence against DNS rebinding).",
         ),
     ] = None,
+    notify_allow_destination: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify-allow-destination",
+            metavar="HOST|ADDRESS|NETWORK",
+            show_default=False,
+            help="Let the admins' webhooks post to this inside destination too (repeatable): "
+            "a host name, an address or a network. By default a webhook that is, or resolves "
+            "to, a loopback, private, link-local, multicast, reserved or metadata address is "
+            "refused.",
+        ),
+    ] = None,
     db: Db = None,
     operator: As = None,
     fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
@@ -132,6 +144,16 @@ def dashboard(
         trusted_proxy or [], proxy_user_header, proxy_groups_header,
     )  # fmt: skip
     host, port = parse_listen(listen)
+    notify_allow = tuple(notify_allow_destination or ())
+    if notify_allow:
+        try:
+            from cascade.notify import Destinations
+
+            Destinations(notify_allow)
+        except ImportError:
+            pass  # no notifications to allow anything to: the dashboard warns so
+        except ValueError as exc:
+            raise UsageError(f"--notify-allow-destination: {exc}") from None
     name = operator_name(operator, broker.username)
     tokens = Tokens.parse(token or (), name)
     team = team_sign_in(sign_in_options, has_token=tokens is not None)
@@ -165,6 +187,7 @@ def dashboard(
                     host=host,
                     port=port,
                     allowed_hosts=(*(allowed_host or ()), *team.hosts),
+                    notify_allow=notify_allow,
                     token=tokens,
                     operator=name,
                     roles=team.roles,

@@ -66,6 +66,18 @@ def notify(
             "--webhook-file", metavar="PATH", help="A file whose first line is the webhook URL."
         ),
     ] = None,
+    allow_destination: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-destination",
+            metavar="HOST|ADDRESS|NETWORK",
+            show_default=False,
+            help="Post to this inside destination too (repeat for several): a host name, an "
+            "address or a network (10.0.0.0/8). By default a webhook that is, or resolves to, "
+            "a loopback, private, link-local, multicast, reserved or cloud metadata address "
+            "is refused.",
+        ),
+    ] = None,
     on: Annotated[
         str,
         typer.Option(
@@ -174,7 +186,8 @@ def notify(
     lost: one JSON message per event to a webhook until Ctrl-C: generic JSON, or the body of a
     Slack incoming webhook (--format slack). Several `cascade notify` sharing a --state post
     each event once between them. Given a history (--db, CASCADE_HISTORY_DB), each post is
-    audited there (`cascade audit`). See docs/notifications.md.
+    audited there (`cascade audit`). A webhook inside (loopback, private, link-local, ...)
+    is posted to only when --allow-destination names it. See docs/notifications.md.
 
     Examples: CASCADE_NOTIFY_WEBHOOK=https://hooks.slack.com/services/... cascade notify
     --format slack; cascade notify --webhook-file /etc/cascade/hook --on run.failed
@@ -184,6 +197,7 @@ def notify(
         from cascade.notify import (
             EVENTS,
             FORMATS,
+            Destinations,
             Notifier,
             NotifyMetrics,
             Webhook,
@@ -205,7 +219,9 @@ def notify(
         raise UsageError(f"--filter: {exc}") from None
     url = _webhook_url(webhook, webhook_file)
     try:
-        hook = Webhook(url, timeout=post_timeout, attempts=attempts)
+        destinations = Destinations(allow_destination or ())
+        hook = Webhook(url, timeout=post_timeout, attempts=attempts, destinations=destinations)
+        destinations.check(url)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     listen = metrics_address(metrics_listen) if metrics_listen is not None else None
