@@ -14,6 +14,7 @@ import pytest
 from cascade.runtime import (
     Engine,
     Event,
+    Param,
     RetryPolicy,
     ShellError,
     TaskFailed,
@@ -56,6 +57,48 @@ async def test_a_command_that_exits_non_zero_fails_with_the_tail_of_its_stderr()
         "command \"echo partial; echo 'no such table' >&2; exit 3\" exited with 3: no such table"
     )
     assert await engine.run(shell("echo partial; exit 3", check=False)) == "partial"
+
+
+async def test_a_param_in_a_commands_list_is_one_argument_never_read_by_a_shell(
+    tmp_path: Path,
+) -> None:
+    pwned = tmp_path / "pwned"
+    name: Param[str] = Param("name", type=str)
+    echoed = shell(["printf", "%s", name])
+    given = f"x; touch {pwned} #"
+    assert await Engine().run(echoed, params={"name": given}) == given
+    assert not pwned.exists()
+    assert await Engine().run(echoed, params={"name": "$(id) `id` *"}) == "$(id) `id` *"
+
+
+async def test_a_commands_list_fails_as_a_string_does_and_says_the_list() -> None:
+    failing = shell(["sh", "-c", "echo 'no such table' >&2; exit 3", "name"])
+    with pytest.raises(TaskFailedError) as raised:
+        await Engine().run(failing)
+    error = raised.value.exception
+    assert isinstance(error, ShellError)
+    assert (error.command, error.returncode, error.stderr) == (
+        ["sh", "-c", "echo 'no such table' >&2; exit 3", "name"],
+        3,
+        "no such table",
+    )
+    missing = shell(["cascade-no-such-program", "x"])
+    with pytest.raises(TaskFailedError, match="FileNotFoundError"):
+        await Engine().run(missing)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        ([], "shell's list names no program: it is empty"),
+        (["head", "-n", 5], "shell's list holds int at 2: each item is one argument, as text"),
+    ],
+)
+async def test_a_commands_list_of_no_program_or_other_than_text_fails_saying_so(
+    argv: list[object], said: str
+) -> None:
+    with pytest.raises(TaskFailedError, match=said):
+        await Engine().run(shell(argv))
 
 
 async def test_a_shell_task_past_its_timeout_kills_its_command(tmp_path: Path) -> None:

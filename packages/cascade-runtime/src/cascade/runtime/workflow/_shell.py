@@ -1,10 +1,12 @@
-"""``shell``: a command run by the system's shell as a task; its output is the result."""
+"""``shell``: a command run as a task (a string by the system's shell, a list as it is); its
+output is the result."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from cascade.interfaces import CascadeError
 
@@ -19,9 +21,10 @@ _LINE = 8192  # bytes of one output line logged (the rest of the line is cut)
 
 
 class ShellError(CascadeError, RuntimeError):
-    """A command of :func:`shell` exited non-zero: ``returncode``, and the tail of its stderr."""
+    """A command of :func:`shell` exited non-zero: ``command`` as it was given (a string or a
+    list), ``returncode``, and the tail of its stderr."""
 
-    def __init__(self, command: str, returncode: int, stderr: str) -> None:
+    def __init__(self, command: str | Sequence[str], returncode: int, stderr: str) -> None:
         self.command = command
         self.returncode = returncode
         self.stderr = stderr
@@ -67,10 +70,36 @@ async def _pump(
     lines.close()
 
 
+async def _started(command: str | Sequence[str]) -> asyncio.subprocess.Process:
+    """``command`` started: a string by the system's shell, a list or tuple as its program and
+    arguments, each item one argument whatever it holds."""
+    devnull, pipe = asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE
+    if isinstance(command, str):
+        return await asyncio.create_subprocess_shell(
+            command, stdin=devnull, stdout=pipe, stderr=pipe
+        )
+    if not isinstance(command, (list, tuple)):
+        raise TypeError(f"shell's command is a string or a list, not {type(command).__name__}")
+    if not command:
+        raise ValueError("shell's list names no program: it is empty")
+    for at, item in enumerate(command):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"shell's list holds {type(item).__name__} at {at}: "
+                "each item is one argument, as text"
+            )
+    return await asyncio.create_subprocess_exec(*command, stdin=devnull, stdout=pipe, stderr=pipe)
+
+
 @task(name="shell")
-async def shell(command: str, check: bool = True) -> str:
-    """Run ``command`` with the system's shell; its standard output, decoded as UTF-8 and
-    stripped, is the result.
+async def shell(command: str | Sequence[str], check: bool = True) -> str:
+    """Run ``command``; its standard output, decoded as UTF-8 and stripped, is the result.
+
+    A string is a command line for the system's shell (``/bin/sh -c``): everything in it is
+    the shell's to read, so a value from outside (a :class:`~cascade.runtime.Param`) must never
+    be put into one. A list (or tuple) of strings is a program and its arguments, run with no
+    shell between: each item, lazy results and ``Param`` values included, reaches the program
+    as one argument, whatever it holds.
 
     Each line it writes is a log line of the task as it comes (stdout at ``INFO``, stderr at
     ``WARNING``, on ``cascade.runtime.shell``), forwarded as any task's logs. A command that
@@ -78,12 +107,7 @@ async def shell(command: str, check: bool = True) -> str:
     message) when ``check``; without ``check`` its output is the result all the same. A task
     cancelled or past its timeout kills the command.
     """
-    process = await asyncio.create_subprocess_shell(
-        command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _started(command)
     stdout, stderr = process.stdout, process.stderr
     assert stdout is not None  # both are PIPE
     assert stderr is not None
