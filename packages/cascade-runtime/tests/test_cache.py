@@ -4,6 +4,7 @@ its expire, never a value decided upstream), or asks a cache policy of the user'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import time
@@ -286,6 +287,29 @@ async def test_a_tampered_cached_result_is_refused_and_computed_again(
     # computed again, kept again: the next run takes that
     assert (await run_once(engine, wf.target()))[0] == 6
     assert wf.calls["extract"] == 2
+
+
+@pytest.mark.parametrize("forged", ["another fingerprint's entry", "bytes of its choosing"])
+async def test_a_forged_cache_entry_is_refused_and_computed_again(
+    store_url: str, forged: str
+) -> None:
+    """One who may write cache/ but not results/: an entry it forged proves no file there."""
+    wf = Costly()
+    engine = Engine(results=store_url)
+    _, first = await run_once(engine, wf.target(4))
+    _, other = await run_once(engine, wf.target(5))
+    store = engine.results
+    assert store is not None
+    path = cache_entry_path(engine, first, "extract#1")
+    entry = msgspec.json.decode(store.fs.cat_file(path))
+    if forged == "bytes of its choosing":
+        chosen = msgspec.msgpack.encode([7, 7, 7, 7])
+        entry.update(size=len(chosen), sha256=hashlib.sha256(chosen).hexdigest())
+    else:
+        entry = msgspec.json.decode(store.fs.cat_file(cache_entry_path(engine, other, "extract#1")))
+    store.fs.pipe_file(path, msgspec.json.encode(entry))
+    assert (await run_once(engine, wf.target(4)))[0] == 6
+    assert (wf.calls["extract"], engine.stats.results_refused) == (3, 1)
 
 
 def relink(entry: Path, elsewhere: Path) -> None:
