@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import pickle
 import threading
 import time
 import uuid
@@ -310,6 +311,32 @@ async def test_a_forged_cache_entry_is_refused_and_computed_again(
     store.fs.pipe_file(path, msgspec.json.encode(entry))
     assert (await run_once(engine, wf.target(4)))[0] == 6
     assert (wf.calls["extract"], engine.stats.results_refused) == (3, 1)
+
+
+async def test_a_pickle_kept_as_a_cached_result_is_never_loaded(tmp_path: Path) -> None:
+    """One who may write the store plants a pickle and an entry proving it: it is refused."""
+    marker = tmp_path / "unpickled"
+
+    class Armed:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (Path.touch, (marker,))
+
+    wf = Costly()
+    engine = Engine(results=tmp_path / "kept")
+    _, first = await run_once(engine, wf.target())
+    store = engine.results
+    assert store is not None
+    planted = pickle.dumps(Armed(), protocol=pickle.HIGHEST_PROTOCOL)
+    fingerprint = store.manifest(first).tasks["extract#1"].fingerprint
+    assert fingerprint is not None
+    store.fs.pipe_file(store.result_path(fingerprint), planted)
+    path = cache_entry_path(engine, first, "extract#1")
+    entry = msgspec.json.decode(store.fs.cat_file(path))
+    entry.update(size=len(planted), sha256=hashlib.sha256(planted).hexdigest())
+    store.fs.pipe_file(path, msgspec.json.encode(entry))
+    assert (await run_once(engine, wf.target()))[0] == 6
+    assert (wf.calls["extract"], engine.stats.results_refused) == (2, 1)
+    assert not marker.exists()
 
 
 def relink(entry: Path, elsewhere: Path) -> None:

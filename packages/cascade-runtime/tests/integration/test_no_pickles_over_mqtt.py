@@ -1,0 +1,94 @@
+"""What comes through the broker is never unpickled: pickles published on every topic an engine
+listens on, while its task runs in a worker process, are rejected as what they are (no JSON
+object) and nothing in them runs; pickles travel only between an engine and its own workers."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import MessageCallback, SyncCallback
+from cascade.interfaces.connector_kit import Subscription
+from cascade.runtime import Engine, ProcessExecutor, TaskRunning
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import BrokerEndpoint
+
+WORKERS = Path(__file__).parent.parent / "workers"
+
+
+class Armed:
+    """Unpickled, it creates ``marker``: proof that whoever read it unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+class Listening(MqttConnector):
+    """An MQTT connector that says every topic filter it was asked to subscribe to."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters: list[str] = []
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        self.filters.append(topic_filter)
+        return await super().subscribe(topic_filter, callback, on_sync=on_sync)
+
+
+@pytest.fixture
+def tasks() -> Iterator[ModuleType]:
+    """The tasks workers run, from a module they can import (its folder on sys.path)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(WORKERS))
+        yield importlib.import_module("cascade_worker_tasks")
+
+
+def concrete(topic_filter: str) -> str:
+    """A topic ``topic_filter`` matches: each wildcard level a level of its own."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    return "/".join("x" if level in ("+", "#") else level for level in topic_filter.split("/"))
+
+
+async def test_pickles_published_on_every_topic_an_engine_hears_are_never_loaded(
+    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path, tasks: ModuleType
+) -> None:
+    marker = tmp_path / "unpickled"
+    armed = [pickle.dumps(Armed(marker), protocol=p) for p in (0, pickle.HIGHEST_PROTOCOL)]
+    connector = Listening(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-pickles"
+    )
+    recorder = EventRecorder()
+    with ProcessExecutor(1) as processes:
+        engine = Engine(connector, executor=processes, heartbeat_interval=None)
+        engine.events.subscribe(recorder)
+        run = asyncio.create_task(engine.run(tasks.waits(str(tmp_path), 1)))
+        try:
+            await recorder.until(lambda: bool(recorder.names(TaskRunning)))
+            topics = sorted({concrete(f) for f in connector.filters})
+            heard = {t.removeprefix(f"{prefix}/").split("/")[0] for t in topics}
+            assert heard >= {"command", "constraints"}, topics
+            async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as attacker:
+                for topic in topics:
+                    for payload in armed:
+                        await attacker.publish(topic, payload, qos=1)
+            await eventually(lambda: connector.stats.rejected >= len(topics) * len(armed))
+            (tmp_path / "release").touch()
+            assert await asyncio.wait_for(run, 60) == 1
+        finally:
+            run.cancel()
+    assert not marker.exists()
