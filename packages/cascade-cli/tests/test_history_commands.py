@@ -770,3 +770,19 @@ def test_runs_cut_by_limit_say_how_many_are_left_out(tmp_path: Path) -> None:
     assert (len(json.loads(everything.stdout)), everything.stderr) == (7, "")
     whole = _invoke("runs", "--limit", "7", "--db", path)
     assert " of 7 runs" not in whole.stdout
+
+
+def test_audit_cut_by_limit_says_more_are_left_out(db: str) -> None:
+    """Two audit events, --limit 1: the table and stderr (under --json, whose list stays a
+    list) say more are left out and how to see them; --limit 0 and --limit 2 list both."""
+    table = _invoke("audit", "--db", db, "--since", "3650d", "--limit", "1")
+    assert table.exit_code == 0, table.output
+    assert "showing the newest event; more are left out: --limit 0 for all\n" in table.stdout
+    cut = _invoke("audit", "--db", db, "--since", "3650d", "--limit", "1", "--json")
+    assert [event["action"] for event in json.loads(cut.stdout)] == ["cleared"]
+    assert cut.stderr == (
+        "cascade: showing the newest event; more are left out: --limit 0 for all\n"
+    )
+    for limit in ("0", "2"):
+        whole = _invoke("audit", "--db", db, "--since", "3650d", "--limit", limit, "--json")
+        assert (len(json.loads(whole.stdout)), whole.stderr) == (2, "")
