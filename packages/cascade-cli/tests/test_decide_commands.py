@@ -148,7 +148,10 @@ def test_complete_sends_its_result(cascade: Invoke, broker: InMemoryBroker) -> N
         (["complete", RUN, "load", "--result", json.dumps("x" * 20_000)], "--result is 20,002"),
         (["retry", RUN], "give RUN and TASK, or --held"),
         (["retry", RUN, "load", "--held"], "--held decides on the held tasks it finds"),
-        (["skip", RUN, "load", "--dry-run"], "--dry-run, --task and --error go"),
+        (
+            ["skip", RUN, "load", "--dry-run"],
+            "--dry-run, --allow-incomplete, --task and --error go",
+        ),
         (["fail", RUN, "load", "--attempt", "0"], "--attempt"),
         (["retry", "xyz", "load"], "a run id is hex digits"),
         (["retry", RUN, "lo\x1bad"], "TASK holds '\\x1b'"),
@@ -392,3 +395,36 @@ def test_retry_held_leaves_the_gates_out(gated: tuple[Invoke, HeldTask]) -> None
     skipped = cascade("skip", "--held", "--dry-run")
     assert skipped.stdout.startswith("would skip gate (gate-2, attempt 1) of run 58a88765cea2")
     assert not gate.decided
+
+
+def test_held_decisions_decide_nothing_when_a_runs_list_is_incomplete(
+    invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]
+) -> None:
+    """The engines never answer with their held tasks (every answer incomplete at --timeout):
+    `skip --held` decides nothing, not even what heartbeats told of, says so and exits 1;
+    --allow-incomplete decides what was found and still warns and exits 1."""
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs, snapshots=False)
+
+    refused = invoke("skip", "--held", "--timeout", "0.5", connector_factory=factory)
+    assert refused.exit_code == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        "cascade: the held tasks of 2 run(s) may not all be listed: their engine's answer did "
+        "not come whole within 0.5 s (58a88765cea2, 9b1f0c2d3e4a); decided nothing: try a "
+        "longer --timeout, or --allow-incomplete to decide on those found\n"
+    )
+    assert not any(task.decided for tasks in runs.values() for task in tasks)
+    dry = invoke("skip", "--held", "--dry-run", "--timeout", "0.5", connector_factory=factory)
+    assert (dry.exit_code, dry.stdout) == (1, "")
+    decided = invoke(
+        "skip", "--held", "--allow-incomplete", "--timeout", "0.5", connector_factory=factory
+    )
+    assert decided.exit_code == 1
+    assert len(decided.stdout.splitlines()) == 3
+    assert all(task.decided for tasks in runs.values() for task in tasks)
+    assert decided.stderr == (
+        "cascade: the held tasks of 2 run(s) may not all be listed: their engine's answer did "
+        "not come whole within 0.5 s (58a88765cea2, 9b1f0c2d3e4a); decided on those found\n"
+    )

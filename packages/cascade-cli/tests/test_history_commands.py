@@ -744,3 +744,45 @@ def test_cascade_run_reads_a_big_run_a_page_at_a_time(
     first = _invoke("run", "cafe0001", "--db", path)
     assert first.output.count("│ COMPLETED │") == 20
     assert limits == [20]
+
+
+def test_runs_cut_by_limit_say_how_many_are_left_out(tmp_path: Path) -> None:
+    """Seven runs, --limit 3: the table and stderr (under --json, whose list stays a list)
+    say `showing 3 of 7 runs: --limit 0 for all`; --limit 0 lists all, and a list not cut
+    says nothing more."""
+    path = str(tmp_path / "history.sqlite3")
+    start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}
+    with History(path, mode="write") as history:
+        history.store([_event(f"{n:08x}", T0 + n, start) for n in range(7)])
+    table = _invoke("runs", "--limit", "3", "--db", path)
+    assert table.exit_code == 0, table.output
+    assert "showing 3 of 7 runs: --limit 0 for all\n" in table.stdout
+    listed = _invoke("runs", "--limit", "3", "--json", "--db", path)
+    assert listed.exit_code == 0, listed.output
+    assert [run["run_id"] for run in json.loads(listed.stdout)] == [
+        "00000006",
+        "00000005",
+        "00000004",
+    ]
+    assert listed.stderr == "cascade: showing 3 of 7 runs: --limit 0 for all\n"
+    everything = _invoke("runs", "--limit", "0", "--json", "--db", path)
+    assert everything.exit_code == 0, everything.output
+    assert (len(json.loads(everything.stdout)), everything.stderr) == (7, "")
+    whole = _invoke("runs", "--limit", "7", "--db", path)
+    assert " of 7 runs" not in whole.stdout
+
+
+def test_audit_cut_by_limit_says_more_are_left_out(db: str) -> None:
+    """Two audit events, --limit 1: the table and stderr (under --json, whose list stays a
+    list) say more are left out and how to see them; --limit 0 and --limit 2 list both."""
+    table = _invoke("audit", "--db", db, "--since", "3650d", "--limit", "1")
+    assert table.exit_code == 0, table.output
+    assert "showing the newest event; more are left out: --limit 0 for all\n" in table.stdout
+    cut = _invoke("audit", "--db", db, "--since", "3650d", "--limit", "1", "--json")
+    assert [event["action"] for event in json.loads(cut.stdout)] == ["cleared"]
+    assert cut.stderr == (
+        "cascade: showing the newest event; more are left out: --limit 0 for all\n"
+    )
+    for limit in ("0", "2"):
+        whole = _invoke("audit", "--db", db, "--since", "3650d", "--limit", limit, "--json")
+        assert (len(json.loads(whole.stdout)), whole.stderr) == (2, "")

@@ -91,10 +91,15 @@ def test_runs_are_newest_first_with_counts_and_durations(runs: History) -> None:
 
 
 def test_runs_filters(runs: History) -> None:
-    """since, status (any case), project, task, source and limit narrow the list."""
+    """since, status (any case), project, task, source and limit narrow the list; count_runs
+    counts what they pick, whatever the limit."""
 
     def ids(**filters: object) -> list[str]:
-        return [r.run_id for r in runs.runs(**filters)]  # type: ignore[arg-type]
+        found = [r.run_id for r in runs.runs(**filters)]  # type: ignore[arg-type]
+        unlimited = {key: value for key, value in filters.items() if key != "limit"}
+        counted = runs.count_runs(**unlimited)  # type: ignore[arg-type]
+        assert counted == len(runs.runs(**unlimited, limit=100))  # type: ignore[arg-type]
+        return found
 
     assert ids(status="failed") == ["run-d", "run-b"]
     assert ids(status="RUNNING") == ["run-e"]
@@ -104,6 +109,7 @@ def test_runs_filters(runs: History) -> None:
     assert ids(since=T0 + 7200) == ["run-e", "run-d", "run-c"]
     assert ids(since=datetime.fromtimestamp(T0 + 10800, timezone.utc)) == ["run-e", "run-d"]
     assert ids(limit=2) == ["run-e", "run-d"]
+    assert runs.count_runs() == 5
     assert ids(status="failed", project="default") == ["run-d"]
     assert ids(since=timedelta(days=1)) == []  # T0 is more than a day before the tests run
 

@@ -52,6 +52,7 @@ from .queries._log_queries import (
 from .queries._maps import MapItems, map_items_query
 from .queries._queries import (
     audit_query,
+    count_runs_query,
     executions_query,
     gaps_query,
     glob_to_like,
@@ -309,6 +310,37 @@ class History:
                 task=task,
                 source=source,
                 limit=limit,
+                among=among,
+                name=name,
+                schedule=schedule,
+            )
+        )
+
+    def count_runs(
+        self,
+        *,
+        since: Since = None,
+        status: str | None = None,
+        project: str | None = None,
+        task: str | None = None,
+        source: str | None = None,
+        among: Iterable[tuple[str, str | None]] | None = None,
+        name: str | None = None,
+        schedule: str | None = None,
+    ) -> int:
+        """How many runs :meth:`runs` would list with these filters and no limit: what a
+        page of them leaves out."""
+        if status is not None:
+            status_name(status)
+        after = since_epoch(since)
+        return self._read(
+            lambda c: count_runs_query(
+                c,
+                since=after,
+                status=status,
+                project=project,
+                task=task,
+                source=source,
                 among=among,
                 name=name,
                 schedule=schedule,

@@ -54,6 +54,7 @@ __all__ = [
     "Among",
     "among_filter",
     "audit_query",
+    "count_runs_query",
     "escape_like",
     "executions_query",
     "gaps_query",
@@ -132,35 +133,70 @@ def runs_query(
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
-    query = query.limit(limit)
+    query = query.limit(limit).where(
+        *_run_filters(since, status, project, task, source, among, name, schedule)
+    )
+    rows = connection.execute(query).all()
+    return summaries(connection, rows)
+
+
+def count_runs_query(
+    connection: sa.Connection,
+    *,
+    since: float | None,
+    status: str | None,
+    project: str | None,
+    task: str | None,
+    source: str | None,
+    among: Among | None = None,
+    name: str | None = None,
+    schedule: str | None = None,
+) -> int:
+    """How many runs :func:`runs_query` would list, without a limit."""
+    filters = _run_filters(since, status, project, task, source, among, name, schedule)
+    query = sa.select(sa.func.count()).select_from(runs).where(*filters)
+    return int(connection.execute(query).scalar_one())
+
+
+def _run_filters(
+    since: float | None,
+    status: str | None,
+    project: str | None,
+    task: str | None,
+    source: str | None,
+    among: Among | None,
+    name: str | None,
+    schedule: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions on ``runs`` that :meth:`History.runs`' filters say."""
+    where: list[sa.ColumnElement[bool]] = []
     if since is not None:
-        query = query.where(runs.c.received_at >= since)
+        where.append(runs.c.received_at >= since)
     if status is not None:
         wanted = status_name(status)
         if wanted == "Lost":
-            query = query.where(_LOST)
+            where.append(_LOST)
         elif wanted == "Running":
-            query = query.where(runs.c.status == wanted, ~_LOST)
+            where += [runs.c.status == wanted, ~_LOST]
         else:
-            query = query.where(runs.c.status == wanted)
-    if project is not None:
-        query = query.where(runs.c.project_id == project)
-    if source is not None:
-        query = query.where(runs.c.source == source)
-    if name is not None:
-        query = query.where(runs.c.name == name)
-    if schedule is not None:
-        query = query.where(runs.c.schedule == schedule)
+            where.append(runs.c.status == wanted)
+    for column, value in (
+        (runs.c.project_id, project),
+        (runs.c.source, source),
+        (runs.c.name, name),
+        (runs.c.schedule, schedule),
+    ):
+        if value is not None:
+            where.append(column == value)
     if among is not None:
-        query = query.where(among_filter(among))
+        where.append(among_filter(among))
     if task is not None:
-        query = query.where(
+        where.append(
             sa.exists().where(
                 task_events.c.run_id == runs.c.run_id, task_events.c.task_name == task
             )
         )
-    rows = connection.execute(query).all()
-    return summaries(connection, rows)
+    return where
 
 
 def summaries(

@@ -54,7 +54,13 @@ def audit(
         str, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: 7d).")
     ] = "7d",
     limit: Annotated[
-        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
+        int,
+        typer.Option(
+            "--limit",
+            min=0,
+            max=MAX_COUNT,
+            help="At most this many events, the newest; 0: all. A list cut short says so.",
+        ),
     ] = 1000,
     json_output: Json = False,
     export: Export = None,
@@ -83,15 +89,23 @@ def audit(
     """
     export = export_format(export, json_output)
     after = since_seconds(since)
+    bound = limit or MAX_COUNT
     with open_history("audit", db) as history:
-        found = query(lambda: history.audit(since=after, limit=limit))
-    if json_output:
-        echo_json([event.to_json() for event in found])
-        return
-    if export is not None:
-        from cascade.history import AUDIT_COLUMNS, AUDIT_TIMES
+        # one more than shown tells a cut list (counting the audit's sources would not pay)
+        found = query(lambda: history.audit(since=after, limit=bound + 1))
+    cut = len(found) > bound
+    found = found[:bound]
+    newest = "the newest " + ("event" if len(found) == 1 else f"{len(found):,} events")
+    shown = f"showing {newest}; more are left out: --limit 0 for all"
+    if json_output or export is not None:
+        if export is not None:
+            from cascade.history import AUDIT_COLUMNS, AUDIT_TIMES
 
-        Exporter(export, AUDIT_COLUMNS, times=AUDIT_TIMES).rows(event.to_json() for event in found)
+            Exporter(export, AUDIT_COLUMNS, times=AUDIT_TIMES).rows(e.to_json() for e in found)
+        else:  # a list, as ever: that it is cut is said on stderr
+            echo_json([event.to_json() for event in found])
+        if cut:
+            typer.echo(f"cascade: {shown}", err=True)
         return
     console = CliContext.of(ctx).out()
     if not found:
@@ -124,4 +138,6 @@ def audit(
         )
     table, left_out = fitted(_COLUMNS, rows, console.width, title=title)
     print_fitted(console, table, left_out)
+    if cut:
+        console.print(Text(shown, style="dim"))
     console.print(history_line(history), soft_wrap=True)

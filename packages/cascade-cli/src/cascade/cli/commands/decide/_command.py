@@ -50,6 +50,14 @@ Held = Annotated[
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="With --held: list what would be decided, send nothing.")
 ]
+AllowIncomplete = Annotated[
+    bool,
+    typer.Option(
+        "--allow-incomplete",
+        help="With --held: when some run's held tasks did not all come within --timeout, "
+        "decide on those found (still exit 1); without it, nothing is decided.",
+    ),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print each answer as a JSON line.")]
 Org = Annotated[
     str | None,
@@ -100,12 +108,13 @@ def _decide(
                 "--held decides on the held tasks it finds: give no RUN, TASK "
                 "nor --attempt (filter with --org, --project, --task, --error)"
             )
-        decide_held(ctx, asked, filters, given.get("dry_run", False), broker)
+        allow_incomplete = given.get("allow_incomplete", False)
+        decide_held(ctx, asked, filters, given.get("dry_run", False), allow_incomplete, broker)
         return
     if run is None or task is None:
         raise UsageError("give RUN and TASK, or --held")
-    if given.get("dry_run") or any(given.get(k) for k in ("task_glob", "error")):
-        raise UsageError("--dry-run, --task and --error go with --held")
+    if any(given.get(k) for k in ("dry_run", "allow_incomplete", "task_glob", "error")):
+        raise UsageError("--dry-run, --allow-incomplete, --task and --error go with --held")
     decide_one(ctx, asked, run, task, broker)
 
 
@@ -125,6 +134,7 @@ def retry(
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
+    allow_incomplete: AllowIncomplete = False,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
@@ -158,6 +168,7 @@ def skip(
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
+    allow_incomplete: AllowIncomplete = False,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
@@ -189,6 +200,7 @@ def fail(
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
+    allow_incomplete: AllowIncomplete = False,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:

@@ -1,6 +1,8 @@
 """`cascade retry|skip|fail --held`: the decision on every held task that the filters pick
 (`retry` none of the gates: they have no attempt to retry), each at the attempt held (so that
-a task that failed again since is not decided blind), one line per outcome."""
+a task that failed again since is not decided blind), one line per outcome. When some run's
+list of held tasks did not come whole, nothing is decided unless the operator allows it: "every
+match" would have been some of them."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from cascade.reader import SHOWN, HeldTask, ReaderModel, inert
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
 from ..cancel._cancel_said import RefusalsSaid
-from ..held._held import HeldFilters, listen_for_held
+from ..held._held import HeldFilters, incomplete_said, listen_for_held
 from ..held._held_view import held_json
 from ._decide import Asked, answer_json, said_answer
 
@@ -37,15 +39,25 @@ def _dry_line(asked: Asked, held: HeldTask) -> str:
 
 
 def decide_held(
-    ctx: typer.Context, asked: Asked, filters: HeldFilters, dry_run: bool, broker: BrokerOptions
+    ctx: typer.Context,
+    asked: Asked,
+    filters: HeldFilters,
+    dry_run: bool,
+    allow_incomplete: bool,
+    broker: BrokerOptions,
 ) -> None:
     """List the held tasks ``filters`` pick (as `cascade held` does) and send the decision on
-    each (or, ``dry_run``, say what would be); exit 0 only when every one was applied."""
+    each (or, ``dry_run``, say what would be); exit 0 only when every one was applied. When
+    some run's answer did not come whole, decide nothing (on those found: ``allow_incomplete``)
+    and exit 1."""
     state = ReaderModel(keep_runs=None, keep_for=None)
     said = RefusalsSaid()
+    partial: list[str] = []
 
     async def job(connector: Any) -> tuple[list[HeldTask], list[DecisionAnswer]]:
-        await listen_for_held(connector, state, filters, broker.timeout)
+        partial.extend(await listen_for_held(connector, state, filters, broker.timeout))
+        if partial and not allow_incomplete:
+            return [], []
         found = filters.picked(state)
         if asked.decision == "retry":  # a gate has no attempt to retry: its engine refuses it
             found = [held for held in found if not held.awaits_approval]
@@ -64,6 +76,11 @@ def decide_held(
         return found, list(await asyncio.gather(*(one(held) for held in found)))
 
     found, answers = CliContext.of(ctx).run(broker, job)
+    if partial and not allow_incomplete:
+        raise fail(
+            f"{incomplete_said(partial, broker.timeout)}; decided nothing: try a longer "
+            "--timeout, or --allow-incomplete to decide on those found"
+        )
     if dry_run:
         for held in found:
             if asked.json_output:
@@ -71,8 +88,15 @@ def decide_held(
                 typer.echo(json.dumps(row))
             else:
                 typer.echo(_dry_line(asked, held))
+    if partial:
+        done = "would decide on" if dry_run else "decided on"
+        typer.echo(
+            f"cascade: {incomplete_said(partial, broker.timeout)}; {done} those found", err=True
+        )
     if not found:
         typer.echo("cascade: no task is held for a decision that matches", err=True)
+        if partial:
+            raise typer.Exit(1)
         return
     said.rest(sum(answer.refused for answer in answers))
     not_applied = 0
@@ -85,3 +109,5 @@ def decide_held(
             typer.echo(("" if applied else "not applied: ") + line)
     if not_applied:
         raise fail(f"{not_applied} of {len(answers)} decisions not applied")
+    if partial:
+        raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control.run_ids import live_wait, short_id
+from cascade.control.run_ids import live_wait
 from cascade.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -15,7 +15,7 @@ from ...plumbing._context import CliContext
 from ...plumbing._view_options import Json
 from ...rendering._fit import print_fitted
 from ...rendering._times import TimeFormat
-from ._held import HeldFilters, listen_for_held
+from ._held import HeldFilters, incomplete_said, listen_for_held
 from ._held_view import held_json, held_table
 
 __all__ = ["HeldOrg", "HeldProject", "HeldTaskGlob", "HeldError", "held"]
@@ -80,10 +80,6 @@ def held(
         console = CliContext.of(ctx).out()
         print_fitted(console, *held_table(found, TimeFormat(now), console.width))
     if partial:
-        typer.echo(
-            f"cascade: the held tasks of {len(partial)} run(s) may not all be listed: their "
-            f"engine's answer did not come whole within {broker.timeout:g} s "
-            f"({', '.join(short_id(run_id) for run_id in partial[:5])}); try a longer --timeout",
-            err=True,
-        )
+        said = incomplete_said(partial, broker.timeout)
+        typer.echo(f"cascade: {said}; try a longer --timeout", err=True)
         raise typer.Exit(1)

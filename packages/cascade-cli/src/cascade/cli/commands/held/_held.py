@@ -15,7 +15,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.control.run_ids import listed_runs, live_wait
+from cascade.control.run_ids import listed_runs, live_wait, short_id
 from cascade.interfaces import (
     Message,
     decode_level,
@@ -26,7 +26,7 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import bounded
 from cascade.reader import HeldTask, ReaderModel, SnapshotAsker, held_tasks
 
-__all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "listen_for_held"]
+__all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "incomplete_said", "listen_for_held"]
 
 ASK_EVERY_LIVE_RUN = 100
 """Live runs the summaries list up to which each is asked for its state, held tasks counted in
@@ -124,3 +124,12 @@ async def listen_for_held(
         for handle in handles:
             await handle.unsubscribe()
     return sorted(run_id for run_id, whole in answered.items() if not whole.is_set())
+
+
+def incomplete_said(partial: list[str], timeout: float) -> str:
+    """What the runs ``partial`` (from :func:`listen_for_held`) leave out, in one line."""
+    return (
+        f"the held tasks of {len(partial)} run(s) may not all be listed: their engine's answer "
+        f"did not come whole within {timeout:g} s "
+        f"({', '.join(short_id(run_id) for run_id in partial[:5])})"
+    )

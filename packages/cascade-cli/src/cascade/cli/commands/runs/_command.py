@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -22,6 +22,7 @@ from ...plumbing._history_db import (
     since_seconds,
 )
 from ...rendering._fit import print_fitted
+from ...rendering._plural import counted
 from ...rendering._render import TimeFormat
 from ._runs import MISSING_NOTE, REFUSED_NOTE, filtered, gap_lines, runs_table
 
@@ -59,7 +60,13 @@ def runs(
         typer.Option("--schedule", help="Only runs this schedule started (cascade schedules)."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
+        int,
+        typer.Option(
+            "--limit",
+            min=0,
+            max=MAX_COUNT,
+            help="At most this many runs; 0: all. A list cut short says how many it left out.",
+        ),
     ] = 50,
     json_output: Json = False,
     export: Export = None,
@@ -75,28 +82,27 @@ def runs(
     """
     export = export_format(export, json_output)
     after = since_seconds(since)
+    filters: dict[str, Any] = {
+        "since": after, "status": status, "project": project, "task": task, "source": source,
+        "name": name, "schedule": schedule,
+    }  # fmt: skip
     with open_history("runs", db) as history:
-        found = query(
-            lambda: history.runs(
-                since=after,
-                status=status,
-                project=project,
-                task=task,
-                source=source,
-                name=name,
-                schedule=schedule,
-                limit=limit,
-            )
-        )
+        found = query(lambda: history.runs(**filters, limit=limit or MAX_COUNT))
+        total = len(found)
+        if limit and total == limit:  # perhaps cut: count what the filters pick
+            total = query(lambda: history.count_runs(**filters))
         sources = {run.source for run in found}
         gaps = [] if json_output or export else query(lambda: history.gaps(since=after))
-    if export is not None:
-        from cascade.history import RUN_COLUMNS, RUN_TIMES
+    shown = f"showing {len(found):,} of {counted(total, 'run')}: --limit 0 for all"
+    if export is not None or json_output:
+        if export is not None:
+            from cascade.history import RUN_COLUMNS, RUN_TIMES
 
-        Exporter(export, RUN_COLUMNS, times=RUN_TIMES).rows(run.to_json() for run in found)
-        return
-    if json_output:
-        echo_json([run.to_json() for run in found])
+            Exporter(export, RUN_COLUMNS, times=RUN_TIMES).rows(run.to_json() for run in found)
+        else:  # a list, as ever: what it leaves out is said on stderr
+            echo_json([run.to_json() for run in found])
+        if total > len(found):
+            typer.echo(f"cascade: {shown}", err=True)
         return
     console = CliContext.of(ctx).out()
     if not found:
@@ -106,6 +112,8 @@ def runs(
     times = TimeFormat(time.time())
     table, left_out = runs_table(found, times, console.width)
     print_fitted(console, table, left_out)
+    if total > len(found):
+        console.print(Text(shown, style="dim"))
     if any(run.missing_events for run in found):
         console.print(Text(MISSING_NOTE, style="yellow"))
     if any(run.refused for run in found):
