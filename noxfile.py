@@ -460,13 +460,21 @@ def lowest_pins(package: str, names: tuple[str, ...]) -> list[str]:
 @nox.session
 @nox.parametrize("versions", ["lowest", "highest"])
 def compat(session: nox.Session, versions: str) -> None:
-    """The connector's tests at the lowest and the highest aiomqtt and paho-mqtt its pins allow."""
+    """The connector's tests at the lowest and the highest aiomqtt and paho-mqtt its pins allow,
+    and the notifier's at the lowest and highest httpx2 and httpcore2 (its webhooks reach into
+    httpx2's transport for its connection pool: cascade/notify/_destinations.py)."""
     install_packages(session, "test")
     if versions == "lowest":
-        session.install(*lowest_pins("cascade-connector-mqtt", ("aiomqtt", "paho-mqtt")))
+        session.install(
+            *lowest_pins("cascade-connector-mqtt", ("aiomqtt", "paho-mqtt")),
+            *lowest_pins("cascade-notify", ("httpx2", "httpcore2")),
+        )
     else:
-        # every dependency of the connector to the highest version its pins allow
-        session.install("--upgrade", "-e", "packages/cascade-connector-mqtt")
-    session.run("uv", "pip", "show", "aiomqtt", "paho-mqtt", silent=False)
+        # every dependency of the connector and the notifier to the highest its pins allow
+        session.install(
+            "--upgrade", "-e", "packages/cascade-connector-mqtt", "-e", "packages/cascade-notify"
+        )
+    session.run("uv", "pip", "show", "aiomqtt", "paho-mqtt", "httpx2", "httpcore2", silent=False)
     tests = ROOT / "packages" / "cascade-connector-mqtt" / "tests"
     session.run(*PYTEST, str(tests), *session.posargs)
+    session.run(*PYTEST, str(ROOT / "packages" / "cascade-notify" / "tests"), *session.posargs)
