@@ -11,12 +11,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
-
-if TYPE_CHECKING:
-    from ._run import HoldCounts
 
 __all__ = ["ENDED_RUN_SECONDS", "MAX_ENDED_RUNS", "EndedDecisions", "EndedRuns"]
 
@@ -27,6 +24,12 @@ MAX_ENDED_RUNS = 64
 """The most ended runs an engine answers decisions for at once (the latest ended)."""
 
 Close = Callable[[float], Awaitable[None]]
+
+
+class RefusedCounts(Protocol):
+    """Where a late decision is counted (:class:`~cascade.runtime.EngineStats`)."""
+
+    decisions_refused: int
 
 
 class EndedDecisions:
@@ -44,7 +47,7 @@ class EndedDecisions:
         names: dict[str, str],
         replies: MutableMapping[str, DecisionReply],
         max_replies: int,
-        stats: HoldCounts | None,
+        stats: RefusedCounts | None,
     ) -> None:
         self.run_id = run_id
         self.source = source

@@ -14,14 +14,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._param import Param
 from ._router import RouteMissing, Router
 from ._task import ALWAYS, LazyResult, Unmapped
 
 if TYPE_CHECKING:
-    from ._graph import Graph, Node
+    from ._node import Node
+
+
+class GraphState(Protocol):
+    """What routing reads of a run's graph: each lazy result's node, the params' values."""
+
+    by_lazy: dict[int, Node]
+    values: dict[str, Any]
+
 
 __all__ = ["Demand", "Path", "Routing", "chosen", "routing"]
 
@@ -124,7 +132,7 @@ class Routing:
                     stack.append(dep)
         return needed
 
-    def needs(self, consumer: Node, dep: Node, graph: Graph) -> bool:
+    def needs(self, consumer: Node, dep: Node, graph: GraphState) -> bool:
         """Whether ``consumer`` needs ``dep``'s result, its routers' selectors known: it takes
         it other than as a route, or as a route its router chose (or ``dep`` is its map's item)."""
         found = self.takes.get(id(consumer))
@@ -132,7 +140,7 @@ class Routing:
             return True
         return any(node is dep and _path_holds(path, graph) is True for node, path in found)
 
-    def missing_route(self, consumer: Node, graph: Graph) -> RouteMissing | None:
+    def missing_route(self, consumer: Node, graph: GraphState) -> RouteMissing | None:
         """The :class:`RouteMissing` of a router ``consumer`` takes through chosen routes whose
         selector is no key of its routes, if one is (its selectors known)."""
         for router, path in self.reaches[id(consumer)]:
@@ -170,7 +178,7 @@ def routing(graph_nodes: list[Node], by_lazy: dict[int, Node], roots: set[int]) 
     return found
 
 
-def chosen(router: Router[Any], graph: Graph) -> Any:
+def chosen(router: Router[Any], graph: GraphState) -> Any:
     """The key ``router``'s selector chose; :data:`_PENDING` while it is not known, and
     :data:`_NONE` where it gives none (its task ended without a result, or no route has it)."""
     value = _value(router.selector, graph)
@@ -184,7 +192,7 @@ def chosen(router: Router[Any], graph: Graph) -> Any:
     return _NONE
 
 
-def _value(value: Any, graph: Graph) -> Any:
+def _value(value: Any, graph: GraphState) -> Any:
     """A selector's value; :data:`_PENDING` or :data:`_NONE` as :func:`chosen` says them."""
     if isinstance(value, LazyResult):
         node = graph.by_lazy[id(value)]
@@ -199,7 +207,7 @@ def _value(value: Any, graph: Graph) -> Any:
     return value
 
 
-def _path_holds(path: Path, graph: Graph) -> bool | None:
+def _path_holds(path: Path, graph: GraphState) -> bool | None:
     """Whether every router of ``path`` chose its key: ``None`` while one is not known."""
     known: bool | None = True
     for router, key in path:
@@ -222,7 +230,7 @@ class Demand:
     def __init__(
         self,
         found: Routing,
-        graph: Graph,
+        graph: GraphState,
         wanted: Callable[[Node], None],
         unwanted: Callable[[Node], None],
     ) -> None:
