@@ -240,6 +240,54 @@ def test_a_task_decided_meanwhile_is_reported_refused_on_its_row(
     assert sorted(applied) == [("load-1", "retry"), ("load-2", "fail"), ("load-3", "retry")]
 
 
+# Holds the page's listings of held tasks (GET /api/held) until window.releaseListings(), and
+# counts in window.listingsTaken those whose answer the page has read and acted on (a task
+# after the one that reads its body: api.js awaits response.json(), then the page draws).
+HOLD_LISTINGS = """
+const held = window.heldListings = [];
+window.listingsTaken = 0;
+const send = window.fetch;
+const counted = (response) => {
+  const read = response.json.bind(response);
+  response.json = () => read().then((body) => {
+    setTimeout(() => { window.listingsTaken += 1; }, 0);
+    return body;
+  });
+  return response;
+};
+window.fetch = (url, options) => {
+  if (!String(url).startsWith("/api/held") || (options && options.method !== "GET")) {
+    return send.call(window, url, options);
+  }
+  const go = (resolve) => () => resolve(send.call(window, url, options).then(counted));
+  return new Promise((resolve) => held.push(go(resolve)));
+};
+window.releaseListings = () => { for (const go of held.splice(0)) go(); };
+"""
+
+
+def test_a_listing_answered_after_a_dry_run_does_not_wipe_its_plan(
+    browser: Any,
+    team_board: Dashboard,
+    holding: tuple[HoldingEngine, str],
+) -> None:
+    """A listing asked before the dry run (the live held list changed, or the filter was sent
+    again) and answered after it once redrew the rows without the plan's outcomes, and the
+    plan's rows stayed blank (seen under load: a CI run's bulk retry never said "would")."""
+    _engine, suffix = holding
+    _as(browser, team_board, "olga-secret", f"decisions?task=load_{suffix}_*")
+    wait(browser, lambda d: sorted(matched(d)) == ["load-1", "load-2", "load-3"])
+    browser.execute_script(HOLD_LISTINGS)
+    click(browser, "#bulk-filter")  # a listing asked: held in flight
+    wait(browser, lambda d: d.execute_script("return window.heldListings.length;") == 1)
+    click(browser, "#bulk-preview")
+    wait(browser, lambda d: outcomes(d) == ["would retry"] * 3)
+    browser.execute_script("window.releaseListings();")
+    wait(browser, lambda d: d.execute_script("return window.listingsTaken;") == 1)
+    assert outcomes(browser) == ["would retry"] * 3  # the plan stands
+    assert not browser.find_element(By.ID, "bulk-plan").get_attribute("hidden")
+
+
 # Counts the page's decide requests in flight (sent, not yet answered) and the most at once.
 # api.js calls the global fetch at each request, so the page's own requests pass through here.
 COUNT_DECIDES_IN_FLIGHT = """

@@ -96,6 +96,7 @@ function mark(task, text, className) {
 
 // The dry run: what the decision would decide, and what it leaves out and why.
 function showPlan() {
+  asked += 1; // the plan is of the rows shown: a listing asked before it is not drawn over it
   const decision = $("bulk-decision").value;
   const reason = $("bulk-reason").value.trim();
   const tasks = [];
