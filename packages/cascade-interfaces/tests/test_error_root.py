@@ -25,6 +25,7 @@ PACKAGES = (
     "cascade.runtime",
     "cascade.history",
     "cascade.dashboard",
+    "cascade.notify",
     "cascade.cli",
     "cascade.testkit",
 )

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpcore2
 import httpx2
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["DestinationRefused", "Destinations", "Resolve"]
 
 Resolve = Callable[[str, int], Sequence[str]]
@@ -41,7 +43,7 @@ _HINT = (
 )
 
 
-class DestinationRefused(ValueError):
+class DestinationRefused(CascadeError, ValueError):
     """A webhook's destination is inside (loopback, private, link-local, ...) and not allowed;
     the message says which address and why, never the URL's path."""
 
