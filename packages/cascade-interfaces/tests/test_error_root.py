@@ -37,6 +37,8 @@ NO_ERRORS = {
     " said in the request's answer",
     "cascade.runtime:_Taken": "a _Refused: a start request's id taken already in the results"
     " store; raised and caught in one module",
+    "cascade.runtime:_Busy": "a _Refused: no room for a start request's run now; raised and"
+    " caught in one module",
 }
 
 
