@@ -1461,9 +1461,11 @@ class Run:
         assert routing is not None
         for dep in node.deps:
             if (dep.skipped or dep.failed) and routing.needs(node, dep, graph):
-                reason = self.skip_reasons.get(id(dep))
-                if reason is None:  # a map's item failed
-                    reason = _upstream(dep, "failed" if dep.failed else "was skipped")
+                # noted where it ended (failed, skipped: _skip_dependents); a task the run
+                # needs is never one ended not routed, which notes none
+                reason = self.skip_reasons.get(id(dep)) or _upstream(
+                    dep, "failed" if dep.failed else "was skipped"
+                )
                 self._end_skipped(node, reason)
                 self._skip_dependents(node, reason=reason)
                 return True

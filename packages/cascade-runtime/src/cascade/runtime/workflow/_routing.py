@@ -31,7 +31,7 @@ class GraphState(Protocol):
     values: dict[str, Any]
 
 
-__all__ = ["Demand", "Path", "Routing", "chosen", "routing"]
+__all__ = ["Demand", "Routing", "routing"]
 
 Path = tuple[tuple[Router[Any], Any], ...]
 """The routes through which a task takes a value: (router, key) from the outermost router in."""
@@ -144,7 +144,7 @@ class Routing:
         """The :class:`RouteMissing` of a router ``consumer`` takes through chosen routes whose
         selector is no key of its routes, if one is (its selectors known)."""
         for router, path in self.reaches[id(consumer)]:
-            if _path_holds(path, graph) is True and chosen(router, graph) is _NONE:
+            if _path_holds(path, graph) is True and _chosen(router, graph) is _NONE:
                 try:
                     router.route(_value(router.selector, graph))
                 except RouteMissing as exc:
@@ -178,7 +178,7 @@ def routing(graph_nodes: list[Node], by_lazy: dict[int, Node], roots: set[int]) 
     return found
 
 
-def chosen(router: Router[Any], graph: GraphState) -> Any:
+def _chosen(router: Router[Any], graph: GraphState) -> Any:
     """The key ``router``'s selector chose; :data:`_PENDING` while it is not known, and
     :data:`_NONE` where it gives none (its task ended without a result, or no route has it)."""
     value = _value(router.selector, graph)
@@ -193,7 +193,7 @@ def chosen(router: Router[Any], graph: GraphState) -> Any:
 
 
 def _value(value: Any, graph: GraphState) -> Any:
-    """A selector's value; :data:`_PENDING` or :data:`_NONE` as :func:`chosen` says them."""
+    """A selector's value; :data:`_PENDING` or :data:`_NONE` as :func:`_chosen` says them."""
     if isinstance(value, LazyResult):
         node = graph.by_lazy[id(value)]
         if not node.done:
@@ -202,7 +202,7 @@ def _value(value: Any, graph: GraphState) -> Any:
     if isinstance(value, Param):
         return graph.values[value.name]
     if isinstance(value, Router):
-        key = chosen(value, graph)
+        key = _chosen(value, graph)
         return key if key is _PENDING or key is _NONE else _value(value.routes[key], graph)
     return value
 
@@ -211,7 +211,7 @@ def _path_holds(path: Path, graph: GraphState) -> bool | None:
     """Whether every router of ``path`` chose its key: ``None`` while one is not known."""
     known: bool | None = True
     for router, key in path:
-        choice = chosen(router, graph)
+        choice = _chosen(router, graph)
         if choice is _PENDING:
             known = None
         elif choice is _NONE or choice != key:
