@@ -34,6 +34,19 @@ async def test_the_first_connection_learns_whether_wildcards_get_retained_messag
         assert probe_filter not in link.filters
 
 
+async def test_a_probe_routed_after_its_subscribe_says_nothing_of_retained_messages(
+    broker: FakeBroker,
+) -> None:
+    """RabbitMQ 3.x may route the probe after the SUBSCRIBE sent behind it (under load): that
+    live copy (retain flag clear) is no retained message to a wildcard, and a writer of
+    constraints taking it for one skipped the constraints index (a lost `cascade limit`)."""
+    broker.retained_to_wildcards = False
+    broker.routes_late = True
+    async with MqttConnector("broker", source_id="s", link=broker) as connector:
+        await connector.subscribe("t/#", lambda m: None)
+        assert connector.capabilities.retained_to_wildcards is False
+
+
 async def test_the_probe_is_made_once_and_never_dispatched(broker: FakeBroker) -> None:
     """A reconnection does not probe again, and a '#' subscriber never sees the probe."""
     everything = Inbox()

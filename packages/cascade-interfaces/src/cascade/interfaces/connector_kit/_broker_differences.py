@@ -77,8 +77,8 @@ class BrokerDifferences:
             return False
         if self.capabilities.retained_to_wildcards is None:
             await read_index(self, ())  # its first subscription tells the connector
-        if self.capabilities.retained_to_wildcards is not False:
-            return False
+        if self.capabilities.retained_to_wildcards is True:
+            return False  # unknown still (the link dropped meanwhile): an index costs nothing
         return await update_constraints_index(
             self, put=put, remove=remove, timeout=timeout, settle=settle
         )

@@ -48,6 +48,10 @@ class FakeBroker:
     - ``subscription_ids``: whether MQTT 5 links may use subscription identifiers.
     - ``retained_to_wildcards``: ``False`` sends retained messages only to
       subscriptions of their exact topic (as RabbitMQ 3.x does).
+    - ``routes_late``: a retained message a link publishes also reaches the subscriptions
+      that link makes next, live (retain flag clear), as if routed after their SUBSCRIBE
+      (RabbitMQ 3.x's MQTT plugin routes publishes and makes subscriptions on two
+      channels: under load a SUBSCRIBE sent behind a PUBLISH can be in place first).
     - ``auto_settle``: each new link settles what it is handed on the next
       loop turn (``False``: the test calls :meth:`FakeLink.settle`).
     - ``refuse``: filters whose SUBACK refuses them (0x80); nothing arrives on them.
@@ -66,11 +70,13 @@ class FakeBroker:
         batches: bool = True,
         subscription_ids: bool = True,
         retained_to_wildcards: bool = True,
+        routes_late: bool = False,
         auto_settle: bool = True,
     ) -> None:
         self.batches = batches
         self.subscription_ids = subscription_ids
         self.retained_to_wildcards = retained_to_wildcards
+        self.routes_late = routes_late
         self.auto_settle = auto_settle
         self.refuse: set[str] = set()
         self.hang_up_on: set[str] = set()
@@ -159,6 +165,7 @@ class FakeLink:
         self._up = False
         self._last_id = 0
         self._incoming: deque[Incoming] = deque()
+        self._unrouted: list[Sent] = []  # retained, before the next SUBSCRIBE (routes_late)
         self._waiter: asyncio.Future[None] | None = None
         self._gone: str | None = None  # why the connection ended, once it has
 
@@ -237,11 +244,15 @@ class FakeLink:
             self.filters.append(topic_filter)
             self.subscription_numbers[topic_filter] = number
             self.granted[topic_filter] = qos
+            for late in self._unrouted:
+                if topic_matches(topic_filter, late.topic):
+                    self.deliver(late.topic, late.payload, min(qos, late.qos, 1))
             for topic, payload in list(broker.retained.items()):
                 exact = topic == topic_filter
                 if exact or (broker.retained_to_wildcards and topic_matches(topic_filter, topic)):
                     ids = (number,) if number is not None else ()
                     self.deliver(topic, payload, min(qos, 1), retain=True, subscription_ids=ids)
+        self._unrouted.clear()
         return [0x80 if f in broker.refuse else min(qos, 1) for f, _ in filters]
 
     def unsubscribe(self, topic_filter: str) -> None:
@@ -336,6 +347,8 @@ class FakeLink:
             return
         self.writes.append(messages)
         self.sent.extend(messages)
+        if self.broker.routes_late:
+            self._unrouted.extend(m for m in messages if m.retain and m.payload)
         for message in messages:
             self.pending[message.mid] = max(message.qos, self.pending.get(message.mid, 0))
             self.broker.route(message.topic, message.payload, message.qos, message.retain)
