@@ -14,6 +14,7 @@ PAGE = ROOT / "docs" / "performance.md"
 COMPARE = ROOT / "benchmarks" / "peers" / "compare.py"
 INSTRUCTIONS = ROOT / "packages" / "cascade-runtime" / "benchmarks" / "telemetry_instructions.py"
 ENGINE_BENCH = ROOT / "packages" / "cascade-runtime" / "benchmarks" / "bench_engine.py"
+ROUTES_BENCH = ROOT / "packages" / "cascade-runtime" / "benchmarks" / "bench_routes.py"
 BEGIN = "<!-- peers: begin (written by benchmarks/peers/compare.py --write) -->"
 END = "<!-- peers: end -->"
 
@@ -40,12 +41,12 @@ def test_the_table_has_every_peer_and_workload_at_the_default_sizes() -> None:
 
 
 def test_every_option_the_page_names_is_taken() -> None:
-    """`--existing` by the session, the rest by the driver, the instruction count or the
-    engine's bench (their --help)."""
+    """`--existing` by the session, the rest by the driver, the instruction count, the
+    engine's bench or the routers' bench (their --help)."""
     page = PAGE.read_text(encoding="utf-8")
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", page))
     taken = {"--existing"}
-    for script in (COMPARE, INSTRUCTIONS, ENGINE_BENCH):
+    for script in (COMPARE, INSTRUCTIONS, ENGINE_BENCH, ROUTES_BENCH):
         done = subprocess.run(
             [sys.executable, str(script), "--help"], capture_output=True, text=True, check=True
         )
