@@ -127,3 +127,25 @@ async def test_no_proxy_connects_directly_still_guarded(
     (served,) = proxy.wait_for_requests(1)
     assert served.startswith("POST localhost:"), served
     assert receiver.requests == 2
+
+
+@pytest.mark.asyncio
+async def test_https_goes_through_the_proxy_as_a_tunnel(
+    receiver: WebhookReceiver, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTPS_PROXY``: the proxy is asked for a tunnel (CONNECT) to the destination, TLS
+    inside it (the receiver speaks plain HTTP, so the handshake fails: the tunnel is what is
+    shown); an https destination resolving inside is refused before the proxy is asked."""
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    port = urlsplit(receiver.url).port
+    destinations = Destinations(
+        allow=ALLOW_RECEIVER, resolve=lambda host, port: ["169.254.169.254"]
+    )
+    refused, seen = await _post(f"https://hooks.example.net:{port}/x", destinations)
+    assert seen == ["refused"]
+    assert "cloud metadata" in refused.error
+    tunnelled, seen = await _post(f"https://localhost:{port}/x", destinations)
+    assert seen == ["unreachable"]
+    assert not tunnelled.ok
+    (served,) = proxy.wait_for_requests(1)
+    assert served.startswith(f"CONNECT localhost:{port}"), served
