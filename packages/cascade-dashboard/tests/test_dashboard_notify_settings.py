@@ -1,7 +1,8 @@
 """Notifications from a team's dashboard: its admins add, list and remove webhooks, whose URLs
 are shown redacted; the dashboard's process posts a failed run to a real receiver; viewers and
 operators are refused; every change is in the access audit; a webhook inside the dashboard's
-network is refused (400 saying why) unless the dashboard was started allowing it."""
+network is refused (400 saying why) unless the dashboard was started allowing it; the
+environment's proxy is posted through, as by ``cascade notify``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from cascade.history import History
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.notify import Destinations
 from cascade.runtime import Engine, TaskFailedError, task
-from cascade.testkit import WebhookReceiver
+from cascade.testkit import ForwardProxy, WebhookReceiver
 
 from .test_dashboard_api_tokens import (  # type: ignore[import-not-found]
     ROLES,
@@ -41,6 +42,14 @@ def load(rows: int) -> int:
 def history(tmp_path: Path) -> Iterator[History]:
     with History(tmp_path / "history.sqlite3", mode="write") as history:
         yield history
+
+
+@pytest.fixture(autouse=True)
+def no_environment_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the environment the tests run in (the receivers are on loopback)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture
@@ -132,6 +141,27 @@ async def test_a_saved_webhook_is_run_when_the_dashboard_starts(
         assert "blocks" in receiver.posts[0][1]
     finally:
         await notifications.stop()
+
+
+async def test_a_webhook_posts_through_the_environments_proxy(
+    hub: DashboardHub, broker: InMemoryBroker, receiver: WebhookReceiver, history: History,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``HTTP_PROXY`` as the dashboard was started with: the post goes through it (a real
+    one, proxy.py), the receiver still an allowed destination."""
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        history.add_webhook(receiver.url, fmt="generic", events=["run.failed"], created_by="r")
+        notifications = Notifications(hub.connector, history, destinations=LOOPBACK)
+        await notifications.start()
+        try:
+            with pytest.raises(TaskFailedError):
+                await Engine(InMemoryConnector(broker, source_id="engine-a")).run(load(3))
+            assert await asyncio.to_thread(receiver.wait_for, 1)
+        finally:
+            await notifications.stop()
+        (served,) = await asyncio.to_thread(proxy.wait_for_requests, 1)
+    assert served.startswith(f"POST {receiver.url.split('//')[1].split('/')[0]}/"), served
 
 
 @pytest.mark.parametrize("who", [VERA, OLGA])

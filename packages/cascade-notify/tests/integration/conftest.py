@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.testkit import (
+    ForwardProxy,
     PrivatePostgreSQL,
     WebhookReceiver,
     family_mosquitto_broker,  # noqa: F401 - fixture "mosquitto_broker"
@@ -22,6 +23,24 @@ pytestmark = pytest.mark.integration
 def receiver() -> Iterator[WebhookReceiver]:
     """An HTTP server on a free loopback port that keeps what is posted to it."""
     with WebhookReceiver() as server:
+        yield server
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_environment_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the environment the tests run in: each test sets those it is about."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def proxy() -> Iterator[ForwardProxy]:
+    """An HTTP proxy (proxy.py) on a free loopback port, in a process of its own."""
+    with ForwardProxy() as server:
         yield server
 
 

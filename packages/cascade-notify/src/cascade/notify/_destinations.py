@@ -6,7 +6,14 @@ metadata address is refused, unless an allow-list names it (a host name, an addr
 network). The check is made on the very address connected to: a name is resolved once, every
 address it resolves to checked, and the connection made to a checked address (its TLS still
 verified against the name), so a DNS answer that changes between a check and a connection
-cannot slip through."""
+cannot slip through.
+
+Proxies named by the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+read as httpx reads them) are used, as by any httpx client: a proxy is the operator's own
+configuration, so it is connected to wherever it is; the destination is checked before the
+proxy is asked anything (its name, or address, and the addresses the name resolves to here,
+when it does), and the proxy then resolves the name itself. A destination ``NO_PROXY`` names
+is connected to directly, guarded as any."""
 
 from __future__ import annotations
 
@@ -171,6 +178,17 @@ class Destinations:
         """An ``httpx2`` transport whose every connection goes to a checked address."""
         return _GuardedTransport(self)
 
+    def mounts(self) -> dict[str, httpx2.AsyncBaseTransport | None]:
+        """The proxies the environment names, as an ``httpx2`` client's ``mounts`` (with
+        :meth:`transport` its ``transport``): a URL pattern for each proxy (a transport that
+        checks each request's destination before it asks the proxy), and ``None`` for each
+        ``NO_PROXY`` entry (the direct, guarded transport). Read now, as httpx reads them
+        when a client is made."""
+        return {
+            pattern: None if url is None else _ProxiedTransport(self, httpx2.Proxy(url))
+            for pattern, url in _environment_proxies().items()
+        }
+
 
 class _GuardedNetwork(httpcore2.AsyncNetworkBackend):
     """Connects to what :meth:`Destinations.addresses` gives, the first that answers."""
@@ -212,10 +230,46 @@ class _GuardedNetwork(httpcore2.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+class _ProxiedTransport(httpx2.AsyncBaseTransport):
+    """httpx2's transport through ``proxy``, each request's destination checked first (a name
+    that resolves here to a refused address never reaches the proxy; one that does not
+    resolve here is left to the proxy). The proxy itself is connected to unchecked."""
+
+    def __init__(self, destinations: Destinations, proxy: httpx2.Proxy) -> None:
+        self.destinations = destinations
+        self.inner = httpx2.AsyncHTTPTransport(proxy=proxy)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            await asyncio.to_thread(self.destinations.addresses, url.host, port)
+        except DestinationRefused:
+            raise
+        except OSError:
+            pass  # not resolvable here: the proxy resolves it
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# httpx2's private parts reached, all here, each failing loudly if httpx2 changes it: the
+# environment's proxies as its clients read them (the function its AsyncClient calls), and its
+# transport's connection pool (made again with a guarded network backend).
+
+
+def _environment_proxies() -> dict[str, str | None]:
+    try:
+        from httpx2._utils import get_environment_proxies
+    except ImportError:  # pragma: no cover - only when httpx2 changes
+        raise RuntimeError("httpx2 changed: it reads the environment's proxies no more") from None
+    return get_environment_proxies()
+
+
 class _GuardedTransport(httpx2.AsyncHTTPTransport):
-    """httpx2's transport, its pool's connections made by :class:`_GuardedNetwork`. Env
-    proxies are not used (as for any transport given to a client): a proxy would connect to
-    an address we never checked."""
+    """httpx2's transport, its pool's connections made by :class:`_GuardedNetwork` (for the
+    direct connections: proxies are :meth:`Destinations.mounts`)."""
 
     def __init__(self, destinations: Destinations) -> None:
         super().__init__()

@@ -64,10 +64,12 @@ class Webhook:
     a 4xx other than 429 is final. ``destinations``: where it may post (global addresses only,
     by default): a URL whose host is refused by name or address raises ``DestinationRefused``
     here, and a name found at post time to resolve to a refused address is a final attempt
-    (``refused``), logged. ``on_attempt(outcome)`` is told each attempt's outcome (``ok``,
-    ``http_5xx``, ``http_4xx``, ``timeout``, ``unreachable``, ``refused``). ``transport``: an
+    (``refused``), logged. The environment's proxies (``HTTPS_PROXY``, ``NO_PROXY``, ...) are
+    used as httpx uses them, the destination checked before a proxy is asked.
+    ``on_attempt(outcome)`` is told each attempt's outcome (``ok``, ``http_5xx``,
+    ``http_4xx``, ``timeout``, ``unreachable``, ``refused``). ``transport``: an
     ``httpx2`` transport instead of ``destinations``' (tests inject one, as httpx's
-    ``MockTransport``)."""
+    ``MockTransport``; no proxy is used then)."""
 
     def __init__(
         self,
@@ -92,9 +94,12 @@ class Webhook:
         self.attempts = max(1, attempts)
         self.on_attempt = on_attempt
         self._sleep = sleep
+        # a transport given to a client makes httpx ignore the environment's proxies: they
+        # are mounted again, checking destinations as the direct transport does
         self._client = httpx2.AsyncClient(
             timeout=httpx2.Timeout(timeout),
             transport=transport or self.destinations.transport(),
+            mounts=None if transport is not None else self.destinations.mounts(),
             follow_redirects=False,
         )
 

@@ -23,7 +23,8 @@ test one family's session runs alone.
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own;
 :class:`DaskCluster` a Dask scheduler and workers of the tests' own;
-:class:`WebhookReceiver` a webhook receiver of the tests' own (an HTTP server on loopback).
+:class:`WebhookReceiver` a webhook receiver of the tests' own (an HTTP server on loopback);
+:class:`ForwardProxy` an HTTP proxy of the tests' own (proxy.py, a process on loopback).
 :class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
 (:class:`HeldTask`), answering decisions as an engine does, for the faces that send them;
 :class:`ServingEngine` for a process serving named workflows (``Engine.serve``): it announces
@@ -97,9 +98,10 @@ from ._rabbitmq_cluster import RabbitMQCluster
 from ._serving import KeptRun, ServingEngine
 from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
-from ._webhooks import WebhookReceiver
+from ._webhooks import ForwardProxy, WebhookReceiver
 
 __all__ = [
+    "ForwardProxy",
     "WebhookReceiver",
     "HeldTask",
     "HoldingEngine",
