@@ -13,7 +13,13 @@ def total(values: list[int]) -> int:
 
 result = await Engine().run(total([fetch(i) for i in range(10)]))
 ```
+
+A name this module does not have is looked up among the providers of the
+``cascade.providers`` entry-point group (``cs.format``, ``cs.read.text``, a third
+party's ``cs.my.thing``): see :class:`Provider`.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._engine import Engine
 from ._errors import (
@@ -45,6 +51,8 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._providers import Provider, ProviderMissing
+from ._providers import providers as _providers
 from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
@@ -110,6 +118,8 @@ __all__ = [
     "Param",
     "ParamError",
     "ProcessExecutor",
+    "Provider",
+    "ProviderMissing",
     "RouteMissing",
     "Router",
     "Schedule",
@@ -156,3 +166,44 @@ __all__ = [
     "task",
     "unmapped",
 ]
+
+
+if TYPE_CHECKING:
+    # The providers cascade-runtime ships, typed; at run time they are found as any other.
+    from .workflow._library_types import (
+        dict as dict,
+    )
+    from .workflow._library_types import (
+        format as format,
+    )
+    from .workflow._library_types import (
+        fs as fs,
+    )
+    from .workflow._library_types import (
+        io as io,
+    )
+    from .workflow._library_types import (
+        load_yaml as load_yaml,
+    )
+    from .workflow._library_types import (
+        lookup as lookup,
+    )
+    from .workflow._library_types import (
+        read as read,
+    )
+    from .workflow._library_types import (
+        template as template,
+    )
+    from .workflow._library_types import (
+        wait as wait,
+    )
+    from .workflow._library_types import (
+        write as write,
+    )
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``cs.<name>``: the provider ``name`` (or the namespace of those below it)."""
+        if name.startswith("__"):  # probes such as __wrapped__ never read the entry points
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return _providers.get(name)

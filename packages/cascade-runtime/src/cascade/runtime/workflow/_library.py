@@ -1,0 +1,248 @@
+"""The providers cascade-runtime ships (``cs.format``, ``cs.read.text``, ...), with the
+Cascade engine's names and meanings, found through its own ``cascade.providers`` entry
+points like any other package's.
+
+Each is a :func:`task` named as its provider (``cs.read.text`` is the task ``read.text``),
+so it is shown, steered (``task:read.text``), retried, held and kept like any other task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import CascadeRuntimeError
+from ._task import Task, task
+
+__all__ = ["ExtraMissing"]
+
+
+class ExtraMissing(CascadeRuntimeError, ImportError):
+    """A provider needs a package an extra of cascade-runtime installs."""
+
+    def __init__(self, provider: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"cs.{provider} needs {module}: pip install 'cascade-runtime[{extra}]'",
+            name=module,
+        )
+
+
+# --- the functions, each made a task once per provider name below ---
+
+
+def _format(template: str, *args: Any, **kwargs: Any) -> str:
+    """``template.format(*args, **kwargs)``: ``cs.format("Hello, {name}!", name=who)``."""
+    return template.format(*args, **kwargs)
+
+
+def _dict(**kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments as one dict (their lazy results resolved)."""
+    return kwargs
+
+
+async def _wait(delay: float) -> None:
+    """Wait ``delay`` seconds without holding a thread."""
+    await asyncio.sleep(float(delay))
+
+
+def _lookup(source: Any, key: str) -> Any:
+    """``source`` followed along the dotted ``key``: a dict's key, or a list's index
+    (``"servers.0.host"``); a missing step is a ``KeyError``, a step into a value that
+    holds nothing a ``TypeError``, each naming the step and the key."""
+    current = source
+    for part in key.split("."):
+        if isinstance(current, dict):
+            if part not in current:
+                raise KeyError(f"no {part!r} in {key!r}")
+            current = current[part]
+        elif isinstance(current, list):
+            try:
+                current = current[int(part)]
+            except (ValueError, IndexError):
+                raise KeyError(f"{part!r} is no index of the list at {key!r}") from None
+        else:
+            raise TypeError(f"{part!r} of {key!r} is asked of a {type(current).__name__}")
+    return current
+
+
+def _load_yaml(path: str) -> Any:
+    """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as file:
+        return yaml.safe_load(file)
+
+
+def _template(template_string: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+    """The Jinja2 template rendered with ``context`` and the keyword arguments (which win)."""
+    import jinja2
+
+    rendered: str = jinja2.Template(template_string).render(**{**(context or {}), **kwargs})
+    return rendered
+
+
+def _read_text(path: str, encoding: str = "utf-8") -> str:
+    """The text of the file at ``path``."""
+    with open(path, encoding=encoding) as file:
+        return file.read()
+
+
+def _read_bytes(path: str) -> bytes:
+    """The bytes of the file at ``path``."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _write_text(path: str, content: str, encoding: str = "utf-8") -> None:
+    """Write ``content`` to the file at ``path`` (replacing it)."""
+    with open(path, "w", encoding=encoding) as file:
+        file.write(content)
+
+
+def _write_bytes(path: str, content: bytes) -> None:
+    """Write ``content`` to the file at ``path`` (replacing it)."""
+    with open(path, "wb") as file:
+        file.write(content)
+
+
+def _exists(path: str) -> bool:
+    """Whether ``path`` exists."""
+    return os.path.exists(path)
+
+
+def _stdout_write(text: str) -> None:
+    """Print ``text`` (and a newline) to standard output."""
+    print(text, file=sys.stdout, flush=True)
+
+
+def _stdin_read_line(*_after: Any) -> str:
+    """One line of standard input, stripped; arguments only order it after their tasks."""
+    return sys.stdin.readline().strip()
+
+
+# --- the providers: one class per entry point, as the Cascade engine has them ---
+
+
+class _Provider:
+    """A provider of one of the functions above as the task ``name``; ``needs``: the module
+    it imports and the extra that installs it, checked when its factory is made."""
+
+    name: str
+    function: Callable[..., Any]
+    needs: tuple[str, str] | None = None
+
+    def create_factory(self) -> Task[Any, Any]:
+        if self.needs is not None:
+            module, extra = self.needs
+            try:
+                __import__(module)
+            except ImportError:
+                raise ExtraMissing(self.name, module, extra) from None
+        made = _made.get(self.name)
+        if made is None:
+            made = _made[self.name] = task(name=self.name)(self.function)
+        return made
+
+
+_made: dict[str, Task[Any, Any]] = {}  # one task per provider name
+
+
+class ShellProvider:
+    """``cs.shell``: :func:`~cascade.runtime.shell` (a public name too)."""
+
+    name = "shell"
+
+    def create_factory(self) -> Task[Any, Any]:
+        from ._shell import shell
+
+        return shell
+
+
+class FormatProvider(_Provider):
+    name = "format"
+    function = staticmethod(_format)
+
+
+class DictProvider(_Provider):
+    name = "dict"
+    function = staticmethod(_dict)
+
+
+class TimeWaitProvider(_Provider):
+    name = "wait"
+    function = staticmethod(_wait)
+
+
+class LookupProvider(_Provider):
+    name = "lookup"
+    function = staticmethod(_lookup)
+
+
+class YamlLoaderProvider(_Provider):
+    name = "load_yaml"
+    function = staticmethod(_load_yaml)
+    needs = ("yaml", "yaml")
+
+
+class TemplateProvider(_Provider):
+    name = "template"
+    function = staticmethod(_template)
+    needs = ("jinja2", "template")
+
+
+class ReadTextProvider(_Provider):
+    name = "read.text"
+    function = staticmethod(_read_text)
+
+
+class ReadBytesProvider(_Provider):
+    name = "read.bytes"
+    function = staticmethod(_read_bytes)
+
+
+class WriteTextProvider(_Provider):
+    name = "write.text"
+    function = staticmethod(_write_text)
+
+
+class WriteBytesProvider(_Provider):
+    name = "write.bytes"
+    function = staticmethod(_write_bytes)
+
+
+class FsExistsProvider(_Provider):
+    name = "fs.exists"
+    function = staticmethod(_exists)
+
+
+class IoLocalReadTextProvider(ReadTextProvider):
+    name = "io.local.read_text"
+
+
+class IoLocalReadBytesProvider(ReadBytesProvider):
+    name = "io.local.read_bytes"
+
+
+class IoLocalWriteTextProvider(WriteTextProvider):
+    name = "io.local.write_text"
+
+
+class IoLocalWriteBytesProvider(WriteBytesProvider):
+    name = "io.local.write_bytes"
+
+
+class IoLocalExistsProvider(FsExistsProvider):
+    name = "io.local.exists"
+
+
+class StdOutWriteProvider(_Provider):
+    name = "io.stdout.write"
+    function = staticmethod(_stdout_write)
+
+
+class StdInReadLineProvider(_Provider):
+    name = "io.stdin.read_line"
+    function = staticmethod(_stdin_read_line)
