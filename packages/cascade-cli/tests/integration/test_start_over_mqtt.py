@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control import Controller, NobodyServesError
-from cascade.interfaces import RunStatus
+from cascade.control import Controller, NobodyServesError, RunEnds, wait_run
+from cascade.interfaces import Envelope, LifecycleEvent, Message, RunStatus, events_topic
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
 from cascade.testkit import BrokerEndpoint, KeptRun, ServingEngine
 
@@ -139,3 +139,43 @@ async def test_nobody_serves_a_workflow_once_its_server_stopped(
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
         with pytest.raises(NobodyServesError, match=f"nobody serves {workflow.name}"):
             await Controller(connector, timeout=3.0).start(workflow.name, {"day": "mon"})
+
+
+async def test_a_runs_end_claimed_on_another_orgs_topic_is_refused(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, scope_name: str
+) -> None:
+    """A login of globex publishes, on its own org's topic (all an ACL lets it write), that
+    a run of ``local``'s failed: the wait for the run, listening to every org's ends, refuses
+    and counts it, and returns the end its engine sends."""
+    engine = await serve(end=None)
+    forger_source = f"{scope_name}-globex"
+    heard_forged = asyncio.Event()
+
+    class Ends(RunEnds):
+        def __call__(self, message: Message) -> None:
+            super().__call__(message)
+            if message.topic.endswith(f"/{forger_source}"):
+                heard_forged.set()
+
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
+        ends = Ends(connector.topic_prefix)
+        await ends.listen(connector)  # every org's
+        reply = await Controller(connector, issued_by="it", timeout=10.0).start(
+            workflow.name, {"day": "mon"}
+        )
+        run_id = reply.run_id or ""
+        waiting = asyncio.ensure_future(wait_run(connector, run_id, ends=ends, timeout=30))
+        async with MqttConnector(
+            mqtt_broker.host, mqtt_broker.port, source_id=forger_source, presence=False
+        ) as forger:
+            stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
+            forged = Envelope(run_id=run_id, org_id=engine.org_id, project_id=engine.project_id,
+                              source=forger_source, seq=2, body=stopped)  # fmt: skip
+            topic = events_topic("globex", "etl", run_id, source=forger_source)
+            await forger.publish(topic, forged, qos=1)
+            await asyncio.wait_for(heard_forged.wait(), 10)
+        assert not waiting.done()
+        assert ends.refusals.of(forger_source) == 1
+        assert ends.refusals.describe(forger_source) == "1 not its topic's org or project"
+        await engine.finish(run_id, "Succeeded")
+        assert await waiting == "Succeeded"
