@@ -1,10 +1,14 @@
 """The ACLs docs/protocol.md shows are the files in docs/acl/ that the integration tests load
-into real brokers, word for word."""
+into real brokers, word for word; mosquitto's is what `cascade acl` writes today from the roles
+file beside it."""
 
 from __future__ import annotations
 
 import json
 import shlex
+
+from cascade.cli.access import mosquitto_acl
+from cascade.control.access import Roles
 
 from .examples import ROOT, examples
 
@@ -24,6 +28,16 @@ def test_the_mosquitto_acl_shown_is_the_tested_file() -> None:
     """The acl_file block is docs/acl/mosquitto.acl."""
     shown = _block_after("<!-- acl-file: docs/acl/mosquitto.acl -->")
     assert shown == (ACL_DIR / "mosquitto.acl").read_text(encoding="utf-8")
+
+
+def test_the_mosquitto_acl_is_what_cascade_acl_generates_from_its_roles_file() -> None:
+    """docs/acl/mosquitto.acl is `cascade acl docs/acl/roles.toml --mosquitto`'s output, run
+    from the repository's root, as its roles file says: a sample written by hand went stale
+    (it let any login publish telemetry of any org)."""
+    roles = ACL_DIR / "roles.toml"
+    generated = mosquitto_acl(Roles.load(roles), "docs/acl/roles.toml", "cascade")
+    assert (ACL_DIR / "mosquitto.acl").read_text(encoding="utf-8") == generated
+    assert "cascade acl docs/acl/roles.toml --mosquitto" in roles.read_text(encoding="utf-8")
 
 
 def test_the_rabbitmq_command_shown_grants_the_engine_role_of_the_tested_file() -> None:

@@ -39,6 +39,8 @@ NO_ERRORS = {
     " store; raised and caught in one module",
     "cascade.runtime:_Busy": "a _Refused: no room for a start request's run now; raised and"
     " caught in one module",
+    "cascade.runtime:_Unclaimed": "a _Refused: a backfill refused before its slot was claimed;"
+    " raised and caught in one module",
 }
 
 

@@ -10,14 +10,25 @@ import json
 import os
 import sys
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
+from cascade.interfaces import (
+    Envelope,
+    Message,
+    RunSnapshot,
+    heartbeat_topic,
+    snapshot_topic,
+)
+from cascade.interfaces.commands import snapshot_request_topic
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import summary_topic
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
-from cascade.testkit import BrokerEndpoint
+from cascade.testkit import BrokerEndpoint, HeldTask, HoldingEngine
 
 Said = tuple[int, str, str]
 
@@ -259,3 +270,78 @@ async def test_held_lists_all_of_a_thousand_held_tasks_of_one_run(
     listed = json.loads(out)
     assert len(listed["held"]) == 1000
     assert "incomplete" not in listed
+
+
+async def test_held_waits_for_a_runs_own_answer_not_one_forged_on_another_orgs_topic(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """A login of globex answers `cascade held`'s question about a run of ``local``, as the
+    run's engine, on globex's topics of the same project (its login's level, and the engine's
+    name): the answer of a run whose engine is slow to answer is still awaited (its held tasks
+    may not all be listed: said, exit 1; its heartbeat's held task listed without its error)
+    and the forged ones are said refused; a run whose engine answers is listed, error and
+    all."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    project = f"etl-{scope_name}"
+    slow_run, quick_run = uuid.uuid4().hex, uuid.uuid4().hex
+    forged_sent = asyncio.Event()
+
+    async def engine(source: str, run_id: str, answers: bool) -> HoldingEngine:
+        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await connector.connect(require=True)
+        held = HeldTask(f"{scope_name}-{source}-1", f"{scope_name}_load")
+        holding = HoldingEngine(connector, run_id, [held], project_id=project,
+                                heartbeat_every=0.2, snapshots=answers, summary=True)  # fmt: skip
+        await holding.start()
+        return holding
+
+    slow = await engine(f"e-{scope_name}-slow", slow_run, answers=False)
+    quick = await engine(f"e-{scope_name}-quick", quick_run, answers=True)
+    forger = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="globex-1",
+                           presence=False)  # fmt: skip
+    await forger.connect(require=True)
+    asked: list[bool] = []
+
+    async def on_asked(message: Message) -> None:
+        asked.append(True)
+
+    async def on_beat(message: Message) -> None:
+        if not asked or forged_sent.is_set():
+            return  # the run's heartbeat after the question: `cascade held` knows the run
+        forged_sent.set()
+        answer = RunSnapshot(after=0, through=0, last_seq=0, blocked=0, tasks=[])
+        claimed = Envelope(run_id=slow_run, org_id="local", project_id=project,
+                           source=slow.source, body=answer)  # fmt: skip
+        for level in ("globex-1", slow.source):
+            topic = snapshot_topic("globex", project, slow_run, source=level)
+            await forger.publish(topic, encode_payload(claimed), qos=1)
+
+    await forger.subscribe(snapshot_request_topic(slow_run), on_asked)
+    await forger.subscribe(heartbeat_topic("local", project, slow_run), on_beat)
+    try:
+        address = ["--host", mqtt_broker.host, "--port", str(mqtt_broker.port), "--timeout", "3"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "held", "--json", "--project", project,
+            *address, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        for holding in (slow, quick):
+            await holding.stop()
+            await holding.connector.publish(  # its retained summary goes: no run is left live
+                summary_topic(holding.source), b"", qos=1, retain=True
+            )
+            await holding.connector.disconnect()
+        await forger.disconnect()
+    assert forged_sent.is_set()
+    assert process.returncode == 1, err.decode()
+    listed = json.loads(out)
+    assert listed["incomplete"] == [slow_run]
+    rows = sorted((row["run_id"], row["error"]) for row in listed["held"])
+    assert rows == sorted([(quick_run, "ValueError: the API is down"), (slow_run, "")])
+    said = err.decode().splitlines()
+    refused = (
+        f"cascade: refused 2 messages claiming {slow.source}: 2 not its topic's org or project"
+    )
+    assert refused in said, said

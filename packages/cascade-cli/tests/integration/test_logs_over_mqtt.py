@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Envelope, LifecycleEvent, events_topic
+from cascade.interfaces import Envelope, LifecycleEvent, RunStatus, events_topic
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.runtime import Engine, LogForwarding, task
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
@@ -366,3 +366,81 @@ def test_follow_says_the_lines_it_never_received_by_the_engines_count(
         "log lines (its engine's count) never reached this command: logged before it listened, "
         "with no history that has them; `cascade record` keeps"
     ) in said
+
+
+def test_follow_refuses_an_end_claimed_on_another_orgs_topic(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """A login of globex publishes the run's ENGINE_STOPPED as its engine's, on globex's
+    topics (its own login's, and the engine's name: all a broker ACL lets another org write
+    is its own org's): `cascade logs -f` follows on, prints the lines sent after, ends at the
+    engine's own end (whose count of the run's lines it takes, not the forger's), and says
+    on stderr that it refused both, and why."""
+    run_id = uuid.uuid4().hex
+    source = f"engine-{run_id[:8]}"
+
+    def batch(seq: int, message: str) -> LogBatch:
+        line = LogLine(ts=TS, task_id="load-1", task_name="load", message=message, n=seq)
+        return LogBatch(run_id=run_id, org_id="o", project_id="p", source=source, seq=seq,
+                        ts=TS, lines=[line])  # fmt: skip
+
+    def stopped(seq: int, status: RunStatus, lines: int) -> Envelope:
+        end = LifecycleEvent(event="ENGINE_STOPPED", status=status, log_lines=lines)
+        return Envelope(run_id=run_id, org_id="o", project_id="p", source=source, seq=seq,
+                        body=end)  # fmt: skip
+
+    start = Envelope(run_id=run_id, org_id="o", project_id="p", source=source, ts=TS,
+                     body=LifecycleEvent(event="ENGINE_STARTED"), seq=1)  # fmt: skip
+
+    async def until_printed(
+        engine: MqttConnector, follow: asyncio.subprocess.Process, seq: int, message: str
+    ) -> int:
+        """A line a batch until one saying ``message`` is printed; the last ``seq`` sent."""
+        assert follow.stdout is not None
+        events = events_topic("o", "p", run_id, source=source)
+        printed = b""
+        while message.encode() not in printed:
+            seq += 1
+            if seq % 5 == 1:  # its start says whose the run is (a late listener's too)
+                await engine.publish(events, start, qos=1)
+            await engine.publish(logs_topic("o", "p", run_id, source=source),
+                                 batch(seq, message), qos=1)  # fmt: skip
+            with contextlib.suppress(asyncio.TimeoutError):
+                printed = await asyncio.wait_for(follow.stdout.readline(), 0.5)
+            assert not follow.stdout.at_eof(), "it ended before the run did"
+        return seq
+
+    async def scenario() -> tuple[int | None, str, str]:
+        engine = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await engine.connect(require=True)
+        forger = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="globex-1",
+                               presence=False)  # fmt: skip
+        await forger.connect(require=True)
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "logs", run_id, "-f",
+            "--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
+        )  # fmt: skip
+        seq = await until_printed(engine, follow, 0, "before")
+        for level in ("globex-1", source):  # its own login's level, and the engine's name
+            topic = events_topic("globex", "p", run_id, source=level)
+            await forger.publish(topic, stopped(seq + 1, "Failed", 10**6), qos=1)
+        seq = await until_printed(engine, follow, seq, "after")
+        await engine.publish(events_topic("o", "p", run_id, source=source),
+                             stopped(2, "Succeeded", seq), qos=1)  # fmt: skip
+        out, err = await asyncio.wait_for(follow.communicate(), 20)
+        await forger.disconnect()
+        await engine.disconnect()
+        return follow.returncode, out.decode(), err.decode()
+
+    returncode, out, err = asyncio.run(scenario())
+    assert returncode == 0, err
+    assert "Traceback" not in err
+    assert "which nothing vouches for" not in err, err  # refused, not doubted
+    assert "never reached this command" not in err, err  # the engine's count is the one taken
+    assert out.splitlines()[-1].endswith("INFO     load after"), out
+    assert err.splitlines()[-1] == (
+        f"cascade: refused 2 messages of the run's telemetry claiming {source}: "
+        "2 not its topic's org or project"
+    ), err

@@ -14,9 +14,16 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control import Controller, NobodyServesError
-from cascade.interfaces import RunStatus
-from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
+from cascade.control import Controller, NobodyServesError, RunEnds, wait_run
+from cascade.interfaces import Envelope, LifecycleEvent, Message, RunStatus, events_topic
+from cascade.interfaces.serving import (
+    PlanStep,
+    ServedAnnouncement,
+    ServedRun,
+    ServedWorkflow,
+    WorkflowParam,
+    served_topic,
+)
 from cascade.testkit import BrokerEndpoint, KeptRun, ServingEngine
 
 OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"
@@ -139,3 +146,76 @@ async def test_nobody_serves_a_workflow_once_its_server_stopped(
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
         with pytest.raises(NobodyServesError, match=f"nobody serves {workflow.name}"):
             await Controller(connector, timeout=3.0).start(workflow.name, {"day": "mon"})
+
+
+async def test_a_runs_end_claimed_on_another_orgs_topic_is_refused(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, scope_name: str
+) -> None:
+    """A login of globex publishes, on its own org's topic (all an ACL lets it write), that
+    a run of ``local``'s failed: the wait for the run, listening to every org's ends, refuses
+    and counts it, and returns the end its engine sends."""
+    engine = await serve(end=None)
+    forger_source = f"{scope_name}-globex"
+    heard_forged = asyncio.Event()
+
+    class Ends(RunEnds):
+        def __call__(self, message: Message) -> None:
+            super().__call__(message)
+            if message.topic.endswith(f"/{forger_source}"):
+                heard_forged.set()
+
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
+        ends = Ends(connector.topic_prefix)
+        await ends.listen(connector)  # every org's
+        reply = await Controller(connector, issued_by="it", timeout=10.0).start(
+            workflow.name, {"day": "mon"}
+        )
+        run_id = reply.run_id or ""
+        waiting = asyncio.ensure_future(wait_run(connector, run_id, ends=ends, timeout=30))
+        async with MqttConnector(
+            mqtt_broker.host, mqtt_broker.port, source_id=forger_source, presence=False
+        ) as forger:
+            stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
+            forged = Envelope(run_id=run_id, org_id=engine.org_id, project_id=engine.project_id,
+                              source=forger_source, seq=2, body=stopped)  # fmt: skip
+            topic = events_topic("globex", "etl", run_id, source=forger_source)
+            await forger.publish(topic, forged, qos=1)
+            await asyncio.wait_for(heard_forged.wait(), 10)
+        assert not waiting.done()
+        assert ends.refusals.of(forger_source) == 1
+        assert ends.refusals.describe(forger_source) == "1 not its topic's org or project"
+        await engine.finish(run_id, "Succeeded")
+        assert await waiting == "Succeeded"
+
+
+async def test_served_json_says_how_many_live_runs_an_announcement_leaves_out(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, scope_name: str
+) -> None:
+    """A server of 300 runs announces 256 of them (its announcement's bound): `cascade served
+    --json` says each server's ``live_total`` and ``live_shown``, and on stderr which lists
+    are cut; a server whose list is whole says so too, and nothing on stderr of it."""
+    engine = await serve(end=None)
+    busy = f"{scope_name}-busy"
+    listed = [ServedRun(run_id=f"{n:032x}", workflow=workflow.name) for n in range(256)]
+    said = ServedAnnouncement(source=busy, org_id="local", project_id="default", capacity=300,
+                              running=300, workflows=[workflow], live=listed)  # fmt: skip
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=busy) as server:
+        topic = served_topic("local", "default", busy, server.topic_prefix)
+
+        async def called(message: Message) -> None:  # a broker with no retained to wildcards
+            await server.publish(topic, said, qos=1, retain=True)
+
+        rollcalls = await server.answer_rollcalls(called)
+        await server.publish(topic, said, qos=1, retain=True)
+        try:
+            result = await asyncio.to_thread(cascade, mqtt_broker, "served", "--json")
+        finally:
+            await rollcalls.unsubscribe()
+            await server.publish(topic, b"", qos=1, retain=True)
+    assert result.exit_code == 0, result.output
+    by_source = {s["source"]: s for s in json.loads(result.stdout)["served"]}
+    assert (by_source[busy]["live_total"], by_source[busy]["live_shown"]) == (300, 256)
+    mine = by_source[engine.source]
+    assert (mine["live_total"], mine["live_shown"]) == (0, 0)
+    assert f"{busy} 256 of 300" in result.stderr, result.stderr
+    assert engine.source not in result.stderr

@@ -1,23 +1,28 @@
 """A schedule's servers over a real mosquitto: another org's announcement of a same-named
-schedule does not hold ours back, and a backfill a full server refuses as busy leaves its
-slots for asking again (issue 80)."""
+schedule does not hold ours back, a backfill a full server refuses as busy leaves its
+slots for asking again, and a backfill's dry run claims nothing (issue 80)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
+from cascade.control._starting import send_start  # the wire's request, as a script sends it
 from cascade.interfaces.serving import (
+    BackfillSlot,
     ServedAnnouncement,
     ServedRun,
     ServedWorkflow,
     StartReply,
+    StartRequest,
     served_topic,
+    slot_request_id,
 )
 from cascade.runtime import Engine, RunStarted, Schedule, task
 from cascade.runtime.testing import eventually
@@ -138,3 +143,43 @@ async def test_a_backfill_refused_as_busy_leaves_its_slots_to_ask_again(
     said = sorted(r.origin.scheduled_for or "" for r in runs if r.origin)
     assert said == [slot.isoformat() for slot in slots]  # each slot once
     assert engine.stats.slots_backfilled == 5
+
+
+async def test_a_dry_run_of_a_backfill_claims_nothing(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """A backfill's start request with ``dry_run`` (the wire lets one be sent) is answered
+    with what it would start and starts nothing; the slot stays unclaimed and its backfill,
+    asked after (its request id the same), starts it."""
+    engine = Engine(
+        _connector(mosquitto_broker, prefix, "acme-1"),
+        heartbeat_interval=None,
+        org_id="acme",
+        project_id="etl",
+    )
+    hourly = Schedule(every=timedelta(hours=1), workflow="tick", catchup="none")
+    now = datetime.now(UTC)
+    slot = list(hourly.slots(now - timedelta(hours=3), now))[-1]
+    dry = StartRequest(
+        id=slot_request_id("tick", slot),
+        workflow="tick",
+        issued_by="alice",
+        rerun_of=uuid.uuid4().hex,  # a dry run goes with one on the wire
+        dry_run=True,
+        backfill=BackfillSlot(schedule="tick", slot=slot.isoformat()),
+    )
+    async with _connector(mosquitto_broker, prefix, "ops") as ops:
+        control = Controller(ops, issued_by="alice", timeout=10)
+        async with serving(engine, {"tick": tick}, schedules={"tick": hourly}) as runs:
+            while not await control.schedules():  # until the server announced it
+                pass
+            planned = await send_start(ops, dry, timeout=10, org="acme", project="etl")
+            (started,) = await _backfill(control, [slot])
+            assert planned.outcome == "refused", planned
+            assert "a backfill starts its schedule's run" in (planned.error or ""), planned
+            assert started.outcome == "started", started
+            await eventually(lambda: len(runs) == 1)
+    assert [r.run_id for r in runs] == [started.run_id]
+    assert runs[0].origin is not None
+    assert runs[0].origin.scheduled_for == slot.isoformat()
+    assert engine.stats.slots_backfilled == 1

@@ -4,7 +4,8 @@ A run started by a request may end before its requester hears the answer (a shor
 so :class:`RunEnds` listens from before the request, to the runs' lifecycle events of the
 orgs that may run it, and keeps the ends heard; :func:`wait_run` then waits for the one run.
 An end counts only from the run's owner when it is known (the process that answered), and
-only on the topic of the source it claims (what a broker ACL binds).
+only on the topic of the source, org and project it claims (what a broker ACL binds): one
+whose topic names another is refused and counted (:attr:`RunEnds.refusals`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from cascade.interfaces import (
     SubscriptionHandle,
     decode_envelope,
     decode_status,
+    same_place,
     same_source,
     split_run_topic,
     status_topic,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
+from cascade.reader import REASON_MISMATCH, REASON_NOT_ITS_PLACE, Refusals
 
 __all__ = ["RunEndError", "RunEnds", "wait_run"]
 
@@ -48,6 +51,9 @@ class RunEnds:
         self.ended: OrderedDict[str, tuple[str, RunStatus]] = OrderedDict()
         self.heard = asyncio.Event()
         """Set at each end heard (a waiter clears it before it looks)."""
+        self.refusals = Refusals()
+        """The ends refused (by the source they claim): on a topic of another source, org or
+        project than the payload's, which a broker ACL binds to the sender's login."""
         self._prefix = prefix
 
     def __call__(self, message: Message) -> None:
@@ -65,7 +71,11 @@ class RunEnds:
             return
         level = split[1]
         if level is not None and not same_source(envelope.source, level):
+            self.refusals.count(envelope.source, REASON_MISMATCH)
             return  # the topic names another source: the claim is not its
+        if not same_place(message.topic, envelope.org_id, envelope.project_id, self._prefix):
+            self.refusals.count(envelope.source, REASON_NOT_ITS_PLACE)
+            return  # the topic names another org or project: the run it claims is not its
         if event.status is None:
             return
         self.ended[envelope.run_id] = (envelope.source, event.status)

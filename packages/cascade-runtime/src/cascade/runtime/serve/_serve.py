@@ -84,6 +84,11 @@ class _Busy(_Refused):
     """A request refused: no room for its run here now."""
 
 
+class _Unclaimed(_Refused):
+    """A backfill refused before its slot was claimed (its answer, under the slot's request
+    id, is not remembered: the slot's backfill asked again is considered afresh)."""
+
+
 class Server:
     """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
     each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
@@ -337,7 +342,7 @@ class Server:
         except _Refused as exc:
             stats.starts_refused += 1
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
-            if isinstance(exc, _Busy) and request.backfill is not None:
+            if isinstance(exc, (_Busy, _Unclaimed)) and request.backfill is not None:
                 self._answers.forget(request.id)  # its slot left unclaimed: asked again afresh
                 await self._send(topic, reply)
                 return
@@ -437,23 +442,32 @@ class Server:
         would claim it, and started only if no claim was there before (asked twice, or a
         slot its clock fired, it is refused: "claimed already"). A place for its run is held
         before the claim, so a slot is claimed only when its run starts or is queued: refused
-        as busy, it is left unclaimed, to ask again."""
+        as busy, it is left unclaimed, to ask again. A backfill starts its schedule's workflow
+        with its params: one asking for a rerun (or a rerun's dry run) is refused before any
+        claim. Refused before the claim, the slot is asked afresh (:class:`_Unclaimed`)."""
         name = asked.schedule
         schedule = self._schedules.get(name)
         if schedule is None:
-            raise _Refused(f"{self._connector.source_id} does not serve schedule {name!r}")
+            raise _Unclaimed(f"{self._connector.source_id} does not serve schedule {name!r}")
         try:
             slot = datetime.fromisoformat(asked.slot)
         except ValueError:
             slot = None
         if slot is None or slot.tzinfo is None or not schedule.is_slot(slot):
-            raise _Refused(f"{asked.slot!r} is not a slot of schedule {name}")
+            raise _Unclaimed(f"{asked.slot!r} is not a slot of schedule {name}")
         if request.id != slot_request_id(name, slot):
-            raise _Refused(f"a backfill's request id is its slot's: {slot_request_id(name, slot)}")
+            raise _Unclaimed(
+                f"a backfill's request id is its slot's: {slot_request_id(name, slot)}"
+            )
         if request.workflow != (schedule.workflow or name):
-            raise _Refused(f"schedule {name} starts {schedule.workflow or name!r}")
+            raise _Unclaimed(f"schedule {name} starts {schedule.workflow or name!r}")
+        if request.rerun_of is not None or request.dry_run:
+            raise _Unclaimed(
+                f"a backfill starts its schedule's run ({name}, with its params): no rerun_of "
+                "nor dry_run; nothing was claimed"
+            )
         if slot > datetime.now(timezone.utc):
-            raise _Refused(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
+            raise _Unclaimed(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
         busy = self._runs.hold()
         if busy is not None:
             raise _Busy(

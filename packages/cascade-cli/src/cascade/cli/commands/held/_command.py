@@ -14,6 +14,7 @@ from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext
 from ...plumbing._view_options import Json
 from ...rendering._fit import print_fitted
+from ...rendering._render import refused_lines
 from ...rendering._times import TimeFormat
 from ._held import HeldFilters, incomplete_said, listen_for_held
 from ._held_view import held_json, held_table
@@ -79,6 +80,8 @@ def held(
     elif found:
         console = CliContext.of(ctx).out()
         print_fitted(console, *held_table(found, TimeFormat(now), console.width))
+    for line in refused_lines(state):  # a forged answer among them
+        typer.echo(f"cascade: {line.plain}", err=True)
     if partial:
         said = incomplete_said(partial, broker.timeout)
         typer.echo(f"cascade: {said}; try a longer --timeout", err=True)

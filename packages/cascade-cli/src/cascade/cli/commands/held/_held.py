@@ -19,6 +19,8 @@ from cascade.control.run_ids import listed_runs, live_wait, short_id
 from cascade.interfaces import (
     Message,
     decode_level,
+    same_place,
+    same_source,
     split_run_topic,
     status_filter,
     telemetry_filter,
@@ -84,7 +86,12 @@ async def listen_for_held(
         if split is None or run is None:
             return
         run_id = run.run_id
-        if split[0] == "snapshot" and run_id in answered and run.answer_key is None:
+        if (
+            split[0] == "snapshot"
+            and run_id in answered
+            and run.answer_key is None
+            and its_own(message, run.org_id, run.project_id, run.source)
+        ):
             answered[run_id].set()  # every part of its answer is in (a big one comes in several)
         if run.held_tasks():
             ask(run_id, run.source)
@@ -94,6 +101,18 @@ async def listen_for_held(
             asked.add(run_id)
             answered[run_id] = asyncio.Event()
             state.request_snapshot(run_id, 0, source)
+
+    def its_own(message: Message, org: str, project: str, source: str) -> bool:
+        """Whether ``message`` is on a topic of the run's org, project and owner, and says it
+        is the owner's: what the model takes as its answer; another's (refused by the
+        model, counted) ends no wait for it."""
+        split = split_run_topic(message.topic, prefix)
+        level = split[1] if split is not None else None
+        return (
+            same_place(message.topic, org, project, prefix)
+            and (level is None or same_source(source, level))
+            and message.payload.get("source") == source
+        )
 
     topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
     handles = [

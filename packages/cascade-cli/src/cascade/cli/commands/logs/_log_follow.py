@@ -15,12 +15,22 @@ from cascade.interfaces import (
     Connector,
     Message,
     decode_level,
+    same_place,
+    same_source,
     split_run_topic,
     status_filter,
     telemetry_filter,
 )
 from cascade.interfaces.logs import LogLine, logs_filter
-from cascade.reader import HeardBatch, LogFollower, ReaderModel, RunLogs, inert, line_matches
+from cascade.reader import (
+    HeardBatch,
+    LogFollower,
+    ReaderModel,
+    Refusals,
+    RunLogs,
+    inert,
+    line_matches,
+)
 
 from ...rendering._log_text import (
     dropped_note,
@@ -291,7 +301,7 @@ async def follow_logs(
     await done.wait()
     for message in waiting.messages:  # never the owner's: refused, as it is known now
         logs.apply(message)
-    return Followed(logs, waiting.let_go, counted_lines[0])
+    return Followed(logs, waiting.let_go, counted_lines[0], runs.refusals)
 
 
 @dataclass(frozen=True)
@@ -299,11 +309,13 @@ class Followed:
     """What `cascade logs -f` followed: the follower (its counts of what was missed and
     refused), the batches let go unshown while they waited for the run's owner to be
     known (more than :data:`HELD_BYTES` of them), and the lines the run's engine says its
-    tasks logged (``None``: it did not say, or the run's end was not heard)."""
+    tasks logged (``None``: it did not say, or the run's end was not heard); ``telemetry``:
+    what was refused of the run's telemetry (a forged end among it), by the source claimed."""
 
     logs: LogFollower
     let_go: int = 0
     logged: int | None = None
+    telemetry: Refusals = field(default_factory=Refusals)
 
     def unreceived(self, run_id: str, printed: dict[tuple[str, int], int]) -> int | None:
         """Of the lines the engine says the run logged, those neither heard live nor
@@ -322,12 +334,20 @@ class Followed:
 
 
 def _stopped_by(message: Message, run_id: str, prefix: str) -> str | None:
-    """The source ``message`` claims if it is ``run_id``'s ``ENGINE_STOPPED``, else ``None``."""
-    body = message.payload.get("body")
+    """The source ``message`` claims if it is ``run_id``'s ``ENGINE_STOPPED`` on a topic of
+    that source (where its topic names one), org and project, else ``None``: the topic is what
+    a broker ACL binds to the sender's login, so one naming another is forged (the run model
+    counts it refused)."""
+    payload = message.payload
+    body = payload.get("body")
     split = split_run_topic(message.topic, prefix)  # an event, on either layout
     if split is None or split[0] != "events" or not isinstance(body, dict):
         return None
-    if body.get("event") != "ENGINE_STOPPED" or message.payload.get("run_id") != run_id:
+    if body.get("event") != "ENGINE_STOPPED" or payload.get("run_id") != run_id:
         return None
-    source = message.payload.get("source")
-    return source if isinstance(source, str) else None
+    source, org, project = payload.get("source"), payload.get("org_id"), payload.get("project_id")
+    if not (isinstance(source, str) and isinstance(org, str) and isinstance(project, str)):
+        return None
+    if split[1] is not None and not same_source(source, split[1]):
+        return None
+    return source if same_place(message.topic, org, project, prefix) else None

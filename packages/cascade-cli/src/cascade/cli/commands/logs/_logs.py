@@ -13,7 +13,7 @@ import typer
 
 from cascade.control.run_ids import Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces.logs import LogLine
-from cascade.reader import SHOWN, inert, parse_timestamp
+from cascade.reader import SHOWN, Refusals, inert, parse_timestamp
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -253,17 +253,8 @@ def _left_out(followed: Followed, run_id: str, printer: LogPrinter) -> list[str]
     missed = said.missed_batches(run_id)
     if missed:
         lines.append(f"missed {missed:,} batches of log lines")
-    refusals = said.refusals
-    ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
-    for source in ranked[:_SOURCES_SAID]:
-        lines.append(
-            f"refused {counted(refusals.of(source), 'batch', 'batches')} of log lines claiming "
-            f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}"
-        )
-    if len(ranked) > _SOURCES_SAID:
-        rest = sum(refusals.of(source) for source in ranked[_SOURCES_SAID:])
-        others = counted(len(ranked) - _SOURCES_SAID, "other source")
-        lines.append(f"refused {counted(rest, 'batch', 'batches')} of log lines from {others}")
+    lines.extend(_refused(said.refusals, ("batch", "batches"), "of log lines"))
+    lines.extend(_refused(followed.telemetry, ("message", "messages"), "of the run's telemetry"))
     if followed.let_go:
         let_go = counted(followed.let_go, "batch", "batches")
         lines.append(
@@ -272,4 +263,20 @@ def _left_out(followed: Followed, run_id: str, printer: LogPrinter) -> list[str]
         )
     if said.oversized or said.rejected:
         lines.append(f"ignored {said.oversized + said.rejected:,} malformed or oversized batches")
+    return lines
+
+
+def _refused(refusals: Refusals, unit: tuple[str, str], of: str) -> list[str]:
+    """``refusals`` by the source claimed and why, as `cascade watch` says them, the sources
+    beyond :data:`_SOURCES_SAID` summed."""
+    ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
+    lines = [
+        f"refused {counted(refusals.of(source), *unit)} {of} claiming "
+        f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}"
+        for source in ranked[:_SOURCES_SAID]
+    ]
+    if len(ranked) > _SOURCES_SAID:
+        rest = sum(refusals.of(source) for source in ranked[_SOURCES_SAID:])
+        others = counted(len(ranked) - _SOURCES_SAID, "other source")
+        lines.append(f"refused {counted(rest, *unit)} {of} from {others}")
     return lines

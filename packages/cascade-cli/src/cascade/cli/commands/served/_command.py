@@ -60,16 +60,44 @@ def _rows(found: list[Served]) -> list[list[str]]:
 
 
 def served_json(found: list[Served]) -> dict[str, Any]:
-    """`--json`: ``{"served": [{"online": ..., **announcement}]}``, by source."""
+    """`--json`: ``{"served": [{"online": ..., **announcement, "live_total": ...,
+    "live_shown": ...}]}``, by source: an announcement lists at most 256 of its runs running
+    and queued (fewer where they would not fit its size bound), ``live_total`` says how many
+    there are (``running`` and ``queued``), ``live_shown`` how many ``live`` lists."""
     return {
         "served": [
             {
                 "online": server.online,
                 **msgspec.to_builtins(msgspec.structs.asdict(server.announcement)),
+                **_live_counts(server),
             }
             for server in found
         ]
     }
+
+
+def _live_counts(server: Served) -> dict[str, int]:
+    said = server.announcement
+    shown = len(said.live)
+    return {"live_total": max(said.running + said.queued, shown), "live_shown": shown}
+
+
+def _live_cut(found: list[Served]) -> str | None:
+    """What ``--json``'s ``live`` lists leave out, in one line, or ``None``: nothing."""
+    cut = [(s, _live_counts(s)) for s in found]
+    cut = [(s, c) for s, c in cut if c["live_total"] > c["live_shown"]]
+    if not cut:
+        return None
+    said = ", ".join(
+        f"{inert(s.source, SHOWN['source'])} {c['live_shown']:,} of {c['live_total']:,}"
+        for s, c in cut[:5]
+    )
+    more = f" and {len(cut) - 5:,} more" if len(cut) > 5 else ""
+    return (
+        f"the live runs of {len(cut):,} serving process(es) are listed in part ({said}{more}): "
+        "an announcement lists at most 256, as many as fit its size bound; live_total counts "
+        "them all; `cascade watch` shows every live run"
+    )
 
 
 @broker_options
@@ -84,7 +112,8 @@ def served(
     is online, and its load (runs running of its capacity, requests queued).
 
     `cascade start NAME` starts one. A process that ended without clearing its announcement
-    is listed offline.
+    is listed offline. `--json` also says, per process, its runs running and queued
+    (live_total) and how many its announcement lists (live_shown: at most 256).
     Example: cascade served --json
     """
     found = CliContext.of(ctx).run(
@@ -94,6 +123,9 @@ def served(
     )
     if json_output:
         typer.echo(json.dumps(served_json(found), ensure_ascii=True))
+        cut = _live_cut(found)
+        if cut is not None:
+            typer.echo(f"cascade: {cut}", err=True)
         return
     console = CliContext.of(ctx).out()
     if not found:

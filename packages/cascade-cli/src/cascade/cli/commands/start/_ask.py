@@ -13,6 +13,7 @@ from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_ru
 from cascade.control.run_ids import short_id
 from cascade.interfaces import RunStatus, SubscriptionHandle
 from cascade.interfaces.serving import StartReply
+from cascade.reader import inert
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -69,7 +70,15 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
             return reply, None
         if not asked.json_output:
             typer.echo(said_started(reply))
-        status = await wait_run(connector, reply.run_id, owner=reply.source, ends=ends)
+        try:
+            status = await wait_run(connector, reply.run_id, owner=reply.source, ends=ends)
+        finally:
+            for source in sorted(ends.refusals.by_source)[:5]:  # a forger may invent many
+                typer.echo(
+                    f"cascade: refused run ends claiming {inert(source, 200)}: "
+                    f"{ends.refusals.describe(source)}",
+                    err=True,
+                )
         return reply, status
 
     # with --wait, for as long as the run runs: its events are all that is heard of it
