@@ -4,10 +4,9 @@ file beside it."""
 
 from __future__ import annotations
 
-import json
 import shlex
 
-from cascade.cli.access import mosquitto_acl
+from cascade.cli.access import mosquitto_acl, rabbitmq_definitions_json
 from cascade.control.access import Roles
 
 from .examples import ROOT, examples
@@ -40,10 +39,18 @@ def test_the_mosquitto_acl_is_what_cascade_acl_generates_from_its_roles_file() -
     assert "cascade acl docs/acl/roles.toml --mosquitto" in roles.read_text(encoding="utf-8")
 
 
-def test_the_rabbitmq_command_shown_grants_the_engine_role_of_the_tested_file() -> None:
-    """The rabbitmqctl line sets the engine role's write and read patterns, as the file has them."""
+def test_the_rabbitmq_definitions_are_what_cascade_acl_generates_from_its_roles_file() -> None:
+    """docs/acl/rabbitmq-definitions.json is `cascade acl docs/acl/roles.toml --rabbitmq`'s
+    output, and the commands protocol.md shows generate and load that very file."""
+    roles = ACL_DIR / "roles.toml"
+    generated = rabbitmq_definitions_json(Roles.load(roles), "docs/acl/roles.toml", "cascade")
+    assert (ACL_DIR / "rabbitmq-definitions.json").read_text(encoding="utf-8") == generated
     shown = _block_after("<!-- docs-test: skip needs a RabbitMQ node; test_identity_acl")
-    words = shlex.split(shown.replace("\\\n", " "))
-    assert words[:6] == ["rabbitmqctl", "set_topic_permissions", "-p", "/", "engine-1", "amq.topic"]
-    engine = json.loads((ACL_DIR / "rabbitmq-topic-permissions.json").read_text())["engine"]
-    assert words[6:] == [engine["write"], engine["read"]]
+    commands = [shlex.split(line) for line in shown.splitlines() if line.strip()]
+    assert commands[0] == [
+        "cascade", "acl", "docs/acl/roles.toml", "--rabbitmq",
+        "--output", "docs/acl/rabbitmq-definitions.json",
+    ]  # fmt: skip
+    assert commands[-1] == [
+        "rabbitmqctl", "import_definitions", "docs/acl/rabbitmq-definitions.json"
+    ]

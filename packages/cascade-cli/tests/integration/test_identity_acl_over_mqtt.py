@@ -42,27 +42,23 @@ from cascade.testkit import (
 
 ACL_DIR = Path(__file__).resolve().parents[4] / "docs" / "acl"
 PASSWORDS = {name: f"{name}-pw" for name in ("engine-1", "engine-2", "alice", "viewer", "mallory")}
-ROLES = {"engine-1": "engine", "engine-2": "engine", "alice": "operator", "viewer": "reader",
-         "mallory": "reader"}  # fmt: skip
 ORG, PROJECT = "acme", "shop"
 CLEARED = "cascade/cleared/task/nightly/pause"
 
 
 def _rabbitmq_definitions() -> dict[str, Any]:
-    """The users above, each with its role's topic permissions from docs/acl/ as written."""
-    roles = json.loads((ACL_DIR / "rabbitmq-topic-permissions.json").read_text())
-    users = ["guest", *PASSWORDS]
+    """docs/acl/rabbitmq-definitions.json as written (what `cascade acl --rabbitmq` makes of
+    docs/acl/roles.toml), with the users above and an administrator ``guest``."""
+    definitions: dict[str, Any] = json.loads((ACL_DIR / "rabbitmq-definitions.json").read_text())
+    assert {p["user"] for p in definitions["topic_permissions"]} == set(PASSWORDS)
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
     return {
+        **definitions,
         "users": [rabbitmq_user("guest", "guest", "administrator")]
         + [rabbitmq_user(name, password) for name, password in PASSWORDS.items()],
-        "vhosts": [{"name": "/"}],
         "permissions": [
-            {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-            for name in users
-        ],
-        "topic_permissions": [
-            {"user": name, "vhost": "/", "exchange": "amq.topic", **roles[role]}
-            for name, role in ROLES.items()
+            *definitions["permissions"],
+            {"user": "guest", "vhost": "/", **everything},
         ],
     }
 
