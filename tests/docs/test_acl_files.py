@@ -52,5 +52,7 @@ def test_the_rabbitmq_definitions_are_what_cascade_acl_generates_from_its_roles_
         "--output", "docs/acl/rabbitmq-definitions.json",
     ]  # fmt: skip
     assert commands[-1] == [
-        "rabbitmqctl", "import_definitions", "docs/acl/rabbitmq-definitions.json"
+        "rabbitmqctl",
+        "import_definitions",
+        "docs/acl/rabbitmq-definitions.json",
     ]

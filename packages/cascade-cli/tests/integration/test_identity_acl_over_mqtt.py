@@ -312,7 +312,7 @@ async def test_only_the_connectors_sourced_layout_gets_an_engines_runs_past_the_
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_rabbitmqs_topic_permissions_refuse_every_forgery(scope_name: str) -> None:
-    """docs/acl/rabbitmq-topic-permissions.json, as written, on a real RabbitMQ node."""
+    """docs/acl/rabbitmq-definitions.json, as written, on a real RabbitMQ node."""
     if rabbitmq_server_path() is None:
         pytest.skip(NO_RABBITMQ)
     with RabbitMQBroker(definitions=_rabbitmq_definitions()) as broker:
