@@ -9,11 +9,17 @@ import json
 from typing import Any
 
 import aiomqtt
+import msgspec
+import pytest
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import Message, MessageCallback, SyncCallback
 from cascade.interfaces.commands import decide_topic, reply_topic
-from cascade.runtime import Engine, RunStarted, TaskHeld, task
-from cascade.runtime.testing import EventRecorder
+from cascade.interfaces.connector_kit import Subscription
+from cascade.interfaces.serving import StartRequest, addressed_start_topic
+from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskHeld, task
+from cascade.runtime import _ended_runs as ended_runs
+from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint
 
 
@@ -173,3 +179,267 @@ async def test_decisions_arriving_as_and_after_one_ends_the_run_are_each_answere
     assert {a["decided"]["id"] for a in refused} == {first["id"]}
     assert {a["task_id"] for a in answers.values()} == {applied[0]["task_id"]}
     assert (engine.stats.decisions, engine.stats.decisions_refused) == (1, 19)
+
+
+async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_before_closing_it(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """``Engine(connector).run(...)``: the run connects, and disconnects at its end. Sixteen
+    decisions published at once by sixteen operators on its held task, in five runs one after
+    another: the first of
+    each round ends its run, and each of the sixteen is answered before the connection closes
+    (the engine waits for what the broker routed to it, then for its answers to be taken)."""
+    kinds = ["retry", "skip", "fail", "complete"]
+    answers: dict[str, dict[str, Any]] = {}
+    arrived = asyncio.Event()
+
+    async def read() -> None:
+        async for message in plain_client.messages:
+            assert isinstance(message.payload, bytes)
+            answer = json.loads(message.payload)
+            answers[answer["id"]] = answer
+            arrived.set()
+
+    async def answered(count: int) -> None:
+        while len(answers) < count:
+            arrived.clear()
+            await arrived.wait()
+
+    await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
+    reader = asyncio.create_task(read())
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-owns"
+    )
+    engine = Engine(connector, heartbeat_interval=None)  # not connected: each run connects
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    rounds = 5
+    operators = [aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) for _ in range(16)]
+    stack = contextlib.AsyncExitStack()
+    for operator in operators:  # sixteen operators, each on a connection of their own
+        await stack.enter_async_context(operator)
+    try:
+        for round_ in range(rounds):
+            calls = 0
+
+            @task(name="load", on_failure="hold")
+            async def load() -> int:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise ConnectionError("the API is down")
+                return 2
+
+            recorder.events.clear()
+            run = asyncio.create_task(engine.run(load()))
+            try:
+                await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+                (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
+                topic = decide_topic(engine.org_id, engine.project_id, run_id, prefix)
+
+                async def decide(
+                    operator: aiomqtt.Client, n: int, run_id: str = run_id, topic: str = topic
+                ) -> None:
+                    request: dict[str, Any] = {"id": f"d-{n}", "run_id": run_id, "task": "load"}
+                    request.update(decision=kinds[n % 4], issued_by=f"op-{n}", attempt=1)
+                    await operator.publish(topic, json.dumps(request), qos=1)
+
+                await asyncio.gather(*(decide(operators[n], 16 * round_ + n) for n in range(16)))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(run, 15)  # the first decision ended it, however
+                assert not connector.is_connected  # the run closed its connection
+            finally:
+                run.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered(16 * (round_ + 1)), 5)
+    finally:
+        reader.cancel()
+        await stack.aclose()
+    by_round = [sum(1 for n in range(16) if f"d-{16 * r + n}" in answers) for r in range(rounds)]
+    assert by_round == [16] * rounds, by_round
+    applied = [a for a in answers.values() if a["outcome"] == "applied"]
+    assert len(applied) == rounds
+    refused = {a["outcome"] for a in answers.values() if a["outcome"] != "applied"}
+    assert refused == {"already_decided"}
+    assert (engine.stats.decisions, engine.stats.decisions_refused) == (rounds, 15 * rounds)
+
+
+class _Resuming(MqttConnector):
+    """An MQTT connector whose reader an application's slow callback holds (``held``) until the
+    run, ended, comes back to the connection (subscribes again, or disconnects)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume = asyncio.Event()
+        self.ending = False  # set once the run has ended
+
+    async def held(self, message: Message) -> None:
+        await self.resume.wait()
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        if self.ending:
+            self.resume.set()
+        return await super().subscribe(topic_filter, callback, on_sync=on_sync)
+
+    async def disconnect(self) -> None:
+        if self.ending:
+            self.resume.set()
+        await super().disconnect()
+
+
+async def test_decisions_the_connection_got_before_the_run_closed_it_are_answered(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """A run that owns its connection, whose reader is behind (slow callbacks of the
+    application's hold it) as the first of five decisions ends the run: the four behind it had
+    reached the connection (acknowledged by the broker) and are answered before it closes, not
+    dropped with it."""
+    answers: dict[str, dict[str, Any]] = {}
+    arrived = asyncio.Event()
+
+    async def read() -> None:
+        async for message in plain_client.messages:
+            assert isinstance(message.payload, bytes)
+            answer = json.loads(message.payload)
+            answers[answer["id"]] = answer
+            arrived.set()
+
+    async def answered(count: int) -> None:
+        while len(answers) < count:
+            arrived.clear()
+            await arrived.wait()
+
+    @task(name="load", on_failure="hold")
+    async def load() -> int:
+        raise ConnectionError("the API is down")
+
+    await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
+    reader = asyncio.create_task(read())
+    connector = _Resuming(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-behind"
+    )
+    engine = Engine(connector, heartbeat_interval=None)  # not connected: the run connects
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+
+    def ending(event: Event) -> None:
+        connector.ending = connector.ending or isinstance(event, RunFinished)
+
+    engine.events.subscribe(ending)
+    run = asyncio.create_task(engine.run(load()))
+    try:
+        await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+        (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
+        topic = decide_topic(engine.org_id, engine.project_id, run_id, prefix)
+        await connector.subscribe(topic, connector.held)  # after the run's: it gets each first
+        go = asyncio.Event()
+
+        async def slow(message: Message) -> None:
+            await go.wait()
+
+        await connector.subscribe(f"{prefix}/slow", slow)
+        await plain_client.publish(f"{prefix}/slow", b"{}", qos=1)  # the reader waits on it
+        for n in range(5):  # each routed to the engine's connection once acknowledged
+            request = {"id": f"d-{n}", "run_id": run_id, "task": "load", "decision": "skip"}
+            await plain_client.publish(topic, json.dumps(request), qos=1)
+        go.set()  # d-0 ends the run; the four behind it wait in the connection
+        assert await asyncio.wait_for(run, 15) is None  # skipped
+        assert not connector.is_connected
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered(5), 5)
+    finally:
+        run.cancel()
+        reader.cancel()
+    assert sorted(answers) == [f"d-{n}" for n in range(5)]
+    assert [answers[f"d-{n}"]["outcome"] for n in range(5)] == ["applied"] + ["already_decided"] * 4
+    assert (engine.stats.decisions, engine.stats.decisions_refused) == (1, 4)
+
+
+class _Listening(MqttConnector):
+    """An MQTT connector that keeps every subscription it was asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscriptions: list[Subscription] = []
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        subscription = await super().subscribe(topic_filter, callback, on_sync=on_sync)
+        self.subscriptions.append(subscription)
+        return subscription
+
+    def commands(self) -> list[Subscription]:
+        """Its subscriptions to a run's commands still active."""
+        return [s for s in self.subscriptions if s.active and "/command/" in s.topic_filter]
+
+
+async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_its_window(
+    mqtt_broker: BrokerEndpoint,
+    prefix: str,
+    plain_client: aiomqtt.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A served run ends on a decision and the engine idles, no run after it: a late decision
+    is still answered, and once the window (1 s here, 60 s by default) has passed, the run's
+    command subscription is gone, by a timer of the engine's own, while it goes on serving."""
+    monkeypatch.setattr(ended_runs, "ENDED_RUN_SECONDS", 1.0)
+
+    @task(name="load", on_failure="hold")
+    async def load() -> int:
+        raise ConnectionError("the API is down")
+
+    connector = _Listening(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-idles"
+    )
+    engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    answers: dict[str, dict[str, Any]] = {}
+    arrived = asyncio.Event()
+
+    async def read() -> None:
+        async for message in plain_client.messages:
+            assert isinstance(message.payload, bytes)
+            answer = json.loads(message.payload)
+            answers[answer["id"]] = answer
+            arrived.set()
+
+    async def answered(request_id: str) -> None:
+        while request_id not in answers:
+            arrived.clear()
+            await arrived.wait()
+
+    await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
+    reader = asyncio.create_task(read())
+    served = asyncio.create_task(engine.serve({"loads": load}))
+    try:
+        start = StartRequest(id="s-1", workflow="loads")
+        start_on = addressed_start_topic(
+            engine.org_id, engine.project_id, "loads", "it-idles", prefix
+        )
+        await eventually(lambda: any("/start/" in s.topic_filter for s in connector.subscriptions))
+        await plain_client.publish(start_on, msgspec.json.encode(start), qos=1)
+        await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+        (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
+        topic = decide_topic(engine.org_id, engine.project_id, run_id, prefix)
+        for n in range(2):  # the first ends the run, the second comes after it ended
+            request = {"id": f"d-{n}", "run_id": run_id, "task": "load", "decision": "skip"}
+            await plain_client.publish(topic, json.dumps(request), qos=1)
+            await asyncio.wait_for(answered(f"d-{n}"), 10)
+            if n == 0:
+                await recorder.until(
+                    lambda: any(isinstance(e, RunFinished) for e in recorder.events)
+                )
+        assert [answers[f"d-{n}"]["outcome"] for n in range(2)] == ["applied", "already_decided"]
+        assert len(connector.commands()) == 2  # kept for late decisions
+        await eventually(lambda: not connector.commands())  # its window passed: let go
+        assert connector.is_connected
+        assert not served.done()
+    finally:
+        served.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await served

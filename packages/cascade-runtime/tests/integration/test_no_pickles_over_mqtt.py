@@ -1,26 +1,31 @@
 """What comes through the broker is never unpickled: pickles published on every topic an engine
-listens on, while its task runs in a worker process, are rejected as what they are (no JSON
-object) and nothing in them runs; pickles travel only between an engine and its own workers."""
+listens on (running a run, or serving), while its task runs in a worker process, are rejected as
+what they are (no JSON object) and nothing in them runs; pickles travel only between an engine
+and its own workers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import pickle
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import aiomqtt
+import msgspec
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import MessageCallback, SyncCallback
+from cascade.interfaces import MessageCallback, SyncCallback, status_topic
 from cascade.interfaces.connector_kit import Subscription
-from cascade.runtime import Engine, ProcessExecutor, TaskRunning
+from cascade.interfaces.serving import StartRequest, addressed_start_topic
+from cascade.runtime import Engine, ProcessExecutor, Schedule, TaskCompleted, TaskRunning
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import BrokerEndpoint
+from cascade.testkit import BrokerEndpoint, broker_family
 
 WORKERS = Path(__file__).parent.parent / "workers"
 
@@ -105,3 +110,61 @@ async def test_pickles_published_on_every_topic_an_engine_hears_are_never_loaded
         finally:
             run.cancel()
     assert not marker.exists()
+
+
+async def test_pickles_published_on_every_topic_a_served_engine_hears_are_never_loaded(
+    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path, tasks: ModuleType
+) -> None:
+    """An engine under ``serve`` (a schedule of its own, so its peers' statuses, its slots'
+    claims and pauses too; the shared start topic where the broker has one) with a served run
+    in a worker process: pickles on its start requests, announcements, statuses, claims, pauses,
+    its own status and its run's topics are rejected, and nothing in them runs."""
+    marker = tmp_path / "unpickled"
+    armed = [pickle.dumps(Armed(marker), protocol=p) for p in (0, pickle.HIGHEST_PROTOCOL)]
+    source = "it-served-pickles"
+    connector = Listening(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id=source)
+    recorder = EventRecorder()
+
+    def workflow() -> Any:
+        return tasks.waits(str(tmp_path), 1)
+
+    with ProcessExecutor(1) as processes:
+        engine = Engine(connector, executor=processes, heartbeat_interval=None, connect_wait=1.0)
+        engine.events.subscribe(recorder)
+        schedules = {"hourly": Schedule(every=timedelta(hours=1), workflow="waits")}
+        served = asyncio.create_task(engine.serve({"waits": workflow}, schedules=schedules))
+        try:
+            start_on = addressed_start_topic(
+                engine.org_id, engine.project_id, "waits", source, prefix
+            )
+            await eventually(lambda: any("/start/" in f for f in connector.filters()))
+            async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as attacker:
+                start = StartRequest(id="s-1", workflow="waits")
+                await attacker.publish(start_on, msgspec.json.encode(start), qos=1)
+                await recorder.until(lambda: bool(recorder.names(TaskRunning)))
+                await eventually(lambda: any("/command/" in f for f in connector.filters()))
+                if broker_family() == "mosquitto":  # its shared start topic, once found
+                    await eventually(
+                        lambda: any(f.startswith("$share/") for f in connector.filters())
+                    )
+                topics = sorted({concrete(f) for f in connector.filters()})
+                heard = {t.removeprefix(f"{prefix}/").split("/")[0] for t in topics}
+                assert heard >= {"start", "served", "status", "schedule", "command"}, topics
+                own = [status_topic(source, prefix)]  # the connector's own, read beside these
+                for topic in own + topics:
+                    for payload in armed:
+                        await attacker.publish(topic, payload, qos=1)
+            try:
+                await eventually(lambda: connector.stats.rejected >= len(topics) * len(armed))
+            except AssertionError:
+                raise AssertionError(
+                    f"rejected {connector.stats.rejected} of {len(topics) * len(armed)} on {topics}"
+                ) from None
+            (tmp_path / "release").touch()
+            await recorder.until(lambda: bool(recorder.names(TaskCompleted)))
+        finally:
+            served.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await served
+    assert not marker.exists()
+    assert engine.stats.runs == 1  # the forged start requests started nothing

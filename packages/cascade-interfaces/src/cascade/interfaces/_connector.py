@@ -161,7 +161,10 @@ class Connector(Protocol):
       are sent as JSON; an empty payload sent retained clears the topic.
     - ``subscribe()`` returns once the subscription is active and the
       retained messages matching it have been passed to ``callback``, so a
-      caller can act on retained state without sleeping. With ``on_sync``,
+      caller can act on retained state without sleeping; connected (and the
+      filter granted), also every message the broker sent the connector
+      before it has been passed to its callbacks (one ordered delivery), so a
+      subscription made again waits for what is on its way. With ``on_sync``,
       the subscriber is also told when each (re)subscription's retained
       snapshot begins and ends (:data:`SyncCallback`), so it can forget what
       the broker no longer retains after a reconnection. Messages are

@@ -8,6 +8,7 @@ with the decision that ended the hold, or ``not_held``) instead of none.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,6 +23,9 @@ ENDED_RUN_SECONDS = 60.0
 stays in flight (a requester waits 10 s by default)."""
 MAX_ENDED_RUNS = 64
 """The most ended runs an engine answers decisions for at once (the latest ended)."""
+
+_LEAST_DELAY = 0.01
+"""Seconds at least between two timers (a clock held still must not spin the loop)."""
 
 Close = Callable[[float], Awaitable[None]]
 
@@ -102,21 +106,40 @@ class EndedDecisions:
 
 
 class EndedRuns:
-    """An engine's recently ended runs (at most :data:`MAX_ENDED_RUNS`, for
-    :data:`ENDED_RUN_SECONDS` each), whose decisions it still answers; and the command
-    subscriptions it keeps for them on a connection that outlives the run, each closed once its
-    run is forgotten."""
+    """An engine's recently ended runs (at most ``max_runs``, :data:`MAX_ENDED_RUNS`, for
+    ``window`` seconds each, :data:`ENDED_RUN_SECONDS`), whose decisions it still answers; and
+    the command subscriptions it keeps for them on a connection that outlives the run, each
+    closed once its run is forgotten: by a timer on the event loop when its window has passed
+    (an engine that idles after its run, a served one, keeps neither the subscription nor what
+    answers it), at once when later runs push it out."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        window: float | None = None,
+        max_runs: int | None = None,
+    ) -> None:
         self._monotonic = monotonic
+        self.window = ENDED_RUN_SECONDS if window is None else window
+        self.max_runs = MAX_ENDED_RUNS if max_runs is None else max_runs
         self._runs: OrderedDict[str, tuple[float, EndedDecisions]] = OrderedDict()
-        self._listening: OrderedDict[str, Close] = OrderedDict()
+        self._listening: OrderedDict[str, tuple[Close, float]] = OrderedDict()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # subscriptions the timer closes
+
+    @property
+    def listening(self) -> int:
+        """How many ended runs' command subscriptions are kept now."""
+        return len(self._listening)
 
     def ended(self, decisions: EndedDecisions) -> None:
-        """A run ended: answer its decisions from ``decisions`` from now on."""
+        """A run ended: answer its decisions from ``decisions`` from now on (called on the
+        engine's event loop)."""
         self._runs[decisions.run_id] = (self._monotonic(), decisions)
         self._runs.move_to_end(decisions.run_id)
         self._forget()
+        self._arm()
 
     def get(self, run_id: str) -> EndedDecisions | None:
         """What answers decisions on the ended run ``run_id``; ``None`` once it is forgotten."""
@@ -125,17 +148,46 @@ class EndedRuns:
         return None if kept is None else kept[1]
 
     async def listen(self, run_id: str, close: Close, timeout: float) -> None:
-        """Keep the ended run ``run_id``'s command subscription (``close`` ends it) while its
-        decisions are answered; close those of the runs forgotten (each bounded by
-        ``timeout``)."""
-        self._listening[run_id] = close
+        """Keep the ended run ``run_id``'s command subscription (``close(timeout)`` ends it)
+        while its decisions are answered; close those of the runs forgotten."""
+        self._listening[run_id] = (close, timeout)
         self._forget()
-        for gone in [run for run in self._listening if run not in self._runs]:
-            await self._listening.pop(gone)(timeout)
+        for close_one, bound in self._let_go():
+            await close_one(bound)
+        self._arm()
+
+    def _let_go(self) -> list[tuple[Close, float]]:
+        """The subscriptions of the runs forgotten, no longer kept."""
+        gone = [run for run in self._listening if run not in self._runs]
+        return [self._listening.pop(run) for run in gone]
+
+    def _arm(self) -> None:
+        """One timer, at the end of the oldest kept run's window."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._runs:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: forgotten when next asked
+            return
+        oldest = next(iter(self._runs.values()))[0]
+        due = oldest + self.window - self._monotonic()  # > 0: it would be forgotten else
+        self._timer = loop.call_later(max(due, _LEAST_DELAY), self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        self._forget()
+        for close, timeout in self._let_go():
+            closing = asyncio.ensure_future(close(timeout))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        self._arm()
 
     def _forget(self) -> None:
         runs, now = self._runs, self._monotonic()
         while runs and (
-            len(runs) > MAX_ENDED_RUNS or now - next(iter(runs.values()))[0] > ENDED_RUN_SECONDS
+            len(runs) > self.max_runs or next(iter(runs.values()))[0] + self.window - now <= 0
         ):
             runs.popitem(last=False)

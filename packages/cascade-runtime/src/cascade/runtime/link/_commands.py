@@ -54,9 +54,10 @@ class CommandListener:
     Malformed requests, requests for another run and unknown commands are counted in
     :attr:`rejected`, logged at a limited rate and answered with nothing. The
     subscription lasts as long as the run, and where the connection outlives the run a while
-    longer (:meth:`run_ended`: its late decisions are answered, not applied); a request sent
-    before, after that, or while the connection was down, reaches nobody (it is not
-    retained, and the connector's sessions are clean).
+    longer (:meth:`run_ended`: its late decisions are answered, not applied); where the run
+    closes the connection, until the requests the broker routed to it before are handled
+    (:meth:`drain`). A request sent before, after that, or while the connection was down,
+    reaches nobody (it is not retained, and the connector's sessions are clean).
     """
 
     def __init__(
@@ -172,6 +173,21 @@ class CommandListener:
             return  # the run has ended: whoever asked hears nothing from this engine
         await self._connector.publish(topic, reply, qos=1)
 
+    async def drain(self, timeout: float) -> None:
+        """Wait until every request the broker routed to this listener before now is handled
+        (bounded by ``timeout``; never raises): a subscription made again to the run's commands
+        returns once what came before it was passed on (the connector's ``subscribe``). Before a
+        run closes the connection it opened, so that the decisions already on their way in are
+        answered, not dropped with it."""
+        if not self._handles:
+            return
+        try:
+            async with within("take the requests on their way", timeout, "shutdown_timeout"):
+                behind = await self._connector.subscribe(self._filters[0], _ignore)
+                await behind.unsubscribe()  # the filter stays: the listener's own is on it
+        except StepFailed as exc:
+            _log.warning("%s", exc)
+
     async def close(self, timeout: float) -> None:
         """Unsubscribe (bounded by ``timeout``; never raises)."""
         if not self._handles:
@@ -181,3 +197,8 @@ class CommandListener:
                 await asyncio.gather(*(handle.unsubscribe() for handle in self._handles))
         except StepFailed as exc:
             _log.warning("%s", exc)
+
+
+def _ignore(message: Message) -> None:
+    """The callback of :meth:`CommandListener.drain`'s subscription: the listener's own one
+    handles each request."""

@@ -125,23 +125,26 @@ class RunWiring:
 
     async def close(self, status: str) -> None:
         """Unsubscribe, send the run's last telemetry and then the source's summary with the
-        run ended, and disconnect a connection the run opened."""
+        run ended, and disconnect a connection the run opened: once the decisions the broker
+        routed to the run until then are answered (their answers flushed as it disconnects)."""
         context = self.context
         timeout = context.shutdown_timeout
         if self.link is not None:
             await self.link.close(timeout)
-        if self.commands is not None:
-            if self.manage:
-                await self.commands.close(timeout)
-            else:  # a decision may still be on its way: the connection stays, it is answered
-                self.commands.run_ended()
-                await context.ended_runs.listen(self.run.run_id, self.commands.close, timeout)
+        commands = self.commands
+        if commands is not None:
+            commands.run_ended()  # its decisions answered from the engine's ended runs
+            if not self.manage:  # a decision may still be on its way: the connection stays
+                await context.ended_runs.listen(self.run.run_id, commands.close, timeout)
         if self.telemetry is not None:
             await self.telemetry.aclose(timeout)
             context.stats.telemetry_dropped += self.telemetry.dropped
             if self.summaries is not None:
                 await self.summaries.run_ended(self.telemetry, status, timeout)
         if self.manage:
+            if commands is not None:  # the decisions that reached the broker until now answered
+                await commands.drain(timeout)  # (those after reach nobody: docs/protocol.md)
+                await commands.close(timeout)
             try:
                 async with within("disconnect", timeout, "shutdown_timeout"):
                     await self.connector.disconnect()
