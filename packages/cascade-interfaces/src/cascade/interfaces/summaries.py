@@ -10,6 +10,9 @@ from ._summary import (
     SummaryRun,
     TaskTally,
     decode_summary,
+    misplaced_runs,
+    placed_summary_filter,
+    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
@@ -22,6 +25,9 @@ __all__ = [
     "SummaryRun",
     "TaskTally",
     "decode_summary",
+    "misplaced_runs",
+    "placed_summary_filter",
+    "placed_summary_topic",
     "summary_filter",
     "summary_topic",
 ]
