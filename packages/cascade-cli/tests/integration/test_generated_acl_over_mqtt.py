@@ -446,16 +446,15 @@ async def _a_summary_lists_runs_of_its_own_orgs_only(logins: Logins) -> None:
                  _summary("engine-g", (*globex, theirs)), True),
             ):  # fmt: skip
                 before = engine_g.stats.refused + engine_g.stats.dropped
-                await engine_g.publish(topic, summary, qos=1)
+                await engine_g.publish(topic, summary, qos=1, retain=True)
                 await engine_g.flush(10)
                 after = engine_g.stats.refused + engine_g.stats.dropped
                 assert after - before == (0 if allowed else 1), topic
             async with logins.connector("engine-1", presence=True) as engine_1:
                 ours_topic = placed_summary_topic("engine-1", *acme)
-                await engine_1.publish(ours_topic, _summary("engine-1", (*acme, ours)), qos=1)
-                await engine_1.publish(
-                    summary_topic("engine-1"), _summary("engine-1", (*acme, ours)), qos=1
-                )
+                for topic in (ours_topic, summary_topic("engine-1")):
+                    summary = _summary("engine-1", (*acme, ours))
+                    await engine_1.publish(topic, summary, qos=1, retain=True)
                 await engine_1.flush(10)
                 await got.until(lambda m: m.topic == summary_topic("engine-1"))
                 await viewed.until(lambda m: m.topic == ours_topic)

@@ -11,7 +11,7 @@ nothing of the protocol package (:mod:`cascade.interfaces`) imports it::
     model = ReaderModel(prefix=connector.topic_prefix)
     await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
     await connector.subscribe(status_filter(prefix), model.apply)
-    await connector.subscribe(summary_filter(prefix), model.apply)  # engines' summaries
+    await subscribe_summaries(connector, model.apply)  # engines' summaries
     await connector.subscribe_constraints(model.apply)  # on any broker
     ...
     model.observe_connection(connector.is_connected)  # now and then

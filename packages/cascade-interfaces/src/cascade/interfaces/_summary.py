@@ -165,9 +165,7 @@ def misplaced_runs(summary: EngineSummary, topic: str, prefix: str = DEFAULT_PRE
     (a :func:`placed_summary_topic`) names: a reader refuses a summary that lists any, as a
     run's telemetry is refused off its topic's org and project (the topic is what an ACL
     binds, the payload is not)."""
-    return sum(
-        not same_place(topic, run.org_id, run.project_id, prefix) for run in summary.listed
-    )
+    return sum(not same_place(topic, run.org_id, run.project_id, prefix) for run in summary.listed)
 
 
 def decode_summary(data: Mapping[str, Any] | bytes | str) -> EngineSummary:

@@ -21,6 +21,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
+    placed_summary_topic,
     summary_topic,
 )
 
@@ -86,7 +87,11 @@ class _Live:
 
 
 class EngineSummaries:
-    """Publishes one source's summary, retained, on ``{prefix}/summary/{source}`` (QoS 0).
+    """Publishes one source's summary, retained, on ``{prefix}/summary/{source}`` (QoS 0),
+    and before it, per org and project of the runs it lists, the summary of those alone on
+    ``{prefix}/summary/{org}/{project}/{source}`` (what an ACL binds to the login's orgs and
+    projects, where readers take the listed runs from; a place none of them is of any more
+    has its summary cleared).
 
     Every engine on one connector feeds the same instance (:func:`summaries_for`): the
     summary is the source's, whatever number of engines and runs it has. It counts the
@@ -110,6 +115,8 @@ class EngineSummaries:
     def __init__(self, connector: Connector, prefix: str, interval: float | None = 5.0) -> None:
         self.connector = connector
         self.topic = summary_topic(connector.source_id, prefix)
+        self.prefix = prefix
+        self._places: set[str] = set()  # the topics of the places last published
         self.interval = interval
         self.published = 0
         """Summaries published."""
@@ -273,10 +280,50 @@ class EngineSummaries:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
 
+    def placed(self, summary: EngineSummary) -> dict[str, EngineSummary]:
+        """``summary`` per org and project of the runs it lists, by topic: each listing that
+        place's runs, counting its live ones (``more_live``: those not listed) and the tasks
+        of those it lists."""
+        places: dict[tuple[str, str], list[SummaryRun]] = {}
+        for run in summary.listed:
+            places.setdefault((run.org_id, run.project_id), []).append(run)
+        live: dict[tuple[str, str], int] = {}
+        for each in self._live.values():
+            place = (each.org_id, each.project_id)
+            if place in places:
+                live[place] = live.get(place, 0) + 1
+        made = {}
+        source = summary.source
+        for place, runs in places.items():
+            tasks = TaskTally()
+            for run in runs:
+                tasks += run.tasks
+            listed_live = sum(run.status == "Running" for run in runs)
+            running = max(live.get(place, 0), listed_live)
+            made[placed_summary_topic(source, *place, self.prefix)] = EngineSummary(
+                source=source,
+                ts=summary.ts,
+                session=summary.session,
+                runs=RunTally(running=running),
+                tasks=tasks,
+                listed=runs,
+                more_live=running - listed_live,
+            )
+        return made
+
     async def _publish(self) -> None:
         self._published_at = time.monotonic()
+        summary = self.summary()
+        placed = self.placed(summary)
+        gone, self._places = self._places - placed.keys(), set(placed)
+        sent: list[tuple[str, EngineSummary | bytes]] = [
+            *((topic, b"") for topic in sorted(gone)),
+            *placed.items(),
+            (self.topic, summary),
+        ]
         try:
-            await self.connector.publish(self.topic, self.summary(), qos=0, retain=True)
+            for topic, payload in sent:
+                await self.connector.publish(topic, payload, qos=0, retain=True)
         except Exception as exc:
             self.failed += 1
             reason = str(exc) or "(without a message)"
