@@ -32,9 +32,11 @@ __all__ = [
     "TaskTally",
     "decode_summary",
     "misplaced_runs",
+    "placed_summaries",
     "placed_summary_filter",
     "placed_summary_topic",
     "summary_filter",
+    "summary_messages",
     "summary_topic",
 ]
 
@@ -158,6 +160,47 @@ def placed_summary_topic(
 def placed_summary_filter(prefix: str = DEFAULT_PREFIX) -> str:
     """The filter over every engine's summaries per org and project."""
     return f"{prefix}/summary/+/+/+"
+
+
+def placed_summaries(
+    summary: EngineSummary,
+    prefix: str = DEFAULT_PREFIX,
+    live: Mapping[tuple[str, str], int] | None = None,
+) -> dict[str, EngineSummary]:
+    """``summary`` per org and project of the runs it lists, by :func:`placed_summary_topic`:
+    each lists that place's runs, with their tasks added up, and counts its live runs
+    (``live``: by ``(org_id, project_id)``, those the engine has there, listed or not; by
+    default those listed), ``more_live`` being those not listed."""
+    places: dict[tuple[str, str], list[SummaryRun]] = {}
+    for run in summary.listed:
+        places.setdefault((run.org_id, run.project_id), []).append(run)
+    made = {}
+    for place, runs in places.items():
+        tasks = TaskTally()
+        for run in runs:
+            tasks += run.tasks
+        listed_live = sum(run.status == "Running" for run in runs)
+        running = max((live or {}).get(place, 0), listed_live)
+        made[placed_summary_topic(summary.source, *place, prefix)] = EngineSummary(
+            source=summary.source,
+            ts=summary.ts,
+            session=summary.session,
+            runs=RunTally(running=running),
+            tasks=tasks,
+            listed=runs,
+            more_live=running - listed_live,
+        )
+    return made
+
+
+def summary_messages(
+    summary: EngineSummary, prefix: str = DEFAULT_PREFIX
+) -> list[tuple[str, EngineSummary]]:
+    """What an engine publishes (retained) for ``summary``: its :func:`placed_summaries`,
+    then ``summary`` on its own :func:`summary_topic`, by topic, in that order (a reader that
+    takes them in order shows its runs as soon as its figures)."""
+    own = (summary_topic(summary.source, prefix), summary)
+    return [*placed_summaries(summary, prefix).items(), own]
 
 
 def misplaced_runs(summary: EngineSummary, topic: str, prefix: str = DEFAULT_PREFIX) -> int:

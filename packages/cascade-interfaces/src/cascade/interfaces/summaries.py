@@ -11,9 +11,11 @@ from ._summary import (
     TaskTally,
     decode_summary,
     misplaced_runs,
+    placed_summaries,
     placed_summary_filter,
     placed_summary_topic,
     summary_filter,
+    summary_messages,
     summary_topic,
 )
 
@@ -26,8 +28,10 @@ __all__ = [
     "TaskTally",
     "decode_summary",
     "misplaced_runs",
+    "placed_summaries",
     "placed_summary_filter",
     "placed_summary_topic",
     "summary_filter",
+    "summary_messages",
     "summary_topic",
 ]

@@ -21,7 +21,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    placed_summary_topic,
+    placed_summaries,
     summary_topic,
 )
 
@@ -281,35 +281,14 @@ class EngineSummaries:
                 await loop
 
     def placed(self, summary: EngineSummary) -> dict[str, EngineSummary]:
-        """``summary`` per org and project of the runs it lists, by topic: each listing that
-        place's runs, counting its live ones (``more_live``: those not listed) and the tasks
-        of those it lists."""
-        places: dict[tuple[str, str], list[SummaryRun]] = {}
-        for run in summary.listed:
-            places.setdefault((run.org_id, run.project_id), []).append(run)
+        """``summary`` per org and project of the runs it lists, by topic
+        (:func:`~cascade.interfaces.summaries.placed_summaries`), each counting all its
+        place's live runs."""
         live: dict[tuple[str, str], int] = {}
         for each in self._live.values():
             place = (each.org_id, each.project_id)
-            if place in places:
-                live[place] = live.get(place, 0) + 1
-        made = {}
-        source = summary.source
-        for place, runs in places.items():
-            tasks = TaskTally()
-            for run in runs:
-                tasks += run.tasks
-            listed_live = sum(run.status == "Running" for run in runs)
-            running = max(live.get(place, 0), listed_live)
-            made[placed_summary_topic(source, *place, self.prefix)] = EngineSummary(
-                source=source,
-                ts=summary.ts,
-                session=summary.session,
-                runs=RunTally(running=running),
-                tasks=tasks,
-                listed=runs,
-                more_live=running - listed_live,
-            )
-        return made
+            live[place] = live.get(place, 0) + 1
+        return placed_summaries(summary, self.prefix, live)
 
     async def _publish(self) -> None:
         self._published_at = time.monotonic()
