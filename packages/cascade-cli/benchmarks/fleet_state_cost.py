@@ -57,7 +57,7 @@ async def cost(engines: int, without: float) -> dict[str, float]:
         for engine in chosen:
             engine.step(now, wall, ts)  # its run moves on: each summary says something new
             if engine.summarises:
-                made.append(message(engine.summary(now, ts)))
+                made.extend(message(out) for out in engine.summary(now, ts))
         began = time.process_time()
         for summary in made:
             hub.model.apply(summary)

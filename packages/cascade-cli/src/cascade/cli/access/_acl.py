@@ -324,17 +324,14 @@ def _person(
             if operator:
                 _steers_everything(rights, prefix, exact_retained)
         elif scope.kind in ("org", "project"):
-            # summaries of its orgs' and projects' runs only: an engine's own summary
-            # ({prefix}/summary/{source}) adds up every org's, so viewers over global read it
             levels = _run_levels(scope, check_name, where)
-            rights.grant(
-                READ,
-                f"{prefix}/telemetry/{levels}",
-                f"{prefix}/logs/{levels}",
-                f"{prefix}/summary/{levels}",
-            )
+            rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
+            # the summaries of its orgs' and projects' runs, at their depth exactly (a '#'
+            # would also match {prefix}/summary/{org}, the own summary of a login named as
+            # the org, which adds up every org's runs: viewers over global only read those)
+            place = _place(scope, check_name, where)
+            rights.grant(READ, f"{prefix}/summary/{place[0]}/{place[1]}/+")
             if operator:  # the answers of the org's runs (a project's org: its answers)
-                place = _place(scope, check_name, where)
                 _cancels(rights, prefix, place, f"{place[0]}/#")
                 _starts(rights, prefix, place)
         elif operator:  # a task or schedule scope: its constraint topics and clear notes
