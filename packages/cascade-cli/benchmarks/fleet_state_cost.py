@@ -53,7 +53,7 @@ async def cost(engines: int, without: float) -> dict[str, float]:
     def summaries(chosen: list[SimulatedEngine]) -> float:
         """Fold in the chosen engines' fresh summaries; the CPU seconds the folding took."""
         ts, now, wall = _iso(), time.monotonic(), time.time()
-        made = []
+        made: list[Message] = []
         for engine in chosen:
             engine.step(now, wall, ts)  # its run moves on: each summary says something new
             if engine.summarises:
