@@ -30,7 +30,7 @@ from cascade.interfaces.summaries import (
     summary_topic,
 )
 from cascade.interfaces.testing import received, telemetry
-from cascade.reader import MAX_MORE_LIVE, ReaderModel
+from cascade.reader import MAX_MORE_LIVE, MAX_PLACES, ReaderModel
 
 
 def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
@@ -246,6 +246,19 @@ def test_a_reader_of_some_orgs_adds_their_summaries_up() -> None:
     assert summary.runs.running == 2
     assert summary.tasks.running == 2
     assert model.fleet().runs.running == 2
+
+
+def test_an_engine_keeps_the_summaries_of_a_bounded_number_of_places() -> None:
+    """An engine lists 20 runs: a login that publishes summaries for more projects than a
+    reader keeps (one each) has the ones over it refused, counted."""
+    model = ReaderModel()
+    for n in range(MAX_PLACES + 3):
+        listed = [_live(f"r{n}", "acme", f"p{n}")]
+        model.apply(
+            _placed(_summary("e", runs=RunTally(running=1), listed=listed), "acme", f"p{n}")
+        )
+    assert len(model.engines["e"].placed) == MAX_PLACES
+    assert model.refusals.describe("e") == "3 numbers that disagree"
 
 
 def test_a_summary_topic_of_another_depth_is_rejected() -> None:

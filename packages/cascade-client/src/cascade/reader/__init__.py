@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     )
     from ._fleet import (
         MAX_MORE_LIVE,
+        MAX_PLACES,
         FleetTotals,
         counted_summary,
         fleet_totals,
@@ -167,6 +168,7 @@ __all__ = [
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
     "MAX_MORE_LIVE",
+    "MAX_PLACES",
     "MAX_SEQ_JUMP",
     "MAX_SNAPSHOT_PARTS",
     "REASON_BEYOND",
@@ -238,6 +240,7 @@ _HOMES = {
     "MARK": "._bounded_text",
     "truncate": "._bounded_text",
     "MAX_MORE_LIVE": "._fleet",
+    "MAX_PLACES": "._fleet",
     "FleetTotals": "._fleet",
     "counted_summary": "._fleet",
     "fleet_totals": "._fleet",

@@ -35,11 +35,25 @@ from ._refusals import (
 from ._timestamps import parse_timestamp
 from ._views import EngineView
 
-__all__ = ["MAX_MORE_LIVE", "FleetTotals", "apply_summary", "counted_summary", "fleet_totals"]
+__all__ = [
+    "MAX_MORE_LIVE",
+    "MAX_PLACES",
+    "FleetTotals",
+    "apply_summary",
+    "counted_summary",
+    "fleet_totals",
+]
 
 MAX_MORE_LIVE = 10_000
 """Live runs a summary may say it leaves out of its list (``more_live``) at most: one engine
 process running more at once is not plausible, and a summary claiming more is refused."""
+
+
+MAX_PLACES = 64
+"""Orgs and projects whose summaries a reader keeps per engine at most: an engine lists 20
+runs, so publishes 20 at once (those of places it left are cleared); one of a place more is
+refused as numbers that disagree, so that no login can make a reader keep a summary per
+project it invents."""
 
 
 def apply_summary(
@@ -94,6 +108,9 @@ def apply_summary(
     at = min(stamp, now) if stamp is not None else now
     if place is not None:
         kept = engine.placed.get(place)
+        if kept is None and len(engine.placed) >= MAX_PLACES:
+            refusals.count(summary.source, REASON_INCONSISTENT)
+            return
         if kept is not None and _stamp(kept, now) > at:
             return
         engine.placed[place] = summary

@@ -294,7 +294,8 @@ class EngineSummaries:
         self._published_at = time.monotonic()
         summary = self.summary()
         placed = self.placed(summary)
-        gone, self._places = self._places - placed.keys(), set(placed)
+        gone = self._places - placed.keys()
+        self._places = self._places | placed.keys()  # until their clears went: retried
         sent: list[tuple[str, EngineSummary | bytes]] = [
             *((topic, b"") for topic in sorted(gone)),
             *placed.items(),
@@ -311,6 +312,7 @@ class EngineSummaries:
             )
         else:
             self.published += 1
+            self._places -= gone
 
 
 _BY_CONNECTOR: weakref.WeakKeyDictionary[Connector, dict[str, EngineSummaries]] = (
