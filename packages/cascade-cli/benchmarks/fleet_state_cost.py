@@ -53,11 +53,11 @@ async def cost(engines: int, without: float) -> dict[str, float]:
     def summaries(chosen: list[SimulatedEngine]) -> float:
         """Fold in the chosen engines' fresh summaries; the CPU seconds the folding took."""
         ts, now, wall = _iso(), time.monotonic(), time.time()
-        made = []
+        made: list[Message] = []
         for engine in chosen:
             engine.step(now, wall, ts)  # its run moves on: each summary says something new
             if engine.summarises:
-                made.append(message(engine.summary(now, ts)))
+                made.extend(message(out) for out in engine.summary(now, ts))
         began = time.process_time()
         for summary in made:
             hub.model.apply(summary)

@@ -68,6 +68,8 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
         "topic write cascade/logs/acme/etl/+/vera",  # its own runs, there only
         "topic read cascade/served/+/+/+",
         "topic read cascade/status/#",
+        "topic read cascade/summary/acme/etl/+",  # its runs as engines list them
+        "topic write cascade/summary/acme/etl/vera",
         "topic read cascade/telemetry/acme/etl/#",
         "topic write cascade/telemetry/acme/etl/+/+/vera",
     ]
@@ -90,7 +92,12 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
     assert "topic read cascade/reply/acme/#" in olga
     assert not any(line.endswith("reply/#") for line in olga)
     assert "topic read cascade/telemetry/acme/#" in olga
-    assert not any("summary" in line for line in olga)  # every org's runs: global only
+    # its org's runs as engines list them, at their depth exactly (not summary/acme: the own
+    # summary of a login named acme, which adds up every org's runs: global only)
+    assert [line for line in olga if "summary" in line] == [
+        "topic read cascade/summary/acme/+/+",
+        "topic write cascade/summary/acme/+/olga",
+    ]
     assert "topic write cascade/start/acme/#" in olga  # its org's servers only
     assert "topic write cascade/start/#" not in olga
     assert not any("served/olga" in line for line in olga)  # only engines announce
@@ -121,6 +128,7 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/start/+/+/+",
         "topic read cascade/start/+/+/+/engine-1",
         "topic read cascade/status/+",
+        "topic write cascade/summary/+/+/engine-1",
         "topic write cascade/telemetry/+/+/+/+/engine-1",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
@@ -175,6 +183,14 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert read.fullmatch("cascade.telemetry.acme.*.*.#")  # a subscription's binding key
     assert not read.fullmatch("cascade.telemetry.*.*.*.#")
     assert not read.fullmatch("cascade.summary.*")
+    assert read.fullmatch("cascade.summary.acme.etl.engine-1")  # its org's runs listed
+    assert read.fullmatch("cascade.summary.acme.*.*")  # a subscription's binding key
+    assert not read.fullmatch("cascade.summary.acme")  # a login named acme's own: every org's
+    assert not read.fullmatch("cascade.summary.acme.#")
+    assert not read.fullmatch("cascade.summary.globex.web.engine-1")
+    assert write.fullmatch("cascade.summary.acme.etl.olga")  # as itself, in its org only
+    assert not write.fullmatch("cascade.summary.globex.web.olga")
+    assert not write.fullmatch("cascade.summary.acme.etl.engine-1")
     assert write.fullmatch("cascade.start.acme.etl.nightly")  # its org's servers' only
     assert write.fullmatch("cascade.start.acme.etl.nightly.engine-1")
     assert not write.fullmatch("cascade.start.globex.etl.nightly")
@@ -366,6 +382,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/start/acme/+/+",
         "topic read cascade/start/acme/+/+/engine-a",
         "topic read cascade/status/+",
+        "topic write cascade/summary/acme/+/engine-a",  # its org's runs listed only
         "topic write cascade/telemetry/acme/+/+/+/engine-a",  # its org's runs only
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]

@@ -15,7 +15,12 @@ from cascade.control.run_ids import LIVE_WAIT
 from cascade.interfaces import Connector
 from cascade.interfaces.commands import Decided
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    SummaryRun,
+    TaskTally,
+    summary_messages,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 
@@ -205,7 +210,8 @@ def test_held_finds_a_task_held_since_its_engines_last_summary(
                             status="Running", started="2026-11-27T10:00:00+00:00",
                             tasks=TaskTally(running=1))  # fmt: skip
         summary = EngineSummary(source=f"host-{number}", listed=[listed])
-        publish_retained(summary_topic(f"host-{number}"), encode_payload(summary))
+        for at, said in summary_messages(summary):
+            publish_retained(at, encode_payload(said))
 
     def factory(options: Any) -> Connector:
         return WithEngines(broker, runs)  # engines that keep no summary of their own

@@ -30,7 +30,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.reader import ReaderModel
@@ -66,7 +66,8 @@ def test_status_shows_the_fleet_and_each_engines_summary(
     ]:
         publish_retained(status_topic(source), encode_payload(status))
         if summary is not None:
-            publish_retained(summary_topic(source), encode_payload(summary))
+            for at, said in summary_messages(summary):
+                publish_retained(at, encode_payload(said))
     result = invoke("status")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -107,9 +108,11 @@ def test_status_lists_the_engines_that_need_a_look_first_when_there_are_many() -
         source = f"engine-{index:03d}"
         state.apply(received(status_topic(source), _online(source), retain=True))
         live = 40 if index == 7 else 1
-        state.apply(received(summary_topic(source), _summary(source, live), retain=True))
+        for at, said in summary_messages(_summary(source, live)):
+            state.apply(received(at, said, retain=True))
     state.apply(received(status_topic("zz-gone"), StatusMessage.announce("offline", "zz-gone", 1)))
-    state.apply(received(summary_topic("zz-gone"), _summary("zz-gone", 5), retain=True))
+    for at, said in summary_messages(_summary("zz-gone", 5)):
+        state.apply(received(at, said, retain=True))
     console = Console(record=True, width=200)
     console.print(render_status(state))
     lines = console.export_text().splitlines()
@@ -145,7 +148,8 @@ def test_watch_with_fleet_threshold_0_never_subscribes_to_telemetry(
 ) -> None:
     """--fleet-threshold 0: fleet mode from the start; --json says so in a line of its own."""
     publish_retained(status_topic("busy"), encode_payload(_online("busy")))
-    publish_retained(summary_topic("busy"), encode_payload(_summary("busy", 1)))
+    for at, said in summary_messages(_summary("busy", 1)):
+        publish_retained(at, encode_payload(said))
     filters: list[str] = []
 
     def factory(options: BrokerOptions) -> Connector:
@@ -178,9 +182,8 @@ def test_watch_on_a_terminal_shows_the_fleet_view_above_the_threshold(
                 started=datetime.now(timezone.utc).isoformat(), tasks=TaskTally(running=1),
             )
         ]  # fmt: skip
-        publish_retained(
-            summary_topic(source), encode_payload(_summary(source, live, listed=listed))
-        )
+        for at, said in summary_messages(_summary(source, live, listed=listed)):
+            publish_retained(at, encode_payload(said))
 
     def watch(*args: str) -> str:
         console = Console(force_terminal=True, width=160, height=40, record=True)
@@ -241,7 +244,8 @@ def test_status_at_fleet_size_is_bounded_and_lists_what_needs_a_look(
     for n in range(FLEET):
         source = f"fleet-{n:05}"
         publish_retained(status_topic(source), encode_payload(_online(source)))
-        publish_retained(summary_topic(source), encode_payload(_listing(source, n)))
+        for at, said in summary_messages(_listing(source, n)):
+            publish_retained(at, encode_payload(said))
     result = invoke("status", "--json")
     assert result.exit_code == 0, result.output
     assert len(result.output.encode()) <= 1_000_000, len(result.output)
@@ -279,7 +283,8 @@ def test_the_fleet_view_counts_an_engine_without_summary_by_its_runs_events() ->
     state = ReaderModel()
     state.apply(received(status_topic("quiet"), _online("quiet"), retain=True))
     state.apply(received(status_topic("busy"), _online("busy"), retain=True))
-    state.apply(received(summary_topic("busy"), _summary("busy", 1), retain=True))
+    for at, said in summary_messages(_summary("busy", 1)):
+        state.apply(received(at, said, retain=True))
     for run_id in ("r1", "r2"):
         body = TaskStateEvent(task_id="t", task_name="t", state="RUNNING")
         envelope = Envelope(ts=datetime.now(timezone.utc).isoformat(), run_id=run_id,

@@ -11,6 +11,7 @@ from typer.testing import Result
 from cascade.cli.commands.forget._forget import RetainedStatus, stale_statuses
 from cascade.interfaces import StatusMessage, status_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_messages
 from cascade.interfaces.testing import InMemoryBroker
 
 Invoke = Callable[..., Result]
@@ -37,6 +38,25 @@ def test_forget_one_source(
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "forgot 1: gone"
     assert broker.retained(status_topic("gone")) is None
+
+
+def test_forget_clears_the_summaries_of_its_runs_places_too(
+    invoke: Invoke, publish_retained: PublishRetained, broker: InMemoryBroker
+) -> None:
+    """A source's summaries per org and project (as its own lists them) go with its own."""
+    _retain(publish_retained, "gone", "offline", 10)
+    listed = [
+        SummaryRun(run_id=f"r{n}", org_id=org, project_id="etl", status="Succeeded",
+                   started="2026-11-27T10:00:00+00:00", tasks=TaskTally(completed=1))
+        for n, org in enumerate(("acme", "globex"))
+    ]  # fmt: skip
+    sent = summary_messages(EngineSummary(source="gone", listed=listed))
+    for topic, summary in sent:
+        publish_retained(topic, encode_payload(summary))
+    assert len(sent) == 3
+    result = invoke("forget", "gone")
+    assert result.exit_code == 0, result.output
+    assert [topic for topic, _ in sent if broker.retained(topic) is not None] == []
 
 
 def test_forget_unknown_source_fails(invoke: Invoke) -> None:

@@ -17,7 +17,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.interfaces.testing import received, telemetry
 from cascade.reader import ReaderModel
@@ -63,7 +63,8 @@ def _state() -> ReaderModel:
     state = ReaderModel()
     state.apply(received(status_topic("host-1"), StatusMessage(status="online", source="host-1",
                                                                session=1)))  # fmt: skip
-    state.apply(received(summary_topic("host-1"), _summary("host-1"), retain=True))
+    for at, said in summary_messages(_summary("host-1")):
+        state.apply(received(at, said, retain=True))
     return state
 
 

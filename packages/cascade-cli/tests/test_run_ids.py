@@ -26,7 +26,12 @@ from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    SummaryRun,
+    TaskTally,
+    summary_messages,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PublishRetained = Callable[[str, bytes], None]  # the conftest's fixture
@@ -86,7 +91,8 @@ def _live(publish_retained: PublishRetained, *run_ids: str, listed: bool = True)
             for run_id in run_ids
         ]  # fmt: skip
         summary = EngineSummary(source="host-2", listed=runs)
-        publish_retained(summary_topic("host-2"), encode_payload(summary))
+        for at, said in summary_messages(summary):
+            publish_retained(at, encode_payload(said))
 
 
 def _one_line(result: Result, code: int) -> str:

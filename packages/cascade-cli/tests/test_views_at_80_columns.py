@@ -29,7 +29,12 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.summaries import EngineSummary, RunTally, summary_topic
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    summary_messages,
+    summary_topic,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.reader import ReaderModel
 
@@ -125,7 +130,8 @@ def _model() -> ReaderModel:
     state.apply(received(status_topic(SOURCE), StatusMessage(status="online", session=1)))
     now = datetime.now(timezone.utc).isoformat()
     summary = EngineSummary(source=SOURCE, ts=now, runs=RunTally(running=1), more_live=1)
-    state.apply(received(summary_topic(SOURCE), summary, retain=True))
+    for at, said in summary_messages(summary):
+        state.apply(received(at, said, retain=True))
     return state
 
 

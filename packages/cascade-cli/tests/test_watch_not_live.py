@@ -25,7 +25,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -129,7 +129,8 @@ def test_a_run_not_heard_that_its_engines_summary_says_ended(
                         started="2026-11-18T10:00:00+00:00", tasks=TaskTally(failed=1),
                         ended="2026-11-18T10:00:05+00:00")  # fmt: skip
     summary = EngineSummary(source="host-1", runs=RunTally(failed=1), listed=[listed])
-    publish_retained(summary_topic("host-1"), encode_payload(summary))
+    for at, said in summary_messages(summary):
+        publish_retained(at, encode_payload(said))
     result, _ = _invoke("watch", "--run", RUN, "--json", broker=broker)
     assert result.exit_code == 0, result.output
     assert "its engine host-1 says in its summary that it ended at " in result.stderr

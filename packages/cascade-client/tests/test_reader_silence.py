@@ -19,8 +19,8 @@ from cascade.interfaces.summaries import (
     EngineSummary,
     SummaryRun,
     TaskTally,
-    summary_filter,
-    summary_topic,
+    placed_summary_filter,
+    placed_summary_topic,
 )
 from cascade.interfaces.testing import InMemoryConnector, received, telemetry
 from cascade.reader import FLAP_WINDOW, SILENT_AFTER, ReaderModel, silence_line
@@ -44,7 +44,8 @@ def _summary(last_seq: int, *, run_id: str = "run-1", project: str = "etl") -> M
     )  # fmt: skip
     summary = EngineSummary(source="engine-1", session=1, events=last_seq, listed=[run])
     summary.runs.running = 1
-    return received(summary_topic("engine-1"), summary)
+    # the runs it lists are read on their org's and project's topic (the one an ACL binds)
+    return received(placed_summary_topic("engine-1", "acme", project), summary)
 
 
 def _model(clock: Clock, *filters: str) -> ReaderModel:
@@ -188,15 +189,15 @@ async def test_an_engine_whose_events_the_broker_drops_is_said_over_the_in_memor
     model = ReaderModel(clock=clock)
     async with InMemoryConnector(source_id="viewer") as reader:
         await reader.subscribe(status_filter(), model.apply)
-        await reader.subscribe(summary_filter(), model.apply)
+        await reader.subscribe(placed_summary_filter(), model.apply)
         dropped: list[Message] = []
         await reader.subscribe(ALL, dropped.append)  # what the broker's ACL would not send
         model.telemetry_filters.add(ALL)
         async with InMemoryConnector(reader.broker, source_id="engine-1") as engine:
-            await engine.publish(summary_topic("engine-1"), _summary(0).payload, retain=True)
+            await engine.publish(_summary(0).topic, _summary(0).payload, retain=True)
             start = telemetry(LifecycleEvent(event="ENGINE_STARTED"), source="engine-1", seq=1)
             await engine.publish(start.topic, start.payload)
-            await engine.publish(summary_topic("engine-1"), _summary(1).payload, retain=True)
+            await engine.publish(_summary(1).topic, _summary(1).payload, retain=True)
             await asyncio.sleep(0)
             assert dropped
             assert model.silent_engines() == []

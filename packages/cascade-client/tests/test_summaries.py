@@ -23,11 +23,14 @@ from cascade.interfaces.summaries import (
     SummaryRun,
     TaskTally,
     decode_summary,
+    misplaced_runs,
+    placed_summary_filter,
+    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
 from cascade.interfaces.testing import received, telemetry
-from cascade.reader import MAX_MORE_LIVE, ReaderModel
+from cascade.reader import MAX_MORE_LIVE, MAX_PLACES, ReaderModel
 
 
 def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
@@ -184,3 +187,82 @@ def test_forgetting_the_runs_leaves_no_hole_and_a_run_read_again_is_joined_late(
     run = state.runs["run-1"]
     assert (run.joined_late, state.gaps.missed, run.refused) == (True, 0, 0)
     assert asked == [("run-1", 0)]
+
+
+def _live(run_id: str, org: str, project: str) -> SummaryRun:
+    started = datetime.now(timezone.utc).isoformat()
+    return SummaryRun(run_id=run_id, org_id=org, project_id=project, status="Running",
+                      started=started, tasks=TaskTally(running=1))  # fmt: skip
+
+
+def _placed(summary: EngineSummary, org: str, project: str) -> Message:
+    return received(placed_summary_topic(summary.source, org, project), summary, retain=True)
+
+
+def test_placed_topics_name_org_project_and_source_levels() -> None:
+    assert placed_summary_topic("e/1", "a.b", "etl") == "cascade/summary/a%2Eb/etl/e%2F1"
+    assert placed_summary_filter("acme") == "acme/summary/+/+/+"
+    summary = _summary("e", runs=RunTally(running=2),
+                       listed=[_live("r1", "a.b", "etl"), _live("r2", "acme", "etl")])  # fmt: skip
+    assert misplaced_runs(summary, placed_summary_topic("e", "a.b", "etl")) == 1
+
+
+def test_runs_are_listed_from_the_summaries_of_their_own_org_and_project_only() -> None:
+    """An engine's own summary names no org: the runs it lists there are not shown, those its
+    summary per org and project lists are; one listing a run of another is refused, counted."""
+    model = ReaderModel()
+    model.apply(received(status_topic("e"), StatusMessage(status="online", source="e")))
+    theirs, forged = _live("r1", "globex", "web"), _live("r2", "acme", "etl")
+    own = _summary("e", runs=RunTally(running=2), listed=[theirs, forged])
+    model.apply(_on_topic(own))
+    engine = model.engines["e"]
+    assert engine.summary is not None
+    assert engine.summary.listed == []  # vouched for by nothing yet
+    assert engine.summary.more_live == 2  # its live runs are still counted
+    model.apply(_placed(_summary("e", runs=RunTally(running=1), listed=[forged]), "globex", "web"))
+    assert model.refusals.describe("e") == "1 not its topic's org or project"
+    model.apply(_placed(_summary("e", runs=RunTally(running=1), listed=[theirs]), "globex", "web"))
+    assert [run.run_id for run in engine.summary.listed] == ["r1"]
+    assert engine.summary.runs.running == 2
+    assert engine.summary.more_live == 1
+    assert model.fleet().runs.running == 2
+    model.apply(received(placed_summary_topic("e", "globex", "web"), b"", retain=True))
+    assert engine.summary.listed == []  # cleared
+
+
+def test_a_reader_of_some_orgs_adds_their_summaries_up() -> None:
+    """Without the engine's own summary (a viewer of one org reads its org's only), the
+    summaries per org and project it reads are added up."""
+    model = ReaderModel()
+    model.apply(received(status_topic("e"), StatusMessage(status="online", source="e")))
+    for project in ("etl", "web"):
+        listed = [_live(f"r-{project}", "acme", project)]
+        placed = _summary("e", runs=RunTally(running=1), tasks=TaskTally(running=1),
+                          listed=listed)  # fmt: skip
+        model.apply(_placed(placed, "acme", project))
+    summary = model.engines["e"].summary
+    assert summary is not None
+    assert {run.run_id for run in summary.listed} == {"r-etl", "r-web"}
+    assert summary.runs.running == 2
+    assert summary.tasks.running == 2
+    assert model.fleet().runs.running == 2
+
+
+def test_an_engine_keeps_the_summaries_of_a_bounded_number_of_places() -> None:
+    """An engine lists 20 runs: a login that publishes summaries for more projects than a
+    reader keeps (one each) has the ones over it refused, counted."""
+    model = ReaderModel()
+    for n in range(MAX_PLACES + 3):
+        listed = [_live(f"r{n}", "acme", f"p{n}")]
+        model.apply(
+            _placed(_summary("e", runs=RunTally(running=1), listed=listed), "acme", f"p{n}")
+        )
+    assert len(model.engines["e"].placed) == MAX_PLACES
+    assert model.refusals.describe("e") == "3 numbers that disagree"
+
+
+def test_a_summary_topic_of_another_depth_is_rejected() -> None:
+    model = ReaderModel()
+    model.apply(received("cascade/summary/acme/e", _summary("e"), retain=True))
+    assert model.rejected == 1
+    assert model.engines == {}

@@ -30,7 +30,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
@@ -292,7 +292,7 @@ def _online(source: str) -> Message:
     return received(status_topic(source), said, retain=True)
 
 
-def _summary(source: str, run_id: str, **fields: Any) -> Message:
+def _summary(source: str, run_id: str, **fields: Any) -> list[Message]:
     run = SummaryRun(
         run_id=run_id, org_id="local", project_id="p", status="Running",
         started=NOW.isoformat(), tasks=TaskTally(running=fields.pop("running", 1)), planned=10,
@@ -301,7 +301,7 @@ def _summary(source: str, run_id: str, **fields: Any) -> Message:
         source=source, ts=datetime.now(timezone.utc).isoformat(), runs=RunTally(running=1),
         listed=[run], **fields,
     )  # fmt: skip
-    return received(summary_topic(source), said, retain=True)
+    return [received(at, each, retain=True) for at, each in summary_messages(said)]
 
 
 async def test_in_fleet_mode_a_summary_sends_pages_its_engine_and_its_runs_only(
@@ -312,11 +312,11 @@ async def test_in_fleet_mode_a_summary_sends_pages_its_engine_and_its_runs_only(
     try:
         sources = [f"host-{n:02}" for n in range(30)]
         feed(fleet, *(_online(source) for source in sources))
-        feed(fleet, *(_summary(source, f"run-{n:02}") for n, source in enumerate(sources)))
+        feed(fleet, *(m for n, at in enumerate(sources) for m in _summary(at, f"run-{n:02}")))
         follower = follow(fleet, {"since": "0", "limit": "50", "engines_limit": "50"})
         assert event(follower)[0] == "snapshot"
         assert follower.next_event() is None
-        feed(fleet, _summary("host-07", "run-07", running=3, dropped=5))
+        feed(fleet, *_summary("host-07", "run-07", running=3, dropped=5))
         kind, data = event(follower)
     finally:
         await fleet.stop()

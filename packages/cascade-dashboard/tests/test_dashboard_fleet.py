@@ -32,7 +32,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.reader import ReaderModel, TelemetrySwitch, subscribe_statuses
@@ -65,12 +65,20 @@ class Publisher:
         self.broker = broker
         self.connector = connector
         self.announced: set[str] = set()
+        self.placed: dict[str, set[str]] = {}  # the summaries' topics per org and project
 
     async def summarise(self, value: EngineSummary) -> None:
         """The summary, its source announced online first (as every engine does)."""
         if value.source not in self.announced:
             await self.status(value.source, "online")
-        await self.connector.publish(summary_topic(value.source), value, qos=0, retain=True)
+        sent = summary_messages(value)
+        placed = {topic for topic, _ in sent[:-1]}
+        gone = self.placed.get(value.source, set()) - placed
+        self.placed[value.source] = placed
+        for topic in gone:  # a place none of its listed runs is of any more: cleared
+            await self.connector.publish(topic, b"", qos=0, retain=True)
+        for topic, said in sent:
+            await self.connector.publish(topic, said, qos=0, retain=True)
         await self.broker.idle()
 
     async def status(self, source: str, state: str) -> None:
@@ -217,9 +225,9 @@ async def test_the_kept_totals_are_the_readers_through_every_kind_of_engine(
     await engine.summarise(busy)
     await engine.summarise(summary("host-2", 1, listed("r3"), tasks=TaskTally(running=1)))
     await engine.status("host-3", "online")  # no summary
-    await engine.connector.publish(  # a summary whose source never said its status
-        summary_topic("stray"), summary("stray", 5, listed("r9")), qos=0, retain=True
-    )
+    for topic, said in summary_messages(summary("stray", 5, listed("r9"))):
+        # a summary whose source never said its status
+        await engine.connector.publish(topic, said, qos=0, retain=True)
     await broker.idle()
     agree()
     await engine.status("host-2", "offline")  # its live run is stranded
@@ -323,7 +331,8 @@ async def test_a_ghosts_summary_neither_switches_the_mode_nor_counts_as_an_engin
     one that lists its live runs, is unconfirmed: the dashboard reads the runs' events."""
     hub = await started(broker, fleet_threshold=10)
     ghost = summary("ghost", 500)
-    await engine.connector.publish(summary_topic("ghost"), ghost, qos=0, retain=True)
+    for topic, said in summary_messages(ghost):
+        await engine.connector.publish(topic, said, qos=0, retain=True)
     await broker.idle()
     await engine.event("run-real")
     await settled(hub)

@@ -12,8 +12,11 @@ import pytest
 
 from cascade.interfaces import Message
 from cascade.interfaces.summaries import (
+    MAX_SUMMARY_RUNS,
     EngineSummary,
     decode_summary,
+    placed_summary_filter,
+    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
@@ -258,3 +261,60 @@ async def test_an_engine_told_not_to_publishes_no_summary(broker: InMemoryBroker
     assert await engine.run(double(1)) == 2
     assert not [m for m in broker.history if "/summary/" in m.topic]
     assert [m for m in broker.history if "/telemetry/" in m.topic]
+
+
+async def test_the_runs_are_listed_per_org_and_project_too(broker: InMemoryBroker) -> None:
+    """Beside its own summary (whose topic names no org), the source lists the runs of each
+    org and project on that place's topic, which an ACL binds to the login's orgs: a place
+    whose runs are no longer listed (20 of another's since) has its summary cleared."""
+    connector = InMemoryConnector(broker, source_id="host-1")
+    await connector.connect()
+    acme = Engine(connector, heartbeat_interval=None, org_id="acme", project_id="etl")
+    globex = Engine(connector, heartbeat_interval=None, org_id="globex", project_id="web")
+    await acme.run(double(1))
+    await globex.run(double(2))
+    own = broker.retained(summary_topic("host-1"))
+    assert own is not None
+    assert {(r.org_id, r.project_id) for r in decode_summary(own).listed} == {
+        ("acme", "etl"),
+        ("globex", "web"),
+    }
+    for org, project in (("acme", "etl"), ("globex", "web")):
+        retained = broker.retained(placed_summary_topic("host-1", org, project))
+        assert retained is not None
+        placed = decode_summary(retained)
+        assert placed.source == "host-1"
+        assert [(r.org_id, r.project_id, r.status) for r in placed.listed] == [
+            (org, project, "Succeeded")
+        ]
+        assert placed.tasks.completed == 1
+    for i in range(MAX_SUMMARY_RUNS):
+        await globex.run(double(i))
+    assert broker.retained(placed_summary_topic("host-1", "acme", "etl")) is None
+    retained = broker.retained(placed_summary_topic("host-1", "globex", "web"))
+    assert retained is not None
+    assert len(decode_summary(retained).listed) == MAX_SUMMARY_RUNS
+    await connector.disconnect()
+
+
+@pytest.mark.parametrize("broker", [False], indirect=True)
+async def test_a_roll_call_is_answered_per_org_and_project_too(
+    broker: InMemoryBroker, summaries: Summaries
+) -> None:
+    """Where wildcards bring no retained summary, the roll call's answer lists the runs on
+    their place's topic as well."""
+    placed = Summaries()
+    gate = asyncio.Event()
+    engine = Engine(InMemoryConnector(broker, source_id="host-1"), heartbeat_interval=None,
+                    org_id="acme", project_id="etl")  # fmt: skip
+    running = asyncio.create_task(engine.run(wait_for(gate)))
+    await summaries.until(lambda s: s.runs.running == 1)  # the run's start, before listening
+    async with InMemoryConnector(broker, presence=False, source_id="asker") as reader:
+        await reader.subscribe(placed_summary_filter(), placed)
+        await reader.publish("cascade/rollcall", {"rollcall": 1}, qos=1)
+        answer = await placed.until(lambda s: s.runs.running == 1)
+    assert [(r.org_id, r.project_id, r.status) for r in answer.listed] == [
+        ("acme", "etl", "Running")
+    ]
+    gate.set()
+    await running

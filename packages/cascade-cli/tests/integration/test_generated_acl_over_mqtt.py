@@ -26,10 +26,21 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Start
+from cascade.control.run_ids import listed_runs
 from cascade.history import History, Recorder
-from cascade.interfaces import events_topic
+from cascade.interfaces import Message, events_topic
 from cascade.interfaces.notes import IssuedNote, decode_issued_note, issued_filter, issued_topic
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam, addressed_start_topic
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    placed_summary_filter,
+    placed_summary_topic,
+    summary_topic,
+)
+from cascade.reader import ReaderModel, subscribe_summaries
 from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
@@ -394,6 +405,77 @@ async def _a_login_claims_runs_in_its_own_orgs_only(logins: Logins) -> None:
     assert len(got.all) == 2  # the refused two never came
 
 
+def _summary(source: str, *runs: tuple[str, str, str]) -> EngineSummary:
+    """``source``'s summary with a live run of each ``(org, project, run_id)``."""
+    listed = [
+        SummaryRun(run_id=run_id, org_id=org, project_id=project, status="Running",
+                   started=datetime.now(timezone.utc).isoformat(), tasks=TaskTally(running=1))
+        for org, project, run_id in runs
+    ]  # fmt: skip
+    return EngineSummary(source=source, runs=RunTally(running=len(listed)), listed=listed)
+
+
+async def _a_summary_lists_runs_of_its_own_orgs_only(logins: Logins) -> None:
+    """engine-g (globex's engine) lists a live run of acme/etl in its summary: on its own topic
+    (which names no org: the broker takes it), on acme/etl's (the broker refuses it), and on
+    globex/web's (the broker takes it; readers refuse it, counted). A reader of every org's
+    summaries (the recorder's login: a view's model, `cascade rerun`'s run ids) lists engine-g's
+    globex run and no acme run of engine-g's; engine-1's acme run, on acme/etl's topic, is
+    listed, and vera (a viewer over acme/etl) reads it there, but not globex's."""
+    theirs, forged, ours = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    acme, globex = ("acme", "etl"), ("globex", "web")
+    model, got, viewed = ReaderModel(), Inbox(), Inbox()
+
+    def read(message: Message) -> None:
+        model.apply(message)
+        got(message)
+
+    async with logins.connector("rec") as rec, logins.connector("vera") as vera:
+        await subscribe_summaries(rec, read)
+        wide = placed_summary_filter() if logins.broker.is_mosquitto else None
+        await vera.subscribe(wide or "cascade/summary/acme/etl/+", viewed)
+        async with logins.connector("engine-g", presence=True) as engine_g:
+            for topic, summary, allowed in (
+                (placed_summary_topic("engine-g", *acme), _summary("engine-g", (*acme, forged)),
+                 False),
+                (placed_summary_topic("engine-g", *globex),
+                 _summary("engine-g", (*acme, forged)), True),
+                (summary_topic("engine-g"),
+                 _summary("engine-g", (*globex, theirs), (*acme, forged)), True),
+                (placed_summary_topic("engine-g", *globex),
+                 _summary("engine-g", (*globex, theirs)), True),
+            ):  # fmt: skip
+                before = engine_g.stats.refused + engine_g.stats.dropped
+                await engine_g.publish(topic, summary, qos=1, retain=True)
+                await engine_g.flush(10)
+                after = engine_g.stats.refused + engine_g.stats.dropped
+                assert after - before == (0 if allowed else 1), topic
+            async with logins.connector("engine-1", presence=True) as engine_1:
+                ours_topic = placed_summary_topic("engine-1", *acme)
+                for topic in (ours_topic, summary_topic("engine-1")):
+                    summary = _summary("engine-1", (*acme, ours))
+                    await engine_1.publish(topic, summary, qos=1, retain=True)
+                await engine_1.flush(10)
+                await got.until(lambda m: m.topic == summary_topic("engine-1"))
+                await viewed.until(lambda m: m.topic == ours_topic)
+                listed = await listed_runs(rec)
+
+    def shown(source: str) -> set[str]:
+        summary = model.engines[source].summary
+        assert summary is not None
+        return {run.run_id for run in summary.listed}
+
+    assert shown("engine-g") == {theirs}  # the acme run it claimed is listed nowhere
+    assert shown("engine-1") == {ours}
+    if logins.broker.is_mosquitto:  # RabbitMQ sends retained summaries to a roll call's answers
+        assert {(source, run.run_id) for source, run in listed.runs} == {
+            ("engine-g", theirs),
+            ("engine-1", ours),
+        }
+    assert model.refusals.describe("engine-g") == "1 not its topic's org or project"
+    assert {m.topic for m in viewed.all} == {ours_topic}
+
+
 async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
     """acme's engine-1 holds a task of an acme/etl run: gina (an operator over globex) cannot
     skip it, cancel the run nor start acme's workflow, and otto (over acme) cannot cancel a
@@ -548,6 +630,7 @@ async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_pa
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _a_login_claims_runs_in_its_own_orgs_only(logins)
+        await _a_summary_lists_runs_of_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)
     finally:
@@ -595,5 +678,6 @@ async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _a_login_claims_runs_in_its_own_orgs_only(logins)
+        await _a_summary_lists_runs_of_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)

@@ -22,7 +22,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 from cascade.metrics import bind
 from cascade.runtime import Engine, task
@@ -80,7 +80,9 @@ async def test_summaries_make_the_overview_and_an_opened_runs_events_are_read(
     async with engine:
         online = StatusMessage(status="online", source="host-1", session=1)
         await engine.publish(status_topic("host-1", prefix), online, qos=1, retain=True)
-        await engine.publish(summary_topic("host-1", prefix), summary, qos=1, retain=True)
+        sent = summary_messages(summary, prefix)  # its run listed on o/p's topic, then its own
+        for topic, said in sent:
+            await engine.publish(topic, said, qos=1, retain=True)
         hub = DashboardHub(
             MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, presence=False),
             timeout=5.0,
@@ -117,7 +119,8 @@ async def test_summaries_make_the_overview_and_an_opened_runs_events_are_read(
                 assert "before-open" not in set(hub.model.state.runs[RUN].tasks)
         finally:
             await hub.stop()
-            await engine.publish(summary_topic("host-1", prefix), b"", qos=1, retain=True)
+            for topic, _ in sent:
+                await engine.publish(topic, b"", qos=1, retain=True)
 
 
 @task

@@ -14,9 +14,21 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cascade.interfaces import Connector, InvalidMessageError, Message, telemetry_filter
+from cascade.interfaces import (
+    Connector,
+    InvalidMessageError,
+    Message,
+    same_source,
+    telemetry_filter,
+)
 from cascade.interfaces.commands import ControlError, is_full
-from cascade.interfaces.summaries import SummaryRun, decode_summary, summary_filter
+from cascade.interfaces.summaries import (
+    SummaryRun,
+    decode_summary,
+    misplaced_runs,
+    placed_summary_filter,
+    summary_filter,
+)
 from cascade.reader import ROLLCALL_WAIT
 
 __all__ = [
@@ -134,6 +146,10 @@ class Listed:
 
     runs: list[tuple[str, SummaryRun]] = field(default_factory=list)
     whole: bool = False
+    refused: int = 0
+    """Summaries refused: another source's than their topic's, or one per org and project
+    listing a run of another (a run is taken from those only: an engine's own summary names
+    no org, so the broker cannot bind the runs it lists)."""
 
     def ids(self, prefix: str) -> set[str]:
         """The ids of the listed runs that start with ``prefix``."""
@@ -147,27 +163,41 @@ async def listed_runs(connector: Connector) -> Listed:
     :data:`~cascade.reader.ROLLCALL_WAIT`. A summary that does not decode is left
     out."""
     runs: list[tuple[str, SummaryRun]] = []
-    read = 0
+    read = refused = 0
     unlisted = False
+    prefix = connector.topic_prefix
 
     def take(message: Message) -> None:
-        nonlocal read, unlisted
+        nonlocal read, refused, unlisted
         try:
             summary = decode_summary(message.raw or message.payload)
         except InvalidMessageError:
             return
-        read += 1
-        runs.extend((summary.source, run) for run in summary.listed)
-        unlisted = unlisted or summary.more_live > 0
+        levels = message.topic.removeprefix(prefix + "/").split("/")
+        if not same_source(summary.source, levels[-1]):
+            refused += 1
+            return
+        if len(levels) == 2:  # its own: says whether it lists every live run
+            read += 1
+            unlisted = unlisted or summary.more_live > 0
+        elif misplaced_runs(summary, message.topic, prefix):
+            refused += 1
+        else:
+            runs.extend((summary.source, run) for run in summary.listed)
+            unlisted = unlisted or summary.more_live > 0
 
-    handle = await connector.subscribe(summary_filter(connector.topic_prefix), take)
+    handles = [
+        await connector.subscribe(placed_summary_filter(prefix), take),
+        await connector.subscribe(summary_filter(prefix), take),
+    ]
     try:
         if await connector.call_roll():  # no retained summaries here: the engines answer live
             await asyncio.sleep(ROLLCALL_WAIT)  # nothing says when all are in
     finally:
-        await handle.unsubscribe()
+        for handle in handles:
+            await handle.unsubscribe()
     whole = read > 0 and not unlisted
-    return Listed(runs, whole)
+    return Listed(runs, whole, refused)
 
 
 async def find_run(

@@ -11,7 +11,7 @@ nothing of the protocol package (:mod:`cascade.interfaces`) imports it::
     model = ReaderModel(prefix=connector.topic_prefix)
     await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
     await connector.subscribe(status_filter(prefix), model.apply)
-    await connector.subscribe(summary_filter(prefix), model.apply)  # engines' summaries
+    await subscribe_summaries(connector, model.apply)  # engines' summaries
     await connector.subscribe_constraints(model.apply)  # on any broker
     ...
     model.observe_connection(connector.is_connected)  # now and then
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     )
     from ._fleet import (
         MAX_MORE_LIVE,
+        MAX_PLACES,
         FleetTotals,
         counted_summary,
         fleet_totals,
@@ -167,6 +168,7 @@ __all__ = [
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
     "MAX_MORE_LIVE",
+    "MAX_PLACES",
     "MAX_SEQ_JUMP",
     "MAX_SNAPSHOT_PARTS",
     "REASON_BEYOND",
@@ -238,6 +240,7 @@ _HOMES = {
     "MARK": "._bounded_text",
     "truncate": "._bounded_text",
     "MAX_MORE_LIVE": "._fleet",
+    "MAX_PLACES": "._fleet",
     "FleetTotals": "._fleet",
     "counted_summary": "._fleet",
     "fleet_totals": "._fleet",

@@ -2,7 +2,10 @@
 
 Each engine's retained summary (``{prefix}/summary/{source}``,
 :class:`~cascade.interfaces.summaries.EngineSummary`) is kept on its :class:`EngineView`;
-:func:`fleet_totals` adds them up for an overview of thousands of engines.
+:func:`fleet_totals` adds them up for an overview of thousands of engines. The runs it lists
+are taken from its summaries per org and project (``{prefix}/summary/{org}/{project}/{source}``)
+only, whose topic an ACL binds to the engine login's orgs and projects: one listing a run of
+another org or project is refused, and counted.
 """
 
 from __future__ import annotations
@@ -10,18 +13,47 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cascade.interfaces import Message, decode_level, same_source
-from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally, decode_summary
+import msgspec
 
-from ._refusals import REASON_FUTURE, REASON_INCONSISTENT, REASON_MISMATCH, Refusals, ahead
+from cascade.interfaces import InvalidMessageError, Message, decode_level, same_source
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    TaskTally,
+    decode_summary,
+    misplaced_runs,
+)
+
+from ._refusals import (
+    REASON_FUTURE,
+    REASON_INCONSISTENT,
+    REASON_MISMATCH,
+    REASON_NOT_ITS_PLACE,
+    Refusals,
+    ahead,
+)
 from ._timestamps import parse_timestamp
 from ._views import EngineView
 
-__all__ = ["MAX_MORE_LIVE", "FleetTotals", "apply_summary", "counted_summary", "fleet_totals"]
+__all__ = [
+    "MAX_MORE_LIVE",
+    "MAX_PLACES",
+    "FleetTotals",
+    "apply_summary",
+    "counted_summary",
+    "fleet_totals",
+]
 
 MAX_MORE_LIVE = 10_000
 """Live runs a summary may say it leaves out of its list (``more_live``) at most: one engine
 process running more at once is not plausible, and a summary claiming more is refused."""
+
+
+MAX_PLACES = 64
+"""Orgs and projects whose summaries a reader keeps per engine at most: an engine lists 20
+runs, so publishes 20 at once (those of places it left are cleared); one of a place more is
+refused as numbers that disagree, so that no login can make a reader keep a summary per
+project it invents."""
 
 
 def apply_summary(
@@ -29,21 +61,31 @@ def apply_summary(
     refusals: Refusals,
     clock: Callable[[], float],
     message: Message,
+    prefix: str = "cascade",
 ) -> None:
     """An engine's summary: kept on its engine, unless older than the one kept or refused.
 
     A summary is a claim: one whose live runs are more than it lists and says it leaves out
     (``more_live``, at most :data:`MAX_MORE_LIVE`) is refused, as one stamped beyond the
-    clock skew is. Summaries are ordered by their stamp, but never by a time the reader has
-    not reached: one stamped ahead (within the skew) counts as received now, so the engine's
-    next summary replaces it instead of looking older for minutes. An empty payload (a
-    cleared retained summary, `cascade forget`) drops the summary.
+    clock skew is, and one per org and project that lists a run of another (its topic's org
+    and project are what an ACL binds). Summaries are ordered by their stamp, but never by a
+    time the reader has not reached: one stamped ahead (within the skew) counts as received
+    now, so the engine's next summary replaces it instead of looking older for minutes. An
+    empty payload (a cleared retained summary, `cascade forget`) drops the summary.
     """
-    level = message.topic.rsplit("/", 1)[-1]
+    levels = message.topic.removeprefix(prefix + "/").split("/")
+    if len(levels) not in (2, 4):
+        raise InvalidMessageError(f"not a summary's topic: {message.topic!r}")
+    level = levels[-1]
+    place = (levels[1], levels[2]) if len(levels) == 4 else None
     if not message.raw:
         engine = engines.get(decode_level(level))
         if engine is not None:
-            engine.summary = None
+            if place is None:
+                engine.claimed = None
+            else:
+                engine.placed.pop(place, None)
+            engine.summary = _shown(engine)
         return
     summary = decode_summary(message.raw)
     if not same_source(summary.source, level):
@@ -57,14 +99,62 @@ def apply_summary(
     if not _consistent(summary):
         refusals.count(summary.source, REASON_INCONSISTENT)
         return
+    if place is not None and misplaced_runs(summary, message.topic, prefix):
+        refusals.count(summary.source, REASON_NOT_ITS_PLACE)
+        return
     engine = engines.get(summary.source)
     if engine is None:
         engine = engines[summary.source] = EngineView(summary.source, None)
     at = min(stamp, now) if stamp is not None else now
-    if engine.summary is not None and at < engine.summary_at:
-        return
-    engine.summary, engine.summary_at = summary, at
+    if place is not None:
+        kept = engine.placed.get(place)
+        if kept is None and len(engine.placed) >= MAX_PLACES:
+            refusals.count(summary.source, REASON_INCONSISTENT)
+            return
+        if kept is not None and _stamp(kept, now) > at:
+            return
+        engine.placed[place] = summary
+    else:
+        if engine.claimed is not None and at < engine.summary_at:
+            return
+        engine.claimed, engine.summary_at = summary, at
+    engine.summary = _shown(engine)
     engine.heard(at if stamp is not None or message.retain else now)
+
+
+def _stamp(summary: EngineSummary, now: float) -> float:
+    stamp = parse_timestamp(summary.ts)
+    return min(stamp, now) if stamp is not None else now
+
+
+def _shown(engine: EngineView) -> EngineSummary | None:
+    """``engine``'s summary as shown: its own figures, listing the runs its summaries per org
+    and project vouch for (live first); without its own (a reader of some orgs), theirs
+    added up."""
+    placed = engine.placed.values()
+    listed = sorted((run for each in placed for run in each.listed),
+                    key=lambda run: run.status != "Running")  # fmt: skip
+    live = sum(run.status == "Running" for run in listed)
+    claimed = engine.claimed
+    if claimed is not None:
+        unlisted = max(claimed.more_live, claimed.runs.running - live, 0)
+        return msgspec.structs.replace(claimed, listed=listed, more_live=unlisted)
+    if not engine.placed:
+        return None
+    latest = max(placed, key=lambda each: each.ts)
+    tasks = TaskTally()
+    for each in placed:
+        tasks += each.tasks
+    return EngineSummary(
+        source=engine.source,
+        ts=latest.ts,
+        session=latest.session,
+        runs=RunTally(running=sum(each.runs.running for each in placed)),
+        tasks=tasks,
+        events=sum(each.events for each in placed),
+        listed=listed,
+        more_live=sum(each.more_live for each in placed),
+    )
 
 
 def _consistent(summary: EngineSummary) -> bool:

@@ -205,7 +205,7 @@ class ReaderModel:
         known = self.engines.get(decode_level(level))
         before = known.summary if known is not None else None
         before_heard = known.summary_heard if known is not None else None
-        apply_summary(self.engines, self.refusals, self.clock, message)
+        apply_summary(self.engines, self.refusals, self.clock, message, self.prefix)
         engine = self.engines.get(decode_level(level))
         if engine is None or engine.summary is None or engine.summary is before:
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cascade.interfaces import Connector, Message, SubscriptionHandle, status_filter
-from cascade.interfaces.summaries import summary_filter
+from cascade.interfaces.summaries import placed_summary_filter, summary_filter
 
 __all__ = ["ROLLCALL_WAIT", "subscribe_statuses", "subscribe_summaries"]
 
@@ -36,6 +36,10 @@ async def subscribe_statuses(
 
 async def subscribe_summaries(
     connector: Connector, callback: Callable[[Message], None]
-) -> SubscriptionHandle:
-    """Subscribe ``callback`` to every engine's summary (``{prefix}/summary/+``)."""
-    return await connector.subscribe(summary_filter(connector.topic_prefix), callback)
+) -> tuple[SubscriptionHandle, SubscriptionHandle]:
+    """Subscribe ``callback`` to every engine's summaries: per org and project
+    (``{prefix}/summary/+/+/+``, where the runs they list are vouched for), then its own
+    (``{prefix}/summary/+``), so that retained ones come in that order."""
+    prefix = connector.topic_prefix
+    placed = await connector.subscribe(placed_summary_filter(prefix), callback)
+    return placed, await connector.subscribe(summary_filter(prefix), callback)

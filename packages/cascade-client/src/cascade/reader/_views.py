@@ -306,7 +306,14 @@ class EngineView:
     last_seen: float | None = None
     summary: EngineSummary | None = None
     """Its latest summary (:class:`~cascade.interfaces.summaries.EngineSummary`), if it
-    publishes them."""
+    publishes them, listing the runs its summaries per org and project vouch for (its own
+    summary's topic names no org, so the runs it lists there are not shown): its figures as
+    it sent them, with the live runs it listed elsewhere counted in ``more_live``. A reader
+    of some orgs' summaries only has theirs added up."""
+    claimed: EngineSummary | None = field(default=None, repr=False)
+    """Its own summary (``{prefix}/summary/{source}``) as it sent it."""
+    placed: dict[tuple[str, str], EngineSummary] = field(default_factory=dict, repr=False)
+    """Its summaries per org and project, by their topic's two levels."""
     summary_at: float = 0.0
     """When :attr:`summary` was made, as far as this reader can tell: its stamp, or when it
     arrived if that is earlier (a stamp ahead of the reader's clock is not believed)."""

@@ -4,6 +4,11 @@ Each engine (each source) publishes one retained message on ``{prefix}/summary/{
 its runs by status, its tasks by state across them, its rate of events and its drops, and
 a few of its runs. A reader of thousands of engines subscribes to ``{prefix}/summary/+``
 and the engines' status, and to a run's telemetry only when someone opens that run.
+
+That topic names no org, so a broker cannot bind the runs it lists to the login's orgs: the
+engine also publishes, per org and project of the runs it lists, the summary of those runs
+alone on ``{prefix}/summary/{org}/{project}/{source}`` (:func:`placed_summary_topic`), which
+an ACL binds as it binds the runs' telemetry. Readers take a listed run from there only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import msgspec
 from ._constraint import convert
 from ._limits import MAX_SUMMARY_PAYLOAD_BYTES
 from ._schemas import PROTOCOL_VERSION, TraceId, utc_now_iso
-from ._topics import DEFAULT_PREFIX, encode_level
+from ._topics import DEFAULT_PREFIX, encode_level, same_place
 
 __all__ = [
     "MAX_SUMMARY_PAYLOAD_BYTES",
@@ -26,7 +31,12 @@ __all__ = [
     "SummaryRun",
     "TaskTally",
     "decode_summary",
+    "misplaced_runs",
+    "placed_summaries",
+    "placed_summary_filter",
+    "placed_summary_topic",
     "summary_filter",
+    "summary_messages",
     "summary_topic",
 ]
 
@@ -136,6 +146,69 @@ def summary_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
 def summary_filter(prefix: str = DEFAULT_PREFIX) -> str:
     """The filter over every engine's summary topic."""
     return f"{prefix}/summary/+"
+
+
+def placed_summary_topic(
+    source: str, org_id: str, project_id: str, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """``{prefix}/summary/{org}/{project}/{source}``, each level encoded: where an engine
+    lists its runs of one org and project (the levels an ACL binds to a login's scopes)."""
+    levels = "/".join(encode_level(level) for level in (org_id, project_id, source))
+    return f"{prefix}/summary/{levels}"
+
+
+def placed_summary_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    """The filter over every engine's summaries per org and project."""
+    return f"{prefix}/summary/+/+/+"
+
+
+def placed_summaries(
+    summary: EngineSummary,
+    prefix: str = DEFAULT_PREFIX,
+    live: Mapping[tuple[str, str], int] | None = None,
+) -> dict[str, EngineSummary]:
+    """``summary`` per org and project of the runs it lists, by :func:`placed_summary_topic`:
+    each lists that place's runs, with their tasks added up, and counts its live runs
+    (``live``: by ``(org_id, project_id)``, those the engine has there, listed or not; by
+    default those listed), ``more_live`` being those not listed."""
+    places: dict[tuple[str, str], list[SummaryRun]] = {}
+    for run in summary.listed:
+        places.setdefault((run.org_id, run.project_id), []).append(run)
+    made = {}
+    for place, runs in places.items():
+        tasks = TaskTally()
+        for run in runs:
+            tasks += run.tasks
+        listed_live = sum(run.status == "Running" for run in runs)
+        running = max((live or {}).get(place, 0), listed_live)
+        made[placed_summary_topic(summary.source, *place, prefix)] = EngineSummary(
+            source=summary.source,
+            ts=summary.ts,
+            session=summary.session,
+            runs=RunTally(running=running),
+            tasks=tasks,
+            listed=runs,
+            more_live=running - listed_live,
+        )
+    return made
+
+
+def summary_messages(
+    summary: EngineSummary, prefix: str = DEFAULT_PREFIX
+) -> list[tuple[str, EngineSummary]]:
+    """What an engine publishes (retained) for ``summary``: its :func:`placed_summaries`,
+    then ``summary`` on its own :func:`summary_topic`, by topic, in that order (a reader that
+    takes them in order shows its runs as soon as its figures)."""
+    own = (summary_topic(summary.source, prefix), summary)
+    return [*placed_summaries(summary, prefix).items(), own]
+
+
+def misplaced_runs(summary: EngineSummary, topic: str, prefix: str = DEFAULT_PREFIX) -> int:
+    """How many of the runs ``summary`` lists are not of the org and project its ``topic``
+    (a :func:`placed_summary_topic`) names: a reader refuses a summary that lists any, as a
+    run's telemetry is refused off its topic's org and project (the topic is what an ACL
+    binds, the payload is not)."""
+    return sum(not same_place(topic, run.org_id, run.project_id, prefix) for run in summary.listed)
 
 
 def decode_summary(data: Mapping[str, Any] | bytes | str) -> EngineSummary:

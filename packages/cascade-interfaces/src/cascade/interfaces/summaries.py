@@ -10,7 +10,12 @@ from ._summary import (
     SummaryRun,
     TaskTally,
     decode_summary,
+    misplaced_runs,
+    placed_summaries,
+    placed_summary_filter,
+    placed_summary_topic,
     summary_filter,
+    summary_messages,
     summary_topic,
 )
 
@@ -22,6 +27,11 @@ __all__ = [
     "SummaryRun",
     "TaskTally",
     "decode_summary",
+    "misplaced_runs",
+    "placed_summaries",
+    "placed_summary_filter",
+    "placed_summary_topic",
     "summary_filter",
+    "summary_messages",
     "summary_topic",
 ]

@@ -31,7 +31,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_topic
+from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
 
 from ._fleet_summaries import SummaryBook
 
@@ -155,7 +155,6 @@ class SimulatedEngine:
         self.session = session
         self._rng = rng
         self._status_topic = status_topic(self.source, settings.prefix)
-        self._summary_topic = summary_topic(self.source, settings.prefix)
         self.kinds: Counter[str] = Counter()
         self.book = SummaryBook()
         self.summarises = settings.summarises(index)
@@ -269,12 +268,16 @@ class SimulatedEngine:
 
     # -- the summary -------------------------------------------------------------------
 
-    def summary(self, now: float, ts: str) -> Outgoing:
-        """The engine's retained summary as it stands (QoS 0), its rate of events counted
-        since the previous one (``now`` monotonic)."""
+    def summary(self, now: float, ts: str) -> list[Outgoing]:
+        """The engine's retained summaries as they stand (QoS 0): per org and project of the
+        runs it lists, then its own, its rate of events counted since the previous one
+        (``now`` monotonic)."""
         live = None if self.run_id is None else self._summary_run(None)
-        payload = self.book.summary(self.source, self.session, now, ts, live)
-        return self._summary_topic, payload, 0, True
+        summary = self.book.summary(self.source, self.session, now, ts, live)
+        return [
+            (topic, encode_payload(said), 0, True)
+            for topic, said in summary_messages(summary, self.settings.prefix)
+        ]
 
     def _summary_run(
         self, ended: str | None, cancelled: int = 0, stopped: bool = False

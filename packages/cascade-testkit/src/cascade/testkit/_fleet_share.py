@@ -95,7 +95,8 @@ class EngineShare:
                 self._summary(engine, now, ts)
 
     def _summary(self, engine: SimulatedEngine, now: float, ts: str) -> None:
-        summary = engine.summary(now, ts)  # counted on, whether it goes or not
+        summaries = engine.summary(now, ts)  # counted on, whether they go or not
         if engine.summarises:
-            self._publish(summary)
+            for summary in summaries:
+                self._publish(summary)
             self.summaries += 1

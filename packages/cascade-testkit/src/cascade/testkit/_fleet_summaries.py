@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
     EngineSummary,
@@ -65,9 +64,9 @@ class SummaryBook:
 
     def summary(
         self, source: str, session: int, now: float, ts: str, live: SummaryRun | None
-    ) -> bytes:
-        """The engine's summary now, encoded, with ``live`` its live run if it has one;
-        the next summary's rate counts from here."""
+    ) -> EngineSummary:
+        """The engine's summary now, with ``live`` its live run if it has one; the next
+        summary's rate counts from here."""
         events = self.events_ended + (live.last_seq if live is not None else 0)
         span = now - self.at
         rate = (events - self.events_at) / span if 0 < span < float("inf") else 0.0
@@ -89,7 +88,7 @@ class SummaryBook:
             listed=[live, *self.ended][:MAX_SUMMARY_RUNS] if live is not None else [*self.ended],
         )
         self.at, self.events_at, self.pending = now, events, False
-        return encode_payload(summary)
+        return summary
 
 
 class _Booked(Protocol):

@@ -43,7 +43,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
-    summary_topic,
+    summary_messages,
 )
 
 __all__ = ["HeldTask", "HoldingEngine"]
@@ -195,8 +195,8 @@ class HoldingEngine:
         summary = EngineSummary(
             source=self.source, runs=RunTally(running=1), tasks=tally, listed=[run]
         )
-        topic = summary_topic(self.source, self.connector.topic_prefix)
-        await self.connector.publish(topic, encode_payload(summary), qos=1, retain=True)
+        for topic, said in summary_messages(summary, self.connector.topic_prefix):
+            await self.connector.publish(topic, encode_payload(said), qos=1, retain=True)
 
     async def _snapshot(self) -> None:
         tasks = [t.last for t in self.tasks if t.last is not None]

@@ -1,7 +1,8 @@
 """What each broker login of a roles file may read and write, as MQTT topic filters: the part
 of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitmq` write it).
 
-Runs are read by their org and project (telemetry and logs topics carry both levels), and
+Runs are read by their org and project (telemetry, logs and an engine's summaries per org and
+project, ``{prefix}/summary/{org}/{project}/{source}``, carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
 their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``: no org), each scope's on
 its own topics only (engines take a constraint's scope and type from its topic). Cancels and
@@ -195,12 +196,15 @@ def _starts(rights: LoginRights, prefix: str, place: tuple[str, str]) -> None:
 
 
 def _runs_of(rights: LoginRights, prefix: str, login: str, place: tuple[str, str]) -> None:
-    """Publish the telemetry and log lines of runs of ``place`` (as :func:`_cancels`), as
-    ``login``: a run's topic names its org and project, which readers hold its payload to,
-    so a login claims runs in its own orgs and projects only."""
+    """Publish the telemetry, log lines and summaries of runs of ``place`` (as
+    :func:`_cancels`), as ``login``: a run's topic names its org and project, which readers
+    hold its payload to, so a login claims runs in its own orgs and projects only."""
     where, level = f"{place[0]}/{place[1]}", encode_level(login)
     rights.grant(
-        WRITE, f"{prefix}/telemetry/{where}/+/+/{level}", f"{prefix}/logs/{where}/+/{level}"
+        WRITE,
+        f"{prefix}/telemetry/{where}/+/+/{level}",
+        f"{prefix}/logs/{where}/+/{level}",
+        f"{prefix}/summary/{where}/{level}",
     )
 
 
@@ -320,11 +324,14 @@ def _person(
             if operator:
                 _steers_everything(rights, prefix, exact_retained)
         elif scope.kind in ("org", "project"):
-            # not summaries: each lists every org's runs, so viewers over global only read them
             levels = _run_levels(scope, check_name, where)
             rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
+            # the summaries of its orgs' and projects' runs, at their depth exactly (a '#'
+            # would also match {prefix}/summary/{org}, the own summary of a login named as
+            # the org, which adds up every org's runs: viewers over global only read those)
+            place = _place(scope, check_name, where)
+            rights.grant(READ, f"{prefix}/summary/{place[0]}/{place[1]}/+")
             if operator:  # the answers of the org's runs (a project's org: its answers)
-                place = _place(scope, check_name, where)
                 _cancels(rights, prefix, place, f"{place[0]}/#")
                 _starts(rights, prefix, place)
         elif operator:  # a task or schedule scope: its constraint topics and clear notes

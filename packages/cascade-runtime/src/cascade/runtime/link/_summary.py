@@ -21,6 +21,7 @@ from cascade.interfaces.summaries import (
     RunTally,
     SummaryRun,
     TaskTally,
+    placed_summaries,
     summary_topic,
 )
 
@@ -86,7 +87,11 @@ class _Live:
 
 
 class EngineSummaries:
-    """Publishes one source's summary, retained, on ``{prefix}/summary/{source}`` (QoS 0).
+    """Publishes one source's summary, retained, on ``{prefix}/summary/{source}`` (QoS 0),
+    and before it, per org and project of the runs it lists, the summary of those alone on
+    ``{prefix}/summary/{org}/{project}/{source}`` (what an ACL binds to the login's orgs and
+    projects, where readers take the listed runs from; a place none of them is of any more
+    has its summary cleared).
 
     Every engine on one connector feeds the same instance (:func:`summaries_for`): the
     summary is the source's, whatever number of engines and runs it has. It counts the
@@ -110,6 +115,8 @@ class EngineSummaries:
     def __init__(self, connector: Connector, prefix: str, interval: float | None = 5.0) -> None:
         self.connector = connector
         self.topic = summary_topic(connector.source_id, prefix)
+        self.prefix = prefix
+        self._places: set[str] = set()  # the topics of the places last published
         self.interval = interval
         self.published = 0
         """Summaries published."""
@@ -273,10 +280,30 @@ class EngineSummaries:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
 
+    def placed(self, summary: EngineSummary) -> dict[str, EngineSummary]:
+        """``summary`` per org and project of the runs it lists, by topic
+        (:func:`~cascade.interfaces.summaries.placed_summaries`), each counting all its
+        place's live runs."""
+        live: dict[tuple[str, str], int] = {}
+        for each in self._live.values():
+            place = (each.org_id, each.project_id)
+            live[place] = live.get(place, 0) + 1
+        return placed_summaries(summary, self.prefix, live)
+
     async def _publish(self) -> None:
         self._published_at = time.monotonic()
+        summary = self.summary()
+        placed = self.placed(summary)
+        gone = self._places - placed.keys()
+        self._places = self._places | placed.keys()  # until their clears went: retried
+        sent: list[tuple[str, EngineSummary | bytes]] = [
+            *((topic, b"") for topic in sorted(gone)),
+            *placed.items(),
+            (self.topic, summary),
+        ]
         try:
-            await self.connector.publish(self.topic, self.summary(), qos=0, retain=True)
+            for topic, payload in sent:
+                await self.connector.publish(topic, payload, qos=0, retain=True)
         except Exception as exc:
             self.failed += 1
             reason = str(exc) or "(without a message)"
@@ -285,6 +312,7 @@ class EngineSummaries:
             )
         else:
             self.published += 1
+            self._places -= gone
 
 
 _BY_CONNECTOR: weakref.WeakKeyDictionary[Connector, dict[str, EngineSummaries]] = (

@@ -15,7 +15,7 @@ from cascade.reader import SHOWN, inert
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail
 from ...plumbing._view_options import parse_age
-from ._forget import retained_statuses, stale_statuses
+from ._forget import placed_topics, retained_statuses, stale_statuses
 
 __all__ = ["forget"]
 
@@ -66,9 +66,10 @@ def forget(
             if status is not None and status.status == "online" and not force:
                 raise fail(f"{source!r} is online; --force clears its status anyway")
         prefix = connector.topic_prefix
-        clears = [
-            (topic, b"") for s in doomed for topic in (s.topic, summary_topic(s.source, prefix))
-        ]
+        clears: list[tuple[str, bytes]] = []
+        for s in doomed:  # its runs' summaries per org and project, then its own, its status
+            placed = await placed_topics(connector, s.source)
+            clears += [(t, b"") for t in (*placed, summary_topic(s.source, prefix), s.topic)]
         await publish_confirmed(connector, clears, broker.timeout)
         return [s.source for s in doomed]
 

@@ -12,11 +12,13 @@ from cascade.interfaces import (
     StatusMessage,
     decode_level,
     decode_status,
+    same_source,
     status_filter,
 )
+from cascade.interfaces.summaries import decode_summary, placed_summaries, summary_topic
 from cascade.reader import parse_timestamp
 
-__all__ = ["RetainedStatus", "retained_statuses", "stale_statuses"]
+__all__ = ["RetainedStatus", "placed_topics", "retained_statuses", "stale_statuses"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,24 @@ async def retained_statuses(connector: Any) -> list[RetainedStatus]:
     handle = await connector.subscribe(status_filter(connector.topic_prefix), keep)
     await handle.unsubscribe()
     return list(found.values())
+
+
+async def placed_topics(connector: Any, source: str) -> list[str]:
+    """The topics of ``source``'s summaries per org and project, as its retained summary
+    lists them (the engine clears those of the places it no longer lists): read exactly, so
+    on every broker."""
+    prefix = connector.topic_prefix
+    said: list[Message] = []
+    handle = await connector.subscribe(summary_topic(source, prefix), said.append)
+    await handle.unsubscribe()
+    topics: list[str] = []
+    for message in said:
+        if not message.retain or not message.raw:
+            continue
+        try:
+            summary = decode_summary(message.raw)
+        except InvalidMessageError:
+            continue
+        if same_source(summary.source, message.topic.rsplit("/", 1)[-1]):  # not another's
+            topics += placed_summaries(summary, prefix)
+    return sorted(set(topics))
