@@ -23,6 +23,28 @@ from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint
 
 
+class _Answers(dict[str, dict[str, Any]]):
+    """The answers to decisions a plain client hears (on ``{prefix}/reply/#``), by request id."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        super().__init__()
+        self._client = client
+        self._arrived = asyncio.Event()
+
+    async def read(self) -> None:
+        async for message in self._client.messages:
+            assert isinstance(message.payload, bytes)
+            answer = json.loads(message.payload)
+            self[answer["id"]] = answer
+            self._arrived.set()
+
+    async def until(self, wanted: int | str) -> None:
+        """Until ``wanted`` answers are in (a count), or the answer to ``wanted`` (an id)."""
+        while len(self) < wanted if isinstance(wanted, int) else wanted not in self:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+
 async def test_a_plain_client_retries_a_held_task_and_the_run_succeeds(
     mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
 ) -> None:
@@ -131,24 +153,11 @@ async def test_decisions_arriving_as_and_after_one_ends_the_run_are_each_answere
     engine = Engine(connector, heartbeat_interval=None)
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
-    answers: dict[str, dict[str, Any]] = {}
-    arrived = asyncio.Event()
-
-    async def read() -> None:
-        async for message in plain_client.messages:
-            assert isinstance(message.payload, bytes)
-            answer = json.loads(message.payload)
-            answers[answer["id"]] = answer
-            arrived.set()
-
-    async def answered(count: int) -> None:
-        while len(answers) < count:
-            arrived.clear()
-            await arrived.wait()
+    answers = _Answers(plain_client)
 
     kinds = ["retry", "skip", "fail", "complete"]
     await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(answers.read())
     async with connector:  # a connection that outlives the run, as a serving engine's does
         run = asyncio.create_task(engine.run(load()))
         try:
@@ -167,7 +176,7 @@ async def test_decisions_arriving_as_and_after_one_ends_the_run_are_each_answere
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(run, 15)  # the first decision ended it, however
             await asyncio.gather(*(decide(n, None) for n in range(16, 20)))
-            await asyncio.wait_for(answered(20), 15)
+            await asyncio.wait_for(answers.until(20), 15)
         finally:
             run.cancel()
             reader.cancel()
@@ -190,23 +199,10 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
     each round ends its run, and each of the sixteen is answered before the connection closes
     (the engine waits for what the broker routed to it, then for its answers to be taken)."""
     kinds = ["retry", "skip", "fail", "complete"]
-    answers: dict[str, dict[str, Any]] = {}
-    arrived = asyncio.Event()
-
-    async def read() -> None:
-        async for message in plain_client.messages:
-            assert isinstance(message.payload, bytes)
-            answer = json.loads(message.payload)
-            answers[answer["id"]] = answer
-            arrived.set()
-
-    async def answered(count: int) -> None:
-        while len(answers) < count:
-            arrived.clear()
-            await arrived.wait()
+    answers = _Answers(plain_client)
 
     await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(answers.read())
     connector = MqttConnector(
         mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-owns"
     )
@@ -251,7 +247,7 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
             finally:
                 run.cancel()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answered(16 * (round_ + 1)), 5)
+                await asyncio.wait_for(answers.until(16 * (round_ + 1)), 5)
     finally:
         reader.cancel()
         await stack.aclose()
@@ -296,27 +292,14 @@ async def test_decisions_the_connection_got_before_the_run_closed_it_are_answere
     application's hold it) as the first of five decisions ends the run: the four behind it had
     reached the connection (acknowledged by the broker) and are answered before it closes, not
     dropped with it."""
-    answers: dict[str, dict[str, Any]] = {}
-    arrived = asyncio.Event()
-
-    async def read() -> None:
-        async for message in plain_client.messages:
-            assert isinstance(message.payload, bytes)
-            answer = json.loads(message.payload)
-            answers[answer["id"]] = answer
-            arrived.set()
-
-    async def answered(count: int) -> None:
-        while len(answers) < count:
-            arrived.clear()
-            await arrived.wait()
+    answers = _Answers(plain_client)
 
     @task(name="load", on_failure="hold")
     async def load() -> int:
         raise ConnectionError("the API is down")
 
     await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(answers.read())
     connector = _Resuming(
         mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-behind"
     )
@@ -348,7 +331,7 @@ async def test_decisions_the_connection_got_before_the_run_closed_it_are_answere
         assert await asyncio.wait_for(run, 15) is None  # skipped
         assert not connector.is_connected
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(answered(5), 5)
+            await asyncio.wait_for(answers.until(5), 5)
     finally:
         run.cancel()
         reader.cancel()
@@ -397,23 +380,10 @@ async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_i
     engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
-    answers: dict[str, dict[str, Any]] = {}
-    arrived = asyncio.Event()
-
-    async def read() -> None:
-        async for message in plain_client.messages:
-            assert isinstance(message.payload, bytes)
-            answer = json.loads(message.payload)
-            answers[answer["id"]] = answer
-            arrived.set()
-
-    async def answered(request_id: str) -> None:
-        while request_id not in answers:
-            arrived.clear()
-            await arrived.wait()
+    answers = _Answers(plain_client)
 
     await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(answers.read())
     served = asyncio.create_task(engine.serve({"loads": load}))
     try:
         start = StartRequest(id="s-1", workflow="loads")
@@ -428,7 +398,7 @@ async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_i
         for n in range(2):  # the first ends the run, the second comes after it ended
             request = {"id": f"d-{n}", "run_id": run_id, "task": "load", "decision": "skip"}
             await plain_client.publish(topic, json.dumps(request), qos=1)
-            await asyncio.wait_for(answered(f"d-{n}"), 10)
+            await asyncio.wait_for(answers.until(f"d-{n}"), 10)
             if n == 0:
                 await recorder.until(
                     lambda: any(isinstance(e, RunFinished) for e in recorder.events)
