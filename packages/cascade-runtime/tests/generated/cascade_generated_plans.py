@@ -331,9 +331,9 @@ def plans(
         if roll <= 1:
             values: list[str | bool] = ["x", "y", "x", "y", "z", True, False]
             value = draw(st.sampled_from(values))
-            # no after: a selector that waits on a task which waits on a route that selector
-            # decides never starts (a router's unchosen route is waited for; see the report of
-            # the branch chains), so choices stay without dependencies, as before
+            # no after: a selector that needs a task which waits on a route that selector
+            # decides never starts (a router's unchosen route is waited for: the strict xfail
+            # in tests/test_chains.py), so choices stay without dependencies, as before
             nodes.append(Choice(label, value, fails=draw(st.integers(0, 9)) == 0))
             kinds.append("flag" if isinstance(value, bool) else "key")
         elif roll <= 3:
