@@ -179,6 +179,28 @@ def test_five_tasks_and_their_edges_drawn(browser: Any, dashboard: Dashboard) ->
     assert no_script_errors(browser) == []
 
 
+def test_an_order_only_edge_is_dotted_apart_from_data_and_conditions(
+    browser: Any, dashboard: Dashboard
+) -> None:
+    """``order`` (lazy.after, sequence): its edge drawn dotted, unlike a data edge (solid) and a
+    condition's (dashed)."""
+    graph = {
+        "nodes": [
+            {"id": "a-1", "name": "a", "after": []},
+            {"id": "b-2", "name": "b", "after": ["a-1"], "order": ["a-1"]},
+            {"id": "c-3", "name": "c", "after": ["a-1", "b-2"], "conditions": ["b-2"]},
+        ]
+    }
+    open_blank(browser, dashboard)
+    draw(browser, graph, [])
+    dashes = {(e["from"], e["to"]): e["dashes"] for e in run(browser, GEOMETRY)}
+    assert dashes[("a-1", "c-3")] in ("none", "")
+    assert dashes[("a-1", "b-2")] not in ("none", "")
+    assert dashes[("a-1", "b-2")] != dashes[("b-2", "c-3")]
+    assert run(browser, "return document.querySelectorAll('#graph-test path.order').length") == 1
+    assert no_script_errors(browser) == []
+
+
 def test_a_mapped_task_is_one_box_with_its_items_counted(
     browser: Any, dashboard: Dashboard
 ) -> None:

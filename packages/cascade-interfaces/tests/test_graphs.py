@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.interfaces import Envelope, InvalidMessageError, LifecycleEvent, decode_envelope
@@ -69,6 +70,18 @@ def test_a_reader_takes_a_sound_graph() -> None:
     )
 
 
+def test_order_only_dependencies_travel_as_order_and_are_left_out_when_none() -> None:
+    """``order``, additive: the ids among ``after`` taken only for their order; a graph
+    without it (an engine before it) is read as having none."""
+    node = GraphNode(id="c-3", name="c", after=["a-1", "b-2"], order=["a-1"])
+    assert json.loads(msgspec.json.encode(node))["order"] == ["a-1"]
+    assert "order" not in json.loads(msgspec.json.encode(GraphNode(id="a-1", name="a", after=[])))
+    graph = _etl()
+    graph["nodes"][3]["order"] = ["clean-3"]
+    assert check_graph(graph).nodes[3].order == ["clean-3"]
+    assert check_graph(_etl()).nodes[3].order == []
+
+
 def _with(change: Any) -> dict[str, Any]:
     graph = _etl()
     change(graph["nodes"])
@@ -83,6 +96,8 @@ def _with(change: Any) -> dict[str, Any]:
         (lambda nodes: nodes[1]["after"].append("extract-1"), "names a task twice"),
         (lambda nodes: nodes[1]["after"].append("ok-2"), "the node itself"),
         (lambda nodes: nodes[3].update(conditions=["extract-1"]), "not in its after"),
+        (lambda nodes: nodes[3].update(order=["extract-1"]), "order names a task not in its"),
+        (lambda nodes: nodes[3].update(order=["clean-3", "clean-3"]), "order names a task twice"),
         (lambda nodes: nodes[0]["after"].append("load-4"), "cycle"),
         (lambda nodes: nodes[0].update(id="x" * (MAX_GRAPH_ID_LENGTH + 1)), "$.graph.nodes[0].id"),
         (lambda nodes: nodes[0].update(id=""), "$.graph.nodes[0].id"),

@@ -5,7 +5,8 @@ It is demand-driven, as the docs say a run is: a task runs when the target needs
 as the route a router chooses for a task that is needed; a task the graph holds that nothing
 needs so ends ``SKIPPED`` (``not routed``). A task is skipped by an upstream that did not
 complete only when it needs that upstream (an argument, its condition, a router's selector or
-its chosen route), never through a route not chosen.
+its chosen route, a task it runs after), never through a route not chosen. A task it runs after
+(``after``, ``sequence``) is needed as an argument is, and gives it no value.
 """
 
 from __future__ import annotations
@@ -127,14 +128,19 @@ class _Interpreter:
         return self.ref(routes[chooser.value], needs)
 
     def inputs(
-        self, refs: tuple[Ref, ...], condition: NodeRef | ParamRef | None
+        self, index: int, refs: tuple[Ref, ...], condition: NodeRef | ParamRef | None
     ) -> tuple[list[Any], set[int], Outcome | None]:
-        """What a task waits for: its inputs' values, the nodes it needs, and the outcome it
-        ends with before any attempt (skipped, or failed for a missing route), if any."""
+        """What node ``index`` waits for: its inputs' values, the nodes it needs, and the
+        outcome it ends with before any attempt (skipped, or failed for a missing route), if
+        any."""
         needs: set[int] = set()
         values: list[Any] = []
         why: set[str] = set()
         missing = False
+        for before in self.plan.order(index):
+            needs.add(before)
+            if self.node(before).state != "completed":
+                why.add(UPSTREAM)
         for ref in refs:
             got = self.ref(ref, needs)
             if isinstance(got, _Missing):
@@ -166,14 +172,18 @@ class _Interpreter:
         return earlier if earlier is not None and earlier.state == "completed" else None
 
     def choice(self, node: Choice) -> Outcome:
+        _, needs, early = self.inputs(self.plan.nodes.index(node), (), None)
+        frozen = frozenset(needs)
+        if early is not None:
+            return early
         if (earlier := self.previous(node)) is not None and self.reruns:
-            return Outcome("completed", value=earlier.value, reused=True)
+            return Outcome("completed", value=earlier.value, needs=frozen, reused=True)
         if node.fails:
-            return Outcome("failed", attempts=1)
-        return Outcome("completed", value=node.value, attempts=1)
+            return Outcome("failed", attempts=1, needs=frozen)
+        return Outcome("completed", value=node.value, attempts=1, needs=frozen)
 
     def call(self, node: Call) -> Outcome:
-        values, needs, early = self.inputs(node.args, node.condition)
+        values, needs, early = self.inputs(self.plan.nodes.index(node), node.args, node.condition)
         if early is not None:
             return early
         frozen = frozenset(needs)
@@ -198,7 +208,9 @@ class _Interpreter:
         return Outcome("failed", attempts=attempts, needs=frozen)
 
     def map(self, node: Map) -> Outcome:
-        values, needs, early = self.inputs((node.over,), node.condition)
+        values, needs, early = self.inputs(
+            self.plan.nodes.index(node), (node.over,), node.condition
+        )
         if early is not None:
             return early
         frozen = frozenset(needs)

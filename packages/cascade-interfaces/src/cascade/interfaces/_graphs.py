@@ -44,13 +44,15 @@ class GraphNode(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ``name``, and the ids of the tasks it runs ``after``. ``map`` is ``True`` for a mapped task
     (its items appear at run time as ``<id>[i]``, see ``items`` on ``RUNNING``);
     ``conditions`` the ids among ``after`` it takes as a condition or a route (``run_if``, a
-    router's selector) rather than as data."""
+    router's selector) rather than as data; ``order`` those it runs after only for their
+    order (``after``, ``sequence``), taking nothing of theirs (additive: absent, none)."""
 
     id: _Text
     name: _Text
     after: _Ids
     map: bool = False
     conditions: _Ids = msgspec.field(default_factory=list)
+    order: _Ids = msgspec.field(default_factory=list)
 
 
 class RunGraph(msgspec.Struct, kw_only=True, gc=False):
@@ -63,7 +65,8 @@ def check_graph(value: Any) -> RunGraph:
     """``value`` (a message's decoded ``graph``) as a :class:`RunGraph`, checked as a reader
     must: at most :data:`MAX_GRAPH_NODES` nodes, ids and names of 1 to
     :data:`MAX_GRAPH_ID_LENGTH` characters, no id twice, ``after`` naming ids of the graph
-    once each and not the node itself, ``conditions`` naming ids of its ``after``, no cycle.
+    once each and not the node itself, ``conditions`` and ``order`` naming ids of its
+    ``after`` once each, no cycle.
     :class:`InvalidMessageError` naming what is wrong otherwise."""
     if isinstance(value, RunGraph):
         graph = value
@@ -93,6 +96,10 @@ def check_graph(value: Any) -> RunGraph:
             raise InvalidMessageError(f"{where}.conditions names a task not in its after")
         if len(set(node.conditions)) != len(node.conditions):
             raise InvalidMessageError(f"{where}.conditions names a task twice")
+        if node.order and not after.issuperset(node.order):
+            raise InvalidMessageError(f"{where}.order names a task not in its after")
+        if len(set(node.order)) != len(node.order):
+            raise InvalidMessageError(f"{where}.order names a task twice")
     cycle = _in_a_cycle(graph)
     if cycle is not None:
         raise InvalidMessageError(f"$.graph: {cycle!r} is in a cycle of its after")

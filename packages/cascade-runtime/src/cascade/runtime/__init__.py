@@ -81,11 +81,14 @@ from .workflow._resource import (
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
 from .workflow._task import (
+    ChainError,
     LazyResult,
     MapError,
     MappedLazyResult,
     RetryPolicy,
     Task,
+    pipeline,
+    sequence,
     task,
     unmapped,
 )
@@ -97,6 +100,7 @@ __all__ = [
     "CancelReport",
     "CapacityError",
     "CascadeRuntimeError",
+    "ChainError",
     "ConstraintManager",
     "ConstraintStats",
     "CycleError",
@@ -162,7 +166,9 @@ __all__ = [
     "gate",
     "inject",
     "resource",
+    "pipeline",
     "run",
+    "sequence",
     "task",
     "unmapped",
 ]

@@ -1233,6 +1233,7 @@ class Run:
                 or spec.cache is not None
                 or dependent.routers
                 or lazy.condition is not ALWAYS
+                or lazy.order
                 or (
                     lazy.resources is not None
                     and any(isinstance(amount, LazyResult) for _, amount in lazy.resources)

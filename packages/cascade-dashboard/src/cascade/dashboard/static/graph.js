@@ -1,6 +1,6 @@
 // A run's task graph drawn as SVG (layout.js lays it out, left to right): a box per task saying
 // its name and its state in words as well as in its state's colour, an edge per dependency (a
-// condition's dashed). A mapped task is one box with its items' counts by state ("2,000 items:
+// condition's dashed, an order-only one's dotted). A mapped task is one box with its items' counts by state ("2,000 items:
 // 1,980 completed, 3 failed, 17 running"), never a box per item, and a button that opens it.
 // Drawn again with the same graph, only what the tasks changed is redrawn: the layout is kept
 // per graph. Every string from the broker reaches the page through textContent or setAttribute
@@ -25,7 +25,7 @@ const drawings = new WeakMap(); // a container -> what is drawn in it
 let markers = 0;            // each drawing's arrowhead has an id of its own
 window.cascadeGraphLayouts = 0; // layouts computed, read by the tests
 
-// Draw ``graph`` ({nodes: [{id, name, after, map?, conditions?}]}, or null) into ``container``
+// Draw ``graph`` ({nodes: [{id, name, after, map?, conditions?, order?}]}, or null) into ``container``
 // with its tasks' states from ``tasks`` (the run's tasks: an array or a Map's values, each with
 // task_id and state; a mapped task's items are those with ids "<id>[i]"). ``options``: ``why``,
 // what the container says when the graph is null; ``maps``, a run's maps as the history counts
@@ -119,7 +119,8 @@ function draw(container, layout, key) {
   defs.appendChild(arrow);
   const edges = svg("g", { class: "edges" });
   for (const edge of layout.edges) {
-    edges.appendChild(svg("path", { class: edge.condition ? "edge condition" : "edge", d: edgePath(edge.points),
+    const kind = edge.condition ? "edge condition" : edge.order ? "edge order" : "edge";
+    edges.appendChild(svg("path", { class: kind, d: edgePath(edge.points),
       "marker-end": "url(#" + marker + ")", "data-from": edge.from, "data-to": edge.to }));
   }
   const boxes = svg("g", { class: "nodes" });

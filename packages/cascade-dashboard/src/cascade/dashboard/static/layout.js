@@ -22,9 +22,10 @@ const PLACEMENTS = 4;   // placement passes (down, up, down, up), then one on bo
 // straight from end to end, over what lies between, rather than let the layout grow unbounded.
 const BENDS_PER_NODE = 8;
 
-// ``graph``: {"nodes": [{"id", "name", "after": [id, ...], "map"?: true, "conditions"?: [id, ...]}]}.
+// ``graph``: {"nodes": [{"id", "name", "after": [id, ...], "map"?: true, "conditions"?: [id, ...],
+// "order"?: [id, ...]}]}.
 // Returns {nodes: [{id, name, map, layer, x, y, width, height}] (x, y: the box's top left),
-// edges: [{from, to, condition, points: [[x, y], ...]}] (points: where the edge starts, passes
+// edges: [{from, to, condition, order, points: [[x, y], ...]}] (points: where the edge starts, passes
 // each layer it crosses (entering and leaving it), and ends), width, height, crossings,
 // dropped: {nodes, duplicates, unknown, cycles}}.
 export function layOut(graph) {
@@ -79,7 +80,7 @@ export function layOut(graph) {
       points.push([column.x, bend.y + shift], [column.x + column.width, bend.y + shift]);
     }
     points.push([to.x, to.y + to.height / 2]);
-    return { from: from.id, to: to.id, condition: edge.condition, points };
+    return { from: from.id, to: to.id, condition: edge.condition, order: edge.order, points };
   });
   const last = columns[columns.length - 1];
   return { nodes: laid, edges: laidEdges, crossings: fewest, dropped,
@@ -87,7 +88,7 @@ export function layOut(graph) {
 }
 
 // The nodes with a usable id (the first of each id), and their dependencies on nodes the
-// graph has (a condition's edge marked), each once; what was left out, counted.
+// graph has (a condition's edge and an order-only one marked), each once; what was left out, counted.
 function readGraph(graph) {
   const dropped = { nodes: 0, duplicates: 0, unknown: 0, cycles: 0 };
   const raw = graph && Array.isArray(graph.nodes) ? graph.nodes : [];
@@ -99,7 +100,8 @@ function readGraph(graph) {
     index.set(node.id, nodes.length);
     nodes.push({ id: node.id, name: typeof node.name === "string" && node.name ? node.name : node.id,
       map: node.map === true, after: Array.isArray(node.after) ? node.after : [],
-      conditions: new Set(Array.isArray(node.conditions) ? node.conditions : []) });
+      conditions: new Set(Array.isArray(node.conditions) ? node.conditions : []),
+      order: new Set(Array.isArray(node.order) ? node.order : []) });
   }
   const edges = [];
   nodes.forEach((node, to) => {
@@ -110,7 +112,7 @@ function readGraph(graph) {
       if (from === to) { dropped.cycles += 1; continue; }
       if (seen.has(from)) continue;
       seen.add(from);
-      edges.push({ from, to, condition: node.conditions.has(id) });
+      edges.push({ from, to, condition: node.conditions.has(id), order: node.order.has(id) });
     }
   });
   return { nodes, edges, dropped };

@@ -21,7 +21,7 @@ from cascade.interfaces.serving import RerunMode
 from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._cache_policy import node_cache
-from ..workflow._graph import Graph, Node
+from ..workflow._graph import Graph, Node, order_only
 from ..workflow._task import MapError, MappedLazyResult
 from ._fingerprints import Prints, fingerprint_call
 from ._on_worker import WorkerKeep
@@ -429,7 +429,10 @@ class RunResults:
     def _decided_upstream(self, node: Node) -> str | None:
         """The decision a value ``node`` was computed from comes from, if any."""
         decided = self.decided
+        ordered = order_only(node) if node.lazy.order else ()
         for dep in node.deps:
+            if ordered and dep in ordered:  # run after it, not computed from it
+                continue
             found = decided.get(id(dep))
             if found is not None:
                 return found

@@ -18,6 +18,7 @@ __all__ = [
     "Graph",
     "Node",
     "build_graph",
+    "order_only",
     "resolve",
     "run_name",
     "target_results",
@@ -48,14 +49,15 @@ _NOTHING: _Found = (_NONE, _NONE, _NONE, _NONE)
 
 
 def _scan(node: LazyResult[Any]) -> _Found:
-    """The distinct lazy results among ``node``'s arguments, its condition and the amounts it
-    asks of system resources (a router's selector and routes among them), the :class:`Param`,
+    """The distinct lazy results among ``node``'s arguments, its condition, the amounts it
+    asks of system resources (a router's selector and routes among them) and the tasks it runs
+    after (:meth:`~LazyResult.after`), the :class:`Param`,
     the :class:`Router` and the :class:`Inject` among them.
 
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
     result one; a call of plain values only (most calls of a large fan-out) one each."""
     plain = _PLAIN
-    if node.condition is ALWAYS and node.resources is None:
+    if node.condition is ALWAYS and node.resources is None and not node.order:
         for value in (*node.args, *node.kwargs.values()) if node.kwargs else node.args:
             if type(value) not in plain:
                 break
@@ -70,6 +72,8 @@ def _scan(node: LazyResult[Any]) -> _Found:
         stack.append(node.condition)
     if node.resources is not None:
         stack.append(node.resources)
+    if node.order:
+        stack.extend(node.order)
     seen: set[int] = set()
     while stack:
         value = stack.pop()
@@ -96,6 +100,19 @@ def _scan(node: LazyResult[Any]) -> _Found:
             injects = [] if injects is None else injects
             injects.append(value)
     return (list(found.values()), params or _NONE, routers or _NONE, injects or _NONE)
+
+
+def order_only(node: Node) -> list[Node]:
+    """``node``'s dependencies it runs after only for their order (:meth:`~LazyResult.after`),
+    taking them in no other way (an argument, its condition, a router, an amount)."""
+    lazy = node.lazy
+    if not lazy.order:
+        return []
+    ordered = {id(before) for before in lazy.order}
+    bare = LazyResult(lazy.task, lazy.args, lazy.kwargs, lazy.task_id)  # the call, no order
+    bare.condition, bare.resources = lazy.condition, lazy.resources
+    taken = {id(dep) for dep in _scan(bare)[0]}
+    return [dep for dep in node.deps if id(dep.lazy) in ordered and id(dep.lazy) not in taken]
 
 
 def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:

@@ -1,6 +1,7 @@
 """A run's graph as its ``ENGINE_STARTED`` and snapshots tell it: each task, what it runs after,
-and which of those it takes as a condition or a route rather than as data (a routed task runs
-after the selectors that decide whether it runs: conditions of its)."""
+which of those it takes as a condition or a route rather than as data (a routed task runs
+after the selectors that decide whether it runs: conditions of its), and which it runs after
+only for their order (``after``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from cascade.interfaces.graphs import (
     RunGraph,
 )
 
-from ._graph import Graph, Node
+from ._graph import Graph, Node, order_only
 from ._param import Param
 from ._router import Router
 from ._task import ALWAYS, LazyResult, MappedLazyResult, Unmapped
@@ -51,6 +52,7 @@ def wire_graph(graph: Graph) -> RunGraph | None:
                 for decider in routing.deciders(node, graph.by_lazy)
                 if decider.lazy.task_id not in ids
             ]
+        order = _NO_IDS
         if not deps and not deciders:
             after = _NO_IDS
             conditions = _NO_IDS
@@ -60,6 +62,8 @@ def wire_graph(graph: Graph) -> RunGraph | None:
             conditions = _conditions(node) if guarded else _NO_IDS
             if deciders:
                 conditions = [*conditions, *deciders]
+            if lazy.order:
+                order = [dep.lazy.task_id for dep in order_only(node)]
         wire.append(
             GraphNode(
                 id=task_id,
@@ -67,6 +71,7 @@ def wire_graph(graph: Graph) -> RunGraph | None:
                 after=after,
                 map=type(lazy) is MappedLazyResult,
                 conditions=conditions,
+                order=order,
             )
         )
     shape = RunGraph(nodes=wire)

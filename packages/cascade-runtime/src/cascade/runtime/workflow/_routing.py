@@ -1,7 +1,8 @@
 """Which tasks a run needs, its routers' choices known: the documented meaning of :class:`Router`.
 
 A task runs where the run's target needs it: a task of the target, a task a needed task takes
-(as an argument, its condition, a router's selector, an amount of a resource), or the route a
+(as an argument, its condition, a router's selector, an amount of a resource) or runs after
+(:meth:`~cascade.runtime.LazyResult.after`), or the route a
 needed task's router chooses. A task no needed task takes but as a route its router did not
 choose ends ``SKIPPED`` ``not routed``, without running, and what waits on it goes on.
 
@@ -92,6 +93,8 @@ class Routing:
                     _taken(lazy.condition, (), found, routers)
                 if lazy.resources is not None:
                     _taken(lazy.resources, (), found, routers)
+                if lazy.order:
+                    _taken(lazy.order, (), found, routers)
                 self.takes[id(node)] = [(by_lazy[key], path) for key, path in dict.fromkeys(found)]
                 self.reaches[id(node)] = routers
         needed = self._needed_whatever_is_chosen(graph_nodes, by_lazy, roots)

@@ -26,6 +26,7 @@ from ._router import Router
 __all__ = [
     "ALWAYS",
     "DEFAULT_HOLD_TIMEOUT",
+    "ChainError",
     "LazyResult",
     "MapError",
     "MappedLazyResult",
@@ -34,6 +35,8 @@ __all__ = [
     "Task",
     "Unmapped",
     "check_hold_options",
+    "pipeline",
+    "sequence",
     "task",
     "unmapped",
 ]
@@ -333,6 +336,12 @@ def _mapped_values(name: str, value: Any) -> Sequence[Any]:
     )
 
 
+class ChainError(CascadeError, TypeError, ValueError):
+    """:meth:`LazyResult.after`, :func:`sequence` or :func:`pipeline` given what it cannot
+    chain: no task at all, or something that is no lazy result (a task not called, a value)
+    where one is needed, or a pipeline step that is not a callable; the message says which."""
+
+
 class LazyResult(Generic[R]):
     """One call of a task, not run yet: a node of the graph.
 
@@ -340,10 +349,11 @@ class LazyResult(Generic[R]):
     dicts) are its dependencies; the engine passes their results in their
     place. ``task_id`` is stable for the life of the object and unique in
     the process (``<name>-<n>``); ``name`` is the task's name; ``resources`` what it asks of
-    the engine's system resources (:meth:`with_constraints`; ``None``: nothing).
+    the engine's system resources (:meth:`with_constraints`; ``None``: nothing); ``order``
+    the lazy results it runs after without taking their results (:meth:`after`).
     """
 
-    __slots__ = ("args", "condition", "kwargs", "name", "resources", "task", "task_id")
+    __slots__ = ("args", "condition", "kwargs", "name", "order", "resources", "task", "task_id")
 
     def __init__(
         self,
@@ -359,6 +369,7 @@ class LazyResult(Generic[R]):
         self.task_id = task_id or f"{task.name}-{next(_ids)}"
         self.condition: Any = ALWAYS
         self.resources = task.resources
+        self.order: tuple[LazyResult[Any], ...] = ()
 
     def with_retry(
         self,
@@ -408,8 +419,83 @@ class LazyResult(Generic[R]):
         self.condition = condition
         return self
 
+    def after(self, *predecessors: LazyResult[Any]) -> LazyResult[R]:
+        """Run this task only after each of ``predecessors`` (lazy results) completed, without
+        taking their results: an order-only dependency, ``upload(path).after(mkdir(dir))``.
+        It is a dependency like an argument in all else: the run needs each predecessor, and
+        where one fails or is skipped this task is skipped (and so is what needs it).
+        Adds to those given before; returns this lazy result. :class:`ChainError` names a
+        predecessor that is no lazy result (such as a task not called)."""
+        for predecessor in predecessors:
+            _chained("after", predecessor)
+        self.order = (*self.order, *predecessors)
+        return self
+
     def __repr__(self) -> str:
         return f"<LazyResult {self.task_id}>"
+
+
+def _chained(where: str, value: object) -> None:
+    """:class:`ChainError` unless ``value`` is a lazy result."""
+    if isinstance(value, LazyResult):
+        return
+    hint = (
+        f" (the task {value.name} not called: {value.name}(...))" if isinstance(value, Task) else ""
+    )
+    raise ChainError(
+        f"{where} takes lazy results (calls of a @task), not {type(value).__name__}: "
+        f"{value!r}{hint}"
+    )
+
+
+def sequence(tasks: Sequence[LazyResult[Any]]) -> LazyResult[Any]:
+    """Run ``tasks`` (lazy results) one after the other, in their order; the last one, which
+    the run's result is when it is the target.
+
+    Each runs after the one before it (:meth:`LazyResult.after`): none starts before the one
+    before it completed, and where one fails or is skipped those after it are skipped, so
+    the sequence stops at the first that did not complete. No task takes another's result
+    (see :func:`pipeline` for that). :class:`ChainError` for an empty sequence or an item that
+    is no lazy result."""
+    items: list[LazyResult[Any]] | None = list(tasks) if isinstance(tasks, (list, tuple)) else None
+    if items is None:
+        raise ChainError(
+            f"sequence takes a list of lazy results, not {type(tasks).__name__}: {tasks!r}"
+        )
+    if not items:
+        raise ChainError("sequence needs at least one task")
+    for item in items:
+        _chained("sequence", item)
+    for before, item in itertools.pairwise(items):
+        item.after(before)
+    return items[-1]
+
+
+def pipeline(value: Any, steps: Sequence[Callable[[Any], Any]]) -> Any:
+    """``value`` passed through ``steps`` in their order: each step (a task, or any callable
+    that makes a lazy result, such as ``lambda x: save(x, to="out")``) is called on what the
+    step before it made, ``pipeline(url, [fetch, parse, save])`` being
+    ``save(parse(fetch(url)))``. ``value``: a value or a lazy result. Returns the last step's
+    lazy result (``value`` itself when there are no steps). :class:`ChainError` for a step
+    that is a lazy result (a task called, not the task) or not callable."""
+    if not isinstance(steps, (list, tuple)):
+        raise ChainError(
+            f"pipeline takes a list of steps (tasks or callables), not {type(steps).__name__}"
+        )
+    for step in steps:
+        if isinstance(step, LazyResult):
+            raise ChainError(
+                f"a pipeline step is a task or a callable, not a lazy result ({step!r}): "
+                f"give the task, {step.name}, not a call of it"
+            )
+        if not callable(step):
+            raise ChainError(
+                f"a pipeline step is a task or a callable, not {type(step).__name__}: {step!r}"
+            )
+    current = value
+    for step in steps:
+        current = step(current)
+    return current
 
 
 class MappedLazyResult(LazyResult[list[R]]):
