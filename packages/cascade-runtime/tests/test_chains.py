@@ -332,14 +332,12 @@ def test_the_names_are_the_runtimes() -> None:
     assert cs.ChainError is ChainError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a router's unchosen route is waited for: a selector that needs the task "
-    "taking that route, while its value decides whether the route runs, never starts",
-)
 async def test_a_selector_needing_a_task_that_takes_a_route_it_decides_does_not_hang() -> None:
-    """Found by the generated workflows once choices had ``after``; it hangs as well with the
-    selector taking that task as data, as here (not an order-only matter)."""
+    """Found by the generated workflows once choices had ``after``; it hung as well with the
+    selector taking that task as data, as here (not an order-only matter): ``middle`` waited
+    for ``routed``, a route its router did not choose, which the second router, whose
+    selector needs ``middle``, may choose. A task no longer waits for a task it takes only
+    through routes its routers did not choose."""
     flag: Param[str] = Param("p", default="y")
 
     @task

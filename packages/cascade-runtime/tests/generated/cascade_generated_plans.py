@@ -331,10 +331,8 @@ def plans(
         if roll <= 1:
             values: list[str | bool] = ["x", "y", "x", "y", "z", True, False]
             value = draw(st.sampled_from(values))
-            # no after: a selector that needs a task which waits on a route that selector
-            # decides never starts (a router's unchosen route is waited for: the strict xfail
-            # in tests/test_chains.py), so choices stay without dependencies, as before
-            nodes.append(Choice(label, value, fails=draw(st.integers(0, 9)) == 0))
+            fails = draw(st.integers(0, 9)) == 0
+            nodes.append(Choice(label, value, fails=fails, after=after(index)))
             kinds.append("flag" if isinstance(value, bool) else "key")
         elif roll <= 3:
             upstream = pick("list")
@@ -381,7 +379,7 @@ def plans(
         )
     )
     sequences: tuple[tuple[int, ...], ...] = ()
-    chained = [i for i, node in enumerate(nodes) if not isinstance(node, Choice)]
+    chained = list(range(len(nodes)))
     if len(chained) > 1 and draw(st.integers(0, 2)) == 0:
         chains = st.sets(st.sampled_from(chained), min_size=2, max_size=4).map(sorted).map(tuple)
         sequences = tuple(draw(st.lists(chains, min_size=1, max_size=2)))

@@ -36,6 +36,10 @@ from cascade.runtime import (
 ENDS = {"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"}
 
 
+RUN_BOUND = 30.0
+"""Seconds a generated run may take (they take milliseconds): a run that hangs fails the check."""
+
+
 @dataclass
 class Observed:
     """What a run did: its task events in order, its id, whether it failed, its result, and
@@ -82,10 +86,16 @@ async def observe(
                 loop.call_soon(decide, event)
 
     engine.events.subscribe(record)
+    run = engine.run(build(plan), params=dict(plan.params), rerun_of=rerun_of)
     try:
-        observed.result = await engine.run(build(plan), params=dict(plan.params), rerun_of=rerun_of)
+        observed.result = await asyncio.wait_for(run, RUN_BOUND)
     except TaskFailedError:
         observed.failed = True
+    except asyncio.TimeoutError:
+        last = [f"{type(e).__name__} {e.task_name}" for e in observed.events[-6:]]
+        raise AssertionError(
+            f"the run did not end in {RUN_BOUND} s (a hang); its last task events: {last}"
+        ) from None
     for message in broker.history:
         if message.topic.endswith("/events"):
             body = json.loads(message.raw).get("body", {})

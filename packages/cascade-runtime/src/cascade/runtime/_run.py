@@ -670,8 +670,10 @@ class Run:
         self.demand = (
             None
             if graph.routing is None
-            else Demand(graph.routing, graph, self._wanted, self._not_routed)
+            else Demand(graph.routing, graph, self._wanted, self._not_routed, self._needless)
         )
+        # (consumer, task) pairs: a task that takes a router no longer waits for that task
+        self.let_go: set[tuple[int, int]] = set()
         self.parked: dict[int, Node] = {}  # routed tasks ready but for being wanted
         # a rerun's kept results of routed tasks: reused once wanted
         self.reusable: dict[int, tuple[Any, str]] = {}
@@ -775,6 +777,17 @@ class Run:
         if not node.done:
             self._end_skipped(node, NOT_ROUTED)
             self._release(node)
+        self.wake.set()
+
+    def _needless(self, consumer: Node, dep: Node) -> None:
+        """``consumer`` takes ``dep`` only through routes its routers did not choose: it no
+        longer waits for it (another router may choose it, or it ends as it will)."""
+        if (id(consumer), id(dep)) in self.let_go:
+            return
+        self.let_go.add((id(consumer), id(dep)))
+        consumer.waiting -= 1
+        if consumer.waiting == 0 and not consumer.skipped and not consumer.done:
+            self.ready(consumer)
         self.wake.set()
 
     async def _stop_tasks(self, stop: BaseException | None) -> None:
@@ -1297,7 +1310,10 @@ class Run:
 
     def _release(self, node: Node) -> None:
         """``node`` has ended: its dependents waiting on nothing else may start."""
+        let_go = self.let_go
         for dependent in node.dependents:
+            if let_go and (id(dependent), id(node)) in let_go:
+                continue  # it stopped waiting for node when its routers chose
             dependent.waiting -= 1
             if dependent.waiting == 0 and not dependent.skipped and not dependent.done:
                 self.ready(dependent)
@@ -1488,15 +1504,17 @@ class Run:
         routed only stops waiting for it: it may not need it (:meth:`_lacks` tells once it is
         ready, with the reason noted here)."""
         reason = reason or _upstream(node, what)
-        stack = list(node.dependents)
+        stack = [(node, dependent) for dependent in node.dependents]
         demand = self.demand
         if demand is not None:
             self.skip_reasons[id(node)] = reason
         while stack:
-            dependent = stack.pop()
+            ended, dependent = stack.pop()
             if dependent.skipped or dependent.done:  # done: a rerun reused it
                 continue
             if demand is not None and (dependent.routers or dependent.wanted is None):
+                if (id(dependent), id(ended)) in self.let_go:
+                    continue  # it stopped waiting for it when its routers chose
                 dependent.waiting -= 1
                 if dependent.waiting == 0:
                     self.ready(dependent)
@@ -1512,4 +1530,4 @@ class Run:
             if demand is not None:
                 self.skip_reasons[id(dependent)] = reason
                 demand.ended(dependent)
-            stack.extend(dependent.dependents)
+            stack.extend((dependent, after) for after in dependent.dependents)

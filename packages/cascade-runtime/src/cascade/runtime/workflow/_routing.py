@@ -78,25 +78,34 @@ class Routing:
     the target needs only through routes), the tasks that take it and through which routes.
     ``watchers``: for each lazy selector, the routed tasks its value may decide.
     ``claimed``: for each task, the routed tasks it takes (decided once it is).
+    ``consumers``: the tasks that take a router.
+    ``deciding``: for each lazy selector, the tasks that take a router it decides (which of
+    their tasks taken through routes they need, :meth:`needless`, is known once it ends).
     """
 
     def __init__(self, graph_nodes: list[Node], by_lazy: dict[int, Node], roots: set[int]):
         self.takes: dict[int, list[tuple[Node, Path]]] = {}
         self.reaches: dict[int, list[tuple[Router[Any], Path]]] = {}
-        for node in graph_nodes:
-            if node.routers:
-                found: list[tuple[int, Path]] = []
-                routers: list[tuple[Router[Any], Path]] = []
-                lazy = node.lazy
-                _taken([lazy.args, lazy.kwargs], (), found, routers)
-                if lazy.condition is not ALWAYS:
-                    _taken(lazy.condition, (), found, routers)
-                if lazy.resources is not None:
-                    _taken(lazy.resources, (), found, routers)
-                if lazy.order:
-                    _taken(lazy.order, (), found, routers)
-                self.takes[id(node)] = [(by_lazy[key], path) for key, path in dict.fromkeys(found)]
-                self.reaches[id(node)] = routers
+        self.deciding: dict[int, list[Node]] = {}
+        self.consumers = [node for node in graph_nodes if node.routers]
+        for node in self.consumers:
+            found: list[tuple[int, Path]] = []
+            routers: list[tuple[Router[Any], Path]] = []
+            lazy = node.lazy
+            _taken([lazy.args, lazy.kwargs], (), found, routers)
+            if lazy.condition is not ALWAYS:
+                _taken(lazy.condition, (), found, routers)
+            if lazy.resources is not None:
+                _taken(lazy.resources, (), found, routers)
+            if lazy.order:
+                _taken(lazy.order, (), found, routers)
+            self.takes[id(node)] = [(by_lazy[key], path) for key, path in dict.fromkeys(found)]
+            self.reaches[id(node)] = routers
+            for router, _ in routers:
+                for selector in _lazies_of(router.selector):
+                    deciding = self.deciding.setdefault(id(by_lazy[id(selector)]), [])
+                    if not deciding or deciding[-1] is not node:
+                        deciding.append(node)
         needed = self._needed_whatever_is_chosen(graph_nodes, by_lazy, roots)
         self.claims: dict[int, list[tuple[Node, Path]]] = {}
         self.claimed: dict[int, list[Node]] = {}
@@ -143,6 +152,15 @@ class Routing:
             return True
         return any(node is dep and _path_holds(path, graph) is True for node, path in found)
 
+    def needless(self, consumer: Node, graph: GraphState) -> list[Node]:
+        """The tasks ``consumer`` (a task that takes a router) takes only through routes its
+        routers did not choose: it needs none of them, whatever else chooses them."""
+        holds: dict[int, bool] = {}
+        for dep, path in self.takes[id(consumer)]:
+            if dep.item_of is None and holds.get(id(dep)) is not True:
+                holds[id(dep)] = _path_holds(path, graph) is not False
+        return [dep for dep in consumer.deps if holds.get(id(dep)) is False]
+
     def missing_route(self, consumer: Node, graph: GraphState) -> RouteMissing | None:
         """The :class:`RouteMissing` of a router ``consumer`` takes through chosen routes whose
         selector is no key of its routes, if one is (its selectors known)."""
@@ -178,6 +196,21 @@ def routing(graph_nodes: list[Node], by_lazy: dict[int, Node], roots: set[int]) 
     found = Routing(graph_nodes, by_lazy, roots)
     for node in found.routed:
         node.wanted = None
+    return found
+
+
+def _lazies_of(selector: Any) -> list[LazyResult[Any]]:
+    """The lazy results a selector's value comes from (a router as a selector: its selector's
+    and its routes')."""
+    found: list[LazyResult[Any]] = []
+    stack = [selector]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, LazyResult):
+            found.append(value)
+        elif isinstance(value, Router):
+            stack.append(value.selector)
+            stack.extend(value.routes.values())
     return found
 
 
@@ -227,7 +260,10 @@ class Demand:
     is wanted takes it through routes that were all chosen, and not once no such task is left.
 
     ``wanted(node)`` and ``unwanted(node)`` are the run's to act on (start it where it waits,
-    end it ``not routed``); :meth:`ended` tells it a task ended (a selector's value known).
+    end it ``not routed``), and (where given) ``needless(consumer, dep)``: a task that takes a
+    router need not wait for ``dep``, taken only through routes not chosen (which another
+    router may still choose: waiting for it could wait for the consumer itself).
+    :meth:`ended` tells it a task ended (a selector's value known).
     """
 
     def __init__(
@@ -236,11 +272,13 @@ class Demand:
         graph: GraphState,
         wanted: Callable[[Node], None],
         unwanted: Callable[[Node], None],
+        needless: Callable[[Node, Node], None] | None = None,
     ) -> None:
         self.routing = found
         self.graph = graph
         self._wanted = wanted
         self._unwanted = unwanted
+        self._needless = needless
         self._queue: deque[Node] = deque()
         self._settling = False
 
@@ -248,6 +286,8 @@ class Demand:
         """Decide what can be from the start (the params known), consumers first."""
         self._queue.extend(reversed(self.routing.routed))
         self._settle()
+        for consumer in self.routing.consumers:  # what params' routers did not choose
+            self._let_go(consumer)
 
     def ended(self, node: Node) -> None:
         """``node`` ended: decide the routed tasks its value may decide."""
@@ -255,6 +295,14 @@ class Demand:
         if watching:
             self._queue.extend(watching)
             self._settle()
+        for consumer in self.routing.deciding.get(id(node), ()):
+            self._let_go(consumer)
+
+    def _let_go(self, consumer: Node) -> None:
+        if self._needless is not None and not consumer.done:
+            for dep in self.routing.needless(consumer, self.graph):
+                if not dep.done:
+                    self._needless(consumer, dep)
 
     def _settle(self) -> None:
         if self._settling:  # deciding one ended another: the loop below goes on with it
