@@ -29,6 +29,7 @@ user engine
 topic write {PREFIX}/telemetry/#
 topic write {PREFIX}/status/engine-1
 topic write {PREFIX}/summary/engine-1
+topic write {PREFIX}/summary/+/+/engine-1
 topic read {PREFIX}/constraints/#
 topic readwrite {PREFIX}/_marker/engine-1/#
 
@@ -40,6 +41,7 @@ topic readwrite {PREFIX}/_marker/#
 user rogue
 topic write {PREFIX}/status/rogue
 topic write {PREFIX}/summary/rogue
+topic write {PREFIX}/summary/+/+/rogue
 topic read {PREFIX}/constraints/#
 topic readwrite {PREFIX}/_marker/rogue/#
 """

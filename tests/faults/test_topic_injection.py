@@ -125,6 +125,7 @@ async def test_hostile_ids_land_on_one_encoded_topic(
     expected = {
         f"{prefix}/status/{SOURCE_LEVEL}",
         f"{prefix}/summary/{SOURCE_LEVEL}",
+        f"{prefix}/summary/{ORG_LEVEL}/{PROJECT_LEVEL}/{SOURCE_LEVEL}",  # its runs, by place
         f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{engine_run}/events",
         f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{RUN_LEVEL}/events",
         *(f"{prefix}/constraints/{path}/concurrency" for path in SCOPES.values()),
