@@ -76,7 +76,7 @@ async def test_without_a_default_history_the_page_says_how_to_start_recording(
         "history": False,
         "location": str(default_db),
         "note": f"No history yet at {default_db}: run `cascade record --host mq.example:1883` "
-        "to keep runs, then reload this page.",
+        "to keep runs; this page shows it once it is there (it looks again every few seconds).",
         "run_page": 500,
     }
     assert (runs.status_code, runs.json()["error"]) == (404, status["note"])

@@ -92,8 +92,8 @@ class HistorySource:
         if self._default is None:
             return None
         return (
-            f"No history yet at {self.location}: run `{self.record}` to keep runs, "
-            "then reload this page."
+            f"No history yet at {self.location}: run `{self.record}` to keep runs; "
+            "this page shows it once it is there (it looks again every few seconds)."
         )
 
     def note_for(self, where: bool) -> str | None:
