@@ -174,7 +174,7 @@ def test_without_any_history_the_page_says_how_to_start_recording(
 ) -> None:
     """No --db and nothing recorded yet: the Runs place (and Tasks, Audit) says which command
     keeps runs, on this dashboard's broker; the dashboard makes no file. Once `cascade record`
-    has written the history, the page's next load shows it."""
+    has written the history, the page shows it without a reload, saying it found it."""
     default = tmp_path / "cascade" / "history.sqlite3"
     board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
                       data_home=tmp_path)  # fmt: skip
@@ -183,7 +183,10 @@ def test_without_any_history_the_page_says_how_to_start_recording(
         assert f"history: none yet at {default}: run `{record}` to keep runs\n" in board.output
         browser.get(board.url)
         wait(browser, lambda d: d.find_element(By.ID, "h-note").is_displayed())
-        note = f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
+        note = (
+            f"No history yet at {default}: run `{record}` to keep runs; this page shows it once "
+            "it is there (it looks again every few seconds)."
+        )
         assert browser.find_element(By.ID, "h-note").text == note
         assert not browser.find_element(By.ID, "h-downloads").is_displayed()
         go_to(browser, "audit")  # the places the history fills say it too
@@ -191,9 +194,11 @@ def test_without_any_history_the_page_says_how_to_start_recording(
         go_to(browser, "runs")
         assert not default.parent.exists()
         _record_failed_run(default)
-        browser.refresh()
+        # no reload: the page looks again by itself, and says it found it
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         assert not browser.find_element(By.ID, "h-note").is_displayed()
+        where = browser.find_element(By.ID, "h-where").text
+        assert where.startswith(f"history: {default} (found at "), where
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

@@ -5,8 +5,10 @@ history lacks some of its log batches says how many on its page."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -351,6 +353,69 @@ def test_a_recorded_runs_page_says_how_many_log_batches_its_history_lacks(
         assert "missing" not in browser.find_element(By.ID, "rp-logs-note").text
         assert no_script_errors(browser) == []
     finally:
+        code = board.stop()
+    assert code == 0, "".join(board.output)
+    assert "Traceback" not in "".join(board.output)
+
+
+def test_a_history_made_while_the_run_is_open_is_found_without_a_reload(
+    browser: Any,
+    mqtt_broker: BrokerEndpoint,
+    engine_thread: EngineThread,
+    app_logger: logging.Logger,
+    tmp_path: Path,
+) -> None:
+    """`cascade dashboard --db FILE` started as `cascade record --db FILE` made the file and not
+    yet its tables: the dashboard serves (it waits for the history); an open run's logs panel
+    says there is no history yet and that the page looks again; once the recorder has made it,
+    the page finds it by itself (no reload) and says so, and the panel's note goes."""
+    db = tmp_path / "history.sqlite3"
+    with contextlib.closing(sqlite3.connect(db)) as made, made:
+        made.execute("PRAGMA journal_mode=WAL")  # the file, its first migration not in yet
+    name = f"bt_late_{uuid.uuid4().hex[:6]}"
+    logged, release = threading.Event(), threading.Event()
+
+    @task(name=name)
+    def waits() -> str:
+        app_logger.info("logged before the history")
+        logged.set()
+        release.wait(WAIT)
+        return "ok"
+
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", str(db))  # fmt: skip
+    record: subprocess.Popen[str] | None = None
+    try:
+        assert any(line.startswith(f"history: none yet at {db}") for line in board.output)
+        open_page(browser, board)
+        recorded: list[Event] = []
+        run = engine_thread.submit(engine_on(mqtt_broker, recorded).run([waits()]))
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        assert logged.wait(WAIT)
+        open_run(browser, run_id)
+        earlier = browser.find_element(By.ID, "rp-logs-earlier")
+        wait(browser, lambda d: earlier.is_displayed())
+        assert "no history yet: this page looks for it again" in earlier.text
+        record = subprocess.Popen(
+            [sys.executable, "-m", "cascade.cli", "record",
+             "--host", f"{mqtt_broker.host}:{mqtt_broker.port}", "--db", str(db)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait(browser, lambda d: not earlier.is_displayed())
+        where = browser.find_element(By.ID, "h-where").get_attribute("textContent")
+        assert where.startswith(f"history: {db} (found at "), where
+        release.set()
+        assert run.result(WAIT) == ["ok"]
+        assert no_script_errors(browser) == []
+    finally:
+        release.set()
+        if record is not None:
+            record.send_signal(signal.SIGINT)
+            try:
+                record.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                record.kill()
+                record.communicate()
         code = board.stop()
     assert code == 0, "".join(board.output)
     assert "Traceback" not in "".join(board.output)

@@ -23,7 +23,9 @@ NIGHTLY = ServedWorkflow(
     name="nightly",
     params=[
         WorkflowParam(name="day", annotation="str"),
-        WorkflowParam(name="rows", required=False, default=5, annotation="int"),
+        WorkflowParam(
+            name="rows", required=False, default=5, annotation="int", description="rows to load"
+        ),
     ],
     doc="The nightly load.",
 )
@@ -98,6 +100,7 @@ def test_served_lists_each_workflow_of_each_process(cascade: Invoke, servers: Se
     assert any("weekly" in line and "host-2" in line and "online, shared" in line for line in lines)
     assert "day: str" in result.stdout
     assert "rows: int = 5" in result.stdout
+    assert "│   rows to load " in result.stdout  # its description, indented under it
     assert "0/4 running" in result.stdout
 
 
@@ -107,6 +110,7 @@ def test_served_json_says_presence_and_the_announcement(cascade: Invoke) -> None
     (server,) = json.loads(result.stdout)["served"]
     assert (server["source"], server["online"], server["capacity"]) == ("host-1", True, 4)
     assert server["workflows"][0]["name"] == "nightly"
+    assert server["workflows"][0]["params"][1]["description"] == "rows to load"
 
 
 def test_served_says_when_nobody_serves(cascade: Invoke, servers: Servers) -> None:

@@ -9,10 +9,14 @@ from cascade.interfaces import (
     Message,
     RunSnapshot,
     SnapshotTask,
+    StatusMessage,
     TaskStateEvent,
     events_topic,
     snapshot_topic,
+    status_topic,
+    telemetry_filter,
 )
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
 from cascade.interfaces.testing import received
 from cascade.reader import MAX_ANSWER_TASKS, MAX_SNAPSHOT_PARTS, ReaderModel
 
@@ -130,3 +134,50 @@ def test_an_answer_with_a_task_dated_ahead_of_the_clock_is_refused() -> None:
     state.apply(_answer(tasks=_tasks(1, 1) + dated))
     assert set(state.runs["run-1"].tasks) == {"t5"}
     assert state.refusals.describe("host-1") == "1 timestamp ahead"
+
+
+def _summary_listing(*runs: tuple[str, str, str]) -> Message:
+    """host-1's summary listing ``runs`` (run id, project, status)."""
+    listed = [
+        SummaryRun(
+            run_id=run_id,
+            org_id="o",
+            project_id=project,
+            status=status,  # type: ignore[arg-type]
+            started=TS,
+            tasks=TaskTally(running=1),
+            last_seq=4,
+        )
+        for run_id, project, status in runs
+    ]
+    return received(summary_topic("host-1"), EngineSummary(source="host-1", session=1,
+                                                           listed=listed))  # fmt: skip
+
+
+def test_a_summary_makes_a_view_ask_about_the_live_runs_it_reads_and_never_heard() -> None:
+    """A view that joined while a run sent nothing (a long task, no heartbeat): the summary
+    that lists it as live makes the view ask its engine, and the answer shows it."""
+    asked: list[tuple[str, int]] = []
+    state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
+    state.telemetry_filters.add(telemetry_filter(project_id="p"))
+    state.apply(_event(TaskStateEvent(task_id="t1", task_name="t", state="RUNNING"), 1, "heard"))
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    listed = [("quiet", "p", "Running"), ("heard", "p", "Running"),
+              ("ended", "p", "Succeeded"), ("elsewhere", "q", "Running")]  # fmt: skip
+    state.apply(_summary_listing(*listed))
+    assert asked == [("quiet", 0)]  # not one it heard, nor an ended one, nor one it does not read
+    state.apply(_answer("quiet", tasks=_tasks(1, 3), planned=5, name="nightly"))
+    run = state.runs["quiet"]
+    assert (run.name, len(run.tasks), run.total_tasks, state.partial(run)) == (
+        "nightly",
+        3,
+        5,
+        None,
+    )
+
+
+def test_a_view_that_reads_no_telemetry_asks_nothing_of_a_summary() -> None:
+    asked: list[tuple[str, int]] = []
+    state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
+    state.apply(_summary_listing(("quiet", "p", "Running")))
+    assert asked == []

@@ -76,7 +76,7 @@ async def test_without_a_default_history_the_page_says_how_to_start_recording(
         "history": False,
         "location": str(default_db),
         "note": f"No history yet at {default_db}: run `cascade record --host mq.example:1883` "
-        "to keep runs, then reload this page.",
+        "to keep runs; this page shows it once it is there (it looks again every few seconds).",
         "run_page": 500,
     }
     assert (runs.status_code, runs.json()["error"]) == (404, status["note"])
@@ -226,7 +226,7 @@ def test_help_says_which_history_is_shown(invoke: Callable[..., Result]) -> None
     said = " ".join(invoke("dashboard", "--help").output.split())
     assert (
         "else `cascade record`'s default file if it exists (opened read-only, never made; a "
-        "file not there yet is waited for" in said
+        "file not there yet, or without tables yet, is waited for" in said
     )
     assert "with none yet, how to start recording" in said
 
@@ -262,3 +262,63 @@ def test_a_db_not_made_yet_is_waited_for_and_read_once_it_is(
     assert note is not None
     assert f"No history yet at {named}: run `{record}`" in note
     assert read == [False, True]
+
+
+def _held_migration(path: Path) -> None:
+    """What a `cascade record` started in the same second leaves before its migration commits:
+    the file made, no table in it yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as made, made:
+        made.execute("PRAGMA journal_mode=WAL")  # as the recorder's connection does first
+
+
+@pytest.mark.parametrize("named_by", ["--db", "CASCADE_HISTORY_DB"])
+def test_a_db_made_but_not_yet_migrated_is_waited_for_as_a_missing_one(
+    invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, named_by: str
+) -> None:
+    """`cascade record --db F & cascade dashboard --db F` in the same second: the file is there,
+    empty of tables (the recorder's first migration not committed yet). The dashboard serves,
+    saying it waits, and reads the history on the page's next load once the migration is in;
+    it never made a table itself."""
+    named = tmp_path / "new" / "history.sqlite3"
+    _held_migration(named)
+    said: list[tuple[str | None, str | None]] = []
+    read: list[Any] = []
+
+    async def serve(settings: DashboardSettings) -> None:
+        source = settings.history
+        assert isinstance(source, HistorySource)
+        said.append((source.line(), source.note))
+        with contextlib.closing(sqlite3.connect(named)) as looking:
+            assert looking.execute("SELECT name FROM sqlite_master").fetchall() == []
+        async with _client(source) as http:
+            read.append((await http.get("/api/history")).json()["history"])
+            _record(named)  # the recorder's migration commits
+            read.append((await http.get("/api/history")).json()["history"])
+        source.close()
+
+    monkeypatch.setattr("cascade.dashboard.serve_dashboard", serve)
+    if named_by == "--db":
+        result = invoke("dashboard", "--host", "broker.example", "--db", str(named))
+    else:
+        monkeypatch.setenv("CASCADE_HISTORY_DB", str(named))
+        result = invoke("dashboard", "--host", "broker.example")
+    assert result.exit_code == 0, result.output
+    ((line, note),) = said
+    assert line is not None
+    assert line.startswith(f"history: none yet at {named}"), line
+    assert note is not None
+    assert f"No history yet at {named}" in note
+    assert read == [False, True]
+
+
+def test_a_db_of_another_programs_tables_is_still_refused(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
+    """A file of tables, none of them a history's, is no history in the making: exit 1."""
+    named = tmp_path / "other" / "notes.sqlite3"
+    before = _foreign_file(named)
+    result = invoke("dashboard", "--db", str(named))
+    assert result.exit_code == 1
+    assert "is not a Cascade history" in result.output
+    assert named.read_bytes() == before

@@ -17,15 +17,16 @@ from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message
 from cascade.interfaces.serving import served_topic
-from cascade.runtime import Engine, RunFinished, task
+from cascade.runtime import Engine, Param, RunFinished, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint
 
 
-def cascade(broker: BrokerEndpoint, *args: str) -> Result:
-    """`cascade ARGS` in-process against ``broker``."""
+def cascade(broker: BrokerEndpoint, *args: str, columns: int = 80) -> Result:
+    """`cascade ARGS` in-process against ``broker``, on a terminal ``columns`` wide."""
     address = ["--host", broker.host, "--port", str(broker.port), "--timeout", "10"]
-    return CliRunner().invoke(app, [*args, *address])
+    wide = {"COLUMNS": str(columns), "TERMINAL_WIDTH": str(columns)}
+    return CliRunner().invoke(app, [*args, *address], env=wide)
 
 
 async def test_start_converts_honest_params_and_refuses_wrong_ones_naming_them(
@@ -94,3 +95,56 @@ async def test_start_converts_honest_params_and_refuses_wrong_ones_naming_them(
             await asyncio.gather(serving, return_exceptions=True)
     assert len(given) == 1  # the refused requests never reached the function
     assert len(recorder.names(RunFinished)) == 1
+
+
+async def test_served_shows_each_params_type_default_and_description(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    rows: Param[int] = Param("rows", default=5, description="how many rows to load")
+    day: Param[str] = Param("day", type=str, description="the day the load is of")
+
+    @task(name=f"{scope_name}_load")
+    def load(rows: int, day: str) -> int:
+        return rows
+
+    source = f"serve-{scope_name}"
+    engine = Engine(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source),
+        heartbeat_interval=None,
+    )
+    announced = asyncio.Event()
+
+    def heard(message: Message) -> None:
+        if message.payload:
+            announced.set()
+
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as listening:
+        await listening.subscribe(served_topic("local", "default", source), heard)
+        serving = asyncio.create_task(engine.serve({scope_name: load(rows, day)}))
+        try:
+            await asyncio.wait_for(announced.wait(), 15)
+            listed = await asyncio.to_thread(cascade, mqtt_broker, "served", "--json")
+            assert listed.exit_code == 0, listed.output
+            (mine,) = [s for s in json.loads(listed.stdout)["served"] if s["source"] == source]
+            assert sorted(mine["workflows"][0]["params"], key=lambda p: p["name"]) == [
+                {"name": "day", "annotation": "str", "description": "the day the load is of"},
+                {
+                    "name": "rows",
+                    "required": False,
+                    "default": 5,
+                    "annotation": "int",
+                    "description": "how many rows to load",
+                },
+            ]
+            table = await asyncio.to_thread(cascade, mqtt_broker, "served", columns=160)
+            assert table.exit_code == 0, table.output
+            params = [line.split("│")[2].rstrip() for line in table.stdout.splitlines()[4:8]]
+            assert params == [
+                " day: str",
+                "   the day the load is of",
+                " rows: int = 5",
+                "   how many rows to load",
+            ], table.stdout
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)

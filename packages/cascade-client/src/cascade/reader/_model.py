@@ -26,10 +26,12 @@ from cascade.interfaces import (
     TaskStateEvent,
     decode_envelope,
     decode_level,
+    events_topic,
     payload_limit,
     same_place,
     same_source,
     split_run_topic,
+    topic_matches,
 )
 from cascade.interfaces.graphs import check_graph
 
@@ -214,12 +216,27 @@ class ReaderModel:
         if not self.telemetry_filters:
             self._reading_since = None
             return
+        self._ask_listed(engine)
         if self._reading_since is None:
             self._reading_since = now
         if before_heard is not None and before_heard < self._reading_since:
             return  # heard before this view read telemetry: what came after may predate it
         filters, prefix = self.telemetry_filters, self.prefix
         note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
+
+    def _ask_listed(self, engine: EngineView) -> None:
+        """The live runs an engine's summary lists that this view reads the telemetry of and
+        has not heard of: a view that joined while they sent nothing (a long task, no
+        heartbeat yet) asks their engine, whose answer shows them, their tasks by state."""
+        summary = engine.summary
+        if self.ask is None or summary is None:
+            return
+        for listed in summary.listed:
+            if listed.status != "Running" or listed.run_id in self.runs:
+                continue
+            topic = events_topic(listed.org_id, listed.project_id, listed.run_id, self.prefix)
+            if any(topic_matches(f, topic) for f in self.telemetry_filters):
+                self.request_snapshot(listed.run_id, 0, engine.source)
 
     def _apply_envelope(self, envelope: Envelope, message: Message, sourced: str | None) -> None:
         now = self.clock()

@@ -79,7 +79,7 @@ from .records._records import (
 from .store._engine import WRITE, create_engine
 from .store._location import describe, resolve_url
 from .store._migrate import upgrade
-from .store._readable import check_readable, refuse_foreign
+from .store._readable import check_readable, has_tables, refuse_foreign
 from .writes._ingest import gap_rows, refusal_rows, store_batch
 from .writes._owners import claim_rows
 from .writes._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
@@ -163,6 +163,15 @@ class History:
         except sa.exc.ArgumentError as exc:  # a scheme that names no database SQLAlchemy has
             raise HistoryError(f"cannot open {self.location}: {exc}") from None
         try:
+            if readonly and sqlite_file and not self._read(has_tables, "cannot open"):
+                # made, but its first migration (one transaction) is not in yet: a recorder
+                # started in the same second is making it, as it makes a missing one
+                hint = "cascade record" if url is None else f"cascade record --db {self.location}"
+                raise HistoryMissing(
+                    f"no history at {self.location} yet (the file has no tables yet): record "
+                    f"one with {hint}",
+                    Path(str(database)),
+                )
             if readonly:
                 self._read(lambda c: check_readable(c, self.location), "cannot open")
             elif migrate:

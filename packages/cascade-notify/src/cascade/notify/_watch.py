@@ -22,7 +22,9 @@ from ._notification import DEFAULT_EVENTS, EVENTS, Notification, last_line
 __all__ = ["DEFAULT_WARN_BEFORE", "MAX_REMEMBERED", "EventWatch", "parse_filter"]
 
 DEFAULT_WARN_BEFORE = 3600.0
-"""Seconds before a hold's deadline its ``hold.deadline`` warning is posted (an hour)."""
+"""Seconds before a hold's deadline its ``hold.deadline`` warning is posted (an hour); a hold
+whose deadline is nearer than that when it is seen held has none (its ``task.held`` says the
+deadline)."""
 
 MAX_REMEMBERED = 100_000
 """Holds a watch remembers having seen (so a heartbeat listing one again is no new event)."""
@@ -177,7 +179,9 @@ class EventWatch:
             self._holds[key] = None
             if len(self._holds) > MAX_REMEMBERED:
                 self._holds.popitem(last=False)
-            if hold.deadline is not None:
+            # a deadline already within warn_before is said by task.held itself: one message,
+            # not a "deadline near" a moment after it
+            if hold.deadline is not None and hold.deadline - self.warn_before > self.clock():
                 warn_at = hold.deadline - self.warn_before
                 heapq.heappush(self._due, (warn_at, run.run_id, task.task_id, hold.attempt or 0))
             out.append(self._held(run, task, "task.held"))

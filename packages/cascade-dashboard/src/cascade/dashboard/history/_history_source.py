@@ -26,8 +26,9 @@ class HistorySource:
     it exists (never made here); while it does not, or cannot be read, :attr:`note` says so
     and what to do, and :meth:`refresh` tries it again: a `cascade record` started after the
     dashboard shows on the page's next load. :meth:`awaiting` does the same for a file
-    ``--db`` names that is not there yet. ``HistorySource()``: none wanted (the page shows
-    no History section).
+    ``--db`` names that is not there yet, or there without tables yet (a recorder started in
+    the same second, its first migration not committed). ``HistorySource()``: none wanted
+    (the page shows no History section).
     """
 
     def __init__(
@@ -91,8 +92,8 @@ class HistorySource:
         if self._default is None:
             return None
         return (
-            f"No history yet at {self.location}: run `{self.record}` to keep runs, "
-            "then reload this page."
+            f"No history yet at {self.location}: run `{self.record}` to keep runs; "
+            "this page shows it once it is there (it looks again every few seconds)."
         )
 
     def note_for(self, where: bool) -> str | None:
@@ -120,10 +121,12 @@ class HistorySource:
         if not path.exists():
             self.problem = None  # gone again: not there yet, as at first
             return
-        from cascade.history import History, HistoryError
+        from cascade.history import History, HistoryError, HistoryMissing
 
         try:
             self.history = History(path, mode="read")
+        except HistoryMissing:  # made, its tables not yet: waited for as a missing one
+            self.problem = None
         except HistoryError as exc:
             self.problem = str(exc)
         else:

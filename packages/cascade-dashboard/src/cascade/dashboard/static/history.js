@@ -314,32 +314,13 @@ export function showHistoryPlace(place) {
 }
 
 let historyStarted = false;
+export let historyAwaited = false; // none yet, but one is wanted: looked for again (lookAgain)
+export const HISTORY_LOOK_AGAIN_MS = 5000;
 
 // The History section, once the page may read (main.js calls it then; once is enough).
 export async function startHistory() {
   if (historyStarted) return;
   historyStarted = true;
-  try {
-    const { history, location: where, note } = await historyGet("/api/history");
-    historyKnown = history;
-    // the places the history fills say why there is none and what to do (the note), or that
-    // this dashboard was served with none
-    for (const said of document.querySelectorAll(".history-note")) {
-      said.textContent = history ? "" : note || NO_HISTORY;
-      said.hidden = history;
-    }
-    $("h-note").hidden = history || !note; // on Runs, the live runs are there without one
-    $("h-where").textContent = history && where ? "history: " + where : "";
-    if (!history) return; // none yet, or unreadable: the note says why and what to do
-    $("h-downloads").hidden = false;
-    showHistoryPlace(placeOf(new URL(location.href)));
-    schedule(); // a run's page that waited for it reads what the history recorded (runpage.js)
-    await loadRuns();
-  } catch (error) {
-    historyKnown = historyKnown === null ? false : historyKnown;
-    if (error.status === 404) return; // a dashboard without the history's endpoints
-    problem(error);
-  }
   for (const id of ["h-runs-csv", "h-runs-jsonl", "h-tasks-csv", "h-tasks-jsonl", "h-audit-csv",
     "h-audit-jsonl"]) {
     $(id).addEventListener("click", (event) => {
@@ -350,6 +331,53 @@ export async function startHistory() {
   const turn = (by) => () => { recordedPage = Math.max(0, recordedPage + by); loadRuns().then(() => problem(null), problem); };
   $("h-runs-next").addEventListener("click", turn(1));
   $("h-runs-prev").addEventListener("click", turn(-1));
+  await lookForHistory();
+}
+
+// Ask whether there is a history; while there is none but one is wanted (a note says why:
+// `cascade record` not started yet, or started in the same second as the dashboard and still
+// making it), ask again every HISTORY_LOOK_AGAIN_MS, and once it is there fill the places it
+// fills, saying it was found.
+async function lookForHistory() {
+  let history = false;
+  try {
+    const answer = await historyGet("/api/history");
+    const { location: where, note } = answer;
+    history = answer.history;
+    const found = history && historyAwaited;
+    historyKnown = history;
+    historyAwaited = !history && note != null;
+    // the places the history fills say why there is none and what to do (the note), or that
+    // this dashboard was served with none
+    for (const said of document.querySelectorAll(".history-note")) {
+      said.textContent = history ? "" : note || NO_HISTORY;
+      said.hidden = history;
+    }
+    $("h-note").hidden = history || !note; // on Runs, the live runs are there without one
+    const foundAt = found ? "found at " + at(Date.now() / 1000) : "";
+    $("h-where").textContent = !history ? ""
+      : where ? "history: " + where + (found ? " (" + foundAt + ")" : "")
+      : found ? "history " + foundAt : "";
+    problem(null);
+  } catch (error) {
+    historyKnown = historyKnown === null ? false : historyKnown;
+    if (error.status === 404) return; // a dashboard without the history's endpoints
+    problem(error);
+    historyAwaited = historyAwaited || historyKnown === false; // unreachable now: again later
+  }
+  schedule(); // the run's page says what it waits for, or reads what the history recorded
+  if (!history) {
+    if (historyAwaited) setTimeout(lookForHistory, HISTORY_LOOK_AGAIN_MS);
+    return;
+  }
+  historyAwaited = false;
+  $("h-downloads").hidden = false;
+  showHistoryPlace(placeOf(new URL(location.href)));
+  try {
+    await loadRuns();
+  } catch (error) {
+    problem(error);
+  }
   Promise.all([loadTasks(), loadAudit()]).catch(problem);
 }
 

@@ -16,7 +16,7 @@ import { ask, control } from "./api.js";
 import { heldButtons, heldWhy } from "./decisions.js";
 import { $, el, fillList, fillTable, row, safeClass, span, traceback } from "./dom.js";
 import { at, clock, count, dueAt, quoted, seconds, shortId, took } from "./format.js";
-import { attemptsList, historyGet, historyKnown } from "./history.js";
+import { attemptsList, historyAwaited, historyGet, historyKnown } from "./history.js";
 import { connecting, live, logTask, openLive, selected, showLogsOf } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placePath } from "./places.js";
@@ -609,7 +609,8 @@ function drawTasks(liveRun, recorded, tasks) {
   const answered = historyKnown === false || (historyKnown && page.recordedNote !== "");
   const unknown = !entries.length && !recorded && liveRun && liveRun.from_summary && answered
     ? "This run's tasks are not known here: " + (historyKnown === false
-      ? "this dashboard has no history (run cascade record and give it --db)"
+      ? (historyAwaited ? "this dashboard has no history yet (it looks for it again every few seconds)"
+        : "this dashboard has no history (run cascade record and give it --db)")
       : page.recordedNote) +
       ", and the live view holds the run only as its engine's summary lists it, without its tasks."
     : "";
@@ -630,6 +631,11 @@ function drawLogs(liveRun) {
   $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
   $("rp-logs-all").hidden = !(liveRun && logTask);
   $("rp-logs-earlier").hidden = !(liveRun && historyKnown === false); // with one, they are filled in
+  const earlier = "lines logged before the run was opened are not shown " +
+    (historyAwaited ? "(no history yet: this page looks for it again every few seconds, and " +
+      "shows them once `cascade record` has made it)"
+      : "(no history: run cascade record and give the dashboard --db)");
+  if ($("rp-logs-earlier").textContent !== earlier) $("rp-logs-earlier").textContent = earlier;
   const missing = !liveRun && page.logs ? page.logs.missing : 0;
   const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter, missing].join("\u0000");
   if (!changed("logs", key)) return;

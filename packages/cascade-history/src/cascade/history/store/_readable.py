@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from .._errors import HistoryError
 from ._migrate import MIGRATIONS, head, revision
 
-__all__ = ["check_readable", "known_revisions", "refuse_foreign"]
+__all__ = ["check_readable", "has_tables", "known_revisions", "refuse_foreign"]
 
 _OURS = ("runs", "task_events")  # tables every revision of a Cascade history has
 
@@ -22,6 +22,12 @@ def known_revisions() -> list[str]:
 def _migrate_hint(connection: sa.Connection, location: str) -> str:
     db = location if connection.dialect.name == "sqlite" else "URL"
     return f"cascade history migrate --db {db}"
+
+
+def has_tables(connection: sa.Connection) -> bool:
+    """Whether the database on ``connection`` has any table (a new file has none until its
+    first migration commits)."""
+    return bool(sa.inspect(connection).get_table_names())
 
 
 def check_readable(connection: sa.Connection, location: str) -> None:

@@ -112,10 +112,11 @@ def dashboard(
     Without --token the page is read-only. It also shows the history `cascade record` keeps
     (past runs, a run's timeline, a task's duration over time, the audit trail): the one --db
     (or CASCADE_HISTORY_DB) names, else `cascade record`'s default file if it exists (opened
-    read-only, never made; a file not there yet is waited for, the page showing it once
-    `cascade record` made it). It says which on start and on the page; with none yet, how to
-    start recording. From --fleet-threshold live runs (as the engines' summaries count them)
-    it reads the fleet from the summaries, and a run's events only while a page has it open.
+    read-only, never made; a file not there yet, or without tables yet, is waited for, the
+    page showing it once `cascade record` made it). It says which on start and on the page;
+    with none yet, how to start recording. From --fleet-threshold live runs (as the engines'
+    summaries count them) it reads the fleet from the summaries, and a run's events only
+    while a page has it open.
     With --roles, a team's dashboard: people sign in with OpenID Connect (--oidc-issuer) or
     through an auth proxy in front (--trusted-proxy), and see and do what the roles file
     grants them. Ends on Ctrl-C.

@@ -30,10 +30,14 @@ _COLUMNS = (
 
 
 def _param(param: WorkflowParam) -> str:
+    """``name: type = default``, and its description on the line under it, indented."""
     text = param.name + (f": {param.annotation}" if param.annotation else "")
     if not param.required:
         text += f" = {json.dumps(param.default, ensure_ascii=False)}"
-    return inert(text, SHOWN["params"])
+    shown = inert(text, SHOWN["params"])
+    if param.description:
+        shown += "\n  " + inert(param.description, SHOWN["reason"])
+    return shown
 
 
 def _load(server: Served) -> str:
@@ -108,8 +112,9 @@ def served(
 ) -> None:
     """Who serves which workflows, with their params and load.
 
-    Who serves which workflows: each serving process's workflows, their params, whether it
-    is online, and its load (runs running of its capacity, requests queued).
+    Who serves which workflows: each serving process's workflows, their params (each one's
+    type, default and description), whether it is online, and its load (runs running of its
+    capacity, requests queued).
 
     `cascade start NAME` starts one. A process that ended without clearing its announcement
     is listed offline. `--json` also says, per process, its runs running and queued
