@@ -16,7 +16,7 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_messages
 from cascade.interfaces.testing import received
 from cascade.reader import MAX_ANSWER_TASKS, MAX_SNAPSHOT_PARTS, ReaderModel
 
@@ -136,8 +136,9 @@ def test_an_answer_with_a_task_dated_ahead_of_the_clock_is_refused() -> None:
     assert state.refusals.describe("host-1") == "1 timestamp ahead"
 
 
-def _summary_listing(*runs: tuple[str, str, str]) -> Message:
-    """host-1's summary listing ``runs`` (run id, project, status)."""
+def _summary_listing(*runs: tuple[str, str, str]) -> list[Message]:
+    """What host-1 publishes for a summary listing ``runs`` (run id, project, status): the
+    runs per org and project, then its own."""
     listed = [
         SummaryRun(
             run_id=run_id,
@@ -150,8 +151,8 @@ def _summary_listing(*runs: tuple[str, str, str]) -> Message:
         )
         for run_id, project, status in runs
     ]
-    return received(summary_topic("host-1"), EngineSummary(source="host-1", session=1,
-                                                           listed=listed))  # fmt: skip
+    summary = EngineSummary(source="host-1", session=1, listed=listed)
+    return [received(topic, placed) for topic, placed in summary_messages(summary)]
 
 
 def test_a_summary_makes_a_view_ask_about_the_live_runs_it_reads_and_never_heard() -> None:
@@ -164,8 +165,11 @@ def test_a_summary_makes_a_view_ask_about_the_live_runs_it_reads_and_never_heard
     state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
     listed = [("quiet", "p", "Running"), ("heard", "p", "Running"),
               ("ended", "p", "Succeeded"), ("elsewhere", "q", "Running")]  # fmt: skip
-    state.apply(_summary_listing(*listed))
-    assert asked == [("quiet", 0)]  # not one it heard, nor an ended one, nor one it does not read
+    for message in _summary_listing(*listed):
+        state.apply(message)
+    # not one it heard, nor an ended one, nor one it does not read; asked again at each message
+    # of the summary (its place's, its own), which the asker sends once (its again_after)
+    assert set(asked) == {("quiet", 0)}
     state.apply(_answer("quiet", tasks=_tasks(1, 3), planned=5, name="nightly"))
     run = state.runs["quiet"]
     assert (run.name, len(run.tasks), run.total_tasks, state.partial(run)) == (
@@ -179,5 +183,6 @@ def test_a_summary_makes_a_view_ask_about_the_live_runs_it_reads_and_never_heard
 def test_a_view_that_reads_no_telemetry_asks_nothing_of_a_summary() -> None:
     asked: list[tuple[str, int]] = []
     state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
-    state.apply(_summary_listing(("quiet", "p", "Running")))
+    for message in _summary_listing(("quiet", "p", "Running")):
+        state.apply(message)
     assert asked == []
