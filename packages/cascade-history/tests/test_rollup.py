@@ -9,9 +9,8 @@ import threading
 
 import pytest
 
-import cascade.history.writes._rollup as rollup_module
 from cascade.history import History, Received
-from cascade.history.writes._rollup import BUCKET_RATIO, bucket_of, bucket_value, hour_of
+from cascade.history.writes import _rollup as rollup
 
 from .messages import T0, task
 
@@ -23,11 +22,11 @@ def test_a_bucket_stands_for_its_durations_within_2_5_percent() -> None:
     rng = random.Random(24)
     for _ in range(20_000):
         duration = 10 ** rng.uniform(-2, 11.5)
-        value = bucket_value(bucket_of(duration))
-        assert abs(value - duration) <= (math.sqrt(BUCKET_RATIO) - 1) * duration + 1e-12
-    assert bucket_of(0.0) == bucket_of(-5) == bucket_of(float("nan")) == 0
-    assert bucket_value(0) == 0.0
-    assert bucket_of(float("inf")) == bucket_of(1e300)
+        value = rollup.bucket_value(rollup.bucket_of(duration))
+        assert abs(value - duration) <= (math.sqrt(rollup.BUCKET_RATIO) - 1) * duration + 1e-12
+    assert rollup.bucket_of(0.0) == rollup.bucket_of(-5) == rollup.bucket_of(float("nan")) == 0
+    assert rollup.bucket_value(0) == 0.0
+    assert rollup.bucket_of(float("inf")) == rollup.bucket_of(1e300)
 
 
 def _executions(run: str, name: str, durations: list[float], start: float) -> list[Received]:
@@ -96,7 +95,7 @@ def test_two_writers_at_once_count_each_execution_once(database_url: str) -> Non
 
 def test_the_period_starts_at_the_hour_since_falls_in(history: History) -> None:
     """An execution earlier in the same hour as ``since`` counts; one an hour before does not."""
-    base = hour_of(T0)
+    base = rollup.hour_of(T0)
     history.store(
         [
             task("r1", "a-1", "COMPLETED", base + 10, name="a", duration_ms=1),
@@ -114,7 +113,7 @@ def test_large_periods_are_read_from_the_rollup(
     """By default exact up to EXACT_UP_TO executions in the period, the rollup beyond."""
     history.store(_executions("r1", "load", [1.0, 2.0, 3.0], T0))
     assert not history.tasks()[0].approximate
-    monkeypatch.setattr(rollup_module, "EXACT_UP_TO", 2)
+    monkeypatch.setattr(rollup, "EXACT_UP_TO", 2)
     assert history.tasks()[0].approximate
     assert history.tasks()[0].to_json()["approximate"] is True
 

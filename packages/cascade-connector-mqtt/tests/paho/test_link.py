@@ -17,9 +17,7 @@ from paho.mqtt.properties import Properties
 from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt._paho import FAST_PATH_VARIABLE, PahoLink
-from cascade.connectors.mqtt._paho._connect import disable_nagle
-from cascade.connectors.mqtt._paho._reasons import describe_connect_failure, describe_failure
+from cascade.connectors.mqtt._paho import FAST_PATH_VARIABLE, PahoLink, _connect, _reasons
 from cascade.connectors.mqtt.testing import Incoming, LinkError, LinkHooks, LinkSettings
 from cascade.interfaces import ConnectError
 
@@ -162,7 +160,7 @@ async def test_a_socket_error_is_a_connect_error_in_words(
 )
 def test_failures_are_described_in_words(cause: BaseException, words: str) -> None:
     """Socket and TLS errors hidden behind aiomqtt's MqttError are named."""
-    assert words in describe_connect_failure(wrapped(cause), 5.0)
+    assert words in _reasons.describe_connect_failure(wrapped(cause), 5.0)
 
 
 async def test_a_suback_not_in_time_is_a_link_error_in_words(
@@ -206,11 +204,11 @@ async def test_subscribe_asks_for_the_qos_it_is_given(
 def test_timeouts_are_described_with_their_length() -> None:
     """aiomqtt's 'Operation timed out' and a bare TimeoutError both say how long was waited."""
     for exc in (MqttError("Operation timed out"), TimeoutError()):
-        assert describe_failure(exc, 2.5) == (
+        assert _reasons.describe_failure(exc, 2.5) == (
             "no answer from the broker within 2.5 s (connect_timeout)"
         )
-    assert describe_failure(RuntimeError(), 1) == "RuntimeError (without a message)"
-    assert describe_failure(MqttError("gone"), 1) == "gone"
+    assert _reasons.describe_failure(RuntimeError(), 1) == "RuntimeError (without a message)"
+    assert _reasons.describe_failure(MqttError("gone"), 1) == "gone"
 
 
 @pytest.mark.parametrize("host", ["a" * 300, "\udcff"])
@@ -229,8 +227,8 @@ def test_nagle_is_left_alone_where_the_transport_is_not_tcp() -> None:
     """A Unix socket refuses TCP_NODELAY and a websocket wrapper has no setsockopt: no error."""
     left, right = socket.socketpair()
     with left, right:
-        disable_nagle(left)
-    disable_nagle(object())
+        _connect.disable_nagle(left)
+    _connect.disable_nagle(object())
 
 
 async def test_our_own_pubacks_never_reach_paho(client: MagicMock, hooks: LinkHooks) -> None:

@@ -9,17 +9,13 @@ import json
 from typing import Any
 
 import aiomqtt
-import msgspec
-import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, MessageCallback, SyncCallback
 from cascade.interfaces.commands import decide_topic, reply_topic
 from cascade.interfaces.connector_kit import Subscription
-from cascade.interfaces.serving import StartRequest, addressed_start_topic
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskHeld, task
-from cascade.runtime import _ended_runs as ended_runs
-from cascade.runtime.testing import EventRecorder, eventually
+from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint
 
 
@@ -338,78 +334,3 @@ async def test_decisions_the_connection_got_before_the_run_closed_it_are_answere
     assert sorted(answers) == [f"d-{n}" for n in range(5)]
     assert [answers[f"d-{n}"]["outcome"] for n in range(5)] == ["applied"] + ["already_decided"] * 4
     assert (engine.stats.decisions, engine.stats.decisions_refused) == (1, 4)
-
-
-class _Listening(MqttConnector):
-    """An MQTT connector that keeps every subscription it was asked for."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.subscriptions: list[Subscription] = []
-
-    async def subscribe(
-        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
-    ) -> Subscription:
-        subscription = await super().subscribe(topic_filter, callback, on_sync=on_sync)
-        self.subscriptions.append(subscription)
-        return subscription
-
-    def commands(self) -> list[Subscription]:
-        """Its subscriptions to a run's commands still active."""
-        return [s for s in self.subscriptions if s.active and "/command/" in s.topic_filter]
-
-
-async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_its_window(
-    mqtt_broker: BrokerEndpoint,
-    prefix: str,
-    plain_client: aiomqtt.Client,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A served run ends on a decision and the engine idles, no run after it: a late decision
-    is still answered, and once the window (1 s here, 60 s by default) has passed, the run's
-    command subscription is gone, by a timer of the engine's own, while it goes on serving."""
-    monkeypatch.setattr(ended_runs, "ENDED_RUN_SECONDS", 1.0)
-
-    @task(name="load", on_failure="hold")
-    async def load() -> int:
-        raise ConnectionError("the API is down")
-
-    connector = _Listening(
-        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-idles"
-    )
-    engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
-    recorder = EventRecorder()
-    engine.events.subscribe(recorder)
-    answers = _Answers(plain_client)
-
-    await plain_client.subscribe(f"{prefix}/reply/#", qos=1)
-    reader = asyncio.create_task(answers.read())
-    served = asyncio.create_task(engine.serve({"loads": load}))
-    try:
-        start = StartRequest(id="s-1", workflow="loads")
-        start_on = addressed_start_topic(
-            engine.org_id, engine.project_id, "loads", "it-idles", prefix
-        )
-        await eventually(lambda: any("/start/" in s.topic_filter for s in connector.subscriptions))
-        await plain_client.publish(start_on, msgspec.json.encode(start), qos=1)
-        await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
-        (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
-        topic = decide_topic(engine.org_id, engine.project_id, run_id, prefix)
-        for n in range(2):  # the first ends the run, the second comes after it ended
-            request = {"id": f"d-{n}", "run_id": run_id, "task": "load", "decision": "skip"}
-            await plain_client.publish(topic, json.dumps(request), qos=1)
-            await asyncio.wait_for(answers.until(f"d-{n}"), 10)
-            if n == 0:
-                await recorder.until(
-                    lambda: any(isinstance(e, RunFinished) for e in recorder.events)
-                )
-        assert [answers[f"d-{n}"]["outcome"] for n in range(2)] == ["applied", "already_decided"]
-        assert len(connector.commands()) == 2  # kept for late decisions
-        await eventually(lambda: not connector.commands())  # its window passed: let go
-        assert connector.is_connected
-        assert not served.done()
-    finally:
-        served.cancel()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served

@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
+
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
-from cascade.control._starting import send_start  # the wire's request, as a script sends it
+from cascade.interfaces import Message
+from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
     BackfillSlot,
     ServedAnnouncement,
@@ -21,6 +24,7 @@ from cascade.interfaces.serving import (
     ServedWorkflow,
     StartReply,
     StartRequest,
+    addressed_start_topic,
     served_topic,
     slot_request_id,
 )
@@ -173,7 +177,17 @@ async def test_a_dry_run_of_a_backfill_claims_nothing(
         async with serving(engine, {"tick": tick}, schedules={"tick": hourly}) as runs:
             while not await control.schedules():  # until the server announced it
                 pass
-            planned = await send_start(ops, dry, timeout=10, org="acme", project="etl")
+            # the wire's request, as a script sends it, to the server's own start topic
+            answered: asyncio.Future[StartReply] = asyncio.get_running_loop().create_future()
+
+            def answer(message: Message) -> None:
+                if not answered.done():
+                    answered.set_result(msgspec.json.decode(message.raw, type=StartReply))
+
+            await ops.subscribe(reply_topic("acme", dry.id, "acme-1", prefix), answer)
+            start_on = addressed_start_topic("acme", "etl", "tick", "acme-1", prefix)
+            await ops.publish(start_on, msgspec.json.encode(dry), qos=1)
+            planned = await asyncio.wait_for(answered, 10)
             (started,) = await _backfill(control, [slot])
             assert planned.outcome == "refused", planned
             assert "a backfill starts its schedule's run" in (planned.error or ""), planned
