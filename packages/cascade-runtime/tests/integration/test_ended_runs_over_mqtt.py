@@ -7,43 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Message, MessageCallback, SyncCallback
+from cascade.interfaces import Message
 from cascade.interfaces.commands import decide_topic
-from cascade.interfaces.connector_kit import Subscription
 from cascade.interfaces.serving import StartRequest, addressed_start_topic
 from cascade.runtime import Engine, RunFinished, RunStarted, TaskHeld, task
 from cascade.runtime import _ended_runs as ended_runs
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint, Inbox
 
+from .listening import Listening
+
 
 def _answer_to(request_id: str) -> Callable[[Message], bool]:
     return lambda message: bool(message.payload.get("id") == request_id)
-
-
-class _Listening(MqttConnector):
-    """An MQTT connector that keeps every subscription it was asked for."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.subscriptions: list[Subscription] = []
-
-    async def subscribe(
-        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
-    ) -> Subscription:
-        subscription = await super().subscribe(topic_filter, callback, on_sync=on_sync)
-        self.subscriptions.append(subscription)
-        return subscription
-
-    def commands(self) -> list[Subscription]:
-        """Its subscriptions to a run's commands still active."""
-        return [s for s in self.subscriptions if s.active and "/command/" in s.topic_filter]
 
 
 async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_its_window(
@@ -60,7 +41,7 @@ async def test_a_served_engine_that_idles_lets_an_ended_runs_commands_go_after_i
     async def load() -> int:
         raise ConnectionError("the API is down")
 
-    connector = _Listening(
+    connector = Listening(
         mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-idles"
     )
     engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)

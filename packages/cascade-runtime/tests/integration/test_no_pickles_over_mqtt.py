@@ -19,13 +19,13 @@ import aiomqtt
 import msgspec
 import pytest
 
-from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import MessageCallback, SyncCallback, status_topic
-from cascade.interfaces.connector_kit import Subscription
+from cascade.interfaces import status_topic
 from cascade.interfaces.serving import StartRequest, addressed_start_topic
 from cascade.runtime import Engine, ProcessExecutor, Schedule, TaskCompleted, TaskRunning
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint, broker_family
+
+from .listening import Listening
 
 WORKERS = Path(__file__).parent.parent / "workers"
 
@@ -38,26 +38,6 @@ class Armed:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Path.touch, (self.marker,))
-
-
-class Listening(MqttConnector):
-    """An MQTT connector that keeps every subscription it was asked for."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.subscriptions: list[Subscription] = []
-
-    async def subscribe(
-        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
-    ) -> Subscription:
-        subscription = await super().subscribe(topic_filter, callback, on_sync=on_sync)
-        self.subscriptions.append(subscription)
-        return subscription
-
-    def filters(self) -> list[str]:
-        """The filters it listens on now (where retained messages are read only through exact
-        topics, as on RabbitMQ, those it read them through are let go)."""
-        return [s.topic_filter for s in self.subscriptions if s.active]
 
 
 @pytest.fixture
