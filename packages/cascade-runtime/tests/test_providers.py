@@ -266,6 +266,15 @@ def test_lookup_says_which_step_is_missing(source: object, key: str, error: type
     assert raised.value.task_name == "lookup"
 
 
+def test_a_template_from_a_param_cannot_reach_pythons_internals() -> None:
+    """A template string is code: one a param gives is rendered in Jinja2's sandbox, so
+    walking to a class's subclasses (the way out of a template) fails the task."""
+    hostile = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    with pytest.raises(cs.TaskFailedError) as raised:
+        cs.run(cs.template(cs.Param("text", default=hostile), {}))
+    assert "unsafe" in str(raised.value.__cause__)
+
+
 def test_template_renders_with_a_context_and_keywords() -> None:
     """``template`` renders Jinja2 with lazy values; keywords win over the context."""
     rendered = cs.template("{{ who }} is {{ what }}.", {"who": "x", "what": "y"}, who=later("A"))

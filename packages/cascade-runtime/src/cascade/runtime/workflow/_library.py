@@ -77,10 +77,13 @@ def _load_yaml(path: str) -> Any:
 
 
 def _template(template_string: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
-    """The Jinja2 template rendered with ``context`` and the keyword arguments (which win)."""
-    import jinja2
+    """The Jinja2 template rendered with ``context`` and the keyword arguments (which win), in
+    Jinja2's sandbox: a template that comes from a param or a file cannot reach Python's
+    internals through its values."""
+    from jinja2.sandbox import SandboxedEnvironment
 
-    rendered: str = jinja2.Template(template_string).render(**{**(context or {}), **kwargs})
+    template = SandboxedEnvironment().from_string(template_string)
+    rendered: str = template.render(**{**(context or {}), **kwargs})
     return rendered
 
 
