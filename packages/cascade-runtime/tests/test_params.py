@@ -265,7 +265,8 @@ async def test_a_lazy_selector_with_no_route_fails_the_task_that_takes_the_route
     events = _recorded(engine)
     data: Router[str] = Router(pick(), {"db": sources.from_db(), "api": sources.from_db()})
     with pytest.raises(
-        TaskFailedError, match=r"RouteMissing: no route 'ftp' \(the routes: 'db', 'api'\)"
+        TaskFailedError,
+        match=r"RouteMissing: no matching route found for 'ftp' \(the routes: 'db', 'api'\)",
     ):
         await engine.run(sources.process_data(data))
     assert sources.calls == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 from cascade.interfaces import CascadeError
 
 __all__ = [
@@ -69,7 +72,26 @@ class TaskFailedError(CascadeRuntimeError):
     ``run 3f2a...: task 'load' (load-3) failed: ValueError: ...``. ``task_failed`` is the
     message without the run, as the run's ``ENGINE_STOPPED`` ``error`` has it (on the run's
     own topic).
+
+    It is also an instance of the class of the task's exception, as the existing Cascade
+    engine, Prefect, Dask and ``concurrent.futures`` raise a task's own exception: a caller's
+    ``except ValueError:`` around a run still catches a task's ``ValueError``, and
+    ``except TaskFailedError:`` every failed run. Where that class cannot be joined (it is no
+    ``Exception``, or Python refuses the union), it is a plain ``TaskFailedError``.
     """
+
+    def __new__(
+        cls,
+        task_name: str,
+        task_id: str,
+        exception: BaseException,
+        failed: list[str],
+        run_id: str | None = None,
+    ) -> TaskFailedError:
+        joined = _joined(cls, type(exception))
+        # the next __new__ in the joined class's order: an OSError's own, where it is one
+        made: TaskFailedError = super(TaskFailedError, joined).__new__(joined)
+        return made
 
     def __init__(
         self,
@@ -88,9 +110,46 @@ class TaskFailedError(CascadeRuntimeError):
         self.task_failed = (
             f"task {task_name!r} ({task_id}) failed: {type(exception).__name__}: {exception}{more}"
         )
-        super().__init__(
-            self.task_failed if run_id is None else f"run {run_id}: {self.task_failed}"
+        # BaseException's own: the task's class may take other arguments, or none
+        BaseException.__init__(
+            self, self.task_failed if run_id is None else f"run {run_id}: {self.task_failed}"
         )
+
+    def __str__(self) -> str:
+        return BaseException.__str__(self)  # not the task's class's, which reads its own fields
+
+    def __repr__(self) -> str:
+        return f"TaskFailedError({BaseException.__str__(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            TaskFailedError,
+            (self.task_name, self.task_id, self.exception, self.failed, self.run_id),
+        )
+
+
+# one class per exception class a run failed with, made once: TaskFailedError and it
+_JOINED: weakref.WeakKeyDictionary[type, type[TaskFailedError]] = weakref.WeakKeyDictionary()
+
+
+def _joined(base: type[TaskFailedError], cause: type[BaseException]) -> type[TaskFailedError]:
+    """``base`` joined with the class of the task's exception, where they can be joined."""
+    if base is not TaskFailedError or not issubclass(cause, Exception):
+        return base
+    if issubclass(cause, TaskFailedError):  # a nested run's (a subflow's): already both
+        return cause
+    joined = _JOINED.get(cause)
+    if joined is None:
+        try:
+            joined = type(
+                "TaskFailedError",
+                (TaskFailedError, cause),
+                {"__module__": TaskFailedError.__module__, "__qualname__": "TaskFailedError"},
+            )
+        except Exception:  # a layout or metaclass Python cannot join, a final class, a hook
+            joined = TaskFailedError
+        _JOINED[cause] = joined
+    return joined
 
 
 class RunCancelledError(CascadeRuntimeError):

@@ -173,7 +173,7 @@ class Graph:
                     keys = ", ".join(repr(k) for k in router.routes)
                     raise ParamError(
                         f"parameter {selector.name} must be one of {keys} (a router's routes), "
-                        f"not {values[selector.name]!r}"
+                        f"not {values[selector.name]!r}: no matching route found"
                     ) from None
 
 

@@ -28,8 +28,10 @@ _DETAIL = 300  # characters of msgspec's own account of it
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
-class ParamError(CascadeError, TypeError):
-    """A parameter missing, unknown, or of a type it does not take; the message names it."""
+class ParamError(CascadeError, TypeError, ValueError):
+    """A parameter missing, unknown, of a type it does not take, or a value a router has no
+    route for; the message names it. A ``TypeError``, and a ``ValueError`` as the existing
+    Cascade engine raises for a value it refuses."""
 
 
 class _Required:

@@ -15,8 +15,9 @@ NOT_ROUTED = "not routed"
 """A task of a route its :class:`Router` did not choose: its ``SKIPPED`` event's error."""
 
 
-class RouteMissing(CascadeError, LookupError):
-    """A router's selector is no key of its routes; the task that takes the router fails so."""
+class RouteMissing(CascadeError, LookupError, ValueError):
+    """A router's selector is no key of its routes; the task that takes the router fails so.
+    A ``LookupError``, and a ``ValueError`` as the existing Cascade engine raises."""
 
 
 class Router(Generic[T]):
@@ -44,7 +45,9 @@ class Router(Generic[T]):
             return self.routes[key]
         except (KeyError, TypeError):
             keys = ", ".join(repr(k) for k in self.routes)
-            raise RouteMissing(f"no route {key!r} (the routes: {keys})") from None
+            raise RouteMissing(
+                f"no matching route found for {key!r} (the routes: {keys})"
+            ) from None
 
     def __repr__(self) -> str:
         return f"<Router {', '.join(repr(k) for k in self.routes)}>"
