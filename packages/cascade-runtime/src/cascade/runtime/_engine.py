@@ -544,6 +544,14 @@ class Engine:
                 if given is None and again.manifest.name is not None:
                     name = again.manifest.name  # a rerun goes on under its run's name
         announce_run(run_id, name, self.dashboard_url, direct=direct)
+        if results is not None:
+            results.begin(
+                name=name,
+                workflow=origin.workflow if origin is not None else None,
+                params=origin.params if origin is not None else None,
+                rerun_of=again.rerun_of if again is not None else None,
+                root_run=again.root_run if again is not None else run_id,
+            )
         try:
             return await self._execute(
                 target, graph, run_id, name, origin, results, again, resources

@@ -31,8 +31,10 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "CLAIM_FRESH",
     "Claim",
+    "KeptTask",
     "SAME",
     "ManifestTask",
+    "UNFINISHED",
     "ResultMissing",
     "ResultStore",
     "RunManifest",
@@ -104,6 +106,19 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ended: str = ""
 
 
+UNFINISHED = "Unfinished"
+"""The status of the manifest of a run that began and wrote no manifest: its engine died, or it
+runs still (the store cannot tell which): made from its journal (:meth:`ResultStore.manifest`)."""
+
+
+class KeptTask(msgspec.Struct, kw_only=True, gc=False):
+    """A line of a live run's journal, ``runs/{run_id}/kept/{n}.json`` (a list of them): a
+    task's stable ``key`` and its manifest row as it completed, its result just kept."""
+
+    key: str
+    task: ManifestTask
+
+
 class Claim(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """What a serving engine took in a shared store (:meth:`ResultStore.claim_start`,
     :meth:`ResultStore.claim_rerun`): the ``run_id`` it started for it, its ``source``, when
@@ -135,6 +150,11 @@ CLAIM_FRESH = 60.0
 run ended before (seconds): past it, the claiming server's announcement lists the rerun live."""
 _MAX_CLAIM_BYTES = 4096
 _GENERATION = re.compile(r"[0-9]{1,12}\.json")
+
+
+def _generation(path: str) -> int:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return int(name[: -len(".json")]) if _GENERATION.fullmatch(name) else -1
 
 
 class ResultMissing(CascadeError):
@@ -239,17 +259,21 @@ class ResultStore:
         prefix = prefix.strip().lower()
         if not _HEX.fullmatch(prefix):
             raise RerunError(f"{prefix!r} is not a run id (at least 6 hex digits)")
-        if self.fs.exists(self.manifest_path(prefix)):
+        if self.fs.exists(self.manifest_path(prefix)) or self.fs.exists(
+            f"{self.root}/runs/{prefix}/began.json"
+        ):
             return prefix
         try:
             listed = self.fs.ls(f"{self.root}/runs", detail=False)
         except FileNotFoundError:
             listed = []
         found = sorted(
-            name[: -len(".json")]
-            for path in listed
-            if (name := str(path).rstrip("/").rsplit("/", 1)[-1]).endswith(".json")
-            and name.startswith(prefix)
+            {
+                name.removesuffix(".json")  # a manifest, or an unfinished run's journal
+                for path in listed
+                if (name := str(path).rstrip("/").rsplit("/", 1)[-1]).startswith(prefix)
+                and _HEX.fullmatch(name.removesuffix(".json"))
+            }
         )
         if not found:
             raise RerunError(f"no run {prefix} in the results store {self.url}")
@@ -260,11 +284,16 @@ class ResultStore:
 
     def manifest(self, run_id: str) -> RunManifest:
         """The manifest of the run ``run_id`` (a full id: :meth:`resolve` a prefix first);
-        :class:`RerunError` when it is not kept here or cannot be read."""
+        :class:`RerunError` when it is not kept here or cannot be read. A run that began and
+        wrote no manifest (its engine died, or it runs still) has one made from its journal:
+        status :data:`UNFINISHED`, the tasks whose results it kept ``COMPLETED``."""
         try:
             data = self._read_file(("runs", f"{run_id}.json"), None, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
-            raise RerunError(f"no run {run_id} in the results store {self.url}") from None
+            unfinished = self._unfinished(run_id)
+            if unfinished is None:
+                raise RerunError(f"no run {run_id} in the results store {self.url}") from None
+            return unfinished
         except ResultMissing as exc:
             raise RerunError(f"the manifest of run {run_id} {exc.detail}") from None
         except OSError as exc:
@@ -273,6 +302,61 @@ class ResultStore:
             return msgspec.json.decode(data, type=RunManifest)
         except msgspec.DecodeError as exc:
             raise RerunError(f"the manifest of run {run_id} cannot be read: {exc}") from None
+
+    def _unfinished(self, run_id: str) -> RunManifest | None:
+        """The manifest of ``run_id`` made from its journal: what it began with and each task
+        whose result it kept; ``None`` without a journal. A journal's file that cannot be read
+        is passed over (its tasks run again)."""
+        try:
+            data = self._read_file(("runs", run_id, "began.json"), None, _MAX_CLAIM_BYTES * 64)
+            began = msgspec.json.decode(data, type=RunManifest)
+        except (OSError, ResultMissing, msgspec.DecodeError):
+            return None
+        if began.run_id != run_id:
+            return None
+        try:
+            listed = self.fs.ls(f"{self.root}/runs/{run_id}/kept", detail=False)
+        except FileNotFoundError:
+            listed = []
+        tasks: dict[str, ManifestTask] = {}
+        for path in sorted(listed, key=lambda p: _generation(str(p))):
+            name = str(path).rstrip("/").rsplit("/", 1)[-1]
+            if not _GENERATION.fullmatch(name):
+                continue
+            try:
+                data = self._read_file(("runs", run_id, "kept", name), None, MAX_MANIFEST_BYTES)
+                lines = msgspec.json.decode(data, type=list[KeptTask])
+            except (OSError, ResultMissing, msgspec.DecodeError) as exc:
+                _log.warning("run %s's journal file %s is passed over: %s", run_id, name, exc)
+                continue
+            for line in lines:
+                if line.task.from_run is not None and line.task.state == "COMPLETED":
+                    tasks[line.key] = line.task
+        if began.rerun_of is not None:  # what it reused of the run it reruns, not journaled
+            try:
+                earlier = self.manifest(began.rerun_of)
+            except RerunError:
+                earlier = None
+            if earlier is not None:
+                for key, task in earlier.tasks.items():
+                    if key not in tasks and task.from_run is not None:
+                        tasks[key] = msgspec.structs.replace(task, state="COMPLETED")
+        return msgspec.structs.replace(began, status=UNFINISHED, tasks=tasks)
+
+    def write_began(self, began: RunManifest) -> None:
+        """Write what a run began with (its manifest without tasks), the head of its journal
+        (in the writer thread)."""
+        self.write(f"{self.root}/runs/{began.run_id}/began.json", _encode_json(began))
+
+    def write_kept(self, run_id: str, generation: int, lines: list[KeptTask]) -> None:
+        """Write a batch of a live run's journal: the tasks whose results were just kept (in the
+        writer thread, after their results' files: a line names a file written)."""
+        self.write(f"{self.root}/runs/{run_id}/kept/{generation}.json", _encode_json(lines))
+
+    def forget_journal(self, run_id: str) -> None:
+        """Remove a run's journal, its manifest written (in the writer thread)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(f"{self.root}/runs/{run_id}", recursive=True)
 
     def read(self, fingerprint: str, *, size: int | None = None, sha256: str | None = None) -> Any:
         """The result kept for ``fingerprint``, decoded; :class:`ResultMissing` says why there is

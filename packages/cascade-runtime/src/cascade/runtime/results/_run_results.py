@@ -29,6 +29,7 @@ from ._rerun import Step, kept_results, map_items
 from ._results import (
     SAME,
     CacheEntry,
+    KeptTask,
     ManifestTask,
     ResultMissing,
     ResultStore,
@@ -198,7 +199,33 @@ class RunResults:
         self._batch_fingerprints: list[str] = []
         self._batch_data: list[bytes] = []
         self._batch_bytes = 0
+        self._journaled = 0  # the journal's files written (the writer thread's)
         self._loop = asyncio.get_running_loop()
+
+    def begin(
+        self,
+        *,
+        name: str | None,
+        workflow: str | None,
+        params: dict[str, Any] | None,
+        rerun_of: str | None,
+        root_run: str | None,
+    ) -> None:
+        """Write the head of the run's journal, what it begins with, so that a run whose
+        engine dies can be carried on (its journal then lists the results it kept)."""
+        began = RunManifest(
+            run_id=self.run_id, status="Running", tasks={}, name=name, workflow=workflow,
+            params=params, rerun_of=rerun_of, root_run=root_run, started=self.started,
+        )  # fmt: skip
+        store = self.store
+
+        def write() -> None:
+            try:
+                store.write_began(began)
+            except Exception as exc:  # kept results stay kept; only a carry-on will not find them
+                _log.warning("run %s's journal could not be begun: %s", self.run_id, describe(exc))
+
+        store.submit(write)
 
     async def load(self, steps: list[Step]) -> list[Step]:
         """Read and prove the stored value of every ``reuse`` step (:func:`read_kept`); a step
@@ -487,6 +514,33 @@ class RunResults:
         if self._indexed:
             sizes = [len(data) for data in encoded]
             self._index_cached(nodes, fingerprints, sizes, [digest.hex() for digest in digests])
+        self._journal(nodes, fingerprints, encoded, digests)
+
+    def _journal(
+        self, nodes: list[int], fingerprints: list[str], encoded: list[bytes], digests: list[bytes]
+    ) -> None:
+        """Write the journal's lines of a batch just written (in the writer thread)."""
+        lines = []
+        for key, fingerprint, data, digest in zip(
+            nodes, fingerprints, encoded, digests, strict=True
+        ):
+            if key in self._failed:
+                continue
+            index = self._index[key]
+            lazy = self.nodes[index].lazy
+            task = ManifestTask(
+                name=lazy.name, task_id=lazy.task_id, state="COMPLETED", fingerprint=fingerprint,
+                code=self.prints.codes[index], from_run=self.run_id, size=len(data),
+                sha256=digest.hex(),
+            )  # fmt: skip
+            lines.append(KeptTask(key=self.keys[index], task=task))
+        if not lines:
+            return
+        self._journaled += 1
+        try:
+            self.store.write_kept(self.run_id, self._journaled, lines)
+        except Exception as exc:  # the results are kept; a carry-on would run these again
+            _log.warning("run %s's journal could not be written: %s", self.run_id, describe(exc))
 
     def _index_cached(
         self, nodes: list[int], fingerprints: list[str], sizes: list[int], digests: list[str]
@@ -582,6 +636,11 @@ class RunResults:
                 store.write_manifest(manifest)
             except Exception as exc:
                 failed.append(f"{type(exc).__name__}: {exc}")
+                return
+            try:  # the manifest says it all now
+                store.forget_journal(self.run_id)
+            except Exception as exc:
+                _log.warning("run %s's journal could not be removed: %s", self.run_id, exc)
 
         store.submit(write)
         await asyncio.wrap_future(store.flushed())
