@@ -313,7 +313,9 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     first run of that line (``root_run``); for a run a request started, the request's
     ``request_id``, ``issued_by``, ``reason`` and ``issued_at`` (the audit's row of it); for
     a run a schedule started, its ``schedule`` and the slot it fills, ``scheduled_for`` (ISO,
-    UTC; both additive)."""
+    UTC; both additive); for a run a server carried on after the engine of the run it carries
+    on died, that run (``carried_on_from``), that engine (``lost_engine``) and how many times
+    the line was carried on (``carry_ons``; all three additive)."""
 
     workflow: _WorkflowName | None = None
     params: Params | None = None
@@ -325,6 +327,9 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     issued_at: _Seconds | None = None
     schedule: _WorkflowName | None = None
     scheduled_for: _Text | None = None
+    carried_on_from: _RunId | None = None
+    lost_engine: _Text | None = None
+    carry_ons: _Count = 0
 
 
 def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:

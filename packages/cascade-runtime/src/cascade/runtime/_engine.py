@@ -50,6 +50,7 @@ from .results._lineage import Lineage, LiveReruns
 from .results._rerun import check_rerun, plan_rerun, reused_selectors, skip_not_routed
 from .results._results import ResultStore, RunManifest, open_store
 from .results._run_results import RunResults, plan_items, read_kept
+from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
 from .serve._schedule import Schedule
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
@@ -551,6 +552,7 @@ class Engine:
                 params=origin.params if origin is not None else None,
                 rerun_of=again.rerun_of if again is not None else None,
                 root_run=again.root_run if again is not None else run_id,
+                origin=origin,
             )
         try:
             return await self._execute(
@@ -705,6 +707,8 @@ class Engine:
         max_runs: int = 4,
         max_queued: int = 100,
         schedules: Mapping[str, Schedule] | None = None,
+        on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost] = "carry-on",
+        max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
     ) -> None:
         """Serve named workflows until cancelled: run each on a request over the broker, and
         each :class:`~cascade.runtime.Schedule` of ``schedules`` by itself.
@@ -763,6 +767,15 @@ class Engine:
         slot (``scheduled_for``). The announcement lists the schedules, their next slot, the
         last claimed, and the slots skipped. docs/schedules.md says what happens on an outage
         and in a partition.
+
+        ``on_engine_lost`` (one for every workflow, or a mapping of workflow to policy, the
+        others ``"none"``): when a serving process of the same org and project dies while a
+        run of a workflow it serves is live (its will, or its silence past its keepalive),
+        ``"carry-on"`` carries the run on from what it kept in the results store (a store
+        every server reaches): one server alone (its start claimed in the store) reruns it
+        from its failure, with its params and origin, its finished tasks reused, those in
+        flight run again; ``"none"`` leaves it lost. A line carried on ``max_carry_ons``
+        times is left lost. docs/durability.md says what runs twice and what is kept where.
         """
         if self.connector is None:
             raise ValueError("serve() needs a connector: requests come over the broker")
@@ -776,6 +789,8 @@ class Engine:
             max_runs=max_runs,
             max_queued=max_queued,
             schedules=schedules,
+            on_engine_lost=on_engine_lost,
+            max_carry_ons=max_carry_ons,
         )
         if self._serving:
             raise RuntimeError("this engine is serving already")

@@ -22,6 +22,7 @@ import msgspec
 
 from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import RunOrigin
 
 from .._errors import RerunError
 
@@ -92,7 +93,8 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     its ``name``, the served ``workflow`` and ``params`` it ran with (when a serving process
     started it), the run it reruns (``rerun_of``) and the first of that line (``root_run``),
     its ``status`` (``Succeeded``, ``Failed``, ``Cancelled``), when it ``started`` and
-    ``ended`` (ISO 8601), and its ``tasks`` by stable task key (``name#n``)."""
+    ``ended`` (ISO 8601), and its ``tasks`` by stable task key (``name#n``); in its journal's
+    head, where it came from (``origin``, as its ``ENGINE_STARTED`` says)."""
 
     run_id: str
     status: str
@@ -104,6 +106,7 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     root_run: str | None = None
     started: str = ""
     ended: str = ""
+    origin: RunOrigin | None = None
 
 
 UNFINISHED = "Unfinished"

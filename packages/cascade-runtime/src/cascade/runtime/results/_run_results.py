@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.serving import RerunMode
+from cascade.interfaces.serving import RerunMode, RunOrigin
 
 from .._stats import EngineStats
 from .._steps import describe
@@ -210,12 +210,14 @@ class RunResults:
         params: dict[str, Any] | None,
         rerun_of: str | None,
         root_run: str | None,
+        origin: RunOrigin | None,
     ) -> None:
         """Write the head of the run's journal, what it begins with, so that a run whose
         engine dies can be carried on (its journal then lists the results it kept)."""
         began = RunManifest(
             run_id=self.run_id, status="Running", tasks={}, name=name, workflow=workflow,
             params=params, rerun_of=rerun_of, root_run=root_run, started=self.started,
+            origin=origin,
         )  # fmt: skip
         store = self.store
 

@@ -21,6 +21,7 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     ServedAnnouncement,
+    ServedRun,
     decode_served,
     served_filter,
     served_topic,
@@ -122,6 +123,12 @@ class Peers:
     (``changed`` is called when they change), and the last slot of each schedule each fired
     (told to ``fired(source, schedule, slot, run_id)``).
 
+    A server found offline (its status, the broker's will where it died) while its
+    announcement lists live runs is told to ``lost(source, runs)``, whichever of the two is
+    heard first; so is this server's own announcement left retained by a process of the same
+    source that died before it, the first heard (``lost(own source, runs)``: the caller
+    passes over the runs it runs itself).
+
     An announcement of another org or project is not a peer's (a schedule of the same name
     there is another schedule) and is passed over; one whose ``source``, ``org_id`` or
     ``project_id`` is not its topic's, or a malformed one, is refused (counted in
@@ -133,6 +140,7 @@ class Peers:
         own_source: str,
         changed: Callable[[], None] = lambda: None,
         fired: Callable[[str, str, datetime, str], None] = lambda *_: None,
+        lost: Callable[[str, list[ServedRun]], None] = lambda *_: None,
         *,
         org_id: str,
         project_id: str,
@@ -148,6 +156,9 @@ class Peers:
         # source -> (schedule, workflow, run id) of its live runs of schedules
         self._scheduled: dict[str, list[tuple[str, str, str]]] = {}
         self._offline: set[str] = set()
+        self._live: dict[str, list[ServedRun]] = {}  # source -> its live runs, as announced
+        self._lost = lost
+        self._own_heard = False
         self._changed = changed
         self._log = RateLimitedLogger(_log)
         self.refused = 0
@@ -160,8 +171,12 @@ class Peers:
         level = levels[3]
         source = decode_level(level)
         if source == self._own:
+            if not self._own_heard:  # the first: an earlier process's, or this one's first
+                self._own_heard = True
+                self._own_left(message)
             return
         if not message.raw:
+            self._live.pop(source, None)
             self._reruns.pop(source, None)
             if self._scheduled.pop(source, []):
                 self._changed()
@@ -177,6 +192,9 @@ class Peers:
         if (announcement.org_id, announcement.project_id) != self._place:
             self._refuse(message.topic, "its org or project is not its topic's")
             return
+        self._live[source] = list(announcement.live)
+        if source in self._offline and announcement.live:
+            self._lost(source, list(announcement.live))
         self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
         scheduled = [
             (r.schedule, r.workflow, r.run_id) for r in announcement.live if r.schedule is not None
@@ -191,6 +209,16 @@ class Peers:
                 except ValueError:
                     continue
                 self._fired(source, entry.name, slot, entry.last_run)
+
+    def _own_left(self, message: Message) -> None:
+        if not message.raw:
+            return
+        try:
+            announcement = decode_served(message.raw)
+        except InvalidMessageError:
+            return
+        if announcement.live and (announcement.org_id, announcement.project_id) == self._place:
+            self._lost(self._own, list(announcement.live))
 
     def _refuse(self, topic: str, why: str) -> None:
         self.refused += 1
@@ -208,6 +236,9 @@ class Peers:
             (self._offline.add if offline else self._offline.discard)(source)
             if source in self._scheduled:
                 self._changed()
+            live = self._live.get(source)
+            if offline and live and source != self._own:
+                self._lost(source, list(live))
 
     def scheduled(self, schedule: str, workflow: str) -> list[tuple[str, str]]:
         """The runs of ``schedule`` of ``workflow`` (a schedule of the same name that starts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -44,6 +45,7 @@ from ..results._cache import check_cache
 from ..results._results import Claim, ResultStore
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
+from ._carry_on import DEFAULT_MAX_CARRY_ONS, CarryOns, LostRun, OnEngineLost, engine_lost_policies
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
 from ._scheduler import Clock, SlotTaken, check_schedules
@@ -107,6 +109,8 @@ class Server:
         max_runs: int,
         max_queued: int,
         schedules: Mapping[str, Schedule] | None = None,
+        on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost] = "carry-on",
+        max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
     ) -> None:
         self._context = context
         self._plan_rerun = plan
@@ -125,15 +129,24 @@ class Server:
         check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
+        self._carry_ons = CarryOns(
+            engine_lost_policies(on_engine_lost, self._workflows),
+            results,
+            self._carry,
+            own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
+            max_carry_ons=max_carry_ons,
+        )
         self._peers = Peers(
             self._connector.source_id,
             self._runs_changed,
             lambda *fired: self._clock.peer_fired(*fired),
+            self._carry_ons.lost,
             org_id=context.org_id,
             project_id=context.project_id,
             prefix=self._prefix,
         )
         self._handles: list[SubscriptionHandle] = []
+        self._own_handle: SubscriptionHandle | None = None
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
         self._probe: asyncio.Task[None] | None = None
@@ -187,8 +200,13 @@ class Server:
             addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(self._peers.filter, self._peers)
+            # its own announcement, left by a process of its source that died (retained: the
+            # wildcard above does not get it on a broker that sends retained messages only to
+            # exact subscriptions); heard before its first own announcement goes out
+            self._own_handle = await connector.subscribe(self._announcer.topic, self._own_left)
+            # who is offline: a dead server's runs carried on, its runs of schedules not counted
+            await self._subscribe(status_filter(self._prefix), self._peers.on_status)
             if self._schedules:
-                await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
                 await self._pauses.start()
             await self._announcer.start()
@@ -205,6 +223,12 @@ class Server:
                 await asyncio.gather(probe, return_exceptions=True)
             await self._stop(manage)
             unsubscribe_bus()
+
+    async def _own_left(self, message: Message) -> None:
+        self._peers(message)
+        handle, self._own_handle = self._own_handle, None
+        if handle is not None:  # the first heard is all it is for
+            await handle.unsubscribe()
 
     async def _subscribe(
         self,
@@ -256,12 +280,16 @@ class Server:
         context = self._context
         timeout = context.shutdown_timeout
         await self._clock.stop()
+        await self._carry_ons.stop()
         for subscribed in (self._pauses, self._claims):
             try:
                 async with within("unsubscribe from the schedules", timeout, "shutdown_timeout"):
                     await subscribed.stop()
             except StepFailed as exc:
                 _log.warning("%s", exc)
+        own, self._own_handle = self._own_handle, None
+        if own is not None:
+            self._handles.append(own)
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -366,10 +394,12 @@ class Server:
         slot: tuple[str, datetime] | None = None,
         *,
         held: bool = False,
+        carried: LostRun | None = None,
     ) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
         queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills;
-        ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes."""
+        ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes;
+        ``carried``: the run it carries on, whose origin it keeps."""
         served = self._workflows.get(request.workflow)
         if served is None:
             raise _Refused(
@@ -421,6 +451,16 @@ class Server:
                 issued_at=request.issued_at if request.issued_at is not None else time.time(),
                 schedule=slot[0] if slot else None,
                 scheduled_for=slot[1].isoformat() if slot else None,
+            )
+            if carried is None
+            else msgspec.structs.replace(
+                carried.origin,
+                params=bound,
+                rerun_of=rerun_of,
+                root_run=root_run,
+                carried_on_from=carried.run_id,
+                lost_engine=carried.source,
+                carry_ons=carried.origin.carry_ons + 1,
             ),
             rerun_of=rerun_of,
             rerun=request.rerun,
@@ -525,6 +565,29 @@ class Server:
         finally:
             self._answers.answered(reply)
         assert accepted is not None
+        self._runs.launch(accepted)
+        return accepted.run_id
+
+    async def _carry(self, lost: LostRun) -> str:
+        """Carry on ``lost`` here: a rerun of it from its failure (what it kept reused), with
+        its params and origin, its start claimed once across the servers (as a request whose
+        id names it); its run id, or raises why not."""
+        origin = lost.origin
+        request = StartRequest(
+            id=f"carry-{lost.run_id}",
+            workflow=lost.workflow,
+            rerun_of=lost.run_id,
+            issued_by=origin.issued_by,
+            reason=origin.reason,
+            issued_at=origin.issued_at,
+        )
+        slot = None
+        if origin.schedule is not None and origin.scheduled_for is not None:
+            with contextlib.suppress(ValueError):
+                slot = (origin.schedule, datetime.fromisoformat(origin.scheduled_for))
+        _, accepted = await self._take(request, slot, carried=lost)
+        assert accepted is not None
+        self._answers.answered(self._reply(request, "started", run_id=accepted.run_id))
         self._runs.launch(accepted)
         return accepted.run_id
 

@@ -1,0 +1,153 @@
+"""Runs that outlive their engine: when a serving process dies while runs it started are live,
+a server of the same workflows carries each on from what it kept (once across the servers
+that share a results store: its start is claimed there, as a request's is)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, TypeAlias
+
+from cascade.interfaces.serving import RunOrigin, ServedRun
+
+from .._steps import explain
+from ..results._results import UNFINISHED, ResultStore
+
+__all__ = ["DEFAULT_MAX_CARRY_ONS", "CarryOns", "LostRun", "OnEngineLost", "engine_lost_policies"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+OnEngineLost: TypeAlias = Literal["carry-on", "none"]
+"""What a server does with a live run of a workflow it serves whose engine died: carry it on
+from what it kept, or leave it lost."""
+_POLICIES = ("carry-on", "none")
+DEFAULT_MAX_CARRY_ONS = 3
+"""How many times a run's line is carried on at most: a run that kills its engine each time is
+left lost after that, said why."""
+_DONE_KEPT = 10_000  # runs whose loss was acted on, remembered (a will heard twice acts once)
+
+
+class LostRun:
+    """A run to carry on: its id, the engine that died (``source``), its workflow and where it
+    came from (``origin``, from its journal)."""
+
+    __slots__ = ("origin", "run_id", "source", "workflow")
+
+    def __init__(self, run_id: str, source: str, workflow: str, origin: RunOrigin) -> None:
+        self.run_id = run_id
+        self.source = source
+        self.workflow = workflow
+        self.origin = origin
+
+
+def engine_lost_policies(
+    on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost], workflows: Mapping[str, object]
+) -> dict[str, OnEngineLost]:
+    """Each served workflow's policy: one for all, or one a workflow (the others ``none``);
+    ``ValueError`` for a policy that is none, or a workflow not served."""
+    if isinstance(on_engine_lost, str):
+        given: Mapping[str, str] = dict.fromkeys(workflows, on_engine_lost)
+    else:
+        given = on_engine_lost
+        unknown = sorted(set(given) - set(workflows))
+        if unknown:
+            raise ValueError(f"on_engine_lost names workflows not served: {', '.join(unknown)}")
+    policies: dict[str, OnEngineLost] = {}
+    for name in workflows:
+        policy = given.get(name, "none")
+        if policy not in _POLICIES:
+            raise ValueError(
+                f"on_engine_lost for {name} is {policy!r}: one of {', '.join(_POLICIES)}"
+            )
+        policies[name] = "carry-on" if policy == "carry-on" else "none"
+    return policies
+
+
+class CarryOns:
+    """Acts on the runs of dead engines (:meth:`lost`): each one of a workflow whose policy is
+    ``carry-on``, begun (it has a journal in ``results``) and unfinished, is handed to
+    ``carry(lost)``, which starts its carry-on or raises why not (another server took it)."""
+
+    def __init__(
+        self,
+        policies: Mapping[str, OnEngineLost],
+        results: ResultStore | None,
+        carry: Callable[[LostRun], Awaitable[str]],
+        *,
+        own_runs: Callable[[], set[str]],
+        max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
+    ) -> None:
+        if max_carry_ons < 0:
+            raise ValueError(f"max_carry_ons must be at least 0, not {max_carry_ons}")
+        self._policies = policies
+        self._results = results
+        self._carry = carry
+        self._own_runs = own_runs
+        self._max = max_carry_ons
+        self._done: dict[str, None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.carried = 0
+        """Runs this server carried on."""
+        self.left = 0
+        """Lost runs this server would carry on and left lost (no store, over the budget)."""
+
+    def lost(self, source: str, runs: list[ServedRun]) -> None:
+        """``source`` died with ``runs`` live (its last announcement's): act on each, once."""
+        own = self._own_runs()
+        for entry in runs:
+            if entry.run_id in self._done or entry.run_id in own:
+                continue
+            if self._policies.get(entry.workflow, "none") != "carry-on":
+                continue
+            self._done[entry.run_id] = None
+            while len(self._done) > _DONE_KEPT:
+                del self._done[next(iter(self._done))]
+            task = asyncio.get_running_loop().create_task(
+                self._carry_on(source, entry), name="cascade-carry-on"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _carry_on(self, source: str, entry: ServedRun) -> None:
+        results = self._results
+        if results is None:
+            self.left += 1
+            _log.warning(
+                "run %s of %s died with its engine %s; it is not carried on: this engine keeps "
+                "no results (Engine(results=...), a store every server reaches)",
+                entry.run_id, entry.workflow, source,
+            )  # fmt: skip
+            return
+        try:
+            run_id = await asyncio.to_thread(results.resolve, entry.run_id)
+            manifest = await asyncio.to_thread(results.manifest, run_id)
+        except Exception as exc:  # queued, never begun; another store's; unreadable
+            _log.info("run %s of %s is not carried on: %s", entry.run_id, source, explain(exc))
+            return
+        if manifest.status != UNFINISHED:
+            return  # it ended before its engine died
+        origin = manifest.origin or RunOrigin(workflow=entry.workflow, params=manifest.params)
+        if origin.carry_ons >= self._max:
+            self.left += 1
+            _log.warning(
+                "run %s of %s died with its engine %s; it is not carried on: its line was "
+                "carried on %d times already (max_carry_ons), each time its engine died",
+                run_id, entry.workflow, source, origin.carry_ons,
+            )  # fmt: skip
+            return
+        try:
+            carried_as = await self._carry(LostRun(run_id, source, entry.workflow, origin))
+        except Exception as exc:  # another server took it first, or it cannot start here
+            _log.info("run %s is not carried on here: %s", run_id, explain(exc))
+            return
+        self.carried += 1
+        _log.warning(
+            "carried on run %s of %s as %s: its engine %s died", run_id, entry.workflow,
+            carried_as, source,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,75 @@
+"""A serving engine in a process of its own, for scenarios that kill it mid-run.
+
+Serves ``etl``: a chain of ``--tasks`` async steps (each sleeps ``--sleep`` seconds and adds
+its number to the one before), keeping results in ``--results`` (a store the servers share).
+Its announcement says when it serves. Prints one JSON object per line on stdout, for the test
+to wait on:
+
+- ``{"event": "running", "i": ..., "run": ...}`` as each step starts, ``{"event": "done", ...}``
+  as it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, LazyResult, current_task, task
+
+
+def say(**record: Any) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--sleep", type=float, default=0.2)
+    parser.add_argument("--keepalive", type=int, default=2)
+    parser.add_argument("--policy", default="carry-on")
+    parser.add_argument("--max-carry-ons", type=int, default=3)
+    options = parser.parse_args()
+
+    @task
+    async def step(previous: int, i: int) -> int:
+        context = current_task()
+        run = context.run_id if context is not None else None
+        say(event="running", i=i, run=run)
+        await asyncio.sleep(options.sleep)
+        say(event="done", i=i, run=run)
+        return previous + i
+
+    def etl() -> LazyResult[int]:
+        value: LazyResult[int] = step(0, 1)
+        for i in range(2, options.tasks + 1):
+            value = step(value, i)
+        return value
+
+    connector = MqttConnector(
+        options.host,
+        options.port,
+        topic_prefix=options.prefix,
+        source_id=options.source,
+        keepalive=options.keepalive,
+    )
+    engine = Engine(connector, results=options.results, heartbeat_interval=None)
+    await engine.serve(
+        {"etl": etl},
+        on_engine_lost=options.policy,  # serve checks it
+        max_carry_ons=options.max_carry_ons,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

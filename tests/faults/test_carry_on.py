@@ -1,0 +1,158 @@
+"""Scenario: a served run outlives its engine. Two servers of one workflow share a results store;
+a run of 30 tasks starts at one of them, which is killed (SIGKILL, as an OOM kill or a lost
+machine) once 10 are done; the other carries the run on from what it kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
+from cascade.runtime import RerunError, ResultStore, RunManifest
+from cascade.runtime.testing import eventually
+from cascade.testkit import Inbox, OwnBroker
+
+from .conftest import EngineProcess, Figures
+
+SERVER_PROCESS = Path(__file__).with_name("server_process.py")
+KEEPALIVE = 2
+TASKS = 30
+ORG, PROJECT = "local", "default"
+
+
+async def _server(
+    broker: OwnBroker, prefix: str, source: str, results: Path, *options: str
+) -> EngineProcess:
+    args = ["--port", str(broker.port), "--prefix", prefix, "--source", source]
+    args += ["--results", str(results), "--tasks", str(TASKS), "--keepalive", str(KEEPALIVE)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SERVER_PROCESS),
+        *args,
+        *options,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    return EngineProcess(process)
+
+
+async def _serving(observer: MqttConnector, prefix: str, source: str) -> None:
+    """Until ``source`` announces what it serves (an exact subscription: every broker family
+    sends it retained)."""
+    inbox = Inbox()
+    handle = await observer.subscribe(served_topic(ORG, PROJECT, source, prefix), inbox)
+    try:
+        await inbox.until(lambda m: bool(m.raw), timeout=30)
+    finally:
+        await handle.unsubscribe()
+
+
+def _manifest(store: ResultStore, run_id: str) -> RunManifest | None:
+    try:
+        return store.manifest(run_id)
+    except RerunError:
+        return None
+
+
+async def test_a_killed_server_s_run_is_carried_on_by_the_other(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    figures.scenario = "served run's engine SIGKILL, carried on"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    victim = await _server(own_broker, prefix, "server-a", results)
+    survivor = await _server(own_broker, prefix, "server-b", results)
+    engine_processes += [victim, survivor]
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        request = StartRequest(id="nightly-1", workflow="etl", issued_by="ops", reason="nightly")
+        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
+        await observer.publish(topic, request, qos=1)
+        eleventh = await victim.expect("running", timeout=60)
+        while eleventh["i"] != 11:
+            eleventh = await victim.expect("running", timeout=60)
+        lost = eleventh["run"]
+        # ten done, and kept: the journal lists them (it lags the task a batch, 50 ms at most)
+        await eventually(
+            lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 10, timeout=10
+        )
+        loop = asyncio.get_running_loop()
+        os.kill(victim.process.pid, signal.SIGKILL)
+        killed = loop.time()
+        first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+        carried_after = loop.time() - killed
+        carried = first["run"]
+        last = await survivor.expect("done", timeout=60)
+        while last["i"] != TASKS:
+            last = await survivor.expect("done", timeout=60)
+        await eventually(
+            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
+        )
+    finally:
+        await observer.disconnect()
+    ran_again = sorted(
+        line["i"] for line in survivor.lines if line.get("event") == "running" and line["i"] <= 10
+    )
+    figures.seconds, figures.what = carried_after, "kill → carried on"
+    figures.notes.append(f"finished tasks run twice: {len(ran_again)}; in flight run again: 1")
+    assert carried_after < 2 * KEEPALIVE + 2
+    assert first["i"] == 11  # the one in flight runs again; the ten finished do not
+    assert ran_again == []
+    final = store.manifest(carried)
+    assert final.rerun_of == lost
+    assert sum(1 for t in final.tasks.values() if t.from_run == lost) == 10
+    started = [line["i"] for line in survivor.lines if line.get("event") == "running"]
+    assert started == list(range(11, TASKS + 1))
+    figures.outcome = "ok"
+
+
+async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    figures.scenario = "served run's engine SIGKILL, restarted in place"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    first = await _server(own_broker, prefix, "server-a", results)
+    engine_processes.append(first)
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        request = StartRequest(id="nightly-2", workflow="etl")
+        await observer.publish(
+            addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix), request, qos=1
+        )
+        running = await first.expect("running", timeout=60)
+        while running["i"] != 6:
+            running = await first.expect("running", timeout=60)
+        lost = running["run"]
+        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 5)
+        os.kill(first.process.pid, signal.SIGKILL)
+        await first.process.wait()
+        again = await _server(own_broker, prefix, "server-a", results)
+        engine_processes.append(again)
+        resumed = await again.expect("running", timeout=30)
+        carried = resumed["run"]
+        await eventually(
+            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
+        )
+    finally:
+        await observer.disconnect()
+    assert resumed["i"] == 6
+    assert store.manifest(carried).rerun_of == lost
+    figures.outcome = "ok"
