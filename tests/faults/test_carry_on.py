@@ -14,9 +14,9 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import RerunError, ResultStore, RunManifest
 from cascade.runtime.testing import eventually
-from cascade.testkit import Inbox, OwnBroker
+from cascade.testkit import Inbox, OwnBroker, free_port
 
-from .conftest import EngineProcess, Figures
+from .conftest import EngineProcess, Figures, TcpProxy
 
 SERVER_PROCESS = Path(__file__).with_name("server_process.py")
 KEEPALIVE = 2
@@ -25,7 +25,7 @@ ORG, PROJECT = "local", "default"
 
 
 async def _server(
-    broker: OwnBroker, prefix: str, source: str, results: Path, *options: str
+    broker: OwnBroker | _Via, prefix: str, source: str, results: Path, *options: str
 ) -> EngineProcess:
     args = ["--port", str(broker.port), "--prefix", prefix, "--source", source]
     args += ["--results", str(results), "--tasks", str(TASKS), "--keepalive", str(KEEPALIVE)]
@@ -156,3 +156,62 @@ async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
     assert resumed["i"] == 6
     assert store.manifest(carried).rerun_of == lost
     figures.outcome = "ok"
+
+
+async def test_a_server_cut_off_that_comes_back_stops_the_run_carried_on_elsewhere(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """A partition is not a death: the broker takes the server cut off for dead and its run is
+    carried on elsewhere; back on the broker, it finds that and stops its own copy, so the run
+    does not finish twice."""
+    figures.scenario = "served run's engine cut off, carried on, fenced"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    proxy = TcpProxy(own_broker.port, free_port())
+    await proxy.start()
+    slow = ("--sleep", "0.5")  # its run outlasts the partition
+    victim = await _server(_Via(proxy.port), prefix, "server-a", results, *slow)
+    survivor = await _server(own_broker, prefix, "server-b", results, *slow)
+    engine_processes += [victim, survivor]
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        request = StartRequest(id="nightly-3", workflow="etl")
+        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
+        await observer.publish(topic, request, qos=1)
+        running = await victim.expect("running", timeout=60)
+        while running["i"] != 4:
+            running = await victim.expect("running", timeout=60)
+        lost = running["run"]
+        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 3)
+        await proxy.cut()  # the broker sees its connection close: its will goes out
+        carried_on = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+        carried = carried_on["run"]
+        await proxy.restore()
+        await eventually(
+            lambda: getattr(_manifest(store, lost), "status", None) == "Cancelled", timeout=60
+        )
+        ran_on = max(line["i"] for line in victim.lines if line.get("event") == "running")
+        await eventually(
+            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
+        )
+    finally:
+        await observer.disconnect()
+        await proxy.close()
+    figures.notes.append(f"the cut-off server ran to task {ran_on} of {TASKS} before it stopped")
+    assert ran_on < TASKS  # stopped before it finished: the run finished once, carried on
+    assert store.manifest(carried).rerun_of == lost
+    figures.outcome = "ok"
+
+
+class _Via:
+    """A broker reached through a proxy of the test's."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port

@@ -418,6 +418,11 @@ class ResultStore:
         the claim that holds it, ``claim`` (with its ``path``) when this one took it."""
         return self._create(("claims", "starts", f"{request_id}.json"), claim)
 
+    def start_claim(self, request_id: str) -> Claim | None:
+        """The claim that took the start request ``request_id``; ``None`` when none did (or it
+        cannot be read)."""
+        return self._read_claim(("claims", "starts", f"{request_id}.json"))
+
     def claim_rerun(self, rerun_of: str, claim: Claim) -> Claim:
         """Take the rerun of ``rerun_of`` for ``claim``'s run, once across every server sharing
         this store: the claim that holds it, ``claim`` (with its ``path``) when this one took

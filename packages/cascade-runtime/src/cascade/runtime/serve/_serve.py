@@ -224,6 +224,33 @@ class Server:
             await self._stop(manage)
             unsubscribe_bus()
 
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
+    async def _fence(self) -> None:
+        """Back on the broker: stop each run of this server that another carried on meanwhile
+        (the broker took this server for dead: cut off past its keepalive), saying why."""
+        store, me = self._results, self._connector.source_id
+        if store is None:
+            return
+        for run_id in list(self._runs.running):
+            try:
+                claim = await asyncio.to_thread(store.start_claim, f"carry-{run_id}")
+            except Exception as exc:  # the store: unreachable now; the next connection asks
+                _log.warning("cannot tell whether run %s was carried on: %s", run_id, explain(exc))
+                return
+            if claim is None or claim.source == me:
+                continue
+            reason = (
+                f"carried on as {claim.run_id} by {claim.source} while this engine was cut off "
+                "from the broker"
+            )
+            _log.warning("stopping run %s: %s", run_id, reason)
+            self._context.cancel(run_id, issued_by=me, reason=reason)
+
     async def _own_left(self, message: Message) -> None:
         self._peers(message)
         handle, self._own_handle = self._own_handle, None
@@ -246,6 +273,8 @@ class Server:
         if phase == "end":
             self._announcer.changed()
             self._probe_once_connected()
+            if self._runs.running:
+                self._spawn(self._fence(), "cascade-served-fence")
 
     def _probe_once_connected(self) -> None:
         """Once serving and connected (what the broker does is known then): probe."""
