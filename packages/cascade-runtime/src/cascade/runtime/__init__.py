@@ -69,6 +69,7 @@ from .serve._schedule import Schedule
 from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._gate import GateError, GateRejected, gate
+from .workflow._http import HttpResponse, HttpStatusError
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -115,6 +116,8 @@ __all__ = [
     "FileExistenceCache",
     "GateError",
     "GateRejected",
+    "HttpResponse",
+    "HttpStatusError",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -184,6 +187,9 @@ if TYPE_CHECKING:
     )
     from .workflow._library_types import (
         fs as fs,
+    )
+    from .workflow._library_types import (
+        http as http,
     )
     from .workflow._library_types import (
         io as io,

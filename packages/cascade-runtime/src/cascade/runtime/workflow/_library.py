@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import CascadeRuntimeError
+from . import _http
 from ._task import Task, task
 
 __all__ = ["ExtraMissing"]
@@ -249,3 +250,33 @@ class StdOutWriteProvider(_Provider):
 class StdInReadLineProvider(_Provider):
     name = "io.stdin.read_line"
     function = staticmethod(_stdin_read_line)
+
+
+class HttpGetProvider(_Provider):
+    name = "http.get"
+    function = staticmethod(_http.get)
+    needs = ("httpx", "http")
+
+
+class HttpPostProvider(_Provider):
+    name = "http.post"
+    function = staticmethod(_http.post)
+    needs = ("httpx", "http")
+
+
+class HttpPutProvider(_Provider):
+    name = "http.put"
+    function = staticmethod(_http.put)
+    needs = ("httpx", "http")
+
+
+class HttpDeleteProvider(_Provider):
+    name = "http.delete"
+    function = staticmethod(_http.delete)
+    needs = ("httpx", "http")
+
+
+class HttpRequestProvider(_Provider):
+    name = "http.request"
+    function = staticmethod(_http.request)
+    needs = ("httpx", "http")

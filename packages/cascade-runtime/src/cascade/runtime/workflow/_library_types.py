@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._http import HttpResponse
 from ._task import Task
 
 format: Task[..., str]
@@ -52,6 +53,15 @@ class _Io:
     stdin: _Stdin
 
 
+class _Http:
+    get: Task[..., HttpResponse]
+    post: Task[..., HttpResponse]
+    put: Task[..., HttpResponse]
+    delete: Task[..., HttpResponse]
+    request: Task[..., HttpResponse]
+
+
+http: _Http
 read: _Read
 write: _Write
 fs: _Fs
