@@ -187,14 +187,19 @@ def test_the_entry_points_are_read_once(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without Jinja2 (or PyYAML), asking for ``template`` (``load_yaml``) names the extra."""
-    monkeypatch.setitem(sys.modules, "jinja2", None)
-    monkeypatch.setitem(sys.modules, "yaml", None)
+    """Without Jinja2 (PyYAML, httpx, s3fs), asking for ``template`` (``load_yaml``,
+    ``http.get``, ``io.s3.read_text``) names the extra."""
+    for module in ("jinja2", "yaml", "httpx", "s3fs"):
+        monkeypatch.setitem(sys.modules, module, None)
     providers = Providers()
     with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[template\]'"):
         providers.get("template")
     with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[yaml\]'"):
         providers.get("load_yaml")
+    with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[http\]'"):
+        providers.get("http.get")
+    with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[s3\]'"):
+        providers.get("io.s3.read_text")
     assert providers.get("format").name == "format"
 
 

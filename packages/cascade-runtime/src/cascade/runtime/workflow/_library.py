@@ -117,6 +117,44 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def _s3(storage_options: dict[str, Any] | None) -> Any:
+    import fsspec
+
+    return fsspec.filesystem("s3", **(storage_options or {}))
+
+
+def _s3_read_bytes(bucket: str, key: str, storage_options: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the object ``key`` in ``bucket``, through fsspec's ``s3`` (s3fs: the
+    credentials, region and endpoint of the environment, or ``storage_options``)."""
+    data: bytes = _s3(storage_options).cat_file(f"{bucket}/{key}")
+    return data
+
+
+def _s3_read_text(
+    bucket: str, key: str, encoding: str = "utf-8", storage_options: dict[str, Any] | None = None
+) -> str:
+    """The text of the object ``key`` in ``bucket``."""
+    return _s3_read_bytes(bucket, key, storage_options).decode(encoding)
+
+
+def _s3_write_bytes(
+    bucket: str, key: str, content: bytes, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Put ``content`` as the object ``key`` in ``bucket`` (replacing it)."""
+    _s3(storage_options).pipe_file(f"{bucket}/{key}", content)
+
+
+def _s3_write_text(
+    bucket: str,
+    key: str,
+    content: str,
+    encoding: str = "utf-8",
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Put ``content`` encoded as the object ``key`` in ``bucket`` (replacing it)."""
+    _s3_write_bytes(bucket, key, content.encode(encoding), storage_options)
+
+
 def _stdout_write(text: str) -> None:
     """Print ``text`` (and a newline) to standard output."""
     print(text, file=sys.stdout, flush=True)
@@ -240,6 +278,30 @@ class IoLocalWriteBytesProvider(WriteBytesProvider):
 
 class IoLocalExistsProvider(FsExistsProvider):
     name = "io.local.exists"
+
+
+class S3ReadTextProvider(_Provider):
+    name = "io.s3.read_text"
+    function = staticmethod(_s3_read_text)
+    needs = ("s3fs", "s3")
+
+
+class S3ReadBytesProvider(_Provider):
+    name = "io.s3.read_bytes"
+    function = staticmethod(_s3_read_bytes)
+    needs = ("s3fs", "s3")
+
+
+class S3WriteTextProvider(_Provider):
+    name = "io.s3.write_text"
+    function = staticmethod(_s3_write_text)
+    needs = ("s3fs", "s3")
+
+
+class S3WriteBytesProvider(_Provider):
+    name = "io.s3.write_bytes"
+    function = staticmethod(_s3_write_bytes)
+    needs = ("s3fs", "s3")
 
 
 class StdOutWriteProvider(_Provider):

@@ -39,6 +39,13 @@ class _Local:
     exists: Task[..., bool]
 
 
+class _S3:
+    read_text: Task[..., str]
+    read_bytes: Task[..., bytes]
+    write_text: Task[..., None]
+    write_bytes: Task[..., None]
+
+
 class _Stdout:
     write: Task[..., None]
 
@@ -49,6 +56,7 @@ class _Stdin:
 
 class _Io:
     local: _Local
+    s3: _S3
     stdout: _Stdout
     stdin: _Stdin
 
