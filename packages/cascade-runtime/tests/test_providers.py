@@ -212,13 +212,17 @@ def later(value: object) -> object:
 
 
 def test_each_provider_is_a_task_named_as_the_provider() -> None:
-    """``cs.read.text`` is the task ``read.text``; ``cs.shell`` is still the public one."""
-    names = [n for n in Providers().names() if n != "shell"]
+    """``cs.read.text`` is the task ``read.text``; ``cs.shell`` is still the public one;
+    ``cs.sql`` a function, as the Cascade engine's, that makes the task ``sql``."""
+    names = [n for n in Providers().names() if n not in ("shell", "sql")]
     for name in names:
         factory = Providers().get(name)
         assert isinstance(factory, cs.Task)
         assert factory.name == name
     assert Providers().get("shell") is cs.shell
+    assert not isinstance(
+        Providers().get("sql"), cs.Task
+    )  # makes the task sql (test_providers_sql)
 
 
 def test_format_and_dict() -> None:

@@ -204,6 +204,9 @@ if TYPE_CHECKING:
         read as read,
     )
     from .workflow._library_types import (
+        sql as sql,
+    )
+    from .workflow._library_types import (
         template as template,
     )
     from .workflow._library_types import (

@@ -155,6 +155,57 @@ def _s3_write_text(
     _s3_write_bytes(bucket, key, content.encode(encoding), storage_options)
 
 
+def _sql_rows(conn: Any, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    result = conn.execute(text(query), params)
+    rows = [dict(row) for row in result.mappings()] if result.returns_rows else []
+    if hasattr(conn, "commit"):
+        conn.commit()
+    return rows
+
+
+def _sql_query(
+    query: str,
+    params: dict[str, Any] | None = None,
+    conn: Any = None,
+    url: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``query`` (SQLAlchemy's ``text``, ``:name`` placeholders filled from ``params``)
+    on ``conn``, an SQLAlchemy engine (a connection taken from it a query) or connection,
+    or on an engine made from ``url`` for this query alone; committed, its rows as dicts."""
+    if url is not None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return _sql_rows(connection, query, params or {})
+        finally:
+            engine.dispose()
+    if hasattr(conn, "connect"):
+        with conn.connect() as connection:
+            return _sql_rows(connection, query, params or {})
+    if conn is None:
+        raise TypeError("sql needs a connection: an SQLAlchemy engine or connection, or a URL")
+    return _sql_rows(conn, query, params or {})
+
+
+def _sql(query: Any, db: Any, params: Any = None) -> Any:
+    """``cs.sql(query, db, params=None)``: the task ``sql`` running ``query`` on ``db``: the
+    name of a resource whose value is an SQLAlchemy engine or connection (the Cascade
+    engine's meaning), a database URL (``"sqlite:///app.db"``: an engine for this query
+    alone), or an engine or connection (or a lazy result of one) itself."""
+    sql_task = SqlProvider.task()
+    if isinstance(db, str) and "://" in db:
+        return sql_task(query, params, url=db)
+    if isinstance(db, str):
+        from ._resource import inject
+
+        return sql_task(query, params, conn=inject(db))
+    return sql_task(query, params, conn=db)
+
+
 def _stdout_write(text: str) -> None:
     """Print ``text`` (and a newline) to standard output."""
     print(text, file=sys.stdout, flush=True)
@@ -302,6 +353,24 @@ class S3WriteBytesProvider(_Provider):
     name = "io.s3.write_bytes"
     function = staticmethod(_s3_write_bytes)
     needs = ("s3fs", "s3")
+
+
+class SqlProvider(_Provider):
+    """``cs.sql``: a function that makes the task ``sql`` (as the Cascade engine's, which
+    turns the resource's name into an inject)."""
+
+    name = "sql"
+    function = staticmethod(_sql_query)
+    needs = ("sqlalchemy", "sql")
+
+    @classmethod
+    def task(cls) -> Task[Any, Any]:
+        """The task ``sql``, made once."""
+        return _Provider.create_factory(cls())
+
+    def create_factory(self) -> Callable[..., Any]:  # type: ignore[override]
+        self.task()
+        return _sql
 
 
 class StdOutWriteProvider(_Provider):

@@ -4,10 +4,12 @@ imported then)."""
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable
 from typing import Any
 
 from ._http import HttpResponse
-from ._task import Task
+from ._task import LazyResult, Task
 
 format: Task[..., str]
 dict: Task[..., Any]
@@ -15,6 +17,7 @@ wait: Task[..., None]
 lookup: Task[..., Any]
 load_yaml: Task[..., Any]
 template: Task[..., str]
+sql: Callable[..., LazyResult[list[builtins.dict[str, Any]]]]
 
 
 class _Read:
