@@ -56,6 +56,7 @@ from ._providers import providers as _providers
 from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
+from ._subflow import SubflowError
 from .constraints._constraints import ConstraintManager, ConstraintStats
 from .executors._dask import DaskExecutor
 from .executors._executor import Executor, RunExecutor
@@ -148,6 +149,7 @@ __all__ = [
     "RunExecutor",
     "RunManifest",
     "RunStarted",
+    "SubflowError",
     "Task",
     "TaskContext",
     "TaskBlocked",
@@ -205,6 +207,9 @@ if TYPE_CHECKING:
     )
     from .workflow._library_types import (
         sql as sql,
+    )
+    from .workflow._library_types import (
+        subflow as subflow,
     )
     from .workflow._library_types import (
         template as template,

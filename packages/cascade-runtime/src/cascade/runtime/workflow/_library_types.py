@@ -17,6 +17,7 @@ wait: Task[..., None]
 lookup: Task[..., Any]
 load_yaml: Task[..., Any]
 template: Task[..., str]
+subflow: Task[..., Any]
 sql: Callable[..., LazyResult[list[builtins.dict[str, Any]]]]
 
 
