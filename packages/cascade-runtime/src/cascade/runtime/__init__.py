@@ -53,6 +53,7 @@ from ._events import (
 )
 from ._providers import Provider, ProviderMissing
 from ._providers import providers as _providers
+from ._recv import RecvTimeout
 from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
@@ -128,6 +129,7 @@ __all__ = [
     "ProcessExecutor",
     "Provider",
     "ProviderMissing",
+    "RecvTimeout",
     "RouteMissing",
     "Router",
     "Schedule",
@@ -204,6 +206,9 @@ if TYPE_CHECKING:
     )
     from .workflow._library_types import (
         read as read,
+    )
+    from .workflow._library_types import (
+        recv as recv,
     )
     from .workflow._library_types import (
         sql as sql,

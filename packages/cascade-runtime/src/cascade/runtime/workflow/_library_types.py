@@ -18,6 +18,7 @@ lookup: Task[..., Any]
 load_yaml: Task[..., Any]
 template: Task[..., str]
 subflow: Task[..., Any]
+recv: Task[..., Any]
 sql: Callable[..., LazyResult[list[builtins.dict[str, Any]]]]
 
 
