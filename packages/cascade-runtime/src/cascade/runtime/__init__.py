@@ -51,6 +51,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._override import override_resource
 from ._providers import Provider, ProviderMissing
 from ._providers import providers as _providers
 from ._recv import RecvTimeout
@@ -70,6 +71,7 @@ from .results._results import ManifestTask, ResultMissing, ResultStore, RunManif
 from .serve._schedule import Schedule
 from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
+from .workflow._env import Env
 from .workflow._gate import GateError, GateRejected, gate
 from .workflow._http import HttpResponse, HttpStatusError
 from .workflow._param import Param, ParamError
@@ -110,6 +112,7 @@ __all__ = [
     "DaskExecutor",
     "Engine",
     "EngineStats",
+    "Env",
     "Event",
     "EventBus",
     "EventHandler",
@@ -172,6 +175,7 @@ __all__ = [
     "current_task",
     "gate",
     "inject",
+    "override_resource",
     "resource",
     "pipeline",
     "run",

@@ -259,6 +259,11 @@ class Engine:
         self._resources[resource.name] = resource
 
     @property
+    def resources(self) -> dict[str, Resource]:
+        """The resources registered now, by name (a copy: :meth:`register` changes them)."""
+        return dict(self._resources)
+
+    @property
     def system_resources(self) -> dict[str, float]:
         """The capacity of each system resource (``Engine(system_resources=...)``)."""
         return dict(self.capacity.total)
