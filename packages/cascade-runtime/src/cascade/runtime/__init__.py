@@ -51,6 +51,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._graph_json import WorkflowJsonError, from_json, to_json
 from ._override import override_resource
 from ._providers import Provider, ProviderMissing
 from ._providers import providers as _providers
@@ -171,8 +172,10 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "WorkerLost",
+    "WorkflowJsonError",
     "ThreadExecutor",
     "current_task",
+    "from_json",
     "gate",
     "inject",
     "override_resource",
@@ -181,6 +184,7 @@ __all__ = [
     "run",
     "sequence",
     "task",
+    "to_json",
     "unmapped",
 ]
 
