@@ -60,6 +60,7 @@ from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
 from ._subflow import SubflowError
+from ._visualize import visualize
 from .constraints._constraints import ConstraintManager, ConstraintStats
 from .executors._dask import DaskExecutor
 from .executors._executor import Executor, RunExecutor
@@ -186,6 +187,7 @@ __all__ = [
     "task",
     "to_json",
     "unmapped",
+    "visualize",
 ]
 
 
