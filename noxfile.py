@@ -44,7 +44,7 @@ PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
 EXTRAS = {
     "cascade-client": "[metrics]",
-    "cascade-runtime": "[otel,dask,yaml,template]",
+    "cascade-runtime": "[otel,dask,yaml,template,http,s3,sql]",
     "cascade-history": "[postgresql]",
     "cascade-dashboard": "[history]",
     "cascade-notify": "[metrics]",

@@ -125,6 +125,7 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/+/+/engine-1",
         "topic readwrite cascade/served/+/+/engine-1/probe",
+        "topic read cascade/signal/#",
         "topic read cascade/start/+/+/+",
         "topic read cascade/start/+/+/+/engine-1",
         "topic read cascade/status/+",
@@ -379,6 +380,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/acme/+/engine-a",
         "topic readwrite cascade/served/acme/+/engine-a/probe",
+        "topic read cascade/signal/acme/#",  # what its tasks' cs.recv waits for: its org's
         "topic read cascade/start/acme/+/+",
         "topic read cascade/start/acme/+/+/engine-a",
         "topic read cascade/status/+",
@@ -386,6 +388,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic write cascade/telemetry/acme/+/+/+/engine-a",  # its org's runs only
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]
+    assert "topic read cascade/signal/globex/web/#" in found["engine-g"]
     assert "topic write cascade/served/globex/web/engine-g" in found["engine-g"]
     assert "topic write cascade/telemetry/globex/web/+/+/engine-g" in found["engine-g"]
     assert "topic read cascade/start/+/+/+/engine-1" in found["engine-1"]

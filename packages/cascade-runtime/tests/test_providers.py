@@ -187,14 +187,19 @@ def test_the_entry_points_are_read_once(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without Jinja2 (or PyYAML), asking for ``template`` (``load_yaml``) names the extra."""
-    monkeypatch.setitem(sys.modules, "jinja2", None)
-    monkeypatch.setitem(sys.modules, "yaml", None)
+    """Without Jinja2 (PyYAML, httpx, s3fs), asking for ``template`` (``load_yaml``,
+    ``http.get``, ``io.s3.read_text``) names the extra."""
+    for module in ("jinja2", "yaml", "httpx", "s3fs"):
+        monkeypatch.setitem(sys.modules, module, None)
     providers = Providers()
     with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[template\]'"):
         providers.get("template")
     with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[yaml\]'"):
         providers.get("load_yaml")
+    with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[http\]'"):
+        providers.get("http.get")
+    with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[s3\]'"):
+        providers.get("io.s3.read_text")
     assert providers.get("format").name == "format"
 
 
@@ -207,13 +212,17 @@ def later(value: object) -> object:
 
 
 def test_each_provider_is_a_task_named_as_the_provider() -> None:
-    """``cs.read.text`` is the task ``read.text``; ``cs.shell`` is still the public one."""
-    names = [n for n in Providers().names() if n != "shell"]
+    """``cs.read.text`` is the task ``read.text``; ``cs.shell`` is still the public one;
+    ``cs.sql`` a function, as the Cascade engine's, that makes the task ``sql``."""
+    names = [n for n in Providers().names() if n not in ("shell", "sql")]
     for name in names:
         factory = Providers().get(name)
         assert isinstance(factory, cs.Task)
         assert factory.name == name
     assert Providers().get("shell") is cs.shell
+    assert not isinstance(
+        Providers().get("sql"), cs.Task
+    )  # makes the task sql (test_providers_sql)
 
 
 def test_format_and_dict() -> None:

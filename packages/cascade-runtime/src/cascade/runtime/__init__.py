@@ -51,11 +51,16 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._graph_json import WorkflowJsonError, from_json, to_json
+from ._override import override_resource
 from ._providers import Provider, ProviderMissing
 from ._providers import providers as _providers
+from ._recv import RecvTimeout
 from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
+from ._subflow import SubflowError
+from ._visualize import visualize
 from .constraints._constraints import ConstraintManager, ConstraintStats
 from .executors._dask import DaskExecutor
 from .executors._executor import Executor, RunExecutor
@@ -68,7 +73,9 @@ from .results._results import ManifestTask, ResultMissing, ResultStore, RunManif
 from .serve._schedule import Schedule
 from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
+from .workflow._env import Env
 from .workflow._gate import GateError, GateRejected, gate
+from .workflow._http import HttpResponse, HttpStatusError
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -107,6 +114,7 @@ __all__ = [
     "DaskExecutor",
     "Engine",
     "EngineStats",
+    "Env",
     "Event",
     "EventBus",
     "EventHandler",
@@ -115,6 +123,8 @@ __all__ = [
     "FileExistenceCache",
     "GateError",
     "GateRejected",
+    "HttpResponse",
+    "HttpStatusError",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -124,6 +134,7 @@ __all__ = [
     "ProcessExecutor",
     "Provider",
     "ProviderMissing",
+    "RecvTimeout",
     "RouteMissing",
     "Router",
     "Schedule",
@@ -145,6 +156,7 @@ __all__ = [
     "RunExecutor",
     "RunManifest",
     "RunStarted",
+    "SubflowError",
     "Task",
     "TaskContext",
     "TaskBlocked",
@@ -161,16 +173,21 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "WorkerLost",
+    "WorkflowJsonError",
     "ThreadExecutor",
     "current_task",
+    "from_json",
     "gate",
     "inject",
+    "override_resource",
     "resource",
     "pipeline",
     "run",
     "sequence",
     "task",
+    "to_json",
     "unmapped",
+    "visualize",
 ]
 
 
@@ -186,6 +203,9 @@ if TYPE_CHECKING:
         fs as fs,
     )
     from .workflow._library_types import (
+        http as http,
+    )
+    from .workflow._library_types import (
         io as io,
     )
     from .workflow._library_types import (
@@ -196,6 +216,15 @@ if TYPE_CHECKING:
     )
     from .workflow._library_types import (
         read as read,
+    )
+    from .workflow._library_types import (
+        recv as recv,
+    )
+    from .workflow._library_types import (
+        sql as sql,
+    )
+    from .workflow._library_types import (
+        subflow as subflow,
     )
     from .workflow._library_types import (
         template as template,

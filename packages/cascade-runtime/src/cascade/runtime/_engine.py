@@ -29,6 +29,7 @@ from ._events import (
     RunFinished,
     RunStarted,
 )
+from ._recv import SIGNALS, signals
 from ._run import CancelReport, HoldPolicy, Run
 from ._run_notice import announce_run, dashboard_address
 from ._run_resources import check_resources
@@ -257,6 +258,11 @@ class Engine:
                 f"engine.register takes a resource, not {type(given).__name__}: {given!r}{hint}"
             )
         self._resources[resource.name] = resource
+
+    @property
+    def resources(self) -> dict[str, Resource]:
+        """The resources registered now, by name (a copy: :meth:`register` changes them)."""
+        return dict(self._resources)
 
     @property
     def system_resources(self) -> dict[str, float]:
@@ -523,6 +529,10 @@ class Engine:
         graph = build_graph(target)
         graph.bind(params)
         resources = dict(self._resources)  # the run's, as registered now
+        if SIGNALS in graph.resources and SIGNALS not in resources:  # cs.recv's, where used
+            resources[SIGNALS] = signals(
+                self.connector, self.org_id, self.project_id, self.topic_prefix
+            )
         check_resources(graph, resources)
         self._placement.check(graph)
         given = name

@@ -270,6 +270,7 @@ def _engine(
             f"{place[0]}/{place[1]}/#"
         )  # fmt: skip
         rights.grant(READ, f"{prefix}/command/{below}")
+        rights.grant(READ, f"{prefix}/signal/{below}")  # what its tasks' cs.recv waits for
         _serves(rights, prefix, login, exact_retained, place)
         _runs_of(rights, prefix, login, place)
     if exact_retained:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import CascadeRuntimeError
+from . import _http
 from ._task import Task, task
 
 __all__ = ["ExtraMissing"]
@@ -114,6 +115,95 @@ def _write_bytes(path: str, content: bytes) -> None:
 def _exists(path: str) -> bool:
     """Whether ``path`` exists."""
     return os.path.exists(path)
+
+
+def _s3(storage_options: dict[str, Any] | None) -> Any:
+    import fsspec
+
+    return fsspec.filesystem("s3", **(storage_options or {}))
+
+
+def _s3_read_bytes(bucket: str, key: str, storage_options: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the object ``key`` in ``bucket``, through fsspec's ``s3`` (s3fs: the
+    credentials, region and endpoint of the environment, or ``storage_options``)."""
+    data: bytes = _s3(storage_options).cat_file(f"{bucket}/{key}")
+    return data
+
+
+def _s3_read_text(
+    bucket: str, key: str, encoding: str = "utf-8", storage_options: dict[str, Any] | None = None
+) -> str:
+    """The text of the object ``key`` in ``bucket``."""
+    return _s3_read_bytes(bucket, key, storage_options).decode(encoding)
+
+
+def _s3_write_bytes(
+    bucket: str, key: str, content: bytes, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Put ``content`` as the object ``key`` in ``bucket`` (replacing it)."""
+    _s3(storage_options).pipe_file(f"{bucket}/{key}", content)
+
+
+def _s3_write_text(
+    bucket: str,
+    key: str,
+    content: str,
+    encoding: str = "utf-8",
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Put ``content`` encoded as the object ``key`` in ``bucket`` (replacing it)."""
+    _s3_write_bytes(bucket, key, content.encode(encoding), storage_options)
+
+
+def _sql_rows(conn: Any, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    result = conn.execute(text(query), params)
+    rows = [dict(row) for row in result.mappings()] if result.returns_rows else []
+    if hasattr(conn, "commit"):
+        conn.commit()
+    return rows
+
+
+def _sql_query(
+    query: str,
+    params: dict[str, Any] | None = None,
+    conn: Any = None,
+    url: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``query`` (SQLAlchemy's ``text``, ``:name`` placeholders filled from ``params``)
+    on ``conn``, an SQLAlchemy engine (a connection taken from it a query) or connection,
+    or on an engine made from ``url`` for this query alone; committed, its rows as dicts."""
+    if url is not None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return _sql_rows(connection, query, params or {})
+        finally:
+            engine.dispose()
+    if hasattr(conn, "connect"):
+        with conn.connect() as connection:
+            return _sql_rows(connection, query, params or {})
+    if conn is None:
+        raise TypeError("sql needs a connection: an SQLAlchemy engine or connection, or a URL")
+    return _sql_rows(conn, query, params or {})
+
+
+def _sql(query: Any, db: Any, params: Any = None) -> Any:
+    """``cs.sql(query, db, params=None)``: the task ``sql`` running ``query`` on ``db``: the
+    name of a resource whose value is an SQLAlchemy engine or connection (the Cascade
+    engine's meaning), a database URL (``"sqlite:///app.db"``: an engine for this query
+    alone), or an engine or connection (or a lazy result of one) itself."""
+    sql_task = SqlProvider.task()
+    if isinstance(db, str) and "://" in db:
+        return sql_task(query, params, url=db)
+    if isinstance(db, str):
+        from ._resource import inject
+
+        return sql_task(query, params, conn=inject(db))
+    return sql_task(query, params, conn=db)
 
 
 def _stdout_write(text: str) -> None:
@@ -241,6 +331,48 @@ class IoLocalExistsProvider(FsExistsProvider):
     name = "io.local.exists"
 
 
+class S3ReadTextProvider(_Provider):
+    name = "io.s3.read_text"
+    function = staticmethod(_s3_read_text)
+    needs = ("s3fs", "s3")
+
+
+class S3ReadBytesProvider(_Provider):
+    name = "io.s3.read_bytes"
+    function = staticmethod(_s3_read_bytes)
+    needs = ("s3fs", "s3")
+
+
+class S3WriteTextProvider(_Provider):
+    name = "io.s3.write_text"
+    function = staticmethod(_s3_write_text)
+    needs = ("s3fs", "s3")
+
+
+class S3WriteBytesProvider(_Provider):
+    name = "io.s3.write_bytes"
+    function = staticmethod(_s3_write_bytes)
+    needs = ("s3fs", "s3")
+
+
+class SqlProvider(_Provider):
+    """``cs.sql``: a function that makes the task ``sql`` (as the Cascade engine's, which
+    turns the resource's name into an inject)."""
+
+    name = "sql"
+    function = staticmethod(_sql_query)
+    needs = ("sqlalchemy", "sql")
+
+    @classmethod
+    def task(cls) -> Task[Any, Any]:
+        """The task ``sql``, made once."""
+        return _Provider.create_factory(cls())
+
+    def create_factory(self) -> Callable[..., Any]:  # type: ignore[override]
+        self.task()
+        return _sql
+
+
 class StdOutWriteProvider(_Provider):
     name = "io.stdout.write"
     function = staticmethod(_stdout_write)
@@ -249,3 +381,33 @@ class StdOutWriteProvider(_Provider):
 class StdInReadLineProvider(_Provider):
     name = "io.stdin.read_line"
     function = staticmethod(_stdin_read_line)
+
+
+class HttpGetProvider(_Provider):
+    name = "http.get"
+    function = staticmethod(_http.get)
+    needs = ("httpx", "http")
+
+
+class HttpPostProvider(_Provider):
+    name = "http.post"
+    function = staticmethod(_http.post)
+    needs = ("httpx", "http")
+
+
+class HttpPutProvider(_Provider):
+    name = "http.put"
+    function = staticmethod(_http.put)
+    needs = ("httpx", "http")
+
+
+class HttpDeleteProvider(_Provider):
+    name = "http.delete"
+    function = staticmethod(_http.delete)
+    needs = ("httpx", "http")
+
+
+class HttpRequestProvider(_Provider):
+    name = "http.request"
+    function = staticmethod(_http.request)
+    needs = ("httpx", "http")

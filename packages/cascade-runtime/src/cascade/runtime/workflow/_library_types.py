@@ -4,9 +4,12 @@ imported then)."""
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable
 from typing import Any
 
-from ._task import Task
+from ._http import HttpResponse
+from ._task import LazyResult, Task
 
 format: Task[..., str]
 dict: Task[..., Any]
@@ -14,6 +17,9 @@ wait: Task[..., None]
 lookup: Task[..., Any]
 load_yaml: Task[..., Any]
 template: Task[..., str]
+subflow: Task[..., Any]
+recv: Task[..., Any]
+sql: Callable[..., LazyResult[list[builtins.dict[str, Any]]]]
 
 
 class _Read:
@@ -38,6 +44,13 @@ class _Local:
     exists: Task[..., bool]
 
 
+class _S3:
+    read_text: Task[..., str]
+    read_bytes: Task[..., bytes]
+    write_text: Task[..., None]
+    write_bytes: Task[..., None]
+
+
 class _Stdout:
     write: Task[..., None]
 
@@ -48,10 +61,20 @@ class _Stdin:
 
 class _Io:
     local: _Local
+    s3: _S3
     stdout: _Stdout
     stdin: _Stdin
 
 
+class _Http:
+    get: Task[..., HttpResponse]
+    post: Task[..., HttpResponse]
+    put: Task[..., HttpResponse]
+    delete: Task[..., HttpResponse]
+    request: Task[..., HttpResponse]
+
+
+http: _Http
 read: _Read
 write: _Write
 fs: _Fs

@@ -1,0 +1,87 @@
+"""``visualize``: the graph a target builds, drawn as Graphviz DOT or as plain text.
+
+It draws what a run's start tells every view of its graph (the same tasks, edges and kinds
+of edge: data, a condition or a route, order only, a map), so the picture and the views agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ._errors import CascadeRuntimeError
+from .workflow._graph import build_graph
+from .workflow._graph_wire import wire_graph
+from .workflow._task import LazyResult
+
+__all__ = ["visualize"]
+
+
+def _arguments(lazy: LazyResult[Any]) -> dict[int, str]:
+    """For each lazy result among ``lazy``'s arguments (at any depth), the argument it is in:
+    its position (``"0"``) or keyword (``"z"``)."""
+    found: dict[int, str] = {}
+    given = [(str(i), a) for i, a in enumerate(lazy.args)] + list(lazy.kwargs.items())
+    for label, value in given:
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, LazyResult):
+                found.setdefault(id(item), label)
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+    return found
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def visualize(target: Any, format: Literal["dot", "text"] = "dot") -> str:
+    """The graph ``target`` builds (nothing runs), as the Cascade engine's ``cs.visualize``:
+    Graphviz DOT by default (``digraph CascadeWorkflow { ... }``: a box per task, labelled
+    with its name and its kind, ``task`` or ``map``; an edge per dependency, labelled with the
+    argument that takes it, dashed for a condition or a route, dotted for order only), or
+    ``format="text"``: a line per task, dependencies first, with what it waits for."""
+    if format not in ("dot", "text"):
+        raise ValueError(f"visualize draws 'dot' or 'text', not {format!r}")
+    graph = build_graph(target)
+    shape = wire_graph(graph)
+    if shape is None:
+        raise CascadeRuntimeError(
+            f"the graph of {len(graph.nodes):,} tasks is larger than a run's start describes: "
+            "it is not drawn"
+        )
+    by_id = {node.lazy.task_id: node for node in graph.nodes}
+    lines: list[str] = []
+    if format == "dot":
+        lines += ["digraph CascadeWorkflow {", '  rankdir="TB";']
+    for wire in shape.nodes:
+        lazy = by_id[wire.id].lazy
+        kind = "map" if wire.map else "task"
+        args = _arguments(lazy)
+        edges = []
+        for dep in wire.after:
+            dep_lazy = by_id[dep].lazy
+            if dep in wire.order:
+                edges.append((dep, "after", "dotted"))
+            elif dep in wire.conditions:
+                edges.append((dep, "condition", "dashed"))
+            else:
+                edges.append((dep, args.get(id(dep_lazy), ""), ""))
+        if format == "text":
+            waits = ", ".join(f"{dep} ({label})" if label else dep for dep, label, _style in edges)
+            lines.append(f"{wire.id} [{kind} {wire.name}]" + (f" <- {waits}" if waits else ""))
+            continue
+        label = _quote(f"{wire.name}\\n({kind})").replace("\\\\n", "\\n")
+        lines.append(f"  {_quote(wire.id)} [label={label}, shape=box];")
+        for dep, edge_label, style in edges:
+            options = [f"label={_quote(edge_label)}"] if edge_label else []
+            if style:
+                options.append(f"style={style}")
+            attrs = f" [{', '.join(options)}]" if options else ""
+            lines.append(f"  {_quote(dep)} -> {_quote(wire.id)}{attrs};")
+    if format == "dot":
+        lines.append("}")
+    return "\n".join(lines)
