@@ -21,6 +21,7 @@ party's ``cs.my.thing``): see :class:`Provider`.
 
 from typing import TYPE_CHECKING, Any
 
+from ._command_line import create_cli
 from ._engine import Engine
 from ._errors import (
     CacheError,
@@ -60,7 +61,7 @@ from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
 from ._subflow import SubflowError
-from ._visualize import visualize
+from ._visualize import dry_run, visualize
 from .constraints._constraints import ConstraintManager, ConstraintStats
 from .executors._dask import DaskExecutor
 from .executors._executor import Executor, RunExecutor
@@ -175,7 +176,9 @@ __all__ = [
     "WorkerLost",
     "WorkflowJsonError",
     "ThreadExecutor",
+    "create_cli",
     "current_task",
+    "dry_run",
     "from_json",
     "gate",
     "inject",

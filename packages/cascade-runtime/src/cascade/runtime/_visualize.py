@@ -1,4 +1,5 @@
-"""``visualize``: the graph a target builds, drawn as Graphviz DOT or as plain text.
+"""``visualize``: the graph a target builds, drawn as Graphviz DOT or as plain text; ``dry_run``:
+its plan printed, a task a line.
 
 It draws what a run's start tells every view of its graph (the same tasks, edges and kinds
 of edge: data, a condition or a route, order only, a map), so the picture and the views agree.
@@ -13,7 +14,7 @@ from .workflow._graph import build_graph
 from .workflow._graph_wire import wire_graph
 from .workflow._task import LazyResult
 
-__all__ = ["visualize"]
+__all__ = ["dry_run", "visualize"]
 
 
 def _arguments(lazy: LazyResult[Any]) -> dict[int, str]:
@@ -85,3 +86,12 @@ def visualize(target: Any, format: Literal["dot", "text"] = "dot") -> str:
     if format == "dot":
         lines.append("}")
     return "\n".join(lines)
+
+
+def dry_run(target: Any) -> None:
+    """Print the plan ``target`` builds, nothing run (the Cascade engine's ``cs.dry_run``): each
+    task on a line, numbered, in an order it may run in (what it waits for before it), with
+    its kind and what it waits for, as :func:`visualize`'s text says."""
+    lines = visualize(target, "text").splitlines()
+    for index, line in enumerate(lines, 1):
+        print(f"[{index}/{len(lines)}] {line}")

@@ -1,0 +1,82 @@
+"""``create_cli`` (a command line from a workflow's params) and ``dry_run`` (its plan printed),
+as the existing Cascade engine's programs call them."""
+
+from __future__ import annotations
+
+import pytest
+
+import cascade.runtime as cs
+
+
+@cs.task
+def greet(name: str, times: int, loud: bool) -> str:
+    text = " ".join([f"hello {name}"] * times)
+    return text.upper() if loud else text
+
+
+def _workflow() -> cs.LazyResult[str]:
+    return greet(
+        cs.Param("name", description="who to greet"),
+        cs.Param("times", default=1, description="how often"),
+        cs.Param("loud", default=False),
+    )
+
+
+def test_the_command_line_takes_each_param_as_an_option_of_its_type(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli = cs.create_cli(_workflow())
+    assert cli(["--name", "ada", "--times", "2", "--loud", "yes"]) == "HELLO ADA HELLO ADA"
+    assert capsys.readouterr().out.splitlines()[-1] == "HELLO ADA HELLO ADA"
+    assert cli(["--name", "bob"]) == "hello bob"  # the defaults
+
+
+def test_help_names_each_param_with_its_description_and_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cs.create_cli(_workflow())(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--name VALUE who to greet" in text
+    assert "how often (default: 1)" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--name", "x", "--times", "two"], ["--name", "x", "--loud", "maybe"], ["--nope", "1"]],
+    ids=["required missing", "not an int", "not a boolean", "unknown"],
+)
+def test_a_bad_option_exits_2_before_anything_runs(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cs.create_cli(_workflow())(argv)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_in_order_and_runs_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ran: list[str] = []
+
+    @cs.task
+    def extract() -> list[int]:
+        ran.append("extract")
+        return [1, 2]
+
+    @cs.task
+    def load(rows: list[int]) -> int:
+        ran.append("load")
+        return len(rows)
+
+    cs.dry_run(load(extract()))
+    lines = capsys.readouterr().out.splitlines()
+    assert ran == []
+    assert len(lines) == 2
+    assert lines[0].startswith("[1/2] ")
+    assert "extract" in lines[0]
+    assert lines[1].startswith("[2/2] ")
+    assert "load" in lines[1]
+    assert "extract" in lines[1]
