@@ -7,8 +7,9 @@ import msgspec
 import pytest
 
 from cascade.interfaces import LifecycleEvent, Message, StatusMessage
+from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.testing import telemetry
-from cascade.notify import EventWatch, parse_filter
+from cascade.notify import EventWatch, headline, parse_filter
 from cascade.reader import ReaderModel
 
 
@@ -55,3 +56,23 @@ def test_a_failed_run_on_another_orgs_topic_is_not_notified() -> None:
         topic = claim.topic.replace("/acme/", "/globex/")
         assert watch.apply(Message(topic, claim.payload, raw=claim.raw)) == []
     assert watch.model.refusals.describe("engine-g") == "2 not its topic's org or project"
+
+
+def test_a_run_carried_on_after_its_engine_died_is_told_once() -> None:
+    watch = EventWatch(ReaderModel())
+    origin = RunOrigin(
+        workflow="etl", carried_on_from="lost-run", lost_engine="server-a", carry_ons=1
+    )
+    started = LifecycleEvent(event="ENGINE_STARTED", tasks=3, name="etl", origin=origin)
+    [carried] = watch.apply(telemetry(started, run_id="new-run", source="server-b"))
+    assert carried.kind == "run.carried_on"
+    assert carried.key == "run.carried_on:new-run"
+    assert (carried.carried_on_from, carried.lost_engine) == ("lost-run", "server-a")
+    assert headline(carried) == (
+        "run etl (lost-run) carried on as new-run by server-b in local/default: "
+        "its engine server-a died"
+    )
+    # its snapshot says the same origin again: told once
+    assert watch.apply(telemetry(started, run_id="new-run", source="server-b")) == []
+    plain = LifecycleEvent(event="ENGINE_STARTED", tasks=3, origin=RunOrigin(workflow="etl"))
+    assert watch.apply(telemetry(plain, run_id="other-run")) == []

@@ -33,6 +33,12 @@ def headline(n: Notification) -> str:
         )
     if n.kind == "run.succeeded":
         return f"run {run} ({n.run_id[:12]}) succeeded in {where}"
+    if n.kind == "run.carried_on":
+        lost = (n.carried_on_from or "")[:12]
+        return (
+            f"run {run} ({lost}) carried on as {n.run_id[:12]} by {n.source} in {where}: "
+            f"its engine {n.lost_engine or '?'} died"
+        )
     if n.kind in ("task.held", "hold.deadline"):
         what = "awaits approval" if n.prompt is not None else f"is held at attempt {n.attempt}"
         lead = "task" if n.kind == "task.held" else "deadline near: task"

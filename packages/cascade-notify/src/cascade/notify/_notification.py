@@ -6,10 +6,17 @@ from dataclasses import dataclass, field
 
 __all__ = ["EVENTS", "DEFAULT_EVENTS", "Notification", "last_line"]
 
-EVENTS = ("run.failed", "run.succeeded", "task.held", "hold.deadline", "engine.lost")
+EVENTS = (
+    "run.failed",
+    "run.succeeded",
+    "task.held",
+    "hold.deadline",
+    "engine.lost",
+    "run.carried_on",
+)
 """Every kind of event a notifier can post."""
 
-DEFAULT_EVENTS = ("run.failed", "task.held", "hold.deadline", "engine.lost")
+DEFAULT_EVENTS = ("run.failed", "task.held", "hold.deadline", "engine.lost", "run.carried_on")
 """The kinds posted unless told otherwise (``run.succeeded`` is asked for by name)."""
 
 
@@ -19,8 +26,9 @@ class Notification:
 
     ``key`` names the event itself, the same in every notifier that sees it (``run.failed:RUN``,
     ``task.held:RUN:TASK:ATTEMPT``, ``hold.deadline:RUN:TASK:ATTEMPT``,
-    ``engine.lost:SOURCE:SESSION``): what deduplication goes by. Text fields are the senders'
-    words, cut to the reader model's bounds; bodies carry them as JSON strings.
+    ``engine.lost:SOURCE:SESSION``, ``run.carried_on:RUN``): what deduplication goes by. Text
+    fields are the senders' words, cut to the reader model's bounds; bodies carry them as JSON
+    strings.
     """
 
     kind: str
@@ -51,6 +59,9 @@ class Notification:
     """``engine.lost``: the runs it was running, as far as this notifier knew."""
     url: str | None = None
     """The run's page on the dashboard, when its address is known."""
+    carried_on_from: str | None = None
+    """``run.carried_on``: the run it carries on, whose engine (``lost_engine``) died."""
+    lost_engine: str | None = None
 
 
 def last_line(traceback: str | None, error: str) -> str:

@@ -109,11 +109,23 @@ class EventWatch:
         run = self.model.runs.get(run_id)
         ended = run is not None and run.finished
         held = run.count("HELD") if run is not None else 0
+        known_origin = run is not None and run.origin is not None
         self.model.apply(message)
         run = self.model.runs.get(run_id)
         if run is None:
             return []
         out = []
+        origin = run.origin
+        if not known_origin and origin is not None and origin.carried_on_from is not None:
+            out.append(
+                replace(
+                    self._about(
+                        run, "run.carried_on", f"run.carried_on:{run.run_id}", self.clock()
+                    ),
+                    carried_on_from=origin.carried_on_from,
+                    lost_engine=origin.lost_engine,
+                )
+            )
         if run.finished and not ended:
             out.extend(self._ended(run))
         now_held = run.count("HELD")
