@@ -7,6 +7,8 @@ to wait on:
 
 - ``{"event": "running", "i": ..., "run": ...}`` as each step starts, ``{"event": "done", ...}``
   as it returns.
+
+``--die-at N``: step N kills its own process (SIGKILL), each time it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from typing import Any
 
@@ -38,6 +42,7 @@ async def main() -> int:
     parser.add_argument("--keepalive", type=int, default=2)
     parser.add_argument("--policy", default="carry-on")
     parser.add_argument("--max-carry-ons", type=int, default=3)
+    parser.add_argument("--die-at", type=int, default=0, help="the step that kills its engine")
     options = parser.parse_args()
 
     @task
@@ -45,6 +50,8 @@ async def main() -> int:
         context = current_task()
         run = context.run_id if context is not None else None
         say(event="running", i=i, run=run)
+        if i == options.die_at:  # as a task that exhausts the machine's memory would
+            os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.sleep(options.sleep)
         say(event="done", i=i, run=run)
         return previous + i

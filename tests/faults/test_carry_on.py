@@ -5,6 +5,7 @@ machine) once 10 are done; the other carries the run on from what it kept."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -25,18 +26,26 @@ ORG, PROJECT = "local", "default"
 
 
 async def _server(
-    broker: OwnBroker | _Via, prefix: str, source: str, results: Path, *options: str
+    broker: OwnBroker | _Via,
+    prefix: str,
+    source: str,
+    results: Path,
+    *options: str,
+    log: Path | None = None,
 ) -> EngineProcess:
+    """``server_process.py`` serving as ``source``; its log lines to ``log`` where given."""
     args = ["--port", str(broker.port), "--prefix", prefix, "--source", source]
     args += ["--results", str(results), "--tasks", str(TASKS), "--keepalive", str(KEEPALIVE)]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SERVER_PROCESS),
-        *args,
-        *options,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    with log.open("wb") if log is not None else contextlib.nullcontext() as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(SERVER_PROCESS),
+            *args,
+            *options,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
     return EngineProcess(process)
 
 
@@ -215,3 +224,58 @@ class _Via:
 
     def __init__(self, port: int) -> None:
         self.port = port
+
+
+async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budget(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """A crash loop: the fifth step kills whichever engine runs it. Carried on once
+    (``max_carry_ons=1``), then the last server leaves it lost and says why."""
+    figures.scenario = "served run kills its engine each time: budget"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    options = ("--die-at", "5", "--max-carry-ons", "1", "--sleep", "0.05")
+    logs = {name: tmp_path / f"{name}.log" for name in ("server-a", "server-b", "server-c")}
+    servers = {
+        name: await _server(own_broker, prefix, name, results, *options, log=log)
+        for name, log in logs.items()
+    }
+    engine_processes += servers.values()
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        for name in servers:
+            await _serving(observer, prefix, name)
+        request = StartRequest(id="nightly-4", workflow="etl")
+        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
+        await observer.publish(topic, request, qos=1)
+        await servers["server-a"].process.wait()  # its fifth step killed it
+        # one of the others carries it on, and dies at its fifth step too
+        dead = await _first_to_end(servers["server-b"], servers["server-c"])
+        alive = "server-c" if dead == "server-b" else "server-b"
+        said = "carried on 1 times already (max_carry_ons)"
+        await eventually(lambda: said in logs[alive].read_text(encoding="utf-8"), timeout=20)
+    finally:
+        await observer.disconnect()
+    runs = {path.name.removesuffix(".json") for path in (results / "runs").iterdir()}
+    manifests = [store.manifest(run) for run in runs]
+    assert sorted(m.status for m in manifests) == ["Unfinished", "Unfinished"]
+    carried = [m for m in manifests if m.origin is not None and m.origin.carry_ons == 1]
+    assert len(carried) == 1
+    assert servers[alive].process.returncode is None  # it did not run the line a third time
+    figures.notes.append(f"left lost by {alive}: {said}")
+    figures.outcome = "ok"
+
+
+async def _first_to_end(*children: EngineProcess) -> str:
+    waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
+    done, pending = await asyncio.wait(waits, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    for wait in pending:
+        wait.cancel()
+    assert done, "no carry-on killed its engine"
+    (ended,) = done
+    return "server-b" if waits[ended] is children[0] else "server-c"
