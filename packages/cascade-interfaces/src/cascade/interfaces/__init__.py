@@ -2,7 +2,7 @@
 
 What a connector or an engine needs, and nothing a reader alone does (the reader model,
 steering and metrics are the ``cascade-client`` package's: ``cascade.reader``,
-``cascade.control``, ``cascade.metrics``). See PROTOCOL.md for the topics and payloads
+``cascade.control``, ``cascade.metrics``). See docs/protocol.md for the topics and payloads
 these names implement. The protocol's other parts are modules of their own:
 :mod:`~cascade.interfaces.commands` (a cancel, a decision, a snapshot request, and their
 answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them),
