@@ -12,6 +12,8 @@ verb makes its request and sends it::
         await control.send(Resume(scope="task:load_*"))
         answer = await control.cancel(await control.resolve_run("58a88765cea2"))
         decided = await control.retry(run_id, "load", reason="API back")  # a held task
+        run = control.run(run_id, org="acme", project="etl")  # one run, bound once
+        await run.skip("side", reason="not today")
 
 Bad input raises :class:`ControlError` (a ``ValueError``) naming the field at fault before
 anything is sent; :func:`read_request` reads a request from a JSON body (as the dashboard
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from ._controller import (
         Cleared,
         Controller,
+        RunHandle,
         Steered,
     )
     from ._decisions import DecisionAnswer
@@ -92,6 +95,7 @@ __all__ = [
     "Refusal",
     "Resume",
     "RunEndError",
+    "RunHandle",
     "RunEnds",
     "Served",
     "ServedHeard",
@@ -122,6 +126,7 @@ _HOMES = {
     "Refusal": "._answers",
     "Cleared": "._controller",
     "Controller": "._controller",
+    "RunHandle": "._controller",
     "Steered": "._controller",
     "DecisionAnswer": "._decisions",
     "PublishRefusedError": "._publishing",
