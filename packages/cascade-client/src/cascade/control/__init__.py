@@ -31,11 +31,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cascade.interfaces.commands import (
         MAX_REASON_LENGTH,
+        Cancel,
         ControlError,
         Decide,
+        Limit,
+        Pause,
+        Resume,
+        Start,
         checked_name,
         checked_reason,
         default_operator,
+        read_request,
     )
 
     from ._answers import (
@@ -53,14 +59,6 @@ if TYPE_CHECKING:
     from ._publishing import (
         PublishRefusedError,
         publish_confirmed,
-    )
-    from ._requests import (
-        Cancel,
-        Limit,
-        Pause,
-        Resume,
-        Start,
-        read_request,
     )
     from ._run_end import (
         RunEndError,
@@ -118,6 +116,12 @@ _HOMES = {
     "MAX_REASON_LENGTH": "cascade.interfaces.commands",
     "ControlError": "cascade.interfaces.commands",
     "Decide": "cascade.interfaces.commands",
+    "Cancel": "cascade.interfaces.commands",
+    "Limit": "cascade.interfaces.commands",
+    "Pause": "cascade.interfaces.commands",
+    "Resume": "cascade.interfaces.commands",
+    "Start": "cascade.interfaces.commands",
+    "read_request": "cascade.interfaces.commands",
     "checked_name": "cascade.interfaces.commands",
     "checked_reason": "cascade.interfaces.commands",
     "default_operator": "cascade.interfaces.commands",
@@ -131,12 +135,6 @@ _HOMES = {
     "DecisionAnswer": "._decisions",
     "PublishRefusedError": "._publishing",
     "publish_confirmed": "._publishing",
-    "Cancel": "._requests",
-    "Limit": "._requests",
-    "Pause": "._requests",
-    "Resume": "._requests",
-    "Start": "._requests",
-    "read_request": "._requests",
     "RunEndError": "._run_end",
     "RunEnds": "._run_end",
     "wait_run": "._run_end",

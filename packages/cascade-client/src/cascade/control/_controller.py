@@ -1,6 +1,7 @@
 """Steering from Python: one object that pauses, resumes, limits, cancels, decides on held
-tasks and starts served workflows over a connector, each verb one request type
-(:mod:`._requests`) sent by :meth:`Controller.send`."""
+tasks and starts served workflows over a connector, each verb one request type (the
+protocol's, :mod:`cascade.interfaces.commands`) sent by :meth:`Controller.send`; and the
+handle of one run, its id, owner and place bound once."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ import msgspec
 from cascade.interfaces import Connector, Constraint, ConstraintType
 from cascade.interfaces.commands import (
     MAX_OPERATOR_LENGTH,
+    Cancel,
     Decide,
     Decision,
+    Limit,
+    Pause,
+    Resume,
+    Start,
     checked_prefix,
     checked_text,
     default_operator,
@@ -26,7 +32,6 @@ from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
 from ._decisions import DecisionAnswer, request_decision
 from ._publishing import clear_constraints, set_constraints
-from ._requests import Cancel, Limit, Pause, Resume, Start
 from ._run_ids import find_run, live_wait
 from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
@@ -397,7 +402,7 @@ class Controller:
         that serves it (``on``: that one); its answer: ``started`` with the new run's
         ``run_id``, or ``refused`` with why. No online server raises
         :class:`~cascade.control.NobodyServesError`, no answer within the timeout
-        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.start`).
+        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.send_start`).
         ``org`` and ``project`` pick the serving processes of that org and project (a start's
         topic names one; the workflow served in several raises
         :class:`~cascade.control.ServedInManyPlacesError` without them)."""
