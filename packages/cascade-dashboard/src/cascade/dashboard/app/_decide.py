@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response
 from cascade.control import ControlError, Decide, DecisionAnswer, read_request
 from cascade.interfaces import ConnectorError
 
+from .._guard import Refused, json_body, refusal
 from ..auth._decide_scope import may_decide
 from ..live._visible_runs import HistoryUnreadable, find_run
 from ._controls import Controls
-from ._guard import Refused, json_body, refusal
 
 __all__ = ["decide_task", "decision_target"]
 
