@@ -239,7 +239,8 @@ class Controller:
         """One run to steer (:class:`RunHandle`): ``run_id`` (a whole id: see
         :meth:`resolve_run`), its ``owner``, ``org`` and ``project`` when known, and who is
         told of the answers refused, bound once for each of its verbs (:meth:`RunHandle.cancel`,
-        :meth:`RunHandle.retry`, ``skip``, ``complete``, ``fail``, :meth:`RunHandle.decide`).
+        :meth:`RunHandle.retry`, ``skip``, ``complete``, ``fail``, :meth:`RunHandle.decide`,
+        :meth:`RunHandle.rerun`).
         Nothing is sent until a verb is called; a bad run id raises :class:`ControlError`."""
         return RunHandle(self, run_id, owner=owner, org=org, project=project,
                          on_refused=on_refused)  # fmt: skip
@@ -482,6 +483,25 @@ class RunHandle:
         """Ask the run's engine to cancel it; its answer (:class:`CancelAnswer`)."""
         asked = Cancel(run_id=self.run_id, reason=reason, org=self.org, project=self.project)
         return await self.controller.send(asked, owner=self.owner, on_refused=self.on_refused)
+
+    async def rerun(
+        self,
+        *,
+        workflow: str,
+        params: Mapping[str, Any] | None = None,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+        dry_run: bool = False,
+        on: str | None = None,
+        reason: str | None = None,
+    ) -> StartReply:
+        """Rerun the run of the served ``workflow``, on a process that serves it in the run's
+        org and project when the handle knows them: :meth:`Controller.rerun`."""
+        return await self.controller.rerun(
+            self.run_id, workflow=workflow, params=params, rerun=rerun, from_task=from_task,
+            dry_run=dry_run, on=on, reason=reason, on_refused=self.on_refused, org=self.org,
+            project=self.project,
+        )  # fmt: skip
 
     async def decide(
         self,
