@@ -11,6 +11,7 @@ from rich.console import Console
 
 from cascade.cli.commands.demo import _demo
 from cascade.cli.plumbing import BrokerOptions
+from cascade.control import Controller
 from cascade.interfaces import CascadeError, Message, constraint_topic, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel, RunView
@@ -28,11 +29,13 @@ async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch)
     async with InMemoryConnector(broker, presence=False) as control:
         await control.subscribe(constraint_topic("task:transform", "pause"), seen.append)
         sent = time.time()
-        await _demo.steer(control, state, asyncio.Event(), console)
+        steering = Controller(control, issued_by=_demo.DEMO_OPERATOR)
+        await _demo.steer(steering, state, asyncio.Event(), console)
         await broker.idle()
     pause = decode_constraint(seen[0].payload)
     assert pause.expires_at is not None
     assert pause.expires_at - sent == pytest.approx(1.0, abs=0.1)
+    assert pause.issued_by == "cascade demo"  # through the Controller, as `cascade pause` sends
     assert "paused task:transform for 1s" in out.getvalue()
     assert "resumed task:transform" in out.getvalue()
     assert seen[-1].payload == {}

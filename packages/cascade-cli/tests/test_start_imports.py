@@ -39,7 +39,7 @@ BROKER = (
     "cascade.interfaces._schemas",
 )
 # Steering: what `pause` and the like need, and nothing that only reads.
-STEERING = ("cascade.control._requests",)
+STEERING = ("cascade.interfaces._requests",)
 SAID = (
     "import atexit, sys\n"
     "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"

@@ -17,6 +17,7 @@ from cascade.interfaces import Message
 from cascade.interfaces.commands import (
     MAX_RESULT_BYTES,
     DecisionReply,
+    cancel_topic,
     decide_topic,
     decode_decision_request,
     reply_topic,
@@ -271,3 +272,45 @@ async def test_a_copy_of_a_request_gets_the_same_answer_and_is_applied_once(
     assert again.applied
     assert len(engine.applied) == 1
     assert len(engine.requests) == 2
+
+
+async def test_a_run_handle_binds_the_run_once_for_each_of_its_verbs(
+    broker: InMemoryBroker, control: Controller
+) -> None:
+    """``Controller.run`` binds the run's id (a whole id, kept in lower case), owner, org and
+    project once: each verb of the handle goes to that run's topic at once (no snapshot asked:
+    the owner and the place were known), answered by its owner; a cancel too."""
+    acme = InMemoryConnector(broker, source_id="acme-1", presence=False)
+    await acme.connect()
+    held = [HeldTask("load-1", "load"), HeldTask("side-1", "side"), HeldTask("sum-1", "sum")]
+    engine = HoldingEngine(acme, RUN, held, org_id="acme", project_id="etl")
+    await engine.start()
+    run = control.run(RUN.upper(), owner="acme-1", org="acme", project="etl")
+    assert (run.run_id, run.owner, run.org, run.project) == (RUN, "acme-1", "acme", "etl")
+    sent = len(broker.history)
+    answers = [
+        await run.retry("load", attempt=1, reason="API back"),
+        await run.skip("side"),
+        await run.complete("sum", {"rows": 0}),
+    ]
+    assert [(a.applied, a.owner) for a in answers] == [(True, "acme-1")] * 3
+    assert [(r.task, r.decision, r.run_id) for r in engine.applied] == [
+        ("load", "retry", RUN),
+        ("side", "skip", RUN),
+        ("sum", "complete", RUN),
+    ]
+    assert engine.applied[2].result == {"rows": 0}
+    assert [m.topic for m in broker.history[sent:] if "/command/" in m.topic] == [
+        decide_topic("acme", "etl", RUN)
+    ] * 3
+    control.timeout = 0.2
+    sent = len(broker.history)
+    cancelled = await run.cancel(reason="wrong input")  # the stand-in answers no cancel
+    assert (cancelled.reply, cancelled.owner) == (None, "acme-1")
+    assert [m.topic for m in broker.history[sent:] if "/command/" in m.topic] == [
+        cancel_topic("acme", "etl", RUN)
+    ]
+    with pytest.raises(ControlError) as bad:
+        control.run("not-a-run")
+    assert bad.value.field == "run_id"
+    await acme.disconnect()

@@ -376,6 +376,8 @@ async def test_a_rerun_and_its_dry_run(serve: Serve, client: InMemoryConnector) 
     assert engine.kept[reply.run_id or ""].params == {"day": "mon", "rows": 7}
     ((_, request),) = engine.started
     assert (request.rerun_of, request.rerun, request.issued_by) == (OLD[:12], "failure", "alice")
+    again = await control.run(OLD).rerun(workflow="nightly", dry_run=True)  # through its handle
+    assert (again.outcome, again.rerun_of, again.plan) == ("planned", OLD, plan)
     unknown = await control.rerun("abcdef", workflow="nightly")
     assert unknown.outcome == "refused"
     assert "no run abcdef" in unknown.error

@@ -69,7 +69,7 @@ def test_a_bad_environment_variable_is_named(
 
 
 def test_unset_or_empty_variables_give_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PROTOCOL.md's defaults: local / default."""
+    """docs/protocol.md's defaults: local / default."""
     monkeypatch.setenv("CASCADE_ORG_ID", "")
     monkeypatch.delenv("CASCADE_PROJECT_ID", raising=False)
     assert (default_org_id(), default_project_id()) == ("local", "default")

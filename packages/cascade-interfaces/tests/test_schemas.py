@@ -110,7 +110,7 @@ PROTOCOL_EXAMPLES = [
 
 @pytest.mark.parametrize("raw", PROTOCOL_EXAMPLES)
 def test_protocol_examples_decode_and_round_trip(raw: bytes) -> None:
-    """The constraint examples of PROTOCOL.md decode, and re-encode to the same object."""
+    """The constraint examples of docs/protocol.md decode, and re-encode to the same object."""
     constraint = decode_constraint(raw)
     assert json.loads(encode_payload(constraint)) == json.loads(raw)
 

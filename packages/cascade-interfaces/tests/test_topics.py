@@ -28,7 +28,7 @@ from cascade.interfaces.notes import issued_topic, login_of
 
 
 def test_builders_follow_protocol() -> None:
-    """Every topic of PROTOCOL.md, with the default and a custom prefix."""
+    """Every topic of docs/protocol.md, with the default and a custom prefix."""
     assert events_topic("local", "default", "r1") == "cascade/telemetry/local/default/r1/events"
     assert heartbeat_topic("o", "p", "r", prefix="x/y") == "x/y/telemetry/o/p/r/heartbeat"
     assert status_topic("host-42") == "cascade/status/host-42"

@@ -109,7 +109,7 @@ async def test_cancellation_stops_publishes_cancelled_and_disconnects() -> None:
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",
-        "status": "Failed",  # PROTOCOL.md's statuses are Succeeded and Failed
+        "status": "Failed",  # docs/protocol.md's statuses are Succeeded and Failed
         "error": "CancelledError: the run was cancelled",
         "cancelled": True,  # additive: readers that know it show the run Cancelled
     }

@@ -22,7 +22,7 @@ from cascade.runtime import (
     task,
 )
 
-# The exact payloads of PROTOCOL.md, as the existing Cascade tools publish them.
+# The exact payloads of docs/protocol.md, as the existing Cascade tools publish them.
 LEGACY = {
     "cascade/constraints/global": b'{"id": "pause-global", "scope": "global", "type": "pause", '
     b'"params": {}, "expires_at": null}',
@@ -137,7 +137,7 @@ async def test_blocked_only_for_tasks_a_free_slot_would_start(harness: Harness) 
 
 
 async def test_protocol_examples_steer_the_engine(harness: Harness) -> None:
-    """The PROTOCOL.md payloads on their legacy topics are applied; clearing resumes the run."""
+    """docs/protocol.md's payloads on their legacy topics are applied; clearing resumes the run."""
     for topic, raw in LEGACY.items():
         await harness.controller.publish(topic, raw, qos=1, retain=True)
     engine = harness.engine(clock=lambda: 1795216000.0)  # before the example's expires_at

@@ -20,7 +20,7 @@ from cascade.runtime import ConstraintManager, Engine, Event, TaskBlocked, TaskR
 
 ETL_PAUSE = constraint_topic("task:etl_*", "pause")  # cascade/constraints/task/etl_%2A/pause
 ETL_LIMIT = constraint_topic("task:etl_*", "concurrency")
-ETL_SCOPE = constraint_topic("task:etl_*")  # PROTOCOL.md's per-scope topic
+ETL_SCOPE = constraint_topic("task:etl_*")  # docs/protocol.md's per-scope topic
 
 
 def raw(scope: str, kind: str = "pause", **params: Any) -> bytes:
@@ -53,7 +53,7 @@ def test_a_wider_limit_on_a_task_scope_topic_is_refused() -> None:
 
 
 def test_a_type_other_than_its_topics_is_refused() -> None:
-    """A per-type topic holds its type only; the per-scope topic of PROTOCOL.md any."""
+    """A per-type topic holds its type only; the per-scope topic of docs/protocol.md any."""
     manager = ConstraintManager()
     manager.handle_message(message(ETL_PAUSE, raw("task:etl_*", "concurrency", limit=0)))
     assert manager.stats.rejected_topic == 1

@@ -1,4 +1,4 @@
-"""TelemetrySubscriber: exact PROTOCOL.md envelopes on the events topic, and the heartbeat."""
+"""TelemetrySubscriber: exact docs/protocol.md envelopes on the events topic, and the heartbeat."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def total(values: list[int]) -> int:
 async def test_telemetry_reaches_a_plain_subscriber_as_documented(
     mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
 ) -> None:
-    """Every event of a run arrives on the events topic in the PROTOCOL.md envelope."""
+    """Every event of a run arrives on the events topic in the docs/protocol.md envelope."""
     await plain_client.subscribe(f"{prefix}/telemetry/+/+/+/events", qos=1)
     engine = _engine(mqtt_broker, prefix, org_id="acme", project_id="etl")
     result = await engine.run(total([double(i) for i in range(4)]))

@@ -12,6 +12,8 @@ verb makes its request and sends it::
         await control.send(Resume(scope="task:load_*"))
         answer = await control.cancel(await control.resolve_run("58a88765cea2"))
         decided = await control.retry(run_id, "load", reason="API back")  # a held task
+        run = control.run(run_id, org="acme", project="etl")  # one run, bound once
+        await run.skip("side", reason="not today")
 
 Bad input raises :class:`ControlError` (a ``ValueError``) naming the field at fault before
 anything is sent; :func:`read_request` reads a request from a JSON body (as the dashboard
@@ -23,17 +25,24 @@ are :mod:`cascade.control.run_ids`; who may steer what in a team is
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cascade.interfaces import lazy_exports
 
 if TYPE_CHECKING:
     from cascade.interfaces.commands import (
         MAX_REASON_LENGTH,
+        Cancel,
         ControlError,
         Decide,
+        Limit,
+        Pause,
+        Resume,
+        Start,
         checked_name,
         checked_reason,
         default_operator,
+        read_request,
     )
 
     from ._answers import (
@@ -44,20 +53,13 @@ if TYPE_CHECKING:
     from ._controller import (
         Cleared,
         Controller,
+        RunHandle,
         Steered,
     )
     from ._decisions import DecisionAnswer
     from ._publishing import (
         PublishRefusedError,
         publish_confirmed,
-    )
-    from ._requests import (
-        Cancel,
-        Limit,
-        Pause,
-        Resume,
-        Start,
-        read_request,
     )
     from ._run_end import (
         RunEndError,
@@ -75,85 +77,4 @@ if TYPE_CHECKING:
         StartTimeoutError,
     )
 
-__all__ = [
-    "MAX_REASON_LENGTH",
-    "Answer",
-    "Cancel",
-    "CancelAnswer",
-    "Cleared",
-    "ControlError",
-    "Controller",
-    "Decide",
-    "DecisionAnswer",
-    "Limit",
-    "NobodyServesError",
-    "Pause",
-    "PublishRefusedError",
-    "Refusal",
-    "Resume",
-    "RunEndError",
-    "RunEnds",
-    "Served",
-    "ServedHeard",
-    "ServedInManyPlacesError",
-    "Start",
-    "StartError",
-    "StartTimeoutError",
-    "Steered",
-    "checked_name",
-    "checked_reason",
-    "default_operator",
-    "publish_confirmed",
-    "read_request",
-    "wait_run",
-]
-
-# Where each name is defined: a name is imported from its module when first used (PEP 562),
-# so that whoever needs one name does not pay for all of them (a command's start).
-_HOMES = {
-    "MAX_REASON_LENGTH": "cascade.interfaces.commands",
-    "ControlError": "cascade.interfaces.commands",
-    "Decide": "cascade.interfaces.commands",
-    "checked_name": "cascade.interfaces.commands",
-    "checked_reason": "cascade.interfaces.commands",
-    "default_operator": "cascade.interfaces.commands",
-    "Answer": "._answers",
-    "CancelAnswer": "._answers",
-    "Refusal": "._answers",
-    "Cleared": "._controller",
-    "Controller": "._controller",
-    "Steered": "._controller",
-    "DecisionAnswer": "._decisions",
-    "PublishRefusedError": "._publishing",
-    "publish_confirmed": "._publishing",
-    "Cancel": "._requests",
-    "Limit": "._requests",
-    "Pause": "._requests",
-    "Resume": "._requests",
-    "Start": "._requests",
-    "read_request": "._requests",
-    "RunEndError": "._run_end",
-    "RunEnds": "._run_end",
-    "wait_run": "._run_end",
-    "Served": "._served",
-    "ServedHeard": "._served",
-    "NobodyServesError": "._start_errors",
-    "ServedInManyPlacesError": "._start_errors",
-    "StartError": "._start_errors",
-    "StartTimeoutError": "._start_errors",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Each public name, from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __package__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names, those not imported yet included."""
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__)

@@ -1,6 +1,7 @@
 """Steering from Python: one object that pauses, resumes, limits, cancels, decides on held
-tasks and starts served workflows over a connector, each verb one request type
-(:mod:`._requests`) sent by :meth:`Controller.send`."""
+tasks and starts served workflows over a connector, each verb one request type (the
+protocol's, :mod:`cascade.interfaces.commands`) sent by :meth:`Controller.send`; and the
+handle of one run, its id, owner and place bound once."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ import msgspec
 from cascade.interfaces import Connector, Constraint, ConstraintType
 from cascade.interfaces.commands import (
     MAX_OPERATOR_LENGTH,
+    Cancel,
     Decide,
     Decision,
+    Limit,
+    Pause,
+    Resume,
+    Start,
     checked_prefix,
     checked_text,
     default_operator,
@@ -26,13 +32,12 @@ from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
 from ._decisions import DecisionAnswer, request_decision
 from ._publishing import clear_constraints, set_constraints
-from ._requests import Cancel, Limit, Pause, Resume, Start
 from ._run_ids import find_run, live_wait
 from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
 from ._starting import send_start
 
-__all__ = ["Cleared", "Controller", "Steered"]
+__all__ = ["Cleared", "Controller", "RunHandle", "Steered"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,24 @@ class Controller:
         """Clear the constraints on ``scope``: all of them, or only those of ``type``."""
         return await self.send(Resume(scope=scope, type=type, reason=reason))
 
+    def run(
+        self,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> RunHandle:
+        """One run to steer (:class:`RunHandle`): ``run_id`` (a whole id: see
+        :meth:`resolve_run`), its ``owner``, ``org`` and ``project`` when known, and who is
+        told of the answers refused, bound once for each of its verbs (:meth:`RunHandle.cancel`,
+        :meth:`RunHandle.retry`, ``skip``, ``complete``, ``fail``, :meth:`RunHandle.decide`,
+        :meth:`RunHandle.rerun`).
+        Nothing is sent until a verb is called; a bad run id raises :class:`ControlError`."""
+        return RunHandle(self, run_id, owner=owner, org=org, project=project,
+                         on_refused=on_refused)  # fmt: skip
+
     async def cancel(
         self,
         run_id: str,
@@ -234,9 +257,10 @@ class Controller:
     ) -> CancelAnswer:
         """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to cancel
         it; its answer (:class:`CancelAnswer`), as :meth:`send` takes it. ``org`` and
-        ``project`` are the run's when known: the request's topic names them."""
-        asked = Cancel(run_id=run_id, reason=reason, org=org, project=project)
-        return await self.send(asked, owner=owner, on_refused=on_refused)
+        ``project`` are the run's when known: the request's topic names them. The same as
+        ``run(run_id, ...).cancel(reason=reason)``."""
+        handle = self.run(run_id, owner=owner, org=org, project=project, on_refused=on_refused)
+        return await handle.cancel(reason=reason)
 
     async def retry(
         self,
@@ -250,9 +274,7 @@ class Controller:
         project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
-        """Retry the held ``task`` (its id, or its name when one held task has it) of
-        ``run_id`` (a whole id): one more attempt; failing again holds it again. See
-        :meth:`decide`."""
+        """Retry the held ``task`` of ``run_id``: :meth:`RunHandle.retry` of :meth:`run`."""
         return await self.decide(run_id, task, "retry", attempt=attempt, reason=reason,
                                  owner=owner, org=org, project=project,
                                  on_refused=on_refused)  # fmt: skip
@@ -269,8 +291,7 @@ class Controller:
         project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
-        """Skip the held ``task`` of ``run_id``: it ends ``SKIPPED``, its dependents skipped
-        as after a failure. See :meth:`decide`."""
+        """Skip the held ``task`` of ``run_id``: :meth:`RunHandle.skip` of :meth:`run`."""
         return await self.decide(run_id, task, "skip", attempt=attempt, reason=reason,
                                  owner=owner, org=org, project=project,
                                  on_refused=on_refused)  # fmt: skip
@@ -288,9 +309,8 @@ class Controller:
         project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
-        """Complete the held ``task`` of ``run_id`` with ``result`` (a JSON value, at most
-        ``MAX_RESULT_BYTES`` encoded; ``None`` too), which its dependents get. See
-        :meth:`decide`."""
+        """Complete the held ``task`` of ``run_id`` with ``result``: :meth:`RunHandle.complete`
+        of :meth:`run`."""
         return await self.decide(run_id, task, "complete", attempt=attempt, result=result,
                                  reason=reason, owner=owner, org=org, project=project,
                                  on_refused=on_refused)  # fmt: skip
@@ -307,8 +327,7 @@ class Controller:
         project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
-        """Fail the held ``task`` of ``run_id``, as without a hold: its dependents skipped.
-        See :meth:`decide`."""
+        """Fail the held ``task`` of ``run_id``: :meth:`RunHandle.fail` of :meth:`run`."""
         return await self.decide(run_id, task, "fail", attempt=attempt, reason=reason,
                                  owner=owner, org=org, project=project,
                                  on_refused=on_refused)  # fmt: skip
@@ -328,16 +347,9 @@ class Controller:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to take
-        ``decision`` on its held ``task`` (an id, or a name one held task has), at the held
-        ``attempt`` (``None``: whichever is held; naming it makes sure a decision meant for
-        one failure is not applied to the next); ``result`` is a ``complete``'s only.
-
-        Its answer (:class:`DecisionAnswer`: ``applied``, or refused with why, e.g.
-        ``already_decided`` with who decided first), as :meth:`send` takes it. Bad input
-        raises :class:`ControlError` naming the field before anything is sent."""
-        asked = Decide(run_id=run_id, task=task, decision=decision, attempt=attempt,
-                       result=result, reason=reason, org=org, project=project)  # fmt: skip
-        return await self.send(asked, owner=owner, on_refused=on_refused)
+        ``decision`` on its held ``task``: :meth:`RunHandle.decide` of :meth:`run`."""
+        handle = self.run(run_id, owner=owner, org=org, project=project, on_refused=on_refused)
+        return await handle.decide(task, decision, attempt=attempt, result=result, reason=reason)
 
     async def served(self) -> list[Served]:
         """Who serves what: each serving process's announcement and whether it is online
@@ -391,7 +403,7 @@ class Controller:
         that serves it (``on``: that one); its answer: ``started`` with the new run's
         ``run_id``, or ``refused`` with why. No online server raises
         :class:`~cascade.control.NobodyServesError`, no answer within the timeout
-        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.start`).
+        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.send_start`).
         ``org`` and ``project`` pick the serving processes of that org and project (a start's
         topic names one; the workflow served in several raises
         :class:`~cascade.control.ServedInManyPlacesError` without them)."""
@@ -435,6 +447,112 @@ class Controller:
         wanted = checked_prefix(prefix)
         wait = live_wait(self.timeout)
         return await find_run(self.connector, wanted, recorded, more=more, wait=wait)
+
+
+class RunHandle:
+    """One run to steer, as :meth:`Controller.run` binds it: its id, and its owner, org and
+    project when known (the faces know them from a history, or from what they heard), bound
+    once; each verb makes its request on the run (:class:`Cancel`, :class:`Decide`) and
+    sends it through the controller (:meth:`Controller.send`), so its answer is taken as a
+    cancel's or a decision's always is (from the run's owner only; the others refused and
+    told to ``on_refused``)::
+
+        run = control.run(run_id, org="acme", project="etl")
+        await run.retry("load", reason="API back")
+        await run.cancel(reason="wrong input")
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> None:
+        self.controller = controller
+        self.run_id = checked_prefix(run_id)
+        self.owner = owner
+        self.org = org
+        self.project = project
+        self.on_refused = on_refused
+
+    async def cancel(self, *, reason: str | None = None) -> CancelAnswer:
+        """Ask the run's engine to cancel it; its answer (:class:`CancelAnswer`)."""
+        asked = Cancel(run_id=self.run_id, reason=reason, org=self.org, project=self.project)
+        return await self.controller.send(asked, owner=self.owner, on_refused=self.on_refused)
+
+    async def rerun(
+        self,
+        *,
+        workflow: str,
+        params: Mapping[str, Any] | None = None,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+        dry_run: bool = False,
+        on: str | None = None,
+        reason: str | None = None,
+    ) -> StartReply:
+        """Rerun the run of the served ``workflow``, on a process that serves it in the run's
+        org and project when the handle knows them: :meth:`Controller.rerun`."""
+        return await self.controller.rerun(
+            self.run_id, workflow=workflow, params=params, rerun=rerun, from_task=from_task,
+            dry_run=dry_run, on=on, reason=reason, on_refused=self.on_refused, org=self.org,
+            project=self.project,
+        )  # fmt: skip
+
+    async def decide(
+        self,
+        task: str,
+        decision: Decision,
+        *,
+        attempt: int | None = None,
+        result: Any = msgspec.UNSET,
+        reason: str | None = None,
+    ) -> DecisionAnswer:
+        """Ask the run's engine to take ``decision`` on its held ``task`` (an id, or a name one
+        held task has), at the held ``attempt`` (``None``: whichever is held; naming it makes
+        sure a decision meant for one failure is not applied to the next); ``result`` is a
+        ``complete``'s only.
+
+        Its answer (:class:`DecisionAnswer`: ``applied``, or refused with why, e.g.
+        ``already_decided`` with who decided first). Bad input raises :class:`ControlError`
+        naming the field before anything is sent."""
+        asked = Decide(run_id=self.run_id, task=task, decision=decision, attempt=attempt,
+                       result=result, reason=reason, org=self.org,
+                       project=self.project)  # fmt: skip
+        return await self.controller.send(asked, owner=self.owner, on_refused=self.on_refused)
+
+    async def retry(
+        self, task: str, *, attempt: int | None = None, reason: str | None = None
+    ) -> DecisionAnswer:
+        """Retry the held ``task``: one more attempt; failing again holds it again. See
+        :meth:`decide`."""
+        return await self.decide(task, "retry", attempt=attempt, reason=reason)
+
+    async def skip(
+        self, task: str, *, attempt: int | None = None, reason: str | None = None
+    ) -> DecisionAnswer:
+        """Skip the held ``task``: it ends ``SKIPPED``, its dependents skipped as after a
+        failure. See :meth:`decide`."""
+        return await self.decide(task, "skip", attempt=attempt, reason=reason)
+
+    async def complete(
+        self, task: str, result: Any, *, attempt: int | None = None, reason: str | None = None
+    ) -> DecisionAnswer:
+        """Complete the held ``task`` with ``result`` (a JSON value, at most
+        ``MAX_RESULT_BYTES`` encoded; ``None`` too), which its dependents get. See
+        :meth:`decide`."""
+        return await self.decide(task, "complete", attempt=attempt, result=result, reason=reason)
+
+    async def fail(
+        self, task: str, *, attempt: int | None = None, reason: str | None = None
+    ) -> DecisionAnswer:
+        """Fail the held ``task``, as without a hold: its dependents skipped. See
+        :meth:`decide`."""
+        return await self.decide(task, "fail", attempt=attempt, reason=reason)
 
 
 def _params(params: Mapping[str, Any] | None) -> Any:

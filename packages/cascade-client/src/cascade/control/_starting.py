@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from cascade.interfaces import Connector, InvalidMessageError, Message, decode_level, same_source
 from cascade.interfaces.commands import reply_filter
@@ -42,9 +41,8 @@ from ._answers import Refusal
 from ._publishing import publish_confirmed
 from ._served import Served, ServedHeard, listen_served
 from ._start_errors import NobodyServesError, ServedInManyPlacesError, StartTimeoutError
-from ._start_request import start_request
 
-__all__ = ["StartJudge", "send_start", "start"]
+__all__ = ["StartJudge", "send_start"]
 
 _WHO_LISTS = "cascade served lists who serves what"
 _NAMED = 5  # servers an error names
@@ -196,8 +194,9 @@ async def send_start(
     org: str | None = None,
     project: str | None = None,
 ) -> StartReply:
-    """Send ``request`` (:func:`._start_request.start_request`) to a process serving its
-    workflow (``on``: that source) and return its answer, within ``timeout`` seconds in all.
+    """Send ``request`` (:meth:`~cascade.interfaces.commands.Start.wire_request`) to a process
+    serving its workflow (``on``: that source) and return its answer, within ``timeout``
+    seconds in all.
 
     Raises :class:`~cascade.control.NobodyServesError` when no online process serves it
     (nothing sent), :class:`~cascade.control.StartTimeoutError` naming who serves it when no
@@ -260,48 +259,3 @@ async def send_start(
         for handle in handles:
             with contextlib.suppress(Exception):
                 await handle.unsubscribe()
-
-
-async def start(
-    connector: Connector,
-    workflow: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    rerun_of: str | None = None,
-    rerun: str = "failure",
-    from_task: str | None = None,
-    dry_run: bool = False,
-    on: str | None = None,
-    issued_by: str | None = None,
-    reason: str | None = None,
-    timeout: float = 5.0,
-    on_refused: Callable[[Refusal], None] | None = None,
-    org: str | None = None,
-    project: str | None = None,
-) -> StartReply:
-    """Ask a process serving ``workflow`` to start it with ``params`` (or, with ``rerun_of``,
-    to rerun that run: see :func:`._start_request.start_request`); its answer
-    (:class:`~cascade.interfaces.serving.StartReply`: ``started`` with the new run's id, ``planned``
-    for a ``dry_run``, or ``refused`` with why).
-
-    ``on`` names the serving process (its source); without it, one serving the workflow is
-    picked (see the module), of ``org`` and ``project`` when given. Bad input raises
-    :class:`~cascade.control.ControlError` naming the field, no online server
-    :class:`~cascade.control.NobodyServesError` ("nobody serves nightly (cascade served lists
-    who serves what)"), servers of several orgs or projects and neither given
-    :class:`~cascade.control.ServedInManyPlacesError`, no answer within ``timeout`` seconds
-    :class:`~cascade.control.StartTimeoutError` naming who serves it. An answer from a
-    process that does not serve the workflow is refused, counted and told to
-    ``on_refused``."""
-    request = start_request(
-        workflow,
-        params,
-        rerun_of=rerun_of,
-        rerun=rerun,
-        from_task=from_task,
-        dry_run=dry_run,
-        issued_by=issued_by,
-        reason=reason,
-    )
-    return await send_start(connector, request, on=on, timeout=timeout, on_refused=on_refused,
-                            org=org, project=project)  # fmt: skip

@@ -6,7 +6,7 @@ the dashboard's controls and history, resolve what they are given with these;
 :meth:`~cascade.control.Controller.resolve_run` is the same for a caller in Python.
 """
 
-from cascade.interfaces.commands import FULL_ID, checked_prefix, is_full
+from cascade.interfaces.commands import FULL_ID, MIN_RERUN_PREFIX, checked_prefix, is_full
 
 from ._run_ids import (
     LIVE_WAIT,
@@ -22,7 +22,6 @@ from ._run_ids import (
     one_run,
     short_id,
 )
-from ._start_request import MIN_RERUN_PREFIX
 
 __all__ = [
     "FULL_ID",

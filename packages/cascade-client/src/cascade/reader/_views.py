@@ -29,7 +29,7 @@ FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 """Task states a task does not leave."""
 
 LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
-"""The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
+"""The last second of year 9999: docs/protocol.md reads an expiry beyond it as no expiry."""
 _KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
 _ACTIVE = ("RUNNING", "RETRYING", "BLOCKED", "HELD")
 _DECIDERS = 16  # (decision, person) pairs a run lists; beyond them counted as others

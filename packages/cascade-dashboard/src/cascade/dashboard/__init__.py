@@ -1,9 +1,10 @@
 """The Cascade dashboard: a live web page of runs, tasks, engines and constraints, with
 controls (through :mod:`cascade.control`), the history, and a team's sign-in.
 
-Its rooms: :mod:`.app` (the ASGI app, its server and settings, the guards and the controls),
-:mod:`.live` (the hub, its model, fleet mode, the pages' streams), :mod:`.history` (the
-page's history API) and :mod:`.auth` (sign-in, tokens, sessions, roles, the audit).
+Its rooms: :mod:`.app` (the ASGI app, its server and settings, and the controls),
+:mod:`.live` (the hub, its model, the runs' listing, fleet mode, the pages' streams),
+:mod:`.history` (the page's history API) and :mod:`.auth` (sign-in, tokens, sessions, roles,
+the audit); under them all, ``_guard`` (the guards every request passes).
 `cascade dashboard` serves it (``pip install 'cascade-cli[dashboard]'``); from Python::
 
     await serve_dashboard(DashboardSettings(connector=lambda: MqttConnector("broker")))
@@ -11,9 +12,9 @@ page's history API) and :mod:`.auth` (sign-in, tokens, sessions, roles, the audi
 
 from typing import TYPE_CHECKING
 
+from ._errors import SettingsError
+from ._guard import Tokens
 from .app._api import create_app
-from .app._errors import SettingsError
-from .app._guard import Tokens
 from .app._listen import is_loopback
 from .app._notify_settings import Notifications
 from .app._serve import serve_dashboard

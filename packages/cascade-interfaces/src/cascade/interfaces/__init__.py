@@ -2,7 +2,7 @@
 
 What a connector or an engine needs, and nothing a reader alone does (the reader model,
 steering and metrics are the ``cascade-client`` package's: ``cascade.reader``,
-``cascade.control``, ``cascade.metrics``). See PROTOCOL.md for the topics and payloads
+``cascade.control``, ``cascade.metrics``). See docs/protocol.md for the topics and payloads
 these names implement. The protocol's other parts are modules of their own:
 :mod:`~cascade.interfaces.commands` (a cancel, a decision, a snapshot request, and their
 answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them),
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         BlockedTask,
         Hold,
     )
+    from ._lazy import lazy_exports
     from ._limits import (
         MAX_CONTROL_PAYLOAD_BYTES,
         MAX_ERROR_LENGTH,
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "held_for_decision",
+    "lazy_exports",
     "MAX_BLOCKED_TASKS",
     "MAX_HOLDERS",
     "MAX_HOLDS",
@@ -272,6 +274,7 @@ _HOMES = {
     "decode_envelope": "._schemas",
     "decode_status": "._schemas",
     "held_for_decision": "._schemas",
+    "lazy_exports": "._lazy",
     "snapshot_topic": "._snapshots",
     "DEFAULT_PREFIX": "._topics",
     "constraint_topic": "._topics",

@@ -1,4 +1,4 @@
-"""Commands: a request to the engine running a run, and its answer (PROTOCOL.md, "Commands").
+"""Commands: a request to the engine running a run, and its answer (docs/protocol.md, "Commands").
 
 A command is not state: it is published without retain at QoS 1, each engine subscribes
 only to the runs it runs (with a clean session), and an engine that is away when it is

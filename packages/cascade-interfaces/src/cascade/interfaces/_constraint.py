@@ -1,4 +1,4 @@
-"""Constraints: the control messages of PROTOCOL.md, with strict decoding of untrusted input."""
+"""Constraints: the control messages of docs/protocol.md, strictly decoding untrusted input."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def validate_scope(scope: str) -> str:
     as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
     its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``).
 
-    PROTOCOL.md lets readers store other scopes as matching nothing; Cascade's
+    docs/protocol.md lets readers store other scopes as matching nothing; Cascade's
     engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
     ``task:`` is reported rather than silently doing nothing. Raises
     :class:`InvalidMessageError` at ``$.scope``.

@@ -37,7 +37,7 @@ class ConstraintTopicError(InvalidMessageError):
 
 class TopicKey(NamedTuple):
     """What a constraint topic says: the ``scope`` and, on a per-type topic, the ``type``
-    (``None`` on PROTOCOL.md's per-scope topic, which holds a constraint of any type)."""
+    (``None`` on docs/protocol.md's per-scope topic, which holds a constraint of any type)."""
 
     scope: str
     type: ConstraintType | None

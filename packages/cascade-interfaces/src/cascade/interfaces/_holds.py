@@ -1,5 +1,5 @@
 """What holds a blocked task back: the ``held_by`` of a BLOCKED event, and a heartbeat's list
-of the tasks blocked now (PROTOCOL.md, additive fields)."""
+of the tasks blocked now (docs/protocol.md, additive fields)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who is publishing: the source, organisation and project ids of PROTOCOL.md."""
+"""Who is publishing: the source, organisation and project ids of docs/protocol.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wire protocol's message schemas (PROTOCOL.md), with strict decoding of untrusted input.
+"""The wire protocol's message schemas (docs/protocol.md), with strict decoding of untrusted input.
 
 Schemas are msgspec structs: encoding them is fast enough for the telemetry hot
 path, and decoding reports the offending field (``$.params.limit``). Unknown

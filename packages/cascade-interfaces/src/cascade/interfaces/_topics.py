@@ -1,4 +1,4 @@
-"""Topic names: MQTT-exact matching, id encoding, and builders for every PROTOCOL.md topic."""
+"""Topic names: MQTT-exact matching, id encoding, and builders for every docs/protocol.md topic."""
 
 from __future__ import annotations
 
@@ -372,7 +372,7 @@ def constraint_topic(
 ) -> str:
     """The retained topic for constraints on ``scope``.
 
-    Without ``constraint_type`` it is the single per-scope topic of PROTOCOL.md
+    Without ``constraint_type`` it is the single per-scope topic of docs/protocol.md
     (``cascade/constraints/task/api_%2A``). With it, one more level names the type
     (``cascade/constraints/task/api_%2A/pause``), so each (scope, type) is set and
     cleared on its own topic; readers take scope and type from the topic

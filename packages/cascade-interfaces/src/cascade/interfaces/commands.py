@@ -4,10 +4,12 @@ held task", "Snapshots").
 
 An engine listens on :func:`command_filter` and :func:`snapshot_request_topic`, decodes each
 request strictly, and answers a cancel or a decision on :func:`reply_topic`; the writers of
-these requests are ``cascade.control``'s. A decision as a person asks it is :class:`Decide`,
-checked where it is made (:class:`ControlError` naming the field), in the engine's own
-process (``Engine.decide``) as in every face; the checks of who issues a request, why, and
-the run it names are here with it (``cascade.control`` exports them again).
+these requests are ``cascade.control``'s. What a person asks of every verb of steering is one
+request type here, checked where it is made (:class:`ControlError` naming the field):
+:class:`Pause`, :class:`Limit`, :class:`Resume`, :class:`Cancel`, :class:`Decide` (in the
+engine's own process too, ``Engine.decide``) and :class:`Start`, and :func:`read_request` reads
+one from a JSON body; the checks of who issues a request, why, and the run it names are here
+with them (``cascade.control`` exports them again and sends them).
 """
 
 from __future__ import annotations
@@ -59,14 +61,30 @@ if TYPE_CHECKING:
         decode_decision_reply,
         decode_decision_request,
     )
+    from ._requests import (
+        Cancel,
+        Limit,
+        Pause,
+        Resume,
+        Start,
+        read_request,
+    )
     from ._snapshots import (
         SNAPSHOT_INTERVAL,
         SnapshotRequest,
         decode_snapshot_request,
         snapshot_request_topic,
     )
+    from ._start_request import MIN_RERUN_PREFIX
 
 __all__ = [
+    "MIN_RERUN_PREFIX",
+    "Cancel",
+    "Limit",
+    "Pause",
+    "Resume",
+    "Start",
+    "read_request",
     "CancelOutcome",
     "CancelReply",
     "CancelRequest",
@@ -150,6 +168,13 @@ _HOMES = {
     "decide_topic": "._decisions",
     "decode_decision_reply": "._decisions",
     "decode_decision_request": "._decisions",
+    "Cancel": "._requests",
+    "Limit": "._requests",
+    "Pause": "._requests",
+    "Resume": "._requests",
+    "Start": "._requests",
+    "read_request": "._requests",
+    "MIN_RERUN_PREFIX": "._start_request",
     "SNAPSHOT_INTERVAL": "._snapshots",
     "SnapshotRequest": "._snapshots",
     "decode_snapshot_request": "._snapshots",

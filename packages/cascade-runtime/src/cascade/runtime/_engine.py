@@ -77,7 +77,7 @@ class Engine:
     and isolated), and returns a function that stops it.
     With one, each run connects it (unless it is already connected, in which
     case it is left connected), publishes the run's events and heartbeats
-    as PROTOCOL.md telemetry, and subscribes to
+    as docs/protocol.md telemetry, and subscribes to
     ``{topic_prefix}/constraints/#``: retained constraints are applied before
     the first task starts, and later ones as they arrive (see the package
     README, "Constraints").

@@ -79,7 +79,7 @@ class RunFinished(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class TaskEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Base of the task events; ``state`` is the PROTOCOL.md state name of each subclass.
+    """Base of the task events; ``state`` is the docs/protocol.md state name of each subclass.
 
     ``duration_ms`` is the time since the task first started (for
     ``TaskRetrying``: the failed attempt's time); ``error`` is

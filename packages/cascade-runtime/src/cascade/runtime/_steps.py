@@ -15,7 +15,7 @@ __all__ = ["StepFailed", "describe", "explain", "within"]
 
 
 def describe(exc: BaseException) -> str:
-    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it (a run's failed task
+    """``ExcType: message``, as docs/protocol.md's ``error`` field has it (a run's failed task
     without the run's id: the field is on the run's own topic)."""
     text = exc.task_failed if isinstance(exc, TaskFailedError) else str(exc)
     return f"{type(exc).__name__}: {text}"

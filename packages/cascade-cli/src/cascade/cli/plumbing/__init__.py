@@ -12,8 +12,9 @@ it pays for it (a command's start is what it imports; see :mod:`cascade.cli._mai
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cascade.interfaces import lazy_exports
 
 if TYPE_CHECKING:
     from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
@@ -22,34 +23,4 @@ if TYPE_CHECKING:
     from ._invocation import cascade_command
     from ._listen import parse_listen
 
-__all__ = [
-    "BrokerOptions",
-    "CliContext",
-    "ConnectorFactory",
-    "cascade_command",
-    "dump_tasks",
-    "install_task_dump",
-    "mqtt_connector",
-    "parse_listen",
-]
-
-_HOMES = {
-    "BrokerOptions": "._broker",
-    "ConnectorFactory": "._broker",
-    "mqtt_connector": "._broker",
-    "CliContext": "._context",
-    "dump_tasks": "._debug",
-    "install_task_dump": "._debug",
-    "cascade_command": "._invocation",
-    "parse_listen": "._listen",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Each public name, from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __package__), name)
-    globals()[name] = value
-    return value
+__all__, __getattr__, __dir__ = lazy_exports(__name__)

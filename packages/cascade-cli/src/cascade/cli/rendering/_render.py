@@ -80,7 +80,7 @@ def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
     expires = constraint.expires_at
     if expires is None:
         return Text("never")
-    if expires > LAST_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
+    if expires > LAST_TIMESTAMP:  # docs/protocol.md: treated as no expiry by every reader
         return Text("never (beyond year 9999)")
     ends = "resumes" if constraint.type == "pause" else "ends"
     return Text(f"{ends} {times.at(expires)} (in {duration(expires - times.now)})")

@@ -24,7 +24,7 @@ _PROVENANCE = ("reason", "issued_by", "issued_at")
 def iso_time(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 in UTC (``2026-11-20T23:11:05.540744+00:00``).
 
-    ``None`` for no time, and for times beyond year 9999, which PROTOCOL.md
+    ``None`` for no time, and for times beyond year 9999, which docs/protocol.md
     treats as no expiry.
     """
     if ts is None or ts > LAST_TIMESTAMP:

@@ -37,7 +37,7 @@ def _next_session(previous: int) -> int:
 
 
 class Presence:
-    """This source's status messages (PROTOCOL.md) for each connection's session.
+    """This source's status messages (docs/protocol.md) for each connection's session.
 
     With ``enabled`` off (a CLI that only watches or controls) it announces
     nothing and leaves no status behind.

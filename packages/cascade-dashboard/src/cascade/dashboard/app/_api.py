@@ -20,6 +20,15 @@ from cascade.control.access import Role
 from cascade.control.run_ids import is_full
 from cascade.metrics import CONTENT_TYPE
 
+from .._guard import (
+    AccessRefused,
+    HostCheck,
+    Refused,
+    Tokens,
+    allowed_hosts,
+    answer_refused,
+    refusal,
+)
 from ..auth._access_log import AccessLog
 from ..auth._api_tokens import ApiTokenCheck, ApiTokens
 from ..auth._decide_scope import decidable
@@ -33,6 +42,7 @@ from ..history._history_source import HistorySource
 from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
 from ..live._fair_share import RETRY_AFTER, claimant
 from ..live._hub import DashboardHub
+from ..live._listing import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
 from ..live._model import MAX_HELD_MATCHED, MAX_RUNS_SHOWN, Decidable, HeldFilter
@@ -51,18 +61,8 @@ from ..live._streams import (
 from ..live._visible_runs import HistoryUnreadable, find_run, visible_id
 from ._controls import Controls
 from ._decide import decide_task
-from ._guard import (
-    AccessRefused,
-    HostCheck,
-    Refused,
-    Tokens,
-    allowed_hosts,
-    answer_refused,
-    refusal,
-)
 from ._gzip_stream import accepts_gzip, gzipped
 from ._notify_settings import Notifications, notify_routes
-from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._rerun import rerun_run
 from ._run_graph import run_graph
 from ._schedules import list_schedules

@@ -17,12 +17,12 @@ from starlette.responses import JSONResponse, Response
 from cascade.control import Cancel, ControlError, Resume, read_request
 from cascade.interfaces import ConnectorError
 
+from .._guard import AccessRefused, Refused, Tokens, json_body, refusal
 from ..auth._team import Team
 from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import constraint_request
-from ._guard import AccessRefused, Refused, Tokens, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -162,7 +162,8 @@ class Controls:
             holder = self.checked(request, caller, "cancel", f"run:{run_id}",
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
             asked = read_request(Cancel, body, run_id=run_id, org=org_id, project=project_id)
-            answer = await self.hub.cancel(asked, issued_by=holder, owner=found.owner)
+            run = self.hub.run(run_id, holder, found.owner, org_id, project_id)
+            answer = await run.cancel(reason=asked.reason)
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except (HistoryUnreadable, ConnectorError) as exc:

@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response
 from cascade.control import ControlError, Decide, DecisionAnswer, read_request
 from cascade.interfaces import ConnectorError
 
+from .._guard import Refused, json_body, refusal
 from ..auth._decide_scope import may_decide
 from ..live._visible_runs import HistoryUnreadable, find_run
 from ._controls import Controls
-from ._guard import Refused, json_body, refusal
 
 __all__ = ["decide_task", "decision_target"]
 
@@ -91,8 +91,9 @@ async def decide_task(controls: Controls, request: Request) -> Response:
         target = decision_target(run_id, task, asked.attempt)
         holder = controls.checked(request, caller, asked.decision, target,
                                   lambda a: may_decide(a, org_id, project_id, name))  # fmt: skip
-        asked = msgspec.structs.replace(asked, run_id=run_id, org=org_id, project=project_id)
-        answer = await controls.hub.decide(asked, issued_by=holder, owner=found.owner)
+        run = controls.hub.run(run_id, holder, found.owner, org_id, project_id)
+        answer = await run.decide(asked.task, asked.decision, attempt=asked.attempt,
+                                  result=asked.result, reason=asked.reason)  # fmt: skip
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except (HistoryUnreadable, ConnectorError) as exc:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._guard import Refused, json_body, refusal
+from .._guard import Refused, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access

@@ -29,9 +29,9 @@ from cascade.control import ControlError, Start, read_request
 from cascade.control.run_ids import short_id
 from cascade.reader import RunView
 
+from .._guard import Refused, json_body, refusal
 from ..live._visible_runs import HistoryUnreadable, find_run, recorded_run
 from ._controls import Controls
-from ._guard import Refused, json_body, refusal
 from ._start import send_start
 
 __all__ = ["rerun_run"]

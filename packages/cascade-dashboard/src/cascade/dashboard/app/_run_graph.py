@@ -15,9 +15,9 @@ from cascade.control import ControlError
 from cascade.interfaces.graphs import MAX_GRAPH_NODES, RunGraph
 from cascade.reader import RunView
 
+from .._guard import refusal
 from ..live._visible_runs import HistoryUnreadable, find_run, seen_live, unknown_run
 from ._controls import Controls
-from ._guard import refusal
 
 if TYPE_CHECKING:
     from cascade.history import History, RecordedGraph

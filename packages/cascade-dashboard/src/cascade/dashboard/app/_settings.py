@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from cascade.history import History
     from cascade.interfaces import Connector
 
+    from .._guard import Tokens
     from ..auth._sign_in import SignIn
     from ..history._history_source import HistorySource
-    from ._guard import Tokens
 
 __all__ = ["DashboardSettings"]
 

@@ -37,9 +37,9 @@ from cascade.control import (
 from cascade.control.access import Role
 from cascade.interfaces import ConnectorError
 
+from .._guard import Refused, json_body, refusal
 from ..auth._start_scope import may_start
 from ._controls import Controls
-from ._guard import Refused, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..app._guard import Tokens, refusal
+from .._guard import Tokens, refusal
 
 if TYPE_CHECKING:
     from cascade.history import ApiToken, History

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from cascade.control.access import Access, Roles
 
-from ..app._guard import Tokens
+from .._guard import Tokens
 from ._sign_in import SignIn, SignInPages
 from ._team import identify
 

@@ -15,7 +15,7 @@ from cascade.control import ControlError, checked_name
 from cascade.control.access import Identity
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ..app._errors import SettingsError
+from .._errors import SettingsError
 
 __all__ = ["Network", "ProxySignIn", "trusted_networks"]
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from cascade.control.access import Access
 
-from ..app._guard import refusal
+from .._guard import refusal
 from ._sessions import Sessions
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from cascade.control.access import Access, Identity, Roles
 
-from ..app._guard import AccessRefused, Tokens
+from .._guard import AccessRefused, Tokens
 from ._access_log import AccessLog
 from ._api_tokens import HOLDER_KEY
 from ._sign_in import SignIn

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from cascade.reader import parse_age
 
-from ..app._guard import Refused, read_json, refusal
+from .._guard import Refused, read_json, refusal
 from ._api_tokens import ApiTokens
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ from cascade.control.run_ids import checked_prefix, one_run
 from cascade.interfaces.logs import LOG_LEVELS
 from cascade.reader import FINISHED_STATES, parse_age
 
-from ..app._guard import Refused, refusal
+from .._guard import Refused, refusal
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ..live._visible_runs import NO_SUCH_RUN
 from ._export import MAX_EXPORT, export_body, export_format, file_name

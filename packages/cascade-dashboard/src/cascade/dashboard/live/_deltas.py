@@ -1,6 +1,6 @@
 """A page's stream of changes: what it holds, and the next event bringing it up to date.
 
-A page follows a view: a page of runs, a page of engines (``_pages``), the constraints in
+A page follows a view: a page of runs, a page of engines (``_listing``), the constraints in
 force, and maybe one open run with its tasks. Its stream's first event is a snapshot of that
 view; each later one carries only what changed since (upserts and removals, part by part), at
 most ``max_batch`` entities (the rest follows in the next). The follower remembers, for the
@@ -26,9 +26,9 @@ from typing import Any
 from cascade.control.access import Among
 from cascade.reader import EngineView, RunView
 
-from ..app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
+from ._listing import Listing, Page, View, parse_view
 from ._log_window import LogWindow
 from ._model import Decidable
 from ._shapes import constraint_dict, engine_dict
@@ -194,7 +194,7 @@ class Follower:
         **options: Any,
     ) -> Follower:
         """The follower of the view a stream's parameters ask for: those of ``/api/state``
-        (``_pages``), ``run``, ``since``, ``epoch`` and ``task``; ``ValueError`` saying what is
+        (``_listing``), ``run``, ``since``, ``epoch`` and ``task``; ``ValueError`` saying what is
         wrong. ``among``: the orgs and projects the reader may see (``None``: all)."""
         since = params.get("since") or "0"
         if not (since.isascii() and since.isdigit()):

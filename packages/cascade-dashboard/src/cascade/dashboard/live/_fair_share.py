@@ -32,7 +32,7 @@ from starlette.types import Scope
 
 from cascade.control.access import Role
 
-from ..app._guard import Refused
+from .._guard import Refused
 
 if TYPE_CHECKING:
     from cascade.control.access import Access

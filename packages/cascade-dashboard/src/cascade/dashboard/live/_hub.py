@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, TypeVar
-
-import msgspec
+from typing import Any
 
 from cascade.control import (
-    Cancel,
-    CancelAnswer,
     Controller,
-    Decide,
-    DecisionAnswer,
     Refusal,
+    RunHandle,
     default_operator,
 )
 from cascade.interfaces import Connector
@@ -29,7 +24,6 @@ from ._workflows import ServedWorkflows
 __all__ = ["DashboardHub"]
 
 _log = logging.getLogger("cascade.dashboard")
-_ToRun = TypeVar("_ToRun", Cancel, Decide)
 
 
 class DashboardHub:
@@ -124,36 +118,28 @@ class DashboardHub:
             self.connector, issued_by=issued_by or self.operator, timeout=self.timeout
         )
 
-    async def cancel(
-        self, asked: Cancel, issued_by: str | None = None, owner: str | None = None
-    ) -> CancelAnswer:
-        """What ``cascade cancel RUN_ID`` does, issued by ``issued_by`` (else :attr:`operator`):
-        the answer of the run's engine, and how many from others were refused. Its run id is
-        a whole one.
+    def run(
+        self,
+        run_id: str,
+        issued_by: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> RunHandle:
+        """One run to steer (:meth:`Controller.run`: its cancel and its decisions, as
+        ``cascade cancel`` and ``cascade retry`` do them) through this dashboard's connection,
+        issued by ``issued_by`` (else :attr:`operator`); its run id is a whole one.
 
         The run's engine is ``owner`` (its history's) when given, else the source this
-        dashboard heard the run from, else the first heard while the cancel waits; its org and
-        project (the cancel's topic names them) likewise."""
-        owner, asked = self._located(asked, owner)
-        return await self.controller(issued_by).send(asked, owner=owner, on_refused=_log_refusal)
-
-    async def decide(
-        self, asked: Decide, issued_by: str | None = None, owner: str | None = None
-    ) -> DecisionAnswer:
-        """What ``cascade retry`` (skip, complete, fail) does with ``asked``, issued by
-        ``issued_by`` (else :attr:`operator`): the answer of the run's engine, ``owner`` when
-        known (as for :meth:`cancel`)."""
-        owner, asked = self._located(asked, owner)
-        return await self.controller(issued_by).send(asked, owner=owner, on_refused=_log_refusal)
-
-    def _located(self, asked: _ToRun, owner: str | None) -> tuple[str | None, _ToRun]:
-        """The run's owner and the request with its org and project, from what this
-        dashboard heard of the run where they were not known."""
-        heard = self.model.state.runs.get(asked.run_id)
-        if heard is None:
-            return owner, asked
-        org, project = asked.org or heard.org_id, asked.project or heard.project_id
-        return owner or heard.source, msgspec.structs.replace(asked, org=org, project=project)
+        dashboard heard the run from, else the first heard while a request waits; its org and
+        project (a cancel's and a decision's topic names them) likewise. Answers from others
+        are logged."""
+        heard = self.model.state.runs.get(run_id)
+        if heard is not None:
+            owner = owner or heard.source
+            org, project = org or heard.org_id, project or heard.project_id
+        return self.controller(issued_by).run(run_id, owner=owner, org=org, project=project,
+                                              on_refused=_log_refusal)  # fmt: skip
 
 
 def _log_refusal(refusal: Refusal) -> None:

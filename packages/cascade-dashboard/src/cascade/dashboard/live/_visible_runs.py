@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse
 from cascade.control.run_ids import Recorded, checked_prefix, is_full, one_run
 from cascade.interfaces import CascadeError
 
-from ..app._guard import refusal
-from ..app._pages import covers
+from .._guard import refusal
+from ._listing import covers
 
 if TYPE_CHECKING:
     from cascade.control.access import Among

@@ -82,7 +82,7 @@ class ConstraintManager:
     not the payload, so a payload naming another scope (or, on a per-type topic, another
     type) than its topic is refused, counted (``stats.rejected_topic``) and logged at a
     limited rate. So only the writers of a scope's topics can take its keys. Both the
-    per-scope topic of PROTOCOL.md (any type) and the per-(scope, type) topics of
+    per-scope topic of docs/protocol.md (any type) and the per-(scope, type) topics of
     ``constraint_topic(scope, type)`` work.
 
     Converging on the broker: :meth:`sync` is the subscription's ``on_sync``.

@@ -1,4 +1,4 @@
-"""A run's events as PROTOCOL.md envelopes, encoded: the telemetry's hot path."""
+"""A run's events as docs/protocol.md envelopes, encoded: the telemetry's hot path."""
 
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def event_body(event: Event) -> tuple[int, msgspec.Struct]:
             graph=graph,
             graph_nodes=event.task_count if graph is None else None,
         )
-    # PROTOCOL.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
+    # docs/protocol.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
     status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
     return 1, LifecycleEvent(
         event="ENGINE_STOPPED",

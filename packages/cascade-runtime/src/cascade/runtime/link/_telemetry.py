@@ -1,4 +1,4 @@
-"""Publishing a run's events as PROTOCOL.md envelopes, and its periodic heartbeat."""
+"""Publishing a run's events as docs/protocol.md envelopes, and its periodic heartbeat."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class TelemetrySubscriber:
     task, started by :meth:`start`, wakes when one comes (with a connector that takes
     batches, as MqttConnector does, lets more gather for ``linger`` seconds, so that it
     takes, encodes and writes them in batches whatever the loop turns hand over; a run's end
-    does not wait for it), encodes the queue into PROTOCOL.md envelopes and hands them to
+    does not wait for it), encodes the queue into docs/protocol.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events`` (QoS 0
     for task states, 1 for the run's lifecycle; on ``.../events/{source}``, the
     layout a broker ACL binds to a login, where the connector says so:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-import msgspec
 import typer
 
 from cascade.control import Cancel, CancelAnswer, Controller
@@ -79,8 +78,8 @@ def cancel(
             recorded_run_of if recorded_run_of is not None else (None, org, project)
         )
         control = Controller(connector, issued_by=by, timeout=broker.timeout, login=login)
-        whole = msgspec.structs.replace(asked, run_id=target, org=run_org, project=run_project)
-        return await control.send(whole, owner=owner, on_refused=said)
+        run = control.run(target, owner=owner, org=run_org, project=run_project, on_refused=said)
+        return await run.cancel(reason=asked.reason)
 
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"

@@ -8,7 +8,7 @@ import contextlib
 import shlex
 from pathlib import Path
 
-from cascade.control import Limit
+from cascade.control import Controller
 
 from ...plumbing._broker import BrokerOptions
 
@@ -38,16 +38,15 @@ async def demo_loop(broker: BrokerOptions) -> None:
         API_RATE,
         API_REASON,
         DEMO_OPERATOR,
+        LIMITED,
         build_workflow,
         demo_engine_connector,
     )
 
     connector = demo_engine_connector(broker)
     async with connector:
-        limited = Limit(scope="task:api_*", rate=f"{API_RATE:g}/s", ttl=3600, reason=API_REASON)
-        limits = limited.constraints(DEMO_OPERATOR)
-        for topic, constraint in limits:
-            await connector.publish(topic, constraint, qos=1, retain=True)
+        control = Controller(connector, issued_by=DEMO_OPERATOR, timeout=broker.timeout)
+        await control.limit(LIMITED, rate=f"{API_RATE:g}/s", ttl=3600, reason=API_REASON)
         engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
         while True:
             with contextlib.suppress(TaskFailedError):  # one task fails on purpose

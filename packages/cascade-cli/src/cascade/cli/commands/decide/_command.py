@@ -4,6 +4,7 @@ its own help), on one held task (`RUN TASK`) or on every match (`--held`, not `c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -118,26 +119,38 @@ def _decide(
     decide_one(ctx, asked, run, task, broker)
 
 
-@broker_options
-def retry(
-    ctx: typer.Context,
-    run: Run = None,
-    task: Task = None,
-    attempt: Attempt = None,
-    reason: Reason = None,
-    operator: As = None,
-    witness: Witness = False,
-    json_output: JsonOut = False,
-    held: Held = False,
-    org: Org = None,
-    project: Project = None,
-    task_glob: HeldTaskGlob = None,
-    error: HeldError = None,
-    dry_run: DryRun = False,
-    allow_incomplete: AllowIncomplete = False,
-    db: Db = None,
-    broker: BrokerOptions = DEFAULT_BROKER,
-) -> None:
+def _held_command(decision: Decision, doc: str) -> Callable[..., None]:
+    """The command that takes ``decision`` on one held task (``RUN TASK``) or on every match
+    (``--held``), with its help ``doc``: `retry`, `skip` and `fail` differ in nothing else."""
+
+    def command(
+        ctx: typer.Context,
+        run: Run = None,
+        task: Task = None,
+        attempt: Attempt = None,
+        reason: Reason = None,
+        operator: As = None,
+        witness: Witness = False,
+        json_output: JsonOut = False,
+        held: Held = False,
+        org: Org = None,
+        project: Project = None,
+        task_glob: HeldTaskGlob = None,
+        error: HeldError = None,
+        dry_run: DryRun = False,
+        allow_incomplete: AllowIncomplete = False,
+        db: Db = None,
+        broker: BrokerOptions = DEFAULT_BROKER,
+    ) -> None:
+        _decide(ctx, decision, run, task, locals(), broker)
+
+    command.__name__ = command.__qualname__ = decision
+    command.__doc__ = doc
+    return broker_options(command)
+
+
+retry = _held_command(
+    "retry",
     """Retry a held task: one more attempt.
 
     Retry a held task: one more attempt (failing again holds it again). A gate has no
@@ -148,30 +161,10 @@ def retry(
     came within --timeout. RUN is looked up as `cascade cancel` looks it up.
     Examples: cascade retry 58a88765cea2 load --reason "API back";
     cascade retry --held --task 'load_*' --error timeout --dry-run
-    """
-    _decide(ctx, "retry", run, task, locals(), broker)
-
-
-@broker_options
-def skip(
-    ctx: typer.Context,
-    run: Run = None,
-    task: Task = None,
-    attempt: Attempt = None,
-    reason: Reason = None,
-    operator: As = None,
-    witness: Witness = False,
-    json_output: JsonOut = False,
-    held: Held = False,
-    org: Org = None,
-    project: Project = None,
-    task_glob: HeldTaskGlob = None,
-    error: HeldError = None,
-    dry_run: DryRun = False,
-    allow_incomplete: AllowIncomplete = False,
-    db: Db = None,
-    broker: BrokerOptions = DEFAULT_BROKER,
-) -> None:
+    """,
+)
+skip = _held_command(
+    "skip",
     """Skip a held task: it and its dependents end skipped.
 
     Skip a held task: it ends skipped, its dependents skipped as after a failure (a run
@@ -180,30 +173,10 @@ def skip(
     Exit 0 only once the run's engine applied it; 1 when refused (e.g. decided already: who
     decided is said) or unanswered within --timeout.
     Examples: cascade skip 58a88765cea2 side --reason "not today"; cascade skip --held --task side
-    """
-    _decide(ctx, "skip", run, task, locals(), broker)
-
-
-@broker_options
-def fail(
-    ctx: typer.Context,
-    run: Run = None,
-    task: Task = None,
-    attempt: Attempt = None,
-    reason: Reason = None,
-    operator: As = None,
-    witness: Witness = False,
-    json_output: JsonOut = False,
-    held: Held = False,
-    org: Org = None,
-    project: Project = None,
-    task_glob: HeldTaskGlob = None,
-    error: HeldError = None,
-    dry_run: DryRun = False,
-    allow_incomplete: AllowIncomplete = False,
-    db: Db = None,
-    broker: BrokerOptions = DEFAULT_BROKER,
-) -> None:
+    """,
+)
+fail = _held_command(
+    "fail",
     """Fail a held task (or reject a gate): its dependents are skipped.
 
     Fail a held task, as without a hold: its dependents are skipped, the run fails. A gate
@@ -211,8 +184,8 @@ def fail(
 
     Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
     Examples: cascade fail 58a88765cea2 load --reason "bad input"; cascade fail --held --dry-run
-    """
-    _decide(ctx, "fail", run, task, locals(), broker)
+    """,
+)
 
 
 def _json_value(text: str) -> Any:

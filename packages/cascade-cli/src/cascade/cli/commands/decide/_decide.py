@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import typer
 
-from cascade.control import Controller, Decide, DecisionAnswer
+from cascade.control import Controller, Decide, DecisionAnswer, RunHandle
 from cascade.control.run_ids import Recorded, is_full, short_id
 from cascade.interfaces.commands import Decision
 
@@ -38,23 +38,21 @@ class Asked:
     db: str | None
     json_output: bool
 
-    def request(
-        self,
-        run_id: str,
-        task: str,
-        attempt: int | None,
-        org: str | None = None,
-        project: str | None = None,
-    ) -> Decide:
+    def request(self, run_id: str, task: str, attempt: int | None) -> Decide:
         """The request on ``task`` of ``run_id`` (:class:`~cascade.control.ControlError` for
-        bad input); ``result`` goes with ``complete`` only."""
+        bad input): what :meth:`decide` sends, checked before anything is."""
         given = {"result": self.result} if self.decision == "complete" else {}
         return Decide(run_id=run_id, task=task, decision=self.decision, attempt=attempt,
-                      reason=self.reason, org=org, project=project, **given)  # fmt: skip
+                      reason=self.reason, **given)  # fmt: skip
 
     def controller(self, connector: Any, timeout: float) -> Controller:
         """Steering through the command's connection, issued by whom it says."""
         return Controller(connector, issued_by=self.issued_by, timeout=timeout, login=self.login)
+
+    async def decide(self, run: RunHandle, task: str, attempt: int | None) -> DecisionAnswer:
+        """The decision sent on ``task`` of ``run``, at ``attempt``, and its answer."""
+        given = {"result": self.result} if self.decision == "complete" else {}
+        return await run.decide(task, self.decision, attempt=attempt, reason=self.reason, **given)
 
 
 def answer_json(answer: DecisionAnswer) -> dict[str, Any]:
@@ -103,9 +101,9 @@ def decide_one(
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)
         owner, org, project = of_run if of_run is not None else (None, asked.org, asked.project)
-        request = asked.request(target, task, asked.attempt, org, project)
         control = asked.controller(connector, broker.timeout)
-        return await control.send(request, owner=owner, on_refused=said)
+        run = control.run(target, owner=owner, org=org, project=project, on_refused=said)
+        return await asked.decide(run, task, asked.attempt)
 
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"

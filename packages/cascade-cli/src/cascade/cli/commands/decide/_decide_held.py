@@ -67,11 +67,10 @@ def decide_held(
         control = asked.controller(connector, broker.timeout)
 
         async def one(held: HeldTask) -> DecisionAnswer:
-            request = asked.request(
-                held.run_id, held.task_id, held.attempt, held.org_id, held.project_id
-            )
+            run = control.run(held.run_id, owner=held.source, org=held.org_id,
+                              project=held.project_id, on_refused=said)  # fmt: skip
             async with limit:
-                return await control.send(request, owner=held.source, on_refused=said)
+                return await asked.decide(run, held.task_id, held.attempt)
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))
 

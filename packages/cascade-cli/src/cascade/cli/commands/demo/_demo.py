@@ -14,11 +14,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.control import Limit, Pause
+from cascade.control import Controller
 from cascade.interfaces import (
     Connector,
     Message,
-    constraint_topic,
     constraints_filter,
     status_filter,
     telemetry_filter,
@@ -38,6 +37,8 @@ __all__ = [
     "API_RATE",
     "API_REASON",
     "DEMO_OPERATOR",
+    "LIMITED",
+    "PAUSED",
     "Pace",
     "build_workflow",
     "demo_broker",
@@ -50,6 +51,8 @@ API_RATE = 2.0  # api_* task starts per second, at the natural pace
 API_REASON = "the demo's API quota"
 DEMO_OPERATOR = "cascade demo"  # who the demo's constraints say they were issued by
 PAUSE_SECONDS = 3.0
+PAUSED = "task:transform"  # what the demo pauses
+LIMITED = "task:api_*"  # what it rate-limits
 LIMIT_TTL = 120.0
 
 
@@ -186,25 +189,22 @@ def demo_engine_connector(broker: BrokerOptions) -> Connector:
 
 
 async def steer(
-    control: Connector, state: ReaderModel, changed: asyncio.Event, console: Console
+    control: Controller, state: ReaderModel, changed: asyncio.Event, console: Console
 ) -> None:
     """Pause the transforms as the run starts (before any can), then resume them.
 
     The run cannot finish while they are paused, so the resume is always shown.
     """
-    scope = "task:transform"
     while not state.runs:
         await changed.wait()
         changed.clear()
     # the pause expires when the demo says; the resume below only makes that visible at once
     seconds = PACE.seconds(PAUSE_SECONDS)
-    asked = Pause(scope=scope, ttl=seconds, reason="the demo shows a pause")
-    ((topic, pause),) = asked.constraints(DEMO_OPERATOR)
-    await control.publish(topic, pause, qos=1, retain=True)
-    _say(console, f"paused {scope} for {seconds:.3g}s")
+    await control.pause(PAUSED, ttl=seconds, reason="the demo shows a pause")
+    _say(console, f"paused {PAUSED} for {seconds:.3g}s")
     await asyncio.sleep(seconds)
-    await control.publish(topic, b"", qos=1, retain=True)
-    _say(console, f"resumed {scope}")
+    await control.resume(PAUSED, type="pause")
+    _say(console, f"resumed {PAUSED}")
 
 
 async def cleared(
@@ -261,11 +261,8 @@ async def run_demo(
                 )
 
         limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
-        limited = Limit(scope="task:api_*", rate=api_rate, ttl=limit_ttl, reason=API_REASON)
-        limits = limited.constraints(DEMO_OPERATOR)
-        for topic, constraint in limits:
-            await watcher.publish(topic, constraint, qos=1, retain=True)
-        await watcher.flush(broker.timeout)
+        control = Controller(watcher, issued_by=DEMO_OPERATOR, timeout=broker.timeout)
+        await control.limit(LIMITED, rate=api_rate, ttl=limit_ttl, reason=API_REASON)
         _say(console, f"rate-limited task:api_* to {api_rate} until the run ends "
                       f"(at most {limit_ttl:g}s)")  # fmt: skip
 
@@ -276,7 +273,7 @@ async def run_demo(
         )
         started = time.monotonic()
         run = asyncio.create_task(engine.run(build_workflow(tasks)))
-        steering = asyncio.create_task(steer(watcher, state, changed, console))
+        steering = asyncio.create_task(steer(control, state, changed, console))
         outcome = Text()
         with Live(render_watch(state), console=console, refresh_per_second=8) as live:
             while not run.done():
@@ -295,12 +292,9 @@ async def run_demo(
             except RunCancelledError as exc:  # SIGTERM, or a cascade cancel from elsewhere
                 outcome = Text(f"the run was stopped: {exc}", style="red")
                 planned = False
-            for topic, _ in limits:
-                await watcher.publish(topic, b"", qos=1, retain=True)
-            await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,
-                                  retain=True)  # fmt: skip
-            await watcher.flush(broker.timeout)
-            await cleared(state, changed, [topic for topic, _ in limits], broker.timeout)
+            unlimited = await control.resume(LIMITED, type="rate_limit")
+            await control.resume(PAUSED, type="pause")
+            await cleared(state, changed, list(unlimited.topics), broker.timeout)
             live.update(render_watch(state))
         if not console.is_terminal:
             console.line()  # piped, Live's last frame ends without a newline

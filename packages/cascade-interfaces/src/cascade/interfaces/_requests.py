@@ -1,5 +1,6 @@
-"""One request type per verb: what a pause, a limit, a resume, a cancel, a decision and a start
-ask, checked once, where it is made.
+"""One request type per verb of steering: what a pause, a limit, a resume, a cancel, a decision
+and a start ask, checked once, where it is made; the protocol's, as the messages they are sent
+as are, whoever makes them (``cascade.control`` sends them).
 
 Each is a msgspec struct whose ``__post_init__`` holds the verb's checks: made in Python
 (``Pause(scope="task:load_*", ttl=600)``) or decoded from a JSON body (:func:`read_request`, as
@@ -7,8 +8,9 @@ the dashboard reads its controls), bad input raises :class:`ControlError` naming
 before anything is sent, and the fields are kept as they will be sent (a reason stripped, a run
 id in lower case). Who issues it is the :class:`~cascade.control.Controller`'s, not the
 request's; what it publishes is built when it is sent, stamped then. A decision's,
-:class:`~cascade.interfaces.commands.Decide`, is the protocol's (the engine checks a decision
-made in its own process with it too): :func:`read_request` reads it as it reads the others.
+:class:`~cascade.interfaces.commands.Decide`, is beside the decision's messages (the engine
+checks a decision made in its own process with it too): :func:`read_request` reads it as it
+reads the others.
 """
 
 from __future__ import annotations
@@ -20,23 +22,18 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec.structs import force_setattr
 
-from cascade.interfaces import DEFAULT_PREFIX, Constraint, ConstraintType
-from cascade.interfaces.commands import (
-    ControlError,
-    Decide,
-    checked_prefix,
-    checked_reason,
-    is_full,
-)
-from cascade.interfaces.serving import RerunMode, StartRequest
-
-from ._constraints import (
+from ._asked import ControlError, checked_prefix, checked_reason, is_full
+from ._constraint import Constraint, ConstraintType
+from ._constraint_requests import (
     limit_constraints,
     parse_constraint_type,
     pause_constraint,
     validate_scope,
 )
+from ._decisions import Decide
+from ._serving import RerunMode, StartRequest
 from ._start_request import start_request
+from ._topics import DEFAULT_PREFIX
 
 __all__ = ["Cancel", "Limit", "Pause", "Resume", "Start", "read_request"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.commands import (
+from ._asked import (
     MAX_OPERATOR_LENGTH,
     ControlError,
     checked_prefix,
@@ -17,12 +17,7 @@ from cascade.interfaces.commands import (
     checked_text,
     new_request_id,
 )
-from cascade.interfaces.serving import (
-    MAX_PARAMS_BYTES,
-    RerunMode,
-    StartRequest,
-    check_workflow_name,
-)
+from ._serving import MAX_PARAMS_BYTES, RerunMode, StartRequest, check_workflow_name
 
 __all__ = ["MIN_RERUN_PREFIX", "RERUN_MODES", "start_request"]
 

@@ -24,8 +24,8 @@ from typing import Any, Generic, TypeVar, cast
 from cascade.control.access import Among
 from cascade.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
 
-from ..live._fleet_index import FLEET, FleetRun
-from ..live._model import DashboardModel
+from ._fleet_index import FLEET, FleetRun
+from ._model import DashboardModel
 
 __all__ = [
     "ENDED",
