@@ -6,7 +6,7 @@
 // the history holds came from the broker, so every string reaches the page through
 // textContent or setAttribute only, never as HTML.
 import { ask, bearer } from "./api.js";
-import { $, el, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { $, el, fillTable, row, runButton, safeClass, span, traceback, updateRows } from "./dom.js";
 import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.js";
 import { live, ROWS } from "./live.js";
 import { goTo, noPlace, placeOf } from "./places.js";
@@ -119,7 +119,7 @@ async function loadRuns() {
   const { runs } = await historyGet("/api/history/runs", filters());
   if (asked !== recordedAsked) return; // other filters, or another page, asked for meanwhile
   const shown = runs.slice(page * ROWS, (page + 1) * ROWS);
-  replace($("h-runs"), shown.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
+  updateRows($("h-runs"), shown.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
     const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
     const missing = run.missing_events ? span(count(run.missing_events) + " events missing", "missing") : "";
     const done = el("span");
