@@ -20,6 +20,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const LAYOUTS_KEPT = 8;   // the last few graphs' layouts: a page that goes back and forth
 const CHAR = { name: 7.3, line: 6.7 }; // a character's width in px: the boxes' text is monospace
 const PAD = 10;
+const SCROLLBAR = 20;       // px
+const GROWN = 64;           // px a wrapped drawing's container grows by before it is laid out again
 const BACK = 48;            // how far an edge to the next band of a wrapped graph swings out
 const layouts = new Map();  // a graph's key (its nodes as JSON) -> its layout
 const keys = new WeakMap(); // a graph -> its key
@@ -42,12 +44,16 @@ export function drawGraph(container, graph, tasks, options = {}) {
   }
   let nodesKey = keys.get(graph);
   if (nodesKey === undefined) keys.set(graph, nodesKey = JSON.stringify(graph.nodes));
-  // the width it may take (a container not laid out, hidden: any); laid out again when it changes
+  // the width it may take (a container not laid out, hidden: any); laid out again when the
+  // drawing no longer fits it, or a wrapped one has room for more (not for a scrollbar's come and gone)
   const room = container.clientWidth || Infinity;
-  const key = room + "\u0000" + nodesKey;
   let drawing = drawings.get(container);
-  if (!drawing || drawing.key !== key || !drawing.svg.isConnected || drawing.svg.parentNode !== container) {
-    drawing = draw(container, layoutOf(key, graph, room), key);
+  const fits = (d) => d.layout.width <= room && (d.layout.bands <= 1 || room < d.room + GROWN);
+  if (!drawing || drawing.nodesKey !== nodesKey || !fits(drawing) || !drawing.svg.isConnected ||
+      drawing.svg.parentNode !== container) {
+    const key = room + "\u0000" + nodesKey;
+    // laid out a scrollbar narrower: the one its height may bring does not make it lay out again
+    drawing = draw(container, layoutOf(key, graph, room - SCROLLBAR), nodesKey, room);
     drawings.set(container, drawing);
   }
   paint(drawing, tasks, options);
@@ -112,7 +118,7 @@ function boxTemplate(node) {
   return box;
 }
 
-function draw(container, layout, key) {
+function draw(container, layout, nodesKey, room) {
   const marker = "graph-arrow-" + (markers += 1);
   const root = svg("svg", { class: "graph", width: Math.ceil(layout.width), height: Math.ceil(layout.height),
     viewBox: "0 0 " + Math.ceil(layout.width) + " " + Math.ceil(layout.height), role: "group",
@@ -171,7 +177,7 @@ function draw(container, layout, key) {
   if (!layout.nodes.length) shown.push(el("p", "the graph has no tasks", "note graph-why"));
   shown.push(root);
   container.replaceChildren(...shown);
-  const drawing = { key, svg: root, nodes, layout, container, current: null };
+  const drawing = { nodesKey, room, svg: root, nodes, layout, container, current: null };
   if (order.length) makeCurrent(drawing, order[0].id);
   listen(drawing);
   return drawing;
