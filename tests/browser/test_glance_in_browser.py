@@ -7,16 +7,21 @@ button focused) is the same row after 20 updates."""
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
+from cascade.history import History, Received
 from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import Dashboard, EngineThread
 from .test_dashboard_in_browser import (
     WAIT,
+    click,
     css,
     engine_on,
     no_script_errors,
@@ -25,6 +30,7 @@ from .test_dashboard_in_browser import (
     wait,
 )
 from .test_graph_in_browser import NAMES, RUN_GEOMETRY
+from .test_history_in_browser import _event
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +47,8 @@ const boxes = [...box.querySelectorAll("g.node rect")].map((r) => r.getBoundingC
 return {scrolls: box.scrollWidth > box.clientWidth, room: box.clientWidth,
   inside: boxes.every((r) => r.left >= outer.left - 0.5 && r.right <= outer.right + 0.5),
   drawn: svg.getBoundingClientRect().width, width: Number(svg.getAttribute("width")),
-  rows: new Set(boxes.map((r) => Math.round(r.top))).size, page: document.documentElement.scrollWidth};
+  rows: new Set(boxes.map((r) => Math.round(r.top))).size,
+  page: document.documentElement.scrollWidth};
 """
 
 # A row of the tasks table chosen as a person would: its name's text selected, its button (or
@@ -62,7 +69,8 @@ return window.chosen.said;
 """
 CHOSEN = """
 const chosen = window.chosen;
-return {same: document.querySelector(arguments[0]) === chosen.row, connected: chosen.row.isConnected,
+return {same: document.querySelector(arguments[0]) === chosen.row,
+  connected: chosen.row.isConnected,
   said: window.getSelection().toString(), repaints: window.cascadeRepaints - chosen.repaints,
   focused: chosen.button === null || document.activeElement === chosen.button};
 """
@@ -133,7 +141,8 @@ def test_a_ten_task_etl_fits_1280_px_its_map_runs_and_a_chosen_row_survives_upda
         )
         wait(browser, lambda d: d.execute_script(CHOSEN, map_row)["repaints"] >= 20)
         chosen = browser.execute_script(CHOSEN, map_row)
-        assert chosen["same"] and chosen["connected"], chosen
+        assert chosen["same"], chosen
+        assert chosen["connected"], chosen
         assert chosen["said"].startswith("\N{BLACK RIGHT-POINTING SMALL TRIANGLE} transform"), (
             chosen
         )
@@ -146,3 +155,79 @@ def test_a_ten_task_etl_fits_1280_px_its_map_runs_and_a_chosen_row_survives_upda
         assert no_script_errors(browser) == []
     finally:
         release.set()
+
+
+FIRST = "1f" * 16
+RERUN = "2e" * 16
+AGAIN = "3d" * 16
+
+
+def _record_line(path: Path) -> None:
+    """A run that failed, its rerun that failed again reusing extract, and the rerun's rerun
+    that succeeded reusing extract and clean."""
+    start = time.time() - 3600
+
+    def run(run_id: str, at: float, of: str | None, status: str, reused: int) -> list[Received]:
+        origin = {"workflow": "nightly"} if of is None else {
+            "workflow": "nightly", "rerun_of": of, "root_run": FIRST}  # fmt: skip
+        began = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "name": "nightly",
+                 "origin": origin}  # fmt: skip
+        batch = [_event(at, began, run_id)]
+        for index, name in enumerate(["extract", "clean", "load"]):
+            body = {"type": "TaskStateEvent", "task_id": f"{name}-{index}", "task_name": name}
+            if index < reused:
+                batch.append(
+                    _event(at + 1, {**body, "state": "COMPLETED", "reused_from": of}, run_id)
+                )
+            else:
+                batch.append(_event(at + 1, {**body, "state": "RUNNING"}, run_id))
+                ended = "FAILED" if status == "Failed" and name == "load" else "COMPLETED"
+                batch.append(_event(at + 2, {**body, "state": ended}, run_id))
+        stopped = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": status}
+        return [*batch, _event(at + 3, stopped, run_id)]
+
+    with History(path, mode="write") as history:
+        history.store(run(FIRST, start, None, "Failed", 0))
+        history.store(run(RERUN, start + 60, FIRST, "Failed", 1))
+        history.store(run(AGAIN, start + 120, RERUN, "Succeeded", 2))
+
+
+LINE = """
+const row = document.querySelector(arguments[0]);
+const work = row && row.querySelector(".line-of-work");
+return work && {text: work.textContent,
+  runs: [...work.querySelectorAll("[data-line-run]")].map((e) => e.getAttribute("data-line-run"))};
+"""
+
+
+def test_a_run_and_its_reruns_are_one_line_of_work_in_runs_and_on_the_run_page(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    _record_line(db)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--db", str(db))  # fmt: skip
+    try:
+        browser.get(board.url + "runs")
+        row = f'#h-runs tr[data-run-id="{AGAIN}"]'
+        wait(browser, lambda d: d.execute_script(LINE, row))
+        said = browser.execute_script(LINE, row)
+        assert said["runs"] == [FIRST, RERUN, AGAIN]
+        assert said["text"].startswith("line of work: latest Succeeded")
+        assert f"first {FIRST[:12]} Failed" in said["text"]
+        assert f"rerun {RERUN[:12]} Failed, 1 reused" in said["text"]
+        assert f"rerun {AGAIN[:12]} Succeeded, 2 reused" in said["text"]
+        # one row for the line: the earlier runs are in it, not rows of their own
+        listed = "return [...document.querySelectorAll('#h-runs tr')].map((r) => r.dataset.runId);"
+        assert browser.execute_script(listed) == [AGAIN]
+        # the first run's page says the same line, each run a link to its page
+        browser.get(board.url + "runs/" + FIRST)
+        wait(browser, lambda d: d.execute_script(LINE, "#rp-lineage"))
+        on_page = browser.execute_script(LINE, "#rp-lineage")
+        assert on_page["runs"] == [FIRST, RERUN, AGAIN]
+        assert on_page["text"] == said["text"]
+        click(browser, f'#rp-lineage [data-line-run="{AGAIN}"] a')
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == AGAIN)
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)

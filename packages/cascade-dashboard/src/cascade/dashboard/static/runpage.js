@@ -23,7 +23,7 @@ import { goTo, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
 import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
-import { DONE, decisionsText, stateCounts } from "./states.js";
+import { DONE, decisionsText, lineOfWork, stateCounts } from "./states.js";
 import { drawTimeline, mapOf } from "./timeline.js";
 import { mayRead } from "./who.js";
 
@@ -357,9 +357,12 @@ function drawLineage(liveRun, recorded) {
   for (const run of live.runs.byId.values()) {
     if (run.origin && run.origin.rerun_of === page.runId) reruns.set(run.run_id, run.status);
   }
-  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns]]);
+  const line = (recorded && recorded.run.line) || [];
+  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], line]);
   if (!changed("lineage", key)) return;
   const parts = [];
+  const work = lineOfWork(line, (runId) => runLink(runId));
+  if (work) parts.push(work, el("br"));
   if (rerunOf) {
     const of = el("span", "rerun of ", "rerun-of");
     of.appendChild(runLink(rerunOf, recordedOf && recordedOf.run_id === rerunOf ? recordedOf.status : undefined));
