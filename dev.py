@@ -4,6 +4,7 @@
     python3 dev.py demo          # the main job: a live demo on an embedded broker
     python3 dev.py test          # every test: unit, integration, faults, the dashboard in a browser
     python3 dev.py cascade ARGS  # the `cascade` command the demo installed, e.g. `cascade watch`
+    python3 dev.py run FILE ARGS # your script, run by the Python of the environment the demo made
     python3 dev.py nox ARGS      # any nox session, e.g. `python3 dev.py nox -s bench`
 
 It makes a virtualenv in .venv with nox in it, and runs nox from there; nox
@@ -28,8 +29,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox[uv]>=2025.2.9,<2027"
 UV_REQUIREMENT = "uv>=0.9,<1"  # the sessions' installer (nox finds it beside itself)
-COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
-DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
+COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": [], "run": []}
+DEMO_BIN = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin")
+DEMO_CASCADE = DEMO_BIN / "cascade"
+DEMO_PYTHON = DEMO_BIN / ("python.exe" if os.name == "nt" else "python")
 # `test` runs every session in stages, one stage after the other. A stage's lanes run side by
 # side, each lane's sessions one after another. The integration suites wait on brokers much of
 # the time (two lanes left half of the two cores idle), so they run in three lanes, each broker
@@ -66,8 +69,10 @@ def ensure_nox() -> Path:
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 10):  # noqa: UP036 - dev.py must explain itself on old Pythons
         sys.exit("Cascade needs Python 3.10 or newer.")
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in COMMANDS or (argv[0] == "run" and len(argv) < 2):
         sys.exit(__doc__)
+    if argv[0] == "run" and DEMO_PYTHON.exists():  # needs no nox: the environment is there
+        return run_script(argv[1:])
     python = ensure_nox()
     reuse = [] if os.environ.get("CI") else ["--reuse-venv=yes"]
     command = [str(python), "-m", "nox", "-f", str(ROOT / "noxfile.py"), *reuse]
@@ -75,6 +80,9 @@ def main(argv: list[str]) -> int:
         return run_tests(command, argv[1:])
     if argv[0] == "cascade":
         return run_cascade(command, argv[1:])
+    if argv[0] == "run":
+        made = subprocess.run([*command, "-s", "demo", "--install-only"], check=False)
+        return made.returncode or run_script(argv[1:])
     return subprocess.run([*command, *COMMANDS[argv[0]], *argv[1:]], check=False).returncode
 
 
@@ -86,6 +94,15 @@ def run_cascade(command: list[str], args: list[str]) -> int:
             return made.returncode
     env = {**os.environ, "CASCADE_COMMAND": "python3 dev.py cascade"}
     return subprocess.run([str(DEMO_CASCADE), *args], env=env, check=False).returncode
+
+
+def run_script(args: list[str]) -> int:
+    """``FILE [ARGS]``: a user's script, run by the demo environment's Python (every package of
+    the clone installed there, editable, as "everything" installs them), from where dev.py was
+    run; its exit code is dev.py's. The `cascade` it names is that environment's too."""
+    env = {**os.environ, "CASCADE_COMMAND": "python3 dev.py cascade"}
+    env["PATH"] = os.pathsep.join([str(DEMO_BIN), env.get("PATH", "")])
+    return subprocess.run([str(DEMO_PYTHON), *args], env=env, check=False).returncode
 
 
 _PYTEST_TOTALS = re.compile(r"^=+ (?P<counts>\d+ \w+.*) in [\d.]+s")

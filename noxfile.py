@@ -402,11 +402,58 @@ print("cascade.connectors.mqtt.testing imported: no pytest, aiomqtt or paho; no 
 """
 
 
+# The README's install lines from a clone, one file of install/ a use: what each must let a
+# fresh virtualenv do (run from outside the clone), the modules it must not bring, and whether
+# it has the `cascade` command. The package session tries each: "engine" first, then
+# "everything" on top of it (the lines add up); "command" in a virtualenv of its own.
+INSTALL_USES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    # the engine needs no client: its Decide is the protocol's
+    "engine.txt": ("import cascade.runtime, cascade.connectors.mqtt",
+                   ("cascade.cli", "cascade.control"), False),
+    "command.txt": ("import cascade.cli, cascade.runtime, cascade.control", ("starlette",), True),
+    "everything.txt": (
+        "import cascade.history, cascade.dashboard, cascade.notify, cascade.metrics, psycopg, "
+        "prometheus_client, opentelemetry, distributed, yaml, jinja2; "
+        "from cascade.runtime import DaskExecutor",
+        (),
+        True,
+    ),
+}  # fmt: skip
+
+
+def try_install_lines(session: nox.Session, outside: Path) -> None:
+    """Each install/ file as the README says it (``pip install -r install/FILE`` from the
+    clone's root) in a fresh virtualenv, and what its use must then do, from outside the clone."""
+    files = sorted(path.name for path in (ROOT / "install").glob("*.txt"))
+    if files != sorted(INSTALL_USES):
+        session.error(f"install/ has {files}; INSTALL_USES checks {sorted(INSTALL_USES)}")
+    for venv_name, uses in (("engine-then-everything", ("engine.txt", "everything.txt")),
+                            ("command", ("command.txt",))):  # fmt: skip
+        venv = outside / venv_name
+        session.run("python", "-m", "venv", str(venv))
+        bin_dir = venv / ("Scripts" if (venv / "Scripts").is_dir() else "bin")
+        for use in uses:
+            session.log(f"pip install -r install/{use}, in {venv_name}")
+            session.run(str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "-r",
+                        f"install/{use}", external=True)  # fmt: skip
+            session.run(str(bin_dir / "python"), "-m", "pip", "check", external=True)
+            code, absent, command = INSTALL_USES[use]
+            with session.chdir(outside):
+                env = {"PYTHONPATH": ""}
+                session.run(str(bin_dir / "python"), "-c", code, external=True, env=env)
+                for module in absent:
+                    probe = f"import importlib.util as u; assert u.find_spec({module!r}) is None"
+                    session.run(str(bin_dir / "python"), "-c", probe, external=True, env=env)
+                if command:
+                    session.run(str(bin_dir / "cascade"), "--version", external=True, env=env)
+
+
 @nox.session
 def package(session: nox.Session) -> None:
     """Build every published package's sdist and wheel (not the testkit's), check them with
     twine, install the wheels into a fresh virtualenv outside the source tree, and run the
-    `cascade` command and the import checks above there."""
+    `cascade` command and the import checks above there; then the README's install lines from
+    the clone (install/*.txt), each in a fresh virtualenv (try_install_lines)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "package"))
     outside = Path(tempfile.mkdtemp(prefix="cascade-package-"))
     try:
@@ -442,6 +489,7 @@ def package(session: nox.Session) -> None:
             python = str(bin_dir / "python")
             session.run(python, "-c", NO_MQTT_IMPORTED, external=True, env=env)
             session.run(python, "-c", TESTING_STANDS_ALONE, external=True, env=env)
+        try_install_lines(session, outside)
     finally:
         shutil.rmtree(outside, ignore_errors=True)
 

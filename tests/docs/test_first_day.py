@@ -2,7 +2,8 @@
 and a fresh user data directory: record, run the demo, read what was recorded from the
 default history (tables at 80 columns), and open the dashboard on it; nothing to guess.
 
-(The install lines are tests/docs/test_install.py; the dashboard's page, test_history_in_browser.)
+(The install lines are tried by the package session, `python3 dev.py nox -s package`, and kept
+one a use by tests/docs/test_install.py; the dashboard's page, test_history_in_browser.)
 """
 
 from __future__ import annotations

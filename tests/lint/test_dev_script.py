@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -117,3 +118,43 @@ def test_a_failed_test_is_named_with_the_first_line_of_its_error_however_narrow_
         "FAILED test_narrow.py::test_a_rather_long_name_that_fills_most_of_an_eighty_column_"
         "terminal - RuntimeError: nats-server c was not ready in time"
     ]
+
+
+def test_run_runs_a_users_script_in_the_demos_environment(tmp_path: Path) -> None:
+    """`python3 dev.py run FILE ARGS`: the script run by the demo environment's Python (here a
+    link to this one), its arguments as given, from where dev.py was run, its exit code dev.py's,
+    the environment's `cascade` first on its PATH; no nox needed once the environment is made."""
+    clone = tmp_path / "clone"
+    demo_bin = clone / ".nox" / "demo" / "bin"
+    demo_bin.mkdir(parents=True)
+    (demo_bin / "python").symlink_to(sys.executable)
+    (clone / "dev.py").write_bytes((ROOT / "dev.py").read_bytes())
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    (elsewhere / "etl.py").write_text(
+        "import json, os, sys\n"
+        "print(json.dumps([sys.executable, sys.argv[1:], os.getcwd(),\n"
+        "                  os.environ['PATH'].split(os.pathsep)[0]]))\n"
+        "sys.exit(3)\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, str(clone / "dev.py"), "run", "etl.py", "--day", "2026-11-28", "a b"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    ran_by, args, cwd, first_on_path = json.loads(result.stdout)
+    assert ran_by == str(demo_bin / "python")
+    assert args == ["--day", "2026-11-28", "a b"]
+    assert cwd == str(elsewhere)
+    assert first_on_path == str(demo_bin)
+    assert not (clone / ".venv").exists()  # nox was not needed
+    bare = subprocess.run(
+        [sys.executable, str(clone / "dev.py"), "run"], capture_output=True, text=True, check=False
+    )
+    assert bare.returncode == 1
+    assert "dev.py run FILE" in bare.stderr

@@ -80,18 +80,27 @@ def test_runs_show_names_and_filter_by_one(db: str) -> None:
     result = _invoke("runs", "--db", db)
     assert result.exit_code == 0, result.output
     assert "┃ name " in result.output
-    lines = [line for line in result.output.splitlines() if "a1a1a1a1a1a1" in line]
-    assert len(lines) == 1
-    assert "nightly" in lines[0]
-    assert "Failed" in lines[0]
+    # the failed run and its rerun are one row, the rerun's: its outcome first, the line beside
+    rows = [line for line in result.output.splitlines() if "b2b2b2b2b2b2" in line]
+    assert len(rows) == 2, result.output  # the row's id, and the line of work's second run
+    assert "nightly" in rows[0]
+    assert "Succeeded" in rows[0]
+    assert f"first {FIRST[:12]} Failed" in rows[0]
+    assert f"rerun {SECOND[:12]} Succeeded, 1 reused" in rows[1]
+    assert not any(line.startswith(f"│ {FIRST[:12]}") for line in result.output.splitlines())
+    assert "a run and its reruns are one row" in result.output
     assert "adhoc" in result.output
     named = _invoke("runs", "--db", db, "--name", "nightly", "--json")
     assert named.exit_code == 0, named.output
     found = json.loads(named.output)
     assert [run["run_id"] for run in found] == [SECOND, FIRST]
-    assert found[0]["rerun_of"] == {"run_id": FIRST, "status": "Failed", "name": "nightly"}
+    assert found[0]["rerun_of"] == {"run_id": FIRST, "status": "Failed", "name": "nightly",
+                                    "reused": None}  # fmt: skip
     assert found[1]["replaced_by"] == [{"run_id": SECOND, "status": "Succeeded",
-                                        "name": "nightly"}]  # fmt: skip
+                                        "name": "nightly", "reused": None}]  # fmt: skip
+    line = [(link["run_id"], link["status"], link["reused"]) for link in found[0]["line"]]
+    assert line == [(FIRST, "Failed", 0), (SECOND, "Succeeded", 1)]
+    assert found[1]["line"] == found[0]["line"]
     nothing = _invoke("runs", "--db", db, "--name", "nobody")
     assert nothing.exit_code == 0
     assert "no runs recorded that match" in nothing.output

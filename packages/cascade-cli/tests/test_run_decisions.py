@@ -179,7 +179,7 @@ def test_the_lists_of_runs_say_the_decisions_that_made_a_run(db: str) -> None:
     (listed,) = json.loads(_invoke("runs", "--db", db, "--json").stdout)
     assert listed["decisions"] == [{"decision": "retry", "by": "alice", "count": 1}]
     exported = _invoke("runs", "--db", db, "--format", "csv").stdout.splitlines()
-    assert exported[0].endswith(",decisions")
+    assert exported[0].endswith(",decisions,line")
     assert '""by"": ""alice""' in exported[1]
     head = _invoke("run", RUN, "--db", db).stdout.splitlines()[0]
     assert head.startswith(f"run {RUN}  Running · 1 retried by alice  started ")

@@ -123,9 +123,17 @@ async def test_the_history_filters_by_name_and_links_a_line(tmp_path: Path) -> N
     finally:
         history.close()
     assert [run["run_id"] for run in named["runs"]] == [SECOND, FIRST]
-    assert old["replaced_by"] == [{"run_id": SECOND, "status": "Succeeded", "name": "nightly"}]
+    assert old["replaced_by"] == [
+        {"run_id": SECOND, "status": "Succeeded", "name": "nightly", "reused": None}
+    ]
     assert old["origin"]["issued_by"] == "alice"
-    assert new["rerun_of"] == {"run_id": FIRST, "status": "Failed", "name": "nightly"}
+    assert new["rerun_of"] == {
+        "run_id": FIRST,
+        "status": "Failed",
+        "name": "nightly",
+        "reused": None,
+    }
+    assert [link["run_id"] for link in new["line"]] == [FIRST, SECOND]
     [extract] = new["tasks"]
     assert extract["reused_from"] == FIRST
     assert sorted(e["request_id"] for e in audit if e["action"] == "start") == ["req-1", "req-2"]

@@ -264,5 +264,5 @@ def test_a_run_lists_the_decisions_that_made_it(history: History) -> None:
     assert "decisions" in RUN_COLUMNS
     assert "csv" in EXPORT_FORMATS
     header, line = export_lines("csv", RUN_COLUMNS, [run.to_json()])
-    assert header.rstrip("\n").split(",")[-1] == "decisions"
+    assert header.rstrip("\n").split(",")[-2:] == ["decisions", "line"]
     assert '""decision"": ""skip"", ""by"": ""ops-1"", ""count"": 2' in line

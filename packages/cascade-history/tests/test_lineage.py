@@ -78,7 +78,7 @@ def test_a_rerun_links_both_ways_and_its_reused_tasks_say_from_where(history: Hi
     assert second.run.rerun_of == RunLink("run-1", "Failed", "nightly")
     assert second.run.replaced_by == [RunLink("run-3", "Succeeded", "nightly")]
     assert second.run.to_json()["rerun_of"] == {
-        "run_id": "run-1", "status": "Failed", "name": "nightly"
+        "run_id": "run-1", "status": "Failed", "name": "nightly", "reused": None
     }  # fmt: skip
     tasks = {t.task_name: t for t in second.tasks}
     assert tasks["extract"].reused_from == "run-1"
@@ -90,6 +90,31 @@ def test_a_rerun_links_both_ways_and_its_reused_tasks_say_from_where(history: Hi
     assert [run.run_id for run in history.lineage("run-1")] == line
     assert history.lineage("nobody") == []
     assert history.lineage("run-1", among=[("other-org", None)]) == []
+
+
+def test_each_run_of_a_line_lists_the_line_with_each_runs_outcome_and_reuse(
+    history: History,
+) -> None:
+    """A first run, its rerun and the rerun's rerun: each of the three lists the line, oldest
+    first, each run's status and the results it reused; a run never rerun has no line, nor
+    does a run of another project under the same root's id."""
+    _first(history)
+    _rerun(history, "run-2", "run-1", T0 + 60, "Failed")
+    _rerun(history, "run-3", "run-2", T0 + 120, "Succeeded")
+    history.store([lifecycle("alone", "ENGINE_STARTED", T0 + 200)])
+    line = [
+        RunLink("run-1", "Failed", "nightly", 0),
+        RunLink("run-2", "Failed", "nightly", 1),
+        RunLink("run-3", "Succeeded", "nightly", 1),
+    ]
+    listed = {run.run_id: run.line for run in history.runs()}
+    assert listed == {"alone": [], "run-3": line, "run-2": line, "run-1": line}
+    detail = history.run("run-2")
+    assert detail is not None
+    assert detail.run.line == line
+    assert detail.run.to_json()["line"][2] == {
+        "run_id": "run-3", "status": "Succeeded", "name": "nightly", "reused": 1
+    }  # fmt: skip
 
 
 def test_a_rerun_of_a_run_the_history_lacks_says_so(history: History) -> None:

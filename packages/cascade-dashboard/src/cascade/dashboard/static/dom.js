@@ -45,14 +45,46 @@ export function traceback(text) {
 }
 
 // A table's rows, or one saying "none" across its columns: an empty section says so.
-export function fillTable(table, rows) {
+// ``inPlace``: drawn with updateRows (its rows' listeners depend on nothing but their keys).
+export function fillTable(table, rows, { inPlace = false } = {}) {
   if (!rows.length) {
     const none = el("td", "none", "note");
     none.colSpan = table.tHead.rows[0].cells.length;
     rows = [el("tr", null, "none")];
     rows[0].appendChild(none);
   }
-  replace(table.tBodies[0], rows);
+  (inPlace ? updateRows : replace)(table.tBodies[0], rows);
+}
+
+// A table body's rows drawn again in place: a row already there under the same key (its
+// data-run-id, data-task-id or data-map; else its class and place) is kept and only its cells
+// that changed are swapped, so a person's selection, focus and scroll in the rest survive a
+// repaint, and a script holding a row does not find it gone. Only where a row's listeners
+// depend on nothing but its key: a kept cell keeps the listeners it was made with.
+const ROW_KEYS = ["data-run-id", "data-task-id", "data-map"];
+function rowKey(tr, index) {
+  for (const name of ROW_KEYS) if (tr.hasAttribute(name)) return name + "=" + tr.getAttribute(name);
+  return tr.className + "#" + index;
+}
+
+export function updateRows(tbody, rows) {
+  const there = new Map();
+  [...tbody.rows].forEach((tr, i) => there.set(rowKey(tr, i), tr));
+  const kept = rows.map((tr, i) => {
+    const key = rowKey(tr, i);
+    const old = there.get(key);
+    if (!old) return tr;
+    there.delete(key);
+    if (old.isEqualNode(tr)) return old;
+    for (const { name } of [...old.attributes]) if (!tr.hasAttribute(name)) old.removeAttribute(name);
+    for (const { name, value } of [...tr.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+    const cells = [...tr.cells];
+    if (cells.length !== old.cells.length) old.replaceChildren(...cells);
+    else cells.forEach((td, c) => { if (!old.cells[c].isEqualNode(td)) old.cells[c].replaceWith(td); });
+    return old;
+  });
+  for (const tr of there.values()) tr.remove();
+  kept.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
 }
 
 // A list's items, or one item saying "none" (or what empty says).

@@ -3,7 +3,8 @@
 // condition's dashed, an order-only one's dotted). A mapped task is one box with its items' counts by state ("2,000 items:
 // 1,980 completed, 3 failed, 17 running"), never a box per item, and a button that opens it.
 // Drawn again with the same graph, only what the tasks changed is redrawn: the layout is kept
-// per graph. Every string from the broker reaches the page through textContent or setAttribute
+// per graph and width. The graph fits the container's width: its layers wrap into bands
+// (layout.js), and a layer wider than the container (it never is at a page's width) is scaled down. Every string from the broker reaches the page through textContent or setAttribute
 // only.
 //
 // A box is a button: a click, Enter or Space on it dispatches "graph-select" ({taskId}) on the
@@ -19,6 +20,9 @@ const SVG = "http://www.w3.org/2000/svg";
 const LAYOUTS_KEPT = 8;   // the last few graphs' layouts: a page that goes back and forth
 const CHAR = { name: 7.3, line: 6.7 }; // a character's width in px: the boxes' text is monospace
 const PAD = 10;
+const SCROLLBAR = 20;       // px
+const GROWN = 64;           // px a wrapped drawing's container grows by before it is laid out again
+const BACK = 48;            // how far an edge to the next band of a wrapped graph swings out
 const layouts = new Map();  // a graph's key (its nodes as JSON) -> its layout
 const keys = new WeakMap(); // a graph -> its key
 const drawings = new WeakMap(); // a container -> what is drawn in it
@@ -38,22 +42,29 @@ export function drawGraph(container, graph, tasks, options = {}) {
     container.replaceChildren(el("p", why, "note graph-why"));
     return;
   }
-  let key = keys.get(graph);
-  if (key === undefined) keys.set(graph, key = JSON.stringify(graph.nodes));
+  let nodesKey = keys.get(graph);
+  if (nodesKey === undefined) keys.set(graph, nodesKey = JSON.stringify(graph.nodes));
+  // the width it may take (a container not laid out, hidden: any); laid out again when the
+  // drawing no longer fits it, or a wrapped one has room for more (not for a scrollbar's come and gone)
+  const room = container.clientWidth || Infinity;
   let drawing = drawings.get(container);
-  if (!drawing || drawing.key !== key || !drawing.svg.isConnected || drawing.svg.parentNode !== container) {
-    drawing = draw(container, layoutOf(key, graph), key);
+  const fits = (d) => d.layout.width <= room && (d.layout.bands <= 1 || room < d.room + GROWN);
+  if (!drawing || drawing.nodesKey !== nodesKey || !fits(drawing) || !drawing.svg.isConnected ||
+      drawing.svg.parentNode !== container) {
+    const key = room + "\u0000" + nodesKey;
+    // laid out a scrollbar narrower: the one its height may bring does not make it lay out again
+    drawing = draw(container, layoutOf(key, graph, room - SCROLLBAR), nodesKey, room);
     drawings.set(container, drawing);
   }
   paint(drawing, tasks, options);
 }
 
-function layoutOf(key, graph) {
+function layoutOf(key, graph, room) {
   let layout = layouts.get(key);
   if (layout) {
     layouts.delete(key); // most recently used last
   } else {
-    layout = layOut(graph);
+    layout = layOut(graph, room);
     window.cascadeGraphLayouts += 1;
   }
   layouts.set(key, layout);
@@ -76,7 +87,8 @@ function fitted(text, room) {
 const round = (value) => Math.round(value * 10) / 10;
 
 // An edge through its points: a curve between layers, straight across each layer it crosses
-// (points 2, 4, ...: where it leaves a layer it entered at the point before).
+// (points 2, 4, ...: where it leaves a layer it entered at the point before); from a wrapped
+// graph's band to the next one, a curve back to the left, out of its end's side and into the other's.
 function edgePath(points) {
   let d = "M" + round(points[0][0]) + "," + round(points[0][1]);
   for (let i = 1; i < points.length; i += 1) {
@@ -85,8 +97,10 @@ function edgePath(points) {
     if (i % 2 === 0) {
       d += "L" + round(x1) + "," + round(y1);
     } else {
-      const middle = round((x0 + x1) / 2);
-      d += "C" + middle + "," + round(y0) + " " + middle + "," + round(y1) + " " + round(x1) + "," + round(y1);
+      const back = x1 < x0;
+      const out = back ? round(x0 + BACK) : round((x0 + x1) / 2);
+      const into = back ? round(x1 - BACK) : out;
+      d += "C" + out + "," + round(y0) + " " + into + "," + round(y1) + " " + round(x1) + "," + round(y1);
     }
   }
   return d;
@@ -104,7 +118,7 @@ function boxTemplate(node) {
   return box;
 }
 
-function draw(container, layout, key) {
+function draw(container, layout, nodesKey, room) {
   const marker = "graph-arrow-" + (markers += 1);
   const root = svg("svg", { class: "graph", width: Math.ceil(layout.width), height: Math.ceil(layout.height),
     viewBox: "0 0 " + Math.ceil(layout.width) + " " + Math.ceil(layout.height), role: "group",
@@ -163,7 +177,7 @@ function draw(container, layout, key) {
   if (!layout.nodes.length) shown.push(el("p", "the graph has no tasks", "note graph-why"));
   shown.push(root);
   container.replaceChildren(...shown);
-  const drawing = { key, svg: root, nodes, layout, container, current: null };
+  const drawing = { nodesKey, room, svg: root, nodes, layout, container, current: null };
   if (order.length) makeCurrent(drawing, order[0].id);
   listen(drawing);
   return drawing;

@@ -6,12 +6,12 @@
 // the history holds came from the broker, so every string reaches the page through
 // textContent or setAttribute only, never as HTML.
 import { ask, bearer } from "./api.js";
-import { $, el, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { $, el, fillTable, row, runButton, safeClass, span, traceback, updateRows } from "./dom.js";
 import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.js";
 import { live, ROWS } from "./live.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
-import { DONE, stateCounts, statusCell } from "./states.js";
+import { DONE, lineOfWork, stateCounts, statusCell } from "./states.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NO_HISTORY = "This dashboard has no history: run cascade record and give the dashboard --db URL.";
@@ -119,13 +119,26 @@ async function loadRuns() {
   const { runs } = await historyGet("/api/history/runs", filters());
   if (asked !== recordedAsked) return; // other filters, or another page, asked for meanwhile
   const shown = runs.slice(page * ROWS, (page + 1) * ROWS);
-  replace($("h-runs"), shown.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
+  const lines = new Set(); // a run and its reruns are one row, the newest's, beside their line of work
+  const first = (run) => (Array.isArray(run.line) && run.line.length > 1 ? run.line[0].run_id : null);
+  const rows = shown.filter((run) => {
+    const root = first(run);
+    if (root === null) return true;
+    if (lines.has(root)) return false;
+    lines.add(root);
+    return true;
+  });
+  updateRows($("h-runs"), rows.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
     const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
     const missing = run.missing_events ? span(count(run.missing_events) + " events missing", "missing") : "";
     const done = el("span");
     done.append(stateCounts(run.tasks), missing);
+    const status = statusCell(run);
+    const line = lineOfWork(run.line, (runId) => runButton(runId, "link", () => openRecorded(runId)));
+    const said = line ? el("span") : status;
+    if (line) said.append(status, el("br"), line);
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      statusCell(run), span("recorded", "note"), "-", done, at(run.started_at),
+      said, span("recorded", "note"), "-", done, at(run.started_at),
       run.duration == null ? "running" : seconds(run.duration),
       run.source, span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);

@@ -6,7 +6,7 @@ import { renderAttention } from "./attention.js";
 import { renderHeldMatches } from "./bulkdecide.js";
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
-import { $, el, fillTable, replace, row, runButton, safeClass, span } from "./dom.js";
+import { $, el, fillTable, row, runButton, safeClass, span, updateRows } from "./dom.js";
 import { at, clock, count, seconds } from "./format.js";
 import { connecting, live, ROWS, select, selected, view } from "./live.js";
 import { renderRunPage } from "./runpage.js";
@@ -87,7 +87,7 @@ function renderRuns() {
     if (run.run_id === selected) tr.className = "selected";
     return tr;
   });
-  replace($("r-live"), rows);
+  updateRows($("r-live"), rows); // in place: a selection, a focus in a row survive the clock's tick
   if (progressSeen.size > 4 * ROWS + 100) { // runs come and go: keep those still listed
     for (const id of progressSeen.keys()) if (!live.runs.byId.has(id)) progressSeen.delete(id);
   }

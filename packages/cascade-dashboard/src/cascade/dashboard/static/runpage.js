@@ -23,7 +23,7 @@ import { goTo, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
 import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
-import { DONE, decisionsText, stateCounts } from "./states.js";
+import { DONE, decisionsText, lineOfWork, stateCounts } from "./states.js";
 import { drawTimeline, mapOf } from "./timeline.js";
 import { mayRead } from "./who.js";
 
@@ -357,9 +357,12 @@ function drawLineage(liveRun, recorded) {
   for (const run of live.runs.byId.values()) {
     if (run.origin && run.origin.rerun_of === page.runId) reruns.set(run.run_id, run.status);
   }
-  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns]]);
+  const line = (recorded && recorded.run.line) || [];
+  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], line]);
   if (!changed("lineage", key)) return;
   const parts = [];
+  const work = lineOfWork(line, (runId) => runLink(runId));
+  if (work) parts.push(work, el("br"));
   if (rerunOf) {
     const of = el("span", "rerun of ", "rerun-of");
     of.appendChild(runLink(rerunOf, recordedOf && recordedOf.run_id === rerunOf ? recordedOf.status : undefined));
@@ -448,11 +451,40 @@ function reuseCell(task) {
   return task.cached ? "cached" : "-";
 }
 
+// A running task's time so far (its duration_ms, while it runs, is not one yet), else its duration.
 function durationText(task) {
-  if (task.duration_ms != null) return took(task.duration_ms);
   const first = task.segments && task.segments[0];
-  if (first && ["RUNNING", "RETRYING"].includes(task.state)) return seconds(live.now - first.start) + " so far";
+  if (first && RUNNING.includes(task.state)) return seconds(live.now - first.start) + " so far";
+  if (task.duration_ms != null && !RUNNING.includes(task.state)) return took(task.duration_ms);
   return "-";
+}
+
+const RUNNING = ["RUNNING", "RETRYING"];
+const FINISHED = ["COMPLETED", "FAILED", "CANCELLED", "SKIPPED"];
+
+// A map runs while its own task does, or, without it, while an item does or some are not started.
+function mapRunning(entry) {
+  if (entry.head) return RUNNING.includes(entry.head.state);
+  return Boolean(entry.notStarted) || entry.items.some((t) => RUNNING.includes(t.state) || t.state === "PENDING");
+}
+
+// A map's time: while it runs, since its first start (its own task's or its first item's),
+// else its own task's duration.
+function mapDuration(entry) {
+  if (!mapRunning(entry)) return entry.head ? durationText(entry.head) : "-";
+  let start = Infinity;
+  for (const task of entry.head ? [entry.head, ...entry.items] : entry.items) {
+    const first = task.segments && task.segments[0];
+    if (first && first.start < start) start = first.start;
+  }
+  return Number.isFinite(start) ? seconds(live.now - start) + " so far" : "-";
+}
+
+// A map's items: while it runs, how many of them are done ("412 of 600 items done").
+function mapProgress(entry) {
+  if (!mapRunning(entry)) return count(entry.total) + " items";
+  const done = FINISHED.reduce((sum, state) => sum + ((entry.counts || {})[state] || 0), 0);
+  return count(done) + " of " + count(entry.total) + " items done";
 }
 
 function stateCell(state) {
@@ -543,7 +575,7 @@ function mapRows(entry, recordedById) {
   const counts = stateCounts(entry.counts);
   if (entry.notStarted) counts.appendChild(span("not started " + count(entry.notStarted), "count"));
   const tr = row([button, counts, head ? head.attempts ?? "-" : "-",
-    head ? durationText(head) : "-", count(entry.total) + " items", "-", "-"]);
+    mapDuration(entry), mapProgress(entry), "-", "-"]);
   tr.className = "map";
   tr.setAttribute("data-map", entry.map);
   tr.setAttribute("data-count", String(entry.total));
@@ -598,7 +630,7 @@ function drawTasks(liveRun, recorded, tasks) {
   const first = page.tasksPage * TASK_ROWS;
   const shown = entries.slice(first, first + TASK_ROWS);
   fillTable($("rp-tasks"), shown.flatMap((entry) => entry.task ? [taskRow(entry.task, recordedById)]
-    : mapRows(entry, recordedById)));
+    : mapRows(entry, recordedById)), { inPlace: true });
   $("rp-tasks-count").textContent = entries.length > TASK_ROWS
     ? "rows " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entries.length) : "";
   $("rp-tasks-prev").hidden = $("rp-tasks-next").hidden = entries.length <= TASK_ROWS;

@@ -36,6 +36,26 @@ export function decisionsText(run) {
   if (run.decisions_others) said.push(count(run.decisions_others) + " more by others");
   return said.join(", ");
 }
+// A run's line of work (the history's ``line``: its first run and each rerun, oldest first, each
+// with its status and how many results it reused), the latest's outcome first: "line of work:
+// latest Succeeded · first 58a88765cea2 Failed → rerun 9c1e0d2f3a4b Succeeded, 4 reused"; each
+// run as ``linkOf(runId)`` makes it (a link, a button); null for a run that has none.
+export function lineOfWork(line, linkOf) {
+  if (!Array.isArray(line) || line.length < 2) return null;
+  const said = el("span", null, "line-of-work");
+  const latest = line[line.length - 1];
+  said.append(span("line of work: latest "), span(latest.status || "not recorded", safeClass(latest.status)),
+    span(" \u00b7 "));
+  line.forEach((link, i) => {
+    const item = el("span", i ? " \u2192 rerun " : "first ", "line-run");
+    item.setAttribute("data-line-run", link.run_id);
+    item.append(linkOf(link.run_id), span(" " + (link.status || "not recorded"), safeClass(link.status)));
+    if (link.reused) item.appendChild(span(", " + count(link.reused) + " reused", "reused"));
+    said.appendChild(item);
+  });
+  return said;
+}
+
 export function statusCell(run) {
   const cell = span(run.status, safeClass(run.status));
   const decided = decisionsText(run);

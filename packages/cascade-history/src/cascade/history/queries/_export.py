@@ -49,7 +49,7 @@ RUN_COLUMNS = (
     "run_id", "org_id", "project_id", "source", "status", "started_at", "ended_at", "duration",
     "error", "planned_tasks", "tasks", "dropped_telemetry", "missing_events", "trace_id",
     "refused", "received_at", "vouched", "claims", "name", "origin", "rerun_of", "replaced_by",
-    "decisions",
+    "decisions", "line",
 )  # fmt: skip
 """A run's columns: ``RunSummary.to_json``'s fields."""
 RUN_TIMES = ("started_at", "ended_at", "received_at")

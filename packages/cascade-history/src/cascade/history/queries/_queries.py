@@ -237,6 +237,7 @@ def summaries(
             for run_id, count in connection.execute(query):
                 numbered[run_id] += count
     rerun_of, replaced_by = _links(connection, rows)
+    lines = _lines(connection, rows, replaced_by) if counts else {}
     return [
         RunSummary(
             run_id=row.run_id,
@@ -263,6 +264,7 @@ def summaries(
             rerun_of=None if row.rerun_of is None else rerun_of.get(row.rerun_of),
             replaced_by=replaced_by.get(row.run_id, []),
             decisions=decided.get(row.run_id, []),
+            line=lines.get(row.root_run or row.run_id, []),
         )
         for row in rows
     ]
@@ -310,6 +312,54 @@ def _links(
                     RunLink(row.run_id, row.status, row.name)
                 )
     return rerun_of, replaced_by
+
+
+LINE_RUNS = 1000
+"""The runs of the lines of one page of runs read at most (a line is rarely longer than a few)."""
+
+
+def _lines(
+    connection: sa.Connection, rows: Sequence[sa.Row[Any]], replaced_by: dict[str, list[RunLink]]
+) -> dict[str, list[RunLink]]:
+    """The lines of work of ``rows``' reruns and rerun runs, by their first run's id: that run
+    and every rerun of it (of its org and project), oldest first, each with how many of its
+    tasks reused a result of an earlier run. A run never rerun, and no rerun, has none."""
+    where = {
+        row.root_run or row.run_id: (row.org_id, row.project_id)
+        for row in rows
+        if row.root_run is not None or row.rerun_of is not None or replaced_by.get(row.run_id)
+    }
+    if not where:
+        return {}
+    roots = sorted(where)
+    found: list[Any] = []
+    for start in range(0, len(roots), 500):
+        chunk = roots[start : start + 500]
+        columns = (runs.c.run_id, runs.c.root_run, runs.c.org_id, runs.c.project_id, runs.c.name)
+        query = (
+            sa.select(*columns, _STATUS)
+            .where(runs.c.run_id.in_(chunk) | runs.c.root_run.in_(chunk))
+            .order_by(runs.c.started_at, runs.c.run_id)
+            .limit(LINE_RUNS)
+        )
+        found += connection.execute(query).all()
+    ids = [row.run_id for row in found]
+    reused: dict[str, int] = {}
+    te = task_events.c
+    for start in range(0, len(ids), 500):
+        counted = (
+            sa.select(te.run_id, sa.func.count(sa.distinct(te.task_id)))
+            .where(te.run_id.in_(ids[start : start + 500]), te.reused_from.is_not(None))
+            .group_by(te.run_id)
+        )
+        reused.update({str(run_id): int(count) for run_id, count in connection.execute(counted)})
+    lines: dict[str, list[RunLink]] = {}
+    for row in found:
+        root = row.root_run or row.run_id
+        if where.get(root) == (row.org_id, row.project_id):
+            link = RunLink(row.run_id, row.status, row.name, reused.get(row.run_id, 0))
+            lines.setdefault(root, []).append(link)
+    return lines
 
 
 def lineage_query(

@@ -60,15 +60,18 @@ class Claim:
 @dataclass(frozen=True, slots=True)
 class RunLink:
     """Another run of a run's line: its ``run_id`` and ``status`` (``None``: the history does
-    not have it), and its ``name`` where it had one."""
+    not have it), its ``name`` where it had one, and, in a :attr:`RunSummary.line`, how many
+    of its tasks ``reused`` a result of an earlier run (``None`` where not counted)."""
 
     run_id: str
     status: str | None
     name: str | None = None
+    reused: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This link as a JSON object."""
-        return {"run_id": self.run_id, "status": self.status, "name": self.name}
+        return {"run_id": self.run_id, "status": self.status, "name": self.name,
+                "reused": self.reused}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,10 @@ class RunSummary:
     ``decisions``: the decisions people took on its held tasks that its engine applied, by
     kind and person (:class:`DecisionCount`; empty when none): what changed its outcome
     besides its code, which every list of runs says beside its status.
+    ``line``: for a rerun or a run rerun since, its line of work: the first run and each
+    rerun of it (of its org and project), oldest first, each with the results it reused
+    (:attr:`RunLink.reused`); empty for a run that is neither (and where a read leaves the
+    task counts out).
     """
 
     run_id: str
@@ -120,6 +127,7 @@ class RunSummary:
     rerun_of: RunLink | None = None
     replaced_by: list[RunLink] = field(default_factory=list)
     decisions: list[DecisionCount] = field(default_factory=list)
+    line: list[RunLink] = field(default_factory=list)
 
     @property
     def workflow(self) -> str | None:
@@ -173,6 +181,7 @@ class RunSummary:
             "rerun_of": None if self.rerun_of is None else self.rerun_of.to_json(),
             "replaced_by": [link.to_json() for link in self.replaced_by],
             "decisions": [decided.to_json() for decided in self.decisions],
+            "line": [link.to_json() for link in self.line],
         }
 
     @property

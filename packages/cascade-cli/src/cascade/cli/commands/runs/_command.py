@@ -24,7 +24,15 @@ from ...plumbing._history_db import (
 from ...rendering._fit import print_fitted
 from ...rendering._plural import counted
 from ...rendering._render import TimeFormat
-from ._runs import MISSING_NOTE, REFUSED_NOTE, filtered, gap_lines, runs_table
+from ._runs import (
+    LINE_NOTE,
+    MISSING_NOTE,
+    REFUSED_NOTE,
+    filtered,
+    fold_lines,
+    gap_lines,
+    runs_table,
+)
 
 __all__ = ["runs"]
 
@@ -75,7 +83,9 @@ def runs(
     """Recorded runs, newest first.
 
     Recorded runs, newest first: name, status, start, duration, tasks by state, the
-    schedule and slot that started it, engine, error.
+    schedule and slot that started it, engine, error. A run and its reruns are one row
+    (the latest's, its outcome first) beside their line of work: the first run and each
+    rerun, how each ended and the results it reused.
 
     Examples: cascade runs --status failed --since 24h; cascade runs --schedule nightly;
     cascade runs --project etl --json; cascade runs --since 7d --format csv > runs.csv
@@ -110,10 +120,13 @@ def runs(
         console.print(f"no runs recorded{matching} in {history.location}", markup=False)
         return
     times = TimeFormat(time.time())
-    table, left_out = runs_table(found, times, console.width)
+    rows = fold_lines(found)
+    table, left_out = runs_table(rows, times, console.width)
     print_fitted(console, table, left_out)
     if total > len(found):
         console.print(Text(shown, style="dim"))
+    if len(rows) < len(found):
+        console.print(Text(LINE_NOTE, style="dim"))
     if any(run.missing_events for run in found):
         console.print(Text(MISSING_NOTE, style="yellow"))
     if any(run.refused for run in found):

@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from cascade.history import RunSummary, SourceGap
 
 __all__ = [
+    "LINE_NOTE",
     "MISSING_NOTE",
     "REFUSED_NOTE",
     "RUN_STYLES",
     "decided_text",
     "filtered",
+    "fold_lines",
     "gap_lines",
+    "line_text",
     "missing_cell",
     "refused_text",
     "runs_table",
@@ -80,6 +83,13 @@ _TASK_FAILED = re.compile(
 )
 _STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
 _SCHEDULED = Column("scheduled", rank=3)  # a schedule's runs: its name and the slot
+# a run and its reruns, one line of work: the first run, each rerun, how each ended and the
+# results it reused (a run a line), in place of the rows of its runs
+_LINE = Column("line of work", whole=True, rank=8)
+LINE_NOTE = (
+    "a run and its reruns are one row, the latest listed's (its outcome first), "
+    "the line of work beside it; --json lists each run"
+)
 _MISSING = Column("missing", whole=True, rank=6)
 _REFUSED = Column("refused", whole=True, rank=6)
 
@@ -129,17 +139,19 @@ def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[
     lacking = any(run.missing_events for run in found)
     lied = any(run.refused for run in found)
     scheduled = any(run.schedule for run in found)
+    lined = any(run.line for run in found)
 
     def rows(stacked: bool) -> list[list[Cell]]:
-        return [_run_row(run, times, lacking, lied, scheduled, stacked) for run in found]
+        return [_run_row(run, times, lacking, lied, scheduled, lined, stacked) for run in found]
 
-    columns = [*_COLUMNS[:6], *([_SCHEDULED] if scheduled else [])]
+    columns = [*_COLUMNS[:3], *([_LINE] if lined else []), *_COLUMNS[3:6]]
+    columns += [*([_SCHEDULED] if scheduled else [])]
     columns += [*([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
     columns += _COLUMNS[6:]
     shown = rows(stacked=False)
     if not fits(columns, shown, width):  # a state and its count kept on a line of their own
         shown = rows(stacked=True)
-        columns[5] = _STACKED
+        columns[6 if lined else 5] = _STACKED
     title = f"Runs (times in {times.zone})"
     return fitted(columns, shown, width, title=title)
 
@@ -161,13 +173,54 @@ def schedule_slot(
     return inert(run.schedule, SHOWN["name"]), shown
 
 
+def fold_lines(found: list[RunSummary]) -> list[RunSummary]:
+    """``found`` (newest first) with the runs of one line of work (a run and its reruns) as
+    one: the newest of them, where the first of them was."""
+    seen: set[str] = set()
+    kept = []
+    for run in found:
+        root = run.line[0].run_id if run.line else None
+        if root is None or root not in seen:
+            kept.append(run)
+        if root is not None:
+            seen.add(root)
+    return kept
+
+
+def line_text(run: RunSummary) -> Text:
+    """A run's line of work, a run a line, oldest first: ``first 58a88765cea2 Failed``,
+    ``rerun 9c1e0d2f3a4b Succeeded, 4 reused``; ``-`` for a run with none."""
+    if not run.line:
+        return Text("-", style="dim")
+    said = Text()
+    for index, link in enumerate(run.line):
+        if index:
+            said.append("\n")
+        said.append("first " if index == 0 else "rerun ")
+        said.append(
+            inert(short_id(link.run_id), SHOWN["name"]), "bold" if link.run_id == run.run_id else ""
+        )
+        status = link.status or "not recorded"
+        said.append(" ").append(status, RUN_STYLES.get(status, "dim"))
+        if link.reused:
+            said.append(f", {link.reused:,} reused", "cyan")
+    return said
+
+
 def _run_row(
-    run: RunSummary, times: TimeFormat, lacking: bool, lied: bool, scheduled: bool, stacked: bool
+    run: RunSummary,
+    times: TimeFormat,
+    lacking: bool,
+    lied: bool,
+    scheduled: bool,
+    lined: bool,
+    stacked: bool,
 ) -> list[Cell]:
     cells: list[Cell] = [
         cell(short_id(run.run_id), SHORT_ID, "bold"),
         cell(run.name, SHOWN["name"]) if run.name is not None else Text("-", style="dim"),
         status_text(run),
+        *([line_text(run)] if lined else []),
         times.short(run.started_at),
         duration(run.duration) if run.duration is not None else "-",
         task_counts(run.tasks, stacked=stacked),
