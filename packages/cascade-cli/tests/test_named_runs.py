@@ -210,3 +210,18 @@ def test_a_scheduled_run_says_its_schedule_and_slot(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_run_carried_on_says_from_what_and_its_lost_run_where_it_went(tmp_path: Path) -> None:
+    path = str(tmp_path / "history.sqlite3")
+    origin = {"workflow": "nightly", "issued_by": "alice", "request_id": "req-1"}
+    carried = {**origin, "rerun_of": FIRST, "root_run": FIRST, "carried_on_from": FIRST,
+               "lost_engine": "server-a", "carry_ons": 1}  # fmt: skip
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, origin, failed=True)[:3])  # its engine died mid-run
+        history.store(_run(SECOND, T0 + 60, carried, failed=False))
+    lost = _invoke("run", FIRST[:12], "--db", path)
+    assert f"replaced by {SECOND[:12]} (Succeeded) (carried on after server-a died)" in lost.output
+    new = _invoke("run", SECOND[:12], "--db", path)
+    assert f"carried on from {FIRST[:12]}" in new.output
+    assert "after server-a died" in new.output

@@ -297,3 +297,34 @@ def test_a_database_of_revision_18_upgrades_with_runs_graphless(database_url: st
         assert recorded is not None
         assert recorded.graph is not None
         assert [(n.id, n.after) for n in recorded.graph.nodes] == [("a-1", []), ("b-2", ["a-1"])]
+
+
+def test_a_database_of_revision_19_upgrades_with_runs_that_carry_nothing_on(
+    database_url: str,
+) -> None:
+    """Revision 0020 adds what a run carries on to a history written at 0019: its runs carry
+    nothing on; a carry-on recorded after says the run it carries on and the engine that died,
+    and the lost run lists it as carried on after that engine."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0019")
+            _insert_revision_1_data(connection)
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        (first,) = history.runs()
+        assert (first.carried_on_from, first.lost_engine) == (None, None)
+        origin = {"workflow": "etl", "rerun_of": "r1", "root_run": "r1",
+                  "carried_on_from": "r1", "lost_engine": "server-a", "carry_ons": 1}  # fmt: skip
+        history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, origin=origin)])
+        carried = history.run("r2")
+        assert carried is not None
+        assert (carried.run.carried_on_from, carried.run.lost_engine) == ("r1", "server-a")
+        lost = history.run("r1")
+        assert lost is not None
+        assert [(link.run_id, link.lost_engine) for link in lost.run.replaced_by] == [
+            ("r2", "server-a")
+        ]
+        assert lost.run.replaced_by[0].to_json()["lost_engine"] == "server-a"

@@ -353,17 +353,28 @@ function drawLineage(liveRun, recorded) {
   const rerunOf = origin.rerun_of || (recordedOf && recordedOf.run_id) || null;
   const root = origin.root_run && origin.root_run !== rerunOf ? origin.root_run : null;
   const reruns = new Map();
-  for (const link of (recorded && recorded.run.replaced_by) || []) reruns.set(link.run_id, link.status);
+  const carriers = new Map(); // the reruns a server started after this run's engine died: that engine
+  for (const link of (recorded && recorded.run.replaced_by) || []) {
+    reruns.set(link.run_id, link.status);
+    if (link.lost_engine) carriers.set(link.run_id, link.lost_engine);
+  }
   for (const run of live.runs.byId.values()) {
     if (run.origin && run.origin.rerun_of === page.runId) reruns.set(run.run_id, run.status);
+    if (run.origin && run.origin.carried_on_from === page.runId) carriers.set(run.run_id, run.origin.lost_engine || "its engine");
   }
   const line = (recorded && recorded.run.line) || [];
-  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], line]);
+  const carried = origin.carried_on_from ? [origin.carried_on_from, origin.lost_engine || "its engine"] : null;
+  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], [...carriers], carried, line]);
   if (!changed("lineage", key)) return;
   const parts = [];
   const work = lineOfWork(line, (runId) => runLink(runId));
   if (work) parts.push(work, el("br"));
-  if (rerunOf) {
+  if (carried) {
+    const from = el("span", "carried on from ", "carried-on-from");
+    from.appendChild(runLink(carried[0], recordedOf && recordedOf.run_id === carried[0] ? recordedOf.status : undefined));
+    from.appendChild(span(" after " + carried[1] + " died"));
+    parts.push(from);
+  } else if (rerunOf) {
     const of = el("span", "rerun of ", "rerun-of");
     of.appendChild(runLink(rerunOf, recordedOf && recordedOf.run_id === rerunOf ? recordedOf.status : undefined));
     parts.push(of);
@@ -378,6 +389,7 @@ function drawLineage(liveRun, recorded) {
     [...reruns].forEach(([runId, status], i) => {
       if (i) by.appendChild(span(", "));
       by.appendChild(runLink(runId, status));
+      if (carriers.has(runId)) by.appendChild(span(" (carried on after " + carriers.get(runId) + " died)"));
     });
     parts.push(by);
   }

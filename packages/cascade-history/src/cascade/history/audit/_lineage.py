@@ -1,6 +1,7 @@
 """A run's name and origin as stored (``runs.name``, ``workflow``, ``params``, ``rerun_of``,
 ``root_run`` and the start request's fields: revision 0013; the ``schedule`` and the slot,
-``scheduled_for``, that started it: revision 0016), and the audit's ``start`` rows.
+``scheduled_for``, that started it: revision 0016; the run it carries on, ``carried_on_from``,
+and the engine that died, ``lost_engine``: revision 0020), and the audit's ``start`` rows.
 
 They come from the run's ``ENGINE_STARTED`` (``LifecycleEvent.name`` and ``origin``), which
 ``_rows`` takes only from the run's own engine: a start row says what that engine said of the
@@ -44,6 +45,8 @@ ORIGIN_COLUMNS = (
     "issued_at",
     "schedule",
     "scheduled_for",
+    "carried_on_from",
+    "lost_engine",
 )
 """The ``runs`` columns an ``ENGINE_STARTED`` fills (the first stored stays)."""
 
@@ -76,6 +79,8 @@ def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
             issued_at=origin.issued_at,
             schedule=origin.schedule,
             scheduled_for=_said(origin.scheduled_for, _SLOT_BYTES),
+            carried_on_from=_said(origin.carried_on_from, MAX_TEXT_BYTES),
+            lost_engine=_said(origin.lost_engine, _NAME_BYTES),
         )
     return columns
 

@@ -303,13 +303,13 @@ def _links(
         chunk = ids[start : start + 500]
         if chunk:
             query = (
-                sa.select(runs.c.rerun_of, runs.c.run_id, runs.c.name, _STATUS)
+                sa.select(runs.c.rerun_of, runs.c.run_id, runs.c.name, _STATUS, runs.c.lost_engine)
                 .where(runs.c.rerun_of.in_(chunk))
                 .order_by(runs.c.started_at, runs.c.run_id)
             )
             for row in connection.execute(query):
                 replaced_by.setdefault(row.rerun_of, []).append(
-                    RunLink(row.run_id, row.status, row.name)
+                    RunLink(row.run_id, row.status, row.name, lost_engine=row.lost_engine)
                 )
     return rerun_of, replaced_by
 

@@ -61,17 +61,23 @@ class Claim:
 class RunLink:
     """Another run of a run's line: its ``run_id`` and ``status`` (``None``: the history does
     not have it), its ``name`` where it had one, and, in a :attr:`RunSummary.line`, how many
-    of its tasks ``reused`` a result of an earlier run (``None`` where not counted)."""
+    of its tasks ``reused`` a result of an earlier run (``None`` where not counted); in a
+    :attr:`RunSummary.replaced_by`, the engine whose death it carried the run on after
+    (``lost_engine``; ``None``: a person or a request reran it)."""
 
     run_id: str
     status: str | None
     name: str | None = None
     reused: int | None = None
+    lost_engine: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """This link as a JSON object."""
-        return {"run_id": self.run_id, "status": self.status, "name": self.name,
-                "reused": self.reused}  # fmt: skip
+        """This link as a JSON object (``lost_engine`` only where it carried the run on)."""
+        out = {"run_id": self.run_id, "status": self.status, "name": self.name,
+               "reused": self.reused}  # fmt: skip
+        if self.lost_engine is not None:
+            out["lost_engine"] = self.lost_engine
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,17 @@ class RunSummary:
         """The slot of :attr:`schedule` it fills (ISO, UTC), ``None`` when no schedule started
         it."""
         return None if self.origin is None else self.origin.get("scheduled_for")
+
+    @property
+    def carried_on_from(self) -> str | None:
+        """The run it carries on, where a server carried that run on after its engine died
+        (``lost_engine``); ``None`` otherwise."""
+        return None if self.origin is None else self.origin.get("carried_on_from")
+
+    @property
+    def lost_engine(self) -> str | None:
+        """The engine whose death :attr:`carried_on_from`'s run was carried on after."""
+        return None if self.origin is None else self.origin.get("lost_engine")
 
     @property
     def root_run(self) -> str | None:

@@ -101,6 +101,10 @@ runs = sa.Table(
     # said (revision 0016)
     sa.Column("schedule", sa.String(64), nullable=True),
     sa.Column("scheduled_for", sa.String(64), nullable=True),
+    # the run it carries on and the engine whose death it carries on after, where a server
+    # carried it on, as its ENGINE_STARTED said (revision 0020)
+    sa.Column("carried_on_from", sa.String(1024), nullable=True),
+    sa.Column("lost_engine", sa.String(256), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),

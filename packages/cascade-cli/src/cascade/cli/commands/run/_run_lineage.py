@@ -39,6 +39,14 @@ def _params(params: object) -> str:
     return inert(json.dumps(params, sort_keys=True, ensure_ascii=False), SHOWN["params"])
 
 
+def _replacement(link: RunLink) -> Text:
+    """A run that reran this one, and where a server carried it on, the engine that died."""
+    if link.lost_engine is None:
+        return _link(link)
+    engine = inert(link.lost_engine, SHOWN["name"])
+    return _link(link).append(f" (carried on after {engine} died)")
+
+
 def lineage_lines(summary: RunSummary, reused: dict[str, int], times: TimeFormat) -> list[Text]:
     """The lines of a run's name, workflow, params, schedule and slot (in ``times``' zone),
     start request, lineage and reuse (none for an unnamed run of an older engine)."""
@@ -64,13 +72,19 @@ def lineage_lines(summary: RunSummary, reused: dict[str, int], times: TimeFormat
         lines.append(said)
     if summary.rerun_of is not None:
         line = Text("rerun of ").append_text(_link(summary.rerun_of))
+        if summary.carried_on_from is not None:
+            engine = inert(str(summary.lost_engine or "its engine"), SHOWN["name"])
+            line = Text("carried on from ").append_text(_link(summary.rerun_of))
+            line.append(f" after {engine} died")
         root = summary.root_run
         if root is not None and root != summary.rerun_of.run_id:
             line.append(f", first run {inert(short_id(root), SHOWN['name'])}")
         lines.append(line)
     if summary.replaced_by:
         shown = summary.replaced_by[-_LINKS_SHOWN:]
-        line = Text("replaced by ").append_text(Text(", ").join(_link(link) for link in shown))
+        line = Text("replaced by ").append_text(
+            Text(", ").join(_replacement(link) for link in shown)
+        )
         if len(summary.replaced_by) > len(shown):
             line.append(f" (the last {len(shown)} of {len(summary.replaced_by):,})", style="dim")
         lines.append(line)
