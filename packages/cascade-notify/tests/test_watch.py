@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import LifecycleEvent, Message, StatusMessage
-from cascade.interfaces.testing import telemetry
 from cascade.notify import EventWatch, parse_filter
 from cascade.reader import ReaderModel
 

@@ -26,9 +26,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import Connector, InvalidMessageError, Message, decode_level, same_source
 from cascade.interfaces.commands import reply_filter
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.serving import (
     StartReply,
     StartRequest,

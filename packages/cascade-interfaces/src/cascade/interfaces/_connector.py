@@ -183,7 +183,7 @@ class Connector(Protocol):
       :meth:`call_roll` and :meth:`answer_rollcalls` (the retained statuses, summaries and
       announcements, asked for again where the broker needs it), and
       :meth:`shares_subscriptions`. Callers never look at the broker;
-      :class:`~cascade.interfaces.connector_kit.BrokerDifferences` implements them over the
+      :class:`~cascade.connector_kit.BrokerDifferences` implements them over the
       methods above and :attr:`capabilities`.
     """
 
@@ -285,15 +285,15 @@ class Connector(Protocol):
     ) -> bool:
         """For writers of constraints, once they published them (``put``: topic → payload) or
         cleared them (``remove``): where the broker needs the constraints index, put them in it
-        (see :mod:`cascade.interfaces.constraints_index`; ``settle`` seconds of watching for
-        concurrent writers, :data:`~cascade.interfaces.constraints_index.SETTLE` unless given),
+        (see :mod:`cascade.connector_kit.constraints_index`; ``settle`` seconds of watching for
+        concurrent writers, :data:`~cascade.connector_kit.constraints_index.SETTLE` unless given),
         and return ``True``; elsewhere do nothing (but the one read that tells which broker
         it is, when not known yet) and return ``False``.
 
-        Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` when the change
-        is missing after :data:`~cascade.interfaces.constraints_index.INDEX_ATTEMPTS` writes,
+        Raises :class:`~cascade.connector_kit.constraints_index.IndexNotHeldError` when the change
+        is missing after :data:`~cascade.connector_kit.constraints_index.INDEX_ATTEMPTS` writes,
         and ``ValueError`` when a shard would hold more than
-        :data:`~cascade.interfaces.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
+        :data:`~cascade.connector_kit.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
         is written).
         """
         ...

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from cascade.connector_kit import event_set
 from cascade.control import (
     Cancel,
     CancelAnswer,
@@ -18,7 +19,6 @@ from cascade.control import (
     default_operator,
 )
 from cascade.interfaces import Connector
-from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.serving import served_filter
 from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses
 

@@ -27,6 +27,7 @@ from types import TracebackType
 
 from typing_extensions import Self
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     Connector,
     Message,
@@ -34,9 +35,9 @@ from cascade.interfaces import (
     constraints_filter,
     status_filter,
     telemetry_filter,
+    validate_filter,
 )
 from cascade.interfaces.commands import reply_filter
-from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
 from cascade.interfaces.logs import logs_filter
 from cascade.interfaces.notes import cleared_filter, issued_filter
 from cascade.reader import SnapshotAsker

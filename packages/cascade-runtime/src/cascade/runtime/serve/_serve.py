@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Connector,
@@ -24,7 +25,6 @@ from cascade.interfaces import (
     status_filter,
 )
 from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request_id, reply_topic
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     MAX_PLAN_STEPS,
     BackfillSlot,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Connector, Constraint, Message, constraint_topic, rollcall_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 def _probes(broker: InMemoryBroker, topic: str) -> list[Message]:

@@ -7,11 +7,20 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from ._codec import decode_payload
-from ._connector import ConnectorStats, Message, MessageCallback, SyncCallback, SyncPhase
-from ._errors import InvalidMessageError
+from cascade.interfaces import (
+    ConnectorStats,
+    InvalidMessageError,
+    Message,
+    MessageCallback,
+    SyncCallback,
+    SyncPhase,
+    decode_payload,
+    levels_match,
+    topic_matches,
+    validate_filter,
+)
+
 from ._ratelimit import RateLimitedLogger
-from ._topics import levels_match, topic_matches, validate_filter
 
 __all__ = ["Dispatcher", "Subscription"]
 

@@ -21,18 +21,20 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
-from .._codec import Payload
-from .._connector import (
+from cascade.interfaces import (
     Connector,
     ConstraintsSubscription,
     Message,
     MessageCallback,
+    Payload,
     SubscriptionHandle,
     SyncCallback,
     SyncPhase,
+    TopicKey,
+    constraints_filter,
+    rollcall_topic,
 )
-from .._constraint_topic import TopicKey
-from .._topics import constraints_filter, rollcall_topic
+
 from ._constraints_index import read_index, read_indexed_constraints
 from ._index_writer import update_constraints_index
 

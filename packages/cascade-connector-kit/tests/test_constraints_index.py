@@ -11,17 +11,7 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import (
-    Constraint,
-    ConstraintTopicError,
-    InvalidMessageError,
-    Message,
-    constraint_from_topic,
-    constraint_topic,
-    decode_constraint,
-)
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.constraints_index import (
+from cascade.connector_kit.constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
     PRUNE_AFTER,
@@ -37,7 +27,17 @@ from cascade.interfaces.constraints_index import (
     read_indexed_constraints,
     shard_of,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import (
+    Constraint,
+    ConstraintTopicError,
+    InvalidMessageError,
+    Message,
+    constraint_from_topic,
+    constraint_topic,
+    decode_constraint,
+    encode_payload,
+)
 
 INDEX = constraints_index_topic("cascade")
 PAUSE_API = constraint_topic("task:api_*", "pause")
