@@ -249,7 +249,7 @@ async def test_a_reader_skips_an_index_it_cannot_read_and_says_so(
     await writer.publish(PAUSE_API, PAUSE, 1, True)
     await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     await writer.publish(constraint_topic("global", "pause"), Constraint.pause("global"), 1, True)
-    with caplog.at_level(logging.WARNING, "cascade.interfaces"):
+    with caplog.at_level(logging.WARNING, "cascade.connector_kit"):
         got = await read(writer)
     assert got == {
         PAUSE_API: PAUSE,

@@ -40,7 +40,7 @@ from ._index_writer import update_constraints_index
 
 __all__ = ["BrokerDifferences", "delivers_to_shared"]
 
-_log = logging.getLogger("cascade.interfaces")
+_log = logging.getLogger("cascade.connector_kit")
 
 
 class BrokerDifferences:

@@ -24,7 +24,7 @@ from ._ratelimit import RateLimitedLogger
 
 __all__ = ["Dispatcher", "Subscription"]
 
-_log = logging.getLogger("cascade.interfaces.dispatch")
+_log = logging.getLogger("cascade.connector_kit.dispatch")
 
 # A topic is matched against each subscription's filter for every message it carries: a run's
 # events share one topic, so most matches were decided moments ago (an invalid topic raises,
