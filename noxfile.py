@@ -29,6 +29,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # The published packages, in dependency order; one pytest run per package.
 PACKAGES = [
     "cascade-interfaces",
+    "cascade-connector-kit",
     "cascade-client",
     "cascade-connector-mqtt",
     "cascade-runtime",
@@ -387,18 +388,21 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aiomqtt", "paho")
 assert not loaded, f"import cascade.runtime loaded {loaded}"
 print("cascade.runtime imported; no MQTT module loaded")
 """
-# Run there too: the connector's test doubles need nothing it does not declare (the fresh
-# environment has no pytest) nor an MQTT client, and the unpublished testkit is not in it.
+# Run there too: the connectors' test doubles (the MQTT connector's, and the in-memory broker
+# users' own tests run on) need nothing their packages do not declare (the fresh environment
+# has no pytest) nor an MQTT client, and the unpublished testkit is not in it.
 TESTING_STANDS_ALONE = """
 import importlib.util
 import sys
 assert importlib.util.find_spec("pytest") is None, "the fresh environment has pytest"
 assert importlib.util.find_spec("cascade.testkit") is None, "cascade.testkit was shipped"
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Sent
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 unwanted = ("pytest", "_pytest", "aiomqtt", "paho")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in unwanted)
-assert not loaded, f"cascade.connectors.mqtt.testing loaded {loaded}"
-print("cascade.connectors.mqtt.testing imported: no pytest, aiomqtt or paho; no cascade.testkit")
+assert not loaded, f"the test doubles loaded {loaded}"
+print("cascade.connectors.mqtt.testing and cascade.connector_kit.testing imported: no pytest, "
+      "aiomqtt or paho; no cascade.testkit")
 """
 
 

@@ -15,9 +15,9 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from cascade.connector_kit.testing import telemetry
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
-from cascade.interfaces.testing import telemetry
 from cascade.runtime import Engine, Event, RunStarted, TaskBlocked, TaskRunning, task
 from cascade.testkit import BrokerEndpoint
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
+from cascade.connector_kit.testing import received
 from cascade.history import History, Received, decode_message
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint
 

@@ -16,10 +16,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from cascade.connector_kit.testing import telemetry
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History
 from cascade.interfaces import LifecycleEvent, TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard, EngineThread

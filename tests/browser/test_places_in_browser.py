@@ -18,9 +18,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from cascade.connector_kit.testing import telemetry
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint
 

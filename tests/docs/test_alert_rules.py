@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import CascadeMetrics
 from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RetryPolicy, TaskFailedError, task

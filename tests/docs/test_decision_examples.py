@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryConnector
 from cascade.interfaces import Hold, TaskStateEvent
 from cascade.interfaces.commands import Decided, decode_decision_reply, decode_decision_request
-from cascade.interfaces.testing import InMemoryConnector
 from cascade.runtime import TaskHeld, TaskSkipped, TelemetrySubscriber
 
 from .examples import ROOT

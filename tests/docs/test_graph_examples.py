@@ -7,9 +7,9 @@ import json
 import re
 from typing import Any
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message
 from cascade.interfaces.graphs import check_graph
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 
 from .examples import ROOT

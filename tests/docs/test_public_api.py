@@ -19,10 +19,12 @@ MODULES = {
         "cascade.interfaces.graphs",
         "cascade.interfaces.summaries",
         "cascade.interfaces.notes",
-        "cascade.interfaces.connector_kit",
-        "cascade.interfaces.constraints_index",
-        "cascade.interfaces.testing",
         "cascade.interfaces.wire",
+    ],
+    "cascade-connector-kit": [
+        "cascade.connector_kit",
+        "cascade.connector_kit.constraints_index",
+        "cascade.connector_kit.testing",
     ],
     "cascade-client": [
         "cascade.reader",

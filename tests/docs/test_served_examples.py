@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces.serving import (
     decode_served,
     decode_start_reply,
     decode_start_request,
     served_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 
 from .examples import ROOT

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit import BrokerDifferences
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     BrokerCapabilities,
@@ -25,7 +26,6 @@ from cascade.interfaces import (
     SubscriptionHandle,
     SyncCallback,
 )
-from cascade.interfaces.connector_kit import BrokerDifferences
 from cascade.testkit import OwnBroker, family_own_broker, sigint_default  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.connectors.mqtt import MqttConnector
-from cascade.control import Controller
-from cascade.interfaces import Message, constraint_topic
-from cascade.interfaces.constraints_index import (
+from cascade.connector_kit.constraints_index import (
     INDEX_SHARDS,
     IndexRecord,
     constraints_shard_topic,
@@ -31,6 +28,9 @@ from cascade.interfaces.constraints_index import (
     read_index,
     shard_of,
 )
+from cascade.connectors.mqtt import MqttConnector
+from cascade.control import Controller
+from cascade.interfaces import Message, constraint_topic
 from cascade.runtime import Engine, RunCancelledError, task
 from cascade.testkit import OwnBroker
 

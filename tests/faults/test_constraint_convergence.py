@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from cascade.connector_kit.constraints_index import MAX_INDEXED_TOPICS
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.constraints_index import MAX_INDEXED_TOPICS
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
 from cascade.testkit import OwnBroker, free_port, skip_on_family
 

@@ -21,9 +21,10 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     decode_constraint,
+    decode_payload,
+    encode_payload,
     validate_scope,
 )
-from cascade.interfaces.connector_kit import decode_payload, encode_payload
 from cascade.runtime import Engine, LazyResult, task
 from cascade.testkit import OwnBroker
 

@@ -3,12 +3,12 @@ one topic level each, percent-encoded."""
 
 from __future__ import annotations
 
-from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Constraint, Message, constraint_from_topic, constraint_topic
-from cascade.interfaces.constraints_index import (
+from cascade.connector_kit.constraints_index import (
     constraints_index_topic,
     read_indexed_constraints,
 )
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import Constraint, Message, constraint_from_topic, constraint_topic
 from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
 from cascade.testkit import Inbox, OwnBroker
 

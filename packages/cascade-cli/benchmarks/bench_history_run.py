@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import decode_envelope
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "b16b0000000000000000000000000001"
 STATES = ("RUNNING", "RETRYING", "RUNNING", "COMPLETED")

@@ -99,9 +99,9 @@ def feed_fleet(port: int, engines: int, rate: int) -> None:
 
 async def state_cost(engines: int, samples: int = 30) -> dict[str, float]:
     """``/api/state``'s median time (ms) and size (KB), whole and a page of it, in process."""
+    from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
     from cascade.dashboard import DashboardHub, DashboardSettings, create_app
     from cascade.interfaces import Message
-    from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
     hub = DashboardHub(InMemoryConnector(InMemoryBroker(), presence=False))
     await hub.start()

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 
 import httpx
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import Message
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import FleetSettings
 from cascade.testkit._fleet_engines import SimulatedEngine
 

@@ -28,9 +28,9 @@ import statistics
 import httpx
 from oidc_provider_mock import run_server_in_thread
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, OidcSignIn, create_app
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 ROLES = Roles.parse('[[grant]]\nrole = "viewer"\nscopes = ["global"]\npeople = ["a"]\n')
 

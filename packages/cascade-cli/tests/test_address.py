@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.cli.plumbing._address import split_host_port
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Connector
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 @pytest.mark.parametrize(

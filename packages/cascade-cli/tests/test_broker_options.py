@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext, mqtt_connector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 COMMANDS = [
     ["status"],

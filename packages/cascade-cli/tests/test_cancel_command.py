@@ -13,6 +13,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import CancelAnswer, Controller, Refusal
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
@@ -21,12 +22,11 @@ from cascade.interfaces import (
     LifecycleEvent,
     Message,
     decode_envelope,
+    encode_payload,
     events_topic,
     heartbeat_topic,
 )
 from cascade.interfaces.commands import CancelReply, TaskRef, decode_cancel_request, reply_topic
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
@@ -361,8 +361,7 @@ def test_views_show_a_cancelled_run_as_cancelled() -> None:
     """ENGINE_STOPPED with cancelled: true is a Cancelled run; without it, Failed as ever."""
     import json
 
-    from cascade.interfaces import Envelope, LifecycleEvent, Message, events_topic
-    from cascade.interfaces.connector_kit import encode_payload
+    from cascade.interfaces import Envelope, LifecycleEvent, Message, encode_payload, events_topic
     from cascade.reader import ReaderModel
 
     state = ReaderModel()

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker
 from cascade.interfaces import decode_constraint
-from cascade.interfaces.testing import InMemoryBroker
 
 
 def _plain(raw: bytes) -> dict[str, object]:

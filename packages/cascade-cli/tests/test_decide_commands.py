@@ -11,17 +11,16 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.run_ids import LIVE_WAIT
-from cascade.interfaces import Connector
+from cascade.interfaces import Connector, encode_payload
 from cascade.interfaces.commands import Decided
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import (
     EngineSummary,
     SummaryRun,
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 

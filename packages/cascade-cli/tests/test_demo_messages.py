@@ -11,9 +11,9 @@ from rich.console import Console
 
 from cascade.cli.commands.demo import _demo
 from cascade.cli.plumbing import BrokerOptions
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces import CascadeError, Message, constraint_topic, decode_constraint
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel, RunView
 
 

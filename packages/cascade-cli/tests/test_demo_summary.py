@@ -6,8 +6,8 @@ import pytest
 from rich.console import Console
 
 from cascade.cli.commands.demo._demo_summary import demo_summary
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.reader import ReaderModel, RunView
 
 

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
+from cascade.connector_kit.testing import received
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import Constraint, decode_envelope
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()
 RUN = "e4a0000011c1d0a1f3c2b7e9d84a6100"

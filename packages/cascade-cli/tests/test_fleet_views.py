@@ -14,6 +14,8 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.cli.rendering import render_fleet, render_status
+from cascade.connector_kit import Subscription
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.interfaces import (
     Connector,
     Envelope,
@@ -21,10 +23,10 @@ from cascade.interfaces import (
     StatusMessage,
     SyncCallback,
     TaskStateEvent,
+    encode_payload,
     events_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import Subscription, encode_payload
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
@@ -32,7 +34,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.reader import ReaderModel
 
 

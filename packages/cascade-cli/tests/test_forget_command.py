@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 from typer.testing import Result
 
 from cascade.cli.commands.forget._forget import RetainedStatus, stale_statuses
-from cascade.interfaces import StatusMessage, status_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.connector_kit.testing import InMemoryBroker
+from cascade.interfaces import StatusMessage, encode_payload, status_topic
 from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_messages
-from cascade.interfaces.testing import InMemoryBroker
 
 Invoke = Callable[..., Result]
 PublishRetained = Callable[[str, bytes], None]

@@ -89,6 +89,7 @@ def test_version_names_every_package() -> None:
         "cascade-runtime",
         "cascade-connector-mqtt",
         "cascade-client",
+        "cascade-connector-kit",
         "cascade-interfaces",
         "cascade-history",
     ):

@@ -19,11 +19,11 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, NotifyPost, Received
 from cascade.interfaces import Connector, Constraint, Envelope, constraint_topic, decode_envelope
 from cascade.interfaces.commands import decode_cancel_reply, reply_topic
 from cascade.interfaces.notes import ClearNote, cleared_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import SourceGaps
 from cascade.runtime import Engine, TaskFailedError, task
 

@@ -19,10 +19,10 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
+    encode_payload,
     events_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.reader import ReaderModel, inert
 
 _ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")

@@ -11,8 +11,7 @@ from rich.console import Console
 from typer.testing import Result
 
 from cascade.cli.rendering import TimeFormat, engines_table
-from cascade.interfaces import Message, StatusMessage, status_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Message, StatusMessage, encode_payload, status_topic
 from cascade.reader import ReaderModel
 
 TOPIC = status_topic("shared")

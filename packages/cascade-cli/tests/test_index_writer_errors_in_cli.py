@@ -11,10 +11,10 @@ import pytest
 from typer.testing import Result
 
 from cascade.cli.plumbing import BrokerOptions
+from cascade.connector_kit import _index_writer as index_writer
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import Connector, Payload, constraint_topic
-from cascade.interfaces.connector_kit import _index_writer as index_writer
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 @pytest.fixture(autouse=True)

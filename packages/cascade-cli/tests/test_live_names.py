@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from cascade.cli.rendering import render_fleet, render_status, render_watch, status_json
+from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import (
@@ -19,7 +20,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import received, telemetry
 from cascade.reader import ReaderModel
 
 NOW = datetime.now(timezone.utc).isoformat()

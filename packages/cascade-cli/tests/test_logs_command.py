@@ -18,6 +18,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit import Subscription
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received
 from cascade.interfaces import (
     Connector,
@@ -32,9 +34,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import Subscription
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 T0 = 1_795_000_000.0  # 2026-11-18

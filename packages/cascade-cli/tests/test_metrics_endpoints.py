@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import CONTENT_TYPE, CascadeMetrics, MetricsServer, bind
 from cascade.reader import ReaderModel
 from cascade.runtime import Engine, task

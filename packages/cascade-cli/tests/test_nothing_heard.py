@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.interfaces import Connector, StatusMessage, status_topic
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import Connector, StatusMessage, encode_payload, status_topic
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 BROKER = ["--host", "broker.example:1884", "--timeout", "1"]

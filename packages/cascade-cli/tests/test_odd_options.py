@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Connector
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 # What a shell can hand over: numbers in every form and out of every range, empty and
 # blank strings, bytes that are not UTF-8 (lone surrogates), escapes, very long words.

@@ -11,9 +11,9 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History
 from cascade.interfaces import Connector
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 _HUGE = "99999999999999999999"
 

@@ -3,13 +3,13 @@ exact subscriptions only (the in-memory broker with ``retained_to_wildcards=Fals
 
 from __future__ import annotations
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Constraint,
     Message,
     constraint_topic,
     rollcall_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import subscribe_statuses
 from cascade.runtime.testing import eventually
 

@@ -21,18 +21,24 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.run_ids import SHORT_ID
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
-from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import (
+    Connector,
+    Envelope,
+    Heartbeat,
+    decode_envelope,
+    encode_payload,
+    heartbeat_topic,
+)
 from cascade.interfaces.summaries import (
     EngineSummary,
     SummaryRun,
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PublishRetained = Callable[[str, bytes], None]  # the conftest's fixture
 

@@ -13,10 +13,10 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
+from cascade.connector_kit.testing import received
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()
 

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from typer.testing import Result
 
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import encode_payload
 from cascade.interfaces.serving import ServedAnnouncement, ServedSchedule, served_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Schedule, task
 
 Invoke = Callable[..., Result]

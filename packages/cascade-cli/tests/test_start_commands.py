@@ -12,10 +12,16 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from cascade.interfaces import Connector, Envelope, LifecycleEvent, decode_envelope, events_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import (
+    Connector,
+    Envelope,
+    LifecycleEvent,
+    decode_envelope,
+    encode_payload,
+    events_topic,
+)
 from cascade.interfaces.serving import PlanStep, RunOrigin, ServedWorkflow, WorkflowParam
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import KeptRun, ServingEngine
 
 OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"

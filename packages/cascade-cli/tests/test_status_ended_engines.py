@@ -9,8 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from typer.testing import Result
 
-from cascade.interfaces import StatusMessage, status_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import StatusMessage, encode_payload, status_topic
 
 Publish = Callable[[str, bytes], None]
 

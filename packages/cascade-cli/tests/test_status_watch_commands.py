@@ -14,6 +14,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit import Subscription
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Connector,
     Envelope,
@@ -23,11 +25,10 @@ from cascade.interfaces import (
     SyncCallback,
     TaskStateEvent,
     constraint_topic,
+    encode_payload,
     events_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import Subscription, encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 def test_status_lists_engines_and_constraints(

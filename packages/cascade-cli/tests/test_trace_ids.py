@@ -20,9 +20,9 @@ from cascade.interfaces import (
     Message,
     TaskStateEvent,
     decode_envelope,
+    encode_payload,
     events_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.reader import ReaderModel
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.cli.rendering import render_fleet, render_status, render_watch
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.history import History, Received
 from cascade.interfaces import (
     Connector,
@@ -26,16 +27,15 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     decode_envelope,
+    encode_payload,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
     summary_messages,
     summary_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.reader import ReaderModel
 
 WIDTH = 80

@@ -10,9 +10,9 @@ from typing import Any
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch, status_json
+from cascade.connector_kit.testing import telemetry
 from cascade.dashboard.live import DashboardModel
 from cascade.interfaces import Heartbeat, LifecycleEvent, Message, TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.metrics import CascadeMetrics
 from cascade.reader import MAX_SEQ_JUMP, ReaderModel
 

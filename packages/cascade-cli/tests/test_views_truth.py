@@ -14,15 +14,16 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.cli.rendering import TimeFormat
+from cascade.connector_kit import Subscription
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Connector,
     MessageCallback,
     StatusMessage,
     SyncCallback,
+    encode_payload,
     status_topic,
 )
-from cascade.interfaces.connector_kit import Subscription, encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 
 Invoke = Callable[..., Result]

@@ -8,8 +8,8 @@ import uuid
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.interfaces import TaskStateEvent, telemetry_filter
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RunStarted, task
 

@@ -9,10 +9,10 @@ import asyncio
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces import telemetry_filter
 from cascade.interfaces.commands import DecisionCount
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder

@@ -17,9 +17,9 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received
-from cascade.interfaces import Connector, decode_envelope, events_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Connector, decode_envelope, encode_payload, events_topic
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
@@ -27,7 +27,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 T0 = time.time() - 600

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch
+from cascade.connector_kit.testing import received
 from cascade.interfaces import StatusMessage, status_topic, telemetry_filter
-from cascade.interfaces.testing import received
 from cascade.reader import ReaderModel
 
 

@@ -8,6 +8,7 @@ import time
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch
+from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
     Body,
     Constraint,
@@ -18,7 +19,6 @@ from cascade.interfaces import (
     constraint_topic,
     status_topic,
 )
-from cascade.interfaces.testing import received, telemetry
 from cascade.reader import ReaderModel
 
 

@@ -25,10 +25,10 @@ from cascade.interfaces import (
     Hold,
     Message,
     TaskStateEvent,
+    encode_payload,
     events_topic,
     heartbeat_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.reader import ReaderModel
 
 RUN = "0123456789abcdef0123456789abcdef"

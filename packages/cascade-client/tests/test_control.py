@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import ControlError, Controller
 from cascade.interfaces import constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PAUSE_TOPIC = constraint_topic("task:load_*", "pause")
 

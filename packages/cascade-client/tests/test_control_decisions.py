@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
 from cascade.control._decisions import request_decision
 from cascade.interfaces import Message
@@ -23,7 +24,6 @@ from cascade.interfaces.commands import (
     reply_topic,
 )
 from cascade.interfaces.notes import decode_issued_note, issued_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine, Inbox
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"

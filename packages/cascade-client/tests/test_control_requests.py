@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 import cascade.control as steering
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import (
     Cancel,
     ControlError,
@@ -23,7 +24,6 @@ from cascade.control import (
     read_request,
 )
 from cascade.interfaces import commands, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import (
     ControlError,
     Controller,
@@ -23,9 +24,14 @@ from cascade.control import (
     StartTimeoutError,
     wait_run,
 )
-from cascade.interfaces import Envelope, LifecycleEvent, decode_envelope, events_topic
+from cascade.interfaces import (
+    Envelope,
+    LifecycleEvent,
+    decode_envelope,
+    encode_payload,
+    events_topic,
+)
 from cascade.interfaces.commands import reply_topic
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.serving import (
     MAX_PARAMS_BYTES,
     PlanStep,
@@ -39,7 +45,6 @@ from cascade.interfaces.serving import (
     start_filter,
     start_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import Inbox, KeptRun, ServingEngine
 
 NIGHTLY = ServedWorkflow(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Envelope,
     StatusMessage,
@@ -14,7 +15,6 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.summaries import EngineSummary, RunTally, summary_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel, TelemetrySwitch
 
 

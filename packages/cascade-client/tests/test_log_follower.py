@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from cascade.connector_kit.testing import received
 from cascade.interfaces import Envelope, Heartbeat, Message, heartbeat_topic
 from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, DroppedLines, LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 from cascade.reader import (
     REASON_BEYOND,
     REASON_FOREIGN,

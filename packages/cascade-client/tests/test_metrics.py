@@ -19,11 +19,11 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
+    encode_payload,
     events_topic,
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.reader import ReaderModel

@@ -14,9 +14,9 @@ from cascade.interfaces import (
     LifecycleEvent,
     Message,
     TaskStateEvent,
+    encode_payload,
     events_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.metrics import OTHER, CascadeMetrics
 from cascade.reader import ReaderModel
 

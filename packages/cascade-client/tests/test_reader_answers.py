@@ -3,6 +3,7 @@ engine, within what an engine sends."""
 
 from __future__ import annotations
 
+from cascade.connector_kit.testing import received
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
@@ -17,7 +18,6 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_messages
-from cascade.interfaces.testing import received
 from cascade.reader import MAX_ANSWER_TASKS, MAX_SNAPSHOT_PARTS, ReaderModel
 
 TS = "2026-11-23T10:00:00+00:00"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import TaskStateEvent
 from cascade.interfaces.commands import Decided, DecisionCount
-from cascade.interfaces.testing import telemetry
 from cascade.reader import ReaderModel, RunView
 
 T0 = time.time()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.interfaces import StatusMessage, status_filter, status_topic
 from cascade.interfaces.summaries import EngineSummary, RunTally
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.reader import ENDED_FOLD_AFTER, ReaderModel, ended_cleanly
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import received
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
@@ -18,7 +19,6 @@ from cascade.interfaces import (
     snapshot_topic,
 )
 from cascade.interfaces.graphs import MAX_GRAPH_NODES
-from cascade.interfaces.testing import received
 from cascade.reader import ReaderModel
 
 TS = "2026-11-23T10:00:00+00:00"

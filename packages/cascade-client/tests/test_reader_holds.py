@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import (
     BlockedTask,
     Heartbeat,
@@ -21,7 +22,6 @@ from cascade.interfaces import (
     decode_envelope,
 )
 from cascade.interfaces.commands import Decided
-from cascade.interfaces.testing import telemetry
 from cascade.reader import HeldTask, ReaderModel, held_tasks
 
 T0 = time.time()

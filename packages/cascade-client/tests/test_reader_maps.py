@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import RunSnapshot, SnapshotTask, TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.reader import ReaderModel
 
 T0 = time.time()

@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
     Body,
     Constraint,
@@ -18,11 +19,10 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
+    encode_payload,
     events_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.testing import received, telemetry
 from cascade.reader import ReaderModel
 
 T0 = time.time()  # the fake clocks run from now: messages are stamped with the real time

@@ -3,6 +3,7 @@ snapshot answer for a reader that joined late; not from another source's."""
 
 from __future__ import annotations
 
+from cascade.connector_kit.testing import received
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
@@ -14,7 +15,6 @@ from cascade.interfaces import (
     snapshot_topic,
 )
 from cascade.interfaces.serving import RunOrigin
-from cascade.interfaces.testing import received
 from cascade.reader import ReaderModel
 
 TS = "2026-11-23T10:00:00+00:00"

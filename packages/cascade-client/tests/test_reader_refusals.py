@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
     Heartbeat,
     LifecycleEvent,
@@ -16,7 +17,6 @@ from cascade.interfaces import (
     TaskStateEvent,
     status_topic,
 )
-from cascade.interfaces.testing import received, telemetry
 from cascade.reader import ReaderModel
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import InMemoryConnector, received, telemetry
 from cascade.interfaces import (
     LifecycleEvent,
     Message,
@@ -22,7 +23,6 @@ from cascade.interfaces.summaries import (
     placed_summary_filter,
     placed_summary_topic,
 )
-from cascade.interfaces.testing import InMemoryConnector, received, telemetry
 from cascade.reader import FLAP_WINDOW, SILENT_AFTER, ReaderModel, silence_line
 
 ALL = telemetry_filter()

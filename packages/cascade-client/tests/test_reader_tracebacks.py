@@ -6,8 +6,8 @@ import time
 
 import msgspec
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import MAX_TRACEBACK_LENGTH, TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.reader import ReaderModel
 
 T0 = time.time()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     ConnectorError,
     Envelope,
@@ -13,7 +14,6 @@ from cascade.interfaces import (
     SnapshotTask,
     decode_envelope,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import SnapshotAsker, snapshot_events
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
@@ -29,7 +30,6 @@ from cascade.interfaces.summaries import (
     summary_filter,
     summary_topic,
 )
-from cascade.interfaces.testing import received, telemetry
 from cascade.reader import MAX_MORE_LIVE, MAX_PLACES, ReaderModel
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import ConnectError, Message
-from cascade.interfaces.connector_kit import bounded
 
 ConnectorTasks = Callable[[], set[asyncio.Task[Any]]]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import ConnectError
-from cascade.interfaces.connector_kit import bounded
 
 ConnectorTasks = Callable[[], set[asyncio.Task[Any]]]
 

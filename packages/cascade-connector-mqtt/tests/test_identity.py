@@ -11,8 +11,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker
-from cascade.interfaces import InvalidIdError
-from cascade.interfaces.connector_kit import MAX_ID_BYTES
+from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
 from cascade.testkit import Inbox
 
 STATUS = "cascade/status/engine-1"

@@ -17,10 +17,10 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import STREAM_INTERVAL
 from cascade.interfaces import decode_constraint
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import bind
 from cascade.runtime import Engine, task
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, telemetry
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessLog, ApiTokens
 from cascade.history import History, Received
 from cascade.interfaces import TaskStateEvent, decode_constraint
-from cascade.interfaces.testing import InMemoryBroker, telemetry
 
 ROLES = Roles.parse("""
 [[grant]]

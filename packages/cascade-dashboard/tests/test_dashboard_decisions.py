@@ -12,12 +12,12 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.dashboard.live import Follower
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.testkit import HeldTask, HoldingEngine
 
 ROLES = Roles.parse("""

@@ -21,6 +21,7 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import (
     DashboardHub,
     DashboardSettings,
@@ -29,7 +30,6 @@ from cascade.dashboard import (
     serve_dashboard,
 )
 from cascade.history import History
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.dashboard import DashboardHub
 from cascade.dashboard.live import Follower
 from cascade.interfaces import (
@@ -32,7 +33,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
 NOW = datetime.now(timezone.utc)  # one timestamp: an engine's last_seen does not move
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from cascade.connector_kit.testing import received
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
     Envelope,
@@ -24,7 +25,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     placed_summary_topic,
 )
-from cascade.interfaces.testing import received
 from cascade.reader import SILENT_AFTER
 
 

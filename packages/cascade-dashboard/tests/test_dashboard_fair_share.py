@@ -18,11 +18,11 @@ import httpx
 import pytest
 import uvicorn
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, Tokens, create_app
 from cascade.dashboard.live import Claimant, HistoryReaders, StreamSlots
 from cascade.history import History, RunSummary
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import bind
 
 ROLES = Roles.parse("""

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
     LifecycleEvent,
@@ -34,7 +35,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.reader import ReaderModel, TelemetrySwitch, subscribe_statuses
 from cascade.runtime import Engine, task
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.app import MAX_BODY
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.control.access import Access, Identity, Roles
 from cascade.dashboard import (
     DashboardHub,
@@ -31,7 +32,6 @@ from cascade.dashboard.live import Follower
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import TaskStateEvent, decode_envelope
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
 ROLES = Roles.parse("""
 [[grant]]

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.history import MAX_LIMIT
 from cascade.history import History, HistoryError, Received
 from cascade.interfaces import Constraint, decode_envelope
 from cascade.interfaces.commands import decode_cancel_reply, reply_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 NOW = datetime.now(timezone.utc).timestamp()
 T0 = NOW - 3600  # an hour ago: inside every default period

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 RUN = "10950001"

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, LogCount, RecordedLogLine, decode_message
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 Recorded = tuple[Sequence[RecordedLogLine], Mapping[str, LogCount]]  # what a backfill reads

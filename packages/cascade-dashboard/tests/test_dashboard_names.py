@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import (
@@ -20,7 +21,6 @@ from cascade.interfaces import (
     events_topic,
 )
 from cascade.interfaces.serving import RunOrigin
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, Notifications, create_app
 from cascade.dashboard.auth import AccessLog
 from cascade.history import History
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.notify import Destinations
 from cascade.runtime import Engine, TaskFailedError, task
 from cascade.testkit import ForwardProxy, WebhookReceiver

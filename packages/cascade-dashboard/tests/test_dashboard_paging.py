@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import received, telemetry
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import LifecycleEvent, Message, StatusMessage, TaskStateEvent, status_topic
-from cascade.interfaces.testing import received, telemetry
 
 NOW = datetime.now(timezone.utc)
 # What /api/state answered before it could page: a script reading these keeps working.

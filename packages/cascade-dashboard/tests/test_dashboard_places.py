@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import telemetry
 from cascade.control.access import Access, Identity, Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.live import Follower
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.testing import telemetry
 
 RUN = "5" * 32
 THEIRS = "6" * 32

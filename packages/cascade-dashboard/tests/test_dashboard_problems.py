@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from cascade.connector_kit.testing import received, telemetry
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import Follower
 from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
@@ -20,7 +21,6 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_topic,
 )
-from cascade.interfaces.testing import received, telemetry
 
 ENGINES = 10_000
 FIRST_ANSWER = 100_000  # bytes: what a page's first answer may weigh at any fleet size

@@ -15,13 +15,12 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
-from cascade.interfaces import Envelope, LifecycleEvent, events_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Envelope, LifecycleEvent, encode_payload, events_topic
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import ServingEngine
 
 ROLES = Roles.parse("""

@@ -8,9 +8,9 @@ import asyncio
 
 import httpx
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 

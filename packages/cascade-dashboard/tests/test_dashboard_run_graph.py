@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.control.access import Roles
 from cascade.dashboard import (
     DashboardHub,
@@ -25,7 +26,6 @@ from cascade.dashboard import (
 from cascade.history import History, Received
 from cascade.interfaces import LifecycleEvent, TaskStateEvent, decode_envelope
 from cascade.interfaces.graphs import MAX_GRAPH_NODES
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 NODES: list[dict[str, Any]] = [

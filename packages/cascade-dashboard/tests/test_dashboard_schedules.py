@@ -12,6 +12,7 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.interfaces.serving import (
@@ -20,7 +21,6 @@ from cascade.interfaces.serving import (
     ServedWorkflow,
     served_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 ROLES = Roles.parse("""
 [[grant]]

@@ -13,11 +13,11 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import ServingEngine
 
 ROLES = Roles.parse("""

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import (
     BEHIND_AFTER,
@@ -26,7 +27,6 @@ from cascade.dashboard.live import (
     change_events,
 )
 from cascade.interfaces import StatusMessage, TaskStateEvent, status_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.metrics import bind
 
 PROMISED = 1.0  # seconds a page's stream may be silent at most

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import uvicorn
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import Snapshots
 from cascade.interfaces import StatusMessage, status_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import bind
 from cascade.runtime import Engine, task
 

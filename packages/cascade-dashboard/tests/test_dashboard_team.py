@@ -11,12 +11,12 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, telemetry
 from cascade.control.access import Access, Identity, Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, Tokens, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.dashboard.live import Follower
 from cascade.interfaces import TaskStateEvent, decode_constraint
-from cascade.interfaces.testing import InMemoryBroker, telemetry
 
 ROLES = Roles.parse("""
 [[grant]]

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from cascade.connector_kit.testing import InMemoryBroker
 from cascade.dashboard import DashboardHub, DashboardSettings, Tokens, create_app
 from cascade.interfaces import decode_constraint
-from cascade.interfaces.testing import InMemoryBroker
 
 PAUSE = "cascade/constraints/task/load_%2A/pause"
 TOKENS = Tokens.parse(["alice=a-secret", "bob=b-secret", "anon-secret"], "dash-operator")

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.history import MAX_LIMIT, RUN_PAGE
 from cascade.dashboard.history import _history_api as history_api
 from cascade.history import History, Received, RunSummary, StateChange
 from cascade.interfaces import decode_envelope
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 TOKEN = "s3cret-token"

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.history import AUDIT_TIMES, RUN_TIMES, History, Received, iso_utc
 from cascade.interfaces import Constraint, constraint_topic, decode_envelope
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import Invoke
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.history import RUN_PAGE
 from cascade.history import History, Received
 from cascade.interfaces import decode_envelope
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 TOKEN = "s3cret-token"

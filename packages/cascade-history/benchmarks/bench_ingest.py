@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received, Recorder
 from cascade.interfaces import decode_envelope, events_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import PrivatePostgreSQL, postgresql_bin
 
 BATCH = 1_000

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received, Recorder
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import PrivatePostgreSQL, postgresql_bin
 
 LINES_A_BATCH = 100

@@ -114,10 +114,9 @@ def fleet(count: int, at_once: int) -> Iterator[tuple[str, dict[str, Any]]]:
 async def measure(url: str, count: int, at_once: int, rate: float = 0.0) -> dict[str, Any]:
     """One measurement (in the child): CPU seconds, wall seconds, events stored."""
     import cascade.history
+    from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
     from cascade.history import History, Recorder
-    from cascade.interfaces import Message, MessageCallback
-    from cascade.interfaces.connector_kit import decode_payload, encode_payload
-    from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+    from cascade.interfaces import Message, MessageCallback, decode_payload, encode_payload
 
     class Tapped(InMemoryConnector):
         """The in-memory connector, keeping the recorder's telemetry callback to feed it."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Recorder
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cascade.connector_kit.testing import received
 from cascade.history import Received, decode_message
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 
 from .messages import T0, iso
 

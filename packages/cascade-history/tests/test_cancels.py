@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Recorder, Stored
 from cascade.interfaces import Message
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_filter
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, HistoryError, Received, Recorder, Stored
 from cascade.interfaces import events_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 from .messages import T0, iso
 

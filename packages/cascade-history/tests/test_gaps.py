@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Recorder, SourceGap
 from cascade.history.recorder._gaps import RecorderGaps
 from cascade.interfaces import Envelope, events_topic, heartbeat_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import SourceGaps
 
 from .messages import T0, heartbeat, iso, lifecycle, task

@@ -94,8 +94,8 @@ def test_an_unknown_mode_is_a_value_error(database_url: str) -> None:
 
 def test_a_recorder_refuses_a_history_open_to_read(database_url: str) -> None:
     """It would only retry every batch: a clear error instead, at once."""
+    from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
     from cascade.history import Recorder
-    from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
     History(database_url, mode="write").close()
     with History(database_url) as reader:

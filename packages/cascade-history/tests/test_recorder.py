@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, HistoryError, Received, Recorder, Stored
 from cascade.interfaces import Constraint, constraint_topic, events_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskFailedError, task
 
 from .messages import T0, iso

@@ -8,10 +8,10 @@ import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.history import History, Recorder
 from cascade.interfaces import LifecycleEvent, Payload
 from cascade.interfaces.logs import MAX_LOG_PAYLOAD_BYTES, LogBatch, logs_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.reader import REASON_FOREIGN
 
 from .logs import batch, line

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import Message, events_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 from .messages import T0, iso
 

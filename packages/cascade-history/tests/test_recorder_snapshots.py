@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import Envelope, Heartbeat, RunSnapshot, SnapshotTask, snapshot_topic
 from cascade.interfaces.commands import snapshot_request_topic
 from cascade.interfaces.summaries import summary_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import MAX_SNAPSHOT_PARTS
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually

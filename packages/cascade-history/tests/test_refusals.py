@@ -9,9 +9,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received, Recorder, Stored
 from cascade.interfaces import decode_envelope, events_topic, heartbeat_topic, status_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import MAX_SEQ_JUMP, REASON_BEYOND, REASON_CONFLICT, REASON_FOREIGN, SourceGaps
 
 from .messages import T0, iso, lifecycle, task

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import Claim, History, Recorder
 from cascade.interfaces import status_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import REASON_FOREIGN
 
 from .messages import T0, lifecycle, task

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from cascade.connector_kit.testing import received
 from cascade.history import History, Received, decode_message
 from cascade.interfaces.logs import LogBatch, logs_topic
-from cascade.interfaces.testing import received
 
 from .logs import line
 from .messages import T0, iso, lifecycle, task

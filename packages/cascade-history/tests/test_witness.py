@@ -3,9 +3,9 @@ vouched for by the broker in the audit; anything else stays claimed."""
 
 from __future__ import annotations
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.history import History, Received, Recorder
 from cascade.interfaces.notes import IssuedNote, issued_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 from .messages import T0, cancel_reply, cleared, constraint, lifecycle, note
 

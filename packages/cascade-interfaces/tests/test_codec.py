@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.interfaces import Constraint, InvalidMessageError
-from cascade.interfaces.connector_kit import decode_payload, encode_payload
+from cascade.interfaces import Constraint, InvalidMessageError, decode_payload, encode_payload
 
 
 def test_encode_forms() -> None:

@@ -19,6 +19,7 @@ from cascade.interfaces import CascadeError
 # Every package's top module: all are installed, or this test would pass over a missing one.
 PACKAGES = (
     "cascade.interfaces",
+    "cascade.connector_kit",
     "cascade.control",
     "cascade.metrics",
     "cascade.connectors.mqtt",

@@ -8,8 +8,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.interfaces import Envelope, InvalidMessageError, LifecycleEvent, decode_envelope
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import (
+    Envelope,
+    InvalidMessageError,
+    LifecycleEvent,
+    decode_envelope,
+    encode_payload,
+)
 from cascade.interfaces.graphs import (
     MAX_GRAPH_ID_LENGTH,
     MAX_GRAPH_NODES,

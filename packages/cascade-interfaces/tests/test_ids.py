@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.interfaces import InvalidIdError, heartbeat_topic, status_topic
-from cascade.interfaces.connector_kit import (
+from cascade.connector_kit.testing import InMemoryConnector
+from cascade.interfaces import (
     MAX_ID_BYTES,
+    InvalidIdError,
     default_org_id,
     default_project_id,
+    heartbeat_topic,
+    status_topic,
     validate_id,
     validate_prefix,
 )
-from cascade.interfaces.testing import InMemoryConnector
 
 
 @pytest.mark.parametrize("value", ["engine-1", "a/b+c#", "ünïcødé-✓", "x" * MAX_ID_BYTES])

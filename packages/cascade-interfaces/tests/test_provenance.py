@@ -8,8 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.interfaces import Constraint, InvalidMessageError, decode_constraint
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Constraint, InvalidMessageError, decode_constraint, encode_payload
 
 
 class _OldConstraint(msgspec.Struct, kw_only=True):

@@ -21,10 +21,10 @@ from cascade.interfaces import (
     decode_constraint,
     decode_envelope,
     decode_status,
+    encode_payload,
     parse_rate,
     validate_scope,
 )
-from cascade.interfaces.connector_kit import encode_payload
 
 
 def _envelope(body: Any) -> dict[str, Any]:

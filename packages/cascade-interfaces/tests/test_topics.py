@@ -20,9 +20,11 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
     topic_matches,
+    validate_id,
+    validate_prefix,
+    validate_topic,
 )
 from cascade.interfaces._topics import scope_from_path, scope_to_path
-from cascade.interfaces.connector_kit import validate_id, validate_prefix, validate_topic
 from cascade.interfaces.logs import logs_topic
 from cascade.interfaces.notes import issued_topic, login_of
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import LifecycleEvent, Message, StatusMessage
 from cascade.interfaces.serving import RunOrigin
-from cascade.interfaces.testing import telemetry
 from cascade.notify import EventWatch, headline, parse_filter
 from cascade.reader import ReaderModel
 

@@ -22,8 +22,8 @@ import statistics
 import sys
 import time
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import ConstraintManager, Engine, Event, RunFinished, RunStarted, task
 
 COUNTS = (0, 1_000, 10_000)

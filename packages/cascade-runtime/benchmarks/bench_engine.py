@@ -85,9 +85,9 @@ from typing import Literal, NamedTuple, Protocol
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, LazyResult, ResultStore, TaskEvent, task
 from cascade.testkit import MosquittoBroker, mosquitto_path
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cascade.interfaces.testing import InMemoryConnector
+from cascade.connector_kit.testing import InMemoryConnector
 from cascade.runtime import DaskExecutor, Engine, Executor, ProcessExecutor, task
 
 

@@ -25,14 +25,14 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+from cascade.connector_kit._constraints_index import _read_retained
+from cascade.connector_kit.constraints_index import read_indexed_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Constraint,
     Message,
     constraint_topic,
 )
-from cascade.interfaces.connector_kit._constraints_index import _read_retained
-from cascade.interfaces.constraints_index import read_indexed_constraints
 from cascade.runtime import Engine, task
 from cascade.testkit import RabbitMQBroker, rabbitmq_server_path
 

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
+from cascade.connector_kit.testing import InMemoryConnector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector, Message, Payload
 from cascade.interfaces.logs import decode_log_batch, logs_filter
-from cascade.interfaces.testing import InMemoryConnector
 from cascade.runtime import Engine, LogForwarding, task
 from cascade.testkit import MosquittoBroker, mosquitto_path
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import LifecycleEvent
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 from cascade.runtime.workflow._graph import build_graph
 from cascade.runtime.workflow._graph_wire import wire_graph

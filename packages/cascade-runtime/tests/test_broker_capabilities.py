@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskEvent, task
 from cascade.runtime.testing import EventRecorder, eventually
 

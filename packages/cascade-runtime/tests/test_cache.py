@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Envelope,
     RunSnapshot,
@@ -25,7 +26,6 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     CacheError,
     Engine,

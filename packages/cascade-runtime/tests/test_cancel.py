@@ -10,6 +10,7 @@ from typing import Any, Literal
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message
 from cascade.interfaces.commands import (
     CancelRequest,
@@ -18,7 +19,6 @@ from cascade.interfaces.commands import (
     decode_cancel_reply,
     reply_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     RunCancelledError,

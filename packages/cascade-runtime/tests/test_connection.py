@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import InvalidTopicError, status_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, RunStarted, TaskFailedError, TaskRunning, task
 
 
@@ -135,7 +135,7 @@ def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> No
     code = textwrap.dedent(
         """
         import asyncio, json, os, signal
-        from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+        from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
         from cascade.runtime import run, task
 
         broker = InMemoryBroker()

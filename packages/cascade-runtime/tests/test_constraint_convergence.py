@@ -8,9 +8,8 @@ import math
 
 import pytest
 
-from cascade.interfaces import Constraint, Message, constraint_topic
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import Constraint, Message, constraint_topic, encode_payload
 from cascade.runtime import ConstraintManager, Engine, task
 
 

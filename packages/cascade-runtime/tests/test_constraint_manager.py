@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import Constraint, Message, constraint_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Constraint, Message, constraint_topic, encode_payload
 from cascade.runtime import ConstraintManager
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker
-from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Constraint, constraint_topic, encode_payload
 from cascade.runtime import Engine, task
 from cascade.runtime.testing import eventually
 

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces.logs import decode_log_batch
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     DaskExecutor,
     Engine,

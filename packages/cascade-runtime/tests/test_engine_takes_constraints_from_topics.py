@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, Message, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import ConstraintManager, Engine, Event, TaskBlocked, TaskRunning, task
 
 ETL_PAUSE = constraint_topic("task:etl_*", "pause")  # cascade/constraints/task/etl_%2A/pause

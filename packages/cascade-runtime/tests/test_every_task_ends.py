@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     RunCancelledError,

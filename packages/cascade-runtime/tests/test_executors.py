@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces.logs import decode_log_batch
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     ExecutorError,

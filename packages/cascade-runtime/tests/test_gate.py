@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     APPROVAL,
     MAX_PROMPT_LENGTH,
@@ -22,7 +23,6 @@ from cascade.interfaces import (
     decode_envelope,
     telemetry_filter,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     GateError,

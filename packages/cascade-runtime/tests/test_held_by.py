@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     BlockedTask,
     Constraint,
@@ -16,9 +17,8 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     decode_envelope,
+    encode_payload,
 )
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import ConstraintManager, Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Constraint,
     Envelope,
@@ -28,7 +29,6 @@ from cascade.interfaces.commands import (
     snapshot_request_topic,
 )
 from cascade.interfaces.summaries import EngineSummary, decode_summary, summary_filter
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskBlocked, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 

@@ -7,9 +7,8 @@ import logging
 
 import pytest
 
-from cascade.interfaces import InvalidIdError
-from cascade.interfaces.connector_kit import MAX_ID_BYTES
-from cascade.interfaces.testing import InMemoryConnector
+from cascade.connector_kit.testing import InMemoryConnector
+from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
 from cascade.runtime import Engine, TelemetrySubscriber, task
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, status_filter, telemetry_filter
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel, SnapshotAsker
 from cascade.runtime import (
     Engine,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import cascade.runtime as cs
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import cascade.runtime as cs
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, TaskBlocked, TaskEvent, task
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
@@ -24,7 +25,6 @@ from cascade.interfaces import (
 from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import decode_summary, summary_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,

@@ -8,10 +8,10 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import LifecycleEvent, Message, RunSnapshot, decode_envelope
 from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
 from cascade.interfaces.graphs import MAX_GRAPH_BYTES, MAX_GRAPH_NODES, check_graph
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Router, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 

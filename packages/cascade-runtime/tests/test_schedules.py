@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces.serving import (
     ServedAnnouncement,
@@ -22,7 +23,6 @@ from cascade.interfaces.serving import (
     served_topic,
     slot_claim_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, Schedule, task
 from cascade.runtime.testing import eventually
 

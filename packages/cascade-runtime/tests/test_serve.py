@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
@@ -26,7 +27,6 @@ from cascade.interfaces.serving import (
     served_topic,
     start_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunFinished, RunStarted, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces.serving import StartReply, decode_served, served_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Param, RunFinished, RunStarted, task
 from cascade.runtime.testing import EventRecorder, eventually
 

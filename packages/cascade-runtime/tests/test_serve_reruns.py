@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, rollcall_topic
 from cascade.interfaces.serving import (
     ServedAnnouncement,
@@ -26,7 +27,6 @@ from cascade.interfaces.serving import (
     decode_start_reply,
     served_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunFinished, RunStarted, task
 from cascade.runtime.testing import EventRecorder, eventually
 

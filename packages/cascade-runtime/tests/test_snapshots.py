@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, RunSnapshot, decode_envelope, telemetry_filter
 from cascade.interfaces.commands import SNAPSHOT_INTERVAL, SnapshotRequest, snapshot_request_topic
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message
 from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
@@ -20,7 +21,6 @@ from cascade.interfaces.summaries import (
     summary_filter,
     summary_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 

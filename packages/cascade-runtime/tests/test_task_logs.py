@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.logs import LogBatch, decode_log_batch
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, LogForwarding, RetryPolicy, task
 
 etl = logging.getLogger("etl")
@@ -184,7 +184,7 @@ def test_an_application_without_logging_configured_still_sees_its_warnings() -> 
     script = textwrap.dedent(
         """
         import logging
-        from cascade.interfaces.testing import InMemoryConnector
+        from cascade.connector_kit.testing import InMemoryConnector
         from cascade.runtime import run, task
 
         @task

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     MAX_ERROR_LENGTH,
     ConnectorStats,
@@ -27,7 +28,6 @@ from cascade.interfaces import (
     heartbeat_topic,
     telemetry_filter,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     MAX_TELEMETRY_PAYLOAD_BYTES,
     MAX_TRACEBACK_LENGTH,
     decode_envelope,
     events_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskFailedError, task
 
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanContext, StatusCode
 
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, TaskFailedError, TaskRunning, task
 from cascade.runtime._tracing import start_run
 from cascade.runtime.testing import EventRecorder

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
+from cascade.connector_kit import Subscription, bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, MessageCallback, decode_envelope
 from cascade.interfaces.commands import (
@@ -21,7 +22,6 @@ from cascade.interfaces.commands import (
     decode_cancel_request,
     reply_topic,
 )
-from cascade.interfaces.connector_kit import Subscription, bounded
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox

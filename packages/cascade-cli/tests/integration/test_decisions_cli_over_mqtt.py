@@ -20,11 +20,11 @@ from cascade.interfaces import (
     Envelope,
     Message,
     RunSnapshot,
+    encode_payload,
     heartbeat_topic,
     snapshot_topic,
 )
 from cascade.interfaces.commands import snapshot_request_topic
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import summary_topic
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
+from cascade.connector_kit.testing import received
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
-from cascade.interfaces.testing import received
 from cascade.testkit import (
     PrivatePostgreSQL,
     own_postgresql,

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
+from cascade.connector_kit.testing import telemetry
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.testing import telemetry
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint

@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Message,
@@ -26,7 +27,6 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded
 from cascade.reader import ReaderModel, parse_timestamp
 from cascade.runtime import Engine, task
 from cascade.testkit import MosquittoBroker

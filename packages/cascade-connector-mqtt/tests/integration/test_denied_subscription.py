@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message
-from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import (
     NO_RABBITMQ,
     RabbitMQBroker,

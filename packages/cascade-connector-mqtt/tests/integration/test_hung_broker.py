@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import Inbox, MosquittoBroker
 
 

@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import InvalidIdError, Message, status_topic
-from cascade.interfaces.connector_kit import MAX_ID_BYTES
+from cascade.interfaces import MAX_ID_BYTES, InvalidIdError, Message, status_topic
 from cascade.testkit import BrokerEndpoint, Inbox
 
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import MosquittoBroker
 
 

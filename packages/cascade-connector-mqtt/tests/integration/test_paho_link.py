@@ -12,10 +12,10 @@ from typing import ClassVar
 import aiomqtt
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._paho import PahoLink, _connect
 from cascade.connectors.mqtt.testing import LinkHooks, LinkSettings
-from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import BrokerEndpoint, Inbox, MosquittoBroker
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_MOSQUITTO,

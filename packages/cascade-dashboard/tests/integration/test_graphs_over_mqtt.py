@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from cascade.cli.plumbing import BrokerOptions, mqtt_connector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder
 from cascade.interfaces.graphs import RunGraph
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint

@@ -19,8 +19,8 @@ from cascade_generated_reference import (
     Outcome,
 )
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces.serving import PlanStep
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cascade.connector_kit import Subscription
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import MessageCallback, SyncCallback
-from cascade.interfaces.connector_kit import Subscription
 
 
 class Listening(MqttConnector):

@@ -11,8 +11,7 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Constraint, constraint_topic, encode_payload
 from cascade.runtime import Engine, Event, TaskBlocked, task
 from cascade.testkit import BrokerEndpoint
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import aiomqtt
 
+from cascade.connector_kit import Subscription
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, MessageCallback, SyncCallback
 from cascade.interfaces.commands import decide_topic, reply_topic
-from cascade.interfaces.connector_kit import Subscription
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint

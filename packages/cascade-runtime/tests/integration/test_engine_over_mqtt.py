@@ -13,8 +13,7 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Constraint, constraint_topic, decode_envelope
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope, encode_payload
 from cascade.runtime import Engine, TaskBlocked, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (

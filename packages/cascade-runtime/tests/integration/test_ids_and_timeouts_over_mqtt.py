@@ -10,8 +10,7 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import InvalidIdError
-from cascade.interfaces.connector_kit import MAX_ID_BYTES
+from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
 from cascade.runtime import Engine, task
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
 

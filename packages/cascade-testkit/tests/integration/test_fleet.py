@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, status_filter, telemetry_filter
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.summaries import EngineSummary, decode_summary, summary_filter
 from cascade.reader import ReaderModel
 from cascade.testkit import FleetSettings, FleetSimulator, MosquittoBroker, final_tallies

@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import Connector, ConnectorError, telemetry_filter
 from cascade.interfaces.commands import (
     CancelRequest,
@@ -26,7 +27,6 @@ from cascade.interfaces.commands import (
     reply_filter,
     snapshot_request_topic,
 )
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.notes import IssuedAction, IssuedNote
 
 from ._answers import Answer, AnswerJudge, R

@@ -112,7 +112,7 @@ async def set_constraints(
     constraints index where the broker needs one (``Connector.index_constraints``); then,
     with the broker ``login`` that did it, say so (:func:`say_issued`).
 
-    Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` (a
+    Raises :class:`~cascade.connector_kit.constraints_index.IndexNotHeldError` (a
     ``ConnectorError``: the CLI exits 1, the dashboard answers 503) naming the constraints the
     index did not keep.
     """
@@ -145,7 +145,7 @@ async def clear_constraints(
 
     The retained constraints are read first, so that constraints other tools wrote for
     the scope on other topics are cleared too (see :func:`resume_topics`). Raises
-    :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` naming the clears the
+    :class:`~cascade.connector_kit.constraints_index.IndexNotHeldError` naming the clears the
     index did not keep.
     Each topic that held a constraint first gets it again expired (:func:`expired_copies`),
     then the clear. Once all is done, a :class:`~cascade.interfaces.notes.ClearNote` per topic says

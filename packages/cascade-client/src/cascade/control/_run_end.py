@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import (
     CascadeError,
     Connector,
@@ -31,7 +32,6 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded
 from cascade.reader import REASON_MISMATCH, REASON_NOT_ITS_PLACE, Refusals
 
 __all__ = ["RunEndError", "RunEnds", "wait_run"]

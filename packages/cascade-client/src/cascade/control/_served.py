@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cascade.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces import (
     Connector,
     InvalidMessageError,
@@ -25,7 +26,6 @@ from cascade.interfaces import (
     same_source,
     status_filter,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedWorkflow,

@@ -25,9 +25,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import Connector, InvalidMessageError, Message, decode_level, same_source
 from cascade.interfaces.commands import reply_filter
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.serving import (
     StartReply,
     StartRequest,

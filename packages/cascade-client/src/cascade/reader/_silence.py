@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cascade.interfaces import events_topic
-from cascade.interfaces.connector_kit import levels_match, validate_filter
+from cascade.interfaces import events_topic, levels_match, validate_filter
 from cascade.interfaces.summaries import EngineSummary
 
 from ._views import EngineView

@@ -7,8 +7,7 @@ bytes, errors as engines cut them).
 
 from __future__ import annotations
 
-from cascade.interfaces import InvalidIdError, InvalidMessageError
-from cascade.interfaces.connector_kit import validate_id
+from cascade.interfaces import InvalidIdError, InvalidMessageError, validate_id
 
 __all__ = ["MAX_TEXT_BYTES", "checked_id", "clean"]
 

@@ -8,10 +8,9 @@ these names implement. The protocol's other parts are modules of their own:
 answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them),
 :mod:`~cascade.interfaces.logs` (task logs), :mod:`~cascade.interfaces.summaries` (engines'
 summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said),
-:mod:`~cascade.interfaces.constraints_index` (the index of constraint topics),
-:mod:`~cascade.interfaces.wire` (byte templates). Building blocks for writing a connector
-are in :mod:`cascade.interfaces.connector_kit`; an in-memory connector to test with is in
-:mod:`cascade.interfaces.testing`.
+:mod:`~cascade.interfaces.wire` (byte templates). Building blocks for writing a connector,
+and an in-memory connector to test with, are the ``cascade-connector-kit`` package's
+(:mod:`cascade.connector_kit`, :mod:`cascade.connector_kit.testing`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._codec import Payload
+    from ._codec import Payload, decode_payload, encode_payload
     from ._connector import (
         BrokerCapabilities,
         Connector,
@@ -62,6 +61,13 @@ if TYPE_CHECKING:
         BlockedTask,
         Hold,
     )
+    from ._identity import (
+        default_org_id,
+        default_project_id,
+        default_source_id,
+        default_sourced_topics,
+    )
+    from ._ids import MAX_ID_BYTES, validate_id
     from ._lazy import lazy_exports
     from ._limits import (
         MAX_CONTROL_PAYLOAD_BYTES,
@@ -111,6 +117,7 @@ if TYPE_CHECKING:
         encode_level,
         events_topic,
         heartbeat_topic,
+        levels_match,
         rollcall_topic,
         same_place,
         same_source,
@@ -119,6 +126,9 @@ if TYPE_CHECKING:
         status_topic,
         telemetry_filter,
         topic_matches,
+        validate_filter,
+        validate_prefix,
+        validate_topic,
     )
 
 __all__ = [
@@ -204,6 +214,18 @@ __all__ = [
     "truncate_error",
     "truncate_traceback",
     "validate_scope",
+    "decode_payload",
+    "encode_payload",
+    "MAX_ID_BYTES",
+    "validate_id",
+    "default_org_id",
+    "default_project_id",
+    "default_source_id",
+    "default_sourced_topics",
+    "levels_match",
+    "validate_filter",
+    "validate_prefix",
+    "validate_topic",
 ]
 
 # Where each name is defined: a name is imported from its module when first used (PEP 562),
@@ -291,6 +313,18 @@ _HOMES = {
     "status_topic": "._topics",
     "telemetry_filter": "._topics",
     "topic_matches": "._topics",
+    "decode_payload": "._codec",
+    "encode_payload": "._codec",
+    "MAX_ID_BYTES": "._ids",
+    "validate_id": "._ids",
+    "default_org_id": "._identity",
+    "default_project_id": "._identity",
+    "default_source_id": "._identity",
+    "default_sourced_topics": "._identity",
+    "levels_match": "._topics",
+    "validate_filter": "._topics",
+    "validate_prefix": "._topics",
+    "validate_topic": "._topics",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
@@ -182,8 +182,9 @@ class Connector(Protocol):
       retained constraints, through the constraints index where the broker needs it),
       :meth:`call_roll` and :meth:`answer_rollcalls` (the retained statuses, summaries and
       announcements, asked for again where the broker needs it), and
-      :meth:`shares_subscriptions`. Callers never look at the broker;
-      :class:`~cascade.interfaces.connector_kit.BrokerDifferences` implements them over the
+      :meth:`shares_subscriptions` and :meth:`subscribe_shared` (a shared subscription, or
+      the one fallback where the broker has none). Callers never look at the broker;
+      :class:`~cascade.connector_kit.BrokerDifferences` implements them over the
       methods above and :attr:`capabilities`.
     """
 
@@ -285,15 +286,15 @@ class Connector(Protocol):
     ) -> bool:
         """For writers of constraints, once they published them (``put``: topic → payload) or
         cleared them (``remove``): where the broker needs the constraints index, put them in it
-        (see :mod:`cascade.interfaces.constraints_index`; ``settle`` seconds of watching for
-        concurrent writers, :data:`~cascade.interfaces.constraints_index.SETTLE` unless given),
+        (see :mod:`cascade.connector_kit.constraints_index`; ``settle`` seconds of watching for
+        concurrent writers, :data:`~cascade.connector_kit.constraints_index.SETTLE` unless given),
         and return ``True``; elsewhere do nothing (but the one read that tells which broker
         it is, when not known yet) and return ``False``.
 
-        Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` when the change
-        is missing after :data:`~cascade.interfaces.constraints_index.INDEX_ATTEMPTS` writes,
+        Raises :class:`~cascade.connector_kit.constraints_index.IndexNotHeldError` when the change
+        is missing after :data:`~cascade.connector_kit.constraints_index.INDEX_ATTEMPTS` writes,
         and ``ValueError`` when a shard would hold more than
-        :data:`~cascade.interfaces.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
+        :data:`~cascade.connector_kit.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
         is written).
         """
         ...
@@ -319,6 +320,31 @@ class Connector(Protocol):
         connected). ``False`` without trying where the broker is known to have none. Raises
         :class:`~cascade.interfaces.ConnectorError` when the broker does not answer within
         ``timeout`` seconds."""
+        ...
+
+    async def subscribe_shared(
+        self,
+        group: str,
+        topic_filters: Sequence[str],
+        callback: MessageCallback,
+        *,
+        probe: str,
+        timeout: float,
+        plain: bool = False,
+        subscribed: Sequence[SubscriptionHandle] = (),
+    ) -> list[SubscriptionHandle]:
+        """Subscribe ``callback`` to each of ``topic_filters`` through a shared subscription,
+        ``$share/{group}/{filter}`` (the broker gives each message to one member of the
+        group), where the broker delivers through one: tried once, on ``probe``, as
+        :meth:`shares_subscriptions` does. ``subscribed``: the shared subscriptions the caller
+        made already (before connecting, so that nothing is missed meanwhile), one a filter,
+        returned as they are where the broker shares.
+
+        Where it does not (a broker with none, one that takes the filter literally, one that
+        does not answer within ``timeout`` seconds, a link lost on the way: logged), the
+        fallback, the same for every caller: with ``plain``, each filter itself (every member
+        then gets every message), else none; ``subscribed`` is unsubscribed after. Returns the
+        subscriptions in force, one a filter or none. Never raises for what the broker does."""
         ...
 
     async def __aenter__(self) -> Self: ...

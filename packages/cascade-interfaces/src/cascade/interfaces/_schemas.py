@@ -361,7 +361,7 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
         """Whether this message should replace ``other`` as the source's current status.
 
         The one rule of which status message hides which (readers and
-        :class:`~cascade.interfaces.connector_kit.PresenceGuard` both use it):
+        :class:`~cascade.connector_kit.PresenceGuard` both use it):
         an ``offline`` from an older session than the ``online`` already seen
         is a stale will and never marks a live, reconnected source as
         offline; anything else replaces what came before.

@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
-from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
-from cascade.interfaces.connector_kit import (
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    Connector,
+    Constraint,
     default_org_id,
     default_project_id,
     validate_id,
     validate_prefix,
 )
+from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
 from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
 from ._ended_runs import EndedRuns

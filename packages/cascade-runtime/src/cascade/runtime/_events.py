@@ -9,9 +9,9 @@ from typing import ClassVar, Literal, TypeAlias
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Hold
 from cascade.interfaces.commands import Decided
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 

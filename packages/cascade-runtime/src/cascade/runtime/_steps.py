@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import CascadeError
-from cascade.interfaces.connector_kit import bounded
 
 from ._errors import TaskFailedError
 

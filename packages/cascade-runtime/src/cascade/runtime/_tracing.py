@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger
 
 if TYPE_CHECKING:
     from contextvars import Token

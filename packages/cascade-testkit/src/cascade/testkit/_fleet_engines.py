@@ -26,11 +26,11 @@ from cascade.interfaces import (
     StatusMessage,
     TaskState,
     TaskStateEvent,
+    encode_payload,
     events_topic,
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
 
 from ._fleet_summaries import SummaryBook

@@ -24,6 +24,7 @@ from cascade.interfaces import (
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
+    encode_payload,
     events_topic,
     heartbeat_topic,
     snapshot_topic,
@@ -37,7 +38,6 @@ from cascade.interfaces.commands import (
     reply_topic,
     snapshot_request_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,

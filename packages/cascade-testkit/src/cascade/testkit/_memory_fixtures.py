@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Connector
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 if TYPE_CHECKING:
     from typer.testing import Result

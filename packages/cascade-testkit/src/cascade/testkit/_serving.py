@@ -22,10 +22,10 @@ from cascade.interfaces import (
     Message,
     RunStatus,
     SubscriptionHandle,
+    encode_payload,
     events_topic,
 )
 from cascade.interfaces.commands import reply_topic
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,

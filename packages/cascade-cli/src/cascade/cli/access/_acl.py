@@ -25,8 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cascade.control.access import Grant, GrantScope, Role, Roles
-from cascade.interfaces import CascadeError, constraint_topic, encode_level
-from cascade.interfaces.connector_kit import validate_id, validate_prefix
+from cascade.interfaces import (
+    CascadeError,
+    constraint_topic,
+    encode_level,
+    validate_id,
+    validate_prefix,
+)
 from cascade.interfaces.notes import cleared_topic
 
 __all__ = ["AclError", "LoginRights", "broker_rights"]

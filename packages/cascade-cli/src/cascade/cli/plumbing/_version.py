@@ -11,6 +11,7 @@ PACKAGES = (
     "cascade-runtime",
     "cascade-connector-mqtt",
     "cascade-client",
+    "cascade-connector-kit",
     "cascade-interfaces",
     "cascade-history",  # the [history] extra: "not installed" without it
 )

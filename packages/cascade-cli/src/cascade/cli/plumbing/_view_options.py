@@ -106,6 +106,6 @@ STATUS_JSON_ENGINES = 1_000
 def check_id(value: str, option: str) -> None:
     """Refuse an id option that cannot stand in a topic: an ``InvalidIdError``, a usage error
     (exit 2, as :mod:`._exits` says)."""
-    from cascade.interfaces.connector_kit import validate_id  # a command's work, not its --help
+    from cascade.interfaces import validate_id  # a command's work, not its --help
 
     validate_id(value, option)

@@ -17,6 +17,7 @@ from typing import Any
 
 from typing_extensions import Self
 
+from cascade.connector_kit import BrokerDifferences, RateLimitedLogger, Subscription
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     BrokerCapabilities,
@@ -24,11 +25,6 @@ from cascade.interfaces import (
     Payload,
     SyncCallback,
     encode_level,
-)
-from cascade.interfaces.connector_kit import (
-    BrokerDifferences,
-    RateLimitedLogger,
-    Subscription,
     encode_payload,
     validate_topic,
 )

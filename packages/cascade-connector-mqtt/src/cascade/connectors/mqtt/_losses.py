@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger
 
 from ._link import LinkError
 

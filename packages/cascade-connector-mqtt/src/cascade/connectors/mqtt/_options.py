@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cascade.interfaces.connector_kit import (
+from cascade.interfaces import (
     default_source_id,
     default_sourced_topics,
     validate_id,

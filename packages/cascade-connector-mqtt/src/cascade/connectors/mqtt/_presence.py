@@ -7,8 +7,14 @@ import threading
 import time
 from typing import Literal
 
-from cascade.interfaces import InvalidMessageError, StatusMessage, decode_status, status_topic
-from cascade.interfaces.connector_kit import PresenceGuard, RateLimitedLogger, encode_payload
+from cascade.connector_kit import PresenceGuard, RateLimitedLogger
+from cascade.interfaces import (
+    InvalidMessageError,
+    StatusMessage,
+    decode_status,
+    encode_payload,
+    status_topic,
+)
 
 __all__ = ["Presence"]
 
@@ -84,7 +90,7 @@ class Presence:
         """What to publish (retained) on seeing ``raw`` on our own status topic, if anything.
 
         What a status message on our own topic means is
-        :class:`~cascade.interfaces.connector_kit.PresenceGuard`'s rule. A stale offline (a
+        :class:`~cascade.connector_kit.PresenceGuard`'s rule. A stale offline (a
         will the broker sent late, when it was slow to notice a dead
         connection) would replace the retained birth, so that a reader
         arriving later sees only "offline": announce online again. Another

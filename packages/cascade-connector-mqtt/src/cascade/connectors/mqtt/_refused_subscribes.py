@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger
 
 from ._backoff import Backoff
 from ._connection import Connection

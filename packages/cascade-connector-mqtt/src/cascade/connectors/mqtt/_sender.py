@@ -8,8 +8,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, chain, islice, repeat
 
+from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import ConnectorStats, FlushTimeoutError
-from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._buffer import Outgoing, OutgoingBuffer, count_messages
 from ._confirm import Confirmations

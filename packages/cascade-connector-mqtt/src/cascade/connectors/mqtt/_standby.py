@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import ConnectError
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._backoff import Backoff
 from ._connection import Connection

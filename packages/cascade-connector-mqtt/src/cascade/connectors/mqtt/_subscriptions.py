@@ -8,13 +8,13 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
+from cascade.connector_kit import Dispatcher, RateLimitedLogger, Subscription, bounded
 from cascade.interfaces import (
     BrokerCapabilities,
     MessageCallback,
     SyncCallback,
     topic_matches,
 )
-from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription, bounded
 
 from ._connection import Connection
 from ._link import LinkError

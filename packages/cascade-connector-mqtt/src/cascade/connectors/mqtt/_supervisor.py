@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import ConnectError, FlushTimeoutError
-from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
 from ._connection import Connection

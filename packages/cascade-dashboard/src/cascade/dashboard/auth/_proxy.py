@@ -11,9 +11,9 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.control import ControlError, checked_name
 from cascade.control.access import Identity
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._errors import SettingsError
 

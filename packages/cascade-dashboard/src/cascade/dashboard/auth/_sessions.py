@@ -69,8 +69,8 @@ class Sessions:
     async def keep_fresh(self) -> None:
         """:meth:`refresh` every :data:`REFRESH_SECONDS`, until cancelled; a history that
         cannot be read is logged (at most once a minute) and read again next time."""
+        from cascade.connector_kit import RateLimitedLogger
         from cascade.history import HistoryError
-        from cascade.interfaces.connector_kit import RateLimitedLogger
 
         said = RateLimitedLogger(_log, interval=60.0)
         while True:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from cascade.connector_kit import event_set
 from cascade.control import (
     Controller,
     Refusal,
@@ -13,7 +14,6 @@ from cascade.control import (
     default_operator,
 )
 from cascade.interfaces import Connector
-from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.serving import served_filter
 from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses
 

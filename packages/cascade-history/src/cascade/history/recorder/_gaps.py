@@ -19,8 +19,8 @@ from cascade.interfaces import (
     InvalidIdError,
     LifecycleEvent,
     RunSnapshot,
+    validate_id,
 )
-from cascade.interfaces.connector_kit import validate_id
 from cascade.reader import GapCounter, Seen, SourceGaps, answer_part_refusal
 
 __all__ = ["MAX_FOLLOWED", "RecorderGaps"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from msgspec import UNSET
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     ConstraintTopicError,
     Envelope,
@@ -27,7 +28,6 @@ from cascade.interfaces import (
     split_run_topic,
 )
 from cascade.interfaces.commands import CancelReply, DecisionReply
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.logs import LogBatch
 from cascade.reader import (
     MAX_CLOCK_SKEW,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     Connector,
     Envelope,
@@ -25,7 +26,6 @@ from cascade.interfaces import (
     SubscriptionHandle,
     same_source,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.summaries import decode_summary, summary_topic
 from cascade.reader import MAX_CLOCK_SKEW
 

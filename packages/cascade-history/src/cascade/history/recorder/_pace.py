@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cascade.interfaces.connector_kit import event_set
+from cascade.connector_kit import event_set
 
 __all__ = ["Pace"]
 

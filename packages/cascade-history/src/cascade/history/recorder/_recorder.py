@@ -27,6 +27,7 @@ from types import TracebackType
 
 from typing_extensions import Self
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     Connector,
     Message,
@@ -34,9 +35,9 @@ from cascade.interfaces import (
     constraints_filter,
     status_filter,
     telemetry_filter,
+    validate_filter,
 )
 from cascade.interfaces.commands import reply_filter
-from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
 from cascade.interfaces.logs import logs_filter
 from cascade.interfaces.notes import cleared_filter, issued_filter
 from cascade.reader import SnapshotAsker
@@ -214,28 +215,31 @@ class Recorder:
 
     async def check_sharing(self, timeout: float = 5.0) -> bool:
         """With ``share``, once connected: whether the broker delivers through the shared
-        subscription. If it does not, telemetry is subscribed to plainly instead (each
-        recorder then gets every message; the history stores each event once), and ``False``.
-
-        Raises :class:`~cascade.interfaces.ConnectorError` if the broker does not answer.
+        subscription. If it does not (or does not answer within ``timeout`` seconds),
+        telemetry and logs are subscribed to plainly instead (each recorder then gets every
+        message; the history stores each event once), and ``False``: the connector's
+        :meth:`~cascade.interfaces.Connector.subscribe_shared` fallback.
         """
-        handle = self._telemetry
-        if handle is None or not self.sharing:
+        handle, logs = self._telemetry, self._logs
+        if handle is None or logs is None or not self.sharing:
             return False
         assert self.share is not None
-        probe = share_probe_topic(self.prefix, self.connector.source_id)
-        if await self.connector.shares_subscriptions(probe, timeout=timeout):
+        telemetry, self._logs = await self.connector.subscribe_shared(
+            self.share,
+            [telemetry_filter(prefix=self.prefix), logs_filter(prefix=self.prefix)],
+            self._on_message,
+            probe=share_probe_topic(self.prefix, self.connector.source_id),
+            timeout=timeout,
+            plain=True,
+            subscribed=[handle, logs],
+        )
+        self._listen(telemetry)
+        if telemetry is handle:  # kept: the broker shares
             return True
-        plain = telemetry_filter(prefix=self.prefix)
-        self._listen(await self.connector.subscribe(plain, self._on_message))
-        await handle.unsubscribe()
-        if self._logs is not None:
-            shared_logs = self._logs
-            self._logs = await self.connector.subscribe(
-                logs_filter(prefix=self.prefix), self._on_message
-            )
-            await shared_logs.unsubscribe()
-        _log.info("the broker does not deliver to shared subscriptions: subscribed to %s", plain)
+        _log.info(
+            "the broker does not deliver to shared subscriptions: subscribed to %s",
+            telemetry.topic_filter,
+        )
         return False
 
     async def flush(self, timeout: float | None = None) -> None:

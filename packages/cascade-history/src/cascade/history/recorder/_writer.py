@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger
 from cascade.reader import SourceGaps
 
 from .._errors import HistoryError

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     MAX_CONTROL_PAYLOAD_BYTES,
@@ -21,7 +22,6 @@ from cascade.interfaces import (
     SyncPhase,
     constraint_from_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._constraint_matcher import ConstraintMatcher
 from ._constraint_matcher import Key as _Key

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
 from cascade.interfaces.commands import (
     MAX_LISTED_TASKS,
@@ -20,7 +21,6 @@ from cascade.interfaces.commands import (
     reply_topic,
     snapshot_request_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._run import CancelReport
 from .._steps import StepFailed, within

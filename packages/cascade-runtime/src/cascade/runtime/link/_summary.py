@@ -13,8 +13,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from cascade.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces import Connector, Message, SubscriptionHandle
-from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
     EngineSummary,

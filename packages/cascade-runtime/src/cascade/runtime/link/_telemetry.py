@@ -14,6 +14,7 @@ from typing import cast
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import (
     MAX_BLOCKED_TASKS,
     BlockedTask,
@@ -24,8 +25,8 @@ from cascade.interfaces import (
     events_topic,
     heartbeat_topic,
     snapshot_topic,
+    validate_id,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces import Connector
-from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.logs import DroppedLines, LogLevel, logs_topic
 from cascade.interfaces.wire import LOG_LINE_FORMAT, log_batch_format, log_line_fields
 

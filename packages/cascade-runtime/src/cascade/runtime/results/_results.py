@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import CascadeError
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import RunOrigin
 
 from .._errors import RerunError

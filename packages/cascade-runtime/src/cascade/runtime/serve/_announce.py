@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     Connector,
     InvalidMessageError,
@@ -18,7 +19,6 @@ from cascade.interfaces import (
     decode_status,
     same_source,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedRun,

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Connector,
@@ -25,18 +26,18 @@ from cascade.interfaces import (
     status_filter,
 )
 from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request_id, reply_topic
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     MAX_PLAN_STEPS,
+    SHARED_GROUP,
     BackfillSlot,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    shared_start_filter,
     slot_request_id,
     start_filter,
+    start_topic,
 )
 
 from .._steps import StepFailed, describe, explain, within
@@ -52,7 +53,7 @@ from ._scheduler import Clock, SlotTaken, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
-from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
+from ._shared_probe import PROBE_MIN_WAIT, probe_topic
 from ._slot_claims import SlotClaims
 
 __all__ = ["Server"]
@@ -292,16 +293,21 @@ class Server:
         wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
         context = self._context
         org, project = context.org_id, context.project_id
-        if not await shared_subscriptions_work(connector, self._prefix, wait, org, project):
+        shared = await connector.subscribe_shared(
+            SHARED_GROUP,
+            [start_topic(org, project, name, self._prefix) for name in self._workflows],
+            self._on_request,
+            probe=probe_topic(org, project, connector.source_id, self._prefix),
+            timeout=wait,
+        )
+        if not shared:
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
                 "this engine takes only the start requests addressed to it",
                 wait,
             )
             return
-        for name in self._workflows:
-            shared = shared_start_filter(org, project, name, self._prefix)
-            await self._subscribe(shared, self._on_request)
+        self._handles.extend(shared)
         self._shared = True
         self._announcer.changed()
 

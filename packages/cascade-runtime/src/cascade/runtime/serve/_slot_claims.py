@@ -12,8 +12,8 @@ import uuid
 from collections import OrderedDict
 from datetime import datetime
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
-from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     SlotClaim,
     decode_slot_claim,

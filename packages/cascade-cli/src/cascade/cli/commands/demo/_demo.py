@@ -14,15 +14,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.connector_kit import bounded
 from cascade.control import Controller
 from cascade.interfaces import (
     Connector,
     Message,
     constraints_filter,
+    default_sourced_topics,
     status_filter,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded, default_sourced_topics
 from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RunCancelledError, TaskFailedError, task
 

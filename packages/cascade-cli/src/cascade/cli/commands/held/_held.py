@@ -15,6 +15,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
+from cascade.connector_kit import bounded
 from cascade.control.run_ids import listed_runs, live_wait, short_id
 from cascade.interfaces import (
     Message,
@@ -25,7 +26,6 @@ from cascade.interfaces import (
     status_filter,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded
 from cascade.reader import HeldTask, ReaderModel, SnapshotAsker, held_tasks
 
 __all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "incomplete_said", "listen_for_held"]

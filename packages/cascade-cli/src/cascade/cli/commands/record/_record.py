@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.connector_kit import event_set
 from cascade.interfaces import CascadeError
-from cascade.interfaces.connector_kit import event_set
 from cascade.reader import ReaderModel
 
 from ...plumbing._listen import parse_listen

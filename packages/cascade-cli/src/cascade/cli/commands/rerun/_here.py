@@ -13,8 +13,7 @@ import msgspec
 import typer
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces import ConnectError, Connector
-from cascade.interfaces.connector_kit import default_sourced_topics
+from cascade.interfaces import ConnectError, Connector, default_sourced_topics
 from cascade.interfaces.serving import PlanStep, RerunMode
 from cascade.runtime import (
     CycleError,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.console import RenderableType
 from rich.live import Live
 
-from cascade.interfaces.connector_kit import bounded
+from cascade.connector_kit import bounded
 from cascade.reader import SHOWN, ReaderModel, inert, silence_line
 
 __all__ = ["refresh", "wait_until", "warn_silent"]

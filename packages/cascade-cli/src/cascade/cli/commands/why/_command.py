@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cascade.connector_kit import bounded
 from cascade.control.run_ids import HeardRuns, Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import Message, telemetry_filter
-from cascade.interfaces.connector_kit import bounded
 from cascade.reader import ReaderModel, SnapshotAsker
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options

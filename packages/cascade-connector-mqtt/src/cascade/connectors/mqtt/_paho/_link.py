@@ -22,8 +22,8 @@ from paho.mqtt.client import MQTTMessage, MQTTMessageInfo
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cascade.connector_kit import bounded
 from cascade.interfaces import ConnectError
-from cascade.interfaces.connector_kit import bounded
 
 from .._link import ConnectRefusedError, Incoming, LinkError, LinkHooks, LinkSettings
 from ._compat import bulk_read_supported, check_aiomqtt, fast_wire_supported

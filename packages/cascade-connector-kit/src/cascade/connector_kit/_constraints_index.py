@@ -27,11 +27,17 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from .._codec import DECODE_ERRORS, invalid_message
-from .._connector import Connector, Message
-from .._constraint_topic import TopicKey, constraint_topic_key
-from .._errors import InvalidMessageError, InvalidTopicError
-from .._topics import constraint_topic, validate_topic
+from cascade.interfaces import (
+    Connector,
+    InvalidMessageError,
+    InvalidTopicError,
+    Message,
+    TopicKey,
+    constraint_topic,
+    constraint_topic_key,
+    validate_topic,
+)
+
 from ._index_shards import (
     INDEX_SHARDS,
     Records,
@@ -39,6 +45,7 @@ from ._index_shards import (
     decode_index_shard,
     merge_records,
 )
+from ._records import decode_record
 
 __all__ = [
     "MAX_INDEXED_TOPICS",
@@ -52,7 +59,7 @@ __all__ = [
     "read_indexed_constraints",
 ]
 
-_log = logging.getLogger("cascade.interfaces.constraints_index")
+_log = logging.getLogger("cascade.connector_kit.constraints_index")
 
 MAX_INDEXED_TOPICS = 10_000
 """How many constraints the index holds at most (an engine holds 10,000 by default)."""
@@ -72,7 +79,6 @@ class _Index(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(_Index)
 
 
 def constraints_index_topic(prefix: str) -> str:
@@ -113,10 +119,7 @@ def decode_constraints_index(raw: bytes, prefix: str) -> Entries:
         return {}
     if len(raw) > MAX_INDEX_BYTES:
         raise InvalidMessageError(f"the index is {len(raw)} bytes; at most {MAX_INDEX_BYTES}")
-    try:
-        index = _decoder.decode(raw)
-    except DECODE_ERRORS as exc:
-        raise invalid_message(exc, "$") from None
+    index = decode_record(raw, _Index)
     if len(index.constraints) > MAX_INDEXED_TOPICS:
         raise InvalidMessageError(
             f"the index holds {len(index.constraints)} constraints; at most "

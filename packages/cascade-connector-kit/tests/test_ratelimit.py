@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger
 
 
 def test_logs_once_per_interval_and_reports_suppressed(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,11 +7,18 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from .._codec import Payload, encode_payload
-from .._connector import Message
-from .._schemas import Body, Envelope, Heartbeat, RunSnapshot
-from .._snapshots import snapshot_topic
-from .._topics import events_topic, heartbeat_topic
+from cascade.interfaces import (
+    Body,
+    Envelope,
+    Heartbeat,
+    Message,
+    Payload,
+    RunSnapshot,
+    encode_payload,
+    events_topic,
+    heartbeat_topic,
+    snapshot_topic,
+)
 
 __all__ = ["received", "telemetry"]
 

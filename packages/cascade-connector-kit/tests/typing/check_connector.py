@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cascade.connector_kit import Subscription
+from cascade.connector_kit.testing import InMemoryConnector
 from cascade.interfaces import Connector, SubscriptionHandle
-from cascade.interfaces.connector_kit import Subscription
-from cascade.interfaces.testing import InMemoryConnector
 
 connector: Connector = InMemoryConnector()
 handle: SubscriptionHandle = Subscription.__new__(Subscription)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cascade.interfaces.connector_kit import event_set
+from cascade.connector_kit import event_set
 
 
 async def test_says_whether_the_event_was_set_in_time() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cascade.connector_kit import PresenceGuard, PresenceVerdict
 from cascade.interfaces import StatusMessage, decode_status
-from cascade.interfaces.connector_kit import PresenceGuard, PresenceVerdict
 
 
 def status(

@@ -7,15 +7,24 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from ._codec import decode_payload
-from ._connector import ConnectorStats, Message, MessageCallback, SyncCallback, SyncPhase
-from ._errors import InvalidMessageError
+from cascade.interfaces import (
+    ConnectorStats,
+    InvalidMessageError,
+    Message,
+    MessageCallback,
+    SyncCallback,
+    SyncPhase,
+    decode_payload,
+    levels_match,
+    topic_matches,
+    validate_filter,
+)
+
 from ._ratelimit import RateLimitedLogger
-from ._topics import levels_match, topic_matches, validate_filter
 
 __all__ = ["Dispatcher", "Subscription"]
 
-_log = logging.getLogger("cascade.interfaces.dispatch")
+_log = logging.getLogger("cascade.connector_kit.dispatch")
 
 # A topic is matched against each subscription's filter for every message it carries: a run's
 # events share one topic, so most matches were decided moments ago (an invalid topic raises,

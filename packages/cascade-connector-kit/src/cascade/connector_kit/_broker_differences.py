@@ -19,32 +19,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
-from .._codec import Payload
-from .._connector import (
+from cascade.interfaces import (
     Connector,
     ConstraintsSubscription,
     Message,
     MessageCallback,
+    Payload,
     SubscriptionHandle,
     SyncCallback,
     SyncPhase,
+    TopicKey,
+    constraints_filter,
+    rollcall_topic,
 )
-from .._constraint_topic import TopicKey
-from .._topics import constraints_filter, rollcall_topic
+
 from ._constraints_index import read_index, read_indexed_constraints
 from ._index_writer import update_constraints_index
 
 __all__ = ["BrokerDifferences", "delivers_to_shared"]
 
-_log = logging.getLogger("cascade.interfaces")
+_log = logging.getLogger("cascade.connector_kit")
 
 
 class BrokerDifferences:
     """The :class:`~cascade.interfaces.Connector` methods where brokers differ, for a connector
     class to inherit: :meth:`subscribe_constraints`, :meth:`index_constraints`,
-    :meth:`call_roll`, :meth:`answer_rollcalls` and :meth:`shares_subscriptions`.
+    :meth:`call_roll`, :meth:`answer_rollcalls`, :meth:`shares_subscriptions` and
+    :meth:`subscribe_shared`.
 
     They use only the connector's own ``subscribe``, ``publish``, ``flush``, ``topic_prefix``,
     ``source_id``, ``is_connected`` and ``capabilities`` (what its first connection found:
@@ -109,6 +112,41 @@ class BrokerDifferences:
         if self.capabilities.retained_to_wildcards is False:
             return False  # RabbitMQ 3.x: none, and a ``$share`` filter it denies closes the link
         return await delivers_to_shared(self, topic, timeout)
+
+    async def subscribe_shared(
+        self: Connector,
+        group: str,
+        topic_filters: Sequence[str],
+        callback: MessageCallback,
+        *,
+        probe: str,
+        timeout: float,
+        plain: bool = False,
+        subscribed: Sequence[SubscriptionHandle] = (),
+    ) -> list[SubscriptionHandle]:
+        """See :meth:`cascade.interfaces.Connector.subscribe_shared`."""
+        try:
+            shares = await self.shares_subscriptions(probe, timeout=timeout)
+        except Exception as exc:  # a broker that does not answer, a link lost on the way
+            _log.warning(
+                "could not try a shared subscription on %s (taken as none): %s", probe, exc
+            )
+            shares = False
+        if shares:
+            if subscribed:
+                return list(subscribed)
+            return [
+                await self.subscribe(f"$share/{group}/{topic_filter}", callback)
+                for topic_filter in topic_filters
+            ]
+        handles = (
+            [await self.subscribe(topic_filter, callback) for topic_filter in topic_filters]
+            if plain
+            else []
+        )
+        for handle in subscribed:  # after the fallback's own: nothing is missed between them
+            await handle.unsubscribe()
+        return handles
 
 
 class _NoSubscription:

@@ -37,10 +37,19 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .._codec import Payload, decode_payload, encode_payload
-from .._connector import Connector, Message, SubscriptionHandle
-from .._errors import ConnectorError, InvalidMessageError
-from .._topics import scope_from_path
+from cascade.interfaces import (
+    Connector,
+    ConnectorError,
+    ConstraintTopicError,
+    InvalidMessageError,
+    Message,
+    Payload,
+    SubscriptionHandle,
+    constraint_topic_key,
+    decode_payload,
+    encode_payload,
+)
+
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     Entries,
@@ -61,7 +70,7 @@ from ._index_shards import (
 
 __all__ = ["INDEX_ATTEMPTS", "SETTLE", "IndexNotHeldError", "update_constraints_index"]
 
-_log = logging.getLogger("cascade.interfaces.constraints_index")
+_log = logging.getLogger("cascade.connector_kit.constraints_index")
 
 SETTLE = 1.0
 """Seconds a writer watches its shards after the broker acknowledged its write: the writes of
@@ -92,10 +101,13 @@ def _describe(topic: str, payload: Mapping[str, Any] | None, prefix: str) -> str
     relative = topic.removeprefix(f"{prefix}/constraints/")
     if payload is not None:
         return f"{payload.get('type', '?')} on {payload.get('scope', '?')} ({relative})"
-    path, _, kind = relative.rpartition("/")
-    if path and kind in ("pause", "concurrency", "rate_limit"):
-        return f"the clear of {kind} on {scope_from_path(path)} ({relative})"
-    return f"the clear of {scope_from_path(relative)} ({relative})"
+    try:
+        key = constraint_topic_key(topic, prefix)
+    except ConstraintTopicError:
+        return f"the clear of {relative}"
+    if key.type is not None:
+        return f"the clear of {key.type} on {key.scope} ({relative})"
+    return f"the clear of {key.scope} ({relative})"
 
 
 def _stamp(held: IndexRecord | None, now: float) -> float:

@@ -19,9 +19,14 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from .._codec import DECODE_ERRORS, encode_payload, invalid_message
-from .._errors import InvalidMessageError, InvalidTopicError
-from .._topics import validate_topic
+from cascade.interfaces import (
+    InvalidMessageError,
+    InvalidTopicError,
+    encode_payload,
+    validate_topic,
+)
+
+from ._records import decode_record
 
 __all__ = [
     "INDEX_SHARDS",
@@ -81,7 +86,6 @@ class _Shard(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(_Shard)
 
 
 def constraints_shard_topic(prefix: str, shard: int) -> str:
@@ -124,10 +128,7 @@ def decode_index_shard(raw: bytes, prefix: str) -> Records:
         return {}
     if len(raw) > MAX_SHARD_BYTES:
         raise InvalidMessageError(f"the shard is {len(raw)} bytes; at most {MAX_SHARD_BYTES}")
-    try:
-        shard = _decoder.decode(raw)
-    except DECODE_ERRORS as exc:
-        raise invalid_message(exc, "$") from None
+    shard = decode_record(raw, _Shard)
     if len(shard.entries) > MAX_SHARD_ENTRIES:
         raise InvalidMessageError(
             f"the shard holds {len(shard.entries)} entries; at most {MAX_SHARD_ENTRIES}",

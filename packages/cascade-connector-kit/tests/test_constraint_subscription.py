@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
     ConnectorError,
     Constraint,
@@ -19,7 +20,6 @@ from cascade.interfaces import (
     TopicKey,
     constraint_topic,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PAUSE_X = constraint_topic("task:x", "pause")
 PAUSE_Y = constraint_topic("task:y", "pause")

@@ -11,26 +11,32 @@ from typing import Literal, NamedTuple
 
 from typing_extensions import Self
 
-from .._codec import Payload, encode_payload
-from .._connector import BrokerCapabilities, ConnectorStats, Message, MessageCallback, SyncCallback
-from .._dispatch import Dispatcher, Subscription
-from .._identity import default_source_id
-from .._ids import validate_id
-from .._ratelimit import RateLimitedLogger
-from .._schemas import StatusMessage
-from .._topics import (
+from cascade.interfaces import (
     DEFAULT_PREFIX,
+    BrokerCapabilities,
+    ConnectorStats,
+    Message,
+    MessageCallback,
+    Payload,
+    StatusMessage,
+    SyncCallback,
+    default_source_id,
+    encode_payload,
     rollcall_topic,
     status_topic,
     topic_matches,
+    validate_id,
     validate_prefix,
     validate_topic,
 )
-from ..connector_kit._broker_differences import BrokerDifferences
+
+from .._broker_differences import BrokerDifferences
+from .._dispatch import Dispatcher, Subscription
+from .._ratelimit import RateLimitedLogger
 
 __all__ = ["InMemoryBroker", "InMemoryConnector"]
 
-_log = logging.getLogger("cascade.interfaces.testing")
+_log = logging.getLogger("cascade.connector_kit.testing")
 
 _SHARE = "$share/"
 

@@ -11,17 +11,7 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import (
-    Constraint,
-    ConstraintTopicError,
-    InvalidMessageError,
-    Message,
-    constraint_from_topic,
-    constraint_topic,
-    decode_constraint,
-)
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.constraints_index import (
+from cascade.connector_kit.constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
     PRUNE_AFTER,
@@ -37,7 +27,17 @@ from cascade.interfaces.constraints_index import (
     read_indexed_constraints,
     shard_of,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import (
+    Constraint,
+    ConstraintTopicError,
+    InvalidMessageError,
+    Message,
+    constraint_from_topic,
+    constraint_topic,
+    decode_constraint,
+    encode_payload,
+)
 
 INDEX = constraints_index_topic("cascade")
 PAUSE_API = constraint_topic("task:api_*", "pause")
@@ -249,7 +249,7 @@ async def test_a_reader_skips_an_index_it_cannot_read_and_says_so(
     await writer.publish(PAUSE_API, PAUSE, 1, True)
     await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     await writer.publish(constraint_topic("global", "pause"), Constraint.pause("global"), 1, True)
-    with caplog.at_level(logging.WARNING, "cascade.interfaces"):
+    with caplog.at_level(logging.WARNING, "cascade.connector_kit"):
         got = await read(writer)
     assert got == {
         PAUSE_API: PAUSE,

@@ -11,7 +11,7 @@ newest-entry-wins records, and the single record earlier versions kept, read and
 written.
 """
 
-from .connector_kit._constraints_index import (
+from ._constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
     IndexSnapshot,
@@ -21,7 +21,7 @@ from .connector_kit._constraints_index import (
     read_index,
     read_indexed_constraints,
 )
-from .connector_kit._index_shards import (
+from ._index_shards import (
     INDEX_SHARDS,
     PRUNE_AFTER,
     IndexRecord,
@@ -33,7 +33,7 @@ from .connector_kit._index_shards import (
     prune_records,
     shard_of,
 )
-from .connector_kit._index_writer import (
+from ._index_writer import (
     INDEX_ATTEMPTS,
     SETTLE,
     IndexNotHeldError,

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Connector, InvalidTopicError, Message, decode_status
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 class Inbox:

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import Constraint, Message, Payload, constraint_topic
-from cascade.interfaces.connector_kit import bounded, encode_payload
-from cascade.interfaces.constraints_index import (
+from cascade.connector_kit import bounded
+from cascade.connector_kit.constraints_index import (
     INDEX_ATTEMPTS,
     MAX_INDEXED_TOPICS,
     IndexNotHeldError,
@@ -27,7 +26,8 @@ from cascade.interfaces.constraints_index import (
     read_index,
     shard_of,
 )
-from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import Constraint, Message, Payload, constraint_topic, encode_payload
 
 SETTLE = 0.05  # the writers' settle time in these tests (SETTLE, 1 s, in use)
 LEGACY = constraints_index_topic("cascade")

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
-from ._schemas import StatusMessage
+from cascade.interfaces import StatusMessage
 
 __all__ = ["PresenceGuard", "PresenceVerdict"]
 
