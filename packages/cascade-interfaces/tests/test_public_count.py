@@ -14,7 +14,8 @@ import pkgutil
 import cascade.interfaces
 
 AIM = 120
-CEILING = 220
+# 220 once the kit left; then the steering requests came in beside Decide, and lazy_exports
+CEILING = 228
 
 
 def _public_modules() -> list[str]:
