@@ -13,9 +13,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
+    from ..constraints._capacity import Grant
+    from ..results._on_worker import WorkerKeep
+    from ..results._run_results import RunResults
+    from ..workflow._node import Node
     from ..workflow._task import Task
 
-__all__ = ["Executor", "RunExecutor"]
+__all__ = ["Attempt", "Executor", "RunExecutor", "hand_over"]
 
 
 @runtime_checkable
@@ -75,3 +79,73 @@ class RunExecutor(Protocol):
         """The run has ended: cancel what it queued and has not started; ``wait`` for what
         runs (never when the run was stopped early or abandoned an attempt)."""
         ...
+
+
+class Attempt:
+    """One attempt of a plain-function task, as a run hands it to the executor that runs it.
+
+    The call (``fn``, ``args``, ``kwargs``), its trace ``span``, and the system resources it
+    holds (``grant``: given back once its body has ended where it ran); and what an executor
+    whose workers keep results themselves needs to know of the run: the task's ``node``, the
+    run's ``results`` (``None``: nothing is kept), its target's ``roots`` (the ``id`` of each
+    lazy result the run gives back) and where each task runs (``runs_on``). Such an executor
+    sets ``kept``: how its worker keeps the result, the run checking its report at the end.
+    """
+
+    __slots__ = (
+        "args",
+        "fn",
+        "grant",
+        "kept",
+        "kwargs",
+        "node",
+        "results",
+        "roots",
+        "runs_on",
+        "span",
+    )
+
+    def __init__(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+        grant: Grant | None,
+        node: Node,
+        results: RunResults | None,
+        roots: set[int],
+        runs_on: Callable[[Task[Any, Any]], RunExecutor],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.span = span
+        self.grant = grant
+        self.node = node
+        self.results = results
+        self.roots = roots
+        self.runs_on = runs_on
+        self.kept: WorkerKeep | None = None
+
+    @property
+    def ended(self) -> Callable[[], None] | None:
+        """What gives the grant back, called once the attempt has ended where it ran."""
+        return None if self.grant is None else self.grant.release
+
+    @property
+    def amounts(self) -> Mapping[str, float] | None:
+        """The system resources the attempt holds, where it asked for some."""
+        return None if self.grant is None else self.grant.amounts
+
+
+def hand_over(runner: RunExecutor, attempt: Attempt) -> Awaitable[Any]:
+    """``attempt`` started on ``runner``, awaited on the run's loop as
+    :meth:`RunExecutor.submit` says. The executors shipped take the whole attempt (``take``);
+    one of a user's, written to the public :class:`RunExecutor`, gets its call."""
+    take: Callable[[Attempt], Awaitable[Any]] | None = getattr(runner, "take", None)
+    if take is not None:
+        return take(attempt)
+    return runner.submit(
+        attempt.fn, attempt.args, attempt.kwargs, attempt.span, attempt.ended, attempt.amounts
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
+    from ._executor import Attempt
 
 __all__ = ["RunThreads", "ThreadExecutor"]
 
@@ -61,6 +62,11 @@ class RunThreads:
                 max_workers=self.max_workers, thread_name_prefix="cascade-task"
             )
         return pool
+
+    def take(self, attempt: Attempt) -> asyncio.Future[Any]:
+        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
+        a = attempt
+        return self.submit(a.fn, a.args, a.kwargs, a.span, a.ended, a.amounts)
 
     def submit(
         self,
