@@ -295,10 +295,10 @@ class Engine:
         :class:`~cascade.control.Cancel` does before they are sent) calls it with what the
         request claims. Call it on the engine's event loop.
         """
-        scheduler = self._runs.get(run_id)
-        if scheduler is None:
+        run = self._runs.get(run_id)
+        if run is None:
             return None
-        report = scheduler.cancel(issued_by, reason)
+        report = run.cancel(issued_by, reason)
         if not report.already:
             _log.warning(
                 "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
@@ -347,8 +347,8 @@ class Engine:
         it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
         ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
-        scheduler = self._runs.get(run_id)
-        if scheduler is None:
+        run = self._runs.get(run_id)
+        if run is None:
             return None
         asked = Decide(
             run_id=run_id,
@@ -358,15 +358,15 @@ class Engine:
             result=msgspec.UNSET if result is None and decision != "complete" else result,
             reason=reason,
         )
-        return scheduler.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
+        return run.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
         """A decision request from the broker (the run's ``CommandListener``), on a live run or
         one that ended lately (answered, never applied: a decision can still be on its way
         when another ends the run)."""
-        scheduler = self._runs.get(request.run_id)
-        if scheduler is not None:
-            return scheduler.decide(request)
+        run = self._runs.get(request.run_id)
+        if run is not None:
+            return run.decide(request)
         ended = self._ended.get(request.run_id)
         return None if ended is None else ended.decide(request)
 
