@@ -23,37 +23,24 @@ from cascade.interfaces.connector_kit import (
 from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
 from ._ended_runs import EndedRuns
-from ._errors import RerunError, RunCancelledError
-from ._events import (
-    EventBus,
-    RunFinished,
-    RunStarted,
-)
+from ._events import EventBus
 from ._run import CancelReport, HoldPolicy, Run
-from ._run_notice import announce_run, dashboard_address
-from ._run_resources import check_resources
+from ._run_life import Prepared, RunHost, RunLife, plan_rerun_of, prepare, rerun_store
+from ._run_notice import dashboard_address
 from ._sigterm import SIGTERM_REASON, stop_on_sigterm
 from ._stats import EngineStats
-from ._steps import describe
-from ._tracing import start_run
 from .constraints._capacity import Capacity
 from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from .executors._executor import Executor
 from .executors._placement import Placement
 from .link._control_link import DEFAULT_CONNECT_WAIT
 from .link._link_context import LinkContext
-from .link._run_wiring import RunWiring
-from .logs._logs import LogForwarding, RunLogs
-from .results._cache import RunCache, check_cache
-from .results._fingerprints import fingerprint_graph
-from .results._lineage import Lineage, LiveReruns
-from .results._rerun import check_rerun, plan_rerun, reused_selectors, skip_not_routed
-from .results._results import ResultStore, RunManifest, open_store
-from .results._run_results import RunResults, plan_items, read_kept
+from .logs._logs import LogForwarding
+from .results._lineage import LiveReruns
+from .results._rerun import check_rerun
+from .results._results import ResultStore, open_store
 from .serve._schedule import Schedule
 from .serve._serve import Server
-from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
-from .workflow._graph_wire import wire_graph
 from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
@@ -458,28 +445,28 @@ class Engine:
         :class:`RerunError` as :meth:`run` does.
         """
         check_rerun(rerun, from_task)
-        graph = build_graph(target)
-        graph.bind(params)
-        store = self._store(rerun_of)
-        prints = fingerprint_graph(graph, task_keys(graph))
+        return await self._plan(
+            prepare(target, check=False),
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
+            params=params,
+        )
 
-        def manifest() -> RunManifest:
-            return store.manifest(store.resolve(rerun_of))
-
-        kept = await asyncio.to_thread(manifest)
-        steps = plan_rerun(graph, prints, kept, rerun, from_task)
-        selectors, _ = await read_kept(store, reused_selectors(graph, steps), decode=True)
-        skip_not_routed(graph, steps, selectors)
-        await read_kept(store, steps, decode=False)
-        await plan_items(store, graph, prints, kept, steps, rerun)
-        return [step.public() for step in steps]
-
-    def _store(self, rerun_of: str) -> ResultStore:
-        if self.results is None:
-            raise RerunError(
-                f"cannot rerun {rerun_of}: this engine keeps no results (Engine(results=...))"
-            )
-        return self.results
+    async def _plan(
+        self,
+        prepared: Prepared,
+        *,
+        rerun_of: str,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[PlanStep]:
+        """:meth:`plan` of a graph built already (a server's check built it)."""
+        check_rerun(rerun, from_task)
+        prepared.graph.bind(params)
+        store = rerun_store(self.results, rerun_of)
+        return await plan_rerun_of(prepared, store, rerun_of, rerun, from_task)
 
     def _link_context(self, connector: Connector) -> LinkContext:
         """What a link this engine opens through ``connector`` (a run's, or serving's) is
@@ -511,184 +498,71 @@ class Engine:
         rerun: RerunMode,
         from_task: str | None,
         direct: bool = False,
+        prepared: Prepared | None = None,
     ) -> Any:
         """:meth:`run` with its run id given, and where it came from (``origin``, published on
-        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in here).
-        Only a ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing:
-        a served run's id goes to whoever asked for it."""
+        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in by its
+        run); ``prepared``: its graph, when a server's check built it already. Only a
+        ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing."""
         check_rerun(rerun, from_task)
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
-        graph = build_graph(target)
-        graph.bind(params)
-        resources = dict(self._resources)  # the run's, as registered now
-        check_resources(graph, resources)
-        self._placement.check(graph)
-        given = name
-        name = run_name(target, name)
-        store = self.results if rerun_of is None else self._store(rerun_of)
-        if graph.cached:
-            check_cache(graph, store)
-        results: RunResults | None = None
-        again: Lineage | None = None
-        if store is not None:
-            keys = task_keys(graph)
-            results = RunResults(store, run_id, graph, fingerprint_graph(graph, keys), self.stats)
-            if rerun_of is not None:
-                again = await self._reruns.prepare(
-                    results, graph, rerun_of, rerun, from_task, run_id
-                )
-                origin = msgspec.structs.replace(
-                    origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
-                )
-                if given is None and again.manifest.name is not None:
-                    name = again.manifest.name  # a rerun goes on under its run's name
-        announce_run(run_id, name, self.dashboard_url, direct=direct)
-        try:
-            return await self._execute(
-                target, graph, run_id, name, origin, results, again, resources
-            )
-        finally:
-            if again is not None:
-                self._reruns.end(again)
+        if prepared is None:
+            prepared = prepare(target, check=False)
+        life = RunLife(
+            self._host(),
+            prepared,
+            run_id=run_id,
+            params=params,
+            name=name,
+            origin=origin,
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
+            direct=direct,
+        )
+        return await life.live()
 
-    async def _execute(
-        self,
-        target: Any,
-        graph: Graph,
-        run_id: str,
-        name: str | None,
-        origin: RunOrigin | None,
-        results: RunResults | None,
-        again: Lineage | None,
-        resources: Mapping[str, Resource],
-    ) -> Any:
-        self.stats.runs += 1
-        manager = ConstraintManager(
+    def _host(self) -> RunHost:
+        """What a run starting now is given of this engine: what outlives it."""
+        return RunHost(
+            events=self.events,
+            stats=self.stats,
+            connector=self.connector,
+            link=self._link_context,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            topic_prefix=self.topic_prefix,
+            tracer_provider=self.tracer_provider,
+            logs=self.logs,
+            max_concurrency=self.max_concurrency,
+            max_constraints=self.max_constraints,
             clock=self._clock,
             monotonic=self._monotonic,
-            stats=self.stats,
-            max_constraints=self.max_constraints,
-            prefix=self.topic_prefix,
-        )
-        self._managers[run_id] = manager
-        tracing = start_run(
-            run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
-        )
-        connector = self.connector
-        logs = None
-        if connector is not None and self.logs is not None:
-            logs = RunLogs(
-                connector,
-                self.logs,
-                run_id=run_id,
-                org_id=self.org_id,
-                project_id=self.project_id,
-                prefix=self.topic_prefix,
-                trace_id=tracing.trace_id if tracing is not None else None,
-            )
-        run = Run(
-            graph,
-            run_id,
-            emit=self.events.emit,
-            manager=manager,
-            max_concurrency=self.max_concurrency,
-            tracing=tracing,
-            hold=self.hold_policy,
-            stats=self.stats,
-            source=connector.source_id if connector is not None else "",
-            results=results,
-            logs=logs,
-            root_run=again.root_run if again is not None else None,
-            resources=resources,
+            hold_policy=self.hold_policy,
             capacity=self.capacity,
-            cache=RunCache(results, self.stats) if graph.cached else None,
-            executors=self._placement,
+            placement=self._placement,
+            resources=dict(self._resources),  # the run's, as registered now
+            results=self.results,
+            reruns=self._reruns,
+            dashboard_url=self.dashboard_url,
+            shutdown_timeout=self.shutdown_timeout,
+            manage=self._manages,
+            decide=self._decide,
+            runs=self._runs,
+            managers=self._managers,
+            ended=self._ended,
         )
-        self._runs[run_id] = run
-        shape = wire_graph(graph)  # what its start and snapshots tell of its graph
-        wiring: RunWiring | None = None
-        started = False
-        status: Any = "Failed"
-        error = ""
-        failure: BaseException | None = None
-        try:
-            if connector is not None:
-                manage = not self._serving and (
-                    not connector.is_connected
-                    if self.manage_connection is None
-                    else self.manage_connection
-                )
-                wiring = RunWiring(
-                    self._link_context(connector),
-                    run,
-                    name=name,
-                    origin=origin,
-                    graph=shape,
-                    manage=manage,
-                    decide=self._decide,
-                )
-                await wiring.open()
-            self.events.emit(
-                RunStarted(
-                    run_id=run_id,
-                    task_count=len(graph.nodes),
-                    name=name,
-                    origin=origin,
-                    graph=shape,
-                )
-            )
-            started = True
-            await run.execute()
-            status, error = "Succeeded", ""
-            return target_results(target, graph)
-        except RunCancelledError as exc:
-            status, error, failure = "Cancelled", describe(exc), exc
-            raise
-        except asyncio.CancelledError as exc:
-            status, error, failure = "Cancelled", "CancelledError: the run was cancelled", exc
-            raise
-        except BaseException as exc:
-            status, error, failure = "Failed", describe(exc), exc
-            raise
-        finally:
-            self._runs.pop(run_id, None)
-            self._ended.ended(run.held.ended())
-            manager.close()
-            self._managers.pop(run_id, None)
-            if wiring is not None:
-                await wiring.close_logs()
-            closing: asyncio.Future[None] | None = None
-            try:
-                if results is not None:  # the run's results written, then its manifest
-                    failed = {id(node) for node, _ in run.failures}
-                    closing = asyncio.ensure_future(
-                        results.close(
-                            status,
-                            results.states(failed),
-                            name=name,
-                            workflow=origin.workflow if origin is not None else None,
-                            params=origin.params if origin is not None else None,
-                            rerun_of=again.rerun_of if again is not None else None,
-                            root_run=again.root_run if again is not None else run_id,
-                        )
-                    )
-                    # Its end waits for its manifest (whoever sees a run end may rerun it at
-                    # once), but no longer than shutdown_timeout: a hung store must not leave
-                    # the run shown RUNNING.
-                    await asyncio.wait({closing}, timeout=self.shutdown_timeout)
-            finally:
-                if started:
-                    logged = logs.numbered if logs is not None else None
-                    self.events.emit(
-                        RunFinished(run_id=run_id, status=status, error=error, log_lines=logged)
-                    )
-            if closing is not None:
-                await closing
-            if tracing is not None:
-                tracing.end(status, failure)
-            if wiring is not None:
-                await wiring.close(status)
+
+    def _manages(self, connector: Connector) -> bool:
+        """Whether a run starting now connects and disconnects ``connector`` itself: never
+        while the engine serves, else as ``manage_connection`` says (by default, when it is not
+        connected)."""
+        if self._serving:
+            return False
+        if self.manage_connection is None:
+            return not connector.is_connected
+        return self.manage_connection
 
     async def serve(
         self,
@@ -762,7 +636,7 @@ class Engine:
             self._link_context(self.connector),
             workflows,
             self._run_target,
-            plan=self.plan,
+            plan=self._plan,
             results=self.results,
             manage_connection=self.manage_connection,
             max_runs=max_runs,
