@@ -57,100 +57,21 @@ class Engine:
 
     Without a connector the engine only emits events on :attr:`events`:
     ``engine.events.subscribe(handler)`` calls ``handler`` with every
-    :data:`~cascade.runtime.Event` of every run from then on, synchronously
-    on the engine's hot path (so it must be quick; one that raises is logged
-    and isolated), and returns a function that stops it.
-    With one, each run connects it (unless it is already connected, in which
-    case it is left connected), publishes the run's events and heartbeats
-    as PROTOCOL.md telemetry, and subscribes to
-    ``{topic_prefix}/constraints/#``: retained constraints are applied before
-    the first task starts, and later ones as they arrive (see the package
-    README, "Constraints").
+    :data:`~cascade.runtime.Event` of every run from then on, synchronously on the engine's
+    hot path (so it must be quick; one that raises is logged and isolated), and returns a
+    function that stops it. With one, each run connects it (unless it is already connected,
+    in which case it is left connected), publishes the run's events and heartbeats as
+    docs/protocol.md telemetry, and subscribes to ``{topic_prefix}/constraints/#``:
+    retained constraints are applied before the first task starts, and later ones as they
+    arrive.
 
-    - ``max_concurrency``: tasks running at once (sync ones run in a thread
-      pool of ``min(max_concurrency, 32)`` threads, unless ``executor`` says otherwise). A
-      task waiting to be retried holds no slot: each attempt is started like a new task,
-      through this limit and the constraints.
-    - ``executor``: where plain-function tasks run: :class:`ThreadExecutor` (the default:
-      threads of this process, a pool a run), :class:`ProcessExecutor` (worker processes, for
-      Python code that computes), or your own :class:`Executor`. ``executors``: more of them
-      by name, for the tasks that name one (``@task(executor="cpu")``). Only the task's body
-      goes there: its admission, retries, holds, cancel, results and telemetry stay here.
-      Coroutine tasks always run on the engine's loop.
-    - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
-      or ``local`` / ``default``.
-    - ``topic_prefix``: default ``connector.topic_prefix``. Which layout a run's telemetry
-      and log topics take is the connector's: the sourced one, whose last level a broker ACL
-      binds to the engine's login, where it says so
-      (:attr:`~cascade.interfaces.Connector.sourced_topics`;
-      ``MqttConnector(sourced_topics=True)``, docs/protocol.md, "Who may do what").
-    - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
-    - ``summaries``: publish the source's summary, retained, on ``{prefix}/summary/{source}``
-      (its runs and tasks added up, for the views of a whole fleet: docs/protocol.md,
-      "Summaries"), at each run's start and end and every ``heartbeat_interval`` while a run
-      is live, at most once a second. Default on; turn it off where a broker's ACL does not
-      let the engine's login write that topic (a denied publish can cost the connection).
-    - ``logs``: forward what the tasks log (:mod:`logging`, in coroutine and thread tasks:
-      each record tagged with its run, task and attempt, and span where traced) on
-      ``{prefix}/logs/{org}/{project}/{run_id}``, within the budgets of a
-      :class:`LogForwarding` (the default one: ``INFO`` and up, as far as the application's
-      logging lets records through); ``None``: not at all. Lines over a budget are
-      dropped and counted, never making a task wait (docs/protocol.md, "Task logs").
-    - ``manage_connection``: whether runs connect and disconnect the
-      connector; by default, when it is not connected at the start of a run. While the
-      engine serves (:meth:`serve`), :meth:`serve` does (by the same rule, at its start and
-      end), and its runs leave the connection alone.
-    - ``connect_wait``: the longest a run waits, before its first task, for
-      the broker connection and the retained constraints (default 5 s, and
-      never longer than the connector's own connect timeout). A broker that
-      accepts TCP but never answers delays the first task by that much; the
-      connector keeps connecting in the background and the constraints apply
-      when they arrive. ``0`` starts at once, without waiting for them.
-    - ``shutdown_timeout``: upper bound on each step of the end of a run
-      (flushing telemetry, disconnecting).
-    - ``max_constraints``: constraints held at most (default 10,000); a new
-      one beyond it is rejected, counted and warned about, and nothing else
-      changes, so whoever may write constraints cannot exhaust an engine.
-    - ``clock`` (wall time) and ``monotonic``: time sources for constraint
-      expiry and rate limits, injectable for tests.
-    - ``tracer_provider``: where the OpenTelemetry spans of runs go (with
-      ``cascade-runtime[otel]``), by default the global tracer provider. Each run
-      is a span, a child of the caller's current span, and each task attempt a
-      child span of it; the run's trace id is in its telemetry (``trace_id``).
-      Without opentelemetry-api or without an SDK, nothing is traced
-      (docs/tracing.md).
-    - ``results``: keep each completed task's result, by its fingerprint (its name, its code's
-      hash and its inputs', upstream results' fingerprints included), so that a rerun
-      (``run(..., rerun_of=...)``) reuses those still valid: ``None`` (the default: nothing
-      kept), ``True`` (the directory ``$CASCADE_RESULTS``, else ``./.cascade-results``), a
-      path or any fsspec URL (``memory://``, ``s3://bucket/prefix``), or a
-      :class:`ResultStore` (``max_bytes``). Kept as msgpack, only when the value decodes back
-      equal (a tuple, a set, a dataclass do not: their ``TaskCompleted`` says ``not_kept``
-      and a warning says why); written in a thread, never on the loop; each run's manifest
-      at its end (docs/results.md).
-    - ``on_failure``: what a task's last failed attempt (its retries used up) leads to,
-      for the tasks that do not say (``@task(on_failure=...)``): ``"fail"`` (the default:
-      it fails, its dependents are skipped, the run ends Failed) or ``"hold"``: it is held
-      for a decision (:meth:`decide`), published ``BLOCKED`` with a hold of type
-      ``decision``; its dependents wait, the other tasks go on, the run stays live.
-      ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
-      before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
-      default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
-    - ``system_resources``: what the machine has of each resource that tasks ask for
-      (``with_constraints``), by name: ``{"gpu_slots": 1, "memory_gb": 32}``, each a number
-      above 0 (else :class:`~cascade.runtime.CapacityError`). An attempt of a task that asks
-      for some starts only when they fit in what the attempts running (in any of this
-      engine's runs) leave free, and no task asked for one of them earlier and still waits;
-      it is ``BLOCKED`` while it waits, with a hold of type ``resource``. A task that asks
-      for a resource not named here, or for more than its capacity, fails when it would
-      start.
-    - ``dashboard_url``: the address of the dashboard that shows this engine's runs
-      (``http(s)://host[:port][/path]``), default ``$CASCADE_DASHBOARD_URL``: each run's
-      start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
-      :meth:`run` where logging is not configured) gives its page,
-      ``{dashboard_url}/runs/{run_id}``.
-    - ``resources``: resources (:func:`~cascade.runtime.resource`) to register, as
-      :meth:`register` does.
+    :meth:`run` runs a target; :meth:`cancel` and :meth:`decide` steer a live run;
+    :meth:`plan` tells what a rerun would do; :meth:`serve` runs named workflows on request
+    and on schedules. The engine keeps what outlives a run (its connector, executors,
+    resources, results store, served workflows); each run's life is its own. Each option
+    (``max_concurrency``, ``executor``, ``results``, ``on_failure``, ``system_resources``,
+    ...) is described in the package README, "The engine's options"; a bad one raises
+    ``ValueError`` or ``TypeError`` here.
     """
 
     def __init__(
