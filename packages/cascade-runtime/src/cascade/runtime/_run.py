@@ -49,7 +49,7 @@ from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
-from .executors._executor import Attempt, hand_over
+from .executors._executor import Attempt
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._cache import RunCache
@@ -1099,7 +1099,7 @@ class Run:
                         self.graph.roots,
                         self.executors.of,
                     )
-                    running = hand_over(executor, handed)
+                    running = executor.take(handed)
                     threaded = grant is not None
                 if spec.timeout is None:
                     result = await running

@@ -461,9 +461,16 @@ class RunDask:
             keep = attempt.results.on_worker(node)
         kept = attempt.kept = keep if isinstance(keep, WorkerKeep) else None
         stays = keep is not True and node.lazy.task.cache is None and _taken_here(attempt, self)
-        a = attempt
+        grant = attempt.grant
         return self.submit(
-            a.fn, a.args, a.kwargs, a.span, a.ended, a.amounts, keep=kept, stays=stays
+            attempt.fn,
+            attempt.args,
+            attempt.kwargs,
+            attempt.span,
+            None if grant is None else grant.release,
+            None if grant is None else grant.amounts,
+            keep=kept,
+            stays=stays,
         )
 
     def submit(

@@ -9,7 +9,7 @@ returned or raised. Coroutine tasks never go to one: they run on the engine's lo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..workflow._node import Node
     from ..workflow._task import Task
 
-__all__ = ["Attempt", "Executor", "RunExecutor", "hand_over"]
+__all__ = ["Attempt", "Executor", "RunExecutor", "Submits", "TakesAttempts", "taking"]
 
 
 @runtime_checkable
@@ -128,24 +128,58 @@ class Attempt:
         self.runs_on = runs_on
         self.kept: WorkerKeep | None = None
 
-    @property
-    def ended(self) -> Callable[[], None] | None:
-        """What gives the grant back, called once the attempt has ended where it ran."""
-        return None if self.grant is None else self.grant.release
 
-    @property
-    def amounts(self) -> Mapping[str, float] | None:
-        """The system resources the attempt holds, where it asked for some."""
-        return None if self.grant is None else self.grant.amounts
+class TakesAttempts(RunExecutor, Protocol):
+    """A run's part of an executor as the run uses it: it takes each :class:`Attempt` whole
+    (threads, processes and Dask do; :class:`Submits` adapts one of a user's)."""
+
+    def take(self, attempt: Attempt) -> Awaitable[Any]:
+        """``attempt`` started here, awaited on the run's loop as :meth:`RunExecutor.submit`
+        says."""
+        ...
 
 
-def hand_over(runner: RunExecutor, attempt: Attempt) -> Awaitable[Any]:
-    """``attempt`` started on ``runner``, awaited on the run's loop as
-    :meth:`RunExecutor.submit` says. The executors shipped take the whole attempt (``take``);
-    one of a user's, written to the public :class:`RunExecutor`, gets its call."""
-    take: Callable[[Attempt], Awaitable[Any]] | None = getattr(runner, "take", None)
-    if take is not None:
-        return take(attempt)
-    return runner.submit(
-        attempt.fn, attempt.args, attempt.kwargs, attempt.span, attempt.ended, attempt.amounts
-    )
+class Submits:
+    """A user's :class:`RunExecutor`, written to the public seam alone, taking attempts: each
+    is handed to its ``submit`` as a call."""
+
+    def __init__(self, runner: RunExecutor) -> None:
+        self.runner = runner
+        self.abandoned = runner.abandoned
+
+    def take(self, attempt: Attempt) -> Awaitable[Any]:
+        """``attempt``'s call submitted, with what gives its grant back and the grant's
+        amounts where it holds one."""
+        grant = attempt.grant
+        if grant is None:
+            return self.runner.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
+        return self.runner.submit(
+            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
+        )
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
+    ) -> Awaitable[Any]:
+        """The user's executor's own."""
+        return self.runner.submit(fn, args, kwargs, span, ended, amounts)
+
+    def started(self, task_id: str) -> bool:
+        """The user's executor's own."""
+        return self.runner.started(task_id)
+
+    def close(self, *, wait: bool) -> None:
+        """The user's executor's own."""
+        self.runner.close(wait=wait)
+
+
+def taking(runner: RunExecutor) -> TakesAttempts:
+    """``runner`` as a run uses it: as it is where it takes attempts, else adapted."""
+    if callable(getattr(runner, "take", None)):
+        return cast(TakesAttempts, runner)
+    return Submits(runner)

@@ -191,8 +191,12 @@ class RunProcesses:
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
         """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        a = attempt
-        return self.submit(a.fn, a.args, a.kwargs, a.span, a.ended, a.amounts)
+        grant = attempt.grant
+        if grant is None:
+            return self.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
+        return self.submit(
+            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
+        )
 
     def submit(
         self,
