@@ -49,7 +49,7 @@ from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
-from .executors._executor import Attempt
+from .executors._executor import Attempt, RunView
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._cache import RunCache
@@ -647,6 +647,7 @@ class Run:
         # where its plain-function tasks run: the default executor's part, the named ones'
         self.executors = (executors or Placement(None, None)).start_run(max_concurrency)
         self.executor = self.executors.default  # a task that names none: one attribute read
+        self.view = RunView(results, graph.roots, self.executors.of)  # what executors see
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
@@ -1088,17 +1089,7 @@ class Run:
                     )
                     # it takes this task's context: its current_task(), its log scope; grant
                     # given back when the body ends where it runs, not when we stop waiting
-                    handed = Attempt(
-                        spec.fn,
-                        args,
-                        kwargs,
-                        span,
-                        grant,
-                        node,
-                        self.results,
-                        self.graph.roots,
-                        self.executors.of,
-                    )
+                    handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
                     running = executor.take(handed)
                     threaded = grant is not None
                 if spec.timeout is None:

@@ -400,9 +400,9 @@ def _taken_here(attempt: Attempt, runner: RunExecutor) -> bool:
     """Whether every task that takes ``attempt``'s result takes it as an argument only, and runs
     on ``runner`` (and it is neither the run's result nor a map's item)."""
     node = attempt.node
-    if node.item_of is not None or not node.dependents or id(node.lazy) in attempt.roots:
+    if node.item_of is not None or not node.dependents or id(node.lazy) in attempt.run.roots:
         return False
-    runs_on = attempt.runs_on
+    runs_on = attempt.run.runs_on
     for dependent in node.dependents:
         lazy = dependent.lazy
         spec = lazy.task
@@ -457,8 +457,9 @@ class RunDask:
         route, a map, a cache, the run's result)."""
         node = attempt.node
         keep: WorkerKeep | bool = False
-        if attempt.results is not None:
-            keep = attempt.results.on_worker(node)
+        results = attempt.run.results
+        if results is not None:
+            keep = results.on_worker(node)
         kept = attempt.kept = keep if isinstance(keep, WorkerKeep) else None
         stays = keep is not True and node.lazy.task.cache is None and _taken_here(attempt, self)
         grant = attempt.grant

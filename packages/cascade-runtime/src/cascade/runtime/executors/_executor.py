@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from ..workflow._node import Node
     from ..workflow._task import Task
 
-__all__ = ["Attempt", "Executor", "RunExecutor", "Submits", "TakesAttempts", "taking"]
+__all__ = [
+    "Attempt",
+    "Executor",
+    "RunExecutor",
+    "RunView",
+    "Submits",
+    "TakesAttempts",
+    "taking",
+]
 
 
 @runtime_checkable
@@ -81,29 +89,35 @@ class RunExecutor(Protocol):
         ...
 
 
+class RunView:
+    """What an executor whose workers keep results themselves may know of the run its attempts
+    belong to, the same for each: its ``results`` (``None``: nothing is kept), its target's
+    ``roots`` (the ``id`` of each lazy result the run gives back) and where each task runs
+    (``runs_on``)."""
+
+    __slots__ = ("results", "roots", "runs_on")
+
+    def __init__(
+        self,
+        results: RunResults | None,
+        roots: set[int],
+        runs_on: Callable[[Task[Any, Any]], RunExecutor],
+    ) -> None:
+        self.results = results
+        self.roots = roots
+        self.runs_on = runs_on
+
+
 class Attempt:
     """One attempt of a plain-function task, as a run hands it to the executor that runs it.
 
-    The call (``fn``, ``args``, ``kwargs``), its trace ``span``, and the system resources it
-    holds (``grant``: given back once its body has ended where it ran); and what an executor
-    whose workers keep results themselves needs to know of the run: the task's ``node``, the
-    run's ``results`` (``None``: nothing is kept), its target's ``roots`` (the ``id`` of each
-    lazy result the run gives back) and where each task runs (``runs_on``). Such an executor
-    sets ``kept``: how its worker keeps the result, the run checking its report at the end.
+    The call (``fn``, ``args``, ``kwargs``), its trace ``span``, the system resources it holds
+    (``grant``: given back once its body has ended where it ran), its task's ``node`` and its
+    ``run`` (:class:`RunView`). An executor whose worker keeps the result itself sets ``kept``:
+    how, the run checking its report once the attempt has ended.
     """
 
-    __slots__ = (
-        "args",
-        "fn",
-        "grant",
-        "kept",
-        "kwargs",
-        "node",
-        "results",
-        "roots",
-        "runs_on",
-        "span",
-    )
+    __slots__ = ("args", "fn", "grant", "kept", "kwargs", "node", "run", "span")
 
     def __init__(
         self,
@@ -113,9 +127,7 @@ class Attempt:
         span: AttemptSpan | None,
         grant: Grant | None,
         node: Node,
-        results: RunResults | None,
-        roots: set[int],
-        runs_on: Callable[[Task[Any, Any]], RunExecutor],
+        run: RunView,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -123,9 +135,7 @@ class Attempt:
         self.span = span
         self.grant = grant
         self.node = node
-        self.results = results
-        self.roots = roots
-        self.runs_on = runs_on
+        self.run = run
         self.kept: WorkerKeep | None = None
 
 
