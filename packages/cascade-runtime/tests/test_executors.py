@@ -380,3 +380,67 @@ async def test_a_gate_in_a_graph_on_worker_processes_is_held_as_any(
     assert reply.applied
     worker, _ = await run
     assert worker != os.getpid()
+
+
+class _Submitted:
+    """A user's executor written to the public seam alone (``check``, ``start_run``, and a
+    run's part with ``submit``, ``started``, ``close``): it runs each call in a thread of its
+    own and notes what it was handed."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, float] | None, bool]] = []
+        self.closed = 0
+
+    def check(self, task: Any) -> None:
+        pass
+
+    def start_run(self, max_concurrency: int) -> _Submitted:
+        return self
+
+    abandoned = "it runs on"
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: Any,
+        ended: Any = None,
+        amounts: Any = None,
+    ) -> Any:
+        self.calls.append((fn.__name__, None if amounts is None else dict(amounts), bool(ended)))
+
+        def call() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if ended is not None:
+                    ended()
+
+        return asyncio.to_thread(call)
+
+    def started(self, task_id: str) -> bool:
+        return True
+
+    def close(self, *, wait: bool) -> None:
+        self.closed += 1
+
+
+@task
+def _twice(x: int) -> int:
+    return 2 * x
+
+
+async def test_an_executor_of_a_users_gets_each_attempt_through_submit() -> None:
+    """An executor written to the public seam alone gets each plain-function attempt as a
+    call, with the system resources it holds and what gives them back."""
+    mine = _Submitted()
+    engine = Engine(executor=mine, system_resources={"gpu_slots": 1})
+    target = [_twice(1), _twice.with_constraints(gpu_slots=1)(2)]
+    assert await engine.run(target) == [2, 4]
+    assert sorted(mine.calls, key=lambda call: call[1] is not None) == [
+        ("_twice", None, False),
+        ("_twice", {"gpu_slots": 1.0}, True),
+    ]
+    assert mine.closed == 1
+    assert engine.system_resources_in_use == {"gpu_slots": 0}

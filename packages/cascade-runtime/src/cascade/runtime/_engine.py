@@ -25,39 +25,25 @@ from cascade.interfaces.commands import Decide, Decision, DecisionReply, Decisio
 from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
 from ._ended_runs import EndedRuns
-from ._errors import RerunError, RunCancelledError
-from ._events import (
-    EventBus,
-    RunFinished,
-    RunStarted,
-)
-from ._recv import SIGNALS, signals
+from ._events import EventBus
 from ._run import CancelReport, HoldPolicy, Run
-from ._run_notice import announce_run, dashboard_address
-from ._run_resources import check_resources
+from ._run_life import Prepared, RunHost, RunLife, plan_rerun_of, prepare, rerun_store
+from ._run_notice import dashboard_address
 from ._sigterm import SIGTERM_REASON, stop_on_sigterm
 from ._stats import EngineStats
-from ._steps import describe
-from ._tracing import start_run
 from .constraints._capacity import Capacity
 from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from .executors._executor import Executor
 from .executors._placement import Placement
 from .link._control_link import DEFAULT_CONNECT_WAIT
 from .link._link_context import LinkContext
-from .link._run_wiring import RunWiring
-from .logs._logs import LogForwarding, RunLogs
-from .results._cache import RunCache, check_cache
-from .results._fingerprints import fingerprint_graph
-from .results._lineage import Lineage, LiveReruns
-from .results._rerun import check_rerun, plan_rerun, reused_selectors, skip_not_routed
-from .results._results import ResultStore, RunManifest, open_store
-from .results._run_results import RunResults, plan_items, read_kept
+from .logs._logs import LogForwarding
+from .results._lineage import LiveReruns
+from .results._rerun import check_rerun
+from .results._results import ResultStore, open_store
 from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
 from .serve._schedule import Schedule
 from .serve._serve import Server
-from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
-from .workflow._graph_wire import wire_graph
 from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
@@ -74,100 +60,21 @@ class Engine:
 
     Without a connector the engine only emits events on :attr:`events`:
     ``engine.events.subscribe(handler)`` calls ``handler`` with every
-    :data:`~cascade.runtime.Event` of every run from then on, synchronously
-    on the engine's hot path (so it must be quick; one that raises is logged
-    and isolated), and returns a function that stops it.
-    With one, each run connects it (unless it is already connected, in which
-    case it is left connected), publishes the run's events and heartbeats
-    as docs/protocol.md telemetry, and subscribes to
-    ``{topic_prefix}/constraints/#``: retained constraints are applied before
-    the first task starts, and later ones as they arrive (see the package
-    README, "Constraints").
+    :data:`~cascade.runtime.Event` of every run from then on, synchronously on the engine's
+    hot path (so it must be quick; one that raises is logged and isolated), and returns a
+    function that stops it. With one, each run connects it (unless it is already connected,
+    in which case it is left connected), publishes the run's events and heartbeats as
+    docs/protocol.md telemetry, and subscribes to ``{topic_prefix}/constraints/#``:
+    retained constraints are applied before the first task starts, and later ones as they
+    arrive.
 
-    - ``max_concurrency``: tasks running at once (sync ones run in a thread
-      pool of ``min(max_concurrency, 32)`` threads, unless ``executor`` says otherwise). A
-      task waiting to be retried holds no slot: each attempt is started like a new task,
-      through this limit and the constraints.
-    - ``executor``: where plain-function tasks run: :class:`ThreadExecutor` (the default:
-      threads of this process, a pool a run), :class:`ProcessExecutor` (worker processes, for
-      Python code that computes), or your own :class:`Executor`. ``executors``: more of them
-      by name, for the tasks that name one (``@task(executor="cpu")``). Only the task's body
-      goes there: its admission, retries, holds, cancel, results and telemetry stay here.
-      Coroutine tasks always run on the engine's loop.
-    - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
-      or ``local`` / ``default``.
-    - ``topic_prefix``: default ``connector.topic_prefix``. Which layout a run's telemetry
-      and log topics take is the connector's: the sourced one, whose last level a broker ACL
-      binds to the engine's login, where it says so
-      (:attr:`~cascade.interfaces.Connector.sourced_topics`;
-      ``MqttConnector(sourced_topics=True)``, docs/protocol.md, "Who may do what").
-    - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
-    - ``summaries``: publish the source's summary, retained, on ``{prefix}/summary/{source}``
-      (its runs and tasks added up, for the views of a whole fleet: docs/protocol.md,
-      "Summaries"), at each run's start and end and every ``heartbeat_interval`` while a run
-      is live, at most once a second. Default on; turn it off where a broker's ACL does not
-      let the engine's login write that topic (a denied publish can cost the connection).
-    - ``logs``: forward what the tasks log (:mod:`logging`, in coroutine and thread tasks:
-      each record tagged with its run, task and attempt, and span where traced) on
-      ``{prefix}/logs/{org}/{project}/{run_id}``, within the budgets of a
-      :class:`LogForwarding` (the default one: ``INFO`` and up, as far as the application's
-      logging lets records through); ``None``: not at all. Lines over a budget are
-      dropped and counted, never making a task wait (docs/protocol.md, "Task logs").
-    - ``manage_connection``: whether runs connect and disconnect the
-      connector; by default, when it is not connected at the start of a run. While the
-      engine serves (:meth:`serve`), :meth:`serve` does (by the same rule, at its start and
-      end), and its runs leave the connection alone.
-    - ``connect_wait``: the longest a run waits, before its first task, for
-      the broker connection and the retained constraints (default 5 s, and
-      never longer than the connector's own connect timeout). A broker that
-      accepts TCP but never answers delays the first task by that much; the
-      connector keeps connecting in the background and the constraints apply
-      when they arrive. ``0`` starts at once, without waiting for them.
-    - ``shutdown_timeout``: upper bound on each step of the end of a run
-      (flushing telemetry, disconnecting).
-    - ``max_constraints``: constraints held at most (default 10,000); a new
-      one beyond it is rejected, counted and warned about, and nothing else
-      changes, so whoever may write constraints cannot exhaust an engine.
-    - ``clock`` (wall time) and ``monotonic``: time sources for constraint
-      expiry and rate limits, injectable for tests.
-    - ``tracer_provider``: where the OpenTelemetry spans of runs go (with
-      ``cascade-runtime[otel]``), by default the global tracer provider. Each run
-      is a span, a child of the caller's current span, and each task attempt a
-      child span of it; the run's trace id is in its telemetry (``trace_id``).
-      Without opentelemetry-api or without an SDK, nothing is traced
-      (docs/tracing.md).
-    - ``results``: keep each completed task's result, by its fingerprint (its name, its code's
-      hash and its inputs', upstream results' fingerprints included), so that a rerun
-      (``run(..., rerun_of=...)``) reuses those still valid: ``None`` (the default: nothing
-      kept), ``True`` (the directory ``$CASCADE_RESULTS``, else ``./.cascade-results``), a
-      path or any fsspec URL (``memory://``, ``s3://bucket/prefix``), or a
-      :class:`ResultStore` (``max_bytes``). Kept as msgpack, only when the value decodes back
-      equal (a tuple, a set, a dataclass do not: their ``TaskCompleted`` says ``not_kept``
-      and a warning says why); written in a thread, never on the loop; each run's manifest
-      at its end (docs/results.md).
-    - ``on_failure``: what a task's last failed attempt (its retries used up) leads to,
-      for the tasks that do not say (``@task(on_failure=...)``): ``"fail"`` (the default:
-      it fails, its dependents are skipped, the run ends Failed) or ``"hold"``: it is held
-      for a decision (:meth:`decide`), published ``BLOCKED`` with a hold of type
-      ``decision``; its dependents wait, the other tasks go on, the run stays live.
-      ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
-      before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
-      default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
-    - ``system_resources``: what the machine has of each resource that tasks ask for
-      (``with_constraints``), by name: ``{"gpu_slots": 1, "memory_gb": 32}``, each a number
-      above 0 (else :class:`~cascade.runtime.CapacityError`). An attempt of a task that asks
-      for some starts only when they fit in what the attempts running (in any of this
-      engine's runs) leave free, and no task asked for one of them earlier and still waits;
-      it is ``BLOCKED`` while it waits, with a hold of type ``resource``. A task that asks
-      for a resource not named here, or for more than its capacity, fails when it would
-      start.
-    - ``dashboard_url``: the address of the dashboard that shows this engine's runs
-      (``http(s)://host[:port][/path]``), default ``$CASCADE_DASHBOARD_URL``: each run's
-      start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
-      :meth:`run` where logging is not configured) gives its page,
-      ``{dashboard_url}/runs/{run_id}``.
-    - ``resources``: resources (:func:`~cascade.runtime.resource`) to register, as
-      :meth:`register` does.
+    :meth:`run` runs a target; :meth:`cancel` and :meth:`decide` steer a live run;
+    :meth:`plan` tells what a rerun would do; :meth:`serve` runs named workflows on request
+    and on schedules. The engine keeps what outlives a run (its connector, executors,
+    resources, results store, served workflows); each run's life is its own. Each option
+    (``max_concurrency``, ``executor``, ``results``, ``on_failure``, ``system_resources``,
+    ...) is described in the package README, "The engine's options"; a bad one raises
+    ``ValueError`` or ``TypeError`` here.
     """
 
     def __init__(
@@ -304,10 +211,10 @@ class Engine:
         :class:`~cascade.control.Cancel` does before they are sent) calls it with what the
         request claims. Call it on the engine's event loop.
         """
-        scheduler = self._runs.get(run_id)
-        if scheduler is None:
+        run = self._runs.get(run_id)
+        if run is None:
             return None
-        report = scheduler.cancel(issued_by, reason)
+        report = run.cancel(issued_by, reason)
         if not report.already:
             _log.warning(
                 "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
@@ -356,8 +263,8 @@ class Engine:
         it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
         ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
-        scheduler = self._runs.get(run_id)
-        if scheduler is None:
+        run = self._runs.get(run_id)
+        if run is None:
             return None
         asked = Decide(
             run_id=run_id,
@@ -367,15 +274,15 @@ class Engine:
             result=msgspec.UNSET if result is None and decision != "complete" else result,
             reason=reason,
         )
-        return scheduler.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
+        return run.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
         """A decision request from the broker (the run's ``CommandListener``), on a live run or
         one that ended lately (answered, never applied: a decision can still be on its way
         when another ends the run)."""
-        scheduler = self._runs.get(request.run_id)
-        if scheduler is not None:
-            return scheduler.decide(request)
+        run = self._runs.get(request.run_id)
+        if run is not None:
+            return run.decide(request)
         ended = self._ended.get(request.run_id)
         return None if ended is None else ended.decide(request)
 
@@ -467,28 +374,28 @@ class Engine:
         :class:`RerunError` as :meth:`run` does.
         """
         check_rerun(rerun, from_task)
-        graph = build_graph(target)
-        graph.bind(params)
-        store = self._store(rerun_of)
-        prints = fingerprint_graph(graph, task_keys(graph))
+        return await self._plan(
+            prepare(target, check=False),
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
+            params=params,
+        )
 
-        def manifest() -> RunManifest:
-            return store.manifest(store.resolve(rerun_of))
-
-        kept = await asyncio.to_thread(manifest)
-        steps = plan_rerun(graph, prints, kept, rerun, from_task)
-        selectors, _ = await read_kept(store, reused_selectors(graph, steps), decode=True)
-        skip_not_routed(graph, steps, selectors)
-        await read_kept(store, steps, decode=False)
-        await plan_items(store, graph, prints, kept, steps, rerun)
-        return [step.public() for step in steps]
-
-    def _store(self, rerun_of: str) -> ResultStore:
-        if self.results is None:
-            raise RerunError(
-                f"cannot rerun {rerun_of}: this engine keeps no results (Engine(results=...))"
-            )
-        return self.results
+    async def _plan(
+        self,
+        prepared: Prepared,
+        *,
+        rerun_of: str,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[PlanStep]:
+        """:meth:`plan` of a graph built already (a server's check built it)."""
+        check_rerun(rerun, from_task)
+        prepared.graph.bind(params)
+        store = rerun_store(self.results, rerun_of)
+        return await plan_rerun_of(prepared, store, rerun_of, rerun, from_task)
 
     def _link_context(self, connector: Connector) -> LinkContext:
         """What a link this engine opens through ``connector`` (a run's, or serving's) is
@@ -520,197 +427,71 @@ class Engine:
         rerun: RerunMode,
         from_task: str | None,
         direct: bool = False,
+        prepared: Prepared | None = None,
     ) -> Any:
         """:meth:`run` with its run id given, and where it came from (``origin``, published on
-        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in here).
-        Only a ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing:
-        a served run's id goes to whoever asked for it."""
+        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in by its
+        run); ``prepared``: its graph, when a server's check built it already. Only a
+        ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing."""
         check_rerun(rerun, from_task)
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
-        graph = build_graph(target)
-        graph.bind(params)
-        resources = dict(self._resources)  # the run's, as registered now
-        if SIGNALS in graph.resources and SIGNALS not in resources:  # cs.recv's, where used
-            resources[SIGNALS] = signals(
-                self.connector, self.org_id, self.project_id, self.topic_prefix
-            )
-        check_resources(graph, resources)
-        self._placement.check(graph)
-        given = name
-        name = run_name(target, name)
-        store = self.results if rerun_of is None else self._store(rerun_of)
-        if graph.cached:
-            check_cache(graph, store)
-        results: RunResults | None = None
-        again: Lineage | None = None
-        if store is not None:
-            keys = task_keys(graph)
-            results = RunResults(store, run_id, graph, fingerprint_graph(graph, keys), self.stats)
-            if rerun_of is not None:
-                again = await self._reruns.prepare(
-                    results, graph, rerun_of, rerun, from_task, run_id
-                )
-                origin = msgspec.structs.replace(
-                    origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
-                )
-                if given is None and again.manifest.name is not None:
-                    name = again.manifest.name  # a rerun goes on under its run's name
-        announce_run(run_id, name, self.dashboard_url, direct=direct)
-        if results is not None:
-            results.begin(
-                name=name,
-                workflow=origin.workflow if origin is not None else None,
-                params=origin.params if origin is not None else None,
-                rerun_of=again.rerun_of if again is not None else None,
-                root_run=again.root_run if again is not None else run_id,
-                origin=origin,
-            )
-        try:
-            return await self._execute(
-                target, graph, run_id, name, origin, results, again, resources
-            )
-        finally:
-            if again is not None:
-                self._reruns.end(again)
+        if prepared is None:
+            prepared = prepare(target, check=False)
+        life = RunLife(
+            self._host(),
+            prepared,
+            run_id=run_id,
+            params=params,
+            name=name,
+            origin=origin,
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
+            direct=direct,
+        )
+        return await life.live()
 
-    async def _execute(
-        self,
-        target: Any,
-        graph: Graph,
-        run_id: str,
-        name: str | None,
-        origin: RunOrigin | None,
-        results: RunResults | None,
-        again: Lineage | None,
-        resources: Mapping[str, Resource],
-    ) -> Any:
-        self.stats.runs += 1
-        manager = ConstraintManager(
+    def _host(self) -> RunHost:
+        """What a run starting now is given of this engine: what outlives it."""
+        return RunHost(
+            events=self.events,
+            stats=self.stats,
+            connector=self.connector,
+            link=self._link_context,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            topic_prefix=self.topic_prefix,
+            tracer_provider=self.tracer_provider,
+            logs=self.logs,
+            max_concurrency=self.max_concurrency,
+            max_constraints=self.max_constraints,
             clock=self._clock,
             monotonic=self._monotonic,
-            stats=self.stats,
-            max_constraints=self.max_constraints,
-            prefix=self.topic_prefix,
-        )
-        self._managers[run_id] = manager
-        tracing = start_run(
-            run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
-        )
-        connector = self.connector
-        logs = None
-        if connector is not None and self.logs is not None:
-            logs = RunLogs(
-                connector,
-                self.logs,
-                run_id=run_id,
-                org_id=self.org_id,
-                project_id=self.project_id,
-                prefix=self.topic_prefix,
-                trace_id=tracing.trace_id if tracing is not None else None,
-            )
-        run = Run(
-            graph,
-            run_id,
-            emit=self.events.emit,
-            manager=manager,
-            max_concurrency=self.max_concurrency,
-            tracing=tracing,
-            hold=self.hold_policy,
-            stats=self.stats,
-            source=connector.source_id if connector is not None else "",
-            results=results,
-            logs=logs,
-            root_run=again.root_run if again is not None else None,
-            resources=resources,
+            hold_policy=self.hold_policy,
             capacity=self.capacity,
-            cache=RunCache(results, self.stats) if graph.cached else None,
-            executors=self._placement,
+            placement=self._placement,
+            resources=dict(self._resources),  # the run's, as registered now
+            results=self.results,
+            reruns=self._reruns,
+            dashboard_url=self.dashboard_url,
+            shutdown_timeout=self.shutdown_timeout,
+            manage=self._manages,
+            decide=self._decide,
+            runs=self._runs,
+            managers=self._managers,
+            ended=self._ended,
         )
-        self._runs[run_id] = run
-        shape = wire_graph(graph)  # what its start and snapshots tell of its graph
-        wiring: RunWiring | None = None
-        started = False
-        status: Any = "Failed"
-        error = ""
-        failure: BaseException | None = None
-        try:
-            if connector is not None:
-                manage = not self._serving and (
-                    not connector.is_connected
-                    if self.manage_connection is None
-                    else self.manage_connection
-                )
-                wiring = RunWiring(
-                    self._link_context(connector),
-                    run,
-                    name=name,
-                    origin=origin,
-                    graph=shape,
-                    manage=manage,
-                    decide=self._decide,
-                )
-                await wiring.open()
-            self.events.emit(
-                RunStarted(
-                    run_id=run_id,
-                    task_count=len(graph.nodes),
-                    name=name,
-                    origin=origin,
-                    graph=shape,
-                )
-            )
-            started = True
-            await run.execute()
-            status, error = "Succeeded", ""
-            return target_results(target, graph)
-        except RunCancelledError as exc:
-            status, error, failure = "Cancelled", describe(exc), exc
-            raise
-        except asyncio.CancelledError as exc:
-            status, error, failure = "Cancelled", "CancelledError: the run was cancelled", exc
-            raise
-        except BaseException as exc:
-            status, error, failure = "Failed", describe(exc), exc
-            raise
-        finally:
-            self._runs.pop(run_id, None)
-            self._ended.ended(run.held.ended())
-            manager.close()
-            self._managers.pop(run_id, None)
-            if wiring is not None:
-                await wiring.close_logs()
-            closing: asyncio.Future[None] | None = None
-            try:
-                if results is not None:  # the run's results written, then its manifest
-                    failed = {id(node) for node, _ in run.failures}
-                    closing = asyncio.ensure_future(
-                        results.close(
-                            status,
-                            results.states(failed),
-                            name=name,
-                            workflow=origin.workflow if origin is not None else None,
-                            params=origin.params if origin is not None else None,
-                            rerun_of=again.rerun_of if again is not None else None,
-                            root_run=again.root_run if again is not None else run_id,
-                        )
-                    )
-                    # Its end waits for its manifest (whoever sees a run end may rerun it at
-                    # once), but no longer than shutdown_timeout: a hung store must not leave
-                    # the run shown RUNNING.
-                    await asyncio.wait({closing}, timeout=self.shutdown_timeout)
-            finally:
-                if started:
-                    logged = logs.numbered if logs is not None else None
-                    self.events.emit(
-                        RunFinished(run_id=run_id, status=status, error=error, log_lines=logged)
-                    )
-            if closing is not None:
-                await closing
-            if tracing is not None:
-                tracing.end(status, failure)
-            if wiring is not None:
-                await wiring.close(status)
+
+    def _manages(self, connector: Connector) -> bool:
+        """Whether a run starting now connects and disconnects ``connector`` itself: never
+        while the engine serves, else as ``manage_connection`` says (by default, when it is not
+        connected)."""
+        if self._serving:
+            return False
+        if self.manage_connection is None:
+            return not connector.is_connected
+        return self.manage_connection
 
     async def serve(
         self,
@@ -795,7 +576,7 @@ class Engine:
             self._link_context(self.connector),
             workflows,
             self._run_target,
-            plan=self.plan,
+            plan=self._plan,
             results=self.results,
             manage_connection=self.manage_connection,
             max_runs=max_runs,

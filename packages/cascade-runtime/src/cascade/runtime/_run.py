@@ -49,12 +49,10 @@ from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
-from .executors._dask import RunDask
-from .executors._executor import RunExecutor
+from .executors._executor import Attempt, RunView
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._cache import RunCache
-from .results._on_worker import WorkerKeep
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
@@ -649,6 +647,7 @@ class Run:
         # where its plain-function tasks run: the default executor's part, the named ones'
         self.executors = (executors or Placement(None, None)).start_run(max_concurrency)
         self.executor = self.executors.default  # a task that names none: one attribute read
+        self.view = RunView(results, graph.roots, self.executors.of)  # what executors see
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
@@ -1039,7 +1038,7 @@ class Run:
         span: AttemptSpan | None = None
         outcome: AttemptState = "FAILED"
         error: BaseException | None = None
-        keep: WorkerKeep | None = None  # its result kept by the Dask worker that runs it
+        handed: Attempt | None = None  # a plain function's attempt, as its executor took it
         try:
             if isinstance(item, Retry):
                 attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
@@ -1088,27 +1087,11 @@ class Run:
                         if spec.executor is None
                         else self.executors.named(spec.executor)
                     )
-                    # it takes this task's context: its current_task(), its log scope
-                    if isinstance(executor, RunDask):
-                        keep, stays = self._on_dask(node, executor)
-                        running = executor.submit(
-                            spec.fn,
-                            args,
-                            kwargs,
-                            span,
-                            None if grant is None else grant.release,
-                            None if grant is None else grant.amounts,
-                            keep=keep,
-                            stays=stays,
-                        )
-                        threaded = grant is not None
-                    elif grant is None:
-                        running = executor.submit(spec.fn, args, kwargs, span)
-                    else:  # given back when the body ends where it runs, not when we stop waiting
-                        running = executor.submit(
-                            spec.fn, args, kwargs, span, grant.release, grant.amounts
-                        )
-                        threaded = True
+                    # it takes this task's context: its current_task(), its log scope; grant
+                    # given back when the body ends where it runs, not when we stop waiting
+                    handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
+                    running = executor.take(handed)
+                    threaded = grant is not None
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -1143,8 +1126,8 @@ class Run:
                 results = self.results
                 if results is None:
                     not_kept = None
-                elif keep is not None:
-                    not_kept = results.kept_by_worker(node, keep, keep.worker)
+                elif handed is not None and handed.kept is not None:  # by its worker
+                    not_kept = results.kept_by_worker(node, handed.kept, handed.kept.worker)
                 else:
                     not_kept = results.keep(node, result)
                 emit(
@@ -1216,45 +1199,6 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
-
-    def _on_dask(self, node: Node, runner: RunDask) -> tuple[WorkerKeep | None, bool]:
-        """How ``node``'s attempt goes to ``runner``'s cluster: what its worker keeps of its
-        result in the run's store, and whether its result may stay there: where the engine
-        needs nothing of it (nor to keep it), and only tasks of the run on the same cluster
-        take it, as an argument (not a condition, a route, a map, a cache, the run's result)."""
-        keep: WorkerKeep | bool = False
-        if self.results is not None:
-            keep = self.results.on_worker(node)
-        stays = (
-            keep is not True and node.lazy.task.cache is None and self._taken_there(node, runner)
-        )
-        return (keep if isinstance(keep, WorkerKeep) else None), stays
-
-    def _taken_there(self, node: Node, runner: RunExecutor) -> bool:
-        """Whether every task that takes ``node``'s result takes it as an argument only, and runs
-        on ``runner`` (and it is neither the run's result nor a map's item)."""
-        if node.item_of is not None or not node.dependents or id(node.lazy) in self.graph.roots:
-            return False
-        executors = self.executors
-        for dependent in node.dependents:
-            lazy = dependent.lazy
-            spec = lazy.task
-            if (
-                type(lazy) is not LazyResult
-                or spec.is_async
-                or spec.awaits_approval
-                or spec.cache is not None
-                or dependent.routers
-                or lazy.condition is not ALWAYS
-                or lazy.order
-                or (
-                    lazy.resources is not None
-                    and any(isinstance(amount, LazyResult) for _, amount in lazy.resources)
-                )
-                or executors.of(spec) is not runner
-            ):
-                return False
-        return True
 
     async def _inject(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ExecutorError, ValueLost, WorkerLost
 from .._steps import describe
 from ..results._on_worker import WorkerKeep, keep_on_worker
+from ..workflow._task import ALWAYS, LazyResult
 from ._remote import RemoteAttempt
 from ._worker import Outcome, run_attempt, sendable_function
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
+    from ._executor import Attempt, RunExecutor
 
 __all__ = ["DEFAULT_LARGE_BYTES", "DaskExecutor", "OnCluster", "RunDask"]
 
@@ -394,6 +396,34 @@ def _said(amounts: Mapping[str, float]) -> str:
     return ", ".join(f"{resource}={amount:g}" for resource, amount in sorted(amounts.items()))
 
 
+def _taken_here(attempt: Attempt, runner: RunExecutor) -> bool:
+    """Whether every task that takes ``attempt``'s result takes it as an argument only, and runs
+    on ``runner`` (and it is neither the run's result nor a map's item)."""
+    node = attempt.node
+    if node.item_of is not None or not node.dependents or id(node.lazy) in attempt.run.roots:
+        return False
+    runs_on = attempt.run.runs_on
+    for dependent in node.dependents:
+        lazy = dependent.lazy
+        spec = lazy.task
+        if (
+            type(lazy) is not LazyResult
+            or spec.is_async
+            or spec.awaits_approval
+            or spec.cache is not None
+            or dependent.routers
+            or lazy.condition is not ALWAYS
+            or lazy.order
+            or (
+                lazy.resources is not None
+                and any(isinstance(amount, LazyResult) for _, amount in lazy.resources)
+            )
+            or runs_on(spec) is not runner
+        ):
+            return False
+    return True
+
+
 class RunDask:
     """A run's attempts on a :class:`DaskExecutor`'s cluster.
 
@@ -418,6 +448,31 @@ class RunDask:
         self._ended: queue.SimpleQueue[tuple[DaskAttempt, Future, asyncio.Future[Any]] | None]
         self._ended = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
+
+    def take(self, attempt: Attempt) -> Any:
+        """``attempt``, submitted (:meth:`submit`) with what its worker keeps of its result in
+        the run's store (``attempt.kept``, its report set there once it ends), and whether its
+        result may stay on the cluster: where the run needs nothing of it (nor to keep it) and
+        only tasks of the run on this cluster take it, as an argument (not a condition, a
+        route, a map, a cache, the run's result)."""
+        node = attempt.node
+        keep: WorkerKeep | bool = False
+        results = attempt.run.results
+        if results is not None:
+            keep = results.on_worker(node)
+        kept = attempt.kept = keep if isinstance(keep, WorkerKeep) else None
+        stays = keep is not True and node.lazy.task.cache is None and _taken_here(attempt, self)
+        grant = attempt.grant
+        return self.submit(
+            attempt.fn,
+            attempt.args,
+            attempt.kwargs,
+            attempt.span,
+            None if grant is None else grant.release,
+            None if grant is None else grant.amounts,
+            keep=kept,
+            stays=stays,
+        )
 
     def submit(
         self,

@@ -9,13 +9,25 @@ returned or raised. Coroutine tasks never go to one: they run on the engine's lo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
+    from ..constraints._capacity import Grant
+    from ..results._on_worker import WorkerKeep
+    from ..results._run_results import RunResults
+    from ..workflow._node import Node
     from ..workflow._task import Task
 
-__all__ = ["Executor", "RunExecutor"]
+__all__ = [
+    "Attempt",
+    "Executor",
+    "RunExecutor",
+    "RunView",
+    "Submits",
+    "TakesAttempts",
+    "taking",
+]
 
 
 @runtime_checkable
@@ -75,3 +87,109 @@ class RunExecutor(Protocol):
         """The run has ended: cancel what it queued and has not started; ``wait`` for what
         runs (never when the run was stopped early or abandoned an attempt)."""
         ...
+
+
+class RunView:
+    """What an executor whose workers keep results themselves may know of the run its attempts
+    belong to, the same for each: its ``results`` (``None``: nothing is kept), its target's
+    ``roots`` (the ``id`` of each lazy result the run gives back) and where each task runs
+    (``runs_on``)."""
+
+    __slots__ = ("results", "roots", "runs_on")
+
+    def __init__(
+        self,
+        results: RunResults | None,
+        roots: set[int],
+        runs_on: Callable[[Task[Any, Any]], RunExecutor],
+    ) -> None:
+        self.results = results
+        self.roots = roots
+        self.runs_on = runs_on
+
+
+class Attempt:
+    """One attempt of a plain-function task, as a run hands it to the executor that runs it.
+
+    The call (``fn``, ``args``, ``kwargs``), its trace ``span``, the system resources it holds
+    (``grant``: given back once its body has ended where it ran), its task's ``node`` and its
+    ``run`` (:class:`RunView`). An executor whose worker keeps the result itself sets ``kept``:
+    how, the run checking its report once the attempt has ended.
+    """
+
+    __slots__ = ("args", "fn", "grant", "kept", "kwargs", "node", "run", "span")
+
+    def __init__(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+        grant: Grant | None,
+        node: Node,
+        run: RunView,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.span = span
+        self.grant = grant
+        self.node = node
+        self.run = run
+        self.kept: WorkerKeep | None = None
+
+
+class TakesAttempts(RunExecutor, Protocol):
+    """A run's part of an executor as the run uses it: it takes each :class:`Attempt` whole
+    (threads, processes and Dask do; :class:`Submits` adapts one of a user's)."""
+
+    def take(self, attempt: Attempt) -> Awaitable[Any]:
+        """``attempt`` started here, awaited on the run's loop as :meth:`RunExecutor.submit`
+        says."""
+        ...
+
+
+class Submits:
+    """A user's :class:`RunExecutor`, written to the public seam alone, taking attempts: each
+    is handed to its ``submit`` as a call."""
+
+    def __init__(self, runner: RunExecutor) -> None:
+        self.runner = runner
+        self.abandoned = runner.abandoned
+
+    def take(self, attempt: Attempt) -> Awaitable[Any]:
+        """``attempt``'s call submitted, with what gives its grant back and the grant's
+        amounts where it holds one."""
+        grant = attempt.grant
+        if grant is None:
+            return self.runner.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
+        return self.runner.submit(
+            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
+        )
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
+    ) -> Awaitable[Any]:
+        """The user's executor's own."""
+        return self.runner.submit(fn, args, kwargs, span, ended, amounts)
+
+    def started(self, task_id: str) -> bool:
+        """The user's executor's own."""
+        return self.runner.started(task_id)
+
+    def close(self, *, wait: bool) -> None:
+        """The user's executor's own."""
+        self.runner.close(wait=wait)
+
+
+def taking(runner: RunExecutor) -> TakesAttempts:
+    """``runner`` as a run uses it: as it is where it takes attempts, else adapted."""
+    if callable(getattr(runner, "take", None)):
+        return cast(TakesAttempts, runner)
+    return Submits(runner)

@@ -9,7 +9,7 @@ from typing import Any
 from .._errors import ExecutorError
 from ..workflow._graph import Graph
 from ..workflow._task import Task
-from ._executor import Executor, RunExecutor
+from ._executor import Executor, TakesAttempts, taking
 from ._threads import RunThreads, ThreadExecutor
 
 __all__ = ["Placement", "RunPlacement"]
@@ -81,9 +81,9 @@ class RunPlacement:
     def __init__(self, placement: Placement, max_concurrency: int) -> None:
         self.placement = placement
         self.max_concurrency = max_concurrency
-        self.default: RunExecutor = placement.default.start_run(max_concurrency)
+        self.default: TakesAttempts = taking(placement.default.start_run(max_concurrency))
         self._threads = self.default if isinstance(self.default, RunThreads) else None
-        self._named: dict[str, RunExecutor] = {}
+        self._named: dict[str, TakesAttempts] = {}
 
     @property
     def threads(self) -> RunThreads:
@@ -92,14 +92,15 @@ class RunPlacement:
             self._threads = ThreadExecutor().start_run(self.max_concurrency)
         return self._threads
 
-    def named(self, name: str) -> RunExecutor:
+    def named(self, name: str) -> TakesAttempts:
         """The run's part of the executor named ``name`` (checked known before the run)."""
         runner = self._named.get(name)
         if runner is None:
-            runner = self._named[name] = self.placement.named[name].start_run(self.max_concurrency)
+            started = self.placement.named[name].start_run(self.max_concurrency)
+            runner = self._named[name] = taking(started)
         return runner
 
-    def of(self, spec: Task[Any, Any]) -> RunExecutor:
+    def of(self, spec: Task[Any, Any]) -> TakesAttempts:
         """Where an attempt of ``spec`` (a plain function) runs."""
         return self.default if spec.executor is None else self.named(spec.executor)
 

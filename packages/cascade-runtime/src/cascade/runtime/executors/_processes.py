@@ -37,6 +37,7 @@ from ._worker import Lines, Outcome, run_attempt, sendable_function
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
+    from ._executor import Attempt
 
 __all__ = ["ProcessExecutor", "RunProcesses"]
 
@@ -187,6 +188,15 @@ class RunProcesses:
         self.executor = executor
         self._loop = asyncio.get_running_loop()
         self._attempts: dict[str, Future[Outcome]] = {}  # in the pool, by task id
+
+    def take(self, attempt: Attempt) -> asyncio.Future[Any]:
+        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
+        grant = attempt.grant
+        if grant is None:
+            return self.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
+        return self.submit(
+            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
+        )
 
     def submit(
         self,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
+    from ._executor import Attempt
 
 __all__ = ["RunThreads", "ThreadExecutor"]
 
@@ -61,6 +62,15 @@ class RunThreads:
                 max_workers=self.max_workers, thread_name_prefix="cascade-task"
             )
         return pool
+
+    def take(self, attempt: Attempt) -> asyncio.Future[Any]:
+        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
+        grant = attempt.grant
+        if grant is None:
+            return self.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
+        return self.submit(
+            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
+        )
 
     def submit(
         self,

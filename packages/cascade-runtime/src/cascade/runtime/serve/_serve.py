@@ -40,11 +40,10 @@ from cascade.interfaces.serving import (
     start_topic,
 )
 
+from .._run_life import Prepared, prepare
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
-from ..results._cache import check_cache
 from ..results._results import Claim, ResultStore
-from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._carry_on import DEFAULT_MAX_CARRY_ONS, CarryOns, LostRun, OnEngineLost, engine_lost_policies
 from ._schedule import Schedule
@@ -94,8 +93,9 @@ class _Unclaimed(_Refused):
 
 class Server:
     """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
-    each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
-    :meth:`~cascade.runtime.Engine.plan`) from ``results``; the engine's
+    each run by ``run`` (the engine's ``_run_target``, given the graph its check built), a
+    rerun planned by ``plan`` (its :meth:`~cascade.runtime.Engine.plan` of that graph) from
+    ``results``; the engine's
     :meth:`serve <cascade.runtime.Engine.serve>` says what it does."""
 
     def __init__(
@@ -452,11 +452,13 @@ class Server:
             bound = served.bind(params)
         except TypeError as exc:  # ParamError too
             raise _Refused(f"{request.workflow}: {exc}") from None
-        target = await self._target(served, params)
+        prepared = await self._target(served, params)
         plan: dict[str, Any] = {}
         if rerun_of is not None:
-            steps = await self._plan(target, request, rerun_of, served.run_params(params))
+            steps = await self._plan(prepared, request, rerun_of, served.run_params(params))
             plan = {"rerun_of": rerun_of, "plan": steps[:MAX_PLAN_STEPS], "plan_count": len(steps)}
+            # the plan decided what it could on the graph: its run starts from one unplanned
+            prepared = prepared.again()
         if request.dry_run:
             return self._reply(request, "planned", **plan), None
         live = None if rerun_of is None else self._live_rerun(rerun_of)
@@ -473,7 +475,7 @@ class Server:
         accepted = Accepted(
             run_id=run_id,
             workflow=request.workflow,
-            target=target,
+            prepared=prepared,
             params=served.run_params(params),
             origin=RunOrigin(
                 workflow=request.workflow,
@@ -739,26 +741,25 @@ class Server:
         source = self._peers.rerunning(rerun_of)
         return None if source is None else f"on {source}"
 
-    async def _target(self, served: Served, params: Mapping[str, Any]) -> Any:
+    async def _target(self, served: Served, params: Mapping[str, Any]) -> Prepared:
+        """The workflow's target for ``params``, its graph built once, for its run: a bad
+        target is refused now, not as a failed run, and so is a task cached in a store this
+        engine does not keep."""
         try:
-            target = await served.target(params)
-            graph = build_graph(target)  # a bad target is refused now, not as a failed run
-            if graph.cached:  # so is a task cached in a store this engine does not keep
-                check_cache(graph, self._results)
+            return prepare(await served.target(params), self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
-        return target
 
     async def _plan(
         self,
-        target: Any,
+        prepared: Prepared,
         request: StartRequest,
         rerun_of: str,
         params: Mapping[str, Any] | None,
     ) -> list[PlanStep]:
         try:
             return await self._plan_rerun(
-                target,
+                prepared,
                 rerun_of=rerun_of,
                 rerun=request.rerun,
                 from_task=request.from_task,

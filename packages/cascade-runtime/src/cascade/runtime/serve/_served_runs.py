@@ -14,6 +14,7 @@ from cascade.interfaces.serving import RerunMode, RunOrigin, ServedRun
 
 from .._errors import RunCancelledError
 from .._events import Event, RunStarted
+from .._run_life import Prepared
 from .._steps import explain
 
 __all__ = ["Accepted", "ServedRuns"]
@@ -29,7 +30,7 @@ class Accepted:
 
     run_id: str
     workflow: str
-    target: Any
+    prepared: Prepared  # its target, the graph built once for it
     params: Mapping[str, Any] | None  # what its target's Params are bound to
     origin: RunOrigin
     rerun_of: str | None
@@ -147,7 +148,7 @@ class ServedRuns:
     async def _run(self, accepted: Accepted) -> None:
         try:
             await self._run_target(
-                accepted.target,
+                accepted.prepared.target,
                 run_id=accepted.run_id,
                 params=accepted.params,
                 name=accepted.workflow,
@@ -155,6 +156,7 @@ class ServedRuns:
                 rerun_of=accepted.rerun_of,
                 rerun=accepted.rerun,
                 from_task=accepted.from_task,
+                prepared=accepted.prepared,
             )
         except asyncio.CancelledError:
             raise
