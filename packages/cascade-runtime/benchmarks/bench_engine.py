@@ -40,7 +40,7 @@ Prints a headline and two tables:
    ``Engine(on_failure="hold")``: every task could be held for a decision, none fails,
    so its µs/event is what making holds possible costs the loop (aim: within
    0.2 µs of ``none``).
-   Two rows have no connector and keep every task's result (``Engine(results=...)``; the
+   Three rows have no connector and keep every task's result (``Engine(results=...)``; the
    no-op tasks return an int), against ``none``, whose results are not kept:
    ``results kept (small value)`` on a store whose writer thread discards what it is
    given (as the ``null`` connector row does for telemetry): the loop's part, the
@@ -51,7 +51,9 @@ Prints a headline and two tables:
    5 µs per task, i.e. 2.5 µs/event); ``results kept, memory fs`` on fsspec's
    in-memory file system: the writer thread's Python work too, which competes with the
    loop for the GIL in a no-op fan-out (a directory's writes are system calls, which do
-   not hold it, but wait for the disk).
+   not hold it, but wait for the disk); ``results kept, memory fs, no journal`` the same
+   without the run's journal (what lets a run outlive its engine: a file a batch of
+   results), side by side with the row that writes it.
    Every other row runs with opentelemetry not importable, as without the
    extra.
 2. Pause latency per connector (p50 and max over ``--cycles`` pause/resume
@@ -88,7 +90,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
-from cascade.runtime import Engine, Event, LazyResult, ResultStore, TaskEvent, task
+from cascade.runtime import Engine, Event, LazyResult, ResultStore, RunManifest, TaskEvent, task
 from cascade.testkit import MosquittoBroker, mosquitto_path
 
 ConnectorFactory = Callable[[], Connector]
@@ -229,7 +231,8 @@ class Row(NamedTuple):
     listener: Callable[[], Awaitable[Listener]] | None = None  # a floor row's bus handler
     tracing: Tracing = "absent"  # opentelemetry not importable, the API only, or the SDK
     hold: bool = False  # Engine(on_failure="hold"): a failure would hold (none fails)
-    results: Literal["", "discard", "memory"] = ""  # every result kept: writes discarded, or not
+    # every result kept: its writes discarded, or written (with the run's journal, or not)
+    results: Literal["", "discard", "memory", "unjournaled"] = ""
 
 
 def rows(mqtt: tuple[str, int] | None = None, only: str | None = None) -> list[Row]:
@@ -245,6 +248,7 @@ def rows(mqtt: tuple[str, int] | None = None, only: str | None = None) -> list[R
         Row("on_failure=hold, none held", None, hold=True),
         Row(RESULTS_ROW, None, results="discard"),
         Row("results kept, memory fs", None, results="memory"),
+        Row("results kept, memory fs, no journal", None, results="unjournaled"),
         Row("bus listener (floor)", None, listener=list_listener),
         Row("child process (floor)", None, listener=ChildProcessListener.start),
         Row("OTel API, no SDK", None, tracing="api"),
@@ -268,12 +272,25 @@ class DiscardingStore(ResultStore):
         return None
 
 
+class UnjournaledStore(ResultStore):
+    """A store that writes results and manifests but no run's journal: what the journal (which
+    lets a run outlive its engine) costs, beside the row that writes it."""
+
+    def write_began(self, began: RunManifest) -> None:
+        return None
+
+    def write_kept(self, run_id: str, generation: int, lines: object) -> None:
+        return None
+
+
 def results_store(row: Row) -> ResultStore | None:
     """The row's results store, in memory, of its own."""
     if not row.results:
         return None
     url = f"memory://bench-{uuid.uuid4().hex}"
-    return DiscardingStore(url) if row.results == "discard" else ResultStore(url)
+    if row.results == "discard":
+        return DiscardingStore(url)
+    return UnjournaledStore(url) if row.results == "unjournaled" else ResultStore(url)
 
 
 @task
@@ -522,14 +539,15 @@ async def main(
                 times[row.name, name].append(await fanout_time(row, args.tasks, work))
     print(f"\nfan-out of {args.tasks} tasks, median of {args.repeats} runs, ratio to none")
     header = "".join(f" {name + ' s':>12} {'ratio':>6}" for name in WORKLOADS)
-    print(f"{'connector':<26}{header} {'µs/event':>9}")
+    width = max(26, *(len(row.name) + 1 for row in table))
+    print(f"{'connector':<{width}}{header} {'µs/event':>9}")
     events = 2 * args.tasks  # RUNNING and COMPLETED per task
     baselines = {name: statistics.median(times[table[0].name, name]) for name in WORKLOADS}
     for row in table:
         medians = {name: statistics.median(times[row.name, name]) for name in WORKLOADS}
         line = "".join(f" {medians[n]:12.4f} {medians[n] / baselines[n]:6.2f}" for n in WORKLOADS)
         added = (medians["no-op"] - baselines["no-op"]) / events * 1e6
-        print(f"{row.name:<26}{line} {added:9.2f}")
+        print(f"{row.name:<{width}}{line} {added:9.2f}")
     if RESULTS_ROW in [row.name for row in table]:
         kept = statistics.median(times[RESULTS_ROW, "no-op"]) - baselines["no-op"]
         per_task = kept / args.tasks * 1e6
