@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
@@ -49,7 +50,7 @@ async def main() -> int:
     async def step(previous: int, i: int) -> int:
         context = current_task()
         run = context.run_id if context is not None else None
-        say(event="running", i=i, run=run)
+        say(event="running", i=i, run=run, at=time.time())
         if i == options.die_at:  # as a task that exhausts the machine's memory would
             os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.sleep(options.sleep)

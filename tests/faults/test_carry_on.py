@@ -9,9 +9,11 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control import Controller
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import RerunError, ResultStore, RunManifest
 from cascade.runtime.testing import eventually
@@ -279,3 +281,65 @@ async def _first_to_end(*children: EngineProcess) -> str:
     assert done, "no carry-on killed its engine"
     (ended,) = done
     return "server-b" if waits[ended] is children[0] else "server-c"
+
+
+async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """``on_engine_lost="hold"``: the carry-on starts held (its task ``carry_on``, a gate, in
+    the held list); nothing of it runs until a person completes the gate."""
+    figures.scenario = "served run's engine SIGKILL, carry-on held"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    victim = await _server(own_broker, prefix, "server-a", results, "--policy", "hold")
+    survivor = await _server(own_broker, prefix, "server-b", results, "--policy", "hold")
+    engine_processes += [victim, survivor]
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        request = StartRequest(id="nightly-5", workflow="etl")
+        await observer.publish(
+            addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix), request, qos=1
+        )
+        running = await victim.expect("running", timeout=60)
+        while running["i"] != 4:
+            running = await victim.expect("running", timeout=60)
+        lost = running["run"]
+        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 3)
+        held = Inbox()
+        await observer.subscribe(f"{prefix}/telemetry/{ORG}/{PROJECT}/+/events", held)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        blocked = await held.until(
+            lambda m: (
+                m.payload.get("body", {}).get("task_name") == "carry_on"
+                and m.payload["body"].get("state") == "BLOCKED"
+            ),
+            timeout=2 * KEEPALIVE + 10,
+        )
+        carried = blocked.payload["run_id"]
+        steering = Controller(observer, issued_by="ops")
+        decided_at = time.time()
+        answer = await steering.run(carried, org=ORG, project=PROJECT).complete(
+            "carry_on", True, reason="the load is idempotent"
+        )
+        assert answer.applied, answer.describe()
+        first = await survivor.expect("running", timeout=30)
+        last = await survivor.expect("done", timeout=60)
+        while last["i"] != TASKS:
+            last = await survivor.expect("done", timeout=60)
+        await eventually(
+            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
+        )
+    finally:
+        await observer.disconnect()
+    assert first["i"] == 4  # the one in flight; the three finished reused
+    assert first["at"] >= decided_at  # nothing ran before the decision
+    final = store.manifest(carried)
+    assert final.rerun_of == lost
+    figures.outcome = "ok"

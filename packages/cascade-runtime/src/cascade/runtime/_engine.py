@@ -567,7 +567,9 @@ class Engine:
         ``"carry-on"`` carries the run on from what it kept in the results store (a store
         every server reaches): one server alone (its start claimed in the store) reruns it
         from its failure, with its params and origin, its finished tasks reused, those in
-        flight run again; ``"none"`` leaves it lost. A line carried on ``max_carry_ons``
+        flight run again; ``"hold"`` starts the same carry-on held for a person's decision (its
+        first task, ``carry_on``, a gate: complete carries it on, fail abandons it); ``"none"``
+        leaves it lost. A line carried on ``max_carry_ons``
         times is left lost. docs/durability.md says what runs twice and what is kept where.
         """
         if self.connector is None:

@@ -7,21 +7,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
+from cascade.interfaces import MAX_PROMPT_LENGTH
 from cascade.interfaces.serving import RunOrigin, ServedRun
 
 from .._steps import explain
 from ..results._results import UNFINISHED, ResultStore
+from ..workflow._gate import gate
+from ..workflow._graph import build_graph
 
-__all__ = ["DEFAULT_MAX_CARRY_ONS", "CarryOns", "LostRun", "OnEngineLost", "engine_lost_policies"]
+__all__ = [
+    "DEFAULT_MAX_CARRY_ONS",
+    "CarryOns",
+    "LostRun",
+    "OnEngineLost",
+    "engine_lost_policies",
+    "held_for_decision",
+]
 
 _log = logging.getLogger("cascade.runtime.serve")
 
-OnEngineLost: TypeAlias = Literal["carry-on", "none"]
+OnEngineLost: TypeAlias = Literal["carry-on", "hold", "none"]
 """What a server does with a live run of a workflow it serves whose engine died: carry it on
-from what it kept, or leave it lost."""
-_POLICIES = ("carry-on", "none")
+from what it kept, hold its carry-on for a person's decision (carry on, or abandon), or leave
+it lost."""
+_POLICIES = ("carry-on", "hold", "none")
 DEFAULT_MAX_CARRY_ONS = 3
 """How many times a run's line is carried on at most: a run that kills its engine each time is
 left lost after that, said why."""
@@ -29,16 +40,34 @@ _DONE_KEPT = 10_000  # runs whose loss was acted on, remembered (a will heard tw
 
 
 class LostRun:
-    """A run to carry on: its id, the engine that died (``source``), its workflow and where it
-    came from (``origin``, from its journal)."""
+    """A run to carry on: its id, the engine that died (``source``), its workflow, where it
+    came from (``origin``, from its journal), and whether its carry-on waits for a person
+    (``hold``)."""
 
-    __slots__ = ("origin", "run_id", "source", "workflow")
+    __slots__ = ("hold", "origin", "run_id", "source", "workflow")
 
-    def __init__(self, run_id: str, source: str, workflow: str, origin: RunOrigin) -> None:
+    def __init__(
+        self, run_id: str, source: str, workflow: str, origin: RunOrigin, *, hold: bool = False
+    ) -> None:
         self.run_id = run_id
         self.source = source
         self.workflow = workflow
         self.origin = origin
+        self.hold = hold
+
+
+def held_for_decision(target: Any, lost: LostRun) -> Any:
+    """``target`` with every task of it after a gate (``carry_on``) that asks whether to carry
+    ``lost`` on: completed, the carry-on runs what is left; failed, it is abandoned (its tasks
+    skipped). What the lost run finished is reused as in any carry-on, gate or not."""
+    prompt = (
+        f"run {lost.run_id} of {lost.workflow} lost its engine {lost.source}: carry it on? "
+        "complete to carry it on, fail to abandon it"
+    )
+    decision = gate(prompt[:MAX_PROMPT_LENGTH], name="carry_on")
+    for node in build_graph(target).nodes:
+        node.lazy.after(decision)
+    return target
 
 
 def engine_lost_policies(
@@ -60,7 +89,7 @@ def engine_lost_policies(
             raise ValueError(
                 f"on_engine_lost for {name} is {policy!r}: one of {', '.join(_POLICIES)}"
             )
-        policies[name] = "carry-on" if policy == "carry-on" else "none"
+        policies[name] = policy  # type: ignore[assignment] # one of _POLICIES
     return policies
 
 
@@ -98,7 +127,7 @@ class CarryOns:
         for entry in runs:
             if entry.run_id in self._done or entry.run_id in own:
                 continue
-            if self._policies.get(entry.workflow, "none") != "carry-on":
+            if self._policies.get(entry.workflow, "none") == "none":
                 continue
             self._done[entry.run_id] = None
             while len(self._done) > _DONE_KEPT:
@@ -136,15 +165,18 @@ class CarryOns:
                 run_id, entry.workflow, source, origin.carry_ons,
             )  # fmt: skip
             return
+        hold = self._policies.get(entry.workflow) == "hold"
         try:
-            carried_as = await self._carry(LostRun(run_id, source, entry.workflow, origin))
+            carried_as = await self._carry(
+                LostRun(run_id, source, entry.workflow, origin, hold=hold)
+            )
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
             return
         self.carried += 1
         _log.warning(
-            "carried on run %s of %s as %s: its engine %s died", run_id, entry.workflow,
-            carried_as, source,
+            "carried on run %s of %s as %s%s: its engine %s died", run_id, entry.workflow,
+            carried_as, ", held for a decision (its task carry_on)" if hold else "", source,
         )  # fmt: skip
 
     async def stop(self) -> None:

@@ -45,7 +45,14 @@ from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
 from ..results._results import Claim, ResultStore
 from ._announce import Announcer, Peers
-from ._carry_on import DEFAULT_MAX_CARRY_ONS, CarryOns, LostRun, OnEngineLost, engine_lost_policies
+from ._carry_on import (
+    DEFAULT_MAX_CARRY_ONS,
+    CarryOns,
+    LostRun,
+    OnEngineLost,
+    engine_lost_policies,
+    held_for_decision,
+)
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
 from ._scheduler import Clock, SlotTaken, check_schedules
@@ -452,7 +459,7 @@ class Server:
             bound = served.bind(params)
         except TypeError as exc:  # ParamError too
             raise _Refused(f"{request.workflow}: {exc}") from None
-        prepared = await self._target(served, params)
+        prepared = await self._target(served, params, carried)
         plan: dict[str, Any] = {}
         if rerun_of is not None:
             steps = await self._plan(prepared, request, rerun_of, served.run_params(params))
@@ -741,12 +748,17 @@ class Server:
         source = self._peers.rerunning(rerun_of)
         return None if source is None else f"on {source}"
 
-    async def _target(self, served: Served, params: Mapping[str, Any]) -> Prepared:
+    async def _target(
+        self, served: Served, params: Mapping[str, Any], carried: LostRun | None = None
+    ) -> Prepared:
         """The workflow's target for ``params``, its graph built once, for its run: a bad
         target is refused now, not as a failed run, and so is a task cached in a store this
-        engine does not keep."""
+        engine does not keep. A carry-on held for a decision waits for it (``carried``)."""
         try:
-            return prepare(await served.target(params), self._results)
+            target = await served.target(params)
+            if carried is not None and carried.hold:
+                target = held_for_decision(target, carried)
+            return prepare(target, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
 
