@@ -76,3 +76,26 @@ def test_a_run_carried_on_after_its_engine_died_is_told_once() -> None:
     assert watch.apply(telemetry(started, run_id="new-run", source="server-b")) == []
     plain = LifecycleEvent(event="ENGINE_STARTED", tasks=3, origin=RunOrigin(workflow="etl"))
     assert watch.apply(telemetry(plain, run_id="other-run")) == []
+
+
+def _started(run_id: str, source: str, origin: RunOrigin | None = None) -> Message:
+    start = LifecycleEvent(event="ENGINE_STARTED", tasks=3, name="etl", origin=origin)
+    return telemetry(start, run_id=run_id, source=source)
+
+
+def test_a_run_lost_with_its_engine_and_never_carried_on_is_told_once() -> None:
+    now = [1_000.0]
+    watch = EventWatch(ReaderModel(), clock=lambda: now[0], lost_after=60.0)
+    watch.apply(_status("online"))
+    watch.apply(_started("kept-run", "host-1"))
+    watch.apply(_started("dropped-run", "host-1"))
+    [lost_engine] = watch.apply(_status("offline"))
+    assert lost_engine.kind == "engine.lost"
+    assert watch.next_due() == 1_060.0
+    assert watch.due(1_059.0) == []  # a server has a minute to carry each on
+    carried = RunOrigin(workflow="etl", carried_on_from="kept-run", lost_engine="host-1")
+    watch.apply(_started("new-run", "server-b", carried))
+    [lost] = watch.due(1_060.0)
+    assert (lost.kind, lost.key, lost.run_id) == ("run.lost", "run.lost:dropped-run", "dropped-run")
+    assert headline(lost).startswith("run etl (dropped-run) lost in local/default")
+    assert watch.due(2_000.0) == []  # told once

@@ -33,6 +33,11 @@ def headline(n: Notification) -> str:
         )
     if n.kind == "run.succeeded":
         return f"run {run} ({n.run_id[:12]}) succeeded in {where}"
+    if n.kind == "run.lost":
+        return (
+            f"run {run} ({n.run_id[:12]}) lost in {where}: its engine {n.source} died and no "
+            "server carried it on"
+        )
     if n.kind == "run.carried_on":
         lost = (n.carried_on_from or "")[:12]
         return (

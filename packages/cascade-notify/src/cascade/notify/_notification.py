@@ -13,10 +13,18 @@ EVENTS = (
     "hold.deadline",
     "engine.lost",
     "run.carried_on",
+    "run.lost",
 )
 """Every kind of event a notifier can post."""
 
-DEFAULT_EVENTS = ("run.failed", "task.held", "hold.deadline", "engine.lost", "run.carried_on")
+DEFAULT_EVENTS = (
+    "run.failed",
+    "task.held",
+    "hold.deadline",
+    "engine.lost",
+    "run.carried_on",
+    "run.lost",
+)
 """The kinds posted unless told otherwise (``run.succeeded`` is asked for by name)."""
 
 
@@ -26,9 +34,9 @@ class Notification:
 
     ``key`` names the event itself, the same in every notifier that sees it (``run.failed:RUN``,
     ``task.held:RUN:TASK:ATTEMPT``, ``hold.deadline:RUN:TASK:ATTEMPT``,
-    ``engine.lost:SOURCE:SESSION``, ``run.carried_on:RUN``): what deduplication goes by. Text
-    fields are the senders' words, cut to the reader model's bounds; bodies carry them as JSON
-    strings.
+    ``engine.lost:SOURCE:SESSION``, ``run.carried_on:RUN``, ``run.lost:RUN``): what
+    deduplication goes by. Text fields are the senders' words, cut to the reader model's
+    bounds; bodies carry them as JSON strings.
     """
 
     kind: str

@@ -19,7 +19,13 @@ from cascade.reader import ReaderModel, RunView, TaskView, parse_timestamp
 
 from ._notification import DEFAULT_EVENTS, EVENTS, Notification, last_line
 
-__all__ = ["DEFAULT_WARN_BEFORE", "MAX_REMEMBERED", "EventWatch", "parse_filter"]
+__all__ = [
+    "DEFAULT_LOST_AFTER",
+    "DEFAULT_WARN_BEFORE",
+    "MAX_REMEMBERED",
+    "EventWatch",
+    "parse_filter",
+]
 
 DEFAULT_WARN_BEFORE = 3600.0
 """Seconds before a hold's deadline its ``hold.deadline`` warning is posted (an hour); a hold
@@ -28,6 +34,11 @@ deadline)."""
 
 MAX_REMEMBERED = 100_000
 """Holds a watch remembers having seen (so a heartbeat listing one again is no new event)."""
+
+DEFAULT_LOST_AFTER = 60.0
+"""Seconds a run whose engine was lost may wait for a server to carry it on (a carry-on
+starts within a second of the will; a server restarted in place, when it is back) before its
+``run.lost`` is posted."""
 
 
 def parse_filter(text: str) -> tuple[str, ...]:
@@ -46,7 +57,8 @@ class EventWatch:
     :func:`parse_filter`, any of which a run must match (none: every run); ``warn_before``:
     seconds before a hold's deadline its warning is due; ``dashboard_url``: where runs' pages
     are (``{dashboard_url}/runs/{run_id}``). An ``engine.lost`` passes a filter when one of the
-    runs it was running does.
+    runs it was running does. ``lost_after``: seconds each of those runs may wait for a server
+    to carry it on before its ``run.lost`` is due (:meth:`due`).
     """
 
     def __init__(
@@ -58,6 +70,7 @@ class EventWatch:
         warn_before: float = DEFAULT_WARN_BEFORE,
         dashboard_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        lost_after: float = DEFAULT_LOST_AFTER,
     ) -> None:
         self.events = frozenset(events)
         unknown = self.events - set(EVENTS)
@@ -70,6 +83,9 @@ class EventWatch:
         self.clock = clock
         self._holds: OrderedDict[str, None] = OrderedDict()
         self._due: list[tuple[float, str, str, int]] = []  # (warn at, run, task, attempt)
+        self.lost_after = lost_after
+        self._lost_due: list[tuple[float, str]] = []  # (lost at, run): unless carried on by then
+        self._carried: OrderedDict[str, None] = OrderedDict()  # the runs carried on, seen
 
     def apply(self, message: Message) -> list[Notification]:
         """Fold ``message`` into the model; the notifications it makes (filtered)."""
@@ -87,7 +103,9 @@ class EventWatch:
         return []
 
     def due(self, now: float | None = None) -> list[Notification]:
-        """The ``hold.deadline`` warnings due by ``now``, of holds still held."""
+        """The ``hold.deadline`` warnings due by ``now``, of holds still held, and the
+        ``run.lost`` of each run whose engine was lost ``lost_after`` seconds ago that no
+        server carried on (nor ended) meanwhile."""
         now = self.clock() if now is None else now
         out = []
         while self._due and self._due[0][0] <= now:
@@ -99,11 +117,20 @@ class EventWatch:
                 continue  # decided, or the run is gone
             if hold.deadline is not None and hold.deadline > now:
                 out.append(self._held(run, task, "hold.deadline"))
+        while self._lost_due and self._lost_due[0][0] <= now:
+            _, run_id = heapq.heappop(self._lost_due)
+            run = self.model.runs.get(run_id)
+            if run_id in self._carried or run is None or run.finished:
+                continue  # carried on, or it ended after all (a will from a partition)
+            out.append(self._about(run, "run.lost", f"run.lost:{run_id}", now))
         return [n for n in out if self._wanted(n)]
 
     def next_due(self) -> float | None:
-        """When the next warning is due (epoch seconds), ``None``: none waits."""
-        return self._due[0][0] if self._due else None
+        """When the next warning or loss is due (epoch seconds), ``None``: none waits."""
+        dues = [self._due[0][0]] if self._due else []
+        if self._lost_due:
+            dues.append(self._lost_due[0][0])
+        return min(dues) if dues else None
 
     def _telemetry(self, message: Message, run_id: str, kind: str) -> list[Notification]:
         run = self.model.runs.get(run_id)
@@ -117,6 +144,9 @@ class EventWatch:
         out = []
         origin = run.origin
         if not known_origin and origin is not None and origin.carried_on_from is not None:
+            self._carried[origin.carried_on_from] = None
+            while len(self._carried) > MAX_REMEMBERED:
+                self._carried.popitem(last=False)
             out.append(
                 replace(
                     self._about(
@@ -150,6 +180,9 @@ class EventWatch:
         ):
             return []
         first = self.model.runs.get(runs[0]) if runs else None
+        if "run.lost" in self.events:
+            for run_id in runs:
+                heapq.heappush(self._lost_due, (self.clock() + self.lost_after, run_id))
         lost = Notification(
             kind="engine.lost",
             key=f"engine.lost:{source}:{after.session or 0}",

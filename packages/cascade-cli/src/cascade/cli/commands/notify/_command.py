@@ -86,7 +86,7 @@ def notify(
             help="Comma-separated: run.failed, task.held, hold.deadline, engine.lost, "
             "run.succeeded.",
         ),
-    ] = "run.failed,task.held,hold.deadline,engine.lost,run.carried_on",
+    ] = "run.failed,task.held,hold.deadline,engine.lost,run.carried_on,run.lost",
     filters: Annotated[
         list[str] | None,
         typer.Option(
