@@ -9,7 +9,7 @@ returned or raised. Coroutine tasks never go to one: they run on the engine's lo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -28,6 +28,8 @@ __all__ = [
     "TakesAttempts",
     "taking",
 ]
+
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -138,6 +140,14 @@ class Attempt:
         self.run = run
         self.kept: WorkerKeep | None = None
 
+    def submitted(self, submit: Callable[..., _T]) -> _T:
+        """``submit`` (a :class:`RunExecutor`'s) called with this attempt: its call and span
+        and, where it holds a grant, what gives the grant back and its amounts."""
+        grant = self.grant
+        if grant is None:
+            return submit(self.fn, self.args, self.kwargs, self.span)
+        return submit(self.fn, self.args, self.kwargs, self.span, grant.release, grant.amounts)
+
 
 class TakesAttempts(RunExecutor, Protocol):
     """A run's part of an executor as the run uses it: it takes each :class:`Attempt` whole
@@ -160,12 +170,7 @@ class Submits:
     def take(self, attempt: Attempt) -> Awaitable[Any]:
         """``attempt``'s call submitted, with what gives its grant back and the grant's
         amounts where it holds one."""
-        grant = attempt.grant
-        if grant is None:
-            return self.runner.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
-        return self.runner.submit(
-            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
-        )
+        return attempt.submitted(self.runner.submit)
 
     def submit(
         self,

@@ -191,12 +191,7 @@ class RunProcesses:
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
         """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        grant = attempt.grant
-        if grant is None:
-            return self.submit(attempt.fn, attempt.args, attempt.kwargs, attempt.span)
-        return self.submit(
-            attempt.fn, attempt.args, attempt.kwargs, attempt.span, grant.release, grant.amounts
-        )
+        return attempt.submitted(self.submit)
 
     def submit(
         self,
