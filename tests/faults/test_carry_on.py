@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
@@ -69,6 +70,35 @@ def _manifest(store: ResultStore, run_id: str) -> RunManifest | None:
         return None
 
 
+async def _start(observer: MqttConnector, prefix: str, server: str, request: StartRequest) -> None:
+    """Ask ``server`` to start ``request``'s run."""
+    await observer.publish(
+        addressed_start_topic(ORG, PROJECT, "etl", server, prefix), request, qos=1
+    )
+
+
+async def _step(child: EngineProcess, event: str, i: int, timeout: float = 60) -> dict[str, Any]:
+    """``child``'s line saying step ``i`` is ``event`` (``running``, ``done``)."""
+    line = await child.expect(event, timeout=timeout)
+    while line["i"] != i:
+        line = await child.expect(event, timeout=timeout)
+    return line
+
+
+async def _kept(store: ResultStore, run_id: str, tasks: int, timeout: float = 10) -> None:
+    """Until ``run_id``'s journal lists ``tasks`` kept (it lags a task a batch, 50 ms at most)."""
+    await eventually(
+        lambda: len(getattr(_manifest(store, run_id), "tasks", {})) == tasks, timeout=timeout
+    )
+
+
+async def _status(store: ResultStore, run_id: str, status: str) -> None:
+    """Until ``run_id``'s manifest says ``status``."""
+    await eventually(
+        lambda: getattr(_manifest(store, run_id), "status", None) == status, timeout=60
+    )
+
+
 async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     own_broker: OwnBroker,
     prefix: str,
@@ -88,28 +118,19 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
         await _serving(observer, prefix, "server-a")
         await _serving(observer, prefix, "server-b")
         request = StartRequest(id="nightly-1", workflow="etl", issued_by="ops", reason="nightly")
-        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
-        await observer.publish(topic, request, qos=1)
-        eleventh = await victim.expect("running", timeout=60)
-        while eleventh["i"] != 11:
-            eleventh = await victim.expect("running", timeout=60)
+        await _start(observer, prefix, "server-a", request)
+        eleventh = await _step(victim, "running", 11)
         lost = eleventh["run"]
         # ten done, and kept: the journal lists them (it lags the task a batch, 50 ms at most)
-        await eventually(
-            lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 10, timeout=10
-        )
+        await _kept(store, lost, 10)
         loop = asyncio.get_running_loop()
         os.kill(victim.process.pid, signal.SIGKILL)
         killed = loop.time()
         first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
         carried_after = loop.time() - killed
         carried = first["run"]
-        last = await survivor.expect("done", timeout=60)
-        while last["i"] != TASKS:
-            last = await survivor.expect("done", timeout=60)
-        await eventually(
-            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
-        )
+        await _step(survivor, "done", TASKS)
+        await _status(store, carried, "Succeeded")
     finally:
         await observer.disconnect()
     ran_again = sorted(
@@ -145,23 +166,17 @@ async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
     try:
         await _serving(observer, prefix, "server-a")
         request = StartRequest(id="nightly-2", workflow="etl")
-        await observer.publish(
-            addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix), request, qos=1
-        )
-        running = await first.expect("running", timeout=60)
-        while running["i"] != 6:
-            running = await first.expect("running", timeout=60)
+        await _start(observer, prefix, "server-a", request)
+        running = await _step(first, "running", 6)
         lost = running["run"]
-        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 5)
+        await _kept(store, lost, 5)
         os.kill(first.process.pid, signal.SIGKILL)
         await first.process.wait()
         again = await _server(own_broker, prefix, "server-a", results)
         engine_processes.append(again)
         resumed = await again.expect("running", timeout=30)
         carried = resumed["run"]
-        await eventually(
-            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
-        )
+        await _status(store, carried, "Succeeded")
     finally:
         await observer.disconnect()
     assert resumed["i"] == 6
@@ -194,24 +209,17 @@ async def test_a_server_cut_off_that_comes_back_stops_the_run_carried_on_elsewhe
         await _serving(observer, prefix, "server-a")
         await _serving(observer, prefix, "server-b")
         request = StartRequest(id="nightly-3", workflow="etl")
-        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
-        await observer.publish(topic, request, qos=1)
-        running = await victim.expect("running", timeout=60)
-        while running["i"] != 4:
-            running = await victim.expect("running", timeout=60)
+        await _start(observer, prefix, "server-a", request)
+        running = await _step(victim, "running", 4)
         lost = running["run"]
-        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 3)
+        await _kept(store, lost, 3)
         await proxy.cut()  # the broker sees its connection close: its will goes out
         carried_on = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
         carried = carried_on["run"]
         await proxy.restore()
-        await eventually(
-            lambda: getattr(_manifest(store, lost), "status", None) == "Cancelled", timeout=60
-        )
+        await _status(store, lost, "Cancelled")
         ran_on = max(line["i"] for line in victim.lines if line.get("event") == "running")
-        await eventually(
-            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
-        )
+        await _status(store, carried, "Succeeded")
     finally:
         await observer.disconnect()
         await proxy.close()
@@ -253,8 +261,7 @@ async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budg
         for name in servers:
             await _serving(observer, prefix, name)
         request = StartRequest(id="nightly-4", workflow="etl")
-        topic = addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix)
-        await observer.publish(topic, request, qos=1)
+        await _start(observer, prefix, "server-a", request)
         await servers["server-a"].process.wait()  # its fifth step killed it
         # one of the others carries it on, and dies at its fifth step too
         dead = await _first_to_end(servers["server-b"], servers["server-c"])
@@ -304,14 +311,10 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
         await _serving(observer, prefix, "server-a")
         await _serving(observer, prefix, "server-b")
         request = StartRequest(id="nightly-5", workflow="etl")
-        await observer.publish(
-            addressed_start_topic(ORG, PROJECT, "etl", "server-a", prefix), request, qos=1
-        )
-        running = await victim.expect("running", timeout=60)
-        while running["i"] != 4:
-            running = await victim.expect("running", timeout=60)
+        await _start(observer, prefix, "server-a", request)
+        running = await _step(victim, "running", 4)
         lost = running["run"]
-        await eventually(lambda: len(getattr(_manifest(store, lost), "tasks", {})) == 3)
+        await _kept(store, lost, 3)
         held = Inbox()
         await observer.subscribe(f"{prefix}/telemetry/{ORG}/{PROJECT}/+/events", held)
         os.kill(victim.process.pid, signal.SIGKILL)
@@ -330,12 +333,8 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
         )
         assert answer.applied, answer.describe()
         first = await survivor.expect("running", timeout=30)
-        last = await survivor.expect("done", timeout=60)
-        while last["i"] != TASKS:
-            last = await survivor.expect("done", timeout=60)
-        await eventually(
-            lambda: getattr(_manifest(store, carried), "status", None) == "Succeeded", timeout=60
-        )
+        await _step(survivor, "done", TASKS)
+        await _status(store, carried, "Succeeded")
     finally:
         await observer.disconnect()
     assert first["i"] == 4  # the one in flight; the three finished reused
