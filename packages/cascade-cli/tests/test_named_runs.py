@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.history import History, Received
-from cascade.interfaces import decode_envelope
+from cascade.interfaces import decode_envelope, decode_status
 
 T0 = 1_795_000_000.0
 FIRST = "a1" * 16
@@ -225,3 +225,23 @@ def test_a_run_carried_on_says_from_what_and_its_lost_run_where_it_went(tmp_path
     new = _invoke("run", SECOND[:12], "--db", path)
     assert f"carried on from {FIRST[:12]}" in new.output
     assert "after server-a died" in new.output
+
+
+def test_a_lost_run_says_how_to_carry_it_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "history.sqlite3")
+    served = {"workflow": "nightly", "issued_by": "alice", "request_id": "req-1"}
+    offline = decode_status(
+        {"status": "offline", "source": "host-1", "session": 1, "ts": _iso(T0 + 30)}
+    )
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, served, failed=False)[:3])  # its engine died mid-run
+        history.store(_run(SECOND, T0, {}, failed=False)[:3])  # a script's run, likewise
+        history.store([Received("cascade/status/host-1", offline, T0 + 30)])
+    served_run = _invoke("run", FIRST[:12], "--db", path)
+    assert f"lost with its engine: `cascade rerun {FIRST[:12]}` carries it on" in served_run.output
+    script_run = _invoke("run", SECOND[:12], "--db", path)
+    assert f"`cascade rerun {SECOND[:12]} --entrypoint FILE.py:FUNCTION`" in script_run.output
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()

@@ -88,6 +88,16 @@ def lineage_lines(summary: RunSummary, reused: dict[str, int], times: TimeFormat
         if len(summary.replaced_by) > len(shown):
             line.append(f" (the last {len(shown)} of {len(summary.replaced_by):,})", style="dim")
         lines.append(line)
+    if summary.status == "Lost" and not summary.replaced_by:
+        run = short_id(summary.run_id)
+        entry = "" if summary.workflow is not None else " --entrypoint FILE.py:FUNCTION"
+        lines.append(
+            Text(
+                f"lost with its engine: `cascade rerun {run}{entry}` carries it on from what it "
+                "kept (docs/durability.md)",
+                style="yellow",
+            )
+        )
     if reused:
         total = sum(reused.values())
         runs = ", ".join(inert(short_id(run_id), SHOWN["name"]) for run_id in reused)
