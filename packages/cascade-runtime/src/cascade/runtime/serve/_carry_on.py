@@ -15,7 +15,7 @@ from cascade.interfaces.serving import RunOrigin, ServedRun
 from .._steps import explain
 from ..results._results import UNFINISHED, ResultStore
 from ..workflow._gate import gate
-from ..workflow._graph import build_graph
+from ..workflow._graph import build_graph, task_keys
 
 __all__ = [
     "DEFAULT_MAX_CARRY_ONS",
@@ -24,6 +24,7 @@ __all__ = [
     "OnEngineLost",
     "engine_lost_policies",
     "held_for_decision",
+    "held_where_unsafe",
 ]
 
 _log = logging.getLogger("cascade.runtime.serve")
@@ -44,16 +45,46 @@ class LostRun:
     came from (``origin``, from its journal), and whether its carry-on waits for a person
     (``hold``)."""
 
-    __slots__ = ("hold", "origin", "run_id", "source", "workflow")
+    __slots__ = ("hold", "kept", "origin", "run_id", "source", "workflow")
 
     def __init__(
-        self, run_id: str, source: str, workflow: str, origin: RunOrigin, *, hold: bool = False
+        self,
+        run_id: str,
+        source: str,
+        workflow: str,
+        origin: RunOrigin,
+        *,
+        hold: bool = False,
+        kept: frozenset[str] = frozenset(),
     ) -> None:
         self.run_id = run_id
         self.source = source
         self.workflow = workflow
         self.origin = origin
         self.hold = hold
+        self.kept = kept
+        """The stable keys of the tasks whose results the lost run kept (its journal's)."""
+
+
+def held_where_unsafe(target: Any, lost: LostRun) -> Any:
+    """``target`` with each task that declares itself unsafe to repeat
+    (``@task(repeatable=False)``) and may have been in flight when ``lost``'s engine died (its
+    result not kept, every task it needs kept) after a gate (``may_repeat``) that asks whether
+    to run it again: completed, it runs; failed or skipped, it and what needs it are skipped."""
+    graph = build_graph(target)
+    keys = task_keys(graph)
+    key_of = {id(node): key for node, key in zip(graph.nodes, keys, strict=True)}
+    for node, key in zip(graph.nodes, keys, strict=True):
+        if getattr(node.lazy.task, "repeatable", True) or key in lost.kept:
+            continue
+        if any(key_of.get(id(dep)) not in lost.kept for dep in node.deps):
+            continue  # something it needs was not done: it never started
+        prompt = (
+            f"task {node.lazy.name} ({key}) of run {lost.run_id} may have run when its engine "
+            f"{lost.source} died: run it again? complete to run it, fail or skip not to"
+        )
+        node.lazy.after(gate(prompt[:MAX_PROMPT_LENGTH], name="may_repeat"))
+    return target
 
 
 def held_for_decision(target: Any, lost: LostRun) -> Any:
@@ -167,9 +198,10 @@ class CarryOns:
             return
         hold = self._policies.get(entry.workflow) == "hold"
         try:
-            carried_as = await self._carry(
-                LostRun(run_id, source, entry.workflow, origin, hold=hold)
+            lost = LostRun(
+                run_id, source, entry.workflow, origin, hold=hold, kept=frozenset(manifest.tasks)
             )
+            carried_as = await self._carry(lost)
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
             return

@@ -52,6 +52,7 @@ from ._carry_on import (
     OnEngineLost,
     engine_lost_policies,
     held_for_decision,
+    held_where_unsafe,
 )
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
@@ -756,8 +757,10 @@ class Server:
         engine does not keep. A carry-on held for a decision waits for it (``carried``)."""
         try:
             target = await served.target(params)
-            if carried is not None and carried.hold:
-                target = held_for_decision(target, carried)
+            if carried is not None:
+                target = held_where_unsafe(target, carried)
+                if carried.hold:
+                    target = held_for_decision(target, carried)
             return prepare(target, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
