@@ -1082,11 +1082,7 @@ class Run:
                     else:
                         running = span.run_async(spec.fn, args, kwargs)
                 else:
-                    executor = (
-                        self.executor
-                        if spec.executor is None
-                        else self.executors.named(spec.executor)
-                    )
+                    executor = self.executors.of(spec) if spec.elsewhere else self.executor
                     # it takes this task's context: its current_task(), its log scope; grant
                     # given back when the body ends where it runs, not when we stop waiting
                     handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
