@@ -22,6 +22,7 @@ __all__ = [
     "order_only",
     "resolve",
     "run_name",
+    "skipped_target",
     "target_results",
     "task_keys",
 ]
@@ -369,6 +370,36 @@ def target_results(target: Any, graph: Graph) -> Any:
         return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
     results = [graph.by_lazy[id(v)].result for v in target]
     return tuple(results) if isinstance(target, tuple) else results
+
+
+def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
+    """The first of ``target``'s lazy results (in its shape's order) whose task was skipped, as
+    ``(where, its node, the skipped task it was skipped from)``: ``where`` is ``<Target
+    Output>``, with ``[i]`` or ``[key]`` for a list's, tuple's or dict's item; the last is its
+    own node where nothing upstream was skipped (a false condition, a route not taken, a
+    decision). ``None``: none was skipped, or only for its order: a skipped task it runs
+    after (:meth:`~LazyResult.after`, a :func:`sequence` stopped), as the Cascade engine
+    gives ``None`` for a sequence stopped by a skip."""
+    if isinstance(target, LazyResult):
+        items: list[tuple[str, Any]] = [("<Target Output>", target)]
+    elif isinstance(target, dict):
+        items = [(f"<Target Output>[{key!r}]", value) for key, value in target.items()]
+    else:
+        items = [(f"<Target Output>[{at}]", value) for at, value in enumerate(target)]
+    for where, lazy in items:
+        node = graph.by_lazy[id(lazy)]
+        if not node.skipped:
+            continue
+        skipped = [dep for dep in node.deps if dep.skipped]
+        if skipped and all(dep in order_only(node, graph.same) for dep in skipped):
+            continue
+        origin = node
+        while True:
+            upstream = next((dep for dep in origin.deps if dep.skipped), None)
+            if upstream is None:
+                return where, node, origin
+            origin = upstream
+    return None
 
 
 def run_name(target: Any, name: str | None) -> str | None:
