@@ -377,8 +377,8 @@ def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
     ``(where, its node, the skipped task it was skipped from)``: ``where`` is ``<Target
     Output>``, with ``[i]`` or ``[key]`` for a list's, tuple's or dict's item; the last is its
     own node where nothing upstream was skipped (a false condition, a route not taken, a
-    decision). ``None``: none was skipped, or only for its order: a skipped task it runs
-    after (:meth:`~LazyResult.after`, a :func:`sequence` stopped), as the Cascade engine
+    decision). ``None``: none was skipped but those a skipped task they run after
+    (:meth:`~LazyResult.after`, a :func:`sequence` stopped) skipped, as the Cascade engine
     gives ``None`` for a sequence stopped by a skip."""
     if isinstance(target, LazyResult):
         items: list[tuple[str, Any]] = [("<Target Output>", target)]
@@ -390,9 +390,11 @@ def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
         node = graph.by_lazy[id(lazy)]
         if not node.skipped:
             continue
-        skipped = [dep for dep in node.deps if dep.skipped]
-        if skipped and all(dep in order_only(node, graph.same) for dep in skipped):
-            continue
+        if node.lazy.order:
+            same = graph.same
+            ordered = {same.get(id(before), id(before)) for before in node.lazy.order}
+            if any(dep.skipped and id(dep.lazy) in ordered for dep in node.deps):
+                continue  # a sequence stopped by a skip
         origin = node
         while True:
             upstream = next((dep for dep in origin.deps if dep.skipped), None)
