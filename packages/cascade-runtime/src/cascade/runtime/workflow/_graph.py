@@ -380,14 +380,16 @@ def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
     decision). ``None``: none was skipped but those a skipped task they run after
     (:meth:`~LazyResult.after`, a :func:`sequence` stopped) skipped, as the Cascade engine
     gives ``None`` for a sequence stopped by a skip."""
-    if isinstance(target, LazyResult):
-        items: list[tuple[str, Any]] = [("<Target Output>", target)]
-    elif isinstance(target, dict):
-        items = [(f"<Target Output>[{key!r}]", value) for key, value in target.items()]
-    else:
-        items = [(f"<Target Output>[{at}]", value) for at, value in enumerate(target)]
-    for where, lazy in items:
-        node = graph.by_lazy[id(lazy)]
+    by_lazy = graph.by_lazy
+    items: Any = (
+        ((None, target),)
+        if isinstance(target, LazyResult)
+        else target.items()
+        if isinstance(target, dict)
+        else enumerate(target)
+    )
+    for at, lazy in items:  # a large fan-out's target: one lookup an item, no text made
+        node = by_lazy[id(lazy)]
         if not node.skipped:
             continue
         if node.lazy.order:
@@ -399,6 +401,7 @@ def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
         while True:
             upstream = next((dep for dep in origin.deps if dep.skipped), None)
             if upstream is None:
+                where = "<Target Output>" if at is None else f"<Target Output>[{at!r}]"
                 return where, node, origin
             origin = upstream
     return None
