@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
-from cascade.runtime import Engine, TaskFailedError
+from cascade.runtime import DependencyMissingError, Engine, TaskFailedError
 
 SCRIPT = """\
 from cascade.runtime import Param, task
@@ -138,3 +138,35 @@ def test_results_without_an_entrypoint_exits_2() -> None:
     result = CliRunner().invoke(app, ["rerun", "58a88765cea2", "--results", "results"])
     assert result.exit_code == 2, result.output
     assert "--results goes with --entrypoint" in result.stderr
+
+
+SKIPPING = """\
+from cascade.runtime import task
+
+
+@task
+def deploy() -> str:
+    return "deployed"
+
+
+def flow():
+    return deploy().run_if(False)
+"""
+
+
+def test_a_rerun_whose_target_is_skipped_says_succeeded(tmp_path: Path) -> None:
+    """The run's target skipped (DependencyMissingError from Engine.run): the rerun here says
+    Succeeded, as the run itself ended, and exits 0."""
+    (tmp_path / "skipping.py").write_text(SKIPPING, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("skipping_under_test", tmp_path / "skipping.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    engine = Engine(results=str(tmp_path / "results"))
+    with pytest.raises(DependencyMissingError) as missing:
+        asyncio.run(engine.run(module.flow()))
+    assert missing.value.run_id is not None
+    result = _rerun(tmp_path, missing.value.run_id, "--json", entrypoint="skipping.py:flow")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "Succeeded"

@@ -444,3 +444,74 @@ async def test_an_executor_of_a_users_gets_each_attempt_through_submit() -> None
     ]
     assert mine.closed == 1
     assert engine.system_resources_in_use == {"gpu_slots": 0}
+
+
+@task(mode="compute")
+def _squared(x: int) -> int:
+    return x * x
+
+
+@task
+def _blocking(x: int) -> int:
+    return x + 1
+
+
+async def test_a_compute_task_runs_on_the_executor_named_compute() -> None:
+    """mode="compute" goes to executors["compute"], passing over another named one; a blocking
+    task stays on the default executor."""
+    compute, other, default = _Submitted(), _Submitted(), _Submitted()
+    engine = Engine(executor=default, executors={"other": other, "compute": compute})
+    assert await engine.run([_squared(3), _blocking(3)]) == [9, 4]
+    assert [call[0] for call in compute.calls] == ["_squared"]
+    assert other.calls == []
+    assert [call[0] for call in default.calls] == ["_blocking"]
+
+
+async def test_a_compute_task_without_one_named_compute_runs_in_worker_processes(
+    tasks: ModuleType,
+) -> None:
+    """No executor named "compute": the first ProcessExecutor among the named takes it (a
+    worker's pid), the other tasks stay in the engine's process."""
+    cpu = ProcessExecutor(1)
+    first = _Submitted()
+    engine = Engine(executors={"io": first, "cpu": cpu})
+    try:
+        elsewhere, here = await engine.run([task(mode="compute")(tasks.crunch.fn)(1), pid()])
+    finally:
+        cpu.shutdown()
+    assert here == os.getpid()
+    assert elsewhere[0] != os.getpid()
+    assert first.calls == []
+
+
+async def test_a_compute_task_without_a_compute_executor_runs_on_the_default() -> None:
+    """No "compute" and no ProcessExecutor: the default executor takes it."""
+    default, named = _Submitted(), _Submitted()
+    engine = Engine(executor=default, executors={"io": named})
+    assert await engine.run(_squared(4)) == 16
+    assert [call[0] for call in default.calls] == ["_squared"]
+    assert named.calls == []
+
+
+async def test_executor_given_wins_over_mode() -> None:
+    """@task(mode="compute", executor="io") runs on "io", not on "compute"."""
+    compute, io = _Submitted(), _Submitted()
+    engine = Engine(executors={"compute": compute, "io": io})
+    both = task(mode="compute", executor="io")(_squared.fn)
+    assert await engine.run(both(5)) == 25
+    assert [call[0] for call in io.calls] == ["_squared"]
+    assert compute.calls == []
+
+
+def test_a_coroutine_task_cannot_be_compute_and_a_mode_is_one_of_two() -> None:
+    """mode="compute" on a coroutine function and a mode that is neither: ExecutorError."""
+
+    async def fetch() -> int:
+        return 1
+
+    with pytest.raises(ExecutorError, match="mode='compute' is for plain functions"):
+        task(mode="compute")(fetch)
+    with pytest.raises(ExecutorError, match="mode must be 'blocking' or 'compute', not 'gpu'"):
+        task(mode="gpu")(_squared.fn)  # type: ignore[call-overload]
+    assert task(_squared.fn).mode == "blocking"
+    assert _squared.with_retry(2).mode == "compute"

@@ -127,3 +127,86 @@ async def test_a_computed_selector_no_route_takes_fails_its_task_as_a_value_erro
         await Engine().run(consumer(cs.Router(selector=pick(), routes={"db": fetch()})))
     assert isinstance(raised.value, RouteMissing)
     assert isinstance(raised.value, LookupError)
+
+
+@cs.task
+def _check() -> bool:
+    return False
+
+
+@cs.task
+def _step(name: str) -> str:
+    return name
+
+
+@cs.task
+def _explode() -> str:
+    raise LookupError("gone")
+
+
+def test_a_skipped_target_raises_dependency_missing_as_the_cascade_engine_does() -> None:
+    """cs.run of a target its condition skips: DependencyMissingError (a CascadeRuntimeError)
+    naming the target, where it is, the task skipped first upstream and the run."""
+    skipped = _step("a").run_if(_check())
+    target = _step(skipped)
+    with pytest.raises(cs.DependencyMissingError) as raised:
+        cs.run(target)
+    error = raised.value
+    assert isinstance(error, cs.CascadeRuntimeError)
+    assert (error.task_id, error.arg_name, error.dependency_id) == (
+        target.task_id,
+        "<Target Output>",
+        skipped.task_id,
+    )
+    assert error.run_id is not None
+    assert len(error.run_id) == 32
+    assert f"as {skipped.task_id} upstream was" in str(error)
+    copied = pickle.loads(pickle.dumps(error))
+    assert (copied.task_id, copied.arg_name, copied.dependency_id, copied.run_id) == (
+        error.task_id,
+        error.arg_name,
+        error.dependency_id,
+        error.run_id,
+    )
+
+
+def test_an_item_of_a_dict_target_skipped_is_named_by_its_key() -> None:
+    """A dict target: its skipped item's key in arg_name; a skipped item of its own is its own
+    dependency."""
+    skipped = _step("b").run_if(False)
+    with pytest.raises(cs.DependencyMissingError) as raised:
+        cs.run({"kept": _step("a"), "gone": skipped})
+    assert raised.value.arg_name == "<Target Output>['gone']"
+    assert raised.value.dependency_id == raised.value.task_id == skipped.task_id
+
+
+def test_a_failed_task_wins_over_a_skipped_target() -> None:
+    """A task failed and the target is skipped: the failure is what the run raises."""
+    with pytest.raises(TaskFailedError):
+        cs.run([_explode(), _step("a").run_if(False)])
+
+
+def test_a_sequence_stopped_by_a_skip_gives_none() -> None:
+    """As the Cascade engine: a target skipped only because a task it runs after was skipped
+    (a sequence stopped) gives None, not an error."""
+    assert cs.run(cs.sequence([_step("a").run_if(False), _step("b")])) is None
+
+
+async def test_the_run_still_ends_succeeded_on_the_wire_and_in_its_manifest(
+    tmp_path: Any,
+) -> None:
+    """What the run publishes and keeps does not change: RunFinished Succeeded, the manifest's
+    status Succeeded, the target SKIPPED in it."""
+    engine = Engine(results=str(tmp_path / "results"))
+    finished: list[str] = []
+    engine.events.subscribe(
+        lambda event: finished.append(event.status) if isinstance(event, cs.RunFinished) else None
+    )
+    target = _step("a").run_if(False)
+    with pytest.raises(cs.DependencyMissingError) as raised:
+        await engine.run(target)
+    assert finished == ["Succeeded"]
+    assert engine.results is not None
+    manifest = engine.results.manifest(raised.value.run_id or "")
+    assert manifest.status == "Succeeded"
+    assert [task.state for task in manifest.tasks.values()] == ["SKIPPED"]

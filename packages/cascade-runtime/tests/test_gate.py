@@ -24,11 +24,13 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     GateError,
     GateRejected,
     Param,
     RunCancelledError,
+    RunFinished,
     RunStarted,
     TaskCompleted,
     TaskEvent,
@@ -153,8 +155,11 @@ async def test_skip_skips_it_and_its_dependents_and_the_run_succeeds() -> None:
     reply = run.engine.decide(run.run_id, "gate", "skip", issued_by="carol")
     assert reply is not None
     assert reply.applied
-    assert await run.task is None
+    with pytest.raises(DependencyMissingError) as missing:  # the run succeeds, its target none
+        await run.task
+    assert missing.value.dependency_id.startswith("gate-")
     assert [e.task_name for e in run.of(TaskSkipped)] == ["gate", "deploy"]
+    assert [e.status for e in run.recorder.events if isinstance(e, RunFinished)] == ["Succeeded"]
 
 
 async def test_retry_is_refused_and_the_gate_stays_held_for_another_decision() -> None:
@@ -192,6 +197,9 @@ async def test_its_deadline_takes_its_default(
             await run.task
         assert isinstance(raised.value.exception, GateRejected)
         assert str(raised.value.exception) == "rejected at its deadline (no decision came)"
+    elif default == "skip":
+        with pytest.raises(DependencyMissingError):
+            await run.task
     else:
         assert await run.task is result
     (end,) = run.of(ends, "gate")

@@ -12,6 +12,7 @@ import pytest
 
 from cascade.interfaces.commands import ControlError, Decided
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     RetryPolicy,
     RunCancelledError,
@@ -186,7 +187,9 @@ async def test_skip_ends_it_skipped_its_dependents_too_and_the_run_succeeds() ->
     reply = run.engine.decide(run.run_id, held.task_id, "skip", issued_by="bob", reason="today")
     assert reply is not None
     assert reply.applied
-    assert await run.task == [None, 1]
+    with pytest.raises(DependencyMissingError) as missing:  # its target's first item skipped
+        await run.task
+    assert (missing.value.arg_name, missing.value.run_id) == ("<Target Output>[0]", run.run_id)
     (skipped,) = run.of(TaskSkipped, "load")
     assert skipped.error == "skipped by bob: today"
     assert skipped.decided == reply.decided
@@ -234,7 +237,8 @@ async def test_the_first_decision_wins_and_a_request_id_applies_once() -> None:
     assert copy is first, "a copy of a request gets the same answer"
     assert named.outcome == "already_decided"
     assert named.decided == first.decided
-    assert await run.task == [None, 1]
+    with pytest.raises(DependencyMissingError):
+        await run.task
     assert len(run.of(TaskSkipped, "load")) == 1
     assert not run.of(TaskFailed)
     assert (engine.stats.decisions, engine.stats.decisions_refused) == (1, 2)
@@ -295,7 +299,8 @@ async def test_stale_unknown_ambiguous_and_not_held_requests_are_refused() -> No
 async def test_a_hold_past_its_deadline_takes_its_default() -> None:
     target, _ = workflow(Flaky(failures=10), on_failure="hold", hold_default="skip")
     run = Started(Engine(hold_timeout=0.05), target)
-    assert await asyncio.wait_for(run.task, 5) == [None, 1]
+    with pytest.raises(DependencyMissingError):
+        await asyncio.wait_for(run.task, 5)
     (skipped,) = run.of(TaskSkipped, "load")
     assert skipped.error == "skipped at its hold's deadline"
     decided = skipped.decided

@@ -16,6 +16,7 @@ import pytest
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import TaskStateEvent, events_topic
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Event,
     MapError,
@@ -187,7 +188,8 @@ async def test_run_if_on_a_map_skips_it_whole() -> None:
     engine = Engine()
     events = _recorded(engine)
     mapped = transform.map(x=extract(3)).run_if(Param("go", default=False))
-    assert await engine.run(mapped) is None
+    with pytest.raises(DependencyMissingError):
+        await engine.run(mapped)
     assert _of(events, TaskMapped) == []
     assert [e.error for e in _of(events, TaskSkipped)] == ["condition false"]
 

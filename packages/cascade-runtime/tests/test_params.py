@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Event,
     Param,
@@ -138,7 +139,10 @@ async def test_run_if_false_skips_the_task_and_what_needs_it_not_as_a_failure() 
     told = calls.announce(deployed)
     engine = Engine()
     events = _recorded(engine)
-    assert await engine.run(told) is None
+    with pytest.raises(DependencyMissingError) as missing:  # as the Cascade engine raises
+        await engine.run(told)
+    assert (missing.value.task_id, missing.value.dependency_id) == (told.task_id, deployed.task_id)
+    assert missing.value.arg_name == "<Target Output>"
     skipped = {e.task_name: e.error for e in events if isinstance(e, TaskSkipped)}
     assert skipped == {
         "deploy": "condition false",
@@ -156,7 +160,8 @@ async def test_run_if_waits_for_a_lazy_condition() -> None:
     events = _recorded(engine)
     yes = calls.deploy("a").run_if(calls.wanted(True))
     no = calls.deploy("b").run_if(calls.wanted(False))
-    assert await engine.run([yes, no]) == ["deployed a", None]
+    with pytest.raises(DependencyMissingError, match=r"<Target Output>\[1\]"):
+        await engine.run([yes, no])
     assert calls.calls["deploy"] == ["a"]
     completed = [e.task_name for e in events if isinstance(e, TaskCompleted)]
     assert sorted(completed) == ["deploy", "wanted", "wanted"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import threading
@@ -12,13 +13,17 @@ from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,
+    ResourceAcquired,
     ResourceError,
     ResourceFailed,
     ResourceMissing,
+    ResourceReleased,
     RunCancelledError,
+    RunFinished,
     RunStarted,
     TaskCancelled,
     TaskCompleted,
@@ -572,3 +577,78 @@ def test_what_is_no_resource_is_refused_naming_it() -> None:
         @task
         def positional(db: Any = inject("db"), /) -> None:
             return None
+
+
+@resource
+def _settings() -> Iterator[dict[str, int]]:
+    yield {"port": 5432}
+
+
+@resource
+async def _pool(config: Any = inject("_settings")) -> AsyncIterator[str]:
+    yield f"pool:{config['port']}"
+
+
+@resource
+def _leaky() -> Iterator[int]:
+    yield 1
+    raise OSError("cannot close")
+
+
+@task
+def _uses_pool(pool: Any = inject("_pool")) -> str:
+    return str(pool)
+
+
+@task
+def _uses_leaky(value: Any = inject("_leaky")) -> int:
+    return int(value)
+
+
+async def test_resources_acquired_and_released_are_announced_on_the_engines_events() -> None:
+    """ResourceAcquired once per resource as it is set up (what it injects first), and
+    ResourceReleased as it is torn down, the last set up first, before the run ends; a
+    teardown that raises is no release."""
+    engine = Engine()
+    for found in (_settings, _pool, _leaky):
+        engine.register(found)
+    events = _recorded(engine)
+    assert await engine.run([_uses_pool(), _uses_pool(), _uses_leaky()]) == ["pool:5432"] * 2 + [1]
+    run_id = events[0].run_id
+    acquired = [e.resource_name for e in events if isinstance(e, ResourceAcquired)]
+    released = [e.resource_name for e in events if isinstance(e, ResourceReleased)]
+    assert sorted(acquired) == ["_leaky", "_pool", "_settings"]
+    assert acquired.index("_settings") < acquired.index("_pool")
+    assert released == [name for name in reversed(acquired) if name != "_leaky"]
+    assert all(
+        e.run_id == run_id for e in events if isinstance(e, ResourceAcquired | ResourceReleased)
+    )
+    kinds = [type(e) for e in events]
+    last_release = max(i for i, kind in enumerate(kinds) if kind is ResourceReleased)
+    assert kinds.index(RunFinished) > last_release
+    assert engine.stats.resource_teardowns_failed == 1
+
+
+async def test_resource_events_stay_off_the_wire() -> None:
+    """With a connector: the events topic carries the run's and its tasks' events, numbered
+    without a gap, and nothing for its resources."""
+    broker = InMemoryBroker()
+    connector = InMemoryConnector(broker, source_id="host", presence=False)
+    engine = Engine(connector, org_id="acme", project_id="shop", heartbeat_interval=None)
+    engine.register(_settings)
+    engine.register(_pool)
+    events = _recorded(engine)
+    await engine.run(_uses_pool())
+    assert sum(isinstance(e, ResourceAcquired | ResourceReleased) for e in events) == 4
+    wire = [
+        json.loads(m.raw)
+        for m in broker.history
+        if m.topic == f"cascade/telemetry/acme/shop/{events[0].run_id}/events"
+    ]
+    assert [raw["body"].get("state", raw["body"].get("event")) for raw in wire] == [
+        "ENGINE_STARTED",
+        "RUNNING",
+        "COMPLETED",
+        "ENGINE_STOPPED",
+    ]
+    assert [raw["seq"] for raw in wire] == [1, 2, 3, 4]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Event,
     Param,
@@ -103,8 +104,14 @@ async def test_a_skipped_target_task_in_an_unchosen_branch_does_not_skip_the_con
     routed: Router[Any] = Router(Param("p", default="x"), {"x": ran.value("b")(), "y": skipped})
     engine = Engine()
     events = _recorded(engine)
-    assert await engine.run([ran.join("d")(routed), skipped]) == [("d", "b"), None]
+    with pytest.raises(DependencyMissingError) as missing:  # its second item has no result
+        await engine.run([ran.join("d")(routed), skipped])
+    assert (missing.value.arg_name, missing.value.task_id) == (
+        "<Target Output>[1]",
+        skipped.task_id,
+    )
     assert _skipped(events) == {"a": "condition false"}
+    assert [e.task_name for e in events if isinstance(e, TaskCompleted)].count("d") == 1
 
 
 async def test_a_failed_task_in_an_unchosen_branch_fails_the_run_but_not_the_consumer() -> None:
@@ -126,7 +133,9 @@ async def test_a_skip_in_the_chosen_branch_skips_the_consumer_saying_why() -> No
     routed: Router[Any] = Router(Param("p", default="y"), {"x": ran.value("b")(), "y": skipped})
     engine = Engine()
     events = _recorded(engine)
-    assert await engine.run(ran.join("d")(routed)) is None
+    with pytest.raises(DependencyMissingError) as missing:
+        await engine.run(ran.join("d")(routed))
+    assert missing.value.dependency_id == skipped.task_id  # the first skipped upstream
     assert _skipped(events) == {
         "a": "condition false",
         "b": "not routed",

@@ -27,7 +27,15 @@ from cascade.interfaces.serving import (
     served_topic,
     start_topic,
 )
-from cascade.runtime import Engine, RunFinished, RunStarted, TaskBlocked, TaskRunning, task
+from cascade.runtime import (
+    Engine,
+    RunFinished,
+    RunStarted,
+    TaskBlocked,
+    TaskRunning,
+    TaskSkipped,
+    task,
+)
 from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
@@ -668,3 +676,31 @@ async def test_runs_at_once_each_obey_the_constraints(
     ends = {e.run_id: e.status for e in recorder.events if isinstance(e, RunFinished)}
     assert ends == {one.run_id: "Cancelled", two.run_id: "Succeeded"}
     assert engine.constraints == []
+
+
+async def test_a_served_run_whose_target_is_skipped_ends_succeeded_as_its_tasks_did(
+    broker: InMemoryBroker, operator: Operator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine.run raises DependencyMissingError for a skipped target; a served run has no
+    caller to raise to: it ends Succeeded, nothing logged of it, and serving goes on."""
+
+    @task(name="maybe")
+    async def maybe(go: bool) -> str:
+        return "went"
+
+    engine = _engine(broker)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+
+    def build(go: bool = False) -> Any:
+        return maybe(go).run_if(go)
+
+    with caplog.at_level(logging.INFO, logger="cascade"):
+        async with serving(engine, {"maybe": build}) as served:
+            await operator.until(lambda: operator.announced() is not None)
+            await operator.ask(StartRequest(id="m1", workflow="maybe"))
+            await recorder.until(lambda: len(recorder.names(RunFinished)) == 1)
+            assert not served.done()
+    assert [e.status for e in recorder.events if isinstance(e, RunFinished)] == ["Succeeded"]
+    assert [e.task_name for e in recorder.events if isinstance(e, TaskSkipped)] == ["maybe"]
+    assert "DependencyMissingError" not in caplog.text

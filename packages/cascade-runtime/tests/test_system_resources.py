@@ -16,6 +16,7 @@ from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Constraint, Hold, constraint_topic
 from cascade.runtime import (
     CapacityError,
+    DependencyMissingError,
     Engine,
     Event,
     Param,
@@ -600,7 +601,8 @@ async def test_a_task_skipped_by_its_condition_asks_for_nothing() -> None:
 
     go: Param[bool] = Param("go", default=False)
     job = train_model().with_constraints(cpu_cores=4, gpu_slots=1).run_if(go)
-    assert await engine.run(job) is None
+    with pytest.raises(DependencyMissingError):  # skipped, not failed: no CapacityError
+        await engine.run(job)
     fits = train_model().with_constraints(gpu_slots=1).run_if(go)
     assert await engine.run(fits, params={"go": True}) == "Model Trained"
 

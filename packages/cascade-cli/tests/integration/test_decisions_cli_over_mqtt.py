@@ -14,6 +14,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import (
@@ -26,7 +28,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.commands import snapshot_request_topic
 from cascade.interfaces.summaries import summary_topic
-from cascade.runtime import Engine, RunStarted, TaskHeld, task
+from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, HeldTask, HoldingEngine
 
@@ -118,7 +120,8 @@ async def test_held_tasks_are_listed_retried_once_and_skipped(
         )
         assert code == 0, err
         assert out.startswith(f"skipped {side_name} ")
-        assert await asyncio.wait_for(run, 30) == ["report of 8", None]
+        with pytest.raises(DependencyMissingError, match=r"<Target Output>\[1\]"):
+            await asyncio.wait_for(run, 30)  # side skipped: the run succeeded, side has none
     finally:
         if not run.done():
             run.cancel()
@@ -216,7 +219,8 @@ async def test_a_second_operator_hears_already_decided_once_the_first_ended_the_
                 code, _out, err = await _cascade(mqtt_broker, env, "skip", short, load_name,
                                                  *alice)  # fmt: skip
                 assert code == 0, err
-                assert await asyncio.wait_for(run, 15) is None  # alice's skip ended it
+                with pytest.raises(DependencyMissingError):  # alice's skip ended it
+                    await asyncio.wait_for(run, 15)
                 await _recorded(history, source)
                 code, _out, err = await _cascade(mqtt_broker, env, "skip", short, load_name,
                                                  "--as", "bob", "--db", str(db))  # fmt: skip

@@ -41,7 +41,14 @@ from cascade.interfaces.summaries import (
     summary_topic,
 )
 from cascade.reader import ReaderModel, subscribe_summaries
-from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
+from cascade.runtime import (
+    DependencyMissingError,
+    Engine,
+    RunStarted,
+    Schedule,
+    TaskBlocked,
+    task,
+)
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
@@ -515,7 +522,8 @@ async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
         )
         assert skipped.exit_code == 0, skipped.output
         assert json.loads(skipped.stdout)["outcome"] == "applied"
-        assert await asyncio.wait_for(run, 30) is None  # skipped: the run succeeds
+        with pytest.raises(DependencyMissingError):  # skipped: the run succeeds, no result
+            await asyncio.wait_for(run, 30)
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)

@@ -29,6 +29,7 @@ from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder
 from cascade.interfaces.commands import Decision
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Router,
     RunStarted,
@@ -198,7 +199,8 @@ async def run_workflow(engine: Engine, events: EventRecorder, workflow: Workflow
         reply = engine.decide(held.run_id, held.task_id, decision, issued_by="agree")
         assert reply is not None
         assert reply.applied, reply
-    with contextlib.suppress(TaskFailedError):  # a run with a failed task fails
+    # a run with a failed task fails; one whose target was skipped has no result to give
+    with contextlib.suppress(TaskFailedError, DependencyMissingError):
         await running
     return [e for e in events.events if isinstance(e, RunStarted)][runs].run_id
 

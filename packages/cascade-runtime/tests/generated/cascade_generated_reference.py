@@ -61,6 +61,7 @@ class Expected:
     failed: bool
     result: list[Any] | None
     plan: Plan = field(repr=False)
+    missing: bool = False  # no task failed, an item of the target has no result
 
 
 class _Missing:
@@ -95,7 +96,14 @@ class _Interpreter:
             for o in outcomes.values()
         )
         result = None if failed else [outcomes[i].value for i in self.plan.target]
-        return Expected(outcomes, failed, result, self.plan)
+        # a target skipped raises DependencyMissingError, unless a task it runs after was
+        # skipped (a sequence stopped): that one gives None
+        missing = not failed and any(
+            outcomes[i].state == "skipped"
+            and not any(outcomes[before].state == "skipped" for before in self.plan.order(i))
+            for i in self.plan.target
+        )
+        return Expected(outcomes, failed, result, self.plan, missing)
 
     def node(self, index: int) -> Outcome:
         if index not in self.done:

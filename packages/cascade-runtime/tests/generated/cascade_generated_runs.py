@@ -22,6 +22,7 @@ from cascade_generated_reference import (
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces.serving import PlanStep
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Event,
     RunStarted,
@@ -48,6 +49,7 @@ class Observed:
     events: list[TaskEvent] = field(default_factory=list)
     run_id: str = ""
     failed: bool = False
+    missing: bool = False  # the run raised DependencyMissingError
     result: Any = None
     wire: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +93,8 @@ async def observe(
         observed.result = await asyncio.wait_for(run, RUN_BOUND)
     except TaskFailedError:
         observed.failed = True
+    except DependencyMissingError:
+        observed.missing = True
     except asyncio.TimeoutError:
         last = [f"{type(e).__name__} {e.task_name}" for e in observed.events[-6:]]
         raise AssertionError(
@@ -158,7 +162,12 @@ def disagreements(expected: Expected, observed: Observed) -> list[str]:
                     found += compare(f"{label}[{i}]", item, events, wire)
     if observed.failed != expected.failed:
         found.append(f"the run failed: {observed.failed}, the reference: {expected.failed}")
-    elif not expected.failed and observed.result != expected.result:
+    elif observed.missing != expected.missing:
+        found.append(
+            f"the target has no result (DependencyMissingError): {observed.missing}, the "
+            f"reference: {expected.missing}"
+        )
+    elif not expected.failed and not expected.missing and observed.result != expected.result:
         found.append(f"the run's result {observed.result!r}, the reference {expected.result!r}")
     return found
 

@@ -25,6 +25,7 @@ from cascade.interfaces.commands import Decide, Decision, DecisionReply, Decisio
 from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
 from ._ended_runs import EndedRuns
+from ._errors import DependencyMissingError
 from ._events import EventBus
 from ._run import CancelReport, HoldPolicy, Run
 from ._run_life import Prepared, RunHost, RunLife, plan_rerun_of, prepare, rerun_store
@@ -44,6 +45,7 @@ from .results._results import ResultStore, open_store
 from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
 from .serve._schedule import Schedule
 from .serve._serve import Server
+from .workflow._graph import skipped_target
 from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
@@ -301,7 +303,9 @@ class Engine:
         ``target`` is a lazy result, or a list, tuple or dict of them (the
         result has the same shape). Raises :class:`InvalidTargetError` or
         :class:`CycleError` before anything runs, :class:`TaskFailedError`
-        if a task failed, :class:`RunCancelledError` if :meth:`cancel` cancelled it, and
+        if a task failed, :class:`DependencyMissingError` if none failed but the target (or an
+        item of it) was skipped and so has no result (the run itself ended ``Succeeded``),
+        :class:`RunCancelledError` if :meth:`cancel` cancelled it, and
         re-raises ``CancelledError`` if the task awaiting it is cancelled. Either way the
         run emits ``RunFinished`` with status ``Cancelled``, published as ``ENGINE_STOPPED``
         ``Failed`` with ``cancelled: true`` and the error (``RunCancelledError: ...`` or
@@ -450,7 +454,15 @@ class Engine:
             from_task=from_task,
             direct=direct,
         )
-        return await life.live()
+        value = await life.live()
+        if direct:
+            skipped = skipped_target(prepared.target, life.graph)
+            if skipped is not None:
+                where, node, first = skipped
+                raise DependencyMissingError(
+                    node.lazy.task_id, where, first.lazy.task_id, run_id=run_id
+                )
+        return value
 
     def _host(self) -> RunHost:
         """What a run starting now is given of this engine: what outlives it."""

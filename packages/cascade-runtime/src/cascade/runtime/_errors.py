@@ -11,6 +11,7 @@ __all__ = [
     "CacheError",
     "CascadeRuntimeError",
     "CycleError",
+    "DependencyMissingError",
     "ExecutorError",
     "InvalidTargetError",
     "RerunError",
@@ -47,6 +48,43 @@ class CycleError(CascadeRuntimeError):
     def __init__(self, tasks: list[str]) -> None:
         self.tasks = tasks
         super().__init__("task graph has a cycle: " + " -> ".join(tasks))
+
+
+class DependencyMissingError(CascadeRuntimeError):
+    """A run's target has no result: its task (or an item's, of a list, tuple or dict target)
+    was skipped (a false condition, a route not taken, an upstream task skipped or a
+    decision to skip it) and no task failed. The Cascade engine's name and fields:
+    ``task_id`` is the target's task, ``arg_name`` where in the target it is (``<Target
+    Output>``, ``<Target Output>[1]``, ``<Target Output>['key']``), ``dependency_id`` the
+    task whose skip left it without one (itself, or the first skipped upstream); ``run_id``
+    the run, which ended ``Succeeded`` as its tasks did (on the wire, in its manifest)."""
+
+    def __init__(
+        self, task_id: str, arg_name: str, dependency_id: str, *, run_id: str | None = None
+    ) -> None:
+        self.task_id = task_id
+        self.arg_name = arg_name
+        self.dependency_id = dependency_id
+        self.run_id = run_id
+        why = (
+            "it was skipped"
+            if dependency_id == task_id
+            else f"it was skipped, as {dependency_id} upstream was"
+        )
+        of_run = f" (run {run_id})" if run_id else ""
+        super().__init__(
+            f"the run's target {task_id} ({arg_name}) has no result: {why} (a false "
+            f"condition, a route not taken, or a decision to skip){of_run}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_dependency_missing, (self.task_id, self.arg_name, self.dependency_id, self.run_id))
+
+
+def _dependency_missing(
+    task_id: str, arg_name: str, dependency_id: str, run_id: str | None
+) -> DependencyMissingError:
+    return DependencyMissingError(task_id, arg_name, dependency_id, run_id=run_id)
 
 
 class RerunError(CascadeRuntimeError, ValueError):

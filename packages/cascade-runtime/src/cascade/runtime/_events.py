@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, overload
 
 import msgspec
 
@@ -19,6 +19,8 @@ __all__ = [
     "Event",
     "EventBus",
     "EventHandler",
+    "ResourceAcquired",
+    "ResourceReleased",
     "RunFinished",
     "RunStarted",
     "TaskBlocked",
@@ -32,6 +34,7 @@ __all__ = [
     "TaskMapped",
     "TaskRunning",
     "TaskSkipped",
+    "WireEvent",
 ]
 
 _log = logging.getLogger("cascade.runtime.events")
@@ -76,6 +79,26 @@ class RunFinished(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error: str = ""
     ts: float = msgspec.field(default_factory=time.time)
     log_lines: int | None = None
+
+
+class ResourceAcquired(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A run's resource (:func:`~cascade.runtime.resource`) was set up: its generator gave its
+    value, on the first task of the run that injects it. Not published: the engine's own
+    handlers see it (``engine.events``), the wire and the views do not."""
+
+    run_id: str
+    resource_name: str
+    ts: float = msgspec.field(default_factory=time.time)
+
+
+class ResourceReleased(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A run's resource was torn down at the run's end: its generator finished cleanly (a
+    teardown that raises is logged and counted instead). Not published, as
+    :class:`ResourceAcquired`."""
+
+    run_id: str
+    resource_name: str
+    ts: float = msgspec.field(default_factory=time.time)
 
 
 class TaskEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -215,8 +238,12 @@ class TaskHeld(TaskBlocked, frozen=True, gc=True):
     exception: BaseException | None = None
 
 
-Event: TypeAlias = "RunStarted | RunFinished | TaskEvent"
-EventHandler: TypeAlias = Callable[["RunStarted | RunFinished | TaskEvent"], None]
+Event: TypeAlias = "RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased"
+EventHandler: TypeAlias = Callable[
+    ["RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased"], None
+]
+WireEvent: TypeAlias = "RunStarted | RunFinished | TaskEvent"
+"""The events the telemetry publishes: all but the resource events."""
 
 
 class EventBus:
@@ -228,31 +255,59 @@ class EventBus:
     """
 
     def __init__(self) -> None:
-        self._handlers: list[EventHandler] = []
+        self._handlers: list[Callable[[Any], None]] = []
+        self._aside: list[Callable[[Any], None]] = []  # those that take the resource events too
         self._log = RateLimitedLogger(_log)
         self.handler_errors = 0
 
-    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
-        """Call ``handler`` with every event from now on; returns a function that stops it."""
+    @overload
+    def subscribe(
+        self, handler: Callable[[WireEvent], None], *, resources: Literal[False]
+    ) -> Callable[[], None]: ...
+
+    @overload
+    def subscribe(self, handler: EventHandler, *, resources: bool = True) -> Callable[[], None]: ...
+
+    def subscribe(
+        self, handler: Callable[[Any], None], *, resources: bool = True
+    ) -> Callable[[], None]:
+        """Call ``handler`` with every event from now on; returns a function that stops it.
+        ``resources=False``: not with :class:`ResourceAcquired` and :class:`ResourceReleased`
+        (the telemetry's way: they stay off the wire)."""
         self._handlers.append(handler)
+        if resources:
+            self._aside.append(handler)
 
         def unsubscribe() -> None:
-            if handler in self._handlers:
-                self._handlers.remove(handler)
+            for handlers in (self._handlers, self._aside):
+                if handler in handlers:
+                    handlers.remove(handler)
 
         return unsubscribe
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to every handler."""
-        for handler in self._handlers:
+        for handler in self._handlers:  # inline: every task's events come this way
             try:
                 handler(event)
             except Exception:
-                self.handler_errors += 1
-                self._log.log(
-                    logging.ERROR,
-                    f"handler:{handler!r}",
-                    "event handler %r raised",
-                    handler,
-                    exc_info=True,
-                )
+                self._failed(handler)
+
+    def emit_aside(self, event: ResourceAcquired | ResourceReleased) -> None:
+        """Deliver a resource event to the handlers that take those (not the telemetry)."""
+        for handler in self._aside:
+            try:
+                handler(event)
+            except Exception:
+                self._failed(handler)
+
+    def _failed(self, handler: Callable[[Any], None]) -> None:
+        """A handler raised (in an ``except`` block: its exception logged with it)."""
+        self.handler_errors += 1
+        self._log.log(
+            logging.ERROR,
+            f"handler:{handler!r}",
+            "event handler %r raised",
+            handler,
+            exc_info=True,
+        )

@@ -33,6 +33,8 @@ from ._ended_runs import EndedDecisions
 from ._errors import RunCancelledError, TaskFailedError, ValueLost
 from ._events import (
     Event,
+    ResourceAcquired,
+    ResourceReleased,
     TaskBlocked,
     TaskCached,
     TaskCancelled,
@@ -609,6 +611,7 @@ class Run:
         run_id: str,
         *,
         emit: Callable[[Event], None],
+        emit_aside: Callable[[ResourceAcquired | ResourceReleased], None] | None = None,
         manager: ConstraintManager,
         max_concurrency: int,
         tracing: RunTrace | None = None,
@@ -658,7 +661,7 @@ class Run:
         self.loop = asyncio.get_running_loop()
         # None: no task injects one (graph.resources checked against them before the run)
         self.resources = (
-            RunResources(resources or {}, run_id, self.executors.threads.pool, stats)
+            RunResources(resources or {}, run_id, self.executors.threads.pool, stats, emit_aside)
             if graph.resources
             else None
         )
@@ -1082,11 +1085,7 @@ class Run:
                     else:
                         running = span.run_async(spec.fn, args, kwargs)
                 else:
-                    executor = (
-                        self.executor
-                        if spec.executor is None
-                        else self.executors.named(spec.executor)
-                    )
+                    executor = self.executors.of(spec) if spec.elsewhere else self.executor
                     # it takes this task's context: its current_task(), its log scope; grant
                     # given back when the body ends where it runs, not when we stop waiting
                     handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)

@@ -276,6 +276,7 @@ class RunLife:
             graph,
             run_id,
             emit=host.events.emit,
+            emit_aside=host.events.emit_aside,
             manager=manager,
             max_concurrency=host.max_concurrency,
             tracing=tracing,

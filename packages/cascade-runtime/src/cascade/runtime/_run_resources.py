@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, cast
 
+from ._events import ResourceAcquired, ResourceReleased
 from ._steps import describe
 from .workflow._graph import Graph, Node
 from .workflow._resource import Inject, Resource, ResourceFailed, ResourceMissing
@@ -119,11 +120,13 @@ class RunResources:
         run_id: str,
         executor: Callable[[], ThreadPoolExecutor],
         stats: ResourceCounts | None,
+        announce: Callable[[ResourceAcquired | ResourceReleased], None] | None = None,
     ) -> None:
         self.registry = registry  # as checked at the run's start (check_resources)
         self.run_id = run_id
         self.executor = executor
         self.stats = stats
+        self.announce = announce  # where ResourceAcquired and ResourceReleased go
         self.loop = asyncio.get_running_loop()
         self._context = contextvars.copy_context()  # the run's, before any task's
         # by name: its setup, whose result is (True, value) or (False, what it raised)
@@ -189,6 +192,8 @@ class RunResources:
             return False, exc
         if self.stats is not None:
             self.stats.resources_set_up += 1
+        if self.announce is not None:
+            self.announce(ResourceAcquired(run_id=self.run_id, resource_name=name))
         return True, value
 
     def _set_up_sync(self, name: str, resource: Resource, given: dict[str, Any]) -> Any:
@@ -224,37 +229,43 @@ class RunResources:
             live, self._live = self._live, []
         for entry in reversed(live):
             if self.registry[entry.name].is_async:
-                await self._tear_down_async(entry)
+                released = await self._tear_down_async(entry)
             else:
-                await _in_thread(self._tear_down_sync, entry)
+                released = await _in_thread(self._tear_down_sync, entry)
+            if released and self.announce is not None:
+                self.announce(ResourceReleased(run_id=self.run_id, resource_name=entry.name))
 
-    async def _tear_down_async(self, live: _Live) -> None:
+    async def _tear_down_async(self, live: _Live) -> bool:
+        """Whether it was torn down cleanly."""
         generator = live.generator
         try:
             await generator.__anext__()
         except StopAsyncIteration:
-            return
+            return True
         except Exception as exc:
             self._teardown_failed(live, exc)
-            return
+            return False
         try:
             await generator.aclose()
         finally:
             self._teardown_failed(live, RuntimeError("its generator yielded more than once"))
+        return False
 
-    def _tear_down_sync(self, live: _Live) -> None:
+    def _tear_down_sync(self, live: _Live) -> bool:
+        """Whether it was torn down cleanly."""
         generator = live.generator
         try:
             next(generator)
         except StopIteration:
-            return
+            return True
         except Exception as exc:
             self._teardown_failed(live, exc)
-            return
+            return False
         try:
             generator.close()
         finally:
             self._teardown_failed(live, RuntimeError("its generator yielded more than once"))
+        return False
 
     def _teardown_failed(self, live: _Live, exc: BaseException) -> None:
         if self.stats is not None:
@@ -268,20 +279,21 @@ class RunResources:
         )
 
 
-async def _in_thread(fn: Callable[[_Live], None], live: _Live) -> None:
-    """``fn(live)`` in a daemon thread of its own, awaited."""
+async def _in_thread(fn: Callable[[_Live], bool], live: _Live) -> bool:
+    """``fn(live)`` in a daemon thread of its own, awaited (``False`` where it raised)."""
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+    done: asyncio.Future[bool] = loop.create_future()
 
-    def finish(_: object = None) -> None:
+    def finish(result: bool) -> None:
         if not done.done():
-            done.set_result(None)
+            done.set_result(result)
 
     def work() -> None:
+        result = False
         try:
-            fn(live)
+            result = fn(live)
         finally:
-            loop.call_soon_threadsafe(finish)
+            loop.call_soon_threadsafe(finish, result)
 
     threading.Thread(target=work, name="cascade-resource-teardown", daemon=True).start()
-    await done
+    return await done

@@ -62,6 +62,8 @@ def visualize(target: Any, format: Literal["dot", "text"] = "dot") -> str:
         lazy = by_id[wire.id].lazy
         kind = "map" if wire.map else "task"
         args = _arguments(lazy)
+        if graph.same:  # a pure call's twin among them: as the one it shares a node with
+            args = {graph.same.get(key, key): label for key, label in reversed(args.items())}
         edges = []
         for dep in wire.after:
             dep_lazy = by_id[dep].lazy

@@ -10,6 +10,7 @@ from .._errors import ExecutorError
 from ..workflow._graph import Graph
 from ..workflow._task import Task
 from ._executor import Executor, TakesAttempts, taking
+from ._processes import ProcessExecutor
 from ._threads import RunThreads, ThreadExecutor
 
 __all__ = ["Placement", "RunPlacement"]
@@ -26,7 +27,9 @@ def _checked(executor: object, what: str) -> Executor:
 
 class Placement:
     """An engine's executors: ``default`` for the plain-function tasks that name none, and
-    ``named`` ones for those that do (``@task(executor="name")``)."""
+    ``named`` ones for those that do (``@task(executor="name")``). ``compute``: the name of
+    the one a ``@task(mode="compute")`` that names none runs on (the one named ``"compute"``,
+    else the first :class:`ProcessExecutor` among the named; ``None``: the default)."""
 
     def __init__(self, default: Executor | None, named: Mapping[str, Executor] | None) -> None:
         self.default = ThreadExecutor() if default is None else _checked(default, "executor")
@@ -35,6 +38,14 @@ class Placement:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"executors' names must be non-empty strings, not {name!r}")
             self.named[name] = _checked(executor, f"executors[{name!r}]")
+        self.compute: str | None = (
+            "compute"
+            if "compute" in self.named
+            else next(
+                (n for n, e in self.named.items() if isinstance(e, ProcessExecutor)),
+                None,
+            )
+        )
         # the graph's functions are looked at before a run only where one may go elsewhere
         self._checks = not isinstance(self.default, ThreadExecutor) or any(
             not isinstance(executor, ThreadExecutor) for executor in self.named.values()
@@ -58,15 +69,23 @@ class Placement:
             spec = node.lazy.task
             if spec.is_async or spec.awaits_approval:  # on the loop, or never run
                 continue
-            key = (id(spec.fn), spec.executor)
+            key = (id(spec.fn), self.name_of(spec))
             if key in seen:
                 continue
             seen.add(key)
             self.executor_of(spec).check(spec)
 
+    def name_of(self, spec: Task[Any, Any]) -> str | None:
+        """The name of the executor ``spec`` runs on (``None``: the default): the one it
+        names, else for ``mode="compute"`` the compute one."""
+        if spec.executor is not None:
+            return spec.executor
+        return self.compute if spec.mode == "compute" else None
+
     def executor_of(self, spec: Task[Any, Any]) -> Executor:
         """The executor ``spec`` runs on (its name checked known)."""
-        return self.default if spec.executor is None else self.named[spec.executor]
+        name = self.name_of(spec)
+        return self.default if name is None else self.named[name]
 
     def start_run(self, max_concurrency: int) -> RunPlacement:
         """The executors' parts in one run, each started when the run first needs it."""
@@ -102,7 +121,8 @@ class RunPlacement:
 
     def of(self, spec: Task[Any, Any]) -> TakesAttempts:
         """Where an attempt of ``spec`` (a plain function) runs."""
-        return self.default if spec.executor is None else self.named(spec.executor)
+        name = self.placement.name_of(spec)
+        return self.default if name is None else self.named(name)
 
     def close(self, *, wait: bool) -> None:
         """The run has ended: close every part it started."""

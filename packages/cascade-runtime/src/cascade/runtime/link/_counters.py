@@ -82,7 +82,7 @@ class RunCounters:
         return max(0, self.total - done - self.running - self.blocked)
 
     def update(self, event: Event, seq: int) -> None:
-        """Count ``event``, the run's event number ``seq``."""
+        """Count ``event``, the run's event number ``seq`` (a resource event counts nothing)."""
         kind = type(event)
         # an attempt's start and a task's plain end (nearly every event) come first
         if kind is TaskRunning:

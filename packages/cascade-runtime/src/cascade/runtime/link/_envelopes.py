@@ -19,7 +19,6 @@ from cascade.interfaces import (
 from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats
 
 from .._events import (
-    Event,
     RunStarted,
     TaskBlocked,
     TaskCompleted,
@@ -29,6 +28,7 @@ from .._events import (
     TaskMapped,
     TaskRetrying,
     TaskRunning,
+    WireEvent,
 )
 from .._stamp import Stamp
 
@@ -206,7 +206,7 @@ def _failure(event: TaskEvent) -> BaseException | None:
     return event.exception if isinstance(event, TaskFailed | TaskRetrying | TaskHeld) else None
 
 
-def event_body(event: Event) -> tuple[int, msgspec.Struct]:
+def event_body(event: WireEvent) -> tuple[int, msgspec.Struct]:
     """An event's QoS and body on the wire."""
     if isinstance(event, TaskEvent):
         return 0, task_body(event)

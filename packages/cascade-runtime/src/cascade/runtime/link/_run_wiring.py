@@ -99,7 +99,7 @@ class RunWiring:
         await self.link.open()
         if not self.link.constraints_known:
             context.stats.constraints_unknown += 1
-        self.unsubscribe_bus = context.events.subscribe(telemetry.on_event)
+        self.unsubscribe_bus = context.events.subscribe(telemetry.on_event, resources=False)
         telemetry.start()
         self.logs = self.run.logs
         if self.logs is not None:

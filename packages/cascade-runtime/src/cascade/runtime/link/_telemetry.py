@@ -30,7 +30,7 @@ from cascade.interfaces import (
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
-from .._events import Event, RunFinished, TaskEvent, TaskHeld
+from .._events import RunFinished, TaskEvent, TaskHeld, WireEvent
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes, event_body
 from ._run_snapshots import RunSnapshots
@@ -119,7 +119,7 @@ class TelemetrySubscriber:
         self.holds = holds
         self.counters = RunCounters()
         self.dropped = 0
-        self._queue: deque[Event] = deque()
+        self._queue: deque[WireEvent] = deque()
         self._sent = 0  # the seq of the latest event sent, or dropped from the queue
         self._max_queue = max_queue
         self._wake = asyncio.Event()
@@ -148,7 +148,7 @@ class TelemetrySubscriber:
     def _last_seq(self) -> int:
         return self.seq
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: WireEvent) -> None:
         """The bus handler: number the event, count it and queue it for publishing (this
         run's only)."""
         if event.run_id != self.run_id:

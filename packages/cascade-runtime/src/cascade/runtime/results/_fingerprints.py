@@ -4,25 +4,18 @@ in its graph (its name and its occurrence among the tasks of that name)."""
 from __future__ import annotations
 
 import contextlib
-import datetime
-import decimal
 import hashlib
-import pathlib
 import types
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from cascade.interfaces import CascadeError
-
+from ..workflow._canonical import NotCanonical, canonical
 from ..workflow._graph import Graph
 from ..workflow._param import Param
-from ..workflow._resource import Inject
-from ..workflow._router import Router
-from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
+from ..workflow._task import LazyResult, MappedLazyResult
 
 __all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_call", "fingerprint_graph"]
 
@@ -31,10 +24,6 @@ _encode = msgspec.msgpack.Encoder().encode
 _SCALARS = frozenset((type(None), bool, int, float, str, bytes))
 _sha256 = hashlib.sha256
 _codes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-
-class NotCanonical(CascadeError):
-    """An argument has no canonical encoding; the message says which and why."""
 
 
 class Prints:
@@ -75,7 +64,7 @@ def code_hash(fn: Callable[..., Any]) -> str:
         _code_digest(code, digest)
         for defaults in (getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None)):
             try:
-                digest.update(_encode(_canonical(defaults, None)))
+                digest.update(_encode(canonical(defaults, None)))
             except NotCanonical:
                 digest.update(type(defaults).__name__.encode())
     else:
@@ -85,43 +74,6 @@ def code_hash(fn: Callable[..., Any]) -> str:
     with contextlib.suppress(TypeError):  # not weakly referenceable: computed each time
         _codes[fn] = value
     return value
-
-
-def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
-    """``value`` as a tree of msgpack's types where every container says its type, so that
-    equal values encode alike and different ones differently (a :class:`Param` as its bound
-    value, through ``upstream``); raises :class:`NotCanonical`."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is list:
-        return ["l", [_canonical(item, upstream) for item in value]]
-    if kind is tuple:
-        return ["t", [_canonical(item, upstream) for item in value]]
-    if kind is dict:
-        items = [(_canonical(k, upstream), _canonical(v, upstream)) for k, v in value.items()]
-        items.sort(key=lambda item: _encode(item[0]))
-        return ["d", items]
-    if kind is set or kind is frozenset:
-        members = sorted((_canonical(item, upstream) for item in value), key=_encode)
-        return ["s" if kind is set else "f", members]
-    if kind is datetime.datetime or kind is datetime.date or kind is datetime.time:
-        return [kind.__name__, value.isoformat()]
-    if kind is decimal.Decimal or kind is uuid.UUID or isinstance(value, pathlib.PurePath):
-        return [kind.__name__, str(value)]
-    if upstream is not None and (kind is LazyResult or kind is Param or kind is MappedLazyResult):
-        return upstream(value)
-    if kind is Unmapped:
-        return ["u", _canonical(value.value, upstream)]
-    if kind is Router:  # its selector and every route: which one it takes is the selector's
-        routes = [
-            (_canonical(k, upstream), _canonical(v, upstream)) for k, v in value.routes.items()
-        ]
-        routes.sort(key=lambda route: _encode(route[0]))
-        return ["R", _canonical(value.selector, upstream), routes]
-    if kind is Inject:  # a resource's name: its value is no input (a connection, a client)
-        return ["i", value.name]
-    raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 
 def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
@@ -134,11 +86,12 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
     by_lazy: dict[int, int] = {}  # a node with dependents: its index
 
     values = graph.values
+    same = graph.same
 
     def upstream(lazy: Any) -> Any:
         if type(lazy) is Param:  # as the value it is bound to: as if given in its place
-            return _canonical(values[lazy.name], upstream)
-        index = by_lazy[id(lazy)]
+            return canonical(values[lazy.name], upstream)
+        index = by_lazy[same.get(id(lazy), id(lazy))]  # a pure call's twin: the one run
         found = fingerprints[index]
         if found is None:
             raise NotCanonical(f"upstream {keys[index]} is not reusable")
@@ -207,7 +160,7 @@ def fingerprint_call(lazy: LazyResult[Any], code: str) -> tuple[str | None, str]
 def _argument(which: int | str, value: Any, upstream: Callable[[Any], Any] | None) -> Any:
     """One argument's canonical encoding; :class:`NotCanonical` names it."""
     try:
-        return _canonical(value, upstream)
+        return canonical(value, upstream)
     except NotCanonical as exc:
         if str(exc).startswith("upstream "):
             raise

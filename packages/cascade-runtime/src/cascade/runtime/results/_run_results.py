@@ -458,7 +458,7 @@ class RunResults:
     def _decided_upstream(self, node: Node) -> str | None:
         """The decision a value ``node`` was computed from comes from, if any."""
         decided = self.decided
-        ordered = order_only(node) if node.lazy.order else ()
+        ordered = order_only(node, self.graph.same) if node.lazy.order else ()
         for dep in node.deps:
             if ordered and dep in ordered:  # run after it, not computed from it
                 continue

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
+from ._canonical import NotCanonical, canonical, encode
 from ._node import Node
 from ._param import Param, ParamError, bind_params
 from ._resource import Inject
@@ -21,6 +22,7 @@ __all__ = [
     "order_only",
     "resolve",
     "run_name",
+    "skipped_target",
     "target_results",
     "task_keys",
 ]
@@ -102,16 +104,17 @@ def _scan(node: LazyResult[Any]) -> _Found:
     return (list(found.values()), params or _NONE, routers or _NONE, injects or _NONE)
 
 
-def order_only(node: Node) -> list[Node]:
+def order_only(node: Node, same: Mapping[int, int]) -> list[Node]:
     """``node``'s dependencies it runs after only for their order (:meth:`~LazyResult.after`),
-    taking them in no other way (an argument, its condition, a router, an amount)."""
+    taking them in no other way (an argument, its condition, a router, an amount); ``same``:
+    its graph's :attr:`Graph.same`."""
     lazy = node.lazy
     if not lazy.order:
         return []
-    ordered = {id(before) for before in lazy.order}
+    ordered = {same.get(id(before), id(before)) for before in lazy.order}
     bare = LazyResult(lazy.task, lazy.args, lazy.kwargs, lazy.task_id)  # the call, no order
     bare.condition, bare.resources = lazy.condition, lazy.resources
-    taken = {id(dep) for dep in _scan(bare)[0]}
+    taken = {same.get(id(dep), id(dep)) for dep in _scan(bare)[0]}
     return [dep for dep in node.deps if id(dep.lazy) in ordered and id(dep.lazy) not in taken]
 
 
@@ -132,7 +135,9 @@ class Graph:
     first task that does; ``items``: the nodes of the maps' items, made while the run runs;
     ``cached``: the nodes whose task has a cache (``with_cache``), in graph order; ``roots``:
     the ``id`` of each lazy result of the target (whose results the run gives back);
-    ``routing``: which tasks it needs through its routers' choices (``None``: it has none)."""
+    ``routing``: which tasks it needs through its routers' choices (``None``: it has none);
+    ``same``: for each call of a pure task that is another's twin (``@task(pure=True)``), the
+    ``id`` of the lazy result whose node it shares (``by_lazy`` has both)."""
 
     def __init__(
         self,
@@ -143,11 +148,17 @@ class Graph:
         executors: dict[str, Node] | None = None,
         roots: set[int] | None = None,
         routed: bool = False,
+        twins: dict[int, Node] | None = None,
     ) -> None:
         self.nodes = nodes
         self.roots = roots if roots is not None else {id(node.lazy) for node in nodes}
         self.cached = cached or []  # the nodes whose task has a cache (with_cache)
         self.by_lazy = {id(n.lazy): n for n in nodes}
+        self.same: dict[int, int] = {}
+        if twins:
+            self.by_lazy.update(twins)
+            self.same = {twin: id(node.lazy) for twin, node in twins.items()}
+            self.roots |= {self.same.get(root, root) for root in self.roots}
         self.params = params or {}
         self.values: dict[str, Any] = {}
         self.items: list[Node] = []
@@ -203,6 +214,8 @@ def build_graph(target: Any) -> Graph:
     roots = _target_roots(target)
     nodes: dict[int, Node] = {}
     order: list[Node] = []
+    pure: dict[bytes, Node] = {}  # a pure task's calls by what they are
+    twins: dict[int, Node] = {}
     # Iterative DFS with colours: 1 = on the current path, 2 = done.
     colour: dict[int, int] = {}
     for root in roots:
@@ -217,9 +230,17 @@ def build_graph(target: Any) -> Graph:
             if dep is None:
                 stack.pop()
                 colour[id(lazy)] = 2
+                key = _pure_key(lazy, nodes) if lazy.task.pure else None
+                if key is not None:
+                    known = pure.get(key)
+                    if known is not None:
+                        nodes[id(lazy)] = twins[id(lazy)] = known
+                        continue
                 node = Node(lazy)
                 nodes[id(lazy)] = node
                 order.append(node)
+                if key is not None:
+                    pure[key] = node
                 continue
             state = colour.get(id(dep))
             if state == 1:
@@ -244,9 +265,11 @@ def build_graph(target: Any) -> Graph:
         upstream, found_params, found_routers, found_injects = found
         for dep in upstream:
             parent = nodes[id(dep)]
+            if twins and parent in node.deps:  # two twins of one pure call: one dependency
+                continue
             node.deps.append(parent)
             parent.dependents.append(node)
-        node.waiting = len(upstream)
+        node.waiting = len(node.deps)
         for param in found_params:
             _add_param(params, param)
         node.binds = bool(found_params)
@@ -267,11 +290,42 @@ def build_graph(target: Any) -> Graph:
             or type(lazy) is MappedLazyResult
             or (spec.special and spec.awaits_approval)
         )
-    graph = Graph(order, params, resources, cached, executors, {id(r) for r in roots}, routed)
+    graph = Graph(
+        order, params, resources, cached, executors, {id(r) for r in roots}, routed, twins
+    )
     if graph.routing is not None:
         for node in graph.routing.routed:
             node.guarded = True  # it waits to be wanted
     return graph
+
+
+def _pure_key(lazy: LazyResult[Any], nodes: dict[int, Node]) -> bytes | None:
+    """What a call of a pure task is, as bytes equal for two calls exactly when they are one
+    node: its task (the same object: same function and options), the canonical encoding of
+    its arguments, its condition, the amounts it asks for and what it runs after, a lazy
+    result among them as the node it is. ``None``: a map, or a value without a canonical
+    encoding (the call is its own node)."""
+    if type(lazy) is not LazyResult:
+        return None
+
+    def upstream(value: Any) -> Any:
+        if isinstance(value, Param):
+            return ["p", value.name]
+        return ["n", id(nodes[id(value)])]
+
+    try:
+        return encode(
+            [
+                id(lazy.task),
+                [canonical(arg, upstream) for arg in lazy.args],
+                canonical(lazy.kwargs, upstream),
+                canonical(lazy.condition, upstream),
+                canonical(list(lazy.resources or ()), upstream),
+                sorted(id(nodes[id(before)]) for before in lazy.order),
+            ]
+        )
+    except (NotCanonical, RecursionError, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:
@@ -316,6 +370,41 @@ def target_results(target: Any, graph: Graph) -> Any:
         return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
     results = [graph.by_lazy[id(v)].result for v in target]
     return tuple(results) if isinstance(target, tuple) else results
+
+
+def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
+    """The first of ``target``'s lazy results (in its shape's order) whose task was skipped, as
+    ``(where, its node, the skipped task it was skipped from)``: ``where`` is ``<Target
+    Output>``, with ``[i]`` or ``[key]`` for a list's, tuple's or dict's item; the last is its
+    own node where nothing upstream was skipped (a false condition, a route not taken, a
+    decision). ``None``: none was skipped but those a skipped task they run after
+    (:meth:`~LazyResult.after`, a :func:`sequence` stopped) skipped, as the Cascade engine
+    gives ``None`` for a sequence stopped by a skip."""
+    by_lazy = graph.by_lazy
+    items: Any = (
+        ((None, target),)
+        if isinstance(target, LazyResult)
+        else target.items()
+        if isinstance(target, dict)
+        else enumerate(target)
+    )
+    for at, lazy in items:  # a large fan-out's target: one lookup an item, no text made
+        node = by_lazy[id(lazy)]
+        if not node.skipped:
+            continue
+        if node.lazy.order:
+            same = graph.same
+            ordered = {same.get(id(before), id(before)) for before in node.lazy.order}
+            if any(dep.skipped and id(dep.lazy) in ordered for dep in node.deps):
+                continue  # a sequence stopped by a skip
+        origin = node
+        while True:
+            upstream = next((dep for dep in origin.deps if dep.skipped), None)
+            if upstream is None:
+                where = "<Target Output>" if at is None else f"<Target Output>[{at!r}]"
+                return where, node, origin
+            origin = upstream
+    return None
 
 
 def run_name(target: Any, name: str | None) -> str | None:

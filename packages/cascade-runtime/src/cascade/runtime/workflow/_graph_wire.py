@@ -59,11 +59,11 @@ def wire_graph(graph: Graph) -> RunGraph | None:
         else:
             after = [dep.lazy.task_id for dep in deps] + deciders
             guarded = lazy.condition is not ALWAYS or node.routers
-            conditions = _conditions(node) if guarded else _NO_IDS
+            conditions = _conditions(node, graph.same) if guarded else _NO_IDS
             if deciders:
                 conditions = [*conditions, *deciders]
             if lazy.order:
-                order = [dep.lazy.task_id for dep in order_only(node)]
+                order = [dep.lazy.task_id for dep in order_only(node, graph.same)]
         wire.append(
             GraphNode(
                 id=task_id,
@@ -80,9 +80,9 @@ def wire_graph(graph: Graph) -> RunGraph | None:
     return shape
 
 
-def _conditions(node: Node) -> list[str]:
+def _conditions(node: Node, same: dict[int, int]) -> list[str]:
     """The ids of ``node``'s dependencies it takes only as its condition (``run_if``) or a
-    router's selector."""
+    router's selector (``same``: the graph's pure calls' twins)."""
     lazy = node.lazy
     asked: dict[int, None] = {}
     if lazy.condition is not ALWAYS:
@@ -94,6 +94,9 @@ def _conditions(node: Node) -> list[str]:
         return _NO_IDS
     data: dict[int, None] = {}
     _lazies([*lazy.args, *lazy.kwargs.values()], data, selectors=False)
+    if same:
+        asked = {same.get(key, key): None for key in asked}
+        data = {same.get(key, key): None for key in data}
     return [
         dep.lazy.task_id for dep in node.deps if id(dep.lazy) in asked and id(dep.lazy) not in data
     ]

@@ -30,6 +30,7 @@ __all__ = [
     "LazyResult",
     "MapError",
     "MappedLazyResult",
+    "Mode",
     "OnFailure",
     "RetryPolicy",
     "Task",
@@ -40,6 +41,10 @@ __all__ = [
     "task",
     "unmapped",
 ]
+
+Mode: TypeAlias = Literal["blocking", "compute"]
+"""What a plain-function task's work is: ``blocking`` (I/O, the default: the engine's default
+executor) or ``compute`` (CPU work: the engine's compute executor, see :func:`task`)."""
 
 OnFailure: TypeAlias = Literal["fail", "hold"]
 """What a task's last failed attempt leads to: ``fail`` (its dependents skipped) or ``hold``
@@ -140,9 +145,19 @@ def check_timeout(timeout: object) -> None:
         raise ValueError(f"timeout must be finite seconds above 0, not {timeout!r}")
 
 
-def check_executor(executor: object, fn: Callable[..., Any], name: str) -> None:
+def check_executor(
+    executor: object, fn: Callable[..., Any], name: str, mode: object = "blocking"
+) -> None:
     """:class:`ExecutorError` unless ``executor`` is ``None`` or a name, given to a plain
-    function (a coroutine function runs on the engine's loop)."""
+    function (a coroutine function runs on the engine's loop), and ``mode`` is ``blocking``, or
+    ``compute`` for a plain function."""
+    if mode not in ("blocking", "compute"):
+        raise ExecutorError(f"task {name}: mode must be 'blocking' or 'compute', not {mode!r}")
+    if mode == "compute" and inspect.iscoroutinefunction(fn):
+        raise ExecutorError(
+            f"task {name}: mode='compute' is for plain functions; a coroutine task runs on the "
+            "engine's event loop"
+        )
     if executor is None:
         return
     if not isinstance(executor, str) or not executor:
@@ -190,13 +205,19 @@ class Task(Generic[P, R]):
         executor: str | None = None,
         resources: Amounts | None = None,
         cache: Cache | None = None,
+        mode: Mode = "blocking",
+        pure: bool = False,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         check_timeout(timeout)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or repr(fn)
-        check_executor(executor, fn, self.name)
+        check_executor(executor, fn, self.name, mode)
         self.executor = executor
+        self.mode = mode
+        # where an attempt runs is not the default executor: one test a task in a run
+        self.elsewhere = executor is not None or mode == "compute"
+        self.pure = bool(pure)
         self.retry = retry or RetryPolicy()
         self.on_failure = on_failure
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
@@ -277,6 +298,8 @@ class Task(Generic[P, R]):
             "executor": self.executor,
             "resources": self.resources,
             "cache": self.cache,
+            "mode": self.mode,
+            "pure": self.pure,
         }
         options.update(changed)
         return Task(self.fn, **options)
@@ -566,6 +589,8 @@ def task(
     hold_default: str | None = None,
     timeout: float | None = None,
     executor: str | None = None,
+    mode: Mode = "blocking",
+    pure: bool = False,
 ) -> _Decorator: ...
 
 
@@ -580,6 +605,8 @@ def task(
     hold_default: str | None = None,
     timeout: float | None = None,
     executor: str | None = None,
+    mode: Mode = "blocking",
+    pure: bool = False,
 ) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
@@ -599,6 +626,20 @@ def task(
     plain function runs on (``Engine(executors={"cpu": ProcessExecutor(2)})``; ``None``: the
     engine's default executor); a name the engine does not have is an
     :class:`~cascade.runtime.ExecutorError` before its run starts.
+
+    ``mode``: what a plain function's work is. ``"blocking"`` (the default; I/O): the engine's
+    default executor. ``"compute"`` (CPU work): the engine's executor named ``"compute"``
+    (``Engine(executors={"compute": ProcessExecutor(4)})``) where it has one, else the first
+    :class:`~cascade.runtime.ProcessExecutor` among its named executors, else its default
+    executor. ``executor=`` given too wins over ``mode``. ``mode="compute"`` on a coroutine
+    function, or a mode that is neither, is an :class:`~cascade.runtime.ExecutorError`.
+
+    ``pure``: the task's result depends on its arguments only (no clock, no I/O, no state), so
+    two calls of it on equal arguments (and equal upstream calls, condition and order) are one
+    node of the graph, run once: equal as their canonical encodings are (the encoding result
+    fingerprints use), a call holding a value without one (an object of a class of yours) being
+    its own node. Not pure (the default): every call is a node of its own. A map
+    (:meth:`Task.map`) is its own node either way.
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
@@ -612,8 +653,12 @@ def task(
             hold_default=hold_default,
             timeout=timeout,
             executor=executor,
+            mode=mode,
+            pure=pure,
         )
-    return _Decorator(name, retry, on_failure, hold_timeout, hold_default, timeout, executor)
+    return _Decorator(
+        name, retry, on_failure, hold_timeout, hold_default, timeout, executor, mode, pure
+    )
 
 
 class _Decorator:
@@ -628,6 +673,8 @@ class _Decorator:
         hold_default: str | None,
         timeout: float | None,
         executor: str | None,
+        mode: Mode,
+        pure: bool,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -636,6 +683,8 @@ class _Decorator:
         self.hold_default = hold_default
         self.timeout = timeout
         self.executor = executor
+        self.mode = mode
+        self.pure = pure
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -653,4 +702,6 @@ class _Decorator:
             hold_default=self.hold_default,
             timeout=self.timeout,
             executor=self.executor,
+            mode=self.mode,
+            pure=self.pure,
         )

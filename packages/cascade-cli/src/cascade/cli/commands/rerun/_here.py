@@ -17,6 +17,7 @@ from cascade.interfaces import ConnectError, Connector, default_sourced_topics
 from cascade.interfaces.serving import PlanStep, RerunMode
 from cascade.runtime import (
     CycleError,
+    DependencyMissingError,
     Engine,
     Event,
     InvalidTargetError,
@@ -106,6 +107,8 @@ def rerun_here(ctx: typer.Context, broker: BrokerOptions, asked: HereRerun) -> N
         except (TaskFailedError, RunCancelledError) as exc:
             status = "Cancelled" if isinstance(exc, RunCancelledError) else "Failed"
             return rerun_of, steps, status, str(exc)
+        except DependencyMissingError:  # its target skipped: the run succeeded, as it says
+            pass
         return rerun_of, steps, "Succeeded", ""
 
     try:
