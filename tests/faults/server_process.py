@@ -8,7 +8,8 @@ to wait on:
 - ``{"event": "running", "i": ..., "run": ...}`` as each step starts, ``{"event": "done", ...}``
   as it returns.
 
-``--die-at N``: step N kills its own process (SIGKILL), each time it runs.
+``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--unsafe-at N``:
+step N is declared unsafe to repeat (``@task(repeatable=False)``).
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ async def main() -> int:
     parser.add_argument("--policy", default="carry-on")
     parser.add_argument("--max-carry-ons", type=int, default=3)
     parser.add_argument("--die-at", type=int, default=0, help="the step that kills its engine")
+    parser.add_argument("--unsafe-at", type=int, default=0, help="the step not safe to repeat")
     options = parser.parse_args()
 
-    @task
-    async def step(previous: int, i: int) -> int:
+    async def step_fn(previous: int, i: int) -> int:
         context = current_task()
         run = context.run_id if context is not None else None
         say(event="running", i=i, run=run, at=time.time())
@@ -57,10 +58,13 @@ async def main() -> int:
         say(event="done", i=i, run=run)
         return previous + i
 
+    step = task(name="step")(step_fn)
+    unsafe = task(name="step", repeatable=False)(step_fn)  # a payment, an email
+
     def etl() -> LazyResult[int]:
         value: LazyResult[int] = step(0, 1)
         for i in range(2, options.tasks + 1):
-            value = step(value, i)
+            value = (unsafe if i == options.unsafe_at else step)(value, i)
         return value
 
     connector = MqttConnector(

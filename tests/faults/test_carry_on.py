@@ -342,3 +342,54 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
     final = store.manifest(carried)
     assert final.rerun_of == lost
     figures.outcome = "ok"
+
+
+async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """``@task(repeatable=False)`` in flight when its engine died: the carry-on reuses what was
+    done and holds that task behind a gate ``may_repeat`` until a person decides."""
+    figures.scenario = "served run's engine SIGKILL, unsafe task held"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    victim = await _server(own_broker, prefix, "server-a", results, "--unsafe-at", "4")
+    survivor = await _server(own_broker, prefix, "server-b", results, "--unsafe-at", "4")
+    engine_processes += [victim, survivor]
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        await _start(observer, prefix, "server-a", StartRequest(id="nightly-6", workflow="etl"))
+        lost = (await _step(victim, "running", 4))["run"]
+        await _kept(store, lost, 3)
+        held = Inbox()
+        await observer.subscribe(f"{prefix}/telemetry/{ORG}/{PROJECT}/+/events", held)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        blocked = await held.until(
+            lambda m: (
+                m.payload.get("body", {}).get("task_name") == "may_repeat"
+                and m.payload["body"].get("state") == "BLOCKED"
+            ),
+            timeout=2 * KEEPALIVE + 10,
+        )
+        carried = blocked.payload["run_id"]
+        decided_at = time.time()
+        answer = (
+            await Controller(observer, issued_by="ops")
+            .run(carried, org=ORG, project=PROJECT)
+            .complete("may_repeat", True, reason="the payment did not go out")
+        )
+        assert answer.applied, answer.describe()
+        first = await survivor.expect("running", timeout=30)
+        await _step(survivor, "done", TASKS)
+        await _status(store, carried, "Succeeded")
+    finally:
+        await observer.disconnect()
+    assert first["i"] == 4
+    assert first["at"] >= decided_at  # not run again before a person said so
+    figures.outcome = "ok"

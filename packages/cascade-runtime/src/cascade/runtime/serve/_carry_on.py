@@ -75,7 +75,7 @@ def held_where_unsafe(target: Any, lost: LostRun) -> Any:
     keys = task_keys(graph)
     key_of = {id(node): key for node, key in zip(graph.nodes, keys, strict=True)}
     for node, key in zip(graph.nodes, keys, strict=True):
-        if getattr(node.lazy.task, "repeatable", True) or key in lost.kept:
+        if node.lazy.task.repeatable or key in lost.kept:
             continue
         if any(key_of.get(id(dep)) not in lost.kept for dep in node.deps):
             continue  # something it needs was not done: it never started

@@ -207,6 +207,7 @@ class Task(Generic[P, R]):
         cache: Cache | None = None,
         mode: Mode = "blocking",
         pure: bool = False,
+        repeatable: bool = True,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         check_timeout(timeout)
@@ -218,6 +219,7 @@ class Task(Generic[P, R]):
         # where an attempt runs is not the default executor: one test a task in a run
         self.elsewhere = executor is not None or mode == "compute"
         self.pure = bool(pure)
+        self.repeatable = bool(repeatable)
         self.retry = retry or RetryPolicy()
         self.on_failure = on_failure
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
@@ -300,6 +302,7 @@ class Task(Generic[P, R]):
             "cache": self.cache,
             "mode": self.mode,
             "pure": self.pure,
+            "repeatable": self.repeatable,
         }
         options.update(changed)
         return Task(self.fn, **options)
@@ -591,6 +594,7 @@ def task(
     executor: str | None = None,
     mode: Mode = "blocking",
     pure: bool = False,
+    repeatable: bool = True,
 ) -> _Decorator: ...
 
 
@@ -607,6 +611,7 @@ def task(
     executor: str | None = None,
     mode: Mode = "blocking",
     pure: bool = False,
+    repeatable: bool = True,
 ) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
@@ -640,51 +645,29 @@ def task(
     fingerprints use), a call holding a value without one (an object of a class of yours) being
     its own node. Not pure (the default): every call is a node of its own. A map
     (:meth:`Task.map`) is its own node either way.
+
+    ``repeatable=False``: running it twice may do harm (a payment, an email). Where a server
+    carries on a run whose engine died (``Engine.serve(on_engine_lost=...)``) and it may have
+    been in flight then, it waits behind a gate, ``may_repeat``, for a person to decide
+    whether it runs again (docs/durability.md).
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
+    options: dict[str, Any] = {
+        "name": name, "retry": retry, "on_failure": on_failure, "hold_timeout": hold_timeout,
+        "hold_default": hold_default, "timeout": timeout, "executor": executor, "mode": mode,
+        "pure": pure, "repeatable": repeatable,
+    }  # fmt: skip
     if fn is not None:
-        return Task(
-            fn,
-            name=name,
-            retry=retry,
-            on_failure=on_failure,
-            hold_timeout=hold_timeout,
-            hold_default=hold_default,
-            timeout=timeout,
-            executor=executor,
-            mode=mode,
-            pure=pure,
-        )
-    return _Decorator(
-        name, retry, on_failure, hold_timeout, hold_default, timeout, executor, mode, pure
-    )
+        return Task(fn, **options)
+    return _Decorator(options)
 
 
 class _Decorator:
     """What ``@task(...)`` returns: applies the options to the function it decorates."""
 
-    def __init__(
-        self,
-        name: str | None,
-        retry: RetryPolicy | None,
-        on_failure: OnFailure | None,
-        hold_timeout: float | None,
-        hold_default: str | None,
-        timeout: float | None,
-        executor: str | None,
-        mode: Mode,
-        pure: bool,
-    ) -> None:
-        self.name = name
-        self.retry = retry
-        self.on_failure = on_failure
-        self.hold_timeout = hold_timeout
-        self.hold_default = hold_default
-        self.timeout = timeout
-        self.executor = executor
-        self.mode = mode
-        self.pure = pure
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -693,15 +676,4 @@ class _Decorator:
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
-        return Task(
-            fn,
-            name=self.name,
-            retry=self.retry,
-            on_failure=self.on_failure,
-            hold_timeout=self.hold_timeout,
-            hold_default=self.hold_default,
-            timeout=self.timeout,
-            executor=self.executor,
-            mode=self.mode,
-            pure=self.pure,
-        )
+        return Task(fn, **self.options)
