@@ -39,7 +39,9 @@ async def test_recv_takes_a_plain_clients_message_for_its_project(
     engine = Engine(connector, org_id="acme", project_id="team.one", heartbeat_interval=None)
     run = asyncio.create_task(engine.run(cs.recv("approvals/deploy", timeout=30)))
     await asyncio.wait_for(connector.listening.wait(), 20)
-    elsewhere = f"{prefix}/signal/acme/team.two/approvals/deploy"
+    elsewhere = (
+        f"{prefix}/signal/acme/team%2Etwo/approvals/deploy"  # encoded too: NATS refuses a "."
+    )
     ours = f"{prefix}/signal/acme/team%2Eone/approvals/deploy"  # the project's level encoded
     await plain_client.publish(elsewhere, json.dumps({"by": "mallory"}), qos=1)
     await plain_client.publish(ours, json.dumps({"by": "alice"}), qos=1)
