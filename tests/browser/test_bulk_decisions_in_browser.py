@@ -279,11 +279,14 @@ def test_a_listing_answered_after_a_dry_run_does_not_wipe_its_plan(
     wait(browser, lambda d: sorted(matched(d)) == ["load-1", "load-2", "load-3"])
     browser.execute_script(HOLD_LISTINGS)
     click(browser, "#bulk-filter")  # a listing asked: held in flight
-    wait(browser, lambda d: d.execute_script("return window.heldListings.length;") == 1)
+    # at least that one: under load the live held list may still be filling (the engine holds
+    # 5 tasks, the filter matches 3), and each change of it asks again (a CI run saw 2)
+    wait(browser, lambda d: d.execute_script("return window.heldListings.length;") >= 1)
     click(browser, "#bulk-preview")
     wait(browser, lambda d: outcomes(d) == ["would retry"] * 3)
+    asked = browser.execute_script("return window.heldListings.length;")
     browser.execute_script("window.releaseListings();")
-    wait(browser, lambda d: d.execute_script("return window.listingsTaken;") == 1)
+    wait(browser, lambda d: d.execute_script("return window.listingsTaken;") == asked)
     assert outcomes(browser) == ["would retry"] * 3  # the plan stands
     assert not browser.find_element(By.ID, "bulk-plan").get_attribute("hidden")
 
