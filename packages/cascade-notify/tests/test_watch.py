@@ -99,3 +99,18 @@ def test_a_run_lost_with_its_engine_and_never_carried_on_is_told_once() -> None:
     assert (lost.kind, lost.key, lost.run_id) == ("run.lost", "run.lost:dropped-run", "dropped-run")
     assert headline(lost).startswith("run etl (dropped-run) lost in local/default")
     assert watch.due(2_000.0) == []  # told once
+
+
+def test_a_carry_on_elsewhere_does_not_hide_a_run_s_loss() -> None:
+    """Another project's engine naming the lost run as the one it carries on vouches for
+    nothing: the loss is still told."""
+    now = [1_000.0]
+    watch = EventWatch(ReaderModel(), clock=lambda: now[0], lost_after=60.0)
+    watch.apply(_status("online"))
+    watch.apply(_started("lost-run", "host-1"))
+    watch.apply(_status("offline"))
+    claimed = RunOrigin(workflow="etl", carried_on_from="lost-run", lost_engine="host-1")
+    start = LifecycleEvent(event="ENGINE_STARTED", tasks=1, name="etl", origin=claimed)
+    watch.apply(telemetry(start, run_id="liar-run", source="evil", project_id="other"))
+    [lost] = watch.due(1_060.0)
+    assert (lost.kind, lost.run_id) == ("run.lost", "lost-run")

@@ -85,7 +85,10 @@ class EventWatch:
         self._due: list[tuple[float, str, str, int]] = []  # (warn at, run, task, attempt)
         self.lost_after = lost_after
         self._lost_due: list[tuple[float, str]] = []  # (lost at, run): unless carried on by then
-        self._carried: OrderedDict[str, None] = OrderedDict()  # the runs carried on, seen
+        # the runs carried on, seen: the org and project of the carry-on (only one of the lost
+        # run's own place vouches that it was carried on: another tenant's engine cannot hide
+        # a loss by naming a run it never had)
+        self._carried: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def apply(self, message: Message) -> list[Notification]:
         """Fold ``message`` into the model; the notifications it makes (filtered)."""
@@ -120,8 +123,10 @@ class EventWatch:
         while self._lost_due and self._lost_due[0][0] <= now:
             _, run_id = heapq.heappop(self._lost_due)
             run = self.model.runs.get(run_id)
-            if run_id in self._carried or run is None or run.finished:
-                continue  # carried on, or it ended after all (a will from a partition)
+            if run is None or run.finished:
+                continue  # gone, or it ended after all (a will from a partition)
+            if self._carried.get(run_id) == (run.org_id, run.project_id):
+                continue  # carried on in its own place
             out.append(self._about(run, "run.lost", f"run.lost:{run_id}", now))
         return [n for n in out if self._wanted(n)]
 
@@ -144,7 +149,7 @@ class EventWatch:
         out = []
         origin = run.origin
         if not known_origin and origin is not None and origin.carried_on_from is not None:
-            self._carried[origin.carried_on_from] = None
+            self._carried[origin.carried_on_from] = (run.org_id, run.project_id)
             while len(self._carried) > MAX_REMEMBERED:
                 self._carried.popitem(last=False)
             out.append(
