@@ -54,3 +54,32 @@ async def test_no_more_subscriptions_are_kept_than_runs() -> None:
     assert ended.listening == 2
     assert ended.get("r0") is None
     assert ended.get("r2") is not None
+
+
+async def test_close_all_closes_every_kept_subscription_now() -> None:
+    ended = EndedRuns(window=60.0)
+    kept = _Subscription()
+    ended.ended(_decisions("r1"))
+    await ended.listen("r1", kept.close, 1.0)
+    await ended.close_all()
+    assert kept.timeouts == [1.0]
+    assert ended.listening == 0
+
+
+async def test_close_all_waits_for_the_closes_the_timer_began() -> None:
+    """A serving engine about to close its connection: no close left running after it."""
+    ended = EndedRuns(window=0.01)
+    began, release = asyncio.Event(), asyncio.Event()
+    finished: list[float] = []
+
+    async def slow_close(timeout: float) -> None:
+        began.set()
+        await release.wait()
+        finished.append(timeout)
+
+    ended.ended(_decisions("r1"))
+    await ended.listen("r1", slow_close, 1.0)
+    await asyncio.wait_for(began.wait(), 5)  # the timer's close is under way
+    release.set()
+    await ended.close_all()
+    assert finished == [1.0]

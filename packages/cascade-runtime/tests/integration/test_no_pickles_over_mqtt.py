@@ -122,14 +122,24 @@ async def test_pickles_published_on_every_topic_a_served_engine_hears_are_never_
                 start = StartRequest(id="s-1", workflow="waits")
                 await attacker.publish(start_on, msgspec.json.encode(start), qos=1)
                 await recorder.until(lambda: bool(recorder.names(TaskRunning)))
-                await eventually(lambda: any("/command/" in f for f in connector.filters()))
-                if broker_family() == "mosquitto":  # its shared start topic, once found
-                    await eventually(
-                        lambda: any(f.startswith("$share/") for f in connector.filters())
-                    )
+                # every subscription made: serving takes start requests first, and each of
+                # the rest (peers, statuses, claims, its run's commands) may come after its
+                # run starts (NATS makes one subscription at a time, each a JetStream consumer)
+                expected = {"start", "served", "status", "schedule", "command"}
+
+                def kinds() -> set[str]:
+                    topics = {concrete(f) for f in connector.filters()}
+                    return {t.removeprefix(f"{prefix}/").split("/")[0] for t in topics}
+
+                try:
+                    await eventually(lambda: kinds() >= expected)
+                    if broker_family() == "mosquitto":  # its shared start topic, once found
+                        await eventually(
+                            lambda: any(f.startswith("$share/") for f in connector.filters())
+                        )
+                except AssertionError:
+                    raise AssertionError(f"heard {connector.filters()}") from None
                 topics = sorted({concrete(f) for f in connector.filters()})
-                heard = {t.removeprefix(f"{prefix}/").split("/")[0] for t in topics}
-                assert heard >= {"start", "served", "status", "schedule", "command"}, topics
                 own = [status_topic(source, prefix)]  # the connector's own, read beside these
                 for topic in own + topics:
                     for payload in armed:

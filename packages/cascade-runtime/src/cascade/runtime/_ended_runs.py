@@ -156,6 +156,15 @@ class EndedRuns:
             await close_one(bound)
         self._arm()
 
+    async def close_all(self) -> None:
+        """Close every kept subscription now, and wait for those the timer is closing: their
+        connection is about to close (a serving engine stops). Decisions on the ended runs are
+        still answered while a subscription of theirs is left."""
+        kept, self._listening = list(self._listening.values()), OrderedDict()
+        for close, timeout in kept:
+            await close(timeout)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
     def _let_go(self) -> list[tuple[Close, float]]:
         """The subscriptions of the runs forgotten, no longer kept."""
         gone = [run for run in self._listening if run not in self._runs]

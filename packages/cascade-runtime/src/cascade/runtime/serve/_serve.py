@@ -348,6 +348,7 @@ class Server:
         )
         await self._announcer.stop(timeout)
         if manage:
+            await context.ended_runs.close_all()  # its served runs' (the connection goes)
             try:
                 async with within("disconnect", timeout, "shutdown_timeout"):
                     await self._connector.disconnect()
