@@ -89,6 +89,7 @@ from .workflow._resource import (
     inject,
     resource,
 )
+from .workflow._jump import Jump, JumpError, bind, select_jump
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
 from .workflow._task import (
@@ -131,6 +132,8 @@ __all__ = [
     "HttpResponse",
     "HttpStatusError",
     "InvalidTargetError",
+    "Jump",
+    "JumpError",
     "LazyResult",
     "MapError",
     "MappedLazyResult",
@@ -182,6 +185,7 @@ __all__ = [
     "WorkerLost",
     "WorkflowJsonError",
     "ThreadExecutor",
+    "bind",
     "create_cli",
     "current_task",
     "dry_run",
@@ -192,6 +196,7 @@ __all__ = [
     "resource",
     "pipeline",
     "run",
+    "select_jump",
     "sequence",
     "task",
     "to_json",

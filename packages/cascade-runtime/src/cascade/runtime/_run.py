@@ -30,6 +30,7 @@ from cascade.interfaces.commands import (
 )
 
 from ._ended_runs import EndedDecisions
+from ._loops import Loops
 from ._errors import RunCancelledError, TaskFailedError, ValueLost
 from ._events import (
     Event,
@@ -60,6 +61,7 @@ from .results._run_results import RunResults
 from .workflow._amounts import Amounts
 from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node, resolve
+from .workflow._jump import Jump
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED
 from .workflow._routing import Demand, Routing
@@ -460,6 +462,8 @@ class HeldTasks:
             self._by_name = {}
             self.added(self.run.graph.nodes)
             self.added(self.run.graph.items)
+            if self.run.loops is not None:
+                self.added(list(self.run.loops.going()))
         for node in self._by_name.get(task.rsplit("-", 1)[0], ()):
             if node.lazy.task_id == task:
                 return node, None
@@ -681,6 +685,7 @@ class Run:
         self.reusable: dict[int, tuple[Any, str]] = {}
         # with routers: why what needs a task that ended without a result is skipped
         self.skip_reasons: dict[int, str] = {}
+        self.loops: Loops | None = None  # its loops (cs.bind), once a task has jumped
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -808,7 +813,8 @@ class Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if stop is not None:
-            for node in itertools.chain(self.graph.items, self.graph.nodes):
+            going = self.loops.going() if self.loops is not None else ()
+            for node in itertools.chain(going, self.graph.items, self.graph.nodes):
                 if not node.done and not self.held.stop(node, self.stopped_by):
                     self._cancelled(node, self._map_started(node))
 
@@ -1117,6 +1123,12 @@ class Run:
             except Exception as exc:
                 failure = exc
             else:
+                if type(result) is Jump:  # a loop goes on (a jump's route is another task)
+                    if self.loops is None:
+                        self.loops = Loops(self)
+                    jumped = self.loops.jumped(node, result, started, attempt)
+                    outcome = "COMPLETED" if jumped else "FAILED"
+                    return
                 outcome = "COMPLETED"
                 node.result = result
                 if cached is not None and cached.policy is not None:  # told the call, not
@@ -1288,6 +1300,8 @@ class Run:
         once they have; or it is a gate, held for a decision from its start."""
         graph = self.graph
         lazy = node.lazy
+        if self.loops is not None and self.loops.ended(node):
+            return True
         if node.wanted is None:
             self.parked[id(node)] = node
             return True

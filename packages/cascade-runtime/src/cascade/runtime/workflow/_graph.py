@@ -25,6 +25,7 @@ __all__ = [
     "skipped_target",
     "target_results",
     "task_keys",
+    "upstream",
 ]
 
 
@@ -59,7 +60,8 @@ def _scan(node: LazyResult[Any]) -> _Found:
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
     result one; a call of plain values only (most calls of a large fan-out) one each."""
     plain = _PLAIN
-    if node.condition is ALWAYS and node.resources is None and not node.order:
+    jumps = node.jumps
+    if node.condition is ALWAYS and node.resources is None and not node.order and jumps is None:
         for value in (*node.args, *node.kwargs.values()) if node.kwargs else node.args:
             if type(value) not in plain:
                 break
@@ -76,6 +78,11 @@ def _scan(node: LazyResult[Any]) -> _Found:
         stack.append(node.resources)
     if node.order:
         stack.extend(node.order)
+    if jumps is not None:  # what its routes' calls take: computed before it may jump there
+        for route in jumps.routes.values():
+            if route is not None:
+                stack.extend(route.args)
+                stack.extend(route.kwargs.values())
     seen: set[int] = set()
     while stack:
         value = stack.pop()
@@ -101,7 +108,15 @@ def _scan(node: LazyResult[Any]) -> _Found:
         elif isinstance(value, Inject):
             injects = [] if injects is None else injects
             injects.append(value)
+    found.pop(id(node), None)  # a route's call that takes the loop's own result: its jump's
     return (list(found.values()), params or _NONE, routers or _NONE, injects or _NONE)
+
+
+def upstream(lazy: LazyResult[Any]) -> tuple[Sequence[LazyResult[Any]], Sequence[Inject]]:
+    """The distinct lazy results ``lazy`` takes (its arguments at any depth, its condition,
+    its amounts, what it runs after), and the injects passed where it was called."""
+    found = _scan(lazy)
+    return found[0], found[3]
 
 
 def order_only(node: Node, same: Mapping[int, int]) -> list[Node]:
@@ -283,12 +298,17 @@ def build_graph(target: Any) -> Graph:
         if found_routers:
             node.routers = tuple(found_routers)
             routed = True
+        if lazy.jumps is not None:  # its routes' tasks run as its iterations, here
+            for route in lazy.jumps.routes.values():
+                if route is not None and route.task.injects:
+                    _add_resources(resources, Node(route), ())
         node.guarded = (
             bool(found_routers)
             or lazy.condition is not ALWAYS
             or lazy.resources is not None
             or type(lazy) is MappedLazyResult
             or (spec.special and spec.awaits_approval)
+            or lazy.jumps is not None  # a loop: looked at again when an iteration ends
         )
     graph = Graph(
         order, params, resources, cached, executors, {id(r) for r in roots}, routed, twins

@@ -379,7 +379,17 @@ class LazyResult(Generic[R]):
     the lazy results it runs after without taking their results (:meth:`after`).
     """
 
-    __slots__ = ("args", "condition", "kwargs", "name", "order", "resources", "task", "task_id")
+    __slots__ = (
+        "args",
+        "condition",
+        "jumps",
+        "kwargs",
+        "name",
+        "order",
+        "resources",
+        "task",
+        "task_id",
+    )
 
     def __init__(
         self,
@@ -396,6 +406,7 @@ class LazyResult(Generic[R]):
         self.condition: Any = ALWAYS
         self.resources = task.resources
         self.order: tuple[LazyResult[Any], ...] = ()
+        self.jumps: Any = None  # the JumpSelector a Jump it returns goes by (bind)
 
     def with_retry(
         self,

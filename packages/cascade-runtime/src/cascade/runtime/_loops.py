@@ -1,0 +1,210 @@
+"""A run's loops: a task whose call is bound to a :func:`~cascade.runtime.select_jump` returns
+a :class:`~cascade.runtime.Jump`, and the run goes on at the route's task.
+
+The bound call is the loop, and its first iteration: when its attempt returns a jump, it does
+not end (it stays ``RUNNING``); the run makes its next iteration, a task ``<task_id>@2`` that
+calls the route's task with the jump's data, then ``@3`` from that one's jump, and so on.
+Each iteration is a task of the run like any other, under the name of the task it calls, so
+constraints, pauses, retries and holds of that name govern every iteration. An iteration
+that jumps ends ``COMPLETED``; the loop ends with the last one's result (a jump to a route of
+``None``: its data), and what needs the loop goes on with it. An iteration that fails (or is
+skipped) ends the loop as a failed map item ends its map: what needs it is skipped.
+
+Only the iteration under way is held here (and what it needs): a loop of any length holds
+one node at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from ._events import Event, TaskCompleted, TaskFailed, TaskSkipped
+from ._steps import describe
+from .results._run_results import RunResults
+from .workflow._graph import Graph, Node, resolve, upstream
+from .workflow._jump import Jump, JumpError, jump_call
+from .workflow._resource import Inject
+from .workflow._task import LazyResult
+
+__all__ = ["Loops", "LoopingRun"]
+
+
+class _Held(Protocol):
+    def added(self, nodes: list[Node]) -> None: ...
+
+
+class LoopingRun(Protocol):
+    """What :class:`Loops` asks of the run whose loops it keeps."""
+
+    graph: Graph
+    run_id: str
+    emit: Callable[[Event], None]
+    results: RunResults | None
+    held: _Held
+    total: int
+    finished: int
+
+    def ready(self, node: Node) -> None: ...
+
+    def completed(self, node: Node) -> None: ...
+
+    def failed(self, node: Node, exc: BaseException) -> None: ...
+
+    def skipped(self, node: Node) -> None: ...
+
+
+class _Loop:
+    __slots__ = ("iterations", "node", "started", "current")
+
+    def __init__(self, node: Node, started: float) -> None:
+        self.node = node
+        self.started = started
+        self.iterations = 1
+        self.current: Node | None = None  # the iteration under way
+
+
+class Loops:
+    """The loops of one run that have jumped, until each ends."""
+
+    def __init__(self, run: LoopingRun) -> None:
+        self._run = run
+        self._loops: dict[int, _Loop] = {}  # by id of the loop's node
+        self._of: dict[int, _Loop] = {}  # an iteration under way's loop, by id of its node
+        self._injects: Sequence[Inject] = ()  # those passed in the last call made
+
+    def going(self) -> Iterator[Node]:
+        """The iterations under way (a run that stops gives each its end)."""
+        for loop in self._loops.values():
+            if loop.current is not None:
+                yield loop.current
+
+    def jumped(self, node: Node, jump: Jump, started: float, attempt: int) -> bool:
+        """``node``'s attempt (begun at ``started``) returned ``jump``: go where it says;
+        ``False`` where it cannot (``node`` failed with a :class:`JumpError`)."""
+        run = self._run
+        loop = self._of.pop(id(node), None)
+        try:
+            selector = node.lazy.jumps
+            if selector is None:
+                raise JumpError(
+                    f"{node.lazy.name} returned a Jump, but no select_jump is bound to its call "
+                    "(cs.bind(call, cs.select_jump({...})))"
+                )
+            route = selector.route(jump.target_key)
+            call = None if route is None else self._call(route, jump.data)
+        except JumpError as exc:
+            if loop is not None:
+                loop.current = None
+            run.emit(
+                TaskFailed(
+                    run_id=run.run_id,
+                    task_id=node.lazy.task_id,
+                    task_name=node.lazy.name,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    error=describe(exc),
+                    attempt=attempt,
+                    exception=exc,
+                )
+            )
+            run.failed(node, exc)
+            return False
+        if loop is None:  # the loop's own call: it goes on as its iterations
+            loop = self._loops[id(node)] = _Loop(node, started)
+        else:  # an iteration that went on elsewhere ends, without ending its loop
+            node.done = True
+            run.finished += 1
+            run.emit(
+                TaskCompleted(
+                    run_id=run.run_id,
+                    task_id=node.lazy.task_id,
+                    task_name=node.lazy.name,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    attempt=attempt,
+                )
+            )
+        if call is None:
+            self._end(loop, jump.data)
+            return True
+        loop.iterations += 1
+        call.task_id = f"{loop.node.lazy.task_id}@{loop.iterations}"
+        iteration = Node(call)
+        iteration.dependents.append(loop.node)
+        iteration.injects = bool(self._injects) or _injects(call)
+        iteration.guarded = call.resources is not None
+        loop.node.waiting = 1
+        loop.current = iteration
+        self._of[id(iteration)] = loop
+        run.total += 1
+        run.held.added([iteration])
+        run.ready(iteration)
+        return True
+
+    def ended(self, node: Node) -> bool:
+        """Whether ``node`` is a loop whose last iteration has ended (it ends with that one's
+        result); called when ``node`` is ready again."""
+        loop = self._loops.get(id(node))
+        if loop is None or loop.current is None:
+            return False
+        last = loop.current
+        self._of.pop(id(last), None)
+        if last.failed or last.skipped:  # readied all the same (it takes a router): it ends so
+            del self._loops[id(node)]
+            loop.current = None
+            run = self._run
+            run.emit(
+                TaskSkipped(
+                    run_id=run.run_id,
+                    task_id=node.lazy.task_id,
+                    task_name=node.lazy.name,
+                    error=f"its iteration {last.lazy.task_id} ended without a result",
+                )
+            )
+            run.skipped(node)
+            return True
+        self._end(loop, last.result)
+        return True
+
+    def _end(self, loop: _Loop, value: Any) -> None:
+        run, node = self._run, loop.node
+        del self._loops[id(node)]
+        loop.current = None
+        node.result = value
+        results = run.results
+        run.emit(
+            TaskCompleted(
+                run_id=run.run_id,
+                task_id=node.lazy.task_id,
+                task_name=node.lazy.name,
+                duration_ms=(time.perf_counter() - loop.started) * 1000,
+                not_kept=None if results is None else results.keep(node, value),
+            )
+        )
+        run.completed(node)
+
+    def _call(self, route: LazyResult[Any], data: Any) -> LazyResult[Any]:
+        """The next iteration's call: ``route``'s task on its arguments with ``data`` in their
+        place, what they take from other tasks given as those tasks' results."""
+        args, kwargs = jump_call(route, data)
+        call = LazyResult(route.task, args, kwargs, route.task_id)
+        graph = self._run.graph
+        needs, self._injects = upstream(call)
+        for needed in needs:
+            found = graph.by_lazy.get(id(needed))
+            if found is None or not found.done or found.skipped or found.failed:
+                raise JumpError(
+                    f"a jump to {route.name} leaves it taking the result of {needed.name}, "
+                    "which has none yet (the loop's own result, or a task that ended without "
+                    "one): give that argument in the Jump's data"
+                )
+        call.args = resolve(args, graph)
+        call.kwargs = resolve(kwargs, graph)
+        call.resources = route.resources
+        call.jumps = route.jumps
+        return call
+
+
+def _injects(call: LazyResult[Any]) -> bool:
+    """Whether ``call`` has resources to inject: its task's inject defaults it gives no value."""
+    return any(not default.given(call.args, call.kwargs) for default in call.task.injects)
