@@ -5,6 +5,7 @@ as ours shows them: every iteration a task of its own, steered like any other.""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from cascade.runtime import (
     Jump,
     JumpError,
     Param,
+    ResultStore,
     RunCancelledError,
     TaskBlocked,
     TaskCancelled,
@@ -259,7 +261,7 @@ async def test_a_loop_that_never_ends_is_ended_by_a_cancel() -> None:
     seen = Recorded(engine)
     run = asyncio.create_task(engine.run(loop))
     await seen.until(lambda: len(seen.of(TaskCompleted)) >= 20)
-    engine.cancel(seen.events[0].run_id, reason="enough")  # type: ignore[union-attr]
+    engine.cancel(seen.events[0].run_id, reason="enough")
     with pytest.raises(RunCancelledError):
         await run
     cancelled = seen.of(TaskCancelled)
@@ -275,3 +277,37 @@ async def test_a_thousand_iterations_run_one_after_another() -> None:
     assert await engine.run(loop) == 0
     assert len(seen.of(TaskCompleted)) == 1000  # 999 iterations after the first, and the loop
     assert seen.of(TaskCompleted)[-2] == f"{loop.task_id}@1000"
+
+
+async def test_a_rerun_of_a_failed_loop_resumes_at_the_iteration_that_failed(
+    tmp_path: Path,
+) -> None:
+    calls: list[int] = []
+    broken = {3}
+
+    @task
+    def fragile(n: int) -> Any:
+        calls.append(n)
+        if n in broken:
+            raise ValueError("three")
+        return n if n == 5 else Jump("again", n + 1)
+
+    loop = fragile(0)
+    bind(loop, select_jump({"again": loop}))
+    engine = Engine(results=ResultStore(str(tmp_path)))
+    with pytest.raises(TaskFailedError) as failed:
+        await engine.run(double(loop))
+    assert calls == [0, 1, 2, 3]
+    broken.clear()
+    calls.clear()
+    seen = Recorded(engine)
+    assert await engine.run(double(loop), rerun_of=failed.value.run_id) == 10
+    assert calls == [3, 4, 5]  # what the failed run finished is read back, not run again
+    reused = [e.task_id for e in seen.events if isinstance(e, TaskCompleted) and e.reused_from]
+    assert reused == [f"{loop.task_id}@2", f"{loop.task_id}@3"]
+    assert f"{loop.task_id}@4" in seen.of(TaskRunning)
+
+    calls.clear()  # and a rerun of the run that finished runs none of it
+    finished = seen.events[0].run_id
+    assert await engine.run(double(loop), rerun_of=finished) == 10
+    assert calls == []

@@ -80,6 +80,7 @@ from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._env import Env
 from .workflow._gate import GateError, GateRejected, gate
 from .workflow._http import HttpResponse, HttpStatusError
+from .workflow._jump import Jump, JumpError, bind, select_jump
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -89,7 +90,6 @@ from .workflow._resource import (
     inject,
     resource,
 )
-from .workflow._jump import Jump, JumpError, bind, select_jump
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
 from .workflow._task import (

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from ._events import Event, TaskCompleted, TaskFailed, TaskSkipped
+from ._events import Event, TaskCompleted, TaskFailed, TaskRunning, TaskSkipped
 from ._steps import describe
+from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve, upstream
 from .workflow._jump import Jump, JumpError, jump_call
@@ -38,13 +39,19 @@ class _Held(Protocol):
 class LoopingRun(Protocol):
     """What :class:`Loops` asks of the run whose loops it keeps."""
 
-    graph: Graph
     run_id: str
     emit: Callable[[Event], None]
-    results: RunResults | None
-    held: _Held
     total: int
     finished: int
+
+    @property
+    def graph(self) -> Graph: ...
+
+    @property
+    def results(self) -> RunResults | None: ...
+
+    @property
+    def held(self) -> _Held: ...
 
     def ready(self, node: Node) -> None: ...
 
@@ -54,24 +61,29 @@ class LoopingRun(Protocol):
 
     def skipped(self, node: Node) -> None: ...
 
+    def reuse_later(self, nodes: list[Node], steps: list[Step]) -> None: ...
+
 
 class _Loop:
-    __slots__ = ("iterations", "node", "started", "current")
+    __slots__ = ("current", "iterations", "node", "not_kept", "started")
 
-    def __init__(self, node: Node, started: float) -> None:
+    def __init__(self, node: Node, started: float, not_kept: str | None) -> None:
         self.node = node
         self.started = started
+        self.not_kept = not_kept  # why its own call's result (its first jump) was not kept
         self.iterations = 1
         self.current: Node | None = None  # the iteration under way
 
 
 class Loops:
-    """The loops of one run that have jumped, until each ends."""
+    """The loops of one run that have jumped, until each ends; and, in a rerun, the loops whose
+    first jump it reuses, until they are ready to go on from it."""
 
     def __init__(self, run: LoopingRun) -> None:
         self._run = run
         self._loops: dict[int, _Loop] = {}  # by id of the loop's node
         self._of: dict[int, _Loop] = {}  # an iteration under way's loop, by id of its node
+        self._reused: dict[int, Jump] = {}  # a rerun's loops' kept first jumps, by node
         self._injects: Sequence[Inject] = ()  # those passed in the last call made
 
     def going(self) -> Iterator[Node]:
@@ -80,9 +92,17 @@ class Loops:
             if loop.current is not None:
                 yield loop.current
 
-    def jumped(self, node: Node, jump: Jump, started: float, attempt: int) -> bool:
-        """``node``'s attempt (begun at ``started``) returned ``jump``: go where it says;
-        ``False`` where it cannot (``node`` failed with a :class:`JumpError`)."""
+    def reused(self, node: Node, jump: Jump) -> None:
+        """A rerun reuses loop ``node``'s first jump: it goes on from it once ready, its
+        iterations reused as far as its run kept them, so that it resumes where it failed."""
+        self._reused[id(node)] = jump
+
+    def jumped(
+        self, node: Node, jump: Jump, started: float, attempt: int, *, reused: bool = False
+    ) -> bool:
+        """``node``'s attempt (begun at ``started``) returned ``jump`` (``reused``: a rerun's
+        kept result, already said): go where it says; ``False`` where it cannot (``node``
+        failed with a :class:`JumpError`)."""
         run = self._run
         loop = self._of.pop(id(node), None)
         try:
@@ -110,20 +130,24 @@ class Loops:
             )
             run.failed(node, exc)
             return False
+        results = run.results
+        not_kept = None if results is None or reused else results.keep(node, jump)
         if loop is None:  # the loop's own call: it goes on as its iterations
-            loop = self._loops[id(node)] = _Loop(node, started)
+            loop = self._loops[id(node)] = _Loop(node, started, not_kept)
         else:  # an iteration that went on elsewhere ends, without ending its loop
             node.done = True
             run.finished += 1
-            run.emit(
-                TaskCompleted(
-                    run_id=run.run_id,
-                    task_id=node.lazy.task_id,
-                    task_name=node.lazy.name,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    attempt=attempt,
+            if not reused:
+                run.emit(
+                    TaskCompleted(
+                        run_id=run.run_id,
+                        task_id=node.lazy.task_id,
+                        task_name=node.lazy.name,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        attempt=attempt,
+                        not_kept=not_kept,
+                    )
                 )
-            )
         if call is None:
             self._end(loop, jump.data)
             return True
@@ -138,12 +162,24 @@ class Loops:
         self._of[id(iteration)] = loop
         run.total += 1
         run.held.added([iteration])
-        run.ready(iteration)
+        step = None if results is None else results.add_iteration(loop.node, iteration)
+        if step is None:
+            run.ready(iteration)
+        else:  # a rerun's, kept by its run: reused once read, not run again
+            run.reuse_later([iteration], [step])
         return True
 
-    def ended(self, node: Node) -> bool:
-        """Whether ``node`` is a loop whose last iteration has ended (it ends with that one's
-        result); called when ``node`` is ready again."""
+    def ready(self, node: Node) -> bool:
+        """Whether ``node``, ready, is a loop that goes on without running its call: one whose
+        last iteration has ended (it ends with that one's result), or one whose first jump a
+        rerun reuses (it goes on from it)."""
+        jump = self._reused.pop(id(node), None) if self._reused else None
+        if jump is not None:
+            run = self._run
+            run.emit(TaskRunning(run_id=run.run_id, task_id=node.lazy.task_id,
+                                 task_name=node.lazy.name))  # fmt: skip
+            self.jumped(node, jump, time.perf_counter(), 1, reused=True)
+            return True
         loop = self._loops.get(id(node))
         if loop is None or loop.current is None:
             return False
@@ -171,14 +207,13 @@ class Loops:
         del self._loops[id(node)]
         loop.current = None
         node.result = value
-        results = run.results
         run.emit(
             TaskCompleted(
                 run_id=run.run_id,
                 task_id=node.lazy.task_id,
                 task_name=node.lazy.name,
                 duration_ms=(time.perf_counter() - loop.started) * 1000,
-                not_kept=None if results is None else results.keep(node, value),
+                not_kept=loop.not_kept,  # what is kept of a loop is its call's: its first jump
             )
         )
         run.completed(node)

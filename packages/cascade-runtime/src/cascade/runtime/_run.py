@@ -30,7 +30,6 @@ from cascade.interfaces.commands import (
 )
 
 from ._ended_runs import EndedDecisions
-from ._loops import Loops
 from ._errors import RunCancelledError, TaskFailedError, ValueLost
 from ._events import (
     Event,
@@ -47,6 +46,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._loops import Loops
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
@@ -749,6 +749,11 @@ class Run:
             if node.wanted is None:  # reused only where its routes are chosen
                 self.reusable[id(node)] = found
                 continue
+            if type(found[0]) is Jump and node.lazy.jumps is not None:  # a loop's first jump
+                if self.loops is None:
+                    self.loops = Loops(self)
+                self.loops.reused(node, found[0])  # goes on from it once ready, as a loop
+                continue
             node.result, from_run = found
             node.done = True
             self.finished += 1
@@ -1300,7 +1305,7 @@ class Run:
         once they have; or it is a gate, held for a decision from its start."""
         graph = self.graph
         lazy = node.lazy
-        if self.loops is not None and self.loops.ended(node):
+        if self.loops is not None and self.loops.ready(node):
             return True
         if node.wanted is None:
             self.parked[id(node)] = node
@@ -1375,16 +1380,21 @@ class Run:
             return
         reuse = self.results.add_items(node, items) if self.results is not None else None
         if reuse:
-            load = self.loop.create_task(self._reuse_items(items, reuse))
-            self.loads.add(load)
-            load.add_done_callback(self.loads.discard)
+            self.reuse_later(items, reuse)
             return
         for item in items:
             self.ready(item)
 
+    def reuse_later(self, items: list[Node], steps: list[Step]) -> None:
+        """``items`` joined the run (a map's, a loop's iteration), some with results its rerun's
+        run kept (``steps``): those end with them once read, the others start."""
+        load = self.loop.create_task(self._reuse_items(items, steps))
+        self.loads.add(load)
+        load.add_done_callback(self.loads.discard)
+
     async def _reuse_items(self, items: list[Node], steps: list[Step]) -> None:
-        """A rerun's map made ``items``: those whose results its run kept (``steps``) end
-        ``COMPLETED`` with them once read and proven, the others start."""
+        """A rerun's map made ``items`` (or a loop an iteration): those whose results its run
+        kept (``steps``) end ``COMPLETED`` with them once read and proven, the others start."""
         results = self.results
         assert results is not None
         try:
@@ -1400,6 +1410,9 @@ class Run:
                 continue
             item.result, from_run = found
             self._emit_reused(item, from_run)
+            if type(item.result) is Jump and self.loops is not None:  # a loop's iteration's
+                self.loops.jumped(item, item.result, time.perf_counter(), 1, reused=True)
+                continue
             self.completed(item)
         for item in rest:
             self.ready(item)

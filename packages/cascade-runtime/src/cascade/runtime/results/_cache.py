@@ -21,7 +21,7 @@ from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
-from ._results import CacheEntry, ResultMissing, ResultStore
+from ._results import CacheEntry, ResultMissing, ResultStore, decode_kept
 from ._run_results import RunResults
 
 __all__ = ["CLOCK_SKEW", "Hit", "RunCache", "check_cache"]
@@ -77,7 +77,7 @@ def _look_up(store: ResultStore, fingerprint: str, expire: float | None) -> tupl
     except ResultMissing as exc:
         raise ResultMissing(f"{kept} {exc.detail}") from None
     try:
-        return msgspec.msgpack.decode(data), entry
+        return decode_kept(data), entry
     except msgspec.DecodeError as exc:
         raise ResultMissing(f"{kept} cannot be decoded: {exc}") from None
 

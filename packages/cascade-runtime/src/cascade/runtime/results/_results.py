@@ -25,6 +25,7 @@ from cascade.interfaces import CascadeError
 from cascade.interfaces.serving import RunOrigin
 
 from .._errors import RerunError
+from ..workflow._jump import Jump
 
 __all__ = [
     "CacheEntry",
@@ -39,6 +40,7 @@ __all__ = [
     "ResultMissing",
     "ResultStore",
     "RunManifest",
+    "decode_kept",
     "encode_msgpack",
     "open_store",
 ]
@@ -55,8 +57,27 @@ MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _encode_json = msgspec.json.Encoder().encode
-encode_msgpack = msgspec.msgpack.Encoder().encode
-_decode_msgpack = msgspec.msgpack.Decoder().decode
+_JUMP = 1
+"""The msgpack extension type of a kept :class:`~cascade.runtime.Jump` (a loop's iteration's
+result): the msgpack of ``[target_key, data]``."""
+
+
+def _kept_form(value: Any) -> Any:
+    if type(value) is Jump:
+        return msgspec.msgpack.Ext(_JUMP, encode_msgpack([value.target_key, value.data]))
+    raise TypeError(f"a {type(value).__name__} has no msgpack form")
+
+
+def _from_ext(code: int, data: memoryview) -> Any:
+    if code == _JUMP:
+        target_key, value = decode_kept(data)
+        return Jump(target_key, value)
+    return msgspec.msgpack.Ext(code, bytes(data))
+
+
+encode_msgpack = msgspec.msgpack.Encoder(enc_hook=_kept_form).encode
+decode_kept = msgspec.msgpack.Decoder(ext_hook=_from_ext).decode
+"""A kept result's value from its bytes (a loop's jump as a :class:`Jump`)."""
 # what always decodes back as itself (an int too big for msgpack does not encode at all)
 SAME = frozenset((type(None), bool, int, float, str, bytes))
 _partials = itertools.count()
@@ -367,7 +388,7 @@ class ResultStore:
         (:meth:`read_bytes`)."""
         data = self.read_bytes(fingerprint, size=size, sha256=sha256)
         try:
-            return msgspec.msgpack.decode(data)
+            return decode_kept(data)
         except msgspec.DecodeError as exc:
             raise ResultMissing(f"cannot be decoded: {exc}") from None
 
@@ -499,7 +520,7 @@ class ResultStore:
         if type(value) in SAME:
             return data, ""
         try:
-            same = _decode_msgpack(data) == value
+            same = decode_kept(data) == value
         except Exception:
             same = False
         if same is not True:

@@ -23,7 +23,7 @@ from .._steps import describe
 from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node, order_only
 from ..workflow._task import MapError, MappedLazyResult
-from ._fingerprints import Prints, fingerprint_call
+from ._fingerprints import Prints, code_hash, fingerprint_call
 from ._on_worker import WorkerKeep
 from ._rerun import Step, kept_results, map_items
 from ._results import (
@@ -34,6 +34,7 @@ from ._results import (
     ResultMissing,
     ResultStore,
     RunManifest,
+    decode_kept,
     encode_msgpack,
 )
 
@@ -73,7 +74,7 @@ async def read_kept(
             assert step.fingerprint is not None
             try:
                 data = store.read_bytes(step.fingerprint, size=step.size, sha256=step.sha256)
-                value, why = (msgspec.msgpack.decode(data) if decode else None), None
+                value, why = (decode_kept(data) if decode else None), None
             except ResultMissing as exc:
                 value, why = None, exc.detail
             except msgspec.DecodeError as exc:
@@ -200,6 +201,7 @@ class RunResults:
         self._batch_data: list[bytes] = []
         self._batch_bytes = 0
         self._journaled = 0  # the journal's files written (the writer thread's)
+        self._codes: dict[Any, str] = {}  # a loop's routes' tasks' code hashes, by function
         self._loop = asyncio.get_running_loop()
 
     def begin(
@@ -284,6 +286,34 @@ class RunResults:
         if id(node) in self._indexed:  # a cached map's items are cached
             self._indexed.update(id(item) for item in items)
         return reuse
+
+    def add_iteration(self, loop: Node, iteration: Node) -> Step | None:
+        """Loop ``loop`` made ``iteration``: its key (the loop's, ``@n`` as in its id) and
+        fingerprint (its task called on its values), kept like any task's; for a rerun, the
+        step reusing its run's kept result where it kept one (a forced loop's are forced)."""
+        prints = self.prints
+        at = self._index[id(loop)]
+        lazy = iteration.lazy
+        task = lazy.task
+        code = prints.codes[at] if task is loop.lazy.task else self._code(task.fn)
+        fingerprint, why_not = fingerprint_call(lazy, code)
+        self._index[id(iteration)] = len(prints.keys)
+        prints.keys.append(f"{prints.keys[at]}@{lazy.task_id.rsplit('@', 1)[1]}")
+        prints.codes.append(code)
+        prints.fingerprints.append(fingerprint)
+        prints.why_not.append(why_not)
+        self.nodes.append(iteration)
+        if self._rerun == "all" or id(loop) in self._forced:
+            self._forced.add(id(iteration))
+            return None
+        kept = self._before.get(fingerprint) if self._before and fingerprint else None
+        return None if kept is None else Step(iteration, "reuse", "unchanged", kept)
+
+    def _code(self, fn: Any) -> str:
+        code = self._codes.get(fn)
+        if code is None:
+            code = self._codes[fn] = code_hash(fn)
+        return code
 
     async def load_items(self, steps: list[Step]) -> None:
         """:meth:`load` the kept results of a map's items (:meth:`add_items`), counted as a

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from cascade.interfaces import CascadeError
@@ -32,15 +31,27 @@ class JumpError(CascadeError, LookupError, ValueError):
     the jump fails so (a ``ValueError`` and a ``LookupError``, as an unknown route is)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Jump:
     """What a task returns to go on elsewhere: ``target_key`` names the route of the
     :func:`select_jump` bound to its call; ``data`` is the next task's input (a dict: its
     arguments by name, or by position as ``"0"``, ``"1"``...; ``None``: its own arguments;
     anything else: its first argument), or the loop's result where the route is ``None``."""
 
-    target_key: Any
-    data: Any = None
+    __slots__ = ("data", "target_key")
+
+    def __init__(self, target_key: Any, data: Any = None) -> None:
+        self.target_key = target_key
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Jump:
+            return NotImplemented
+        return (self.target_key, self.data) == (other.target_key, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # its data may be a dict
+
+    def __repr__(self) -> str:
+        return f"Jump({self.target_key!r}, {self.data!r})"
 
 
 class JumpSelector:
@@ -56,7 +67,7 @@ class JumpSelector:
                 f"a jump's route is a task call (a lazy result) or None, not "
                 f"{type(routes[bad[0]]).__name__} (route {bad[0]!r})"
             )
-        self.routes = dict(routes)
+        self.routes: dict[Any, LazyResult[Any] | None] = dict(routes)
 
     def route(self, key: Any) -> LazyResult[Any] | None:
         """The call the run goes on at for ``key`` (``None``: the loop ends);
