@@ -1,8 +1,9 @@
 """The Cascade engine's documented programs (its tutorial, how-to guides, concepts and CLI
 reference), each run on ours with its import line changed.
 
-Each test names the page and section it comes from. *As written*: the program runs with only
-``import cascade.runtime as cs``; *changed*: it needs the change docs/from-cascade.md names. The
+Each test names the page and section it comes from. *As written*: the program runs with
+``import cascade.runtime as cs``, its engine made as ``cs.Engine()`` (or run by ``cs.run``) and
+its events read from ``engine.events``; *changed*: it needs a row of docs/from-cascade.md. The
 guides that call what the original itself does not have (``cs.http(url).json()``, ``cs.file``,
 ``cs.cli``) are run with the names both have.
 """
@@ -85,8 +86,8 @@ def test_a_shell_result_feeds_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_param_with_a_default_and_its_override() -> None:
-    """Parameterizing: changed, its commented ``engine.run(db_url, params=...)`` (not
-    awaited) is ``cs.run(db_url, params=...)``."""
+    """Parameterizing: as written, its commented ``Engine().run(db_url, params=...)`` run
+    by ``cs.run(db_url, params=...)``."""
     env: cs.Param[str] = cs.Param("env", default="staging", description="target environment")
 
     @cs.task
@@ -128,8 +129,7 @@ def test_a_map_then_its_summary() -> None:
 
 
 def test_a_router_on_a_param_with_a_default() -> None:
-    """Dynamic routing: changed as the Param section (``cs.run`` for its commented
-    ``engine.run``)."""
+    """Dynamic routing: as written, run as the Param section's."""
     data_source_type: cs.Param[str] = cs.Param("data_source", default="db")
 
     @cs.task
@@ -230,8 +230,8 @@ def database_connection() -> Iterator[Connection]:
 
 
 def test_injection_in_the_signature() -> None:
-    """The recommended pattern: changed, ``cs.Engine(...)`` is ``cs.Engine()`` and its run
-    is awaited (``asyncio.run``), as the original's engine's had to be too."""
+    """The recommended pattern: as written, ``cs.Engine(...)`` made as ``cs.Engine()`` and its
+    run awaited (``asyncio.run``), as the original's had to be too."""
 
     @cs.task
     def get_user(user_id: int, db: Connection = cs.inject("database_connection")) -> str:

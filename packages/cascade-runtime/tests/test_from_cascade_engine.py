@@ -1,10 +1,10 @@
 """What the Cascade engine's own engine tests assert its users' programs get, checked on ours.
 
 Each test is one program of the original's engine test suite (named in its docstring), written
-again for ``import cascade.runtime as cs`` with the smallest change a user makes: an engine is
-``cs.Engine()`` (no solver, executor or bus to give), events come from
-``engine.events.subscribe(handler)``, and the other changes docs/from-cascade.md lists. A
-docstring saying *changed* names the row of that page the test relies on. Loops
+again for ``import cascade.runtime as cs`` with the smallest change a user makes. *As written*:
+only that, an engine made as ``cs.Engine()`` (no solver, executor or bus to give) and events
+read from ``engine.events.subscribe(handler)`` by their new names; *changed*: it relies on the
+row of docs/from-cascade.md it names. Its timings are checked by counting, not by the clock. Loops
 (``cs.Jump``) are not here: they are built elsewhere.
 """
 
@@ -193,8 +193,8 @@ async def test_a_pipeline_step_whose_condition_holds_runs() -> None:
 
 
 async def test_a_retried_task_succeeds_on_its_third_attempt() -> None:
-    """test_retry_success_after_failure: changed, ``TaskExecutionFinished(status=...)`` is
-    ``TaskCompleted``."""
+    """test_retry_success_after_failure: as written (``TaskExecutionFinished`` with its
+    ``status`` is ``TaskCompleted``)."""
     calls = 0
 
     @cs.task
@@ -305,8 +305,8 @@ async def test_lists_of_mismatched_lengths_are_a_value_error() -> None:
 
 
 async def test_a_retry_on_a_map_applies_to_each_item() -> None:
-    """test_map_with_retry_policy: changed, ``max_attempts=2`` is 2 attempts in all (each item
-    failed once, then succeeded: the same calls as the original's)."""
+    """test_map_with_retry_policy: as written (each item fails once, then succeeds: the same
+    calls on both, whatever ``max_attempts`` counts)."""
     calls: dict[int, int] = {}
 
     @cs.task
@@ -324,9 +324,8 @@ async def test_a_retry_on_a_map_applies_to_each_item() -> None:
 
 
 async def test_constraints_on_a_map_bound_its_items_together() -> None:
-    """test_map_with_constraints_policy: changed, the engine is
-    ``cs.Engine(system_resources=...)``; never more items at once than the capacity, checked by
-    counting, not by time."""
+    """test_map_with_constraints_policy: as written (``cs.Engine(system_resources=...)``);
+    never more items at once than the capacity."""
     running = 0
     most = 0
 
@@ -522,10 +521,10 @@ def _original_payload(identity: str, scope: str, kind: str, **params: Any) -> by
 
 
 async def test_a_task_pause_holds_it_until_cleared_then_the_run_ends() -> None:
-    """test_engine_pauses_and_resumes_specific_task: changed, the engine is
+    """test_engine_pauses_and_resumes_specific_task: as written, the engine made as
     ``cs.Engine(connector)``; the payload is the original's, on the original's topic
     (``cascade/constraints/task/task_b``); the run gives its real result (the original's
-    mock executor gave ``"result"``)."""
+    test executor gave ``"result"``)."""
     broker, controller, engine, events = await _controlled()
     held = asyncio.Event()
     engine.events.subscribe(lambda event: held.set() if isinstance(event, cs.TaskBlocked) else None)
@@ -560,8 +559,8 @@ async def test_a_task_pause_holds_it_until_cleared_then_the_run_ends() -> None:
 
 
 async def test_a_global_pause_holds_every_task() -> None:
-    """test_engine_pauses_on_global_pause_constraint: changed as above; the pause is in force
-    before the run starts (the original's test raced its first task to send it)."""
+    """test_engine_pauses_on_global_pause_constraint: as written, as above; the pause is in
+    force before the run starts (the original's test raced its first task to send it)."""
     broker, controller, engine, events = await _controlled()
     held = asyncio.Event()
     engine.events.subscribe(lambda event: held.set() if isinstance(event, cs.TaskBlocked) else None)
@@ -586,8 +585,8 @@ async def test_a_global_pause_holds_every_task() -> None:
 
 @pytest.mark.parametrize("scope", ["task:slow_task", "global"])
 async def test_a_concurrency_limit_of_one_runs_tasks_one_at_a_time(scope: str) -> None:
-    """test_concurrency_constraint_on_map and test_global_concurrency_limit: changed as above;
-    one at a time checked by counting, not by time."""
+    """test_concurrency_constraint_on_map and test_global_concurrency_limit: as written, as
+    above."""
     broker, controller, engine, _ = await _controlled()
     running = 0
     most = 0

@@ -1,9 +1,10 @@
 """What the Cascade engine's provider tests (its ``cascade-library``) assert, checked on ours.
 
 Each test is one program of the original's library tests (named in its docstring), written again
-for ``import cascade.runtime as cs`` with an engine made as ``cs.Engine()``; *changed* names the
-row of docs/from-cascade.md the test relies on. ``cs.http.*`` and ``cs.io.s3.*`` are checked
-against a loopback server in test_providers_http.py and test_providers_s3.py.
+for ``import cascade.runtime as cs`` with an engine made as ``cs.Engine()``: *as written*, with
+no other change; *changed* names the row of docs/from-cascade.md the test relies on.
+``cs.http.*`` and ``cs.io.s3.*`` are checked against loopback servers in test_providers_http.py
+and test_providers_s3.py.
 """
 
 from __future__ import annotations
@@ -348,7 +349,7 @@ async def test_recv_waits_for_a_message_on_its_topic() -> None:
 
 
 async def test_recv_times_out_as_a_timeout_error() -> None:
-    """test_recv_times_out: changed, the engine is ``cs.Engine(connector)``."""
+    """test_recv_times_out: as written, the engine made as ``cs.Engine(connector)``."""
     engine = cs.Engine(InMemoryConnector(InMemoryBroker(), presence=False), heartbeat_interval=None)
     with pytest.raises(asyncio.TimeoutError):
         await engine.run(cs.recv("firefly/no-reply", timeout=0.05))

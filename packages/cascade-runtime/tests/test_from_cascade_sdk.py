@@ -1,8 +1,9 @@
 """What the Cascade engine's spec and SDK tests assert of its names, checked on ours.
 
 Each test is one program of the original's ``cascade-spec`` and ``cascade-sdk`` tests (named in
-its docstring), written again for ``import cascade.runtime as cs``; *changed* names the row of
-docs/from-cascade.md the test relies on. Loops (``cs.Jump``, ``cs.bind``) are not here.
+its docstring), written again for ``import cascade.runtime as cs``: *as written*, with that,
+``cs.Engine()`` and ``engine.events`` only; *changed* names the row of docs/from-cascade.md the
+test relies on. Loops (``cs.Jump``, ``cs.bind``) are not here.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def task_using_resource(conn: Connection = cs.inject("db_connection")) -> str:
 
 
 def test_a_task_gets_its_injected_resource() -> None:
-    """test_di_end_to_end: changed, the engine is ``cs.Engine()``."""
+    """test_di_end_to_end: as written, the engine made as ``cs.Engine()``."""
     engine = cs.Engine()
     engine.register(config)
     engine.register(db_connection)
@@ -218,7 +219,7 @@ def test_a_task_gets_its_injected_resource() -> None:
 
 
 def test_resources_are_acquired_in_order_and_released_in_reverse() -> None:
-    """test_resource_events: changed, ``bus.subscribe(Event, ...)`` is
+    """test_resource_events: as written, ``bus.subscribe(Event, ...)`` being
     ``engine.events.subscribe(...)``."""
     events: list[cs.Event] = []
     engine = cs.Engine()
