@@ -513,8 +513,11 @@ def pipeline(value: Any, steps: Sequence[Callable[[Any], Any]]) -> Any:
     that makes a lazy result, such as ``lambda x: save(x, to="out")``) is called on what the
     step before it made, ``pipeline(url, [fetch, parse, save])`` being
     ``save(parse(fetch(url)))``. ``value``: a value or a lazy result. Returns the last step's
-    lazy result (``value`` itself when there are no steps). :class:`ChainError` for a step
-    that is a lazy result (a task called, not the task) or not callable."""
+    lazy result (``value`` itself when there are no steps). A step whose call has a condition
+    (``lambda x: double(x).run_if(enabled)``) that is false when it would start is skipped and
+    the next step takes what it was given, as the Cascade engine's pipelines pass a value past
+    a skipped step. :class:`ChainError` for a step that is a lazy result (a task called, not
+    the task) or not callable."""
     if not isinstance(steps, (list, tuple)):
         raise ChainError(
             f"pipeline takes a list of steps (tasks or callables), not {type(steps).__name__}"
@@ -530,8 +533,14 @@ def pipeline(value: Any, steps: Sequence[Callable[[Any], Any]]) -> Any:
                 f"a pipeline step is a task or a callable, not {type(step).__name__}: {step!r}"
             )
     current = value
-    for step in steps:
-        current = step(current)
+    for at, step in enumerate(steps, 1):
+        made = step(current)
+        if at < len(steps) and isinstance(made, LazyResult) and made.condition is not ALWAYS:
+            # the next step takes this one's result where it ran, else what it was given
+            ran = made.condition
+            selector = _holds(ran) if isinstance(ran, (LazyResult, Param)) else bool(ran)
+            made = Router(selector=selector, routes={True: made, False: current})
+        current = made
     return current
 
 
@@ -688,3 +697,9 @@ class _Decorator:
 
     def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
         return Task(fn, **self.options)
+
+
+@task(name="run_if")
+def _holds(condition: Any) -> bool:
+    """Whether a pipeline step's condition is true (the route its result or input takes)."""
+    return bool(condition)
