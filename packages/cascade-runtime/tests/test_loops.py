@@ -27,11 +27,14 @@ from cascade.runtime import (
     TaskFailedError,
     TaskRunning,
     TaskSkipped,
+    WorkflowJsonError,
     bind,
     inject,
     resource,
     select_jump,
     task,
+    to_json,
+    visualize,
 )
 
 
@@ -311,3 +314,35 @@ async def test_a_rerun_of_a_failed_loop_resumes_at_the_iteration_that_failed(
     finished = seen.events[0].run_id
     assert await engine.run(double(loop), rerun_of=finished) == 10
     assert calls == []
+
+
+def test_visualize_draws_each_jump_and_a_route_that_runs_only_as_an_iteration() -> None:
+    @task
+    def lint(code: str) -> Jump:
+        return Jump("fix", "errors")
+
+    @task
+    def fix(reason: str) -> Jump:
+        return Jump("retry")
+
+    checked = lint("src")
+    fixer = fix("none yet")  # no task of the graph: it runs only where a jump goes
+    bind(checked, select_jump({"fix": fixer, "done": None}))
+    bind(fixer, select_jump({"retry": checked}))
+    dot = visualize(checked)
+    assert f'"{fixer.task_id}" [label="fix\\n(task)", shape=box];' in dot
+    assert f'"{checked.task_id}" -> "{fixer.task_id}" [label="jump: fix", style=bold];' in dot
+    assert f'"{fixer.task_id}" -> "{checked.task_id}" [label="jump: retry", style=bold];' in dot
+    assert visualize(checked, "text").splitlines() == [
+        f"{checked.task_id} [task lint]",
+        f"{fixer.task_id} [task fix] (a loop's route)",
+        f"{checked.task_id} jumps to {fixer.task_id} ('fix')",
+        f"{fixer.task_id} jumps to {checked.task_id} ('retry')",
+    ]
+
+
+def test_a_loop_is_not_written_as_json() -> None:
+    loop = counter(3)
+    bind(loop, select_jump({"continue": loop, "exit": None}))
+    with pytest.raises(WorkflowJsonError, match="a loop"):
+        to_json(loop)

@@ -82,6 +82,8 @@ class _Writer:
             raise WorkflowJsonError(f"{where}: a condition (run_if) is not written as JSON")
         if lazy.resources is not lazy.task.resources:
             raise WorkflowJsonError(f"{where}: with_constraints is not written as JSON")
+        if lazy.jumps is not None:
+            raise WorkflowJsonError(f"{where}: a loop (bind) is not written as JSON")
         ref = _task_ref(lazy.task, where)
         args = [self.value(a, where) for a in lazy.args]
         kwargs = {k: self.value(v, where) for k, v in lazy.kwargs.items()}

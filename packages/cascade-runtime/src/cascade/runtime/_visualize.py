@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ._errors import CascadeRuntimeError
-from .workflow._graph import build_graph
+from .workflow._graph import Node, build_graph
 from .workflow._graph_wire import wire_graph
 from .workflow._task import LazyResult
 
 __all__ = ["dry_run", "visualize"]
+
+_JUMPS = " jumps to "  # a text line of a loop's jump, not a task
 
 
 def _arguments(lazy: LazyResult[Any]) -> dict[int, str]:
@@ -85,9 +87,42 @@ def visualize(target: Any, format: Literal["dot", "text"] = "dot") -> str:
                 options.append(f"style={style}")
             attrs = f" [{', '.join(options)}]" if options else ""
             lines.append(f"  {_quote(dep)} -> {_quote(wire.id)}{attrs};")
+    lines += _jumps(graph.nodes, format)
     if format == "dot":
         lines.append("}")
     return "\n".join(lines)
+
+
+def _jumps(nodes: list[Node], format: str) -> list[str]:
+    """The loops' jumps (:func:`~cascade.runtime.bind`): an edge from each bound call to each
+    route's call, labelled ``jump: KEY`` (bold in DOT), with a box for a route's call that is
+    no task of the graph (it runs only as an iteration); a route of ``None`` ends the loop."""
+    drawn = {id(node.lazy) for node in nodes}
+    bound = [node.lazy for node in nodes if node.lazy.jumps is not None]
+    lines: list[str] = []
+    while bound:
+        lazy = bound.pop(0)
+        for key, route in lazy.jumps.routes.items():
+            if route is None:
+                continue
+            if id(route) not in drawn:
+                drawn.add(id(route))
+                if route.jumps is not None:
+                    bound.append(route)
+                if format == "dot":
+                    label = _quote(f"{route.name}\\n(task)").replace("\\\\n", "\\n")
+                    lines.append(f"  {_quote(route.task_id)} [label={label}, shape=box];")
+                else:
+                    lines.append(f"{route.task_id} [task {route.name}] (a loop's route)")
+            if format == "dot":
+                edge = _quote(f"jump: {key}")
+                lines.append(
+                    f"  {_quote(lazy.task_id)} -> {_quote(route.task_id)} [label={edge}, "
+                    "style=bold];"
+                )
+            else:
+                lines.append(f"{lazy.task_id}{_JUMPS}{route.task_id} ({key!r})")
+    return lines
 
 
 def dry_run(target: Any) -> None:
@@ -95,5 +130,9 @@ def dry_run(target: Any) -> None:
     task on a line, numbered, in an order it may run in (what it waits for before it), with
     its kind and what it waits for, as :func:`visualize`'s text says."""
     lines = visualize(target, "text").splitlines()
-    for index, line in enumerate(lines, 1):
-        print(f"[{index}/{len(lines)}] {line}")
+    tasks = [line for line in lines if _JUMPS not in line]
+    for index, line in enumerate(tasks, 1):
+        print(f"[{index}/{len(tasks)}] {line}")
+    for line in lines:
+        if _JUMPS in line:  # a loop's jump: no step of the plan, where it may go on
+            print(f"  {line}")
