@@ -9,7 +9,8 @@ to wait on:
   as it returns.
 
 ``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--unsafe-at N``:
-step N is declared unsafe to repeat (``@task(repeatable=False)``).
+step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--every S``: a schedule
+``nightly`` starts ``etl`` every ``S`` seconds too (a slot claimed by one server alone).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import os
 import signal
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, LazyResult, current_task, task
+from cascade.runtime import Engine, LazyResult, Schedule, current_task, task
 
 
 def say(**record: Any) -> None:
@@ -46,6 +48,7 @@ async def main() -> int:
     parser.add_argument("--max-carry-ons", type=int, default=3)
     parser.add_argument("--die-at", type=int, default=0, help="the step that kills its engine")
     parser.add_argument("--unsafe-at", type=int, default=0, help="the step not safe to repeat")
+    parser.add_argument("--every", type=int, default=0, help="a schedule's period, seconds")
     options = parser.parse_args()
 
     async def step_fn(previous: int, i: int) -> int:
@@ -75,8 +78,10 @@ async def main() -> int:
         keepalive=options.keepalive,
     )
     engine = Engine(connector, results=options.results, heartbeat_interval=None)
+    every = timedelta(seconds=options.every)
     await engine.serve(
         {"etl": etl},
+        schedules={"nightly": Schedule(every=every, workflow="etl")} if options.every else None,
         on_engine_lost=options.policy,  # serve checks it
         max_carry_ons=options.max_carry_ons,
     )

@@ -149,6 +149,59 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     figures.outcome = "ok"
 
 
+async def test_a_scheduled_run_whose_server_died_is_carried_on_and_its_slot_not_fired_again(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """Two servers of a schedule every 10 s: the one that claimed a slot is killed mid-run;
+    the other carries that run on (its slot in its origin), and neither fires the slot again."""
+    figures.scenario = "scheduled run's engine SIGKILL, carried on"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    servers = {
+        source: await _server(own_broker, prefix, source, results, "--every", "10")
+        for source in ("server-a", "server-b")
+    }
+    engine_processes += servers.values()
+    steps = {
+        source: asyncio.ensure_future(_step(child, "running", 11, timeout=40))
+        for source, child in servers.items()
+    }
+    done, pending = await asyncio.wait(steps.values(), return_when=asyncio.FIRST_COMPLETED)
+    for waiting in pending:
+        waiting.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    (fired,) = [source for source, step in steps.items() if step in done]
+    victim = servers[fired]
+    (survivor,) = [child for source, child in servers.items() if source != fired]
+    lost = steps[fired].result()["run"]
+    await _kept(store, lost, 10)
+    began = store.manifest(lost).origin
+    assert began is not None and began.schedule == "nightly"  # a schedule's run, its slot named
+    slot = began.scheduled_for
+    assert slot is not None
+    os.kill(victim.process.pid, signal.SIGKILL)
+    first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+    while first["i"] != 11:  # a later slot's run may start there too: the carried-on run's
+        first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+    carried = first["run"]
+    await _status(store, carried, "Succeeded")
+    final = store.manifest(carried)
+    assert final.rerun_of == lost
+    assert final.origin is not None
+    assert (final.origin.schedule, final.origin.scheduled_for) == ("nightly", slot)
+    runs = {line["run"] for line in survivor.lines if line.get("event") == "running"}
+    slots = [
+        getattr(getattr(_manifest(store, run), "origin", None), "scheduled_for", None)
+        for run in runs
+    ]
+    assert slots.count(slot) == 1  # the carried-on run alone: the slot not fired again
+    figures.outcome = "ok"
+
+
 async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
     own_broker: OwnBroker,
     prefix: str,

@@ -352,6 +352,7 @@ class RunLife:
                             params=origin.params if origin is not None else None,
                             rerun_of=again.rerun_of if again is not None else None,
                             root_run=again.root_run if again is not None else run_id,
+                            origin=origin,
                         )
                     )
                     # Its end waits for its manifest (whoever sees a run end may rerun it at

@@ -114,8 +114,9 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     its ``name``, the served ``workflow`` and ``params`` it ran with (when a serving process
     started it), the run it reruns (``rerun_of``) and the first of that line (``root_run``),
     its ``status`` (``Succeeded``, ``Failed``, ``Cancelled``), when it ``started`` and
-    ``ended`` (ISO 8601), and its ``tasks`` by stable task key (``name#n``); in its journal's
-    head, where it came from (``origin``, as its ``ENGINE_STARTED`` says)."""
+    ``ended`` (ISO 8601), its ``tasks`` by stable task key (``name#n``), and where it came from
+    (``origin``, as its ``ENGINE_STARTED`` says: who asked and why, a schedule's slot, the run
+    it carries on), also in its journal's head."""
 
     run_id: str
     status: str

@@ -604,9 +604,10 @@ class RunResults:
         params: dict[str, Any] | None,
         rerun_of: str | None,
         root_run: str | None,
+        origin: RunOrigin | None = None,
     ) -> None:
         """Wait for the run's results to be written, then write its manifest (``states``: each
-        node's last state, by ``id``) and wait for it."""
+        node's last state, by ``id``; ``origin``: where the run came from) and wait for it."""
         store = self.store
         self._hand_over()
         await asyncio.wrap_future(store.flushed())
@@ -660,6 +661,7 @@ class RunResults:
             root_run=root_run,
             started=self.started,
             ended=_now(),
+            origin=origin,
         )
         failed: list[str] = []
 
