@@ -180,7 +180,8 @@ async def test_a_scheduled_run_whose_server_died_is_carried_on_and_its_slot_not_
     lost = steps[fired].result()["run"]
     await _kept(store, lost, 10)
     began = store.manifest(lost).origin
-    assert began is not None and began.schedule == "nightly"  # a schedule's run, its slot named
+    assert began is not None
+    assert began.schedule == "nightly"  # a schedule's run, its slot named
     slot = began.scheduled_for
     assert slot is not None
     os.kill(victim.process.pid, signal.SIGKILL)
