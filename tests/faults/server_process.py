@@ -6,7 +6,8 @@ Its announcement says when it serves. Prints one JSON object per line on stdout,
 to wait on:
 
 - ``{"event": "running", "i": ..., "run": ...}`` as each step starts, ``{"event": "done", ...}``
-  as it returns.
+  as it returns; ``{"event": "finished", "run": ..., "status": ..., "carried_on": ...,
+  "left_lost": ...}`` as a run ends, with the engine's carry-on counters.
 
 ``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--unsafe-at N``:
 step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--every S``: a schedule
@@ -26,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, LazyResult, Schedule, current_task, task
+from cascade.runtime import Engine, LazyResult, RunFinished, Schedule, current_task, task
 
 
 def say(**record: Any) -> None:
@@ -78,6 +79,14 @@ async def main() -> int:
         keepalive=options.keepalive,
     )
     engine = Engine(connector, results=options.results, heartbeat_interval=None)
+
+    def finished(event: object) -> None:
+        if isinstance(event, RunFinished):  # with what the engine counts of carry-ons
+            stats = engine.stats
+            say(event="finished", run=event.run_id, status=event.status,
+                carried_on=stats.runs_carried_on, left_lost=stats.runs_left_lost)  # fmt: skip
+
+    engine.events.subscribe(finished)
     every = timedelta(seconds=options.every)
     await engine.serve(
         {"etl": etl},

@@ -131,6 +131,7 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
         carried = first["run"]
         await _step(survivor, "done", TASKS)
         await _status(store, carried, "Succeeded")
+        ended = await survivor.expect("finished")
     finally:
         await observer.disconnect()
     ran_again = sorted(
@@ -146,6 +147,7 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     assert sum(1 for t in final.tasks.values() if t.from_run == lost) == 10
     started = [line["i"] for line in survivor.lines if line.get("event") == "running"]
     assert started == list(range(11, TASKS + 1))
+    assert (ended["run"], ended["carried_on"], ended["left_lost"]) == (carried, 1, 0)
     figures.outcome = "ok"
 
 

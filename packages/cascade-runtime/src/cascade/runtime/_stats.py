@@ -66,6 +66,9 @@ class EngineStats(ConstraintStats):
     too (the same, with no shared results store: it ran twice); ``slots_backfilled``: past
     slots a backfill asked it to start that it claimed first (their runs started as a start
     request's do).
+    While it serves (docs/durability.md): ``runs_carried_on``: runs of a server that died which
+    this engine carried on (it won their claim); ``runs_left_lost``: such runs it would have
+    carried on but left lost, said why (its line over ``max_carry_ons``, or no results store).
     """
 
     runs: int = 0
@@ -97,3 +100,5 @@ class EngineStats(ConstraintStats):
     slots_deduplicated: int = 0
     slots_doubled: int = 0
     slots_backfilled: int = 0
+    runs_carried_on: int = 0
+    runs_left_lost: int = 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from cascade.interfaces import MAX_PROMPT_LENGTH
 from cascade.interfaces.serving import RunOrigin, ServedRun
@@ -19,6 +19,7 @@ from ..workflow._graph import build_graph, task_keys
 
 __all__ = [
     "DEFAULT_MAX_CARRY_ONS",
+    "CarryOnCounts",
     "CarryOns",
     "LostRun",
     "OnEngineLost",
@@ -124,6 +125,13 @@ def engine_lost_policies(
     return policies
 
 
+class CarryOnCounts(Protocol):
+    """Where carry-ons are counted (:class:`~cascade.runtime.EngineStats`)."""
+
+    runs_carried_on: int
+    runs_left_lost: int
+
+
 class CarryOns:
     """Acts on the runs of dead engines (:meth:`lost`): each one of a workflow whose policy is
     ``carry-on``, begun (it has a journal in ``results``) and unfinished, is handed to
@@ -136,6 +144,7 @@ class CarryOns:
         carry: Callable[[LostRun], Awaitable[str]],
         *,
         own_runs: Callable[[], set[str]],
+        stats: CarryOnCounts,
         max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
     ) -> None:
         if max_carry_ons < 0:
@@ -147,10 +156,7 @@ class CarryOns:
         self._max = max_carry_ons
         self._done: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.carried = 0
-        """Runs this server carried on."""
-        self.left = 0
-        """Lost runs this server would carry on and left lost (no store, over the budget)."""
+        self._stats = stats
 
     def lost(self, source: str, runs: list[ServedRun]) -> None:
         """``source`` died with ``runs`` live (its last announcement's): act on each, once."""
@@ -172,7 +178,7 @@ class CarryOns:
     async def _carry_on(self, source: str, entry: ServedRun) -> None:
         results = self._results
         if results is None:
-            self.left += 1
+            self._stats.runs_left_lost += 1
             _log.warning(
                 "run %s of %s died with its engine %s; it is not carried on: this engine keeps "
                 "no results (Engine(results=...), a store every server reaches)",
@@ -189,7 +195,7 @@ class CarryOns:
             return  # it ended before its engine died
         origin = manifest.origin or RunOrigin(workflow=entry.workflow, params=manifest.params)
         if origin.carry_ons >= self._max:
-            self.left += 1
+            self._stats.runs_left_lost += 1
             _log.warning(
                 "run %s of %s died with its engine %s; it is not carried on: its line was "
                 "carried on %d times already (max_carry_ons), each time its engine died",
@@ -205,7 +211,7 @@ class CarryOns:
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
             return
-        self.carried += 1
+        self._stats.runs_carried_on += 1
         _log.warning(
             "carried on run %s of %s as %s%s: its engine %s died", run_id, entry.workflow,
             carried_as, ", held for a decision (its task carry_on)" if hold else "", source,

@@ -143,6 +143,7 @@ class Server:
             results,
             self._carry,
             own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
+            stats=context.stats,
             max_carry_ons=max_carry_ons,
         )
         self._peers = Peers(
