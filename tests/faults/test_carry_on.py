@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -202,6 +203,46 @@ async def test_a_scheduled_run_whose_server_died_is_carried_on_and_its_slot_not_
         for run in runs
     ]
     assert slots.count(slot) == 1  # the carried-on run alone: the slot not fired again
+    figures.outcome = "ok"
+
+
+async def test_a_carry_on_claimed_by_a_server_that_died_before_its_run_began_is_taken_over(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    tmp_path: Path,
+) -> None:
+    """The claim of a carry-on whose claimant died before its run began (its run never began,
+    its claim a minute old) holds nothing: the next server takes the carry-on over."""
+    figures.scenario = "carry-on's claimant died before its run began, taken over"
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    victim = await _server(own_broker, prefix, "server-a", results)
+    survivor = await _server(own_broker, prefix, "server-b", results)
+    engine_processes += [victim, survivor]
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        await _start(observer, prefix, "server-a", StartRequest(id="nightly-5", workflow="etl"))
+        lost = (await _step(victim, "running", 6))["run"]
+        await _kept(store, lost, 5)
+        # a third server claimed the carry-on ten minutes ago (the store's claim file, as
+        # docs/durability.md lays it out), then died before its run began
+        claim = results / "claims" / "starts" / f"carry-{lost}.json"
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        taken = {"run_id": "0" * 32, "source": "server-z", "at": time.time() - 600}
+        claim.write_text(json.dumps(taken), encoding="utf-8")
+        os.kill(victim.process.pid, signal.SIGKILL)
+        first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+        carried = first["run"]
+        await _status(store, carried, "Succeeded")
+    finally:
+        await observer.disconnect()
+    assert first["i"] == 6
+    assert store.manifest(carried).rerun_of == lost
     figures.outcome = "ok"
 
 

@@ -440,6 +440,14 @@ class ResultStore:
         the claim that holds it, ``claim`` (with its ``path``) when this one took it."""
         return self._create(("claims", "starts", f"{request_id}.json"), claim)
 
+    def began(self, run_id: str) -> bool:
+        """Whether the run ``run_id`` began in this store: its journal's head, or its manifest,
+        is written."""
+        fs = self.fs
+        return bool(fs.exists(f"{self.root}/runs/{run_id}/began.json")) or bool(
+            fs.exists(self.manifest_path(run_id))
+        )
+
     def start_claim(self, request_id: str) -> Claim | None:
         """The claim that took the start request ``request_id``; ``None`` when none did (or it
         cannot be read)."""

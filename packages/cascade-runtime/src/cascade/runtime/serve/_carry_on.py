@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -13,13 +14,15 @@ from cascade.interfaces import MAX_PROMPT_LENGTH
 from cascade.interfaces.serving import RunOrigin, ServedRun
 
 from .._steps import explain
-from ..results._results import UNFINISHED, ResultStore
+from ..results._results import CLAIM_FRESH, UNFINISHED, Claim, ResultStore
 from ..workflow._gate import gate
 from ..workflow._graph import build_graph, task_keys
 
 __all__ = [
     "DEFAULT_MAX_CARRY_ONS",
     "CarryOnCounts",
+    "carry_claim",
+    "carry_request_id",
     "CarryOns",
     "LostRun",
     "OnEngineLost",
@@ -41,12 +44,27 @@ left lost after that, said why."""
 _DONE_KEPT = 10_000  # runs whose loss was acted on, remembered (a will heard twice acts once)
 
 
+def carry_request_id(run_id: str, generation: int = 1) -> str:
+    """The start request id a carry-on of ``run_id`` is claimed as, in the shared store:
+    ``carry-{run}``, then ``carry-{run}-{n}`` for the claim that takes over the one before."""
+    return f"carry-{run_id}" if generation == 1 else f"carry-{run_id}-{generation}"
+
+
+def carry_claim(results: ResultStore, run_id: str) -> Claim | None:
+    """The claim of the carry-on of ``run_id`` that holds now (the last taken over), or
+    ``None`` where none was taken."""
+    found, generation = None, 1
+    while (held := results.start_claim(carry_request_id(run_id, generation))) is not None:
+        found, generation = held, generation + 1
+    return found
+
+
 class LostRun:
     """A run to carry on: its id, the engine that died (``source``), its workflow, where it
     came from (``origin``, from its journal), and whether its carry-on waits for a person
     (``hold``)."""
 
-    __slots__ = ("hold", "kept", "origin", "run_id", "source", "workflow")
+    __slots__ = ("generation", "hold", "kept", "origin", "run_id", "source", "workflow")
 
     def __init__(
         self,
@@ -57,8 +75,12 @@ class LostRun:
         *,
         hold: bool = False,
         kept: frozenset[str] = frozenset(),
+        generation: int = 1,
     ) -> None:
         self.run_id = run_id
+        self.generation = generation
+        """Which claim of its carry-on this server takes (a later one: an earlier claimant
+        died before its run began)."""
         self.source = source
         self.workflow = workflow
         self.origin = origin
@@ -202,11 +224,15 @@ class CarryOns:
                 run_id, entry.workflow, source, origin.carry_ons,
             )  # fmt: skip
             return
+        generation = await self._generation(results, run_id)
+        if generation is None:
+            return  # another server carries it on
         hold = self._policies.get(entry.workflow) == "hold"
         try:
             lost = LostRun(
-                run_id, source, entry.workflow, origin, hold=hold, kept=frozenset(manifest.tasks)
-            )
+                run_id, source, entry.workflow, origin, hold=hold, kept=frozenset(manifest.tasks),
+                generation=generation,
+            )  # fmt: skip
             carried_as = await self._carry(lost)
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
@@ -216,6 +242,30 @@ class CarryOns:
             "carried on run %s of %s as %s%s: its engine %s died", run_id, entry.workflow,
             carried_as, ", held for a decision (its task carry_on)" if hold else "", source,
         )  # fmt: skip
+
+    async def _generation(self, results: ResultStore, run_id: str) -> int | None:
+        """Which claim of the carry-on of ``run_id`` to take (:func:`carry_request_id`): the
+        first one not taken; past one whose run never began though its claimant took it
+        :data:`CLAIM_FRESH` seconds ago (it died between the two: its claim is taken over),
+        waited for until then. ``None``: another server's carry-on of it began."""
+        generation = 1
+        while True:
+            request_id = carry_request_id(run_id, generation)
+            held = await asyncio.to_thread(results.start_claim, request_id)
+            if held is None:
+                return generation
+            while not await asyncio.to_thread(results.began, held.run_id):
+                wait = held.at + CLAIM_FRESH - time.time()
+                if wait <= 0:
+                    _log.warning(
+                        "run %s's carry-on was claimed by %s at %s, whose run never began: "
+                        "taken over", run_id, held.source, time.ctime(held.at),
+                    )  # fmt: skip
+                    break
+                await asyncio.sleep(min(wait, CLAIM_FRESH))
+            else:
+                return None
+            generation += 1
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -50,6 +50,8 @@ from ._carry_on import (
     CarryOns,
     LostRun,
     OnEngineLost,
+    carry_claim,
+    carry_request_id,
     engine_lost_policies,
     held_for_decision,
     held_where_unsafe,
@@ -248,7 +250,7 @@ class Server:
             return
         for run_id in list(self._runs.running):
             try:
-                claim = await asyncio.to_thread(store.start_claim, f"carry-{run_id}")
+                claim = await asyncio.to_thread(carry_claim, store, run_id)
             except Exception as exc:  # the store: unreachable now; the next connection asks
                 _log.warning("cannot tell whether run %s was carried on: %s", run_id, explain(exc))
                 return
@@ -621,7 +623,7 @@ class Server:
         id names it); its run id, or raises why not."""
         origin = lost.origin
         request = StartRequest(
-            id=f"carry-{lost.run_id}",
+            id=carry_request_id(lost.run_id, lost.generation),
             workflow=lost.workflow,
             rerun_of=lost.run_id,
             issued_by=origin.issued_by,
