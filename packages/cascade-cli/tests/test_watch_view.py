@@ -131,3 +131,39 @@ def test_a_maps_items_fold_into_one_row_each_state() -> None:
     assert "ValueError: bad row 200" in text
     assert "ValueError: bad row 201" not in text
     assert "running fn_load-8" in text
+
+
+def test_a_loop_and_its_iteration_are_one_row() -> None:
+    """A loop's own task running and its latest iteration are one row (the iteration's number
+    and state); its earlier iterations show nowhere; a task whose name has an '@' keeps its
+    row; a failed loop and the iteration that failed it are one failure."""
+    state = ReaderModel()
+
+    def counter(task_id: str, state_: str, error: str = "") -> Message:
+        body = TaskStateEvent(
+            task_id=task_id,
+            task_name="counter",
+            state=state_,  # type: ignore[arg-type]
+            error=error,
+        )
+        return _event(body)
+
+    state.apply(counter("counter-4", "RUNNING"))
+    for number in range(2, 7):
+        state.apply(counter(f"counter-4@{number}", "RUNNING"))
+        state.apply(counter(f"counter-4@{number}", "COMPLETED"))
+    state.apply(counter("counter-4@7", "RUNNING"))
+    state.apply(_task("mail@2", "RUNNING"))  # no task 'mail' in the run: no iteration
+    console = Console(record=True, width=140)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "running counter: iteration 7 running" in text
+    assert text.count("running counter") == 1
+    assert "running fn_mail@2" in text
+    state.apply(counter("counter-4@7", "FAILED", "ValueError: too far"))
+    state.apply(counter("counter-4", "FAILED", "ValueError: too far"))
+    console = Console(record=True, width=140)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert text.count("failed counter") == 1
+    assert "failed counter (its iteration 7)" in text

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         iso_utc,
     )
     from .queries._graphs import RecordedGraph
+    from .queries._loops import LoopIterations
     from .queries._maps import MapItems
     from .queries._report import (
         SUMMARY_TASKS,

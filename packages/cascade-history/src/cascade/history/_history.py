@@ -49,6 +49,7 @@ from .queries._log_queries import (
     log_lines_query,
     runs_logging_query,
 )
+from .queries._loops import LoopIterations, loop_iterations_query
 from .queries._maps import MapItems, map_items_query
 from .queries._queries import (
     audit_query,
@@ -416,8 +417,11 @@ class History:
 
         ``items=False`` leaves maps' items out (``transform-7[3]``: a task id ending in
         ``[<digits>]``), as a view that folds each map into its own task's row lists a run
-        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them); ``item_of``
-        lists only the items of the map whose task id it is (its row opened)."""
+        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them), and loops'
+        iterations (``counter-4@7``: ``<loop>@<digits>`` whose ``<loop>`` is a task of the
+        run; :attr:`RunReport.loops <cascade.history.RunReport.loops>` counts them);
+        ``item_of`` lists only the items of the map, or the iterations of the loop, whose task
+        id it is (its row opened)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
@@ -440,6 +444,13 @@ class History:
         id, each with its items counted by their last state, in one ``GROUP BY`` (what
         :attr:`RunReport.maps <cascade.history.RunReport.maps>` holds)."""
         return self._read(lambda c: map_items_query(c, run_id))
+
+    def loops(self, run_id: str) -> list[LoopIterations]:
+        """The loops (``cs.Jump``) of the run ``run_id`` (its whole id; ``[]`` for an unknown
+        run), by task id, each with its iterations counted by their last state and its latest
+        one, in one ``GROUP BY`` (what :attr:`RunReport.loops
+        <cascade.history.RunReport.loops>` holds)."""
+        return self._read(lambda c: loop_iterations_query(c, run_id))
 
     def report(
         self,
@@ -465,7 +476,10 @@ class History:
         ``matched`` (:attr:`RunReport.folded` says how many it left out), unless ``items``
         (the page lists them as :meth:`run` does); a filter picks items as any task.
         ``item_of``: the first page and ``matched`` are the items of the map whose task id it
-        is (its row expanded), those ``states`` and ``name_glob`` pick."""
+        is (its row expanded), those ``states`` and ``name_glob`` pick. Its loops
+        (``cs.Jump``) fold alike: :attr:`RunReport.loops` counts each loop's iterations, its
+        own task stands for them (:attr:`RunReport.folded_iterations`), and ``item_of`` a
+        loop's task id lists its iterations."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(

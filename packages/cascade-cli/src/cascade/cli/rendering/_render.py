@@ -9,6 +9,7 @@ terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Container
 from datetime import tzinfo
 
 from rich.console import Group, RenderableType
@@ -34,6 +35,7 @@ from cascade.reader import (
 from ._decisions_text import decisions_text
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
+from ._loop_iterations import loop_of, number_of
 from ._map_items import map_of
 from ._plural import counted
 from ._summary_text import fleet_line, summary_text
@@ -151,11 +153,20 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     )
     if partial is not None:  # what this view lacks of the run, until its engine answers
         table.add_row("", "", "", "", "", Text(partial, style="yellow"))
-    for group in _alike(run.active_tasks(), times)[:_ACTIVE_SHOWN]:
+    active, latest = _loops_folded(run.active_tasks(), run.tasks)
+    for group in _alike(active, times)[:_ACTIVE_SHOWN]:
         task, held = group[0]
         style = STATE_STYLES.get(task.state, "")
         parent = map_of(task.task_id) if len(group) > 1 else None
-        if parent is not None:  # a map's items in one state, held alike: one row
+        iteration = latest.get(task.task_id)
+        if iteration is not None:  # a loop and its iteration under way: one row
+            name = Text(inert(task.name, SHOWN["name"]), style=style)
+            label = Text(f"  {task.state.lower()} ", style=style) + name
+            said = f": iteration {number_of(iteration.task_id)} {iteration.state.lower()}"
+            label.append(said, style=STATE_STYLES.get(iteration.state, ""))
+            if iteration.state in ("BLOCKED", "HELD") and iteration.held_by is not None:
+                held = holds_text(iteration.held_by, times)
+        elif parent is not None:  # a map's items in one state, held alike: one row
             label = Text(f"  {counted(len(group), 'item')} {task.state.lower()} ", style=style)
             label.append(f"(map {inert(parent, SHOWN['name'])})", style=style)
         elif len(group) == 1:
@@ -168,10 +179,14 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
             label.append(f"({shown})", style=style)
         table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
-    for alike in _by_map(failed)[:_FAILED_SHOWN]:
+    for alike in _by_map(failed, run.tasks)[:_FAILED_SHOWN]:
         first = alike[0]
         label = Text("  failed ", style="red") + Text(inert(first.name, SHOWN["name"]), style="red")
-        if len(alike) > 1:
+        looped = [t for t in alike if loop_of(t.task_id, run.tasks) is not None]
+        if looped:  # a loop and its iteration that failed it: one row
+            said = f" (its iteration {number_of(looped[-1].task_id)})"
+            label.append(said, style="red")
+        elif len(alike) > 1:
             label.append(f" ({counted(len(alike), 'item')} of its map)", style="red")
         table.add_row("", "", "", label, "", Text(inert(first.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
@@ -208,18 +223,38 @@ def _alike(tasks: list[TaskView], times: TimeFormat) -> list[list[tuple[TaskView
     return groups
 
 
-def _by_map(tasks: list[TaskView]) -> list[list[TaskView]]:
-    """``tasks`` in their order, a map's items in one group where the first of them is."""
+def _loops_folded(
+    tasks: list[TaskView], run_tasks: Container[str]
+) -> tuple[list[TaskView], dict[str, TaskView]]:
+    """The active ``tasks`` but loops' iterations (``run_tasks``: the run's task ids), and per
+    loop whose own task is among them its latest active iteration, shown in its row."""
+    kept: list[TaskView] = []
+    latest: dict[str, TaskView] = {}
+    for task in tasks:
+        loop = loop_of(task.task_id, run_tasks)
+        if loop is None:
+            kept.append(task)
+        elif loop not in latest or number_of(task.task_id) > number_of(latest[loop].task_id):
+            latest[loop] = task
+    own = {task.task_id for task in kept}
+    kept += [task for loop, task in latest.items() if loop not in own]  # its loop ended
+    return kept, {loop: task for loop, task in latest.items() if loop in own}
+
+
+def _by_map(tasks: list[TaskView], run_tasks: Container[str] = ()) -> list[list[TaskView]]:
+    """``tasks`` in their order, a map's items in one group where the first of them is, a
+    loop's own task and its iterations (``run_tasks``: the run's task ids) in one group."""
     groups: list[list[TaskView]] = []
-    by_map: dict[str, list[TaskView]] = {}
+    by_parent: dict[tuple[str, str], list[TaskView]] = {}
     for task in tasks:
         parent = map_of(task.task_id)
-        if parent is not None and parent in by_map:
-            by_map[parent].append(task)
+        loop = loop_of(task.task_id, run_tasks) if parent is None else None
+        key = ("map", parent) if parent is not None else ("loop", loop or task.task_id)
+        if key in by_parent:
+            by_parent[key].append(task)
             continue
         groups.append([task])
-        if parent is not None:
-            by_map[parent] = groups[-1]
+        by_parent[key] = groups[-1]
     return groups
 
 

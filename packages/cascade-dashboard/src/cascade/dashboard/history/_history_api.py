@@ -70,6 +70,7 @@ RUN_PAGE = 500
 """The tasks in one page of a run's detail."""
 _LEVELS = LOG_LEVELS  # ?level=warning
 _ITEM = re.compile(r"\[[0-9]+\]\Z")  # a map's item's task id ends so (docs/protocol.md)
+_ITERATION = re.compile(r"@[0-9]+\Z")  # a loop's iteration's, its loop's id before the @
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
 """Why a dashboard given no history (``create_app`` without one) has none."""
 
@@ -373,6 +374,21 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
                     detail.run.run_id, order="earliest", limit=RUN_PAGE, states=_FAILURES
                 )
                 if _ITEM.search(t.task_id)
+            ]
+        # a loop's row stands for its iterations as a map's for its items: counted in "loops"
+        page["loops"] = loops = [entry.to_json() for entry in history.loops(detail.run.run_id)]
+        looped = {
+            entry["task_id"]
+            for entry in loops
+            if any(entry["counts"].get(state) for state in _FAILURES)
+        }
+        if looped:  # its failed and held iterations are not in the pages either
+            failures += [
+                _failure(t)
+                for t in history.run_tasks(
+                    detail.run.run_id, order="earliest", limit=RUN_PAGE, states=_FAILURES
+                )
+                if _ITERATION.search(t.task_id) and t.task_id.rpartition("@")[0] in looped
             ]
     return page
 

@@ -24,7 +24,7 @@ import { schedule } from "./repaint.js";
 import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
 import { DONE, decisionsText, lineOfWork, stateCounts } from "./states.js";
-import { drawTimeline, mapOf } from "./timeline.js";
+import { drawTimeline, foldedCounts, iterationOf, loopOf, mapOf } from "./timeline.js";
 import { mayRead } from "./who.js";
 
 const TASK_ROWS = 100;      // rows of the tasks table per page (a map's row stands for its items)
@@ -101,9 +101,10 @@ function runLink(runId, status) {
 async function loadRecorded(runId) {
   page.recordedOf = runId;
   try {
-    const { run, next_after, maps } = await historyGet("/api/history/run", { id: runId });
+    const { run, next_after, maps, loops } = await historyGet("/api/history/run", { id: runId });
     if (page.runId !== runId) return;
-    page.recorded = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [] };
+    page.recorded = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [],
+      loops: loops || [] };
     page.recordedNote = "";
     if (!isLive()) loadRecordedLogs(true);
   } catch (error) {
@@ -441,7 +442,7 @@ function drawRunTimeline(liveRun, recorded, tasks) {
   const run = recorded.run;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
   drawTimeline($("rp-timeline"), tasks, { until: end, start: run.started_at, now: end, run: page.runId,
-    redraw: schedule, maps: recorded.maps, more: loadItems });
+    redraw: schedule, maps: recorded.maps, loops: recorded.loops, more: loadItems });
 }
 
 // What the history says was decided on a task's holds: "skip by ops-1".
@@ -492,8 +493,14 @@ function mapDuration(entry) {
   return Number.isFinite(start) ? seconds(live.now - start) + " so far" : "-";
 }
 
-// A map's items: while it runs, how many of them are done ("412 of 600 items done").
+// A map's items: while it runs, how many of them are done ("412 of 600 items done"); a loop's
+// iterations: its latest ("iteration 7 running").
 function mapProgress(entry) {
+  if (entry.loop) {
+    const [latest, state] = entry.told ? [entry.told.latest, entry.told.latest_state]
+      : entry.items.length ? [entry.items[entry.items.length - 1].task_id, entry.items[entry.items.length - 1].state] : [null, null];
+    return latest ? "iteration " + iterationOf(latest) + " " + String(state).toLowerCase() : "-";
+  }
   if (!mapRunning(entry)) return count(entry.total) + " items";
   const done = FINISHED.reduce((sum, state) => sum + ((entry.counts || {})[state] || 0), 0);
   return count(done) + " of " + count(entry.total) + " items done";
@@ -514,24 +521,32 @@ function taskRow(task, recordedById, label) {
 }
 
 // The table's entries, in the order the tasks first appeared: a task, or a map standing for
-// its items ({map, name, total, counts, items: those the page has, in order}).
+// its items ({map, name, total, counts, items: those the page has, in order}), or a loop for
+// its iterations so ({loop: true} too).
 function tableEntries(tasks, recorded) {
-  const counted = new Map(((recorded && !isLive()) ? recorded.maps : []).map((m) => [m.task_id, m]));
+  const counted = (recorded && !isLive()) ? foldedCounts(recorded.maps, recorded.loops) : new Map();
+  const ids = new Set(tasks.map((t) => t.task_id));
+  for (const id of counted.keys()) ids.add(id);
   const maps = new Map();
   const entries = [];
   const mapEntry = (id, name) => {
     let entry = maps.get(id);
     if (!entry) {
       const told = counted.get(id);
-      entry = { map: id, name: told ? told.task_name : name, told, items: [], head: null };
+      entry = { map: id, name: told ? told.task_name : name, told, items: [], head: null, loop: Boolean(told && told.loop) };
       maps.set(id, entry);
       entries.push(entry);
     }
     return entry;
   };
-  for (const task of tasks) { // a map where its own task or its first item appears
-    const parent = mapOf(task.task_id);
-    if (parent != null) mapEntry(parent, task.name || task.task_name).items.push(task);
+  for (const task of tasks) { // a map (a loop) where its own task or its first item appears
+    const item = mapOf(task.task_id);
+    const parent = item ?? loopOf(task.task_id, ids);
+    if (parent != null) {
+      const entry = mapEntry(parent, task.name || task.task_name);
+      entry.items.push(task);
+      if (item == null) entry.loop = true;
+    }
     else if (counted.has(task.task_id) || maps.has(task.task_id)) mapEntry(task.task_id, task.name || task.task_name).head = task;
     else entries.push({ task });
   }
@@ -556,9 +571,10 @@ function tableEntries(tasks, recorded) {
   return entries;
 }
 
+// An item's index, an iteration's number.
 function itemIndex(task) {
   const found = ITEM.exec(task.task_id);
-  return found ? Number(found[1]) : 0;
+  return found ? Number(found[1]) : iterationOf(task.task_id);
 }
 
 // The live view's run of the page, if it holds one (ended, it may hold little of it).
@@ -579,7 +595,9 @@ function liveKey(run) { return run.status + (run.from_summary ? " (summary)" : "
 
 function mapRows(entry, recordedById) {
   const opened = page.opened.has(entry.map);
-  const button = el("button", (opened ? "\u25be " : "\u25b8 ") + entry.name + " \u00d7" + count(entry.total), "link");
+  const members = entry.loop ? "iterations" : "items";
+  const button = el("button", (opened ? "\u25be " : "\u25b8 ") + entry.name + " \u00d7" + count(entry.total) +
+    (entry.loop ? " iterations" : ""), "link");
   button.type = "button";
   button.setAttribute("data-map-open", entry.map);
   button.setAttribute("aria-expanded", String(opened));
@@ -591,6 +609,7 @@ function mapRows(entry, recordedById) {
   tr.className = "map";
   tr.setAttribute("data-map", entry.map);
   tr.setAttribute("data-count", String(entry.total));
+  if (entry.loop) tr.setAttribute("data-loop", "");
   const rows = [tr];
   if (!opened) return rows;
   const pageOf = page.opened.get(entry.map);
@@ -602,23 +621,23 @@ function mapRows(entry, recordedById) {
   }
   const shown = entry.items.slice(first, first + ITEM_ROWS);
   for (const task of shown) {
-    const item = taskRow(task, recordedById, (task.name || task.task_name) + " #" + itemIndex(task));
+    const item = taskRow(task, recordedById, (task.name || task.task_name) + (entry.loop ? " @" : " #") + itemIndex(task));
     item.className = "map-item";
     rows.push(item);
   }
   const pager = el("span", null, "pager");
-  const back = el("button", "previous items");
+  const back = el("button", "previous " + members);
   back.type = "button";
   back.disabled = pageOf === 0;
   back.setAttribute("data-map-page", "-1");
   back.setAttribute("data-map-id", entry.map);
-  const on = el("button", "next items");
+  const on = el("button", "next " + members);
   on.type = "button";
   on.disabled = first + ITEM_ROWS >= (entry.told ? entry.total : entry.items.length); // live: those heard of
   on.setAttribute("data-map-page", "1");
   on.setAttribute("data-map-id", entry.map);
-  const which = shown.length ? "items " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entry.total)
-    : "reading items\u2026";
+  const which = shown.length ? members + " " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entry.total)
+    : "reading " + members + "\u2026";
   pager.append(back, span(" " + which + " ", "note"), on);
   const pagerRow = row([pager]);
   pagerRow.firstChild.colSpan = 7;
@@ -632,7 +651,9 @@ function drawTasks(liveRun, recorded, tasks) {
   let rows = tasks;
   if (!liveRun && recorded) { // a map's failed and held items are not in its pages: its failures are
     const known = new Set(tasks.map((t) => t.task_id));
-    const failed = recorded.failures.filter((f) => mapOf(f.task_id) != null && !known.has(f.task_id))
+    for (const entry of recorded.loops || []) known.add(entry.task_id);
+    const folded = (id) => mapOf(id) != null || loopOf(id, known) != null;
+    const failed = recorded.failures.filter((f) => folded(f.task_id) && !known.has(f.task_id))
       .map((f) => ({ ...f, segments: [], attempts: (f.attempt_list || []).length || "-" }));
     if (failed.length) rows = tasks.concat(failed);
   }

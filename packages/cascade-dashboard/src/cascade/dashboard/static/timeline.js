@@ -46,10 +46,33 @@ export function mapOf(taskId) {
   return found ? found[1] : null;
 }
 
+// A loop's iteration's task id is <loop>@<digits> where <loop> is a task of the same run (its
+// own task's id, in runTaskIds: a Set); an '@' a task's name put in its id makes no iteration.
+const ITERATION = /^([\s\S]*)@([0-9]+)$/;
+export function loopOf(taskId, runTaskIds) {
+  const found = ITERATION.exec(taskId);
+  return found && runTaskIds.has(found[1]) ? found[1] : null;
+}
+
+// An iteration's number (7 for counter-4@7; 1: the loop's own call).
+export function iterationOf(taskId) {
+  const found = ITERATION.exec(taskId);
+  return found ? Number(found[2]) : 1;
+}
+
+// The run's maps and loops as the history counts them, by their task's id, a loop's as a map's
+// ({task_id, task_name, items, counts}, and a loop's {loop: true, latest, latest_state}).
+export function foldedCounts(maps, loops) {
+  const counted = new Map((maps || []).map((entry) => [entry.task_id, entry]));
+  for (const entry of loops || []) counted.set(entry.task_id, { ...entry, items: entry.iterations, loop: true });
+  return counted;
+}
+
 export function drawTimeline(container, runTasks, view) {
   // view: {until, start (when no segment has begun), now, run (its id), redraw(); maps: the
-  // run's maps as the history counts them [{task_id, task_name, items, counts}]; more(mapId):
-  // load more of a map's items, where the page has not got them all}
+  // run's maps as the history counts them [{task_id, task_name, items, counts}]; loops: its
+  // loops so [{task_id, task_name, iterations, counts, latest, latest_state}]; more(mapId):
+  // load more of a map's items (a loop's iterations), where the page has not got them all}
   let t0 = Infinity;
   let t1 = view.until;
   for (const task of runTasks) for (const s of task.segments) {
@@ -65,17 +88,27 @@ export function drawTimeline(container, runTasks, view) {
   let open = openGroups.get(container.id);
   if (!open || open.run !== view.run) openGroups.set(container.id, open = { run: view.run, names: new Set() });
   const first = (task) => (task.segments[0] || task).start || task.since || task.started_at || 0;
-  const counted = new Map((view.maps || []).map((entry) => [entry.task_id, entry]));
-  const maps = new Map(); // a map's id -> {head: its own task, items: those shown}
-  const mapEntry = (id) => maps.get(id) || maps.set(id, { head: null, items: [] }).get(id);
-  for (const id of counted.keys()) mapEntry(id);
+  const counted = foldedCounts(view.maps, view.loops);
+  const ids = new Set(runTasks.map((task) => task.task_id));
+  for (const id of counted.keys()) ids.add(id);
+  // a map's item or a loop's iteration: its map's, its loop's task id
+  const parentOf = (taskId) => mapOf(taskId) ?? loopOf(taskId, ids);
+  const maps = new Map(); // a map's (a loop's) id -> {head: its own task, items: those shown}
+  const mapEntry = (id) => maps.get(id) || maps.set(id, { head: null, items: [], loop: false }).get(id);
+  for (const [id, entry] of counted) mapEntry(id).loop = Boolean(entry.loop);
   for (const task of runTasks) {
-    const parent = mapOf(task.task_id);
-    if (parent != null) mapEntry(parent).items.push(task);
+    const parent = parentOf(task.task_id);
+    if (parent == null) continue;
+    const entry = mapEntry(parent);
+    entry.items.push(task);
+    if (mapOf(task.task_id) == null) entry.loop = true;
+  }
+  for (const entry of maps.values()) {
+    if (entry.loop) entry.items.sort((a, b) => iterationOf(a.task_id) - iterationOf(b.task_id));
   }
   const groups = new Map(); // name -> its tasks, by when each began; in the order the first began
   for (const task of [...runTasks].sort((a, b) => first(a) - first(b))) {
-    const parent = mapOf(task.task_id);
+    const parent = parentOf(task.task_id);
     const key = parent != null ? parent : maps.has(task.task_id) ? task.task_id : null;
     if (key != null) {  // a map's row, where its own task or its first item began
       if (parent == null) mapEntry(key).head = task;
@@ -135,6 +168,7 @@ function refocus(container, [key, value]) {
 // A map's row: "▸ transform-7 ×10,000" with its items by state (the history's counts, else
 // those of the items shown), its items' bars merged (its own task's where none is shown);
 // opened, a row per item shown and, where the page has not got them all, a button for more.
+// A loop's row alike: "▸ counter-4 ×1,000 iterations", its latest in its title.
 function mapRows(id, found, entry, open, view, scale) {
   const key = "\u0000" + id;
   const opened = open.names.has(key);
@@ -142,8 +176,10 @@ function mapRows(id, found, entry, open, view, scale) {
   let counts = entry ? entry.counts : {};
   if (!entry) for (const task of items) counts[task.state] = (counts[task.state] || 0) + 1;
   const total = entry ? entry.items : items.length;
+  const loop = found.loop;
+  const members = loop ? "iterations" : "items";
   const name = el("div", null, "tl-name tl-group tl-map");
-  const button = el("button", (opened ? "▾ " : "▸ ") + id + " ×" + count(total), "link");
+  const button = el("button", (opened ? "▾ " : "▸ ") + id + " ×" + count(total) + (loop ? " iterations" : ""), "link");
   button.setAttribute("aria-expanded", String(opened));
   button.addEventListener("click", () => {
     if (open.names.has(key)) open.names.delete(key); else open.names.add(key);
@@ -155,9 +191,14 @@ function mapRows(id, found, entry, open, view, scale) {
   const said = STATES.filter((s) => counts[s]);
   name.appendChild(span(" "));
   name.appendChild(stateCounts(counts));
-  name.title = count(total) + " items of the map " + id + (head ? " (" + head.state + ")" : "") + ": " +
-    said.map((s) => count(counts[s]) + " " + s.toLowerCase()).join(", ");
+  const latest = loop ? (entry ? [entry.latest, entry.latest_state] : items.length
+    ? [items[items.length - 1].task_id, items[items.length - 1].state] : null) : null;
+  name.title = count(total) + " " + members + " of the " + (loop ? "loop " : "map ") + id +
+    (head ? " (" + head.state + ")" : "") + ": " +
+    said.map((s) => count(counts[s]) + " " + s.toLowerCase()).join(", ") +
+    (latest ? "; latest " + latest[0] + " " + String(latest[1]).toLowerCase() : "");
   name.setAttribute("data-map", id);
+  if (loop) name.setAttribute("data-loop", latest ? latest[0] : "");
   name.setAttribute("data-count", String(total));
   if (head) name.setAttribute("data-state", safeClass(head.state));
   const track = mergedTrack(items.length ? items : head ? [head] : [], scale);
@@ -169,7 +210,7 @@ function mapRows(id, found, entry, open, view, scale) {
     cells.push(label, row);
   }
   if (entry && items.length < entry.items && view.more) {
-    const more = el("button", "load more items (" + count(items.length) + " of " + count(entry.items) +
+    const more = el("button", "load more " + members + " (" + count(items.length) + " of " + count(entry.items) +
       " shown)", "link");
     more.addEventListener("click", () => view.more(id));
     const label = el("div", null, "tl-name tl-member");

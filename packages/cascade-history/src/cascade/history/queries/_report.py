@@ -3,8 +3,8 @@
 by state and a first page of its tasks, its slowest tasks, its first failures, its tasks held
 for a decision, the decisions its engine answered, the results it reused, and what its tasks
 logged, and its maps with their items counted (a map's row stands for its items in the first
-page). Each part is read in SQL, all in one transaction, so a run of any size costs a few
-queries, not its every task."""
+page), its loops with their iterations too. Each part is read in SQL, all in one transaction,
+so a run of any size costs a few queries, not its every task."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..records._attempts import DecisionRecord
 from ..records._log_records import LogBatches, LogCount
 from ..records._records import RunDetail, TaskHistory
 from ._log_queries import log_batches_query, log_counts_query
+from ._loops import LoopIterations, loop_iterations_query
 from ._maps import MapItems, map_items_query
 from ._queries import Among
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
@@ -47,7 +48,10 @@ class RunReport:
     ``log_batches``: its log batches as numbered by its engine (``None``: it has no logs);
     ``maps``: its maps (``task.map(...)``), by task id, each with its items counted by state;
     ``folded``: the maps' items left out of ``detail``'s tasks and of ``matched``, as each
-    map's own task stands for them there (0: every task picked is listed).
+    map's own task stands for them there (0: every task picked is listed);
+    ``loops``: its loops (``cs.Jump``), by task id, each with its iterations counted by state
+    and its latest one; ``folded_iterations``: the loops' iterations left out of ``detail``'s
+    tasks and of ``matched``, as each loop's own task stands for them there.
     """
 
     detail: RunDetail
@@ -61,6 +65,8 @@ class RunReport:
     log_batches: LogBatches | None = None
     maps: list[MapItems] = field(default_factory=list)
     folded: int = 0
+    loops: list[LoopIterations] = field(default_factory=list)
+    folded_iterations: int = 0
 
 
 def report_query(
@@ -78,10 +84,11 @@ def report_query(
     only, when given), its first page of at most ``limit`` of the tasks ``states`` and
     ``name_glob`` pick (:func:`run_query`; ``states`` in any case); ``None`` for an unknown
     run. The tasks picked are counted apart only for a name glob (states alone: the run's
-    counts say). Without a filter, maps' items are left out of the page and of ``matched``
-    (their maps stand for them) unless ``items``; a filter picks items as any task.
-    ``item_of``: the page and ``matched`` are the items of the map whose task id it is (its
-    row expanded), those the filters pick."""
+    counts say). Without a filter, maps' items and loops' iterations are left out of the page
+    and of ``matched`` (their maps, their loops stand for them) unless ``items``; a filter
+    picks them as any task. ``item_of``: the page and ``matched`` are the items of the map,
+    or the iterations of the loop, whose task id it is (its row expanded), those the filters
+    pick."""
     fold = not items and states is None and name_glob is None and item_of is None
     first = run_query(
         connection,
@@ -100,6 +107,8 @@ def report_query(
     counts = run.tasks
     maps = map_items_query(connection, found)
     folded = sum(entry.items for entry in maps) if fold else 0
+    loops = loop_iterations_query(connection, found)
+    folded_iterations = sum(entry.iterations for entry in loops) if fold else 0
     if name_glob is not None or item_of is not None:
         matched = count_query(
             connection, found, states=states, name_glob=name_glob, item_of=item_of
@@ -107,7 +116,7 @@ def report_query(
     else:
         wanted = None if states is None else {state.upper() for state in states}
         matched = sum(n for state, n in counts.items() if wanted is None or state in wanted)
-        matched = max(0, matched - folded)
+        matched = max(0, matched - folded - folded_iterations)
 
     def first_of(order: TaskOrder, *picked: str) -> list[TaskHistory]:
         return ranked_query(connection, found, order=order, limit=SUMMARY_TASKS, states=picked)
@@ -125,4 +134,6 @@ def report_query(
         log_batches=log_batches_query(connection, found),
         maps=maps,
         folded=folded,
+        loops=loops,
+        folded_iterations=folded_iterations,
     )

@@ -13,7 +13,7 @@ from ..records._attempts import StateChange
 from ..records._records import RunDetail, TaskHistory
 from ..store._schema import runs, task_events
 from ._queries import RUN_COLUMNS, Among, among_filter, escape_like, summaries
-from ._task_filters import ESCAPE, FINISHED_STATES, is_item, items_of, matching
+from ._task_filters import ESCAPE, FINISHED_STATES, is_folded, matching, members_of
 
 __all__ = ["STATES_KEPT", "TaskOrder", "count_query", "ranked_query", "run_query"]
 
@@ -65,9 +65,11 @@ def run_query(
     cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
     first appeared. ``states``, ``name_glob``: only the tasks whose last state is one of
     ``states`` and whose name matches ``name_glob`` (a page holds ``limit`` of those).
-    ``items=False`` leaves maps' items out (``transform-7[3]``): each map's own task stands
-    for its items (:func:`~._maps.map_items_query` counts them); ``item_of``: only the items
-    of the map whose task id it is (a map's row opened).
+    ``items=False`` leaves maps' items out (``transform-7[3]``), and loops' iterations
+    (``counter-4@7``): each map's, each loop's own task stands for them
+    (:func:`~._maps.map_items_query`, :func:`~._loops.loop_iterations_query` count them);
+    ``item_of``: only the items of the map, or the iterations of the loop, whose task id it
+    is (its row opened).
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
@@ -80,9 +82,9 @@ def run_query(
     next_after = None
     filtered = states is not None or name_glob is not None
     if not items:
-        where.append(sa.not_(is_item(te.c.task_id)))
+        where.append(sa.not_(is_folded(te.c.task_id, row.run_id)))
     if item_of is not None:
-        where += items_of(te.c.task_id, item_of)
+        where += members_of(te.c.task_id, row.run_id, item_of)
     if after is not None or limit is not None:
         # keyset on the (run_id, task_id, ts) index: a page costs its size, not the run's
         if filtered:

@@ -22,10 +22,13 @@ __all__ = [
     "FINISHED_STATES",
     "glob_regex",
     "glob_to_like",
+    "is_folded",
     "is_item",
     "item_parts",
     "items_of",
+    "iteration_parts",
     "last_events",
+    "members_of",
     "matching",
     "name_matches",
 ]
@@ -162,6 +165,44 @@ def items_of(task_id: Any, map_task_id: str) -> list[sa.ColumnElement[bool]]:
     return [task_id.like(prefix, escape=ESCAPE), item, map_id == map_task_id]
 
 
+def iteration_parts(
+    task_id: Any, run_id: str
+) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[str], sa.ColumnElement[int]]:
+    """SQL saying that ``task_id`` (a column of ``task_events``, or of a query of them) is a
+    loop's iteration in the run ``run_id``, its loop's task id and its number (meaningful for
+    an iteration only): a task id ``<loop>@<digits>`` whose ``<loop>`` (what is before its
+    last ``@``) is a task of the same run (docs/protocol.md). A task id a user's task name
+    put an ``@`` in is told apart so: its part before the ``@`` is no task of the run."""
+    head = sa.func.rtrim(task_id, "0123456789")  # up to and with its last @, when one
+    loop_id = sa.func.substr(head, 1, sa.func.length(head) - 1)
+    loop = task_events.alias("loop_task")
+    iteration = sa.and_(
+        task_id.like("%@%"),  # cheap: narrows before the rest is computed
+        head.like("%@"),
+        sa.func.length(head) < sa.func.length(task_id),  # one digit at least
+        sa.exists().where(loop.c.run_id == run_id, loop.c.task_id == loop_id),
+    )
+    number = sa.cast(sa.func.substr(task_id, sa.func.length(head) + 1), sa.Integer)
+    return iteration, loop_id, number
+
+
+def is_folded(task_id: Any, run_id: str) -> sa.ColumnElement[bool]:
+    """SQL saying that ``task_id`` (a column of ``task_events``) is folded into another
+    task's row in the run ``run_id``: a map's item (:func:`item_parts`) or a loop's iteration
+    (:func:`iteration_parts`)."""
+    return sa.or_(is_item(task_id), iteration_parts(task_id, run_id)[0])
+
+
+def members_of(task_id: Any, run_id: str, task: str) -> list[sa.ColumnElement[bool]]:
+    """SQL saying that ``task_id`` (a column of ``task_events``) is folded into the row of the
+    task ``task`` of the run ``run_id``: an item of the map, or an iteration of the loop,
+    whose task id that is."""
+    iteration, loop_id = iteration_parts(task_id, run_id)[:2]
+    prefix = "".join(ESCAPE + c if c in "%_\\" else c for c in task) + "@%"
+    looped = sa.and_(task_id.like(prefix, escape=ESCAPE), iteration, loop_id == task)
+    return [sa.or_(sa.and_(*items_of(task_id, task)), looped)]
+
+
 def last_events(columns: Sequence[Any], *where: Any) -> sa.Subquery:
     """``columns`` of the task events ``where`` says, each with its ``rank`` from its task's
     last (1): the latest, a finished state first among events of one time, the last stored
@@ -193,15 +234,16 @@ def matching(
     item_of: str | None = None,
 ) -> tuple[sa.Subquery, list[sa.ColumnElement[bool]]]:
     """The last event of each task of ``run_id`` (those after the task id ``after``; no map's
-    item without ``items``; only the items of the map ``item_of``), and what picks those whose
+    item nor loop's iteration without ``items``; only the items of the map, or the iterations
+    of the loop, ``item_of``), and what picks those whose
     last state is one of ``states`` (any case) and whose name matches ``name_glob`` (``None``:
     any)."""
     te = task_events
     where: list[Any] = [te.c.run_id == run_id]
     if not items:
-        where.append(sa.not_(is_item(te.c.task_id)))
-    if item_of is not None:  # a map's items only
-        where += items_of(te.c.task_id, item_of)
+        where.append(sa.not_(is_folded(te.c.task_id, run_id)))
+    if item_of is not None:  # a map's items (a loop's iterations) only
+        where += members_of(te.c.task_id, run_id, item_of)
     if after is not None:  # whole tasks, before ranking: a later page ranks fewer
         where.append(te.c.task_id > after)
     if name_glob is not None:  # before ranking too: a glob that picks few costs little

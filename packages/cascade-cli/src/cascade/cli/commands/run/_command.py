@@ -76,9 +76,9 @@ def run(
         bool,
         typer.Option(
             "--items",
-            help="List maps' items (transform-7[3]) as tasks of their own; without it, each "
-            "map's row stands for its items, counted by state (--state and --task pick items "
-            "as any task; --json lists them).",
+            help="List maps' items (transform-7[3]) and loops' iterations (counter-4@7) as "
+            "tasks of their own; without it, each map's, each loop's row stands for them, "
+            "counted by state (--state and --task pick them as any task; --json lists them).",
         ),
     ] = False,
     map_id: Annotated[
@@ -86,8 +86,8 @@ def run(
         typer.Option(
             "--map",
             metavar="TASK_ID",
-            help="Only the items of the map TASK_ID (transform-7: its row expanded), those "
-            "--state and --task pick.",
+            help="Only the items of the map TASK_ID (transform-7: its row expanded), or the "
+            "iterations of the loop TASK_ID (counter-4), those --state and --task pick.",
         ),
     ] = None,
     json_output: Json = False,
@@ -99,7 +99,8 @@ def run(
     (the first one's traceback, each one's attempts), its tasks held for a decision and the
     decisions taken (who, why, on which attempt, applied or refused), then its tasks with their
     states and times, attempts, duration, time held, error; a map's (task.map) one row with its
-    items counted by state.
+    items counted by state, a loop's (cs.Jump) one row with its iterations counted and its
+    latest.
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
     cascade run 58a88765 --map transform-7 --state failed;
@@ -138,9 +139,10 @@ def show_recorded_run(
 ) -> None:
     """Print the recorded run ``run_id`` (its whole id) as `cascade run` does: its summary,
     then ``limit`` of its tasks (0: all) that ``states`` and ``task`` (a glob) pick, each map's
-    items folded into its row unless ``items`` or a filter; only the items of the map
-    ``map_id`` when given; as JSON with ``json_output`` (every task picked, items too, and the
-    maps in its summary). Exit 1 if the history no longer has it."""
+    items (each loop's iterations) folded into its row unless ``items`` or a filter; only the
+    items of the map (the iterations of the loop) ``map_id`` when given; as JSON with
+    ``json_output`` (every task picked, items too, and the maps and loops in its summary).
+    Exit 1 if the history no longer has it."""
     from cascade.history import TASKS_PAGE
 
     most = limit or None  # None: every task
@@ -159,13 +161,14 @@ def show_recorded_run(
         limit=most,
         states=states,
         name_glob=task,
-        items=not report.folded,
+        items=not (report.folded or report.folded_iterations),
         item_of=map_id,
     )
     if json_output:
         echo_run_json(pages, report)
     else:
         console = context.out()
-        picked = picked_text(states, task, map_id)
+        loop = any(entry.task_id == map_id for entry in report.loops)
+        picked = picked_text(states, task, map_id, loop=loop)
         print_run(console, pages, report, TimeFormat(time.time()), picked)
         console.print(history_line(history), soft_wrap=True)

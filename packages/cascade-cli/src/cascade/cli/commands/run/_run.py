@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cascade.history import (
         Claim,
         LogCount,
+        LoopIterations,
         MapItems,
         RunDetail,
         RunReport,
@@ -71,16 +72,24 @@ _TIMES = "\N{MULTIPLICATION SIGN}"
 _TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
 
 
-def picked_text(states: list[str] | None, name_glob: str | None, map_id: str | None = None) -> str:
+def picked_text(
+    states: list[str] | None,
+    name_glob: str | None,
+    map_id: str | None = None,
+    *,
+    loop: bool = False,
+) -> str:
     """What ``--state``, ``--task`` and ``--map`` pick, as the tasks' heading says it
-    (``failed, held; named load_*; items of transform-7``; ``""``: every task)."""
+    (``failed, held; named load_*; items of transform-7``, ``iterations of counter-4`` for a
+    ``loop``'s; ``""``: every task)."""
     parts = []
     if states is not None:
         parts.append(", ".join(state.lower() for state in states))
     if name_glob is not None:
         parts.append(f"named {inert(name_glob, SHOWN['name'])}")
     if map_id is not None:
-        parts.append(f"items of {inert(map_id, SHOWN['name'])}")
+        members = "iterations" if loop else "items"
+        parts.append(f"{members} of {inert(map_id, SHOWN['name'])}")
     return "; ".join(parts)
 
 
@@ -99,8 +108,10 @@ def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
     """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been written:
     the run's tasks counted by state and in all, these tasks as ``tasks`` has them, how many
     more the filters pick than were listed (``--limit``), its log batches
-    (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs), and its maps
-    (``maps``: each one's ``task_id``, ``task_name``, ``items`` and their ``counts``)."""
+    (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs), its maps
+    (``maps``: each one's ``task_id``, ``task_name``, ``items`` and their ``counts``), and its
+    loops (``loops``: each one's ``task_id``, ``task_name``, ``iterations``, their
+    ``counts``, and the ``latest`` one's task id and ``latest_state``)."""
     counts = report.detail.run.tasks
     return {
         "counts": dict(counts),
@@ -114,6 +125,7 @@ def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
         "matched": report.matched,
         "more": max(0, report.matched - listed),
         "maps": [entry.to_json() for entry in report.maps],
+        "loops": [entry.to_json() for entry in report.loops],
     }
 
 
@@ -298,6 +310,13 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
                 f"folded into {rows}: --items lists them)",
                 style="dim",
             )
+        if report.folded_iterations:
+            rows = "its row" if len(report.loops) == 1 else "their rows"
+            heading.append(
+                f" ({counted(report.folded_iterations, 'iteration')} of "
+                f"{counted(len(report.loops), 'loop')} folded into {rows}: --items lists them)",
+                style="dim",
+            )
         lines.append(heading)
     else:
         lines.append(_heading(f"Tasks{which}", none=True))
@@ -309,13 +328,13 @@ def task_table(
     times: TimeFormat,
     width: int,
     logs: Mapping[str, LogCount] | None = None,
-    maps: Mapping[str, MapItems] | None = None,
+    maps: Mapping[str, MapItems | LoopIterations] | None = None,
 ) -> tuple[Table, list[str]]:
     """A page of the run's tasks as a table ``width`` wide at most, and the headers of the
     columns left out to fit it (see :func:`~._fit.fitted`); with ``logs`` (the run's
     :meth:`~cascade.history.History.log_counts`), the lines each task logged; with ``maps``
-    (the run's, by task id), a map's items counted by state in its row, where the page has
-    one."""
+    (the run's maps and loops, by task id), a map's items, a loop's iterations, counted by
+    state in its row, where the page has one."""
     known = maps or {}
     folds = {task.task_id: known[task.task_id] for task in detail.tasks if task.task_id in known}
     rows: list[list[Cell]] = [
@@ -336,11 +355,24 @@ def task_table(
     return fitted((*columns, _LOGS) if logs else columns, rows, width)
 
 
-def _items(entry: MapItems | None) -> Cell:
+def _items(entry: MapItems | LoopIterations | None) -> Cell:
     """A map's items, how many after a multiplication sign, then by state (``10,000:
-    completed 9,998 failed 2``, the sign before it); ``-`` for a task that is none."""
+    completed 9,998 failed 2``, the sign before it); a loop's iterations so, then its latest
+    (``1,000 iterations: completed 999 failed 1; latest @1001 failed``); ``-`` for a task
+    that is neither."""
+    from cascade.history import LoopIterations
+
     if entry is None:
         return "-"
+    if isinstance(entry, LoopIterations):
+        latest = Text(f"; latest @{entry.number} ").append(
+            entry.latest_state.lower(), STATE_STYLES.get(entry.latest_state, "")
+        )
+        return (
+            Text(f"{_TIMES}{entry.iterations:,} iterations: ")
+            .append_text(task_counts(entry.counts))
+            .append_text(latest)
+        )
     return Text(f"{_TIMES}{entry.items:,}: ").append_text(task_counts(entry.counts))
 
 
@@ -419,7 +451,8 @@ def print_run(
     out.print(render_run(report, times, picked))
     listed = 0
     left_out: list[str] = []
-    maps = {entry.task_id: entry for entry in report.maps}
+    maps: dict[str, MapItems | LoopIterations] = {entry.task_id: entry for entry in report.maps}
+    maps.update((entry.task_id, entry) for entry in report.loops)
     for page in itertools.chain([first], pages):  # a big run is never all in memory
         if page.tasks:
             table, dropped = task_table(page, times, out.width, report.logs, maps)
