@@ -29,6 +29,7 @@ from cascade.runtime import (
     TaskSkipped,
     WorkflowJsonError,
     bind,
+    current_task,
     inject,
     resource,
     select_jump,
@@ -270,6 +271,30 @@ async def test_a_loop_that_never_ends_is_ended_by_a_cancel() -> None:
     cancelled = seen.of(TaskCancelled)
     assert loop.task_id in cancelled  # the loop itself ends, as does the iteration under way
     assert len(cancelled) == 2
+
+
+@pytest.mark.parametrize("kept", [False, True])
+async def test_an_iteration_s_current_task_is_its_own_under_the_loop_s_key(
+    kept: bool, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    @task
+    def tally(n: int) -> Any:
+        context = current_task()
+        assert context is not None
+        seen.append((context.task_id, context.task_name, context.key))
+        return n if n == 3 else Jump("again", n + 1)
+
+    loop = tally(1)
+    bind(loop, select_jump({"again": loop}))
+    engine = Engine(results=ResultStore(str(tmp_path))) if kept else Engine()
+    assert await engine.run(loop) == 3
+    assert seen == [
+        (loop.task_id, "tally", "tally#1"),
+        (f"{loop.task_id}@2", "tally", "tally#1@2"),
+        (f"{loop.task_id}@3", "tally", "tally#1@3"),
+    ]
 
 
 async def test_a_thousand_iterations_run_one_after_another() -> None:
