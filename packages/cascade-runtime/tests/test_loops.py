@@ -19,6 +19,7 @@ from cascade.runtime import (
     JumpError,
     Param,
     ResultStore,
+    Router,
     RunCancelledError,
     TaskBlocked,
     TaskCancelled,
@@ -185,6 +186,30 @@ async def test_a_route_taking_the_loop_s_own_result_must_be_given_it_in_the_data
     bind(first, select_jump({"next": after}))
     with pytest.raises(JumpError, match="give that argument in the Jump's data"):
         await Engine().run(first)
+
+
+async def test_a_loop_taking_a_router_goes_on_with_the_route_it_chose() -> None:
+    """A route not chosen never runs (its task is skipped, not routed): the loop's iterations
+    take the router's choice as its call did, not the route it did not choose."""
+
+    @task
+    def chosen() -> int:
+        return 10
+
+    @task
+    def broken() -> int:
+        raise ValueError("never wanted")
+
+    @task
+    def add(n: int, base: int) -> Any:
+        return n + base if n == 3 else Jump("again", {"n": n + 1})
+
+    loop = add(1, Router(Param("pick", "a"), {"a": chosen(), "b": broken()}))
+    bind(loop, select_jump({"again": loop}))
+    engine = Engine()
+    seen = Recorded(engine)
+    assert await engine.run(loop) == 13
+    assert f"{loop.task_id}@3" in seen.of(TaskCompleted)
 
 
 async def test_a_failed_iteration_fails_the_run_and_skips_what_needs_the_loop() -> None:
