@@ -366,6 +366,35 @@ async def test_a_rerun_of_a_failed_loop_resumes_at_the_iteration_that_failed(
     assert calls == []
 
 
+async def test_a_rerun_of_a_loop_a_router_chose_resumes_it_too(tmp_path: Path) -> None:
+    """A loop taken through a router is reused only once the router chooses it: as a loop
+    still, going on from its kept first jump, never as a task whose result is that jump."""
+    calls: list[int] = []
+    broken = {3}
+
+    @task
+    def fragile(n: int) -> Any:
+        calls.append(n)
+        if n in broken:
+            raise ValueError("three")
+        return n if n == 4 else Jump("again", n + 1)
+
+    @task
+    def spare() -> int:
+        return -1
+
+    loop = fragile(1)
+    bind(loop, select_jump({"again": loop}))
+    target = double(Router(Param("pick", "loop"), {"loop": loop, "spare": spare()}))
+    engine = Engine(results=ResultStore(str(tmp_path)))
+    with pytest.raises(TaskFailedError) as failed:
+        await engine.run(target)
+    broken.clear()
+    calls.clear()
+    assert await engine.run(target, rerun_of=failed.value.run_id) == 8
+    assert calls == [3, 4]
+
+
 def test_visualize_draws_each_jump_and_a_route_that_runs_only_as_an_iteration() -> None:
     @task
     def lint(code: str) -> Jump:

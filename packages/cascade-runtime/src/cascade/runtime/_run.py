@@ -772,6 +772,11 @@ class Run:
     def _wanted(self, node: Node) -> None:
         """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
         found = self.reusable.pop(id(node), None)
+        if found is not None and type(found[0]) is Jump and node.lazy.jumps is not None:
+            if self.loops is None:  # a loop's first jump: it goes on from it once ready
+                self.loops = Loops(self)
+            self.loops.reused(node, found[0])
+            found = None
         if found is not None:
             self.parked.pop(id(node), None)
             node.result, from_run = found
