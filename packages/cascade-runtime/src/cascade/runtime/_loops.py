@@ -26,8 +26,8 @@ from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve, upstream
 from .workflow._jump import Jump, JumpError, jump_call
-from .workflow._router import Router
 from .workflow._resource import Inject
+from .workflow._router import Router
 from .workflow._task import LazyResult
 
 __all__ = ["Loops", "LoopingRun"]
@@ -229,10 +229,10 @@ class Loops:
         needed = _without_result((args, kwargs), graph)
         if needed is not None:
             raise JumpError(
-                    f"a jump to {route.name} leaves it taking the result of {needed.name}, "
-                    "which has none yet (the loop's own result, or a task that ended without "
-                    "one): give that argument in the Jump's data"
-                )
+                f"a jump to {route.name} leaves it taking the result of {needed.name}, "
+                "which has none yet (the loop's own result, or a task that ended without "
+                "one): give that argument in the Jump's data"
+            )
         call.args = resolve(args, graph)
         call.kwargs = resolve(kwargs, graph)
         call.resources = route.resources
