@@ -19,6 +19,7 @@ from cascade.runtime import (
     JumpError,
     Param,
     ResultStore,
+    Router,
     RunCancelledError,
     TaskBlocked,
     TaskCancelled,
@@ -29,6 +30,7 @@ from cascade.runtime import (
     TaskSkipped,
     WorkflowJsonError,
     bind,
+    current_task,
     inject,
     resource,
     select_jump,
@@ -186,6 +188,30 @@ async def test_a_route_taking_the_loop_s_own_result_must_be_given_it_in_the_data
         await Engine().run(first)
 
 
+async def test_a_loop_taking_a_router_goes_on_with_the_route_it_chose() -> None:
+    """A route not chosen never runs (its task is skipped, not routed): the loop's iterations
+    take the router's choice as its call did, not the route it did not choose."""
+
+    @task
+    def chosen() -> int:
+        return 10
+
+    @task
+    def broken() -> int:
+        raise ValueError("never wanted")
+
+    @task
+    def add(n: int, base: int) -> Any:
+        return n + base if n == 3 else Jump("again", {"n": n + 1})
+
+    loop = add(1, Router(Param("pick", "a"), {"a": chosen(), "b": broken()}))
+    bind(loop, select_jump({"again": loop}))
+    engine = Engine()
+    seen = Recorded(engine)
+    assert await engine.run(loop) == 13
+    assert f"{loop.task_id}@3" in seen.of(TaskCompleted)
+
+
 async def test_a_failed_iteration_fails_the_run_and_skips_what_needs_the_loop() -> None:
     @task
     def fragile(n: int) -> Jump:
@@ -272,6 +298,30 @@ async def test_a_loop_that_never_ends_is_ended_by_a_cancel() -> None:
     assert len(cancelled) == 2
 
 
+@pytest.mark.parametrize("kept", [False, True])
+async def test_an_iteration_s_current_task_is_its_own_under_the_loop_s_key(
+    kept: bool, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    @task
+    def tally(n: int) -> Any:
+        context = current_task()
+        assert context is not None
+        seen.append((context.task_id, context.task_name, context.key))
+        return n if n == 3 else Jump("again", n + 1)
+
+    loop = tally(1)
+    bind(loop, select_jump({"again": loop}))
+    engine = Engine(results=ResultStore(str(tmp_path))) if kept else Engine()
+    assert await engine.run(loop) == 3
+    assert seen == [
+        (loop.task_id, "tally", "tally#1"),
+        (f"{loop.task_id}@2", "tally", "tally#1@2"),
+        (f"{loop.task_id}@3", "tally", "tally#1@3"),
+    ]
+
+
 async def test_a_thousand_iterations_run_one_after_another() -> None:
     loop = counter(999)
     bind(loop, select_jump({"continue": loop, "exit": None}))
@@ -314,6 +364,35 @@ async def test_a_rerun_of_a_failed_loop_resumes_at_the_iteration_that_failed(
     finished = seen.events[0].run_id
     assert await engine.run(double(loop), rerun_of=finished) == 10
     assert calls == []
+
+
+async def test_a_rerun_of_a_loop_a_router_chose_resumes_it_too(tmp_path: Path) -> None:
+    """A loop taken through a router is reused only once the router chooses it: as a loop
+    still, going on from its kept first jump, never as a task whose result is that jump."""
+    calls: list[int] = []
+    broken = {3}
+
+    @task
+    def fragile(n: int) -> Any:
+        calls.append(n)
+        if n in broken:
+            raise ValueError("three")
+        return n if n == 4 else Jump("again", n + 1)
+
+    @task
+    def spare() -> int:
+        return -1
+
+    loop = fragile(1)
+    bind(loop, select_jump({"again": loop}))
+    target = double(Router(Param("pick", "loop"), {"loop": loop, "spare": spare()}))
+    engine = Engine(results=ResultStore(str(tmp_path)))
+    with pytest.raises(TaskFailedError) as failed:
+        await engine.run(target)
+    broken.clear()
+    calls.clear()
+    assert await engine.run(target, rerun_of=failed.value.run_id) == 8
+    assert calls == [3, 4]
 
 
 def test_visualize_draws_each_jump_and_a_route_that_runs_only_as_an_iteration() -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from cascade.runtime import (
+    DependencyMissingError,
     Engine,
     Event,
     Param,
@@ -117,3 +120,19 @@ async def test_a_task_whose_chosen_route_is_a_plain_value_runs_once() -> None:
     assert ran.result == "take(2)"
     assert (ran.started("take"), calls["take"]) == (1, 1)
     assert ran.ended("take") == "COMPLETED"
+
+
+async def test_a_map_a_skip_leaves_not_routed_before_it_is_readied_makes_no_items() -> None:
+    """The run's first tasks are readied one after another: the first, skipped by its
+    condition, leaves the router's selector without a result, so the map (a route of that
+    router, ready from the start) ends ``not routed`` before its turn; its turn must not map it
+    all the same."""
+    skipped = source("a").run_if(Param("c", default=False))
+    mapped = double.map(x=[1, 2])
+    engine = Engine()
+    events: list[TaskEvent] = []
+    engine.events.subscribe(lambda e: events.append(e) if isinstance(e, TaskEvent) else None)
+    with pytest.raises(DependencyMissingError):
+        await engine.run(take(Router(take(skipped), {"x": mapped, "y": skipped})))
+    ran = [(type(e).__name__, e.task_id) for e in events if e.task_name == "double"]
+    assert ran == [("TaskSkipped", mapped.task_id)]

@@ -15,7 +15,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cascade.runtime import Param, Router, current_task, sequence, task, unmapped
+from cascade.runtime import (
+    Jump,
+    Param,
+    Router,
+    bind,
+    current_task,
+    select_jump,
+    sequence,
+    task,
+    unmapped,
+)
 
 ALWAYS = 99
 """``failures`` of a body that fails every attempt."""
@@ -110,7 +120,29 @@ class Map:
     after: tuple[int, ...] = ()
 
 
-Node = Call | Choice | Map
+@dataclass(frozen=True)
+class Loop:
+    """A loop: a call of a task bound to ``select_jump({"again": itself, "done": None})``,
+    taking ``args`` as a :class:`Call` does. It runs ``steps`` steps (its call, then each
+    iteration): each but the last jumps ``"again"`` with the next step's number; the last
+    returns a list of ``width`` numbers of its label, arguments and ``steps``, or with
+    ``exits`` jumps ``"done"`` with it. Step ``failing`` (0: none) fails its first
+    ``failures`` attempts (``ALWAYS``: every one); ``attempts`` is the call's ``with_retry``
+    (every iteration's too), ``condition`` its ``run_if``, ``after`` as a call's."""
+
+    label: str
+    args: tuple[Ref, ...]
+    width: int
+    steps: int
+    exits: bool = False
+    failing: int = 0
+    failures: int = 0
+    attempts: int = 1
+    condition: NodeRef | ParamRef | None = None
+    after: tuple[int, ...] = ()
+
+
+Node = Call | Choice | Map | Loop
 
 
 @dataclass(frozen=True)
@@ -156,9 +188,9 @@ def reached(plan: Plan) -> set[int]:
     return seen
 
 
-def references(node: Call | Choice | Map) -> Iterator[Ref]:
+def references(node: Node) -> Iterator[Ref]:
     """What a node refers to: its arguments, its condition, what it maps over."""
-    if isinstance(node, Call):
+    if isinstance(node, Call | Loop):
         yield from node.args
     if isinstance(node, Map):
         yield node.over
@@ -214,6 +246,34 @@ def item_body(label: str, failing: bool, x: int) -> int:
     return number(label, x)
 
 
+def loop_value(label: str, width: int, steps: int, args: tuple[Any, ...]) -> list[int]:
+    """What a generated loop of ``steps`` steps on ``args`` ends with."""
+    return [number(label, args, steps, k) for k in range(width)]
+
+
+def loop_body(
+    label: str,
+    width: int,
+    steps: int,
+    exits: bool,
+    failing: int,
+    failures: int,
+    step: int,
+    *args: Any,
+) -> Any:
+    """A step of a generated loop: step ``failing`` fails its first ``failures`` attempts;
+    a step before the last jumps to the next (its number the jump's data), the last ends the
+    loop with its value (returned, or with ``exits`` as the data of a jump to ``None``)."""
+    context = current_task()
+    assert context is not None
+    if step == failing and context.attempt <= failures:
+        raise Failure(f"{label} fails step {step} attempt {context.attempt}")
+    if step < steps:
+        return Jump("again", {"step": step + 1})
+    value = loop_value(label, width, steps, args)
+    return Jump("done", value) if exits else value
+
+
 def build(plan: Plan) -> list[Any]:
     """The plan's target: a list of the lazy results of its target nodes."""
     built: list[Any] = []
@@ -236,6 +296,13 @@ def build(plan: Plan) -> list[Any]:
                 lazy = lazy.with_retry(node.attempts)
             if node.cache:
                 lazy = lazy.with_cache()
+        elif isinstance(node, Loop):
+            step = task(name=node.label)(loop_body)
+            fixed = (node.label, node.width, node.steps, node.exits, node.failing, node.failures)
+            lazy = step(*fixed, 1, *(value(a) for a in node.args))
+            bind(lazy, select_jump({"again": lazy, "done": None}))
+            if node.attempts > 1:
+                lazy = lazy.with_retry(node.attempts)
         elif isinstance(node, Choice):
             lazy = task(name=node.label)(choice_body)(node.label, node.value, node.fails)
         else:
@@ -267,10 +334,11 @@ def plans(
     max_nodes: int = 24,
     holds: bool = True,
     caches: bool = False,
+    loops: bool = True,
 ) -> Plan:
-    """A random plan of up to ``max_nodes`` nodes mixing calls, choices, maps, conditions,
-    routers (nested, shared by several consumers), order-only dependencies and sequences,
-    failures, retries and holds."""
+    """A random plan of up to ``max_nodes`` nodes mixing calls, choices, maps, loops,
+    conditions, routers (nested, shared by several consumers), order-only dependencies and
+    sequences, failures, retries and holds."""
     size = draw(st.integers(1, max_nodes))
     nodes: list[Node] = []
     kinds: list[str] = []  # "list" (a call's or map's), "key" or "flag" (a choice's)
@@ -327,8 +395,26 @@ def plans(
 
     for index in range(size):
         label = f"n{index}"
-        roll = draw(st.integers(0, 9))
-        if roll <= 1:
+        roll = draw(st.integers(0, 11 if loops else 9))
+        if roll >= 10:
+            steps = draw(st.integers(1, 4))
+            failing = draw(st.sampled_from([0, 0, 0, *range(1, steps + 1)]))
+            nodes.append(
+                Loop(
+                    label,
+                    tuple(argument() for _ in range(draw(st.integers(0, 3)))),
+                    width=draw(st.integers(0, 3)),
+                    steps=steps,
+                    exits=draw(st.booleans()),
+                    failing=failing,
+                    failures=draw(st.sampled_from([1, 2, ALWAYS])) if failing else 0,
+                    attempts=draw(st.sampled_from([1, 1, 2, 3])),
+                    condition=condition(),
+                    after=after(index),
+                )
+            )
+            kinds.append("list")
+        elif roll <= 1:
             values: list[str | bool] = ["x", "y", "x", "y", "z", True, False]
             value = draw(st.sampled_from(values))
             fails = draw(st.integers(0, 9)) == 0

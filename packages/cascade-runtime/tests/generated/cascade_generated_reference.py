@@ -7,6 +7,13 @@ needs so ends ``SKIPPED`` (``not routed``). A task is skipped by an upstream tha
 complete only when it needs that upstream (an argument, its condition, a router's selector or
 its chosen route, a task it runs after), never through a route not chosen. A task it runs after
 (``after``, ``sequence``) is needed as an argument is, and gives it no value.
+
+A loop (docs/workflows.md, "Loops") is its call and then its iterations, ``<task_id>@2``,
+``@3`` ..., each a task of the loop's task's name: its call stays ``RUNNING`` until the last
+ends, and completes with that one's result (a jump to ``None``: the jump's data). An iteration
+that fails fails the run and skips the loop (and what needs it); its call failing fails it as
+any task's. A rerun from a failure reads back the steps its run finished (the call's jump
+too, said as one ``RUNNING``) and runs on from the one that failed.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from cascade_generated_plans import (
     Call,
     Choice,
     Const,
+    Loop,
     Map,
     NodeRef,
     ParamRef,
     Plan,
     Ref,
+    loop_value,
     number,
     reached,
 )
@@ -35,13 +44,15 @@ CONDITION = "condition false"
 NOT_ROUTED = "not routed"
 UPSTREAM = "upstream"
 DECISION = "decided"
+ITERATION = "an iteration ended without a result"
 
 
 @dataclass
 class Outcome:
     """How one task ends: ``state`` (``completed``, ``failed``, ``skipped``), the reasons a
     skip may give (more than one where the docs allow either), its value, its attempts, the
-    nodes it needs completed before it starts, and a map's items."""
+    nodes it needs completed before it starts, a map's items, and a loop's iterations (its
+    steps after its call, ``@2`` first; ``None``: its call did not jump)."""
 
     state: str
     why: frozenset[str] = frozenset()
@@ -50,6 +61,7 @@ class Outcome:
     needs: frozenset[int] = frozenset()
     items: tuple[Outcome, ...] | None = None
     reused: bool = False
+    iterations: tuple[Outcome, ...] | None = None
 
 
 @dataclass
@@ -92,7 +104,8 @@ class _Interpreter:
         for index in reached(self.plan) - set(outcomes):  # no task the run needs takes it
             outcomes[index] = Outcome("skipped", frozenset({NOT_ROUTED}))
         failed = any(
-            o.state == "failed" or any(i.state == "failed" for i in o.items or ())
+            o.state == "failed"
+            or any(i.state == "failed" for i in (*(o.items or ()), *(o.iterations or ())))
             for o in outcomes.values()
         )
         result = None if failed else [outcomes[i].value for i in self.plan.target]
@@ -112,6 +125,8 @@ class _Interpreter:
                 outcome = self.choice(node)
             elif isinstance(node, Call):
                 outcome = self.call(node)
+            elif isinstance(node, Loop):
+                outcome = self.loop(node)
             else:
                 outcome = self.map(node)
             self.done[index] = outcome
@@ -171,7 +186,7 @@ class _Interpreter:
             return values, needs, Outcome("skipped", frozenset(why), needs=frozenset(needs))
         return values, needs, None
 
-    def previous(self, node: Call | Choice | Map) -> Outcome | None:
+    def previous(self, node: Call | Choice | Map | Loop) -> Outcome | None:
         """The kept outcome this node reuses, if any."""
         if self.kept is None:
             return None
@@ -245,3 +260,51 @@ class _Interpreter:
                 "completed", value=[i.value for i in items], needs=frozen, items=tuple(items)
             )
         return Outcome("skipped", frozenset({UPSTREAM}), needs=frozen, items=tuple(items))
+
+    def loop(self, node: Loop) -> Outcome:
+        index = self.plan.nodes.index(node)
+        values, needs, early = self.inputs(index, node.args, node.condition)
+        if early is not None:
+            return early
+        frozen = frozenset(needs)
+        earlier = self.kept.get(index) if self.reruns and self.kept is not None else None
+        value = loop_value(node.label, node.width, node.steps, tuple(values))
+        if earlier is not None and earlier.state == "completed" and earlier.iterations is None:
+            # its call returned the value: kept and reused as any task's result
+            return Outcome("completed", value=earlier.value, needs=frozen, reused=True)
+        if earlier is not None and earlier.iterations is not None:  # its call's jump, read back
+            first = Outcome("completed", attempts=1)
+        else:
+            first = self.step(node, 1)
+        if first.state == "failed":
+            return Outcome("failed", attempts=first.attempts, needs=frozen)
+        kept_steps = earlier.iterations or () if earlier is not None else ()
+        iterations: list[Outcome] = []
+        for step in range(2, node.steps + 1):
+            before = kept_steps[step - 2] if step - 2 < len(kept_steps) else None
+            if before is not None and before.state == "completed":
+                ran = Outcome("completed", reused=True)
+            else:
+                ran = self.step(node, step)
+            iterations.append(ran)
+            if ran.state == "failed":
+                return Outcome(
+                    "skipped",
+                    frozenset({UPSTREAM, ITERATION}),
+                    attempts=first.attempts,
+                    needs=frozen,
+                    iterations=tuple(iterations),
+                )
+        jumped = tuple(iterations) if node.steps > 1 or node.exits else None
+        return Outcome(
+            "completed", value=value, attempts=first.attempts, needs=frozen, iterations=jumped
+        )
+
+    @staticmethod
+    def step(node: Loop, step: int) -> Outcome:
+        """Step ``step`` of loop ``node`` run: how it ends and its attempts."""
+        if step != node.failing:
+            return Outcome("completed", attempts=1)
+        if node.failures < node.attempts:
+            return Outcome("completed", attempts=node.failures + 1)
+        return Outcome("failed", attempts=node.attempts)

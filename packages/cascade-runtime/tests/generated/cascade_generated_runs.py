@@ -9,10 +9,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade_generated_plans import DECIDED, Call, Map, Plan, build
+from cascade_generated_plans import DECIDED, Call, Loop, Map, Plan, build
 from cascade_generated_reference import (
     CONDITION,
     DECISION,
+    ITERATION,
     NOT_ROUTED,
     UPSTREAM,
     Expected,
@@ -116,7 +117,15 @@ def reason(error: str) -> str:
         return NOT_ROUTED
     if error.startswith("upstream"):
         return UPSTREAM
+    if error.startswith("its iteration"):
+        return ITERATION
     return DECISION
+
+
+def made(task_id: str) -> bool:
+    """Whether ``task_id`` is a task the run made (a map's item, a loop's iteration), not one
+    of the graph's."""
+    return "[" in task_id or "@" in task_id
 
 
 def disagreements(expected: Expected, observed: Observed) -> list[str]:
@@ -126,7 +135,7 @@ def disagreements(expected: Expected, observed: Observed) -> list[str]:
     for position, event in enumerate(observed.events):
         by_id.setdefault(event.task_id, []).append((position, event))
     ids = {
-        events[0][1].task_name: task_id for task_id, events in by_id.items() if "[" not in task_id
+        events[0][1].task_name: task_id for task_id, events in by_id.items() if not made(task_id)
     }
     labels = {expected.plan.nodes[i].label: i for i in expected.outcomes}
     if set(ids) != set(labels):
@@ -134,7 +143,7 @@ def disagreements(expected: Expected, observed: Observed) -> list[str]:
     completed_at = {
         event.task_name: position
         for position, event in enumerate(observed.events)
-        if isinstance(event, TaskCompleted) and "[" not in event.task_id
+        if isinstance(event, TaskCompleted) and not made(event.task_id)
     }
     for label in sorted(set(ids) & set(labels), key=lambda name: int(name[1:])):
         index = labels[label]
@@ -160,6 +169,8 @@ def disagreements(expected: Expected, observed: Observed) -> list[str]:
                 for (i, events), item in zip(items, want, strict=True):
                     wire = observed.wire.get(f"{task_id}[{i}]")
                     found += compare(f"{label}[{i}]", item, events, wire)
+        if isinstance(node, Loop):
+            found += compare_iterations(label, outcome, task_id, by_id, observed)
     if observed.failed != expected.failed:
         found.append(f"the run failed: {observed.failed}, the reference: {expected.failed}")
     elif observed.missing != expected.missing:
@@ -169,6 +180,40 @@ def disagreements(expected: Expected, observed: Observed) -> list[str]:
         )
     elif not expected.failed and not expected.missing and observed.result != expected.result:
         found.append(f"the run's result {observed.result!r}, the reference {expected.result!r}")
+    return found
+
+
+def compare_iterations(
+    label: str,
+    outcome: Outcome,
+    task_id: str,
+    by_id: dict[str, list[tuple[int, TaskEvent]]],
+    observed: Observed,
+) -> list[str]:
+    """Where a loop's iterations differ from the reference's: their ids (``@2`` on, none
+    where its call did not jump), each one's end, attempts and reuse, and its name; and the
+    loop's call ending only after its last iteration."""
+    found = []
+    iterations = sorted(
+        (int(i[len(task_id) + 1 :]), events)
+        for i, events in by_id.items()
+        if i.startswith(task_id + "@")
+    )
+    want = outcome.iterations or ()
+    if [n for n, _ in iterations] != list(range(2, 2 + len(want))):
+        ran = [f"@{n}" for n, _ in iterations]
+        return [f"{label} made iterations {ran}, the reference {len(want)} (@2 on)"]
+    for (n, events), iteration in zip(iterations, want, strict=True):
+        wire = observed.wire.get(f"{task_id}@{n}")
+        found += compare(f"{label}@{n}", iteration, events, wire)
+        names = {e.task_name for _, e in events}
+        if names != {label}:
+            found.append(f"{label}@{n} is named {sorted(names)}, the reference {label}")
+    if iterations:
+        last = max(p for p, _ in iterations[-1][1])
+        ended = [p for p, e in by_id[task_id] if e.state in ENDS]
+        if ended and ended[-1] < last:
+            found.append(f"{label} ended before its last iteration @{iterations[-1][0]}")
     return found
 
 
@@ -203,7 +248,8 @@ def plan_disagreements(
     expected: Expected, kept: dict[int, Outcome], steps: list[PlanStep]
 ) -> list[str]:
     """Where ``engine.plan`` differs from what the reference says a rerun reuses: every task
-    that completed (a map whole), and no other."""
+    that completed (a map whole), a loop whose call jumped (it goes on from that jump), and
+    no other."""
     found = []
     labels = {expected.plan.nodes[i].label: i for i in expected.outcomes}
     for step in steps:
@@ -211,7 +257,7 @@ def plan_disagreements(
         if index is None:
             found.append(f"the plan names {step.task_name}, which the graph has not")
             continue
-        reuse = kept[index].state == "completed"
+        reuse = kept[index].state == "completed" or kept[index].iterations is not None
         if (step.action == "reuse") != reuse:
             found.append(f"the plan says {step.action} {step.task_name} ({step.why})")
     return found

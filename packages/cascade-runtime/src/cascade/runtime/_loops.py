@@ -27,6 +27,7 @@ from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve, upstream
 from .workflow._jump import Jump, JumpError, jump_call
 from .workflow._resource import Inject
+from .workflow._router import Router
 from .workflow._task import LazyResult
 
 __all__ = ["Loops", "LoopingRun"]
@@ -224,20 +225,44 @@ class Loops:
         args, kwargs = jump_call(route, data)
         call = LazyResult(route.task, args, kwargs, route.task_id)
         graph = self._run.graph
-        needs, self._injects = upstream(call)
-        for needed in needs:
-            found = graph.by_lazy.get(id(needed))
-            if found is None or not found.done or found.skipped or found.failed:
-                raise JumpError(
-                    f"a jump to {route.name} leaves it taking the result of {needed.name}, "
-                    "which has none yet (the loop's own result, or a task that ended without "
-                    "one): give that argument in the Jump's data"
-                )
+        _, self._injects = upstream(call)
+        needed = _without_result((args, kwargs), graph)
+        if needed is not None:
+            raise JumpError(
+                f"a jump to {route.name} leaves it taking the result of {needed.name}, "
+                "which has none yet (the loop's own result, or a task that ended without "
+                "one): give that argument in the Jump's data"
+            )
         call.args = resolve(args, graph)
         call.kwargs = resolve(kwargs, graph)
         call.resources = route.resources
         call.jumps = route.jumps
         return call
+
+
+def _without_result(
+    value: Any, graph: Graph, seen: set[int] | None = None
+) -> LazyResult[Any] | None:
+    """The first lazy result :func:`resolve` would take in ``value`` that has no result: of a
+    router, its selector and the route it chooses, not a route it does not (which may never
+    have run)."""
+    seen = set() if seen is None else seen
+    if isinstance(value, LazyResult):
+        found = graph.by_lazy.get(id(value))
+        has = found is not None and found.done and not found.skipped and not found.failed
+        return None if has else value
+    if isinstance(value, Router):
+        missing = _without_result(value.selector, graph, seen)
+        if missing is not None:
+            return missing
+        return _without_result(value.route(resolve(value.selector, graph)), graph, seen)
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and id(value) not in seen:
+        seen.add(id(value))  # a container may hold itself
+        for inner in value.values() if isinstance(value, dict) else value:
+            missing = _without_result(inner, graph, seen)
+            if missing is not None:
+                return missing
+    return None
 
 
 def _injects(call: LazyResult[Any]) -> bool:

@@ -692,9 +692,10 @@ class Run:
         if self.results is not None and self.results.reused:
             self._reuse(self.results.reused)
         # found before any is readied: readying one may release another (a map of no items
-        # completes at once), which must not be readied twice
+        # completes at once), which must not be readied twice, or end another (not routed)
         for node in [n for n in self.graph.nodes if n.waiting == 0 and not n.done]:
-            self.ready(node)
+            if not node.done:
+                self.ready(node)
         if self.demand is not None:  # after: a routed task decided now starts once, from here
             self.demand.start()
         timer: asyncio.TimerHandle | None = None
@@ -772,6 +773,11 @@ class Run:
     def _wanted(self, node: Node) -> None:
         """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
         found = self.reusable.pop(id(node), None)
+        if found is not None and type(found[0]) is Jump and node.lazy.jumps is not None:
+            if self.loops is None:  # a loop's first jump: it goes on from it once ready
+                self.loops = Loops(self)
+            self.loops.reused(node, found[0])
+            found = None
         if found is not None:
             self.parked.pop(id(node), None)
             node.result, from_run = found

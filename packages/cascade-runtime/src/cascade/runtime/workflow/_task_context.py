@@ -35,6 +35,11 @@ class RunContext:
         if key is None and node.item_of is not None:  # an item of a map: the map's key[index]
             parent, index = node.item_of
             key = f"{self.key(parent)}[{index}]"
+        if key is None and node.dependents:  # a loop's iteration: the loop's key @n, as its id
+            loop = node.dependents[0]
+            prefix = f"{loop.lazy.task_id}@"
+            if node.lazy.task_id.startswith(prefix):
+                key = f"{self.key(loop)}@{node.lazy.task_id[len(prefix) :]}"
         if key is None:
             raise KeyError(node.lazy.task_id)
         return key
