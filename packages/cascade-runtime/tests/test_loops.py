@@ -19,12 +19,14 @@ from cascade.runtime import (
     JumpError,
     Param,
     ResultStore,
+    RouteMissing,
     Router,
     RunCancelledError,
     TaskBlocked,
     TaskCancelled,
     TaskCompleted,
     TaskEvent,
+    TaskFailed,
     TaskFailedError,
     TaskRunning,
     TaskSkipped,
@@ -425,3 +427,28 @@ def test_a_loop_is_not_written_as_json() -> None:
     bind(loop, select_jump({"continue": loop, "exit": None}))
     with pytest.raises(WorkflowJsonError, match="a loop"):
         to_json(loop)
+
+
+async def test_a_jump_to_a_task_whose_router_has_no_route_fails_the_task_that_jumped() -> None:
+    @task
+    def pick() -> str:
+        return "z"  # no route of the router below
+
+    @task
+    def start() -> Jump:
+        return Jump("next")
+
+    @task
+    def take(value: int) -> int:
+        return value
+
+    first = start()
+    chooser = pick()
+    bind(first, select_jump({"next": take(Router(chooser, {"x": 1, "y": 2}))}))
+    engine = Engine()
+    seen = Recorded(engine)
+    with pytest.raises(TaskFailedError) as failed:
+        await engine.run([first, chooser])
+    assert failed.value.task_id == first.task_id
+    assert isinstance(failed.value, RouteMissing)
+    assert first.task_id in [e.task_id for e in seen.events if isinstance(e, TaskFailed)]

@@ -27,7 +27,7 @@ from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve, upstream
 from .workflow._jump import Jump, JumpError, jump_call
 from .workflow._resource import Inject
-from .workflow._router import Router
+from .workflow._router import RouteMissing, Router
 from .workflow._task import LazyResult
 
 __all__ = ["Loops", "LoopingRun"]
@@ -115,7 +115,7 @@ class Loops:
                 )
             route = selector.route(jump.target_key)
             call = None if route is None else self._call(route, jump.data)
-        except JumpError as exc:
+        except (JumpError, RouteMissing) as exc:  # a route's router with no route: as a task's
             if loop is not None:
                 loop.current = None
             run.emit(
