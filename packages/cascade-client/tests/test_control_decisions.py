@@ -16,7 +16,6 @@ from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Re
 from cascade.control._decisions import request_decision
 from cascade.interfaces import Message
 from cascade.interfaces.commands import (
-    MAX_RESULT_BYTES,
     DecisionReply,
     cancel_topic,
     decide_topic,
@@ -25,6 +24,8 @@ from cascade.interfaces.commands import (
 )
 from cascade.interfaces.notes import decode_issued_note, issued_topic
 from cascade.testkit import HeldTask, HoldingEngine, Inbox
+
+MAX_RESULT_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 

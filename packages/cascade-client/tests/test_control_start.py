@@ -33,7 +33,6 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
-    MAX_PARAMS_BYTES,
     PlanStep,
     RunOrigin,
     ServedWorkflow,
@@ -42,10 +41,11 @@ from cascade.interfaces.serving import (
     addressed_start_topic,
     decode_start_request,
     served_topic,
-    start_filter,
     start_topic,
 )
 from cascade.testkit import Inbox, KeptRun, ServingEngine
+
+MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 NIGHTLY = ServedWorkflow(
     name="nightly",
@@ -332,7 +332,8 @@ async def test_answers_from_processes_that_do_not_serve_it_are_refused(
     serves the workflow and on its own topic; the others are refused and told."""
     engine = await serve("host-1", answer=False)
     requests = Inbox()
-    await client.subscribe(start_filter("local", "default", "host-1"), requests)
+    # every request addressed to host-1 (docs/protocol.md, "Served workflows")
+    await client.subscribe("cascade/start/local/default/+/host-1", requests)
     refused: list[Refusal] = []
     task = asyncio.ensure_future(
         start(client, "nightly", {"day": "mon"}, timeout=5.0, on_refused=refused.append)

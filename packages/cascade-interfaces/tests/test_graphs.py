@@ -15,13 +15,10 @@ from cascade.interfaces import (
     decode_envelope,
     encode_payload,
 )
-from cascade.interfaces.graphs import (
-    MAX_GRAPH_ID_LENGTH,
-    MAX_GRAPH_NODES,
-    GraphNode,
-    RunGraph,
-    check_graph,
-)
+from cascade.interfaces.graphs import GraphNode, RunGraph, check_graph
+
+MAX_GRAPH_ID_LENGTH = 256  # the protocol's bound, as docs/protocol.md states it
+MAX_GRAPH_NODES = 2000
 
 
 def _etl() -> dict[str, Any]:

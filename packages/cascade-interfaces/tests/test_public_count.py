@@ -14,8 +14,9 @@ import pkgutil
 import cascade.interfaces
 
 AIM = 120
-# 220 once the kit left; then the steering requests came in beside Decide, and lazy_exports
-CEILING = 228
+# 220 once the kit left; 228 with the steering requests beside Decide and lazy_exports; 136
+# once what only our packages share went to cascade.interfaces._shared
+CEILING = 136
 
 
 def _public_modules() -> list[str]:
@@ -42,7 +43,6 @@ def test_every_public_module_is_counted() -> None:
         "cascade.interfaces.notes",
         "cascade.interfaces.serving",
         "cascade.interfaces.summaries",
-        "cascade.interfaces.wire",
     ]
 
 

@@ -13,7 +13,6 @@ import pytest
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message
 from cascade.interfaces.summaries import (
-    MAX_SUMMARY_RUNS,
     EngineSummary,
     decode_summary,
     placed_summary_filter,
@@ -23,6 +22,8 @@ from cascade.interfaces.summaries import (
 )
 from cascade.runtime import Engine, RunCancelledError, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
+
+MAX_SUMMARY_RUNS = 20  # the protocol's bound, as docs/protocol.md states it
 
 
 class FailingPublish(InMemoryConnector):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -15,7 +16,7 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller, NobodyServesError, RunEnds, wait_run
-from cascade.interfaces import Envelope, LifecycleEvent, Message, RunStatus, events_topic
+from cascade.interfaces import Envelope, LifecycleEvent, Message, events_topic
 from cascade.interfaces.serving import (
     PlanStep,
     ServedAnnouncement,
@@ -70,7 +71,10 @@ async def serve(
 
 @pytest.mark.parametrize("end", ["Succeeded", "Failed"])
 async def test_served_then_start_and_wait(
-    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, end: RunStatus
+    mqtt_broker: BrokerEndpoint,
+    serve: Serve,
+    workflow: ServedWorkflow,
+    end: Literal["Succeeded", "Failed"],
 ) -> None:
     """`served` lists the process; `start --wait` is answered with a run id, and exits with
     the run's outcome."""

@@ -26,7 +26,6 @@ from cascade.interfaces.serving import (
     StartRequest,
     addressed_start_topic,
     served_topic,
-    slot_request_id,
 )
 from cascade.runtime import Engine, RunStarted, Schedule, task
 from cascade.runtime.testing import eventually
@@ -165,7 +164,7 @@ async def test_a_dry_run_of_a_backfill_claims_nothing(
     now = datetime.now(UTC)
     slot = list(hourly.slots(now - timedelta(hours=3), now))[-1]
     dry = StartRequest(
-        id=slot_request_id("tick", slot),
+        id=f"sched-tick-{slot.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",  # a slot's request id
         workflow="tick",
         issued_by="alice",
         rerun_of=uuid.uuid4().hex,  # a dry run goes with one on the wire

@@ -4,9 +4,6 @@ which runs a reader forgets."""
 from __future__ import annotations
 
 from cascade.interfaces import (
-    MAX_BLOCKED_TASKS,
-    MAX_HOLDERS,
-    MAX_HOLDS,
     BlockedTask,
     Envelope,
     Heartbeat,
@@ -14,6 +11,11 @@ from cascade.interfaces import (
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
+)
+from cascade.interfaces._shared import (
+    MAX_BLOCKED_TASKS,
+    MAX_HOLDERS,
+    MAX_HOLDS,
     held_for_decision,
     truncate_traceback,
 )

@@ -2,9 +2,6 @@
 it (docs/protocol.md, "Telemetry")."""
 
 from ._graphs import (
-    MAX_GRAPH_BYTES,
-    MAX_GRAPH_ID_LENGTH,
-    MAX_GRAPH_NODES,
     GraphNode,
     RunGraph,
     check_graph,
@@ -12,9 +9,6 @@ from ._graphs import (
 
 __all__ = [
     "GraphNode",
-    "MAX_GRAPH_BYTES",
-    "MAX_GRAPH_ID_LENGTH",
-    "MAX_GRAPH_NODES",
     "RunGraph",
     "check_graph",
 ]

@@ -21,8 +21,9 @@ from cascade.interfaces import (
     validate_id,
     validate_prefix,
 )
+from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
-from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
+from cascade.interfaces.serving import PlanStep, RunOrigin
 
 from ._ended_runs import EndedRuns
 from ._errors import DependencyMissingError

@@ -24,13 +24,13 @@ from cascade.interfaces import (
     Hold,
     LifecycleEvent,
     StatusMessage,
-    TaskState,
     TaskStateEvent,
     encode_payload,
     events_topic,
     heartbeat_topic,
     status_topic,
 )
+from cascade.interfaces._shared import TaskState
 from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
 
 from ._fleet_summaries import SummaryBook

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 import msgspec
 
 from cascade.interfaces import (
-    APPROVAL,
     BlockedTask,
     Connector,
     Envelope,
@@ -29,11 +28,11 @@ from cascade.interfaces import (
     heartbeat_topic,
     snapshot_topic,
 )
+from cascade.interfaces._shared import APPROVAL, command_filter
 from cascade.interfaces.commands import (
     Decided,
     DecisionReply,
     DecisionRequest,
-    command_filter,
     decode_decision_request,
     reply_topic,
     snapshot_request_topic,

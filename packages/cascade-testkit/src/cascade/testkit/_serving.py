@@ -20,11 +20,11 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
-    RunStatus,
     SubscriptionHandle,
     encode_payload,
     events_topic,
 )
+from cascade.interfaces._shared import RunStatus, StartOutcome, shared_start_filter, start_filter
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
@@ -32,13 +32,10 @@ from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedRun,
     ServedWorkflow,
-    StartOutcome,
     StartReply,
     StartRequest,
     decode_start_request,
     served_topic,
-    shared_start_filter,
-    start_filter,
 )
 
 __all__ = ["KeptRun", "ServingEngine"]

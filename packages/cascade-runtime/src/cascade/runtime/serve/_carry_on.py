@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from cascade.interfaces import MAX_PROMPT_LENGTH
+from cascade.interfaces._shared import MAX_PROMPT_LENGTH
 from cascade.interfaces.serving import RunOrigin, ServedRun
 
 from .._steps import explain

@@ -14,7 +14,8 @@ import typer
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import ConnectError, Connector, default_sourced_topics
-from cascade.interfaces.serving import PlanStep, RerunMode
+from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.serving import PlanStep
 from cascade.runtime import (
     CycleError,
     DependencyMissingError,

@@ -1,5 +1,8 @@
-"""The wire templates: each one's output is byte for byte msgspec's encoding of its schema, and
-writes every field of it but those left to the schema's own encoding."""
+"""What our packages share of the protocol's implementation (``cascade.interfaces._shared``),
+tested here, the one test file that imports it: the engine's wire templates (each one's output
+is byte for byte msgspec's encoding of its schema, and writes every field of it but those left
+to the schema's own encoding), the bounds and cuts of what an engine sends, and the topics and
+names only an engine or a writer of constraints reads."""
 
 from __future__ import annotations
 
@@ -12,20 +15,40 @@ import pytest
 from cascade.interfaces import (
     Envelope,
     Heartbeat,
+    InvalidMessageError,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
+    constraint_topic,
     decode_envelope,
+    topic_matches,
 )
-from cascade.interfaces.logs import DroppedLines, LogBatch, LogLevel, LogLine, decode_log_batch
-from cascade.interfaces.wire import (
+from cascade.interfaces._shared import (
     LOG_LINE_FORMAT,
+    MAX_ERROR_LENGTH,
+    MAX_TRACEBACK_LENGTH,
     SNAPSHOT_TASK_FORMAT,
+    LogLevel,
+    check_workflow_name,
+    command_filter,
+    constraint_topic_of_note,
+    decode_snapshot_request,
     envelope_formats,
+    level_number,
     log_batch_format,
     log_line_fields,
+    login_of,
+    payload_limit,
+    shared_start_filter,
     snapshot_with_tasks,
+    start_filter,
+    start_topic_workflow,
+    truncate_error,
+    truncate_traceback,
 )
+from cascade.interfaces.commands import cancel_topic, decide_topic, snapshot_request_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
+from cascade.interfaces.notes import cleared_topic, issued_topic
 
 _encode = msgspec.json.encode
 SECOND, MICRO = b"2026-11-20T23:11:05", 540744
@@ -198,3 +221,105 @@ def test_a_log_batch_template_decodes_to_its_schema_with_every_field(
     assert set(raw) == _names(LogBatch)
     written = set(raw["lines"][1]) | {"trace_id"}  # None when the run is not traced
     assert written == _names(LogLine)
+
+
+def test_payload_limits_by_kind() -> None:
+    """Readers bound telemetry, status and control payloads; other kinds are not theirs."""
+    assert payload_limit("telemetry") == 256 * 1024
+    assert payload_limit("status") == 16 * 1024
+    assert payload_limit("constraints") == 64 * 1024
+    assert payload_limit("reply") == 64 * 1024
+    assert payload_limit("logs") == 256 * 1024
+    assert payload_limit("summary") == 64 * 1024
+    assert payload_limit("index") is None
+
+
+def test_long_errors_are_cut_and_say_so() -> None:
+    """An engine sends at most MAX_ERROR_LENGTH characters of an error, and how many it left."""
+    assert truncate_error("ValueError: x") == "ValueError: x"
+    cut = truncate_error("E" * (MAX_ERROR_LENGTH + 5))
+    assert cut.startswith("E" * MAX_ERROR_LENGTH)
+    assert cut.endswith("… (5 more characters)")
+
+
+def test_long_tracebacks_keep_their_start_and_end_and_say_so() -> None:
+    """A traceback over MAX_TRACEBACK_LENGTH loses frames in its middle, says how many
+    characters, and keeps where it began and the raising line with its exception."""
+    short = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x\n'
+    assert truncate_traceback(short) == short
+    long = "Traceback (most recent call last):\n" + "F" * MAX_TRACEBACK_LENGTH + "\nValueError: x"
+    cut = truncate_traceback(long)
+    assert cut.startswith("Traceback (most recent call last):\n")
+    assert cut.endswith("F\nValueError: x")
+    left_out = len(long) - MAX_TRACEBACK_LENGTH
+    assert f"\n… ({left_out} more characters)\n" in cut
+    assert len(cut) - len(f"\n… ({left_out} more characters)\n") == MAX_TRACEBACK_LENGTH
+
+
+@pytest.mark.parametrize("prefix", ["cascade", "acme/prod"])
+def test_a_clear_notes_topic_names_its_constraint_topic(prefix: str) -> None:
+    """constraint → note → constraint, under any prefix; only a note topic names one."""
+    topic = constraint_topic("task:api_*", "pause", prefix)
+    assert constraint_topic_of_note(cleared_topic(topic, prefix), prefix) == topic
+    with pytest.raises(ValueError, match="not a clear note's topic"):
+        constraint_topic_of_note("cascade/constraints/global/pause")
+
+
+def test_the_engines_command_filter_takes_its_runs_cancels_and_decisions() -> None:
+    """The engine running a run listens on {prefix}/command/{org}/{project}/{run_id}/+; a
+    snapshot request keeps its own topic, which the filter does not match (any reader may ask)."""
+    run = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+    engine = command_filter("acme", "etl", run)
+    assert engine == f"cascade/command/acme/etl/{run}/+"
+    assert topic_matches(engine, cancel_topic("acme", "etl", run))
+    assert topic_matches(engine, decide_topic("acme", "etl", run))
+    assert not topic_matches(engine, cancel_topic("globex", "etl", run))
+    assert not topic_matches(engine, decide_topic("acme", "web", run))
+    assert not topic_matches(engine, snapshot_request_topic(run))
+
+
+def test_a_lines_level_number_is_its_own_or_its_levels() -> None:
+    """A line's level as a number: the one it carries, else its level's in ``logging``."""
+    line = LogLine(ts="t", task_id="a", task_name="a", message="", level="INFO")
+    assert level_number(line) == 20
+    assert level_number(LogLine(ts="t", task_id="a", task_name="a", message="", level="DEBUG",
+                                level_number=5)) == 5  # fmt: skip
+
+
+def test_a_serving_process_s_filters_and_its_workflows_names() -> None:
+    """What a serving process subscribes to: its workflows' shared requests, and those
+    addressed to it; a workflow's name is 1 to 64 of A-Z a-z 0-9 _ -."""
+    assert shared_start_filter("acme", "etl", "nightly") == (
+        "$share/cascade/cascade/start/acme/etl/nightly"
+    )
+    assert start_filter("acme", "etl", "w1") == "cascade/start/acme/etl/+/w1"
+    with pytest.raises(ValueError, match="1 to 64"):
+        check_workflow_name("night ly")
+
+
+def test_a_start_topic_names_its_workflow() -> None:
+    """The workflow level of a start request's topic, shared or addressed; nothing else is one."""
+    assert start_topic_workflow("cascade/start/acme/etl/nightly") == "nightly"
+    assert start_topic_workflow("p/q/start/acme/etl/nightly/w1", "p/q") == "nightly"
+    for topic in ("cascade/start/nightly", "cascade/start/nightly/w1", "cascade/served/a/b/c/d",
+                  "cascade/start/a/b/c/d/e", "other/start/a/b/c"):  # fmt: skip
+        assert start_topic_workflow(topic) is None, topic
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"{", b"[]", b'{"run_id": ""}', b'{"run_id": "r", "after": -1}', b"x" * 70_000],
+)
+def test_malformed_snapshot_requests_are_refused(payload: bytes) -> None:
+    """Not JSON, not an object, an empty run id, a negative after, over 64 KiB: refused."""
+    with pytest.raises(InvalidMessageError):
+        decode_snapshot_request(payload)
+
+
+def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
+    """``worker1.example.com`` notes on ``issued/worker1%2Eexample%2Ecom``; read back as itself."""
+    topic = issued_topic("worker1.example.com")
+    assert topic == "cascade/issued/worker1%2Eexample%2Ecom"
+    assert login_of(topic) == "worker1.example.com"
+    with pytest.raises(ValueError, match="not an issued note"):
+        login_of("cascade/issued/a/b")
