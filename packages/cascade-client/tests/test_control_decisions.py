@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -17,9 +18,9 @@ from cascade.control._decisions import request_decision
 from cascade.interfaces import Message
 from cascade.interfaces.commands import (
     DecisionReply,
+    DecisionRequest,
     cancel_topic,
     decide_topic,
-    decode_decision_request,
     reply_topic,
 )
 from cascade.interfaces.notes import decode_issued_note, issued_topic
@@ -170,7 +171,8 @@ async def test_complete_sends_its_result_as_json(
     assert answer.applied
     assert engine.applied[0].result == {"rows": [1, 2]}
     null = Decide(run_id=RUN, task="side", decision="complete", result=None).wire_request()
-    assert json.loads(json.dumps(decode_decision_request(_encoded(null)).result)) is None
+    sent = msgspec.json.decode(_encoded(null), type=DecisionRequest)
+    assert json.loads(json.dumps(sent.result)) is None
 
 
 def _encoded(request: Any) -> bytes:
@@ -213,7 +215,7 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
     await forger.connect()
 
     async def forge(message: Message) -> None:
-        request = decode_decision_request(message.raw or b"")
+        request = msgspec.json.decode(message.raw or b"", type=DecisionRequest)
         forged = DecisionReply(
             id=request.id,
             run_id=RUN,

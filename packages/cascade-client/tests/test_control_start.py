@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -37,9 +38,9 @@ from cascade.interfaces.serving import (
     RunOrigin,
     ServedWorkflow,
     StartReply,
+    StartRequest,
     WorkflowParam,
     addressed_start_topic,
-    decode_start_request,
     served_topic,
     start_topic,
 )
@@ -308,7 +309,7 @@ async def test_a_shared_server_gets_the_request_on_the_workflows_topic(
     await client.subscribe(start_topic("local", "default", "nightly"), requests)
     reply = await start(client, "nightly", {"day": "mon"}, timeout=2.0)
     assert reply.source == "host-1"
-    request = decode_start_request((await requests.next()).raw)
+    request = msgspec.json.decode((await requests.next()).raw, type=StartRequest)
     assert request.id == reply.id
 
 
@@ -338,7 +339,7 @@ async def test_answers_from_processes_that_do_not_serve_it_are_refused(
     task = asyncio.ensure_future(
         start(client, "nightly", {"day": "mon"}, timeout=5.0, on_refused=refused.append)
     )
-    request = decode_start_request((await requests.next()).raw)
+    request = msgspec.json.decode((await requests.next()).raw, type=StartRequest)
     async with InMemoryConnector(broker, source_id="mallory", presence=False) as mallory:
         fake = StartReply(
             id=request.id, source="mallory", workflow="nightly", outcome="started", run_id=OLD

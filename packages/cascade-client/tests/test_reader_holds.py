@@ -12,7 +12,6 @@ import msgspec
 
 from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import (
-    BlockedTask,
     Heartbeat,
     Hold,
     LifecycleEvent,
@@ -119,13 +118,16 @@ def test_held_tasks_reads_every_live_runs_held_tasks_the_longest_held_first() ->
 
 def test_a_reader_that_joins_late_learns_the_hold_from_a_heartbeat() -> None:
     """A heartbeat's blocked task with a decision hold is HELD; one under a pause, BLOCKED."""
-    beat = Heartbeat(
-        blocked=2,
-        held=1,
-        blocked_tasks=[
-            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
-            BlockedTask(task_id="a-2", task_name="a", held_by=[Hold(type="pause")]),
-        ],
+    beat = msgspec.convert(
+        {
+            "blocked": 2,
+            "held": 1,
+            "blocked_tasks": [
+                {"task_id": "load-1", "task_name": "load", "since": T0 - 60, "held_by": [HOLD]},
+                {"task_id": "a-2", "task_name": "a", "held_by": [Hold(type="pause")]},
+            ],
+        },
+        Heartbeat,
     )
     run = _model(beat).runs["run-1"]
     assert run.tasks["load-1"].state == "HELD"
@@ -157,12 +159,15 @@ def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
     the snapshot it asks for carries the task's BLOCKED event, older than the heartbeat: its
     error and number are taken, and the task stays held since the heartbeat's ``since``."""
     model = ReaderModel(clock=lambda: T0, ask=lambda run_id, after: None)
-    beat = Heartbeat(
-        blocked=1,
-        held=1,
-        blocked_tasks=[
-            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
-        ],
+    beat = msgspec.convert(
+        {
+            "blocked": 1,
+            "held": 1,
+            "blocked_tasks": [
+                {"task_id": "load-1", "task_name": "load", "since": T0 - 60, "held_by": [HOLD]},
+            ],
+        },
+        Heartbeat,
     )
     now = datetime.now(timezone.utc)
     model.apply(telemetry(beat, run_id="run-1", ts=now))
@@ -237,7 +242,10 @@ def test_a_gate_reads_held_awaiting_approval_with_its_prompt() -> None:
     beat = Heartbeat(
         blocked=1,
         held=1,
-        blocked_tasks=[BlockedTask(task_id="gate-3", task_name="gate", held_by=[gate])],
+        blocked_tasks=msgspec.convert(
+            {"blocked_tasks": [{"task_id": "gate-3", "task_name": "gate", "held_by": [gate]}]},
+            Heartbeat,
+        ).blocked_tasks,
     )
     model = ReaderModel(clock=lambda: T0)
     model.apply(telemetry(event, run_id="run-1", seq=1))

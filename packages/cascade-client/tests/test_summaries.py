@@ -24,7 +24,6 @@ from cascade.interfaces.summaries import (
     decode_summary,
     misplaced_runs,
     placed_summary_filter,
-    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
@@ -195,15 +194,14 @@ def _live(run_id: str, org: str, project: str) -> SummaryRun:
 
 
 def _placed(summary: EngineSummary, org: str, project: str) -> Message:
-    return received(placed_summary_topic(summary.source, org, project), summary, retain=True)
+    return received(f"cascade/summary/{org}/{project}/{summary.source}", summary, retain=True)
 
 
 def test_placed_topics_name_org_project_and_source_levels() -> None:
-    assert placed_summary_topic("e/1", "a.b", "etl") == "cascade/summary/a%2Eb/etl/e%2F1"
     assert placed_summary_filter("acme") == "acme/summary/+/+/+"
     summary = _summary("e", runs=RunTally(running=2),
                        listed=[_live("r1", "a.b", "etl"), _live("r2", "acme", "etl")])  # fmt: skip
-    assert misplaced_runs(summary, placed_summary_topic("e", "a.b", "etl")) == 1
+    assert misplaced_runs(summary, "cascade/summary/a%2Eb/etl/e") == 1
 
 
 def test_runs_are_listed_from_the_summaries_of_their_own_org_and_project_only() -> None:
@@ -225,7 +223,7 @@ def test_runs_are_listed_from_the_summaries_of_their_own_org_and_project_only() 
     assert engine.summary.runs.running == 2
     assert engine.summary.more_live == 1
     assert model.fleet().runs.running == 2
-    model.apply(received(placed_summary_topic("e", "globex", "web"), b"", retain=True))
+    model.apply(received("cascade/summary/globex/web/e", b"", retain=True))
     assert engine.summary.listed == []  # cleared
 
 

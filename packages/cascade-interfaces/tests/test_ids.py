@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cascade.connector_kit import default_org_id, default_project_id
 from cascade.connector_kit.testing import InMemoryConnector
 from cascade.interfaces import (
     InvalidIdError,
-    default_org_id,
-    default_project_id,
     heartbeat_topic,
     status_topic,
     validate_id,

@@ -12,50 +12,10 @@ from cascade.interfaces.serving import (
     addressed_start_topic,
     decode_served,
     decode_start_reply,
-    decode_start_request,
     served_filter,
     served_topic,
     start_topic,
 )
-
-MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
-
-REQUEST = {"id": "r1", "workflow": "nightly", "params": {"day": "2026-11-25"}}
-
-
-def test_a_start_request_decodes_with_its_defaults() -> None:
-    request = decode_start_request(REQUEST)
-    assert (request.workflow, request.params, request.rerun, request.dry_run) == (
-        "nightly",
-        {"day": "2026-11-25"},
-        "failure",
-        False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("change", "path"),
-    [
-        ({"workflow": "a.b"}, "$.workflow"),
-        ({"workflow": "a/b"}, "$.workflow"),
-        ({"id": "a/b"}, "$.id"),
-        ({"rerun_of": "abc"}, "$.rerun_of"),
-        ({"rerun_of": "ABCDEF12"}, "$.rerun_of"),
-        ({"params": {"x": "y" * MAX_PARAMS_BYTES}}, "params are at most"),
-        ({"rerun_of": "abcdef12", "rerun": "from"}, "from_task goes with"),
-        ({"from_task": "load", "rerun_of": "abcdef12"}, "from_task goes with"),
-        ({"dry_run": True}, "go with rerun_of"),
-        ({"params": []}, "$.params"),
-    ],
-)
-def test_a_bad_start_request_is_refused_naming_why(change: dict[str, object], path: str) -> None:
-    with pytest.raises(InvalidMessageError, match=path.replace("$", r"\$")):
-        decode_start_request({**REQUEST, **change})
-
-
-def test_an_oversized_payload_is_refused_before_it_is_parsed() -> None:
-    with pytest.raises(InvalidMessageError, match="at most"):
-        decode_start_request(b"{" + b" " * 70_000 + b"}")
 
 
 def test_announcement_and_reply_round_trip() -> None:

@@ -33,12 +33,14 @@ from cascade.interfaces._shared import (
     command_filter,
     constraint_topic_of_note,
     decode_snapshot_request,
+    decode_start_request,
     envelope_formats,
     level_number,
     log_batch_format,
     log_line_fields,
     login_of,
     payload_limit,
+    placed_summary_topic,
     shared_start_filter,
     snapshot_with_tasks,
     start_filter,
@@ -51,6 +53,8 @@ from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_
 from cascade.interfaces.notes import cleared_topic, issued_topic
 
 _encode = msgspec.json.encode
+MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
+START_REQUEST = {"id": "r1", "workflow": "nightly", "params": {"day": "2026-11-25"}}
 SECOND, MICRO = b"2026-11-20T23:11:05", 540744
 TS = "2026-11-20T23:11:05.540744+00:00"
 # Fields a template leaves to its schema's encoding (the rare events that carry them).
@@ -323,3 +327,43 @@ def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
     assert login_of(topic) == "worker1.example.com"
     with pytest.raises(ValueError, match="not an issued note"):
         login_of("cascade/issued/a/b")
+
+
+def test_a_start_request_decodes_with_its_defaults() -> None:
+    request = decode_start_request(START_REQUEST)
+    assert (request.workflow, request.params, request.rerun, request.dry_run) == (
+        "nightly",
+        {"day": "2026-11-25"},
+        "failure",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"workflow": "a.b"}, "$.workflow"),
+        ({"workflow": "a/b"}, "$.workflow"),
+        ({"id": "a/b"}, "$.id"),
+        ({"rerun_of": "abc"}, "$.rerun_of"),
+        ({"rerun_of": "ABCDEF12"}, "$.rerun_of"),
+        ({"params": {"x": "y" * MAX_PARAMS_BYTES}}, "params are at most"),
+        ({"rerun_of": "abcdef12", "rerun": "from"}, "from_task goes with"),
+        ({"from_task": "load", "rerun_of": "abcdef12"}, "from_task goes with"),
+        ({"dry_run": True}, "go with rerun_of"),
+        ({"params": []}, "$.params"),
+    ],
+)
+def test_a_bad_start_request_is_refused_naming_why(change: dict[str, object], path: str) -> None:
+    with pytest.raises(InvalidMessageError, match=path.replace("$", r"\$")):
+        decode_start_request({**START_REQUEST, **change})
+
+
+def test_an_oversized_start_request_is_refused_before_it_is_parsed() -> None:
+    with pytest.raises(InvalidMessageError, match="at most"):
+        decode_start_request(b"{" + b" " * 70_000 + b"}")
+
+
+def test_placed_summary_topics_name_org_project_and_source_levels() -> None:
+    """Where an engine lists its runs of one org and project: each id one encoded level."""
+    assert placed_summary_topic("e/1", "a.b", "etl") == "cascade/summary/a%2Eb/etl/e%2F1"

@@ -16,7 +16,6 @@ from cascade.interfaces.summaries import (
     EngineSummary,
     decode_summary,
     placed_summary_filter,
-    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
@@ -281,7 +280,7 @@ async def test_the_runs_are_listed_per_org_and_project_too(broker: InMemoryBroke
         ("globex", "web"),
     }
     for org, project in (("acme", "etl"), ("globex", "web")):
-        retained = broker.retained(placed_summary_topic("host-1", org, project))
+        retained = broker.retained(f"cascade/summary/{org}/{project}/host-1")
         assert retained is not None
         placed = decode_summary(retained)
         assert placed.source == "host-1"
@@ -291,8 +290,8 @@ async def test_the_runs_are_listed_per_org_and_project_too(broker: InMemoryBroke
         assert placed.tasks.completed == 1
     for i in range(MAX_SUMMARY_RUNS):
         await globex.run(double(i))
-    assert broker.retained(placed_summary_topic("host-1", "acme", "etl")) is None
-    retained = broker.retained(placed_summary_topic("host-1", "globex", "web"))
+    assert broker.retained("cascade/summary/acme/etl/host-1") is None
+    retained = broker.retained("cascade/summary/globex/web/host-1")
     assert retained is not None
     assert len(decode_summary(retained).listed) == MAX_SUMMARY_RUNS
     await connector.disconnect()

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
+import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -20,7 +21,6 @@ from cascade.interfaces import Envelope, LifecycleEvent, Message, events_topic
 from cascade.interfaces.serving import (
     PlanStep,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     WorkflowParam,
     served_topic,
@@ -200,9 +200,10 @@ async def test_served_json_says_how_many_live_runs_an_announcement_leaves_out(
     are cut; a server whose list is whole says so too, and nothing on stderr of it."""
     engine = await serve(end=None)
     busy = f"{scope_name}-busy"
-    listed = [ServedRun(run_id=f"{n:032x}", workflow=workflow.name) for n in range(256)]
-    said = ServedAnnouncement(source=busy, org_id="local", project_id="default", capacity=300,
-                              running=300, workflows=[workflow], live=listed)  # fmt: skip
+    listed = [{"run_id": f"{n:032x}", "workflow": workflow.name} for n in range(256)]
+    said = msgspec.convert({"source": busy, "org_id": "local", "project_id": "default",
+                            "capacity": 300, "running": 300, "workflows": [workflow],
+                            "live": listed}, ServedAnnouncement)  # fmt: skip
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=busy) as server:
         topic = served_topic("local", "default", busy, server.topic_prefix)
 

@@ -16,12 +16,13 @@ from cascade.interfaces import Connector, Constraint
 from cascade.interfaces._shared import (
     MAX_OPERATOR_LENGTH,
     ConstraintType,
+    Decision,
     RerunMode,
     checked_prefix,
     checked_text,
     default_operator,
 )
-from cascade.interfaces.commands import Cancel, Decide, Decision, Limit, Pause, Resume, Start
+from cascade.interfaces.commands import Cancel, Decide, Limit, Pause, Resume, Start
 from cascade.interfaces.serving import StartReply
 
 from ._answers import CancelAnswer, Refusal

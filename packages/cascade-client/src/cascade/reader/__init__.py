@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         MARK,
         truncate,
     )
+    from ._decision_counts import DecisionCount
     from ._defaults import DEFAULT_FLEET_THRESHOLD, DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
     from ._fleet import (
         MAX_MORE_LIVE,

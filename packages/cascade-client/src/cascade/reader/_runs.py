@@ -3,19 +3,12 @@ which runs a reader forgets."""
 
 from __future__ import annotations
 
-from cascade.interfaces import (
-    BlockedTask,
-    Envelope,
-    Heartbeat,
-    Hold,
-    RunSnapshot,
-    SnapshotTask,
-    TaskStateEvent,
-)
+from cascade.interfaces import Envelope, Heartbeat, Hold, RunSnapshot, SnapshotTask, TaskStateEvent
 from cascade.interfaces._shared import (
     MAX_BLOCKED_TASKS,
     MAX_HOLDERS,
     MAX_HOLDS,
+    BlockedTask,
     held_for_decision,
     truncate_traceback,
 )

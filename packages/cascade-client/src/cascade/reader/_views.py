@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cascade.interfaces import Heartbeat, Hold, StatusMessage
-from cascade.interfaces.commands import DecisionCount
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import EngineSummary
+
+from ._decision_counts import DecisionCount
 
 __all__ = [
     "FINISHED_STATES",

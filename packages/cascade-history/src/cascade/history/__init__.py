@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
-    from cascade.interfaces.commands import DecisionCount
+    from cascade.reader import DecisionCount
 
     from ._errors import (
         HistoryError,

@@ -7,10 +7,12 @@ these names implement. The protocol's other parts are modules of their own:
 :mod:`~cascade.interfaces.commands` (a cancel, a decision, a snapshot request, and their
 answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them),
 :mod:`~cascade.interfaces.logs` (task logs), :mod:`~cascade.interfaces.summaries` (engines'
-summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said),
-:mod:`~cascade.interfaces.wire` (byte templates). Building blocks for writing a connector,
-and an in-memory connector to test with, are the ``cascade-connector-kit`` package's
-(:mod:`cascade.connector_kit`, :mod:`cascade.connector_kit.testing`).
+summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said).
+Building blocks for writing a connector, the identity defaults, and an in-memory connector to
+test with, are the ``cascade-connector-kit`` package's (:mod:`cascade.connector_kit`,
+:mod:`cascade.connector_kit.testing`). What only Cascade's own packages share of this one (the
+bounds, the engine's side of the commands, its wire templates, ...) is private, in
+``cascade.interfaces._shared``.
 """
 
 from __future__ import annotations
@@ -57,14 +59,7 @@ if TYPE_CHECKING:
         InvalidTopicError,
     )
     from ._holds import (
-        BlockedTask,
         Hold,
-    )
-    from ._identity import (
-        default_org_id,
-        default_project_id,
-        default_source_id,
-        default_sourced_topics,
     )
     from ._ids import (
         validate_id,
@@ -76,7 +71,6 @@ if TYPE_CHECKING:
     )
     from ._schemas import (
         PROTOCOL_VERSION,
-        Body,
         Envelope,
         Heartbeat,
         LifecycleEvent,

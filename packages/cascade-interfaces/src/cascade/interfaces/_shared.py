@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from ._commands import (
         MAX_LISTED_TASKS,
         CancelOutcome,
+        TaskRef,
         check_reply_topic,
         command_filter,
+        decode_cancel_request,
     )
     from ._constraint import (
         ConstraintType,
@@ -45,12 +47,15 @@ if TYPE_CHECKING:
         DEFAULT_DECISIONS,
         MAX_RESULT_BYTES,
         MAX_TASK_LENGTH,
+        Decision,
         DecisionOutcome,
+        decode_decision_request,
     )
     from ._graphs import (
         MAX_GRAPH_BYTES,
         MAX_GRAPH_ID_LENGTH,
         MAX_GRAPH_NODES,
+        GraphNode,
     )
     from ._holds import (
         APPROVAL,
@@ -58,6 +63,7 @@ if TYPE_CHECKING:
         MAX_HOLDERS,
         MAX_HOLDS,
         MAX_PROMPT_LENGTH,
+        BlockedTask,
     )
     from ._ids import (
         MAX_ID_BYTES,
@@ -108,6 +114,7 @@ if TYPE_CHECKING:
     from ._schemas import (
         MAX_SNAPSHOT_TASKS,
         TERMINAL_STATES,
+        Body,
         LifecycleName,
         ReaderState,
         RunStatus,
@@ -119,10 +126,13 @@ if TYPE_CHECKING:
         MAX_PARAMS_BYTES,
         MAX_PLAN_STEPS,
         SHARED_GROUP,
+        BackfillSlot,
         PlanAction,
         RerunMode,
+        ServedRun,
         StartOutcome,
         check_workflow_name,
+        decode_start_request,
         shared_start_filter,
         start_filter,
         start_topic_workflow,
@@ -137,6 +147,7 @@ if TYPE_CHECKING:
     from ._summary import (
         MAX_SUMMARY_RUNS,
         placed_summaries,
+        placed_summary_topic,
     )
     from ._topics import (
         levels_match,

@@ -2,14 +2,15 @@
 task, a request for the run's state (docs/protocol.md: "Commands (cancel)", "Decisions on a
 held task", "Snapshots").
 
-An engine listens on :func:`command_filter` and :func:`snapshot_request_topic`, decodes each
-request strictly, and answers a cancel or a decision on :func:`reply_topic`; the writers of
-these requests are ``cascade.control``'s. What a person asks of every verb of steering is one
-request type here, checked where it is made (:class:`ControlError` naming the field):
-:class:`Pause`, :class:`Limit`, :class:`Resume`, :class:`Cancel`, :class:`Decide` (in the
-engine's own process too, ``Engine.decide``) and :class:`Start`, and :func:`read_request` reads
-one from a JSON body; the checks of who issues a request, why, and the run it names are here
-with them (``cascade.control`` exports them again and sends them).
+A reader asks on :func:`snapshot_request_topic`; a writer sends a cancel on
+:func:`cancel_topic` and a decision on :func:`decide_topic`, and reads the engine's answer under
+:func:`reply_filter`; the writers of these requests are ``cascade.control``'s. What a person
+asks of every verb of steering is one request type here, checked where it is made
+(:class:`ControlError` naming the field): :class:`Pause`, :class:`Limit`, :class:`Resume`,
+:class:`Cancel`, :class:`Decide` (in the engine's own process too, ``Engine.decide``) and
+:class:`Start` (``cascade.control`` exports them again and sends them). The engine's side (its
+command filter, the strict decoding of the requests it takes) is private, in
+``cascade.interfaces._shared``.
 """
 
 from __future__ import annotations
@@ -25,23 +26,18 @@ if TYPE_CHECKING:
     from ._commands import (
         CancelReply,
         CancelRequest,
-        TaskRef,
         cancel_topic,
         decode_cancel_reply,
-        decode_cancel_request,
         reply_filter,
         reply_topic,
     )
     from ._decisions import (
         Decide,
         Decided,
-        Decision,
-        DecisionCount,
         DecisionReply,
         DecisionRequest,
         decide_topic,
         decode_decision_reply,
-        decode_decision_request,
     )
     from ._requests import (
         Cancel,

@@ -2,13 +2,11 @@
 it (docs/protocol.md, "Telemetry")."""
 
 from ._graphs import (
-    GraphNode,
     RunGraph,
     check_graph,
 )
 
 __all__ = [
-    "GraphNode",
     "RunGraph",
     "check_graph",
 ]

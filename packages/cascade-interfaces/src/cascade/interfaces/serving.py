@@ -7,11 +7,9 @@ from ._schedules import (
     ServedSchedule,
 )
 from ._serving import (
-    BackfillSlot,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     StartReply,
     StartRequest,
@@ -19,19 +17,16 @@ from ._serving import (
     addressed_start_topic,
     decode_served,
     decode_start_reply,
-    decode_start_request,
     served_filter,
     served_topic,
     start_topic,
 )
 
 __all__ = [
-    "BackfillSlot",
     "ServedSchedule",
     "PlanStep",
     "RunOrigin",
     "ServedAnnouncement",
-    "ServedRun",
     "ServedWorkflow",
     "StartReply",
     "StartRequest",
@@ -39,7 +34,6 @@ __all__ = [
     "addressed_start_topic",
     "decode_served",
     "decode_start_reply",
-    "decode_start_request",
     "served_filter",
     "served_topic",
     "start_topic",

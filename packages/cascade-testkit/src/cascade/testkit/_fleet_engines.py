@@ -18,7 +18,6 @@ import msgspec
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    BlockedTask,
     Envelope,
     Heartbeat,
     Hold,
@@ -30,7 +29,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces._shared import TaskState
+from cascade.interfaces._shared import BlockedTask, TaskState
 from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
 
 from ._fleet_summaries import SummaryBook

@@ -24,17 +24,22 @@ from cascade.interfaces import (
     encode_payload,
     events_topic,
 )
-from cascade.interfaces._shared import RunStatus, StartOutcome, shared_start_filter, start_filter
+from cascade.interfaces._shared import (
+    RunStatus,
+    ServedRun,
+    StartOutcome,
+    decode_start_request,
+    shared_start_filter,
+    start_filter,
+)
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     StartReply,
     StartRequest,
-    decode_start_request,
     served_topic,
 )
 

@@ -16,7 +16,6 @@ import msgspec
 
 from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import (
-    BlockedTask,
     Connector,
     ConnectorError,
     Heartbeat,
@@ -26,7 +25,7 @@ from cascade.interfaces import (
     snapshot_topic,
     validate_id,
 )
-from cascade.interfaces._shared import MAX_BLOCKED_TASKS
+from cascade.interfaces._shared import MAX_BLOCKED_TASKS, BlockedTask
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from cascade.interfaces._shared import MAX_PROMPT_LENGTH
-from cascade.interfaces.serving import RunOrigin, ServedRun
+from cascade.interfaces._shared import MAX_PROMPT_LENGTH, ServedRun
+from cascade.interfaces.serving import RunOrigin
 
 from .._steps import explain
 from ..results._results import UNFINISHED, ResultStore

@@ -28,13 +28,13 @@ from cascade.interfaces._shared import (
     MAX_CONTROL_PAYLOAD_BYTES,
     MAX_PLAN_STEPS,
     SHARED_GROUP,
+    BackfillSlot,
     new_request_id,
     slot_request_id,
     start_filter,
 )
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
-    BackfillSlot,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
