@@ -1,12 +1,16 @@
 """What our packages share of the protocol's implementation, and no user of the protocol needs.
 
 The one private place from which Cascade's other packages (the runtime, the client, the history,
-the CLI, the dashboard, the testkit) import it: the bounds an engine cuts what it sends to and a
-reader checks what it takes by (docs/protocol.md states each), the checks of what a person puts
-in a request, the engine's byte templates (``_wire``), the slot claims by which serving
-processes fire a schedule's slot once, the type aliases of the schemas' fields, and
-``lazy_exports``. It may change at any time; nothing outside this repository imports it. Each
-name is imported from its room when first used, as the public modules' names are.
+the CLI, the dashboard, the testkit) import it, never from the rooms: the bounds an engine cuts
+what it sends to and a reader checks what it takes by (docs/protocol.md states each), the
+cutting of errors and tracebacks, the checks of what a person puts in a request, the engine's
+side of the commands and served workflows (the strict decoding of the requests it takes, its
+filters, the topic it lists its runs of an org and project on), the parts of messages only an
+engine writes (a reader gets them as attributes), the slot claims by which serving processes
+fire a schedule's slot once, the engine's byte templates (``_wire``), the type aliases of the
+schemas' fields, and ``lazy_exports``. It may change at any time; nothing outside this
+repository imports it. Each name is imported from its room when first used, as the public
+modules' names are.
 """
 
 from __future__ import annotations
