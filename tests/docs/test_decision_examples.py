@@ -10,7 +10,7 @@ import msgspec
 
 from cascade.connector_kit.testing import InMemoryConnector
 from cascade.interfaces import Hold, TaskStateEvent
-from cascade.interfaces.commands import Decided, decode_decision_reply, decode_decision_request
+from cascade.interfaces.commands import Decided, DecisionRequest, decode_decision_reply
 from cascade.runtime import TaskHeld, TaskSkipped, TelemetrySubscriber
 
 from .examples import ROOT
@@ -48,7 +48,7 @@ def test_the_held_task_decision_and_answer_examples_are_the_wire() -> None:
     assert {k: v for k, v in sent.items() if k != "traceback"} == {
         k: v for k, v in shown.items() if k != "traceback"
     }
-    asked = decode_decision_request(request)
+    asked = msgspec.json.decode(request, type=DecisionRequest)
     answered = decode_decision_reply(reply)
     assert (asked.task, asked.decision, asked.attempt) == ("load", "retry", 1)
     assert answered.applied

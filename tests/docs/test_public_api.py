@@ -19,7 +19,6 @@ MODULES = {
         "cascade.interfaces.graphs",
         "cascade.interfaces.summaries",
         "cascade.interfaces.notes",
-        "cascade.interfaces.wire",
     ],
     "cascade-connector-kit": [
         "cascade.connector_kit",

@@ -12,12 +12,7 @@ from typing import Any
 import msgspec
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.interfaces.serving import (
-    decode_served,
-    decode_start_reply,
-    decode_start_request,
-    served_topic,
-)
+from cascade.interfaces.serving import StartRequest, decode_served, decode_start_reply, served_topic
 from cascade.runtime import Engine, task
 
 from .examples import ROOT
@@ -72,7 +67,7 @@ async def test_the_served_examples_are_the_wire() -> None:
     )
     # a run live in the example, shared found: fields the first announcement leaves out
     assert set(json.loads(announcement)) == set(sent) | {"live", "running", "shared"}
-    asked = decode_start_request(request)
+    asked = msgspec.json.decode(request, type=StartRequest)
     assert (asked.workflow, asked.params, asked.issued_by) == ("nightly", {"day": "mon"}, "alice")
     answer = decode_start_reply(started)
     assert answer.started

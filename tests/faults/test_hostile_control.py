@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
-    MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
     InvalidMessageError,
     Message,
@@ -29,6 +28,8 @@ from cascade.runtime import Engine, LazyResult, task
 from cascade.testkit import OwnBroker
 
 from .conftest import Figures
+
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 TOTAL = 10_000
 GENERATED = 2_500

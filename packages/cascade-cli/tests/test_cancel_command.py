@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from typer.testing import Result
 
@@ -26,7 +27,7 @@ from cascade.interfaces import (
     events_topic,
     heartbeat_topic,
 )
-from cascade.interfaces.commands import CancelReply, TaskRef, decode_cancel_request, reply_topic
+from cascade.interfaces.commands import CancelReply, CancelRequest, reply_topic
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
@@ -91,7 +92,7 @@ class Forger:
         await self.connector.subscribe("cascade/command/+/+/+/cancel", self._answer)
 
     async def _answer(self, message: Message) -> None:
-        request = decode_cancel_request(message.raw)
+        request = msgspec.json.decode(message.raw, type=CancelRequest)
         if self.telemetry:
             beat = Envelope(run_id=request.run_id, org_id="o", project_id="p",
                             source=self.source, seq=7, body=Heartbeat(last_seq=7))  # fmt: skip
@@ -252,15 +253,18 @@ def test_without_a_history_the_first_source_heard_owns_the_run(
 
 def test_what_the_command_says() -> None:
     """What was cancelled, what runs on in its thread, what will not start."""
-    reply = CancelReply(
-        id="r",
-        run_id=RUN,
-        source="host-1",
-        cancelled=[TaskRef(task_id=f"a-{i}", task_name=f"a{i}") for i in range(6)],
-        cancelled_count=7,
-        abandoned=[TaskRef(task_id="s-1", task_name="sync_load")],
-        abandoned_count=1,
-        not_started=17,
+    reply = msgspec.convert(
+        {
+            "id": "r",
+            "run_id": RUN,
+            "source": "host-1",
+            "cancelled": [{"task_id": f"a-{i}", "task_name": f"a{i}"} for i in range(6)],
+            "cancelled_count": 7,
+            "abandoned": [{"task_id": "s-1", "task_name": "sync_load"}],
+            "abandoned_count": 1,
+            "not_started": 17,
+        },
+        CancelReply,
     )
     assert CancelAnswer(RUN, reply=reply).describe() == (
         f"cancelled run {RUN} on host-1: 7 running tasks cancelled (a0, a1, a2, a3, a4 and 2 "

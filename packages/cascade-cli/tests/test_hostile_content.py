@@ -12,8 +12,6 @@ from rich.console import Console
 
 from cascade.cli.rendering import render_status, render_watch, status_json
 from cascade.interfaces import (
-    MAX_STATUS_PAYLOAD_BYTES,
-    MAX_TELEMETRY_PAYLOAD_BYTES,
     Envelope,
     Message,
     StatusMessage,
@@ -24,6 +22,9 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.reader import ReaderModel, inert
+
+MAX_STATUS_PAYLOAD_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
+MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024
 
 _ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MARK = "…[cut]"

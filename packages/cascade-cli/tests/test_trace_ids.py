@@ -14,16 +14,19 @@ from cascade.cli.rendering import render_watch
 from cascade.dashboard.live import DashboardModel
 from cascade.history import History, Received
 from cascade.interfaces import (
-    Body,
     Envelope,
+    Heartbeat,
     LifecycleEvent,
     Message,
+    RunSnapshot,
     TaskStateEvent,
     decode_envelope,
     encode_payload,
     events_topic,
 )
 from cascade.reader import ReaderModel
+
+Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 RUN_1 = "0123456789abcdef0123456789abcdef"  # a run id as engines make them: `cascade run` takes hex

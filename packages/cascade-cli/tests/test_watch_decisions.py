@@ -13,8 +13,7 @@ from cascade.cli.rendering import render_watch
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces import telemetry_filter
-from cascade.interfaces.commands import DecisionCount
-from cascade.reader import ReaderModel
+from cascade.reader import DecisionCount, ReaderModel
 from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 

@@ -10,16 +10,20 @@ from rich.console import Console
 from cascade.cli.rendering import render_watch
 from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
-    Body,
     Constraint,
+    Heartbeat,
     Hold,
+    LifecycleEvent,
     Message,
+    RunSnapshot,
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
     status_topic,
 )
 from cascade.reader import ReaderModel
+
+Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
 
 
 def _event(body: Body, run_id: str = "run-1") -> Message:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from rich.console import Console
 from typer.testing import Result
@@ -18,18 +19,20 @@ from cascade.cli.rendering import (
     render_watch,
 )
 from cascade.interfaces import (
-    BlockedTask,
-    Body,
     Envelope,
     Heartbeat,
     Hold,
+    LifecycleEvent,
     Message,
+    RunSnapshot,
     TaskStateEvent,
     encode_payload,
     events_topic,
     heartbeat_topic,
 )
 from cascade.reader import ReaderModel
+
+Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
 
 RUN = "0123456789abcdef0123456789abcdef"
 PAUSE = Hold(type="pause", scope="task:load_*", reason="maintenance", issued_by="alice")
@@ -112,13 +115,21 @@ def test_a_heartbeat_tells_a_late_view_what_is_blocked_and_why() -> None:
     state = ReaderModel(clock=lambda: 2e9)
     state.apply(_blocked("load-1", [PAUSE]))
     limit = Hold(type="concurrency", scope="global", limit=0, running=0)
-    beat = Heartbeat(
-        blocked=2,
-        blocked_tasks=[
-            BlockedTask(task_id="load-1", task_name="load_daily", held_by=[limit]),
-            BlockedTask(task_id="load-9", task_name="load_daily", since=1.5e9, held_by=[PAUSE]),
-        ],
-    )
+    beat = msgspec.convert(
+        {
+            "blocked": 2,
+            "blocked_tasks": [
+                {"task_id": "load-1", "task_name": "load_daily", "held_by": [limit]},
+                {
+                    "task_id": "load-9",
+                    "task_name": "load_daily",
+                    "since": 1.5e9,
+                    "held_by": [PAUSE],
+                },
+            ],
+        },
+        Heartbeat,
+    )  # fmt: skip
     state.apply(_message(beat, ts="2026-01-01T00:00:02+00:00"))
     tasks = state.runs[RUN].tasks
     assert tasks["load-1"].held_by == (limit,)

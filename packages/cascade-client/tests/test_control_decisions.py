@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -16,15 +17,16 @@ from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Re
 from cascade.control._decisions import request_decision
 from cascade.interfaces import Message
 from cascade.interfaces.commands import (
-    MAX_RESULT_BYTES,
     DecisionReply,
+    DecisionRequest,
     cancel_topic,
     decide_topic,
-    decode_decision_request,
     reply_topic,
 )
 from cascade.interfaces.notes import decode_issued_note, issued_topic
 from cascade.testkit import HeldTask, HoldingEngine, Inbox
+
+MAX_RESULT_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 
@@ -169,7 +171,8 @@ async def test_complete_sends_its_result_as_json(
     assert answer.applied
     assert engine.applied[0].result == {"rows": [1, 2]}
     null = Decide(run_id=RUN, task="side", decision="complete", result=None).wire_request()
-    assert json.loads(json.dumps(decode_decision_request(_encoded(null)).result)) is None
+    sent = msgspec.json.decode(_encoded(null), type=DecisionRequest)
+    assert json.loads(json.dumps(sent.result)) is None
 
 
 def _encoded(request: Any) -> bytes:
@@ -212,7 +215,7 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
     await forger.connect()
 
     async def forge(message: Message) -> None:
-        request = decode_decision_request(message.raw or b"")
+        request = msgspec.json.decode(message.raw or b"", type=DecisionRequest)
         forged = DecisionReply(
             id=request.id,
             run_id=RUN,

@@ -46,7 +46,6 @@ def test_the_decision_request_and_its_error_are_the_protocols_under_the_same_nam
     engine checks with them without this package): one class each, caught as either."""
     assert steering.Decide is commands.Decide
     assert steering.ControlError is commands.ControlError
-    assert steering.checked_name is commands.checked_name
     with pytest.raises(commands.ControlError):
         Decide(run_id=RUN, task="load", decision="later")  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -33,19 +34,19 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
-    MAX_PARAMS_BYTES,
     PlanStep,
     RunOrigin,
     ServedWorkflow,
     StartReply,
+    StartRequest,
     WorkflowParam,
     addressed_start_topic,
-    decode_start_request,
     served_topic,
-    start_filter,
     start_topic,
 )
 from cascade.testkit import Inbox, KeptRun, ServingEngine
+
+MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 NIGHTLY = ServedWorkflow(
     name="nightly",
@@ -308,7 +309,7 @@ async def test_a_shared_server_gets_the_request_on_the_workflows_topic(
     await client.subscribe(start_topic("local", "default", "nightly"), requests)
     reply = await start(client, "nightly", {"day": "mon"}, timeout=2.0)
     assert reply.source == "host-1"
-    request = decode_start_request((await requests.next()).raw)
+    request = msgspec.json.decode((await requests.next()).raw, type=StartRequest)
     assert request.id == reply.id
 
 
@@ -332,12 +333,13 @@ async def test_answers_from_processes_that_do_not_serve_it_are_refused(
     serves the workflow and on its own topic; the others are refused and told."""
     engine = await serve("host-1", answer=False)
     requests = Inbox()
-    await client.subscribe(start_filter("local", "default", "host-1"), requests)
+    # every request addressed to host-1 (docs/protocol.md, "Served workflows")
+    await client.subscribe("cascade/start/local/default/+/host-1", requests)
     refused: list[Refusal] = []
     task = asyncio.ensure_future(
         start(client, "nightly", {"day": "mon"}, timeout=5.0, on_refused=refused.append)
     )
-    request = decode_start_request((await requests.next()).raw)
+    request = msgspec.json.decode((await requests.next()).raw, type=StartRequest)
     async with InMemoryConnector(broker, source_id="mallory", presence=False) as mallory:
         fake = StartReply(
             id=request.id, source="mallory", workflow="nightly", outcome="started", run_id=OLD

@@ -6,7 +6,7 @@ import logging
 
 from cascade.connector_kit.testing import received
 from cascade.interfaces import Envelope, Heartbeat, Message, heartbeat_topic
-from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, DroppedLines, LogBatch, LogLine, logs_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.reader import (
     REASON_BEYOND,
     REASON_FOREIGN,
@@ -16,6 +16,8 @@ from cascade.reader import (
     ReaderModel,
     cut_message,
 )
+
+MAX_LOG_LINE_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 TS = "2026-11-24T10:00:00+00:00"
 

@@ -9,13 +9,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cascade.interfaces import (
-    Body,
     Constraint,
     Envelope,
     Heartbeat,
     LifecycleEvent,
     Message,
     Payload,
+    RunSnapshot,
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
@@ -27,6 +27,8 @@ from cascade.interfaces import (
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.reader import ReaderModel
+
+Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 _ts = iter(range(10**6))

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.commands import Decided, DecisionCount
-from cascade.reader import ReaderModel, RunView
+from cascade.interfaces.commands import Decided
+from cascade.reader import DecisionCount, ReaderModel, RunView
 
 T0 = time.time()
 

@@ -18,8 +18,9 @@ from cascade.interfaces import (
     events_topic,
     snapshot_topic,
 )
-from cascade.interfaces.graphs import MAX_GRAPH_NODES
 from cascade.reader import ReaderModel
+
+MAX_GRAPH_NODES = 2000  # the protocol's bound, as docs/protocol.md states it
 
 TS = "2026-11-23T10:00:00+00:00"
 GRAPH = {

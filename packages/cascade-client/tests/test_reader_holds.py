@@ -12,7 +12,6 @@ import msgspec
 
 from cascade.connector_kit.testing import telemetry
 from cascade.interfaces import (
-    BlockedTask,
     Heartbeat,
     Hold,
     LifecycleEvent,
@@ -26,6 +25,7 @@ from cascade.reader import HeldTask, ReaderModel, held_tasks
 
 T0 = time.time()
 TB = 'Traceback (most recent call last):\n  File "f.py", line 1, in load\nValueError: x\n'
+MAX_HOLDERS = 8  # the protocol's bound, as docs/protocol.md states it
 HOLD = Hold(type="decision", attempt=3, deadline=T0 + 86_400, default="fail")
 
 
@@ -118,13 +118,16 @@ def test_held_tasks_reads_every_live_runs_held_tasks_the_longest_held_first() ->
 
 def test_a_reader_that_joins_late_learns_the_hold_from_a_heartbeat() -> None:
     """A heartbeat's blocked task with a decision hold is HELD; one under a pause, BLOCKED."""
-    beat = Heartbeat(
-        blocked=2,
-        held=1,
-        blocked_tasks=[
-            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
-            BlockedTask(task_id="a-2", task_name="a", held_by=[Hold(type="pause")]),
-        ],
+    beat = msgspec.convert(
+        {
+            "blocked": 2,
+            "held": 1,
+            "blocked_tasks": [
+                {"task_id": "load-1", "task_name": "load", "since": T0 - 60, "held_by": [HOLD]},
+                {"task_id": "a-2", "task_name": "a", "held_by": [Hold(type="pause")]},
+            ],
+        },
+        Heartbeat,
     )
     run = _model(beat).runs["run-1"]
     assert run.tasks["load-1"].state == "HELD"
@@ -156,12 +159,15 @@ def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
     the snapshot it asks for carries the task's BLOCKED event, older than the heartbeat: its
     error and number are taken, and the task stays held since the heartbeat's ``since``."""
     model = ReaderModel(clock=lambda: T0, ask=lambda run_id, after: None)
-    beat = Heartbeat(
-        blocked=1,
-        held=1,
-        blocked_tasks=[
-            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
-        ],
+    beat = msgspec.convert(
+        {
+            "blocked": 1,
+            "held": 1,
+            "blocked_tasks": [
+                {"task_id": "load-1", "task_name": "load", "since": T0 - 60, "held_by": [HOLD]},
+            ],
+        },
+        Heartbeat,
     )
     now = datetime.now(timezone.utc)
     model.apply(telemetry(beat, run_id="run-1", ts=now))
@@ -209,8 +215,6 @@ def test_a_snapshot_alone_says_since_when_a_task_is_held_and_what_waits() -> Non
 def test_a_resource_hold_is_kept_with_its_texts_and_users_bounded() -> None:
     """A reader keeps a resource hold whole, but at most MAX_HOLDERS users, the largest, and
     every name cut to what it keeps."""
-    from cascade.interfaces import MAX_HOLDERS
-
     users = {f"train-{i}": float(i) for i in range(1, MAX_HOLDERS + 4)}
     hold = Hold(
         type="resource", resource="gpu_" + "x" * 300, amount=1, in_use=10, capacity=10,
@@ -238,7 +242,10 @@ def test_a_gate_reads_held_awaiting_approval_with_its_prompt() -> None:
     beat = Heartbeat(
         blocked=1,
         held=1,
-        blocked_tasks=[BlockedTask(task_id="gate-3", task_name="gate", held_by=[gate])],
+        blocked_tasks=msgspec.convert(
+            {"blocked_tasks": [{"task_id": "gate-3", "task_name": "gate", "held_by": [gate]}]},
+            Heartbeat,
+        ).blocked_tasks,
     )
     model = ReaderModel(clock=lambda: T0)
     model.apply(telemetry(event, run_id="run-1", seq=1))

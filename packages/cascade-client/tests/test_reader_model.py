@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 from cascade.connector_kit.testing import received, telemetry
 from cascade.interfaces import (
-    Body,
     Constraint,
     Envelope,
     Heartbeat,
@@ -24,6 +23,8 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.reader import ReaderModel
+
+Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
 
 T0 = time.time()  # the fake clocks run from now: messages are stamped with the real time
 

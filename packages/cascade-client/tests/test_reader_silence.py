@@ -16,13 +16,7 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces.summaries import (
-    EngineSummary,
-    SummaryRun,
-    TaskTally,
-    placed_summary_filter,
-    placed_summary_topic,
-)
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, placed_summary_filter
 from cascade.reader import FLAP_WINDOW, SILENT_AFTER, ReaderModel, silence_line
 
 ALL = telemetry_filter()
@@ -45,7 +39,7 @@ def _summary(last_seq: int, *, run_id: str = "run-1", project: str = "etl") -> M
     summary = EngineSummary(source="engine-1", session=1, events=last_seq, listed=[run])
     summary.runs.running = 1
     # the runs it lists are read on their org's and project's topic (the one an ACL binds)
-    return received(placed_summary_topic("engine-1", "acme", project), summary)
+    return received(f"cascade/summary/acme/{project}/engine-1", summary)
 
 
 def _model(clock: Clock, *filters: str) -> ReaderModel:

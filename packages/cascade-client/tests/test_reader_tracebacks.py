@@ -7,8 +7,10 @@ import time
 import msgspec
 
 from cascade.connector_kit.testing import telemetry
-from cascade.interfaces import MAX_TRACEBACK_LENGTH, TaskStateEvent
+from cascade.interfaces import TaskStateEvent
 from cascade.reader import ReaderModel
+
+MAX_TRACEBACK_LENGTH = 8 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 T0 = time.time()
 TB = 'Traceback (most recent call last):\n  File "f.py", line 1, in load\nValueError: x\n'

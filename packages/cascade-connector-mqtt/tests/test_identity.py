@@ -11,8 +11,10 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
 from cascade.testkit import Inbox
+
+MAX_ID_BYTES = 1024  # the protocol's bound, as docs/protocol.md states it
 
 STATUS = "cascade/status/engine-1"
 

@@ -18,13 +18,7 @@ from cascade.interfaces import (
     events_topic,
     status_topic,
 )
-from cascade.interfaces.summaries import (
-    EngineSummary,
-    RunTally,
-    SummaryRun,
-    TaskTally,
-    placed_summary_topic,
-)
+from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
 from cascade.reader import SILENT_AFTER
 
 
@@ -61,7 +55,7 @@ def _summary(last_seq: int) -> Message:
         last_seq=last_seq,
     )  # fmt: skip
     said = EngineSummary(source="engine-1", session=1, runs=RunTally(running=1), listed=[run])
-    return received(placed_summary_topic("engine-1", "acme", "etl"), said)  # its runs' topic
+    return received("cascade/summary/acme/etl/engine-1", said)  # its runs' topic
 
 
 async def test_an_engine_whose_events_never_arrive_is_named_in_the_header(
@@ -90,7 +84,7 @@ def _summary_of(source: str, last_seq: int) -> Message:
         last_seq=last_seq,
     )  # fmt: skip
     said = EngineSummary(source=source, session=1, runs=RunTally(running=1), listed=[run])
-    return received(placed_summary_topic(source, "acme", "etl"), said)
+    return received(f"cascade/summary/acme/etl/{source}", said)
 
 
 async def test_the_silent_engines_a_header_names_are_bounded_and_all_listed_on_asking(

@@ -25,7 +25,8 @@ from cascade.dashboard import (
 )
 from cascade.history import History, Received
 from cascade.interfaces import LifecycleEvent, TaskStateEvent, decode_envelope
-from cascade.interfaces.graphs import MAX_GRAPH_NODES
+
+MAX_GRAPH_NODES = 2000  # the protocol's bound, as docs/protocol.md states it
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
 NODES: list[dict[str, Any]] = [

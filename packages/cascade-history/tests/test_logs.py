@@ -9,11 +9,13 @@ import logging
 import pytest
 
 from cascade.history import History, LogBatches, LogCount, RecordedLogLine, Stored
-from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, DroppedLines
+from cascade.interfaces.logs import DroppedLines
 from cascade.reader import MAX_SEQ_JUMP, REASON_BEYOND, REASON_FOREIGN
 
 from .logs import batch, line, stored_batch
 from .messages import T0, lifecycle
+
+MAX_LOG_LINE_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 RUN = "run-logs-1"
 

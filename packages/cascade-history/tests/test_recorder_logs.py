@@ -11,10 +11,12 @@ from datetime import datetime, timedelta, timezone
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, telemetry
 from cascade.history import History, Recorder
 from cascade.interfaces import LifecycleEvent, Payload
-from cascade.interfaces.logs import MAX_LOG_PAYLOAD_BYTES, LogBatch, logs_topic
+from cascade.interfaces.logs import LogBatch, logs_topic
 from cascade.reader import REASON_FOREIGN
 
 from .logs import batch, line
+
+MAX_LOG_PAYLOAD_BYTES = 256 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 RUN = "run-logs-1"
 _STARTED = LifecycleEvent(event="ENGINE_STARTED")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from cascade.history import History
-from cascade.interfaces import MAX_TRACEBACK_LENGTH
 
 from .messages import T0, lifecycle, task
+
+MAX_TRACEBACK_LENGTH = 8 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 TB1 = 'Traceback (most recent call last):\n  File "flow.py", line 3, in load\nOSError: down\n'
 TB2 = 'Traceback (most recent call last):\n  File "flow.py", line 9, in load\nValueError: row 3\n'

@@ -6,22 +6,17 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from cascade.interfaces import (
-    MAX_CONTROL_PAYLOAD_BYTES,
-    InvalidMessageError,
-    payload_limit,
-    topic_matches,
-)
+from cascade.interfaces import InvalidMessageError, topic_matches
 from cascade.interfaces.commands import (
     CancelReply,
     cancel_topic,
-    command_filter,
     decide_topic,
     decode_cancel_reply,
     reply_filter,
     reply_topic,
-    snapshot_request_topic,
 )
+
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 EARLIER = {"id": "r1", "run_id": "a" * 32, "source": "host-1", "not_started": 2}
 
@@ -61,20 +56,11 @@ def test_every_answer_is_under_the_reply_filter(prefix: str) -> None:
     assert not topic_matches(reply_filter("9f1d", prefix), topic)
     assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b")
     assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b/c/d")
-    assert payload_limit("reply") == MAX_CONTROL_PAYLOAD_BYTES
 
 
 def test_a_command_topic_names_the_runs_org_and_project() -> None:
     """Cancels and decisions go on {prefix}/command/{org}/{project}/{run_id}/{kind}, each id
-    encoded, under the engine's command filter; a snapshot request keeps its own topic, which
-    the filter does not match (any reader may ask)."""
+    encoded."""
     run = "58a88765cea2c1d0a1f3c2b7e9d84a61"
     assert cancel_topic("acme", "etl", run) == f"cascade/command/acme/etl/{run}/cancel"
     assert decide_topic("a.b", "x y", run, "p/q") == f"p/q/command/a%2Eb/x%20y/{run}/decide"
-    engine = command_filter("acme", "etl", run)
-    assert engine == f"cascade/command/acme/etl/{run}/+"
-    assert topic_matches(engine, cancel_topic("acme", "etl", run))
-    assert topic_matches(engine, decide_topic("acme", "etl", run))
-    assert not topic_matches(engine, cancel_topic("globex", "etl", run))
-    assert not topic_matches(engine, decide_topic("acme", "web", run))
-    assert not topic_matches(engine, snapshot_request_topic(run))

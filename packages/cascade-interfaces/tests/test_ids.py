@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from cascade.connector_kit import default_org_id, default_project_id
 from cascade.connector_kit.testing import InMemoryConnector
 from cascade.interfaces import (
-    MAX_ID_BYTES,
     InvalidIdError,
-    default_org_id,
-    default_project_id,
     heartbeat_topic,
     status_topic,
     validate_id,
     validate_prefix,
 )
+
+MAX_ID_BYTES = 1024  # the protocol's bound, as docs/protocol.md states it
 
 
 @pytest.mark.parametrize("value", ["engine-1", "a/b+c#", "ünïcødé-✓", "x" * MAX_ID_BYTES])

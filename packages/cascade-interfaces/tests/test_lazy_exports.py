@@ -13,7 +13,7 @@ import pytest
 INIT = """
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import lazy_exports
+from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
     from ._one import ONE, one
@@ -54,6 +54,17 @@ def test_names_are_the_type_checking_imports_each_imported_when_first_used(packa
     assert {"ONE", "one", "TWO"} <= set(dir(lazy))
     with pytest.raises(AttributeError, match="has no attribute 'three'"):
         _ = lazy.three
+
+
+def test_a_module_s_names_come_from_the_package_it_sits_in(package: str) -> None:
+    """A module that is no package (``cascade.interfaces._shared``) exports its siblings' names
+    the same way: ``._one`` is read beside it."""
+    root = Path(importlib.import_module(package).__file__ or "").parent
+    (root / "shared.py").write_text(INIT.replace("from ._two import TWO\n", ""), encoding="utf-8")
+    shared = importlib.import_module(f"{package}.shared")
+    assert shared.__all__ == ["ONE", "one"]
+    assert shared.ONE == 1
+    assert shared.one is sys.modules[f"{package}._one"].one
 
 
 def test_a_block_that_is_not_from_imports_is_refused(tmp_path: Path, package: str) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from cascade.interfaces import InvalidMessageError, payload_limit, topic_matches
+from cascade.interfaces import InvalidMessageError, topic_matches
 from cascade.interfaces.logs import (
-    MAX_LOG_PAYLOAD_BYTES,
     DroppedLines,
     LogBatch,
     LogLine,
     decode_log_batch,
-    level_number,
     logs_filter,
     logs_topic,
 )
+
+MAX_LOG_PAYLOAD_BYTES = 256 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 
 def _batch(**fields: object) -> LogBatch:
@@ -35,16 +35,12 @@ def test_topics_of_both_layouts_match_the_filter() -> None:
         assert topic_matches(logs_filter(run_id="r1"), topic)
         assert not topic_matches(logs_filter(run_id="r2"), topic)
     assert not topic_matches("cascade/telemetry/#", logs_topic("o", "p", "r1"))
-    assert payload_limit("logs") == MAX_LOG_PAYLOAD_BYTES
 
 
 def test_a_batch_round_trips_with_its_dropped_lines() -> None:
     batch = _batch(dropped=[DroppedLines(task_id="load-1", task_name="load", lines=312)])
     decoded = decode_log_batch(msgspec.json.encode(batch))
     assert decoded == batch
-    assert level_number(decoded.lines[0]) == 20
-    assert level_number(LogLine(ts="t", task_id="a", task_name="a", message="", level="DEBUG",
-                                level_number=5)) == 5  # fmt: skip
 
 
 @pytest.mark.parametrize(

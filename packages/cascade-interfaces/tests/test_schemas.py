@@ -9,7 +9,6 @@ import msgspec
 import pytest
 
 from cascade.interfaces import (
-    MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
     Envelope,
     Heartbeat,
@@ -25,6 +24,8 @@ from cascade.interfaces import (
     parse_rate,
     validate_scope,
 )
+
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 
 def _envelope(body: Any) -> dict[str, Any]:

@@ -7,58 +7,15 @@ import pytest
 
 from cascade.interfaces import InvalidMessageError, LifecycleEvent, decode_envelope
 from cascade.interfaces.serving import (
-    MAX_PARAMS_BYTES,
     RunOrigin,
     StartReply,
     addressed_start_topic,
-    check_workflow_name,
     decode_served,
     decode_start_reply,
-    decode_start_request,
     served_filter,
     served_topic,
-    shared_start_filter,
-    start_filter,
     start_topic,
-    start_topic_workflow,
 )
-
-REQUEST = {"id": "r1", "workflow": "nightly", "params": {"day": "2026-11-25"}}
-
-
-def test_a_start_request_decodes_with_its_defaults() -> None:
-    request = decode_start_request(REQUEST)
-    assert (request.workflow, request.params, request.rerun, request.dry_run) == (
-        "nightly",
-        {"day": "2026-11-25"},
-        "failure",
-        False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("change", "path"),
-    [
-        ({"workflow": "a.b"}, "$.workflow"),
-        ({"workflow": "a/b"}, "$.workflow"),
-        ({"id": "a/b"}, "$.id"),
-        ({"rerun_of": "abc"}, "$.rerun_of"),
-        ({"rerun_of": "ABCDEF12"}, "$.rerun_of"),
-        ({"params": {"x": "y" * MAX_PARAMS_BYTES}}, "params are at most"),
-        ({"rerun_of": "abcdef12", "rerun": "from"}, "from_task goes with"),
-        ({"from_task": "load", "rerun_of": "abcdef12"}, "from_task goes with"),
-        ({"dry_run": True}, "go with rerun_of"),
-        ({"params": []}, "$.params"),
-    ],
-)
-def test_a_bad_start_request_is_refused_naming_why(change: dict[str, object], path: str) -> None:
-    with pytest.raises(InvalidMessageError, match=path.replace("$", r"\$")):
-        decode_start_request({**REQUEST, **change})
-
-
-def test_an_oversized_payload_is_refused_before_it_is_parsed() -> None:
-    with pytest.raises(InvalidMessageError, match="at most"):
-        decode_start_request(b"{" + b" " * 70_000 + b"}")
 
 
 def test_announcement_and_reply_round_trip() -> None:
@@ -89,21 +46,6 @@ def test_topics_and_names() -> None:
     assert addressed_start_topic("acme", "etl", "nightly", "w1", "p") == (
         "p/start/acme/etl/nightly/w1"
     )
-    assert shared_start_filter("acme", "etl", "nightly") == (
-        "$share/cascade/cascade/start/acme/etl/nightly"
-    )
-    assert start_filter("acme", "etl", "w1") == "cascade/start/acme/etl/+/w1"
-    with pytest.raises(ValueError, match="1 to 64"):
-        check_workflow_name("night ly")
-
-
-def test_a_start_topic_names_its_workflow() -> None:
-    """The workflow level of a start request's topic, shared or addressed; nothing else is one."""
-    assert start_topic_workflow("cascade/start/acme/etl/nightly") == "nightly"
-    assert start_topic_workflow("p/q/start/acme/etl/nightly/w1", "p/q") == "nightly"
-    for topic in ("cascade/start/nightly", "cascade/start/nightly/w1", "cascade/served/a/b/c/d",
-                  "cascade/start/a/b/c/d/e", "other/start/a/b/c"):  # fmt: skip
-        assert start_topic_workflow(topic) is None, topic
 
 
 def test_a_run_started_carries_its_name_and_origin_additively() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cascade.interfaces import (
+    InvalidMessageError,
     InvalidTopicError,
     constraint_topic,
+    constraint_topic_key,
     constraints_filter,
     decode_level,
     encode_level,
@@ -22,11 +24,10 @@ from cascade.interfaces import (
     topic_matches,
     validate_id,
     validate_prefix,
+    validate_scope,
     validate_topic,
 )
-from cascade.interfaces._topics import scope_from_path, scope_to_path
 from cascade.interfaces.logs import logs_topic
-from cascade.interfaces.notes import issued_topic, login_of
 
 
 def test_builders_follow_protocol() -> None:
@@ -189,23 +190,31 @@ def test_encoded_id_is_exactly_one_level(value: str) -> None:
 
 
 @given(st.text(min_size=1))
-def test_any_scope_round_trips(scope: str) -> None:
-    """Every scope maps to a valid topic and back to itself."""
-    path = scope_to_path(scope)
+def test_any_scope_round_trips(rest: str) -> None:
+    """Every scope an engine applies maps to a valid topic of at most two levels below
+    ``constraints/``, and back to itself."""
+    scope = f"task:{rest}"
+    try:
+        validate_scope(scope)
+    except InvalidMessageError:
+        assume(False)
+    topic = constraint_topic(scope)
     validate_topic(constraint_topic(scope, "pause"))
-    assert scope_from_path(path) == scope
-    assert len(path.split("/")) <= 2
+    assert constraint_topic_key(topic).scope == scope
+    assert constraint_topic_key(constraint_topic(scope, "pause")) == (scope, "pause")
+    assert len(topic.split("/")) <= 4
 
 
 def test_plain_scopes_keep_the_existing_form() -> None:
     """Scopes of ordinary characters map as the existing tools map them; odd ones are escaped,
     and so are the characters RabbitMQ's MQTT plugin does not carry unchanged."""
-    assert scope_to_path("task:load_daily") == "task/load_daily"
-    assert scope_to_path("task:a/b") == "task/a%2Fb"
-    assert scope_to_path("task:api_*") == "task/api_%2A"
-    assert scope_to_path("task:etl.load_?") == "task/etl%2Eload_?"
-    assert scope_from_path("task/api_*") == "task:api_*"  # as an existing tool wrote it
-    assert scope_from_path("task/a/b") == "task:a/b"  # as an existing tool would have written it
+    assert constraint_topic("task:load_daily") == "cascade/constraints/task/load_daily"
+    assert constraint_topic("task:a/b") == "cascade/constraints/task/a%2Fb"
+    assert constraint_topic("task:api_*") == "cascade/constraints/task/api_%2A"
+    assert constraint_topic("task:etl.load_?") == "cascade/constraints/task/etl%2Eload_?"
+    # as an existing tool wrote it, and as one would have written a scope with a slash
+    assert constraint_topic_key("cascade/constraints/task/api_*").scope == "task:api_*"
+    assert constraint_topic_key("cascade/constraints/task/a/b").scope == "task:a/b"
 
 
 @pytest.mark.parametrize("prefix", ["", "$SYS", "/a", "a/", "a/+", "a#"])
@@ -219,15 +228,6 @@ def test_topic_size_limit() -> None:
     """Topics longer than MQTT's 65,535 bytes are refused."""
     with pytest.raises(InvalidTopicError, match="65535"):
         validate_topic("a" * 65536)
-
-
-def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
-    """``worker1.example.com`` notes on ``issued/worker1%2Eexample%2Ecom``; read back as itself."""
-    topic = issued_topic("worker1.example.com")
-    assert topic == "cascade/issued/worker1%2Eexample%2Ecom"
-    assert login_of(topic) == "worker1.example.com"
-    with pytest.raises(ValueError, match="not an issued note"):
-        login_of("cascade/issued/a/b")
 
 
 def test_every_ascii_character_is_kept_or_encoded_as_documented() -> None:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import MAX_CONTROL_PAYLOAD_BYTES, Constraint, Message, constraint_topic
+from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.runtime import ConstraintManager
+
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 GOOD = {"id": "c", "scope": "global", "type": "concurrency", "params": {"limit": 2}}
 

@@ -14,8 +14,6 @@ import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
-    APPROVAL,
-    MAX_PROMPT_LENGTH,
     Envelope,
     Heartbeat,
     Message,
@@ -43,6 +41,9 @@ from cascade.runtime import (
     task,
 )
 from cascade.runtime.testing import EventRecorder
+
+APPROVAL = "approval"  # a gate's hold's kind, as docs/protocol.md names it
+MAX_PROMPT_LENGTH = 1024
 
 
 class Started:

@@ -8,8 +8,10 @@ import logging
 import pytest
 
 from cascade.connector_kit.testing import InMemoryConnector
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
 from cascade.runtime import Engine, TelemetrySubscriber, task
+
+MAX_ID_BYTES = 1024  # the protocol's bound, as docs/protocol.md states it
 
 
 @task

@@ -11,9 +11,12 @@ import msgspec
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import LifecycleEvent, Message, RunSnapshot, decode_envelope
 from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
-from cascade.interfaces.graphs import MAX_GRAPH_BYTES, MAX_GRAPH_NODES, check_graph
+from cascade.interfaces.graphs import check_graph
 from cascade.runtime import Engine, Router, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
+
+MAX_GRAPH_BYTES = 128 * 1024  # the protocol's bound, as docs/protocol.md states it
+MAX_GRAPH_NODES = 2000
 
 
 @task

@@ -21,7 +21,6 @@ from cascade.interfaces.serving import (
     ServedSchedule,
     decode_served,
     served_topic,
-    slot_claim_topic,
 )
 from cascade.runtime import Engine, RunStarted, Schedule, task
 from cascade.runtime.testing import eventually
@@ -187,7 +186,9 @@ async def test_a_slot_claimed_by_another_is_not_fired_and_catchup_latest_fires_t
     last = schedule.next_after(now - 6 * period)
     engine = _engine(broker, "s1")
     async with InMemoryConnector(broker, source_id="old", presence=False) as old:
-        topic = slot_claim_topic(engine.org_id, engine.project_id, "c", last)
+        # a slot's claim topic (docs/schedules.md): the slot in UTC to the second
+        stamp = last.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        topic = f"cascade/schedule/{engine.org_id}/{engine.project_id}/c/{stamp}"
         await old.publish(topic, {"source": "old", "nonce": "ab" * 8, "at": 1.0}, retain=True)
     async with serving(engine, workflows={"load": load}, schedules={"c": schedule}) as runs:
         await eventually(lambda: len(runs) == 1, timeout=5)

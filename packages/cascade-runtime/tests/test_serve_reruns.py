@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, rollcall_topic
 from cascade.interfaces.serving import (
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     StartReply,
     StartRequest,
@@ -260,14 +260,17 @@ async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
         await recorder.until(lambda: live.run_id in _ends(recorder))
         await requester.idle()
 
-        other = ServedAnnouncement(
-            source="server-2",
-            org_id="local",
-            project_id="default",
-            workflows=[ServedWorkflow(name="etl")],
-            capacity=1,
-            running=1,
-            live=[ServedRun(run_id="f" * 32, workflow="etl", rerun_of=first.run_id)],
+        other = msgspec.convert(
+            {
+                "source": "server-2",
+                "org_id": "local",
+                "project_id": "default",
+                "workflows": [ServedWorkflow(name="etl")],
+                "capacity": 1,
+                "running": 1,
+                "live": [{"run_id": "f" * 32, "workflow": "etl", "rerun_of": first.run_id}],
+            },
+            ServedAnnouncement,
         )
         await requester.connector.publish(
             served_topic("local", "default", "server-2"), other, qos=1, retain=True

@@ -10,9 +10,11 @@ import msgspec
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, RunSnapshot, decode_envelope, telemetry_filter
-from cascade.interfaces.commands import SNAPSHOT_INTERVAL, SnapshotRequest, snapshot_request_topic
+from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
 from cascade.runtime import Engine, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
+
+SNAPSHOT_INTERVAL = 1.0  # how often an engine answers a run's snapshot requests at most
 
 
 class Answers:

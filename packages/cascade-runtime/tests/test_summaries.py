@@ -13,16 +13,16 @@ import pytest
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message
 from cascade.interfaces.summaries import (
-    MAX_SUMMARY_RUNS,
     EngineSummary,
     decode_summary,
     placed_summary_filter,
-    placed_summary_topic,
     summary_filter,
     summary_topic,
 )
 from cascade.runtime import Engine, RunCancelledError, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
+
+MAX_SUMMARY_RUNS = 20  # the protocol's bound, as docs/protocol.md states it
 
 
 class FailingPublish(InMemoryConnector):
@@ -280,7 +280,7 @@ async def test_the_runs_are_listed_per_org_and_project_too(broker: InMemoryBroke
         ("globex", "web"),
     }
     for org, project in (("acme", "etl"), ("globex", "web")):
-        retained = broker.retained(placed_summary_topic("host-1", org, project))
+        retained = broker.retained(f"cascade/summary/{org}/{project}/host-1")
         assert retained is not None
         placed = decode_summary(retained)
         assert placed.source == "host-1"
@@ -290,8 +290,8 @@ async def test_the_runs_are_listed_per_org_and_project_too(broker: InMemoryBroke
         assert placed.tasks.completed == 1
     for i in range(MAX_SUMMARY_RUNS):
         await globex.run(double(i))
-    assert broker.retained(placed_summary_topic("host-1", "acme", "etl")) is None
-    retained = broker.retained(placed_summary_topic("host-1", "globex", "web"))
+    assert broker.retained("cascade/summary/acme/etl/host-1") is None
+    retained = broker.retained("cascade/summary/globex/web/host-1")
     assert retained is not None
     assert len(decode_summary(retained).listed) == MAX_SUMMARY_RUNS
     await connector.disconnect()

@@ -14,7 +14,6 @@ import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import (
-    MAX_ERROR_LENGTH,
     ConnectorStats,
     Envelope,
     FlushTimeoutError,
@@ -42,6 +41,8 @@ from cascade.runtime import (
     TelemetrySubscriber,
     task,
 )
+
+MAX_ERROR_LENGTH = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "seq", "body"}
 TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}

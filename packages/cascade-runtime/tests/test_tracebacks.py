@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.interfaces import (
-    MAX_TELEMETRY_PAYLOAD_BYTES,
-    MAX_TRACEBACK_LENGTH,
-    decode_envelope,
-    events_topic,
-)
+from cascade.interfaces import decode_envelope, events_topic
 from cascade.runtime import Engine, RunStarted, TaskFailedError, task
+
+MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024  # the protocol's bound, as docs/protocol.md states it
+MAX_TRACEBACK_LENGTH = 8 * 1024
 
 
 @task

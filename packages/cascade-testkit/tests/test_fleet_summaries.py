@@ -18,7 +18,6 @@ import pytest
 
 from cascade.interfaces import LifecycleEvent, TaskStateEvent, decode_envelope
 from cascade.interfaces.summaries import (
-    MAX_SUMMARY_RUNS,
     EngineSummary,
     RunTally,
     TaskTally,
@@ -34,6 +33,8 @@ from cascade.testkit import (
     SimulatedEngine,
     final_tallies,
 )
+
+MAX_SUMMARY_RUNS = 20  # the protocol's bound, as docs/protocol.md states it
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 TICK = 0.01

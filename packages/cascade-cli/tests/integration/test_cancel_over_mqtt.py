@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import aiomqtt
+import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -16,12 +17,7 @@ from cascade.cli import app
 from cascade.connector_kit import Subscription, bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, MessageCallback, decode_envelope
-from cascade.interfaces.commands import (
-    CancelReply,
-    cancel_topic,
-    decode_cancel_request,
-    reply_topic,
-)
+from cascade.interfaces.commands import CancelReply, CancelRequest, cancel_topic, reply_topic
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox
@@ -178,7 +174,7 @@ class _Forger:
         await self.connector.disconnect()
 
     async def _answer(self, message: Message) -> None:
-        request = decode_cancel_request(message.raw)
+        request = msgspec.json.decode(message.raw, type=CancelRequest)
         forged = CancelReply(
             id=request.id, run_id=request.run_id, source=self.source, cancelled_count=99
         )

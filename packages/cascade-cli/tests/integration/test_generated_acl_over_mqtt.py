@@ -37,7 +37,6 @@ from cascade.interfaces.summaries import (
     SummaryRun,
     TaskTally,
     placed_summary_filter,
-    placed_summary_topic,
     summary_topic,
 )
 from cascade.reader import ReaderModel, subscribe_summaries
@@ -443,13 +442,12 @@ async def _a_summary_lists_runs_of_its_own_orgs_only(logins: Logins) -> None:
         await vera.subscribe(wide or "cascade/summary/acme/etl/+", viewed)
         async with logins.connector("engine-g", presence=True) as engine_g:
             for topic, summary, allowed in (
-                (placed_summary_topic("engine-g", *acme), _summary("engine-g", (*acme, forged)),
-                 False),
-                (placed_summary_topic("engine-g", *globex),
+                ("cascade/summary/acme/etl/engine-g", _summary("engine-g", (*acme, forged)), False),
+                ("cascade/summary/globex/web/engine-g",
                  _summary("engine-g", (*acme, forged)), True),
                 (summary_topic("engine-g"),
                  _summary("engine-g", (*globex, theirs), (*acme, forged)), True),
-                (placed_summary_topic("engine-g", *globex),
+                ("cascade/summary/globex/web/engine-g",
                  _summary("engine-g", (*globex, theirs)), True),
             ):  # fmt: skip
                 before = engine_g.stats.refused + engine_g.stats.dropped
@@ -458,7 +456,7 @@ async def _a_summary_lists_runs_of_its_own_orgs_only(logins: Logins) -> None:
                 after = engine_g.stats.refused + engine_g.stats.dropped
                 assert after - before == (0 if allowed else 1), topic
             async with logins.connector("engine-1", presence=True) as engine_1:
-                ours_topic = placed_summary_topic("engine-1", *acme)
+                ours_topic = "cascade/summary/acme/etl/engine-1"
                 for topic in (ours_topic, summary_topic("engine-1")):
                     summary = _summary("engine-1", (*acme, ours))
                     await engine_1.publish(topic, summary, qos=1, retain=True)

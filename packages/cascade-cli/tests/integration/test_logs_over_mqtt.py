@@ -19,9 +19,10 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Envelope, LifecycleEvent, RunStatus, events_topic
+from cascade.interfaces import Envelope, LifecycleEvent, events_topic
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.runtime import Engine, LogForwarding, task
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
@@ -384,7 +385,7 @@ def test_follow_refuses_an_end_claimed_on_another_orgs_topic(
         return LogBatch(run_id=run_id, org_id="o", project_id="p", source=source, seq=seq,
                         ts=TS, lines=[line])  # fmt: skip
 
-    def stopped(seq: int, status: RunStatus, lines: int) -> Envelope:
+    def stopped(seq: int, status: Literal["Succeeded", "Failed"], lines: int) -> Envelope:
         end = LifecycleEvent(event="ENGINE_STOPPED", status=status, log_lines=lines)
         return Envelope(run_id=run_id, org_id="o", project_id="p", source=source, seq=seq,
                         body=end)  # fmt: skip

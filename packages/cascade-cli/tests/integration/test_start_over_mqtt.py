@@ -8,18 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
 
+import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller, NobodyServesError, RunEnds, wait_run
-from cascade.interfaces import Envelope, LifecycleEvent, Message, RunStatus, events_topic
+from cascade.interfaces import Envelope, LifecycleEvent, Message, events_topic
 from cascade.interfaces.serving import (
     PlanStep,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     WorkflowParam,
     served_topic,
@@ -70,7 +71,10 @@ async def serve(
 
 @pytest.mark.parametrize("end", ["Succeeded", "Failed"])
 async def test_served_then_start_and_wait(
-    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, end: RunStatus
+    mqtt_broker: BrokerEndpoint,
+    serve: Serve,
+    workflow: ServedWorkflow,
+    end: Literal["Succeeded", "Failed"],
 ) -> None:
     """`served` lists the process; `start --wait` is answered with a run id, and exits with
     the run's outcome."""
@@ -196,9 +200,10 @@ async def test_served_json_says_how_many_live_runs_an_announcement_leaves_out(
     are cut; a server whose list is whole says so too, and nothing on stderr of it."""
     engine = await serve(end=None)
     busy = f"{scope_name}-busy"
-    listed = [ServedRun(run_id=f"{n:032x}", workflow=workflow.name) for n in range(256)]
-    said = ServedAnnouncement(source=busy, org_id="local", project_id="default", capacity=300,
-                              running=300, workflows=[workflow], live=listed)  # fmt: skip
+    listed = [{"run_id": f"{n:032x}", "workflow": workflow.name} for n in range(256)]
+    said = msgspec.convert({"source": busy, "org_id": "local", "project_id": "default",
+                            "capacity": 300, "running": 300, "workflows": [workflow],
+                            "live": listed}, ServedAnnouncement)  # fmt: skip
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=busy) as server:
         topic = served_topic("local", "default", busy, server.topic_prefix)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -27,7 +27,6 @@ from cascade.cli.plumbing import BrokerOptions, CliContext, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder
-from cascade.interfaces.commands import Decision
 from cascade.runtime import (
     DependencyMissingError,
     Engine,
@@ -45,6 +44,8 @@ from cascade.runtime import (
 )
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint
+
+Decision = Literal["retry", "skip", "complete", "fail"]
 
 WAIT = 20.0
 _FINAL = {TaskCompleted: "COMPLETED", TaskFailed: "FAILED", TaskSkipped: "SKIPPED",

@@ -10,9 +10,11 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
 from cascade.runtime import Engine, task
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
+
+MAX_ID_BYTES = 1024  # the protocol's bound, as docs/protocol.md states it
 
 
 @task

@@ -18,15 +18,12 @@ from cascade.control import Controller
 from cascade.interfaces import Message
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
-    BackfillSlot,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
     StartReply,
     StartRequest,
     addressed_start_topic,
     served_topic,
-    slot_request_id,
 )
 from cascade.runtime import Engine, RunStarted, Schedule, task
 from cascade.runtime.testing import eventually
@@ -76,11 +73,11 @@ async def test_another_orgs_live_run_of_a_same_named_schedule_does_not_skip_ours
             ("globex", "etl", "globex-1", "tick"),  # another org's schedule of that name
             ("acme", "etl", "acme-other", "other"),  # a schedule `tick` of another workflow
         ]:
-            live = ServedAnnouncement(
-                source=source, org_id=org, project_id=project, capacity=1,
-                workflows=[ServedWorkflow(name=workflow)],
-                live=[ServedRun(run_id=f"{source}-run", workflow=workflow, schedule="tick")],
-            )  # fmt: skip
+            live = msgspec.convert({
+                "source": source, "org_id": org, "project_id": project, "capacity": 1,
+                "workflows": [ServedWorkflow(name=workflow)],
+                "live": [{"run_id": f"{source}-run", "workflow": workflow, "schedule": "tick"}],
+            }, ServedAnnouncement)  # fmt: skip
             topic = served_topic(org, project, source, prefix)
             await globex.publish(topic, live, qos=1, retain=True)
         every = Schedule(every=timedelta(seconds=1), overlap="skip", catchup="none")
@@ -164,13 +161,16 @@ async def test_a_dry_run_of_a_backfill_claims_nothing(
     hourly = Schedule(every=timedelta(hours=1), workflow="tick", catchup="none")
     now = datetime.now(UTC)
     slot = list(hourly.slots(now - timedelta(hours=3), now))[-1]
-    dry = StartRequest(
-        id=slot_request_id("tick", slot),
-        workflow="tick",
-        issued_by="alice",
-        rerun_of=uuid.uuid4().hex,  # a dry run goes with one on the wire
-        dry_run=True,
-        backfill=BackfillSlot(schedule="tick", slot=slot.isoformat()),
+    dry = msgspec.convert(
+        {
+            "id": f"sched-tick-{slot.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",  # the slot's
+            "workflow": "tick",
+            "issued_by": "alice",
+            "rerun_of": uuid.uuid4().hex,  # a dry run goes with one on the wire
+            "dry_run": True,
+            "backfill": {"schedule": "tick", "slot": slot.isoformat()},
+        },
+        StartRequest,
     )
     async with _connector(mosquitto_broker, prefix, "ops") as ops:
         control = Controller(ops, issued_by="alice", timeout=10)

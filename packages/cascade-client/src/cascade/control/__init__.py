@@ -27,11 +27,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import lazy_exports
+from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
-    from cascade.interfaces.commands import (
+    from cascade.interfaces._shared import (
         MAX_REASON_LENGTH,
+        checked_name,
+        checked_reason,
+        default_operator,
+        read_request,
+    )
+    from cascade.interfaces.commands import (
         Cancel,
         ControlError,
         Decide,
@@ -39,10 +45,6 @@ if TYPE_CHECKING:
         Pause,
         Resume,
         Start,
-        checked_name,
-        checked_reason,
-        default_operator,
-        read_request,
     )
 
     from ._answers import (

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from cascade.connector_kit import bounded
 from cascade.interfaces import Connector, ConnectorError, telemetry_filter
+from cascade.interfaces._shared import IssuedAction
 from cascade.interfaces.commands import (
     CancelRequest,
     DecisionRequest,
@@ -27,7 +28,7 @@ from cascade.interfaces.commands import (
     reply_filter,
     snapshot_request_topic,
 )
-from cascade.interfaces.notes import IssuedAction, IssuedNote
+from cascade.interfaces.notes import IssuedNote
 
 from ._answers import Answer, AnswerJudge, R
 from ._publishing import publish_confirmed, say_issued

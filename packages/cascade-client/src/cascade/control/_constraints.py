@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from cascade.interfaces import DEFAULT_PREFIX, ConstraintType, constraint_topic
+from cascade.interfaces import DEFAULT_PREFIX, constraint_topic
+from cascade.interfaces._shared import ConstraintType
 
 __all__ = ["clear_topics", "resume_topics"]
 

@@ -12,21 +12,18 @@ from typing import Any, overload
 
 import msgspec
 
-from cascade.interfaces import Connector, Constraint, ConstraintType
-from cascade.interfaces.commands import (
+from cascade.interfaces import Connector, Constraint
+from cascade.interfaces._shared import (
     MAX_OPERATOR_LENGTH,
-    Cancel,
-    Decide,
+    ConstraintType,
     Decision,
-    Limit,
-    Pause,
-    Resume,
-    Start,
+    RerunMode,
     checked_prefix,
     checked_text,
     default_operator,
 )
-from cascade.interfaces.serving import RerunMode, StartReply
+from cascade.interfaces.commands import Cancel, Decide, Limit, Pause, Resume, Start
+from cascade.interfaces.serving import StartReply
 
 from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel

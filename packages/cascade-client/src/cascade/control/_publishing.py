@@ -9,11 +9,11 @@ from typing import Any
 from cascade.interfaces import (
     Connector,
     ConnectorError,
-    ConstraintType,
     InvalidMessageError,
     Message,
     decode_constraint,
 )
+from cascade.interfaces._shared import ConstraintType
 from cascade.interfaces.notes import ClearNote, IssuedNote, cleared_topic, issued_topic
 
 from ._constraints import resume_topics

@@ -21,7 +21,6 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
-    RunStatus,
     StatusMessage,
     SubscriptionHandle,
     decode_envelope,
@@ -32,6 +31,7 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
+from cascade.interfaces._shared import RunStatus
 from cascade.reader import REASON_MISMATCH, REASON_NOT_ITS_PLACE, Refusals
 
 __all__ = ["RunEndError", "RunEnds", "wait_run"]

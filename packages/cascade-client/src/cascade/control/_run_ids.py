@@ -21,7 +21,8 @@ from cascade.interfaces import (
     same_source,
     telemetry_filter,
 )
-from cascade.interfaces.commands import ControlError, is_full
+from cascade.interfaces._shared import is_full
+from cascade.interfaces.commands import ControlError
 from cascade.interfaces.summaries import (
     SummaryRun,
     decode_summary,

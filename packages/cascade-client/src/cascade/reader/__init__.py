@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import lazy_exports
+from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
     from ._ages import parse_age
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         MARK,
         truncate,
     )
+    from ._decision_counts import DecisionCount
     from ._defaults import DEFAULT_FLEET_THRESHOLD, DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
     from ._fleet import (
         MAX_MORE_LIVE,

@@ -10,7 +10,8 @@ amount of memory and time, and changes nothing it cannot.
 
 from __future__ import annotations
 
-from cascade.interfaces import MAX_SNAPSHOT_TASKS, Envelope, RunSnapshot
+from cascade.interfaces import Envelope, RunSnapshot
+from cascade.interfaces._shared import MAX_SNAPSHOT_TASKS
 
 from ._gaps import Seen
 from ._refusals import REASON_FUTURE, ahead

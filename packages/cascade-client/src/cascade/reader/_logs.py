@@ -24,19 +24,12 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     decode_level,
-    payload_limit,
     same_place,
     same_source,
     split_run_topic,
 )
-from cascade.interfaces.logs import (
-    MAX_LOG_LINE_BYTES,
-    DroppedLines,
-    LogBatch,
-    LogLine,
-    decode_log_batch,
-    level_number,
-)
+from cascade.interfaces._shared import MAX_LOG_LINE_BYTES, level_number, payload_limit
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
 
 from ._bounded_text import KEPT, truncate
 from ._gaps import GapCounter, Seen
@@ -98,7 +91,7 @@ def line_matches(line: LogLine, task: str | None = None, level: int = 0) -> bool
 class HeardLine:
     """One line as a reader keeps it: ``index`` is its place among its run's lines heard
     (1, 2, ...: a view asks for the lines after the last it showed), ``line`` the line with
-    its message cut to :data:`~cascade.interfaces.logs.MAX_LOG_LINE_BYTES` and its names to
+    its message cut to :data:`~cascade.interfaces._shared.MAX_LOG_LINE_BYTES` and its names to
     :data:`KEPT`."""
 
     index: int
@@ -226,7 +219,7 @@ class LogFollower:
     rejected: int = 0
     """Messages that are no log batch, ignored."""
     oversized: int = 0
-    """Messages over the logs' bound (:func:`~cascade.interfaces.payload_limit`), unread."""
+    """Messages over the logs' bound (:func:`~cascade.interfaces._shared.payload_limit`), unread."""
     copies: int = 0
     """Batches heard again (a copy of one seen), ignored."""
     forgotten_runs: int = 0

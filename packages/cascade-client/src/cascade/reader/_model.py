@@ -27,12 +27,12 @@ from cascade.interfaces import (
     decode_envelope,
     decode_level,
     events_topic,
-    payload_limit,
     same_place,
     same_source,
     split_run_topic,
     topic_matches,
 )
+from cascade.interfaces._shared import payload_limit
 from cascade.interfaces.graphs import check_graph
 
 from ._answers import Asked, answer_refusal
@@ -133,7 +133,7 @@ class ReaderModel:
     rejected: int = 0
     """Messages that do not follow the protocol, ignored."""
     oversized: int = 0
-    """Messages larger than their kind's bound (:func:`~cascade.interfaces.payload_limit`),
+    """Messages larger than their kind's bound (:func:`~cascade.interfaces._shared.payload_limit`),
     ignored unread."""
     max_runs: int = MAX_RUNS
     max_engines: int = MAX_ENGINES

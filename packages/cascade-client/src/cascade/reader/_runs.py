@@ -3,17 +3,12 @@ which runs a reader forgets."""
 
 from __future__ import annotations
 
-from cascade.interfaces import (
+from cascade.interfaces import Envelope, Heartbeat, Hold, RunSnapshot, SnapshotTask, TaskStateEvent
+from cascade.interfaces._shared import (
     MAX_BLOCKED_TASKS,
     MAX_HOLDERS,
     MAX_HOLDS,
     BlockedTask,
-    Envelope,
-    Heartbeat,
-    Hold,
-    RunSnapshot,
-    SnapshotTask,
-    TaskStateEvent,
     held_for_decision,
     truncate_traceback,
 )

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cascade.interfaces import Heartbeat, Hold, StatusMessage
-from cascade.interfaces.commands import DecisionCount
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import EngineSummary
+
+from ._decision_counts import DecisionCount
 
 __all__ = [
     "FINISHED_STATES",
@@ -55,7 +56,7 @@ class TaskView:
     """The number of the event that set this state (``0``: an engine that does not number)."""
     traceback: str | None = None
     """A failed attempt's traceback while ``FAILED``, ``RETRYING`` or ``HELD``, as its engine
-    sent it (at most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters and its
+    sent it (at most :data:`~cascade.interfaces._shared.MAX_TRACEBACK_LENGTH` characters and its
     marker; ``None``: none sent). The sender's text: a view makes it inert."""
     reused: str | None = None
     """Where a ``COMPLETED`` task's result came from when the task did not run: ``"cached"``

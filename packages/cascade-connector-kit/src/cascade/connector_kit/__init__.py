@@ -10,6 +10,9 @@ constraints index, the roll call, the shared-subscription probe). The constraint
 is :mod:`cascade.connector_kit.constraints_index`; an in-memory broker and connector to test
 with are :mod:`cascade.connector_kit.testing`.
 
+The identity defaults (``default_source_id``, ``default_org_id``, ...) are what every connector
+and engine takes when nobody gave an id.
+
 ``bounded`` is ``asyncio.timeout`` (its backport on 3.10), and ``event_set`` waits for an event
 for at most so long: use them, not ``asyncio.wait_for``, which before Python 3.12 drops a
 cancellation that arrives just as the awaited operation completes.
@@ -17,11 +20,21 @@ cancellation that arrives just as the awaited operation completes.
 
 from ._broker_differences import BrokerDifferences
 from ._dispatch import Dispatcher, Subscription
+from ._identity import (
+    default_org_id,
+    default_project_id,
+    default_source_id,
+    default_sourced_topics,
+)
 from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
 from ._timeout import bounded, event_set
 
 __all__ = [
+    "default_org_id",
+    "default_project_id",
+    "default_source_id",
+    "default_sourced_topics",
     "BrokerDifferences",
     "Dispatcher",
     "PresenceGuard",

@@ -15,10 +15,10 @@ from cascade.interfaces import (
     SyncCallback,
     SyncPhase,
     decode_payload,
-    levels_match,
     topic_matches,
     validate_filter,
 )
+from cascade.interfaces._shared import levels_match
 
 from ._ratelimit import RateLimitedLogger
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import lazy_exports
+from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
-    from cascade.interfaces.commands import DecisionCount
+    from cascade.reader import DecisionCount
 
     from ._errors import (
         HistoryError,

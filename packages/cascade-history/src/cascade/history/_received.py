@@ -17,27 +17,24 @@ from cascade.interfaces import (
     constraint_from_topic,
     decode_envelope,
     decode_status,
-    payload_limit,
     same_place,
     same_source,
     split_run_topic,
 )
+from cascade.interfaces._shared import (
+    check_reply_topic,
+    constraint_topic_of_note,
+    login_of,
+    payload_limit,
+)
 from cascade.interfaces.commands import (
     CancelReply,
     DecisionReply,
-    check_reply_topic,
     decode_cancel_reply,
     decode_decision_reply,
 )
 from cascade.interfaces.logs import LogBatch, decode_log_batch
-from cascade.interfaces.notes import (
-    ClearNote,
-    IssuedNote,
-    constraint_topic_of_note,
-    decode_clear_note,
-    decode_issued_note,
-    login_of,
-)
+from cascade.interfaces.notes import ClearNote, IssuedNote, decode_clear_note, decode_issued_note
 
 from ._times import parse_time
 

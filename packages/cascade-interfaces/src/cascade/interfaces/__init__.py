@@ -7,19 +7,26 @@ these names implement. The protocol's other parts are modules of their own:
 :mod:`~cascade.interfaces.commands` (a cancel, a decision, a snapshot request, and their
 answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them),
 :mod:`~cascade.interfaces.logs` (task logs), :mod:`~cascade.interfaces.summaries` (engines'
-summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said),
-:mod:`~cascade.interfaces.wire` (byte templates). Building blocks for writing a connector,
-and an in-memory connector to test with, are the ``cascade-connector-kit`` package's
-(:mod:`cascade.connector_kit`, :mod:`cascade.connector_kit.testing`).
+summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said).
+Building blocks for writing a connector, the identity defaults, and an in-memory connector to
+test with, are the ``cascade-connector-kit`` package's (:mod:`cascade.connector_kit`,
+:mod:`cascade.connector_kit.testing`). What only Cascade's own packages share of this one (the
+bounds, the engine's side of the commands, its wire templates, ...) is private, in
+``cascade.interfaces._shared``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._codec import Payload, decode_payload, encode_payload
+    from ._codec import (
+        Payload,
+        decode_payload,
+        encode_payload,
+    )
     from ._connector import (
         BrokerCapabilities,
         Connector,
@@ -33,7 +40,6 @@ if TYPE_CHECKING:
     )
     from ._constraint import (
         Constraint,
-        ConstraintType,
         decode_constraint,
         validate_scope,
     )
@@ -53,62 +59,31 @@ if TYPE_CHECKING:
         InvalidTopicError,
     )
     from ._holds import (
-        APPROVAL,
-        MAX_BLOCKED_TASKS,
-        MAX_HOLDERS,
-        MAX_HOLDS,
-        MAX_PROMPT_LENGTH,
-        BlockedTask,
         Hold,
     )
-    from ._identity import (
-        default_org_id,
-        default_project_id,
-        default_source_id,
-        default_sourced_topics,
-    )
-    from ._ids import MAX_ID_BYTES, validate_id
-    from ._lazy import lazy_exports
-    from ._limits import (
-        MAX_CONTROL_PAYLOAD_BYTES,
-        MAX_ERROR_LENGTH,
-        MAX_NUMBER,
-        MAX_STATUS_PAYLOAD_BYTES,
-        MAX_TELEMETRY_PAYLOAD_BYTES,
-        MAX_TRACEBACK_LENGTH,
-        payload_limit,
-        truncate_error,
-        truncate_traceback,
+    from ._ids import (
+        validate_id,
     )
     from ._rules import (
-        MAX_TTL,
-        MIN_TTL,
         canonical_rate,
         expiry_after,
         parse_rate,
     )
     from ._schemas import (
-        MAX_SNAPSHOT_TASKS,
         PROTOCOL_VERSION,
-        TERMINAL_STATES,
-        Body,
         Envelope,
         Heartbeat,
         LifecycleEvent,
-        LifecycleName,
-        ReaderState,
         RunSnapshot,
-        RunStatus,
         SnapshotTask,
         StatusMessage,
-        TaskState,
         TaskStateEvent,
-        TraceId,
         decode_envelope,
         decode_status,
-        held_for_decision,
     )
-    from ._snapshots import snapshot_topic
+    from ._snapshots import (
+        snapshot_topic,
+    )
     from ._topics import (
         DEFAULT_PREFIX,
         constraint_topic,
@@ -117,7 +92,6 @@ if TYPE_CHECKING:
         encode_level,
         events_topic,
         heartbeat_topic,
-        levels_match,
         rollcall_topic,
         same_place,
         same_source,
@@ -131,213 +105,4 @@ if TYPE_CHECKING:
         validate_topic,
     )
 
-__all__ = [
-    "held_for_decision",
-    "lazy_exports",
-    "MAX_BLOCKED_TASKS",
-    "MAX_HOLDERS",
-    "MAX_HOLDS",
-    "MAX_PROMPT_LENGTH",
-    "APPROVAL",
-    "BlockedTask",
-    "BrokerCapabilities",
-    "DEFAULT_PREFIX",
-    "MAX_CONTROL_PAYLOAD_BYTES",
-    "MAX_ERROR_LENGTH",
-    "MAX_NUMBER",
-    "MAX_TRACEBACK_LENGTH",
-    "MAX_STATUS_PAYLOAD_BYTES",
-    "MAX_TELEMETRY_PAYLOAD_BYTES",
-    "MAX_TTL",
-    "MIN_TTL",
-    "MAX_SNAPSHOT_TASKS",
-    "PROTOCOL_VERSION",
-    "TERMINAL_STATES",
-    "Body",
-    "CascadeError",
-    "ConnectError",
-    "Connector",
-    "ConnectorError",
-    "ConnectorStats",
-    "ConstraintsSubscription",
-    "Constraint",
-    "ConstraintTopicError",
-    "TopicKey",
-    "constraint_from_topic",
-    "constraint_topic_key",
-    "ConstraintType",
-    "Envelope",
-    "FlushTimeoutError",
-    "Heartbeat",
-    "Hold",
-    "InvalidIdError",
-    "InvalidMessageError",
-    "InvalidTopicError",
-    "LifecycleEvent",
-    "LifecycleName",
-    "Message",
-    "MessageCallback",
-    "Payload",
-    "ReaderState",
-    "RunSnapshot",
-    "RunStatus",
-    "SnapshotTask",
-    "StatusMessage",
-    "SubscriptionHandle",
-    "SyncCallback",
-    "SyncPhase",
-    "TaskState",
-    "TaskStateEvent",
-    "TraceId",
-    "canonical_rate",
-    "constraint_topic",
-    "constraints_filter",
-    "decode_constraint",
-    "decode_envelope",
-    "decode_level",
-    "decode_status",
-    "encode_level",
-    "events_topic",
-    "expiry_after",
-    "heartbeat_topic",
-    "parse_rate",
-    "payload_limit",
-    "rollcall_topic",
-    "same_place",
-    "same_source",
-    "snapshot_topic",
-    "split_run_topic",
-    "status_filter",
-    "status_topic",
-    "telemetry_filter",
-    "topic_matches",
-    "truncate_error",
-    "truncate_traceback",
-    "validate_scope",
-    "decode_payload",
-    "encode_payload",
-    "MAX_ID_BYTES",
-    "validate_id",
-    "default_org_id",
-    "default_project_id",
-    "default_source_id",
-    "default_sourced_topics",
-    "levels_match",
-    "validate_filter",
-    "validate_prefix",
-    "validate_topic",
-]
-
-# Where each name is defined: a name is imported from its module when first used (PEP 562),
-# so that whoever needs one name does not pay for all of them (a command's start).
-_HOMES = {
-    "Payload": "._codec",
-    "BrokerCapabilities": "._connector",
-    "Connector": "._connector",
-    "ConnectorStats": "._connector",
-    "ConstraintsSubscription": "._connector",
-    "Message": "._connector",
-    "MessageCallback": "._connector",
-    "SubscriptionHandle": "._connector",
-    "SyncCallback": "._connector",
-    "SyncPhase": "._connector",
-    "Constraint": "._constraint",
-    "ConstraintType": "._constraint",
-    "decode_constraint": "._constraint",
-    "validate_scope": "._constraint",
-    "ConstraintTopicError": "._constraint_topic",
-    "TopicKey": "._constraint_topic",
-    "constraint_from_topic": "._constraint_topic",
-    "constraint_topic_key": "._constraint_topic",
-    "CascadeError": "._errors",
-    "ConnectError": "._errors",
-    "ConnectorError": "._errors",
-    "FlushTimeoutError": "._errors",
-    "InvalidIdError": "._errors",
-    "InvalidMessageError": "._errors",
-    "InvalidTopicError": "._errors",
-    "APPROVAL": "._holds",
-    "MAX_BLOCKED_TASKS": "._holds",
-    "MAX_HOLDERS": "._holds",
-    "MAX_HOLDS": "._holds",
-    "MAX_PROMPT_LENGTH": "._holds",
-    "BlockedTask": "._holds",
-    "Hold": "._holds",
-    "MAX_CONTROL_PAYLOAD_BYTES": "._limits",
-    "MAX_ERROR_LENGTH": "._limits",
-    "MAX_NUMBER": "._limits",
-    "MAX_STATUS_PAYLOAD_BYTES": "._limits",
-    "MAX_TELEMETRY_PAYLOAD_BYTES": "._limits",
-    "MAX_TRACEBACK_LENGTH": "._limits",
-    "payload_limit": "._limits",
-    "truncate_error": "._limits",
-    "truncate_traceback": "._limits",
-    "MAX_TTL": "._rules",
-    "MIN_TTL": "._rules",
-    "canonical_rate": "._rules",
-    "expiry_after": "._rules",
-    "parse_rate": "._rules",
-    "MAX_SNAPSHOT_TASKS": "._schemas",
-    "PROTOCOL_VERSION": "._schemas",
-    "TERMINAL_STATES": "._schemas",
-    "Body": "._schemas",
-    "Envelope": "._schemas",
-    "Heartbeat": "._schemas",
-    "LifecycleEvent": "._schemas",
-    "LifecycleName": "._schemas",
-    "ReaderState": "._schemas",
-    "RunSnapshot": "._schemas",
-    "RunStatus": "._schemas",
-    "SnapshotTask": "._schemas",
-    "StatusMessage": "._schemas",
-    "TaskState": "._schemas",
-    "TaskStateEvent": "._schemas",
-    "TraceId": "._schemas",
-    "decode_envelope": "._schemas",
-    "decode_status": "._schemas",
-    "held_for_decision": "._schemas",
-    "lazy_exports": "._lazy",
-    "snapshot_topic": "._snapshots",
-    "DEFAULT_PREFIX": "._topics",
-    "constraint_topic": "._topics",
-    "constraints_filter": "._topics",
-    "decode_level": "._topics",
-    "encode_level": "._topics",
-    "events_topic": "._topics",
-    "heartbeat_topic": "._topics",
-    "rollcall_topic": "._topics",
-    "same_place": "._topics",
-    "same_source": "._topics",
-    "split_run_topic": "._topics",
-    "status_filter": "._topics",
-    "status_topic": "._topics",
-    "telemetry_filter": "._topics",
-    "topic_matches": "._topics",
-    "decode_payload": "._codec",
-    "encode_payload": "._codec",
-    "MAX_ID_BYTES": "._ids",
-    "validate_id": "._ids",
-    "default_org_id": "._identity",
-    "default_project_id": "._identity",
-    "default_source_id": "._identity",
-    "default_sourced_topics": "._identity",
-    "levels_match": "._topics",
-    "validate_filter": "._topics",
-    "validate_prefix": "._topics",
-    "validate_topic": "._topics",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Each public name, from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __package__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names, those not imported yet included."""
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__)

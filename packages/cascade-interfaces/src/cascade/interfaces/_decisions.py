@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
@@ -42,7 +41,6 @@ __all__ = [
     "MAX_TASK_LENGTH",
     "Decide",
     "Decided",
-    "DecisionCount",
     "Decision",
     "DecisionOutcome",
     "DecisionReply",
@@ -110,34 +108,6 @@ class Decided(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: _Seconds | None = None
     id: _RequestId | None = None
     deadline: bool | None = None
-
-
-_DONE = {"retry": "retried", "skip": "skipped", "complete": "completed", "fail": "failed"}
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionCount:
-    """Decisions of one kind one person took on a run's held tasks, applied by its engine:
-    ``decision`` (``retry``, ``skip``, ``complete``, ``fail``), ``by`` (who asked, as the
-    request said; ``None``: not said), ``count``. ``str()``: ``1 skipped by ops-1``. What
-    the history's lists and a live reader's runs both count (``RunSummary.decisions``,
-    ``RunView.decisions()``)."""
-
-    decision: str
-    by: str | None
-    count: int
-
-    @property
-    def done(self) -> str:
-        """The decision as done: ``retried``, ``skipped``, ``completed``, ``failed``."""
-        return _DONE.get(self.decision, self.decision)
-
-    def __str__(self) -> str:
-        return f"{self.count:,} {self.done} by {'someone unnamed' if self.by is None else self.by}"
-
-    def to_json(self) -> dict[str, Any]:
-        """These decisions as a JSON object."""
-        return {"decision": self.decision, "by": self.by, "count": self.count}
 
 
 class DecisionRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -53,6 +53,8 @@ def lazy_exports(
     if package.__file__ is None:
         raise TypeError(f"{module} has no source file to read its names from")
     homes = _homes(package.__file__)
+    # relative homes are read from the package a module sits in (itself, for a package)
+    anchor = package.__package__ or module
     names = list(homes)
     namespace = vars(package)
 
@@ -61,7 +63,7 @@ def lazy_exports(
         home = homes.get(name)
         if home is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(home, module), name)
+        value = getattr(importlib.import_module(home, anchor), name)
         namespace[name] = value
         return value
 

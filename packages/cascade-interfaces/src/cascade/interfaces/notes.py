@@ -7,28 +7,22 @@ from ._cleared import (
     ClearNote,
     cleared_filter,
     cleared_topic,
-    constraint_topic_of_note,
     decode_clear_note,
 )
 from ._issued import (
-    IssuedAction,
     IssuedNote,
     decode_issued_note,
     issued_filter,
     issued_topic,
-    login_of,
 )
 
 __all__ = [
     "ClearNote",
-    "IssuedAction",
     "IssuedNote",
     "cleared_filter",
     "cleared_topic",
-    "constraint_topic_of_note",
     "decode_clear_note",
     "decode_issued_note",
     "issued_filter",
     "issued_topic",
-    "login_of",
 ]

@@ -2,18 +2,14 @@
 readers that do not read every event (docs/protocol.md, "Summaries").
 """
 
-from ._limits import MAX_SUMMARY_PAYLOAD_BYTES
 from ._summary import (
-    MAX_SUMMARY_RUNS,
     EngineSummary,
     RunTally,
     SummaryRun,
     TaskTally,
     decode_summary,
     misplaced_runs,
-    placed_summaries,
     placed_summary_filter,
-    placed_summary_topic,
     summary_filter,
     summary_messages,
     summary_topic,
@@ -21,16 +17,12 @@ from ._summary import (
 
 __all__ = [
     "EngineSummary",
-    "MAX_SUMMARY_PAYLOAD_BYTES",
-    "MAX_SUMMARY_RUNS",
     "RunTally",
     "SummaryRun",
     "TaskTally",
     "decode_summary",
     "misplaced_runs",
-    "placed_summaries",
     "placed_summary_filter",
-    "placed_summary_topic",
     "summary_filter",
     "summary_messages",
     "summary_topic",

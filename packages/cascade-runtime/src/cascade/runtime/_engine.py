@@ -12,17 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import (
-    DEFAULT_PREFIX,
-    Connector,
-    Constraint,
-    default_org_id,
-    default_project_id,
-    validate_id,
-    validate_prefix,
-)
-from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
-from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
+from cascade.connector_kit import default_org_id, default_project_id
+from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint, validate_id, validate_prefix
+from cascade.interfaces._shared import Decision, RerunMode
+from cascade.interfaces.commands import Decide, DecisionReply, DecisionRequest
+from cascade.interfaces.serving import PlanStep, RunOrigin
 
 from ._ended_runs import EndedRuns
 from ._errors import DependencyMissingError

@@ -19,15 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from cascade.interfaces import APPROVAL, Hold
-from cascade.interfaces.commands import (
-    MAX_LISTED_TASKS,
-    Decided,
-    DecisionOutcome,
-    DecisionReply,
-    DecisionRequest,
-    TaskRef,
-)
+from cascade.interfaces import Hold
+from cascade.interfaces._shared import APPROVAL, MAX_LISTED_TASKS, DecisionOutcome, TaskRef
+from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
 
 from ._ended_runs import EndedDecisions
 from ._errors import RunCancelledError, TaskFailedError, ValueLost

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from cascade.interfaces import Connector
+from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.commands import DecisionReply, DecisionRequest
-from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
+from cascade.interfaces.serving import PlanStep, RunOrigin
 
 from ._ended_runs import EndedRuns
 from ._errors import RerunError, RunCancelledError

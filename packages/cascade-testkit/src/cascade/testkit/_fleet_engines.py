@@ -18,19 +18,18 @@ import msgspec
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    BlockedTask,
     Envelope,
     Heartbeat,
     Hold,
     LifecycleEvent,
     StatusMessage,
-    TaskState,
     TaskStateEvent,
     encode_payload,
     events_topic,
     heartbeat_topic,
     status_topic,
 )
+from cascade.interfaces._shared import BlockedTask, TaskState
 from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
 
 from ._fleet_summaries import SummaryBook

@@ -15,13 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
-from cascade.interfaces.summaries import (
-    MAX_SUMMARY_RUNS,
-    EngineSummary,
-    RunTally,
-    SummaryRun,
-    TaskTally,
-)
+from cascade.interfaces._shared import MAX_SUMMARY_RUNS
+from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
 
 __all__ = ["SUMMARY_GAP", "SummaryBook", "SummaryPacer", "final_tallies"]
 

@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 import msgspec
 
 from cascade.interfaces import (
-    APPROVAL,
-    BlockedTask,
     Connector,
     Envelope,
     Heartbeat,
@@ -29,12 +27,16 @@ from cascade.interfaces import (
     heartbeat_topic,
     snapshot_topic,
 )
+from cascade.interfaces._shared import (
+    APPROVAL,
+    BlockedTask,
+    command_filter,
+    decode_decision_request,
+)
 from cascade.interfaces.commands import (
     Decided,
     DecisionReply,
     DecisionRequest,
-    command_filter,
-    decode_decision_request,
     reply_topic,
     snapshot_request_topic,
 )

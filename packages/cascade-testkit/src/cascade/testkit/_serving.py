@@ -20,25 +20,27 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
-    RunStatus,
     SubscriptionHandle,
     encode_payload,
     events_topic,
+)
+from cascade.interfaces._shared import (
+    RunStatus,
+    ServedRun,
+    StartOutcome,
+    decode_start_request,
+    shared_start_filter,
+    start_filter,
 )
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
-    ServedRun,
     ServedWorkflow,
-    StartOutcome,
     StartReply,
     StartRequest,
-    decode_start_request,
     served_topic,
-    shared_start_filter,
-    start_filter,
 )
 
 __all__ = ["KeptRun", "ServingEngine"]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cascade.interfaces.commands import DecisionCount
-from cascade.reader import SHOWN, inert
+from cascade.reader import SHOWN, DecisionCount, inert
 
 __all__ = ["decisions_text"]
 

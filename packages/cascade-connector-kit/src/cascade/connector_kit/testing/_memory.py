@@ -20,7 +20,6 @@ from cascade.interfaces import (
     Payload,
     StatusMessage,
     SyncCallback,
-    default_source_id,
     encode_payload,
     rollcall_topic,
     status_topic,
@@ -32,6 +31,7 @@ from cascade.interfaces import (
 
 from .._broker_differences import BrokerDifferences
 from .._dispatch import Dispatcher, Subscription
+from .._identity import default_source_id
 from .._ratelimit import RateLimitedLogger
 
 __all__ = ["InMemoryBroker", "InMemoryConnector"]

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import msgspec
 
 from cascade.interfaces import (
-    Body,
     Envelope,
     Heartbeat,
     Message,
@@ -19,6 +18,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     snapshot_topic,
 )
+from cascade.interfaces._shared import Body
 
 __all__ = ["received", "telemetry"]
 

@@ -7,12 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cascade.interfaces import (
-    default_source_id,
-    default_sourced_topics,
-    validate_id,
-    validate_prefix,
-)
+from cascade.connector_kit import default_source_id, default_sourced_topics
+from cascade.interfaces import validate_id, validate_prefix
 
 from ._hosts import Node, nodes_from
 from ._link import LinkSettings

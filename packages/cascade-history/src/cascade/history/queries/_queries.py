@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces.commands import DecisionCount
+from cascade.reader import DecisionCount
 
 from ..access._access import refused_events, vouch
 from ..audit._cancels import cancel_events

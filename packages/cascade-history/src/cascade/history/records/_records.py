@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces.commands import DecisionCount
+from cascade.reader import DecisionCount
 
 from ._attempts import Attempt, StateChange, attempts_of
 

@@ -19,7 +19,6 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import (
-    MAX_HOLDS,
     Envelope,
     Heartbeat,
     InvalidMessageError,
@@ -27,9 +26,8 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     decode_level,
-    truncate_error,
-    truncate_traceback,
 )
+from cascade.interfaces._shared import MAX_HOLDS, truncate_error, truncate_traceback
 from cascade.interfaces.commands import CancelReply, DecisionReply
 from cascade.interfaces.logs import LogBatch
 from cascade.interfaces.notes import IssuedNote

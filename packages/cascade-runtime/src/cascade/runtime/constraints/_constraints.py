@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
     ConstraintTopicError,
     Hold,
@@ -22,6 +21,7 @@ from cascade.interfaces import (
     SyncPhase,
     constraint_from_topic,
 )
+from cascade.interfaces._shared import MAX_CONTROL_PAYLOAD_BYTES
 
 from ._constraint_matcher import ConstraintMatcher
 from ._constraint_matcher import Key as _Key

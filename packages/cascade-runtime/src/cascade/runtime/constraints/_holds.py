@@ -5,7 +5,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 
-from cascade.interfaces import MAX_HOLDERS, MAX_HOLDS, Constraint, Hold, canonical_rate
+from cascade.interfaces import Constraint, Hold, canonical_rate
+from cascade.interfaces._shared import MAX_HOLDERS, MAX_HOLDS
 
 from ._constraint_matcher import Key
 from ._tokenbucket import TokenBucket

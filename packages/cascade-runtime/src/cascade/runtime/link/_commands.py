@@ -9,15 +9,17 @@ from collections.abc import Callable
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
-from cascade.interfaces.commands import (
+from cascade.interfaces._shared import (
     MAX_LISTED_TASKS,
-    CancelReply,
-    DecisionReply,
-    DecisionRequest,
     command_filter,
     decode_cancel_request,
     decode_decision_request,
     decode_snapshot_request,
+)
+from cascade.interfaces.commands import (
+    CancelReply,
+    DecisionReply,
+    DecisionRequest,
     reply_topic,
     snapshot_request_topic,
 )

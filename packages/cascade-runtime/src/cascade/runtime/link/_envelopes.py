@@ -7,16 +7,15 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
-    LifecycleEvent,
+from cascade.interfaces import LifecycleEvent, SnapshotTask, TaskStateEvent
+from cascade.interfaces._shared import (
+    SNAPSHOT_TASK_FORMAT,
     RunStatus,
-    SnapshotTask,
     TaskState,
-    TaskStateEvent,
+    envelope_formats,
     truncate_error,
     truncate_traceback,
 )
-from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats
 
 from .._events import (
     RunStarted,
@@ -50,7 +49,8 @@ _ENTRY = SNAPSHOT_TASK_FORMAT
 
 class RunEnvelopes:
     """Encodes one run's messages: its ids (and trace id) encoded once, each event's fields
-    formatted straight into :mod:`cascade.interfaces.wire`'s templates where it can be."""
+    formatted straight into the protocol's wire templates (:mod:`cascade.interfaces._shared`)
+    where it can be."""
 
     def __init__(
         self, run_id: str, org_id: str, project_id: str, source: str, trace_id: str | None

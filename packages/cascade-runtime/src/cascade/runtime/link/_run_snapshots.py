@@ -11,11 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from cascade.interfaces import MAX_SNAPSHOT_TASKS, RunSnapshot
-from cascade.interfaces.commands import SNAPSHOT_INTERVAL
+from cascade.interfaces import RunSnapshot
+from cascade.interfaces._shared import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, snapshot_with_tasks
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
-from cascade.interfaces.wire import snapshot_with_tasks
 
 from .._events import TaskEvent
 from ._counters import RunCounters

@@ -16,8 +16,6 @@ import msgspec
 
 from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import (
-    MAX_BLOCKED_TASKS,
-    BlockedTask,
     Connector,
     ConnectorError,
     Heartbeat,
@@ -27,6 +25,7 @@ from cascade.interfaces import (
     snapshot_topic,
     validate_id,
 )
+from cascade.interfaces._shared import MAX_BLOCKED_TASKS, BlockedTask
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
@@ -261,7 +260,7 @@ class TelemetrySubscriber:
         """A reader asked for the run's state after its event ``after``.
 
         Answered on :attr:`snapshot_topic` at once, or
-        :data:`~cascade.interfaces.commands.SNAPSHOT_INTERVAL` seconds after the last answer: the
+        :data:`~cascade.interfaces._shared.SNAPSHOT_INTERVAL` seconds after the last answer: the
         requests made meanwhile share one answer (from the lowest ``after`` of them), so a
         thousand readers asking at once cost the run one snapshot a second at most.
         """
@@ -271,8 +270,8 @@ class TelemetrySubscriber:
     async def publish_snapshot(self, after: int = 0) -> None:
         """Publish the run's state now (:class:`~cascade.interfaces.RunSnapshot`): the latest
         event of every task whose latest event came after event ``after``, at most
-        :data:`~cascade.interfaces.MAX_SNAPSHOT_TASKS` of them (the earliest), in no order, in
-        messages of at most about 192 KiB, the loop free to run tasks between every few
+        :data:`~cascade.interfaces._shared.MAX_SNAPSHOT_TASKS` of them (the earliest), in no
+        order, in messages of at most about 192 KiB, the loop free to run tasks between every few
         hundred."""
         await self._snapshots.publish(after)
 

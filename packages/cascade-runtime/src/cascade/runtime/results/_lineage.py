@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cascade.interfaces.serving import RerunMode
+from cascade.interfaces._shared import RerunMode
 
 from .._errors import RerunError
 from .._stats import EngineStats

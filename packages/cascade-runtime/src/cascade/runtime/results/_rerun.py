@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal
 
-from cascade.interfaces.serving import PlanStep, RerunMode
+from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.serving import PlanStep
 
 from .._errors import RerunError
 from ..workflow._graph import Graph, Node, resolve

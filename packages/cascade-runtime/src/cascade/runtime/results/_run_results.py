@@ -16,7 +16,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.serving import RerunMode, RunOrigin
+from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.serving import RunOrigin
 
 from .._stats import EngineStats
 from .._steps import describe

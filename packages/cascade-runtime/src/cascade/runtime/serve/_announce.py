@@ -19,9 +19,9 @@ from cascade.interfaces import (
     decode_status,
     same_source,
 )
+from cascade.interfaces._shared import ServedRun
 from cascade.interfaces.serving import (
     ServedAnnouncement,
-    ServedRun,
     decode_served,
     served_filter,
     served_topic,

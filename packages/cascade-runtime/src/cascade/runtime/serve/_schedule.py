@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no stubs
 
-from cascade.interfaces.serving import Catchup, Overlap, ServedSchedule, slot_stamp
+from cascade.interfaces._shared import Catchup, Overlap, slot_stamp
+from cascade.interfaces.serving import ServedSchedule
 
 __all__ = ["CATCHUP_MAX", "Schedule"]
 

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from cascade.interfaces import Constraint
-from cascade.interfaces.serving import ServedSchedule, check_workflow_name
+from cascade.interfaces._shared import check_workflow_name
+from cascade.interfaces.serving import ServedSchedule
 
 from .._errors import CascadeRuntimeError
 from .._stats import EngineStats

@@ -16,7 +16,6 @@ import msgspec
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import (
-    MAX_CONTROL_PAYLOAD_BYTES,
     Connector,
     Constraint,
     InvalidMessageError,
@@ -25,18 +24,22 @@ from cascade.interfaces import (
     SyncPhase,
     status_filter,
 )
-from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request_id, reply_topic
-from cascade.interfaces.serving import (
+from cascade.interfaces._shared import (
+    MAX_CONTROL_PAYLOAD_BYTES,
     MAX_PLAN_STEPS,
     SHARED_GROUP,
     BackfillSlot,
+    new_request_id,
+    slot_request_id,
+    start_filter,
+)
+from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
+from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    slot_request_id,
-    start_filter,
     start_topic,
 )
 

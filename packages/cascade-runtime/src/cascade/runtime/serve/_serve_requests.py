@@ -6,12 +6,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from cascade.interfaces import InvalidMessageError, Message
-from cascade.interfaces.serving import (
-    StartReply,
-    StartRequest,
-    decode_start_request,
-    start_topic_workflow,
-)
+from cascade.interfaces._shared import decode_start_request, start_topic_workflow
+from cascade.interfaces.serving import StartReply, StartRequest
 
 __all__ = ["Answers", "read_request"]
 

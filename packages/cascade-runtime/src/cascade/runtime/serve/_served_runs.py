@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces.serving import RerunMode, RunOrigin, ServedRun
+from cascade.interfaces._shared import RerunMode, ServedRun
+from cascade.interfaces.serving import RunOrigin
 
 from .._errors import RunCancelledError
 from .._events import Event, RunStarted

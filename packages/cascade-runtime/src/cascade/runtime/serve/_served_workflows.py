@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.serving import ServedWorkflow, WorkflowParam, check_workflow_name
+from cascade.interfaces._shared import check_workflow_name
+from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 
 from ..workflow._graph import build_graph
 from ..workflow._param import Param, bind_params

@@ -9,13 +9,13 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.graphs import (
+from cascade.interfaces._shared import (
     MAX_GRAPH_BYTES,
     MAX_GRAPH_ID_LENGTH,
     MAX_GRAPH_NODES,
     GraphNode,
-    RunGraph,
 )
+from cascade.interfaces.graphs import RunGraph
 
 from ._graph import Graph, Node, order_only
 from ._param import Param

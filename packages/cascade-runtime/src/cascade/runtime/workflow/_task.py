@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 from typing_extensions import ParamSpec
 
 from cascade.interfaces import CascadeError
-from cascade.interfaces.commands import DEFAULT_DECISIONS
+from cascade.interfaces._shared import DEFAULT_DECISIONS
 
 from .._errors import ExecutorError
 from ._amounts import Amounts, amount_of

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.interfaces import default_org_id, default_project_id
+from cascade.connector_kit import default_org_id, default_project_id
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
 from ...plumbing._context import CliContext

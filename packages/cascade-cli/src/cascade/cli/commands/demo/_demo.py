@@ -14,13 +14,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.connector_kit import bounded
+from cascade.connector_kit import bounded, default_sourced_topics
 from cascade.control import Controller
 from cascade.interfaces import (
     Connector,
     Message,
     constraints_filter,
-    default_sourced_topics,
     status_filter,
     telemetry_filter,
 )

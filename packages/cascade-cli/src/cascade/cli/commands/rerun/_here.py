@@ -12,9 +12,11 @@ from typing import Any
 import msgspec
 import typer
 
+from cascade.connector_kit import default_sourced_topics
 from cascade.control.run_ids import short_id
-from cascade.interfaces import ConnectError, Connector, default_sourced_topics
-from cascade.interfaces.serving import PlanStep, RerunMode
+from cascade.interfaces import ConnectError, Connector
+from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.serving import PlanStep
 from cascade.runtime import (
     CycleError,
     DependencyMissingError,

@@ -11,7 +11,8 @@ import typer
 
 from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_run
 from cascade.control.run_ids import short_id
-from cascade.interfaces import RunStatus, SubscriptionHandle
+from cascade.interfaces import SubscriptionHandle
+from cascade.interfaces._shared import RunStatus
 from cascade.interfaces.serving import StartReply
 from cascade.reader import inert
 

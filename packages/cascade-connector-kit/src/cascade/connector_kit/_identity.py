@@ -1,11 +1,12 @@
-"""Who is publishing: the source, organisation and project ids of docs/protocol.md."""
+"""Who is publishing when nobody said: the defaults of the source, organisation and project ids
+of docs/protocol.md, and of the sourced layout, that every connector and engine applies."""
 
 from __future__ import annotations
 
 import os
 import socket
 
-from ._ids import validate_id
+from cascade.interfaces import validate_id
 
 __all__ = ["default_org_id", "default_project_id", "default_source_id", "default_sourced_topics"]
 

@@ -1,0 +1,169 @@
+"""What our packages share of the protocol's implementation, and no user of the protocol needs.
+
+The one private place from which Cascade's other packages (the runtime, the client, the history,
+the CLI, the dashboard, the testkit) import it, never from the rooms: the bounds an engine cuts
+what it sends to and a reader checks what it takes by (docs/protocol.md states each), the
+cutting of errors and tracebacks, the checks of what a person puts in a request, the engine's
+side of the commands and served workflows (the strict decoding of the requests it takes, its
+filters, the topic it lists its runs of an org and project on), the parts of messages only an
+engine writes (a reader gets them as attributes), the slot claims by which serving processes
+fire a schedule's slot once, the engine's byte templates (``_wire``), the type aliases of the
+schemas' fields, and ``lazy_exports``. It may change at any time; nothing outside this
+repository imports it. Each name is imported from its room when first used, as the public
+modules' names are.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._asked import (
+        FULL_ID,
+        MAX_OPERATOR_LENGTH,
+        MAX_REASON_LENGTH,
+        checked_name,
+        checked_prefix,
+        checked_reason,
+        checked_text,
+        default_operator,
+        is_full,
+        new_request_id,
+    )
+    from ._cleared import (
+        constraint_topic_of_note,
+    )
+    from ._commands import (
+        MAX_LISTED_TASKS,
+        CancelOutcome,
+        TaskRef,
+        check_reply_topic,
+        command_filter,
+        decode_cancel_request,
+    )
+    from ._constraint import (
+        ConstraintType,
+    )
+    from ._decisions import (
+        DECISIONS,
+        DEFAULT_DECISIONS,
+        MAX_RESULT_BYTES,
+        MAX_TASK_LENGTH,
+        Decision,
+        DecisionOutcome,
+        decode_decision_request,
+    )
+    from ._graphs import (
+        MAX_GRAPH_BYTES,
+        MAX_GRAPH_ID_LENGTH,
+        MAX_GRAPH_NODES,
+        GraphNode,
+    )
+    from ._holds import (
+        APPROVAL,
+        MAX_BLOCKED_TASKS,
+        MAX_HOLDERS,
+        MAX_HOLDS,
+        MAX_PROMPT_LENGTH,
+        BlockedTask,
+    )
+    from ._ids import (
+        MAX_ID_BYTES,
+    )
+    from ._issued import (
+        IssuedAction,
+        login_of,
+    )
+    from ._lazy import lazy_exports
+    from ._limits import (
+        MAX_CONTROL_PAYLOAD_BYTES,
+        MAX_ERROR_LENGTH,
+        MAX_LOG_PAYLOAD_BYTES,
+        MAX_NUMBER,
+        MAX_STATUS_PAYLOAD_BYTES,
+        MAX_SUMMARY_PAYLOAD_BYTES,
+        MAX_TELEMETRY_PAYLOAD_BYTES,
+        MAX_TRACEBACK_LENGTH,
+        payload_limit,
+        truncate_error,
+        truncate_traceback,
+    )
+    from ._logs import (
+        LOG_LEVELS,
+        MAX_LOG_LINE_BYTES,
+        LogLevel,
+        level_number,
+    )
+    from ._requests import (
+        read_request,
+    )
+    from ._rules import (
+        MAX_TTL,
+        MIN_TTL,
+    )
+    from ._schedules import (
+        Catchup,
+        Overlap,
+        SlotClaim,
+        decode_slot_claim,
+        slot_claim_topic,
+        slot_claims_filter,
+        slot_from_stamp,
+        slot_request_id,
+        slot_stamp,
+        split_slot_claim_topic,
+    )
+    from ._schemas import (
+        MAX_SNAPSHOT_TASKS,
+        TERMINAL_STATES,
+        Body,
+        LifecycleName,
+        ReaderState,
+        RunStatus,
+        TaskState,
+        TraceId,
+        held_for_decision,
+    )
+    from ._serving import (
+        MAX_PARAMS_BYTES,
+        MAX_PLAN_STEPS,
+        SHARED_GROUP,
+        BackfillSlot,
+        PlanAction,
+        RerunMode,
+        ServedRun,
+        StartOutcome,
+        check_workflow_name,
+        decode_start_request,
+        shared_start_filter,
+        start_filter,
+        start_topic_workflow,
+    )
+    from ._snapshots import (
+        SNAPSHOT_INTERVAL,
+        decode_snapshot_request,
+    )
+    from ._start_request import (
+        MIN_RERUN_PREFIX,
+    )
+    from ._summary import (
+        MAX_SUMMARY_RUNS,
+        placed_summaries,
+        placed_summary_topic,
+    )
+    from ._topics import (
+        levels_match,
+    )
+    from ._wire import (
+        LOG_LINE_FORMAT,
+        SNAPSHOT_TASK_FORMAT,
+        EnvelopeFormats,
+        envelope_formats,
+        log_batch_format,
+        log_line_fields,
+        snapshot_with_tasks,
+    )
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__)
