@@ -451,3 +451,47 @@ async def test_a_rerun_claim_dated_ahead_in_the_store_holds_nothing(
         again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
         assert (again.outcome, again.error) == ("started", "")
         await recorder.until(lambda: again.run_id in _ends(recorder))
+
+
+class Looked(dict[str, int]):
+    """A task's argument that counts how often the engine looks through it (``values``): as
+    often as it builds the graph of the workflow that holds it."""
+
+    looks = 0
+
+    def values(self) -> Any:
+        self.looks += 1
+        return super().values()
+
+
+async def test_a_served_rerun_builds_its_graph_once_as_a_served_start_does(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """A served rerun plans its run on the graph its check built, and hands that graph to its
+    run: the workflow's calls are looked through no more often than a plain start's, and its
+    run still ends as planned (the plan decided nothing for it)."""
+    pipeline = Pipeline()
+    looked = Looked(n=0)
+
+    @task(name="report")
+    def report(total: int, extra: dict[str, int]) -> int:
+        return total + extra["n"]
+
+    def workflow(n: int = 5) -> Any:
+        return report(pipeline.workflow(n), looked)
+
+    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl", params={"n": 4}))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        start_looks = looked.looks
+        assert start_looks > 0
+        pipeline.broken = False
+        assert first.run_id is not None
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        await recorder.until(lambda: again.run_id in _ends(recorder))
+        assert [p.action for p in again.plan] == ["reuse", "run", "run", "run"]
+        assert again.run_id is not None
+        assert _ends(recorder)[again.run_id] == "Succeeded"
+        assert pipeline.calls == {"extract": 1, "transform": 2, "load": 1}
+        assert looked.looks - start_looks == start_looks

@@ -45,8 +45,8 @@ from .results._results import ResultStore, open_store
 from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
 from .serve._schedule import Schedule
 from .serve._serve import Server
-from .workflow._graph import skipped_target
 from .workflow._resource import Resource, ResourceError
+from .workflow._run_state import RunState, skipped_target
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
 if TYPE_CHECKING:
@@ -395,11 +395,12 @@ class Engine:
         from_task: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> list[PlanStep]:
-        """:meth:`plan` of a graph built already (a server's check built it)."""
+        """:meth:`plan` of a graph built already (a server's check built it, and hands it on to
+        the run it starts): planned in a state of its own, the graph untouched."""
         check_rerun(rerun, from_task)
-        prepared.graph.bind(params)
+        state = RunState(prepared.graph, params)
         store = rerun_store(self.results, rerun_of)
-        return await plan_rerun_of(prepared, store, rerun_of, rerun, from_task)
+        return await plan_rerun_of(state, store, rerun_of, rerun, from_task)
 
     def _link_context(self, connector: Connector) -> LinkContext:
         """What a link this engine opens through ``connector`` (a run's, or serving's) is
@@ -456,7 +457,7 @@ class Engine:
         )
         value = await life.live()
         if direct:
-            skipped = skipped_target(prepared.target, life.graph)
+            skipped = skipped_target(prepared.target, life.state)
             if skipped is not None:
                 where, node, first = skipped
                 raise DependencyMissingError(
