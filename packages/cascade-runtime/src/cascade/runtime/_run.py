@@ -691,8 +691,9 @@ class Run:
             self._reuse(self.results.reused)
         # found before any is readied: readying one may release another (a map of no items
         # completes at once), which must not be readied twice
-        waiting, done = self.state.waiting, self.state.done
-        for node in [n for n in self.graph.nodes if waiting[n.index] == 0 and not done[n.index]]:
+        state = self.state  # no item made yet: a graph's node i is at index i, zipped
+        nodes = zip(self.graph.nodes, state.waiting, state.done, strict=True)
+        for node in [n for n, waits, done in nodes if waits == 0 and not done]:
             self.ready(node)
         if self.demand is not None:  # after: a routed task decided now starts once, from here
             self.demand.start()
@@ -1262,10 +1263,13 @@ class Run:
 
     def _release(self, node: Node) -> None:
         """``node`` has ended: its dependents waiting on nothing else may start."""
+        dependents = node.dependents
+        if not dependents:  # a fan-out's tasks: nothing of the run's state read
+            return
         let_go = self.let_go
         state = self.state
         waiting = state.waiting
-        for dependent in node.dependents:
+        for dependent in dependents:
             if let_go and (id(dependent), id(node)) in let_go:
                 continue  # it stopped waiting for node when its routers chose
             at = dependent.index

@@ -223,9 +223,14 @@ def build_graph(target: Any) -> Graph:
     for root in roots:
         if colour.get(id(root)) == 2:
             continue
-        stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
+        upstream = _scan(root)[0]
+        if not upstream and not root.task.pure:  # a call that needs no other (a fan-out's)
+            colour[id(root)] = 2
+            node = nodes[id(root)] = Node(root, len(order))
+            order.append(node)
+            continue
+        stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = [(root, iter(upstream))]
         colour[id(root)] = 1
-        stack.append((root, iter(_scan(root)[0])))
         while stack:
             lazy, deps = stack[-1]
             dep = next(deps, None)
