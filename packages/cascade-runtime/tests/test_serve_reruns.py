@@ -27,7 +27,7 @@ from cascade.interfaces.serving import (
     decode_start_reply,
     served_topic,
 )
-from cascade.runtime import Engine, RunFinished, RunStarted, task
+from cascade.runtime import Engine, Router, RunFinished, RunStarted, TaskSkipped, task
 from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
@@ -495,3 +495,70 @@ async def test_a_served_rerun_builds_its_graph_once_as_a_served_start_does(
         assert _ends(recorder)[again.run_id] == "Succeeded"
         assert pipeline.calls == {"extract": 1, "transform": 2, "load": 1}
         assert looked.looks - start_looks == start_looks
+
+
+async def test_a_served_rerun_runs_the_routes_and_items_its_plan_decided_on_the_same_graph(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """The plan of a served rerun decides a router's choice and a map's items in a state of
+    its own: the run it hands its graph to decides them again from the start, as planned."""
+    calls: list[str] = []
+    broken = [True]
+
+    @task(name="pick")
+    def pick() -> str:
+        calls.append("pick")
+        return "csv"
+
+    @task(name="sizes")
+    def sizes() -> list[int]:
+        calls.append("sizes")
+        return [1, 2, 3]
+
+    @task(name="double")
+    def double(size: int) -> int:
+        calls.append(f"double {size}")
+        return size * 2
+
+    @task(name="load_csv")
+    def load_csv() -> str:
+        calls.append("load_csv")
+        return "csv"
+
+    @task(name="load_sqlite")
+    def load_sqlite() -> str:
+        calls.append("load_sqlite")
+        return "sqlite"
+
+    @task(name="report")
+    def report(loaded: str, doubled: list[int]) -> str:
+        calls.append("report")
+        if broken[0]:
+            raise ValueError("not yet")
+        return f"{loaded} {sum(doubled)}"
+
+    def workflow() -> Any:
+        load: Router[str] = Router(pick(), {"csv": load_csv(), "sqlite": load_sqlite()})
+        return report(load, double.map(size=sizes()))
+
+    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        assert first.run_id is not None
+        broken[0] = False
+        calls.clear()
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        await recorder.until(lambda: again.run_id in _ends(recorder))
+        planned = {p.task_name: p.action for p in again.plan}
+        assert planned["load_sqlite"] == "skip"
+        assert planned["report"] == "run"
+        assert again.run_id is not None
+        assert _ends(recorder)[again.run_id] == "Succeeded"
+        assert calls == ["report"]  # the rest reused, the branch not chosen never run
+        skipped = {
+            e.task_name: e.error
+            for e in recorder.events
+            if isinstance(e, TaskSkipped) and e.run_id == again.run_id
+        }
+        assert skipped == {"load_sqlite": "not routed"}
