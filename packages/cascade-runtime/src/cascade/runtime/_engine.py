@@ -436,12 +436,15 @@ class Engine:
     ) -> Any:
         """:meth:`run` with its run id given, and where it came from (``origin``, published on
         its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in by its
-        run); ``prepared``: its graph, when a server's check built it already. Only a
+        run); ``prepared``: its graph, when a server's check built it already (``target`` may be
+        one: a command line read its params from it). Only a
         ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing."""
         check_rerun(rerun, from_task)
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
-        if prepared is None:
+        if isinstance(target, Prepared):  # its graph built already (a command line's)
+            prepared = target
+        elif prepared is None:
             prepared = prepare(target, check=False)
         life = RunLife(
             self._host(),
