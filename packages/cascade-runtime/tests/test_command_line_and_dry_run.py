@@ -3,6 +3,8 @@ as the existing Cascade engine's programs call them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import cascade.runtime as cs
@@ -80,3 +82,32 @@ def test_dry_run_prints_the_plan_in_order_and_runs_nothing(
     assert lines[1].startswith("[2/2] ")
     assert "load" in lines[1]
     assert "extract" in lines[1]
+
+
+class Looked(dict[str, int]):
+    """An argument that counts how often the engine looks through it (``values``): as often
+    as it builds the graph of the workflow that holds it."""
+
+    looks = 0
+
+    def values(self) -> Any:
+        self.looks += 1
+        return super().values()
+
+
+@cs.task
+def count(extra: dict[str, int], times: int) -> int:
+    return extra["n"] * times
+
+
+def test_the_command_line_runs_the_graph_it_read_its_params_from() -> None:
+    """Its graph is built once, for its options and its run, as a run's is."""
+    ran = Looked(n=2)
+    assert cs.run(count(ran, cs.Param("times", default=1)), params={"times": 3}) == 6
+    once = ran.looks
+    looked = Looked(n=2)
+    cli = cs.create_cli(count(looked, cs.Param("times", default=1)))
+    assert cli(["--times", "3"]) == 6
+    assert looked.looks == once
+    assert cli(["--times", "4"]) == 8  # the same graph, run again from the start
+    assert looked.looks == once

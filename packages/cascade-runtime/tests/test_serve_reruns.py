@@ -27,7 +27,7 @@ from cascade.interfaces.serving import (
     decode_start_reply,
     served_topic,
 )
-from cascade.runtime import Engine, RunFinished, RunStarted, task
+from cascade.runtime import Engine, Router, RunFinished, RunStarted, TaskSkipped, task
 from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
@@ -454,3 +454,114 @@ async def test_a_rerun_claim_dated_ahead_in_the_store_holds_nothing(
         again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
         assert (again.outcome, again.error) == ("started", "")
         await recorder.until(lambda: again.run_id in _ends(recorder))
+
+
+class Looked(dict[str, int]):
+    """A task's argument that counts how often the engine looks through it (``values``): as
+    often as it builds the graph of the workflow that holds it."""
+
+    looks = 0
+
+    def values(self) -> Any:
+        self.looks += 1
+        return super().values()
+
+
+async def test_a_served_rerun_builds_its_graph_once_as_a_served_start_does(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """A served rerun plans its run on the graph its check built, and hands that graph to its
+    run: the workflow's calls are looked through no more often than a plain start's, and its
+    run still ends as planned (the plan decided nothing for it)."""
+    pipeline = Pipeline()
+    looked = Looked(n=0)
+
+    @task(name="report")
+    def report(total: int, extra: dict[str, int]) -> int:
+        return total + extra["n"]
+
+    def workflow(n: int = 5) -> Any:
+        return report(pipeline.workflow(n), looked)
+
+    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl", params={"n": 4}))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        start_looks = looked.looks
+        assert start_looks > 0
+        pipeline.broken = False
+        assert first.run_id is not None
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        await recorder.until(lambda: again.run_id in _ends(recorder))
+        assert [p.action for p in again.plan] == ["reuse", "run", "run", "run"]
+        assert again.run_id is not None
+        assert _ends(recorder)[again.run_id] == "Succeeded"
+        assert pipeline.calls == {"extract": 1, "transform": 2, "load": 1}
+        assert looked.looks - start_looks == start_looks
+
+
+async def test_a_served_rerun_runs_the_routes_and_items_its_plan_decided_on_the_same_graph(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """The plan of a served rerun decides a router's choice and a map's items in a state of
+    its own: the run it hands its graph to decides them again from the start, as planned."""
+    calls: list[str] = []
+    broken = [True]
+
+    @task(name="pick")
+    def pick() -> str:
+        calls.append("pick")
+        return "csv"
+
+    @task(name="sizes")
+    def sizes() -> list[int]:
+        calls.append("sizes")
+        return [1, 2, 3]
+
+    @task(name="double")
+    def double(size: int) -> int:
+        calls.append(f"double {size}")
+        return size * 2
+
+    @task(name="load_csv")
+    def load_csv() -> str:
+        calls.append("load_csv")
+        return "csv"
+
+    @task(name="load_sqlite")
+    def load_sqlite() -> str:
+        calls.append("load_sqlite")
+        return "sqlite"
+
+    @task(name="report")
+    def report(loaded: str, doubled: list[int]) -> str:
+        calls.append("report")
+        if broken[0]:
+            raise ValueError("not yet")
+        return f"{loaded} {sum(doubled)}"
+
+    def workflow() -> Any:
+        load: Router[str] = Router(pick(), {"csv": load_csv(), "sqlite": load_sqlite()})
+        return report(load, double.map(size=sizes()))
+
+    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        assert first.run_id is not None
+        broken[0] = False
+        calls.clear()
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        await recorder.until(lambda: again.run_id in _ends(recorder))
+        planned = {p.task_name: p.action for p in again.plan}
+        assert planned["load_sqlite"] == "skip"
+        assert planned["report"] == "run"
+        assert again.run_id is not None
+        assert _ends(recorder)[again.run_id] == "Succeeded"
+        assert calls == ["report"]  # the rest reused, the branch not chosen never run
+        skipped = {
+            e.task_name: e.error
+            for e in recorder.events
+            if isinstance(e, TaskSkipped) and e.run_id == again.run_id
+        }
+        assert skipped == {"load_sqlite": "not routed"}

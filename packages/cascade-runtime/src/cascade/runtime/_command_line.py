@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._run_life import prepare
 from ._run_now import run
-from .workflow._graph import build_graph
 
 __all__ = ["create_cli"]
 
@@ -48,7 +48,8 @@ def create_cli(target: Any, **engine_options: Any) -> Callable[[Sequence[str] | 
     (:func:`~cascade.runtime.run`, with ``engine_options``), prints its result unless it is
     ``None``, and returns it. ``--log-level`` sets the level of Cascade's own log lines.
     A bad option exits 2 with argparse's usage line, before anything runs."""
-    params = build_graph(target).params
+    prepared = prepare(target, check=False)  # built once: its params read, then run
+    params = prepared.graph.params
 
     def main(argv: Sequence[str] | None = None) -> Any:
         parser = argparse.ArgumentParser(description="Runs the Cascade workflow.")
@@ -78,7 +79,7 @@ def create_cli(target: Any, **engine_options: Any) -> Callable[[Sequence[str] | 
             for name in params
             if (value := getattr(options, f"param_{name}")) is not None
         }
-        result = run(target, params=given, **engine_options)
+        result = run(prepared, params=given, **engine_options)  # the graph built above
         if result is not None:
             print(result)
         return result

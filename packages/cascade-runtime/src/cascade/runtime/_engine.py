@@ -39,8 +39,8 @@ from .results._results import ResultStore, open_store
 from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
 from .serve._schedule import Schedule
 from .serve._serve import Server
-from .workflow._graph import skipped_target
 from .workflow._resource import Resource, ResourceError
+from .workflow._run_state import RunState, skipped_target
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
 if TYPE_CHECKING:
@@ -389,11 +389,12 @@ class Engine:
         from_task: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> list[PlanStep]:
-        """:meth:`plan` of a graph built already (a server's check built it)."""
+        """:meth:`plan` of a graph built already (a server's check built it, and hands it on to
+        the run it starts): planned in a state of its own, the graph untouched."""
         check_rerun(rerun, from_task)
-        prepared.graph.bind(params)
+        state = RunState(prepared.graph, params)
         store = rerun_store(self.results, rerun_of)
-        return await plan_rerun_of(prepared, store, rerun_of, rerun, from_task)
+        return await plan_rerun_of(state, store, rerun_of, rerun, from_task)
 
     def _link_context(self, connector: Connector) -> LinkContext:
         """What a link this engine opens through ``connector`` (a run's, or serving's) is
@@ -429,12 +430,15 @@ class Engine:
     ) -> Any:
         """:meth:`run` with its run id given, and where it came from (``origin``, published on
         its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in by its
-        run); ``prepared``: its graph, when a server's check built it already. Only a
+        run); ``prepared``: its graph, when a server's check built it already (``target`` may be
+        one: a command line read its params from it). Only a
         ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing."""
         check_rerun(rerun, from_task)
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
-        if prepared is None:
+        if isinstance(target, Prepared):  # its graph built already (a command line's)
+            prepared = target
+        elif prepared is None:
             prepared = prepare(target, check=False)
         life = RunLife(
             self._host(),
@@ -450,7 +454,7 @@ class Engine:
         )
         value = await life.live()
         if direct:
-            skipped = skipped_target(prepared.target, life.graph)
+            skipped = skipped_target(prepared.target, life.state)
             if skipped is not None:
                 where, node, first = skipped
                 raise DependencyMissingError(

@@ -24,10 +24,11 @@ from ._events import Event, TaskCompleted, TaskFailed, TaskRunning, TaskSkipped
 from ._steps import describe
 from .results._rerun import Step
 from .results._run_results import RunResults
-from .workflow._graph import Graph, Node, resolve, upstream
+from .workflow._graph import Node, upstream
 from .workflow._jump import Jump, JumpError, jump_call
 from .workflow._resource import Inject
 from .workflow._router import RouteMissing, Router
+from .workflow._run_state import RunState, resolve
 from .workflow._task import LazyResult
 
 __all__ = ["Loops", "LoopingRun"]
@@ -46,7 +47,7 @@ class LoopingRun(Protocol):
     finished: int
 
     @property
-    def graph(self) -> Graph: ...
+    def state(self) -> RunState: ...
 
     @property
     def results(self) -> RunResults | None: ...
@@ -136,7 +137,7 @@ class Loops:
         if loop is None:  # the loop's own call: it goes on as its iterations
             loop = self._loops[id(node)] = _Loop(node, started, not_kept)
         else:  # an iteration that went on elsewhere ends, without ending its loop
-            node.done = True
+            run.state.done[node.index] = True
             run.finished += 1
             if not reused:
                 run.emit(
@@ -154,11 +155,12 @@ class Loops:
             return True
         loop.iterations += 1
         call.task_id = f"{loop.node.lazy.task_id}@{loop.iterations}"
-        iteration = Node(call)
+        state = run.state
+        iteration = Node(call, state.add_node())
         iteration.dependents.append(loop.node)
         iteration.injects = bool(self._injects) or _injects(call)
         iteration.guarded = call.resources is not None
-        loop.node.waiting = 1
+        state.waiting[loop.node.index] = 1
         loop.current = iteration
         self._of[id(iteration)] = loop
         run.total += 1
@@ -186,7 +188,9 @@ class Loops:
             return False
         last = loop.current
         self._of.pop(id(last), None)
-        if last.failed or last.skipped:  # readied all the same (it takes a router): it ends so
+        state = self._run.state
+        if state.failed[last.index] or state.skipped[last.index]:  # readied all the same (it takes
+            # a router): it ends so
             del self._loops[id(node)]
             loop.current = None
             run = self._run
@@ -200,14 +204,14 @@ class Loops:
             )
             run.skipped(node)
             return True
-        self._end(loop, last.result)
+        self._end(loop, state.result[last.index])
         return True
 
     def _end(self, loop: _Loop, value: Any) -> None:
         run, node = self._run, loop.node
         del self._loops[id(node)]
         loop.current = None
-        node.result = value
+        run.state.result[node.index] = value
         run.emit(
             TaskCompleted(
                 run_id=run.run_id,
@@ -224,42 +228,43 @@ class Loops:
         place, what they take from other tasks given as those tasks' results."""
         args, kwargs = jump_call(route, data)
         call = LazyResult(route.task, args, kwargs, route.task_id)
-        graph = self._run.graph
+        state = self._run.state
         _, self._injects = upstream(call)
-        needed = _without_result((args, kwargs), graph)
+        needed = _without_result((args, kwargs), state)
         if needed is not None:
             raise JumpError(
                 f"a jump to {route.name} leaves it taking the result of {needed.name}, "
                 "which has none yet (the loop's own result, or a task that ended without "
                 "one): give that argument in the Jump's data"
             )
-        call.args = resolve(args, graph)
-        call.kwargs = resolve(kwargs, graph)
+        call.args = resolve(args, state)
+        call.kwargs = resolve(kwargs, state)
         call.resources = route.resources
         call.jumps = route.jumps
         return call
 
 
 def _without_result(
-    value: Any, graph: Graph, seen: set[int] | None = None
+    value: Any, state: RunState, seen: set[int] | None = None
 ) -> LazyResult[Any] | None:
     """The first lazy result :func:`resolve` would take in ``value`` that has no result: of a
     router, its selector and the route it chooses, not a route it does not (which may never
     have run)."""
     seen = set() if seen is None else seen
     if isinstance(value, LazyResult):
-        found = graph.by_lazy.get(id(value))
-        has = found is not None and found.done and not found.skipped and not found.failed
+        found = state.by_lazy.get(id(value))
+        at = -1 if found is None else found.index
+        has = at >= 0 and state.done[at] and not state.skipped[at] and not state.failed[at]
         return None if has else value
     if isinstance(value, Router):
-        missing = _without_result(value.selector, graph, seen)
+        missing = _without_result(value.selector, state, seen)
         if missing is not None:
             return missing
-        return _without_result(value.route(resolve(value.selector, graph)), graph, seen)
+        return _without_result(value.route(resolve(value.selector, state)), state, seen)
     if isinstance(value, (list, tuple, set, frozenset, dict)) and id(value) not in seen:
         seen.add(id(value))  # a container may hold itself
         for inner in value.values() if isinstance(value, dict) else value:
-            missing = _without_result(inner, graph, seen)
+            missing = _without_result(inner, state, seen)
             if missing is not None:
                 return missing
     return None

@@ -54,11 +54,12 @@ from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
 from .workflow._gate import GateRejected, prompt_text
-from .workflow._graph import Graph, Node, resolve
+from .workflow._graph import Graph, Node
 from .workflow._jump import Jump
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED
 from .workflow._routing import Demand, Routing
+from .workflow._run_state import RunState, resolve
 from .workflow._task import (
     ALWAYS,
     DEFAULT_HOLD_TIMEOUT,
@@ -303,7 +304,7 @@ class HeldTasks:
         spec = lazy.task
         timeout = self._timeout(spec)
         default = spec.hold_default or "fail"
-        prompt = prompt_text(resolve(lazy.args[0], self.run.graph))
+        prompt = prompt_text(resolve(lazy.args[0], self.run.state))
         hold = Hold(
             type="decision",
             kind=APPROVAL,
@@ -455,7 +456,7 @@ class HeldTasks:
         if self._by_name is None:
             self._by_name = {}
             self.added(self.run.graph.nodes)
-            self.added(self.run.graph.items)
+            self.added(self.run.state.items)
             if self.run.loops is not None:
                 self.added(list(self.run.loops.going()))
         for node in self._by_name.get(task.rsplit("-", 1)[0], ()):
@@ -498,7 +499,7 @@ class HeldTasks:
         elif decision == "complete":
             if held.failure is None and result is None:
                 result = True  # a gate approved without a value
-            node.result = result
+            run.state.result[node.index] = result
             run.emit(
                 TaskCompleted(
                     run_id=run.run_id,
@@ -549,7 +550,7 @@ class HeldTasks:
         if held is None:
             return False
         held.timer.cancel()
-        node.done = True
+        self.run.state.done[node.index] = True
         lazy = node.lazy
         if held.failure is None:
             error = f"awaiting approval when the run stopped: {stopped_by}"
@@ -591,7 +592,8 @@ class HeldTasks:
 
 
 class Run:
-    """One run of ``graph``: :meth:`execute` runs it; :meth:`cancel` and :meth:`decide` steer it.
+    """One run of a graph, whose state is ``state`` (a run's own: the graph holds none):
+    :meth:`execute` runs it; :meth:`cancel` and :meth:`decide` steer it.
 
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
@@ -605,7 +607,7 @@ class Run:
 
     def __init__(
         self,
-        graph: Graph,
+        state: RunState,
         run_id: str,
         *,
         emit: Callable[[Event], None],
@@ -624,7 +626,8 @@ class Run:
         cache: RunCache | None = None,
         executors: Placement | None = None,
     ) -> None:
-        self.graph = graph
+        self.state = state
+        self.graph = graph = state.graph
         self.run_id = run_id
         self.emit = emit
         self.manager = manager
@@ -670,7 +673,7 @@ class Run:
         self.demand = (
             None
             if graph.routing is None
-            else Demand(graph.routing, graph, self._wanted, self._not_routed, self._needless)
+            else Demand(graph.routing, state, self._wanted, self._not_routed, self._needless)
         )
         # (consumer, task) pairs: a task that takes a router no longer waits for that task
         self.let_go: set[tuple[int, int]] = set()
@@ -687,8 +690,10 @@ class Run:
             self._reuse(self.results.reused)
         # found before any is readied: readying one may release another (a map of no items
         # completes at once), which must not be readied twice, or end another (not routed)
-        for node in [n for n in self.graph.nodes if n.waiting == 0 and not n.done]:
-            if not node.done:
+        state = self.state  # no item made yet: a graph's node i is at index i, zipped
+        nodes = zip(self.graph.nodes, state.waiting, state.done, strict=True)
+        for node in [n for n, waits, done in nodes if waits == 0 and not done]:
+            if not state.done[node.index]:
                 self.ready(node)
         if self.demand is not None:  # after: a routed task decided now starts once, from here
             self.demand.start()
@@ -737,11 +742,13 @@ class Run:
     def _reuse(self, reused: dict[int, tuple[Any, str]]) -> None:
         """The nodes a rerun reuses end ``COMPLETED`` at once with their stored values (they
         never run: their dependents get the values, and no longer wait for them)."""
+        state = self.state
+        waiting = state.waiting
         for node in self.graph.nodes:
             found = reused.get(id(node))
             if found is None:
                 continue
-            if node.wanted is None:  # reused only where its routes are chosen
+            if state.wanted[node.index] is None:  # reused only where its routes are chosen
                 self.reusable[id(node)] = found
                 continue
             if type(found[0]) is Jump and node.lazy.jumps is not None:  # a loop's first jump
@@ -749,11 +756,11 @@ class Run:
                     self.loops = Loops(self)
                 self.loops.reused(node, found[0])  # goes on from it once ready, as a loop
                 continue
-            node.result, from_run = found
-            node.done = True
+            state.result[node.index], from_run = found
+            state.done[node.index] = True
             self.finished += 1
             for dependent in node.dependents:
-                dependent.waiting -= 1
+                waiting[dependent.index] -= 1
             self._emit_reused(node, from_run)
 
     def _emit_reused(self, node: Node, from_run: str) -> None:
@@ -774,7 +781,7 @@ class Run:
             found = None
         if found is not None:
             self.parked.pop(id(node), None)
-            node.result, from_run = found
+            self.state.result[node.index], from_run = found
             self._emit_reused(node, from_run)
             self.completed(node)
         elif self.parked.pop(id(node), None) is not None:
@@ -786,7 +793,7 @@ class Run:
         it goes on."""
         self.parked.pop(id(node), None)
         self.reusable.pop(id(node), None)
-        if not node.done:
+        if not self.state.done[node.index]:
             self._end_skipped(node, NOT_ROUTED)
             self._release(node)
         self.wake.set()
@@ -797,8 +804,9 @@ class Run:
         if (id(consumer), id(dep)) in self.let_go:
             return
         self.let_go.add((id(consumer), id(dep)))
-        consumer.waiting -= 1
-        if consumer.waiting == 0 and not consumer.skipped and not consumer.done:
+        state, at = self.state, consumer.index
+        state.waiting[at] -= 1
+        if state.waiting[at] == 0 and not state.skipped[at] and not state.done[at]:
             self.ready(consumer)
         self.wake.set()
 
@@ -818,15 +826,16 @@ class Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if stop is not None:
+            done = self.state.done
             going = self.loops.going() if self.loops is not None else ()
-            for node in itertools.chain(going, self.graph.items, self.graph.nodes):
-                if not node.done and not self.held.stop(node, self.stopped_by):
+            for node in itertools.chain(going, self.state.items, self.graph.nodes):
+                if not done[node.index] and not self.held.stop(node, self.stopped_by):
                     self._cancelled(node, self._map_started(node))
 
     def _cancelled(self, node: Node, started: float | None, abandoned: bool = False) -> None:
         """``node``'s task was stopped with the run (``started``: its first attempt's start;
         ``abandoned``: a plain function that runs on where its executor runs it)."""
-        node.done = True
+        self.state.done[node.index] = True
         lazy = node.lazy
         error = self.stopped_by
         if abandoned:
@@ -862,10 +871,11 @@ class Run:
             else:
                 queued += 1
         running = {id(it.node if isinstance(it, Retry) else it) for it in self.active.values()}
+        done = self.state.done
         not_started = queued + sum(
             1
-            for node in itertools.chain(self.graph.nodes, self.graph.items)
-            if not node.done and id(node) not in running and id(node) not in self.mapped
+            for node in itertools.chain(self.graph.nodes, self.state.items)
+            if not done[node.index] and id(node) not in running and id(node) not in self.mapped
         )
         already = self.cancelled is not None
         if not already:
@@ -971,7 +981,7 @@ class Run:
             asked = group.asked
             if asked is None:
                 try:
-                    asked = group.asked = capacity.asked(resolve(group.needs, self.graph))
+                    asked = group.asked = capacity.asked(resolve(group.needs, self.state))
                 except Exception as exc:  # CapacityError, or a bug of ours: the tasks fail
                     self._cannot_have(group, exc)
                     return math.inf
@@ -1060,8 +1070,8 @@ class Run:
             else:
                 attempt, started, decided = 1, time.perf_counter(), None
                 if node.deps or node.binds:
-                    args = resolve(lazy.args, self.graph)
-                    kwargs = resolve(lazy.kwargs, self.graph)
+                    args = resolve(lazy.args, self.state)
+                    kwargs = resolve(lazy.kwargs, self.state)
                 else:
                     args, kwargs = lazy.args, lazy.kwargs
                 if cached is not None and await self._from_cache(node, args, kwargs, started):
@@ -1135,7 +1145,7 @@ class Run:
                     outcome = "COMPLETED" if jumped else "FAILED"
                     return
                 outcome = "COMPLETED"
-                node.result = result
+                self.state.result[node.index] = result
                 if cached is not None and cached.policy is not None:  # told the call, not
                     called = kept if node.injects else (args, kwargs)  # its resources' values
                     await cast(RunCache, self.cache).save(node, *called, result)
@@ -1232,7 +1242,7 @@ class Run:
         hit = await cast(RunCache, self.cache).take(node, args, kwargs)
         if hit is None:
             return False
-        node.result = hit.value
+        self.state.result[node.index] = hit.value
         lazy = node.lazy
         not_kept = None if hit.from_run is not None else cast(RunCache, self.cache).not_kept(node)
         self.emit(
@@ -1262,7 +1272,7 @@ class Run:
 
     def completed(self, node: Node) -> None:
         """``node`` has its result: its dependents waiting on nothing else may start."""
-        node.done = True
+        self.state.done[node.index] = True
         self.finished += 1
         if self.demand is not None:
             self.demand.ended(node)
@@ -1270,17 +1280,23 @@ class Run:
 
     def _release(self, node: Node) -> None:
         """``node`` has ended: its dependents waiting on nothing else may start."""
+        dependents = node.dependents
+        if not dependents:  # a fan-out's tasks: nothing of the run's state read
+            return
         let_go = self.let_go
-        for dependent in node.dependents:
+        state = self.state
+        waiting = state.waiting
+        for dependent in dependents:
             if let_go and (id(dependent), id(node)) in let_go:
                 continue  # it stopped waiting for node when its routers chose
-            dependent.waiting -= 1
-            if dependent.waiting == 0 and not dependent.skipped and not dependent.done:
+            at = dependent.index
+            waiting[at] -= 1
+            if waiting[at] == 0 and not state.skipped[at] and not state.done[at]:
                 self.ready(dependent)
 
     def failed(self, node: Node, exc: BaseException) -> None:
         """``node`` failed: the run will fail, its dependents are skipped."""
-        node.done = node.failed = True
+        self.state.done[node.index] = self.state.failed[node.index] = True
         self.finished += 1
         self.failures.append((node, exc))
         if self.demand is not None:
@@ -1289,7 +1305,7 @@ class Run:
 
     def skipped(self, node: Node) -> None:
         """A decision skipped held ``node``: its dependents are skipped, the run goes on."""
-        node.done = node.skipped = True
+        self.state.done[node.index] = self.state.skipped[node.index] = True
         self.finished += 1
         if self.demand is not None:
             self.demand.ended(node)
@@ -1303,11 +1319,11 @@ class Run:
         is skipped, and so is what needs it), or a router it takes with no route for its
         selector (it fails); or it is a map, which never starts: it makes its items, and ends
         once they have; or it is a gate, held for a decision from its start."""
-        graph = self.graph
+        graph, state = self.graph, self.state
         lazy = node.lazy
         if self.loops is not None and self.loops.ready(node):
             return True
-        if node.wanted is None:
+        if state.wanted[node.index] is None:
             self.parked[id(node)] = node
             return True
         if graph.routing is not None and self._lacks(node, graph):
@@ -1315,12 +1331,12 @@ class Run:
         if self.mapped and id(node) in self.mapped:
             self._gather(node)
             return True
-        if lazy.condition is not ALWAYS and not resolve(lazy.condition, graph):
+        if lazy.condition is not ALWAYS and not resolve(lazy.condition, state):
             self._end_skipped(node, CONDITION_FALSE)
             self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
             return True
         if node.routers:
-            missing = cast(Routing, graph.routing).missing_route(node, graph)
+            missing = cast(Routing, graph.routing).missing_route(node, state)
             if missing is not None:
                 self._fails_unstarted(node, missing)
                 return True
@@ -1352,13 +1368,14 @@ class Run:
         """Make the items of map ``node``, its keywords' values known: each a node of the run
         that ``node`` waits for, ready to start."""
         try:
-            rows = lazy.items(resolve(lazy.kwargs, self.graph))
+            rows = lazy.items(resolve(lazy.kwargs, self.state))
         except MapError as exc:
             self._fails_unstarted(node, exc)
             return
         spec, task_id = lazy.task, lazy.task_id
+        first = len(self.state.done)  # the items' indexes: the run's state grows with them
         items = [
-            Node(LazyResult(spec, (), row, f"{task_id}[{index}]"), (node, index))
+            Node(LazyResult(spec, (), row, f"{task_id}[{index}]"), first + index, (node, index))
             for index, row in enumerate(rows)
         ]
         for item in items:
@@ -1366,10 +1383,10 @@ class Run:
             item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
             item.lazy.resources = lazy.resources  # the map's with_constraints, for each item
             item.guarded = lazy.resources is not None
-        node.deps.extend(items)  # what it is computed from: a decided item's value taints it
-        node.waiting = len(items)
+        # the run's, not the graph's: what the map waits for and is computed from (a decided
+        # item's value taints it)
+        self.state.add_items(node, items)
         self.mapped[id(node)] = (items, time.perf_counter())
-        self.graph.items.extend(items)
         self.total += len(items)
         self.held.added(items)
         self.emit(
@@ -1408,10 +1425,11 @@ class Run:
             if found is None:
                 rest.append(item)
                 continue
-            item.result, from_run = found
+            self.state.result[item.index], from_run = found
             self._emit_reused(item, from_run)
-            if type(item.result) is Jump and self.loops is not None:  # a loop's iteration's
-                self.loops.jumped(item, item.result, time.perf_counter(), 1, reused=True)
+            value = self.state.result[item.index]
+            if type(value) is Jump and self.loops is not None:  # a loop's iteration's
+                self.loops.jumped(item, value, time.perf_counter(), 1, reused=True)
                 continue
             self.completed(item)
         for item in rest:
@@ -1420,7 +1438,8 @@ class Run:
     def _gather(self, node: Node) -> None:
         """Every item of map ``node`` completed: it completes with their results, in order."""
         items, started = self.mapped.pop(id(node))
-        node.result = result = [item.result for item in items]
+        values = self.state.result
+        values[node.index] = result = [values[item.index] for item in items]
         lazy = node.lazy
         results = self.results
         self.emit(
@@ -1442,16 +1461,19 @@ class Run:
     def _lacks(self, node: Node, graph: Graph) -> bool:
         """Whether a task ``node`` needs ended without a result: then it ends skipped, and so
         does what needs it (for a task that takes a router or is routed, told only now)."""
-        if not node.routers and not node.deps:
+        state = self.state
+        deps = state.deps(node)
+        if not node.routers and not deps:
             return False
         routing = graph.routing
         assert routing is not None
-        for dep in node.deps:
-            if (dep.skipped or dep.failed) and routing.needs(node, dep, graph):
+        skipped, failed = state.skipped, state.failed
+        for dep in deps:
+            if (skipped[dep.index] or failed[dep.index]) and routing.needs(node, dep, state):
                 # noted where it ended (failed, skipped: _skip_dependents); a task the run
                 # needs is never one ended not routed, which notes none
                 reason = self.skip_reasons.get(id(dep)) or _upstream(
-                    dep, "failed" if dep.failed else "was skipped"
+                    dep, "failed" if failed[dep.index] else "was skipped"
                 )
                 self._end_skipped(node, reason)
                 self._skip_dependents(node, reason=reason)
@@ -1459,7 +1481,7 @@ class Run:
         return False
 
     def _end_skipped(self, node: Node, why: str) -> None:
-        node.done = node.skipped = True
+        self.state.done[node.index] = self.state.skipped[node.index] = True
         self.finished += 1
         lazy = node.lazy
         self.emit(
@@ -1478,18 +1500,21 @@ class Run:
         demand = self.demand
         if demand is not None:
             self.skip_reasons[id(node)] = reason
+        state = self.state
+        skipped, done, waiting = state.skipped, state.done, state.waiting
         while stack:
             ended, dependent = stack.pop()
-            if dependent.skipped or dependent.done:  # done: a rerun reused it
+            at = dependent.index
+            if skipped[at] or done[at]:  # done: a rerun reused it
                 continue
-            if demand is not None and (dependent.routers or dependent.wanted is None):
+            if demand is not None and (dependent.routers or state.wanted[at] is None):
                 if (id(dependent), id(ended)) in self.let_go:
                     continue  # it stopped waiting for it when its routers chose
-                dependent.waiting -= 1
-                if dependent.waiting == 0:
+                waiting[at] -= 1
+                if waiting[at] == 0:
                     self.ready(dependent)
                 continue
-            dependent.skipped = dependent.done = True
+            skipped[at] = done[at] = True
             self.finished += 1
             lazy = dependent.lazy
             self.emit(

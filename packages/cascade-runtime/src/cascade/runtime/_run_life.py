@@ -46,9 +46,10 @@ from .results._lineage import Lineage, LiveReruns
 from .results._rerun import plan_rerun, reused_selectors, skip_not_routed
 from .results._results import ResultStore, RunManifest
 from .results._run_results import RunResults, plan_items, read_kept
-from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
+from .workflow._graph import Graph, build_graph, run_name, task_keys
 from .workflow._graph_wire import wire_graph
 from .workflow._resource import Resource
+from .workflow._run_state import RunState, target_results
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -60,15 +61,12 @@ __all__ = ["Prepared", "RunHost", "RunLife", "plan_rerun_of", "prepare", "rerun_
 class Prepared:
     """A target made ready to run: its ``graph`` built once (cycles and bad targets refused),
     and its cached tasks checked against the results store (``cache_checked``), when one was
-    given to check them against."""
+    given to check them against. Its graph holds no run's state: a plan of it and its run
+    share it."""
 
     target: Any
     graph: Graph
     cache_checked: bool
-
-    def again(self) -> Prepared:
-        """The same target's graph built anew, for a run, where a plan decided on this one."""
-        return Prepared(self.target, build_graph(self.target), self.cache_checked)
 
 
 def prepare(target: Any, store: ResultStore | None = None, *, check: bool = True) -> Prepared:
@@ -90,18 +88,18 @@ def rerun_store(results: ResultStore | None, rerun_of: str) -> ResultStore:
 
 
 async def plan_rerun_of(
-    prepared: Prepared,
+    state: RunState,
     store: ResultStore,
     rerun_of: str,
     rerun: RerunMode,
     from_task: str | None,
 ) -> list[PlanStep]:
     """What a rerun of ``rerun_of`` (kept in ``store``) would do with each task of
-    ``prepared``'s graph (its params bound), in the graph's order, running nothing: the dry
-    run ``Engine.plan`` is. Its routed tasks and maps are decided on the graph as far as the
-    kept values tell: that graph is not run afterwards."""
-    graph = prepared.graph
-    prints = fingerprint_graph(graph, task_keys(graph))
+    ``state``'s graph (its params bound in it), in the graph's order, running nothing: the dry
+    run ``Engine.plan`` is. Its routed tasks and maps are decided in ``state`` (the plan's own,
+    never run) as far as the kept values tell."""
+    graph = state.graph
+    prints = fingerprint_graph(graph, task_keys(graph), state.values)
 
     def manifest() -> RunManifest:
         return store.manifest(store.resolve(rerun_of))
@@ -109,9 +107,9 @@ async def plan_rerun_of(
     kept = await asyncio.to_thread(manifest)
     steps = plan_rerun(graph, prints, kept, rerun, from_task)
     selectors, _ = await read_kept(store, reused_selectors(graph, steps), decode=True)
-    skip_not_routed(graph, steps, selectors)
+    skip_not_routed(state, steps, selectors)
     await read_kept(store, steps, decode=False)
-    await plan_items(store, graph, prints, kept, steps, rerun)
+    await plan_items(store, state, prints, kept, steps, rerun)
     return [step.public() for step in steps]
 
 
@@ -188,6 +186,7 @@ class RunLife:
         self.results: RunResults | None = None
         self.lineage: Lineage | None = None  # a rerun's, once planned
         self.resources: dict[str, Resource] = {}
+        self.state: RunState  # the run's state of its graph, its params bound: made by _plan
 
     async def live(self) -> Any:
         """Bind, check and plan the run, announce it, then start, run and close it. Only a
@@ -215,7 +214,7 @@ class RunLife:
         """Its graph bound to its params and checked against the engine's resources and
         executors, its name, its results and, for a rerun, what it reuses and its lineage."""
         host, graph, target = self.host, self.graph, self.prepared.target
-        graph.bind(self.params)
+        state = self.state = RunState(graph, self.params)
         resources = self.resources = dict(host.resources)  # the run's, as registered now
         if SIGNALS in graph.resources and SIGNALS not in resources:  # cs.recv's, where used
             resources[SIGNALS] = signals(
@@ -231,7 +230,8 @@ class RunLife:
         if store is None:
             return
         keys = task_keys(graph)
-        results = RunResults(store, self.run_id, graph, fingerprint_graph(graph, keys), host.stats)
+        prints = fingerprint_graph(graph, keys, state.values)
+        results = RunResults(store, self.run_id, state, prints, host.stats)
         self.results = results
         if rerun_of is None:
             return
@@ -274,7 +274,7 @@ class RunLife:
                 trace_id=tracing.trace_id if tracing is not None else None,
             )
         run = Run(
-            graph,
+            self.state,
             run_id,
             emit=host.events.emit,
             emit_aside=host.events.emit_aside,
@@ -323,7 +323,7 @@ class RunLife:
             started = True
             await run.execute()
             status, error = "Succeeded", ""
-            return target_results(self.prepared.target, graph)
+            return target_results(self.prepared.target, self.state)
         except RunCancelledError as exc:
             status, error, failure = "Cancelled", describe(exc), exc
             raise

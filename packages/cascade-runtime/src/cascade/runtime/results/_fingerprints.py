@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -76,16 +76,15 @@ def code_hash(fn: Callable[..., Any]) -> str:
     return value
 
 
-def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
+def fingerprint_graph(graph: Graph, keys: list[str], values: Mapping[str, Any]) -> Prints:
     """Each node's fingerprint, in graph order: the sha256 of its name, its code's hash and
     each argument's canonical encoding, a lazy one as its upstream task's fingerprint. A task
     with an argument that has no canonical encoding, or below one without a fingerprint, has
-    none (``why_not`` says why): it is not reusable."""
+    none (``why_not`` says why): it is not reusable. ``values``: its params' (a run's)."""
     prints = Prints(keys)
     fingerprints, codes, why_not = prints.fingerprints, prints.codes, prints.why_not
     by_lazy: dict[int, int] = {}  # a node with dependents: its index
 
-    values = graph.values
     same = graph.same
 
     def upstream(lazy: Any) -> Any:

@@ -9,9 +9,10 @@ from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.serving import PlanStep
 
 from .._errors import RerunError
-from ..workflow._graph import Graph, Node, resolve
+from ..workflow._graph import Graph, Node
 from ..workflow._router import NOT_ROUTED
 from ..workflow._routing import Demand
+from ..workflow._run_state import RunState, resolve
 from ..workflow._task import LazyResult, MappedLazyResult
 from ._fingerprints import Prints, fingerprint_call
 from ._results import ManifestTask, RunManifest
@@ -129,17 +130,18 @@ def kept_results(manifest: RunManifest) -> dict[str, ManifestTask]:
     return kept
 
 
-def map_items(node: Node, graph: Graph, code: str, kept: dict[str, ManifestTask]) -> list[Step]:
-    """The steps of the items map ``node`` makes, its upstream results known (``graph``'s
-    nodes' ``result``, its params bound): ``reuse`` those whose result is in ``kept``
+def map_items(node: Node, state: RunState, code: str, kept: dict[str, ManifestTask]) -> list[Step]:
+    """The steps of the items map ``node`` makes, its upstream results known (``state``'s
+    ``result``, its params bound): ``reuse`` those whose result is in ``kept``
     (:func:`kept_results`; still to prove), ``run`` the others; ``MapError`` where its lists
     cannot be mapped. An item is its task called on its values, as the run makes it."""
     lazy = node.lazy
     assert isinstance(lazy, MappedLazyResult)
-    rows = lazy.items(resolve(lazy.kwargs, graph))
+    rows = lazy.items(resolve(lazy.kwargs, state))
     steps = []
     for index, row in enumerate(rows):
-        item = Node(LazyResult(lazy.task, (), row, f"{lazy.task_id}[{index}]"), (node, index))
+        call = LazyResult(lazy.task, (), row, f"{lazy.task_id}[{index}]")
+        item = Node(call, -1, (node, index))  # planned, never run: no state of a run
         fingerprint, why_not = fingerprint_call(item.lazy, code)
         found = kept.get(fingerprint) if fingerprint is not None else None
         if found is not None:
@@ -254,26 +256,27 @@ def plan_rerun(
     return steps
 
 
-def skip_not_routed(graph: Graph, steps: list[Step], reused: list[tuple[Step, Any]]) -> None:
+def skip_not_routed(state: RunState, steps: list[Step], reused: list[tuple[Step, Any]]) -> None:
     """Make ``skip`` the step of each task the rerun will end ``not routed`` (no task it needs
     takes it, as its routers' params, values and ``reused`` selectors' kept values tell before
     it starts), and say of each task whose routes wait on a task that runs that it runs only
-    where chosen. For a plan only: it decides ``graph``'s routed nodes."""
+    where chosen. For a plan only: it decides the routed nodes in ``state``, the plan's own."""
+    graph = state.graph
     if graph.routing is None:
         return
     by_node = {id(step.node): step for step in steps}
     for step, value in reused:  # as the rerun will have them at its start
-        step.node.result, step.node.done = value, True
+        state.result[step.node.index], state.done[step.node.index] = value, True
 
     def skip(node: Node) -> None:
         step = by_node[id(node)]
         step.action, step.why = "skip", f"{NOT_ROUTED}: no task the rerun needs takes it"
         step.from_run = step.fingerprint = step.size = step.sha256 = None
 
-    Demand(graph.routing, graph, lambda node: None, skip).start()
+    Demand(graph.routing, state, lambda node: None, skip).start()
     for node in graph.routing.routed:
         step = by_node[id(node)]
-        if node.wanted is None and step.action != "reuse":
+        if state.wanted[node.index] is None and step.action != "reuse":
             step.why = f"{step.why}, where its router chooses it"[:_WHY_LIMIT]
 
 

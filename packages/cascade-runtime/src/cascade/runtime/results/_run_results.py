@@ -22,7 +22,8 @@ from cascade.interfaces.serving import RunOrigin
 from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._cache_policy import node_cache
-from ..workflow._graph import Graph, Node, order_only
+from ..workflow._graph import Node, order_only
+from ..workflow._run_state import RunState
 from ..workflow._task import MapError, MappedLazyResult
 from ._fingerprints import Prints, code_hash, fingerprint_call
 from ._on_worker import WorkerKeep
@@ -118,7 +119,7 @@ async def read_kept(
 
 async def plan_items(
     store: ResultStore,
-    graph: Graph,
+    state: RunState,
     prints: Prints,
     manifest: RunManifest,
     steps: list[Step],
@@ -126,8 +127,9 @@ async def plan_items(
 ) -> None:
     """Say on each map a rerun of ``manifest``'s run runs again (``steps``, its plan, proven)
     how many items it will make and reuse (:meth:`Step.say_items`), where that is known before
-    the rerun: its lists given, or the values of results it reuses (read here); the items'
-    kept results are proven as the rerun proves them. ``rerun="all"`` reuses no item."""
+    the rerun: its lists given, or the values of results it reuses (read here, into ``state``,
+    the plan's own); the items' kept results are proven as the rerun proves them.
+    ``rerun="all"`` reuses no item."""
     if rerun == "all":
         return
     kept = kept_results(manifest)
@@ -143,9 +145,9 @@ async def plan_items(
         if len(proven) < len(upstream):
             continue
         for dep, value in proven:
-            dep.node.result = value
+            state.result[dep.node.index] = value
         try:
-            items = map_items(node, graph, prints.codes[index], kept)
+            items = map_items(node, state, prints.codes[index], kept)
         except MapError:
             continue  # the rerun fails the map, saying why
         await read_kept(store, items, decode=False)
@@ -154,19 +156,21 @@ async def plan_items(
 
 class RunResults:
     """Keeps the results of one run's tasks in ``store`` by their fingerprints (``prints``, in
-    graph order with ``keys``), and gives the tasks a rerun reuses their stored values."""
+    graph order with ``keys``), and gives the tasks a rerun reuses their stored values;
+    ``state``: the run's."""
 
     def __init__(
         self,
         store: ResultStore,
         run_id: str,
-        graph: Graph,
+        state: RunState,
         prints: Prints,
         stats: EngineStats,
     ) -> None:
         self.store = store
         self.run_id = run_id
-        self.graph = graph
+        self.state = state
+        self.graph = graph = state.graph
         self.keys = prints.keys
         self.prints = prints
         self.stats = stats
@@ -490,7 +494,7 @@ class RunResults:
         """The decision a value ``node`` was computed from comes from, if any."""
         decided = self.decided
         ordered = order_only(node, self.graph.same) if node.lazy.order else ()
-        for dep in node.deps:
+        for dep in self.state.deps(node):  # a map's items with them
             if ordered and dep in ordered:  # run after it, not computed from it
                 continue
             found = decided.get(id(dep))
@@ -502,11 +506,12 @@ class RunResults:
         """Each node's last state, by ``id``, for the manifest (``failed``: the nodes that
         failed)."""
         states = {}
+        skipped = self.state.skipped
         for node in self.nodes:
             key = id(node)
             if key in self.kept or key in self.not_kept:
                 states[key] = "COMPLETED"
-            elif node.skipped:
+            elif skipped[node.index]:
                 states[key] = "SKIPPED"
             elif key in failed:
                 states[key] = "FAILED"

@@ -472,8 +472,6 @@ class Server:
         if rerun_of is not None:
             steps = await self._plan(prepared, request, rerun_of, served.run_params(params))
             plan = {"rerun_of": rerun_of, "plan": steps[:MAX_PLAN_STEPS], "plan_count": len(steps)}
-            # the plan decided what it could on the graph: its run starts from one unplanned
-            prepared = prepared.again()
         if request.dry_run:
             return self._reply(request, "planned", **plan), None
         live = None if rerun_of is None else self._live_rerun(rerun_of)

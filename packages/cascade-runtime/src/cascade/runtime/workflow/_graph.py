@@ -20,10 +20,7 @@ __all__ = [
     "Node",
     "build_graph",
     "order_only",
-    "resolve",
     "run_name",
-    "skipped_target",
-    "target_results",
     "task_keys",
     "upstream",
 ]
@@ -152,7 +149,11 @@ class Graph:
     the ``id`` of each lazy result of the target (whose results the run gives back);
     ``routing``: which tasks it needs through its routers' choices (``None``: it has none);
     ``same``: for each call of a pure task that is another's twin (``@task(pure=True)``), the
-    ``id`` of the lazy result whose node it shares (``by_lazy`` has both)."""
+    ``id`` of the lazy result whose node it shares (``by_lazy`` has both); ``waits``: how many
+    dependencies each node has, by its index.
+
+    A graph is structure only: a run's state of it is a :class:`RunState`, so one graph is
+    planned, checked and run as often as asked, each run from the start."""
 
     def __init__(
         self,
@@ -164,8 +165,10 @@ class Graph:
         roots: set[int] | None = None,
         routed: bool = False,
         twins: dict[int, Node] | None = None,
+        waits: list[int] | None = None,
     ) -> None:
         self.nodes = nodes
+        self.waits = waits if waits is not None else [len(node.deps) for node in nodes]
         self.roots = roots if roots is not None else {id(node.lazy) for node in nodes}
         self.cached = cached or []  # the nodes whose task has a cache (with_cache)
         self.by_lazy = {id(n.lazy): n for n in nodes}
@@ -175,19 +178,17 @@ class Graph:
             self.same = {twin: id(node.lazy) for twin, node in twins.items()}
             self.roots |= {self.same.get(root, root) for root in self.roots}
         self.params = params or {}
-        self.values: dict[str, Any] = {}
-        self.items: list[Node] = []
         self.resources = resources or {}
         self.executors = executors or {}
         self.routing = routing(nodes, self.by_lazy, self.roots) if routed else None
 
-    def bind(self, given: Mapping[str, Any] | None) -> None:
-        """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
+    def bind(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Every parameter's value (``given``, else its default); :class:`ParamError`
         naming a parameter missing, unknown or ill-typed, or a router's selector parameter
         bound to no route's key."""
-        self.values = values = bind_params(self.params, given or {})
+        values = bind_params(self.params, given or {})
         if not values:  # no Param: no router's selector is one
-            return
+            return values
         for node in self.nodes:
             for router in node.routers:
                 selector = router.selector
@@ -201,6 +202,7 @@ class Graph:
                         f"parameter {selector.name} must be one of {keys} (a router's routes), "
                         f"not {values[selector.name]!r}: no matching route found"
                     ) from None
+        return values
 
 
 def _target_roots(target: Any) -> list[LazyResult[Any]]:
@@ -236,9 +238,14 @@ def build_graph(target: Any) -> Graph:
     for root in roots:
         if colour.get(id(root)) == 2:
             continue
-        stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
+        upstream = _scan(root)[0]
+        if not upstream and not root.task.pure:  # a call that needs no other (a fan-out's)
+            colour[id(root)] = 2
+            node = nodes[id(root)] = Node(root, len(order))
+            order.append(node)
+            continue
+        stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = [(root, iter(upstream))]
         colour[id(root)] = 1
-        stack.append((root, iter(_scan(root)[0])))
         while stack:
             lazy, deps = stack[-1]
             dep = next(deps, None)
@@ -251,7 +258,7 @@ def build_graph(target: Any) -> Graph:
                     if known is not None:
                         nodes[id(lazy)] = twins[id(lazy)] = known
                         continue
-                node = Node(lazy)
+                node = Node(lazy, len(order))
                 nodes[id(lazy)] = node
                 order.append(node)
                 if key is not None:
@@ -269,6 +276,7 @@ def build_graph(target: Any) -> Graph:
     resources: dict[str, Node] = {}
     executors: dict[str, Node] = {}
     cached: list[Node] = []
+    waits = [0] * len(order)
     routed = False  # a task takes a router
     for node in order:
         lazy = node.lazy
@@ -284,7 +292,7 @@ def build_graph(target: Any) -> Graph:
                 continue
             node.deps.append(parent)
             parent.dependents.append(node)
-        node.waiting = len(node.deps)
+        waits[node.index] = len(node.deps)
         for param in found_params:
             _add_param(params, param)
         node.binds = bool(found_params)
@@ -298,10 +306,12 @@ def build_graph(target: Any) -> Graph:
         if found_routers:
             node.routers = tuple(found_routers)
             routed = True
-        if lazy.jumps is not None:  # its routes' tasks run as its iterations, here
+        if lazy.jumps is not None:  # its routes' tasks run as its iterations: the loop's
             for route in lazy.jumps.routes.values():
-                if route is not None and route.task.injects:
-                    _add_resources(resources, Node(route), ())
+                if route is not None:
+                    for default in route.task.injects:
+                        if not default.given(route.args, route.kwargs):
+                            resources.setdefault(default.resource, node)
         node.guarded = (
             bool(found_routers)
             or lazy.condition is not ALWAYS
@@ -311,7 +321,7 @@ def build_graph(target: Any) -> Graph:
             or lazy.jumps is not None  # a loop: looked at again when an iteration ends
         )
     graph = Graph(
-        order, params, resources, cached, executors, {id(r) for r in roots}, routed, twins
+        order, params, resources, cached, executors, {id(r) for r in roots}, routed, twins, waits
     )
     if graph.routing is not None:
         for node in graph.routing.routed:
@@ -357,74 +367,6 @@ def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inje
     for name in names:
         resources.setdefault(name, node)
     node.injects = bool(names)  # every inject default given a value: nothing to inject
-
-
-def resolve(value: Any, graph: Graph) -> Any:
-    """``value`` with every lazy result in it replaced by its node's result, and every
-    :class:`Param` by its bound value."""
-    if isinstance(value, LazyResult):
-        return graph.by_lazy[id(value)].result
-    if isinstance(value, Param):
-        return graph.values[value.name]
-    if isinstance(value, Router):
-        return resolve(value.route(resolve(value.selector, graph)), graph)
-    if isinstance(value, list):
-        return [resolve(v, graph) for v in value]
-    if isinstance(value, tuple):
-        items = [resolve(v, graph) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return {k: resolve(v, graph) for k, v in value.items()}
-    if isinstance(value, (set, frozenset)):
-        return type(value)(resolve(v, graph) for v in value)
-    if isinstance(value, Unmapped):
-        return Unmapped(resolve(value.value, graph))
-    return value
-
-
-def target_results(target: Any, graph: Graph) -> Any:
-    """The results of ``target``'s lazy results, in its shape (a value, a list, tuple or dict)."""
-    if isinstance(target, LazyResult):
-        return graph.by_lazy[id(target)].result
-    if isinstance(target, dict):
-        return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
-    results = [graph.by_lazy[id(v)].result for v in target]
-    return tuple(results) if isinstance(target, tuple) else results
-
-
-def skipped_target(target: Any, graph: Graph) -> tuple[str, Node, Node] | None:
-    """The first of ``target``'s lazy results (in its shape's order) whose task was skipped, as
-    ``(where, its node, the skipped task it was skipped from)``: ``where`` is ``<Target
-    Output>``, with ``[i]`` or ``[key]`` for a list's, tuple's or dict's item; the last is its
-    own node where nothing upstream was skipped (a false condition, a route not taken, a
-    decision). ``None``: none was skipped but those a skipped task they run after
-    (:meth:`~LazyResult.after`, a :func:`sequence` stopped) skipped, as the Cascade engine
-    gives ``None`` for a sequence stopped by a skip."""
-    by_lazy = graph.by_lazy
-    items: Any = (
-        ((None, target),)
-        if isinstance(target, LazyResult)
-        else target.items()
-        if isinstance(target, dict)
-        else enumerate(target)
-    )
-    for at, lazy in items:  # a large fan-out's target: one lookup an item, no text made
-        node = by_lazy[id(lazy)]
-        if not node.skipped:
-            continue
-        if node.lazy.order:
-            same = graph.same
-            ordered = {same.get(id(before), id(before)) for before in node.lazy.order}
-            if any(dep.skipped and id(dep.lazy) in ordered for dep in node.deps):
-                continue  # a sequence stopped by a skip
-        origin = node
-        while True:
-            upstream = next((dep for dep in origin.deps if dep.skipped), None)
-            if upstream is None:
-                where = "<Target Output>" if at is None else f"<Target Output>[{at!r}]"
-                return where, node, origin
-            origin = upstream
-    return None
 
 
 def run_name(target: Any, name: str | None) -> str | None:

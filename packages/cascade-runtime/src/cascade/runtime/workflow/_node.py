@@ -1,4 +1,5 @@
-"""A lazy result in a run: a node of its graph, with its edges and its state."""
+"""A lazy result in a graph: a node, with its edges. Its state in a run is the run's
+(:class:`~._run_state.RunState`), so one graph can be run more than once."""
 
 from __future__ import annotations
 
@@ -12,27 +13,26 @@ __all__ = ["Node"]
 
 
 class Node:
-    """A lazy result in a run, with its edges and its state."""
+    """A lazy result in a graph, with its edges; ``index``: its place in its run's state (a
+    graph's node: in the graph's order; a map's item: given as its run makes it)."""
 
     __slots__ = (
         "binds",
         "dependents",
         "deps",
-        "done",
-        "failed",
         "guarded",
+        "index",
         "injects",
         "item_of",
         "lazy",
-        "result",
         "routers",
-        "skipped",
-        "waiting",
-        "wanted",
     )
 
-    def __init__(self, lazy: LazyResult[Any], item_of: tuple[Node, int] | None = None) -> None:
+    def __init__(
+        self, lazy: LazyResult[Any], index: int, item_of: tuple[Node, int] | None = None
+    ) -> None:
         self.lazy = lazy
+        self.index = index
         self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
@@ -40,12 +40,5 @@ class Node:
         # resources it asks for
         self.guarded = False
         self.injects = False  # a resource injected: by a default of its task, or where called
-        self.skipped = False
-        self.failed = False
-        self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
-        # whether the run needs it: None while its routers' choices do not tell (see _routing)
-        self.wanted: bool | None = True
         self.deps: list[Node] = []
         self.dependents: list[Node] = []
-        self.waiting = 0
-        self.result: Any = None

@@ -25,11 +25,17 @@ if TYPE_CHECKING:
     from ._node import Node
 
 
-class GraphState(Protocol):
-    """What routing reads of a run's graph: each lazy result's node, the params' values."""
+class RoutingState(Protocol):
+    """What routing reads of a run's state (:class:`~._run_state.RunState`), and decides in
+    it (``wanted``): each lazy result's node, the params' values, each node's by its index."""
 
     by_lazy: dict[int, Node]
     values: dict[str, Any]
+    done: list[bool]
+    failed: list[bool]
+    skipped: list[bool]
+    result: list[Any]
+    wanted: list[bool | None]
 
 
 __all__ = ["Demand", "Routing", "routing"]
@@ -144,30 +150,30 @@ class Routing:
                     stack.append(dep)
         return needed
 
-    def needs(self, consumer: Node, dep: Node, graph: GraphState) -> bool:
+    def needs(self, consumer: Node, dep: Node, state: RoutingState) -> bool:
         """Whether ``consumer`` needs ``dep``'s result, its routers' selectors known: it takes
         it other than as a route, or as a route its router chose (or ``dep`` is its map's item)."""
         found = self.takes.get(id(consumer))
         if found is None or dep.item_of is not None:
             return True
-        return any(node is dep and _path_holds(path, graph) is True for node, path in found)
+        return any(node is dep and _path_holds(path, state) is True for node, path in found)
 
-    def needless(self, consumer: Node, graph: GraphState) -> list[Node]:
+    def needless(self, consumer: Node, state: RoutingState) -> list[Node]:
         """The tasks ``consumer`` (a task that takes a router) takes only through routes its
         routers did not choose: it needs none of them, whatever else chooses them."""
         holds: dict[int, bool] = {}
         for dep, path in self.takes[id(consumer)]:
             if dep.item_of is None and holds.get(id(dep)) is not True:
-                holds[id(dep)] = _path_holds(path, graph) is not False
+                holds[id(dep)] = _path_holds(path, state) is not False
         return [dep for dep in consumer.deps if holds.get(id(dep)) is False]
 
-    def missing_route(self, consumer: Node, graph: GraphState) -> RouteMissing | None:
+    def missing_route(self, consumer: Node, state: RoutingState) -> RouteMissing | None:
         """The :class:`RouteMissing` of a router ``consumer`` takes through chosen routes whose
         selector is no key of its routes, if one is (its selectors known)."""
         for router, path in self.reaches[id(consumer)]:
-            if _path_holds(path, graph) is True and _chosen(router, graph) is _NONE:
+            if _path_holds(path, state) is True and _chosen(router, state) is _NONE:
                 try:
-                    router.route(_value(router.selector, graph))
+                    router.route(_value(router.selector, state))
                 except RouteMissing as exc:
                     return exc
         return None
@@ -190,13 +196,10 @@ class Routing:
 
 def routing(graph_nodes: list[Node], by_lazy: dict[int, Node], roots: set[int]) -> Routing | None:
     """The graph's :class:`Routing`, if a task of it takes a router; its routed nodes start
-    undecided (``wanted`` ``None``)."""
+    each run undecided (``wanted`` ``None``, :class:`~._run_state.RunState`)."""
     if not any(node.routers for node in graph_nodes):
         return None
-    found = Routing(graph_nodes, by_lazy, roots)
-    for node in found.routed:
-        node.wanted = None
-    return found
+    return Routing(graph_nodes, by_lazy, roots)
 
 
 def _lazies_of(selector: Any) -> list[LazyResult[Any]]:
@@ -214,10 +217,10 @@ def _lazies_of(selector: Any) -> list[LazyResult[Any]]:
     return found
 
 
-def _chosen(router: Router[Any], graph: GraphState) -> Any:
+def _chosen(router: Router[Any], state: RoutingState) -> Any:
     """The key ``router``'s selector chose; :data:`_PENDING` while it is not known, and
     :data:`_NONE` where it gives none (its task ended without a result, or no route has it)."""
-    value = _value(router.selector, graph)
+    value = _value(router.selector, state)
     if value is _PENDING or value is _NONE:
         return value
     try:
@@ -228,26 +231,26 @@ def _chosen(router: Router[Any], graph: GraphState) -> Any:
     return _NONE
 
 
-def _value(value: Any, graph: GraphState) -> Any:
+def _value(value: Any, state: RoutingState) -> Any:
     """A selector's value; :data:`_PENDING` or :data:`_NONE` as :func:`_chosen` says them."""
     if isinstance(value, LazyResult):
-        node = graph.by_lazy[id(value)]
-        if not node.done:
+        at = state.by_lazy[id(value)].index
+        if not state.done[at]:
             return _PENDING
-        return _NONE if node.skipped or node.failed else node.result
+        return _NONE if state.skipped[at] or state.failed[at] else state.result[at]
     if isinstance(value, Param):
-        return graph.values[value.name]
+        return state.values[value.name]
     if isinstance(value, Router):
-        key = _chosen(value, graph)
-        return key if key is _PENDING or key is _NONE else _value(value.routes[key], graph)
+        key = _chosen(value, state)
+        return key if key is _PENDING or key is _NONE else _value(value.routes[key], state)
     return value
 
 
-def _path_holds(path: Path, graph: GraphState) -> bool | None:
+def _path_holds(path: Path, state: RoutingState) -> bool | None:
     """Whether every router of ``path`` chose its key: ``None`` while one is not known."""
     known: bool | None = True
     for router, key in path:
-        choice = _chosen(router, graph)
+        choice = _chosen(router, state)
         if choice is _PENDING:
             known = None
         elif choice is _NONE or choice != key:
@@ -269,13 +272,13 @@ class Demand:
     def __init__(
         self,
         found: Routing,
-        graph: GraphState,
+        state: RoutingState,
         wanted: Callable[[Node], None],
         unwanted: Callable[[Node], None],
         needless: Callable[[Node, Node], None] | None = None,
     ) -> None:
         self.routing = found
-        self.graph = graph
+        self.state = state
         self._wanted = wanted
         self._unwanted = unwanted
         self._needless = needless
@@ -299,9 +302,10 @@ class Demand:
             self._let_go(consumer)
 
     def _let_go(self, consumer: Node) -> None:
-        if self._needless is not None and not consumer.done:
-            for dep in self.routing.needless(consumer, self.graph):
-                if not dep.done:
+        done = self.state.done
+        if self._needless is not None and not done[consumer.index]:
+            for dep in self.routing.needless(consumer, self.state):
+                if not done[dep.index]:
                     self._needless(consumer, dep)
 
     def _settle(self) -> None:
@@ -309,15 +313,15 @@ class Demand:
             return
         self._settling = True
         try:
-            queue = self._queue
+            queue, wanted = self._queue, self.state.wanted
             while queue:
                 node = queue.popleft()
-                if node.wanted is not None:
+                if wanted[node.index] is not None:
                     continue
                 decided = self._decide(node)
                 if decided is None:
                     continue
-                node.wanted = decided
+                wanted[node.index] = decided
                 queue.extend(self.routing.claimed.get(id(node), ()))
                 (self._wanted if decided else self._unwanted)(node)
         finally:
@@ -325,13 +329,14 @@ class Demand:
 
     def _decide(self, node: Node) -> bool | None:
         known: bool | None = False
+        wanted = self.state.wanted
         for consumer, path in self.routing.claims[id(node)]:
-            if consumer.wanted is False:
+            if wanted[consumer.index] is False:
                 continue
-            holds = _path_holds(path, self.graph)
+            holds = _path_holds(path, self.state)
             if holds is False:
                 continue
-            if holds and consumer.wanted:
+            if holds and wanted[consumer.index]:
                 return True
             known = None
         return known
