@@ -225,9 +225,11 @@ async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_r
         await eventually(lambda: sum(e.stats.slots_deduplicated for e in engines) >= 2, timeout=8)
     slots = [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
     assert len(slots) == len(set(slots)), slots
-    assert sum(e.stats.slots_claimed for e in engines) == len(slots) + sum(
-        e.stats.slots_deduplicated for e in engines
-    )
+    # a slot won is counted claimed before its run starts (the store's claim, the run's start):
+    # a server stopped in between (the test's end, under load) leaves one claimed, not started
+    settled = len(slots) + sum(e.stats.slots_deduplicated for e in engines)
+    in_flight = sum(e.stats.slots_claimed for e in engines) - settled
+    assert 0 <= in_flight <= len(engines), (in_flight, settled)
     assert sum(e.stats.slots_skipped for e in engines) == 0
 
 
