@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -18,6 +19,7 @@ from cascade.runtime import (
     Jump,
     JumpError,
     Param,
+    ResultMissing,
     ResultStore,
     RouteMissing,
     Router,
@@ -452,3 +454,18 @@ async def test_a_jump_to_a_task_whose_router_has_no_route_fails_the_task_that_ju
     assert failed.value.task_id == first.task_id
     assert isinstance(failed.value, RouteMissing)
     assert first.task_id in [e.task_id for e in seen.events if isinstance(e, TaskFailed)]
+
+
+def test_a_kept_jump_that_is_no_key_and_data_is_refused_as_undecodable(tmp_path: Path) -> None:
+    """A results file that says it holds a jump (msgpack extension 1) but holds no
+    ``[target_key, data]`` is not believed: the store says it cannot be decoded."""
+    forged = msgspec.msgpack.encode(msgspec.msgpack.Ext(1, msgspec.msgpack.encode(5)))
+    fingerprint = "ab" * 32
+    kept = tmp_path / "results" / fingerprint[:2] / fingerprint
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(forged)
+    with pytest.raises(ResultMissing, match="cannot be decoded"):
+        ResultStore(str(tmp_path)).read(fingerprint)
+    good = msgspec.msgpack.encode(msgspec.msgpack.Ext(1, msgspec.msgpack.encode(["again", 4])))
+    kept.write_bytes(good)
+    assert ResultStore(str(tmp_path)).read(fingerprint) == Jump("again", 4)

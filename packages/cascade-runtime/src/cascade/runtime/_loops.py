@@ -86,7 +86,6 @@ class Loops:
         self._loops: dict[int, _Loop] = {}  # by id of the loop's node
         self._of: dict[int, _Loop] = {}  # an iteration under way's loop, by id of its node
         self._reused: dict[int, Jump] = {}  # a rerun's loops' kept first jumps, by node
-        self._injects: Sequence[Inject] = ()  # those passed in the last call made
 
     def going(self) -> Iterator[Node]:
         """The iterations under way (a run that stops gives each its end)."""
@@ -115,7 +114,7 @@ class Loops:
                     "(cs.bind(call, cs.select_jump({...})))"
                 )
             route = selector.route(jump.target_key)
-            call = None if route is None else self._call(route, jump.data)
+            call, injects = (None, ()) if route is None else self._call(route, jump.data)
         except (JumpError, RouteMissing) as exc:  # a route's router with no route: as a task's
             if loop is not None:
                 loop.current = None
@@ -158,7 +157,7 @@ class Loops:
         state = run.state
         iteration = Node(call, state.add_node())
         iteration.dependents.append(loop.node)
-        iteration.injects = bool(self._injects) or _injects(call)
+        iteration.injects = bool(injects) or _injects(call)
         iteration.guarded = call.resources is not None
         state.waiting[loop.node.index] = 1
         loop.current = iteration
@@ -179,8 +178,8 @@ class Loops:
         jump = self._reused.pop(id(node), None) if self._reused else None
         if jump is not None:
             run = self._run
-            run.emit(TaskRunning(run_id=run.run_id, task_id=node.lazy.task_id,
-                                 task_name=node.lazy.name))  # fmt: skip
+            lazy = node.lazy
+            run.emit(TaskRunning(run_id=run.run_id, task_id=lazy.task_id, task_name=lazy.name))
             self.jumped(node, jump, time.perf_counter(), 1, reused=True)
             return True
         loop = self._loops.get(id(node))
@@ -189,8 +188,8 @@ class Loops:
         last = loop.current
         self._of.pop(id(last), None)
         state = self._run.state
-        if state.failed[last.index] or state.skipped[last.index]:  # readied all the same (it takes
-            # a router): it ends so
+        if state.failed[last.index] or state.skipped[last.index]:
+            # readied all the same (it takes a router): it ends so
             del self._loops[id(node)]
             loop.current = None
             run = self._run
@@ -223,13 +222,14 @@ class Loops:
         )
         run.completed(node)
 
-    def _call(self, route: LazyResult[Any], data: Any) -> LazyResult[Any]:
+    def _call(self, route: LazyResult[Any], data: Any) -> tuple[LazyResult[Any], Sequence[Inject]]:
         """The next iteration's call: ``route``'s task on its arguments with ``data`` in their
-        place, what they take from other tasks given as those tasks' results."""
+        place, what they take from other tasks given as those tasks' results; and the injects
+        passed in it."""
         args, kwargs = jump_call(route, data)
         call = LazyResult(route.task, args, kwargs, route.task_id)
         state = self._run.state
-        _, self._injects = upstream(call)
+        _, injects = upstream(call)
         needed = _without_result((args, kwargs), state)
         if needed is not None:
             raise JumpError(
@@ -241,7 +241,7 @@ class Loops:
         call.kwargs = resolve(kwargs, state)
         call.resources = route.resources
         call.jumps = route.jumps
-        return call
+        return call, injects
 
 
 def _without_result(

@@ -70,8 +70,10 @@ def _kept_form(value: Any) -> Any:
 
 def _from_ext(code: int, data: memoryview) -> Any:
     if code == _JUMP:
-        target_key, value = decode_kept(data)
-        return Jump(target_key, value)
+        pair = decode_kept(data)
+        if type(pair) is not list or len(pair) != 2:  # a file that lies: no jump
+            raise msgspec.DecodeError("a kept jump is no [target_key, data]")
+        return Jump(*pair)
     return msgspec.msgpack.Ext(code, bytes(data))
 
 
