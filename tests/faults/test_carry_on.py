@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,25 @@ async def _serving(observer: MqttConnector, prefix: str, source: str) -> None:
         await handle.unsubscribe()
 
 
+@contextlib.asynccontextmanager
+async def _two_servers(
+    broker: OwnBroker, prefix: str, results: Path, processes: list[EngineProcess], *options: str
+) -> AsyncIterator[tuple[EngineProcess, EngineProcess, MqttConnector]]:
+    """``server-a`` (the one a scenario kills) and ``server-b``, serving with ``options`` and
+    sharing ``results``, and an observer connected once both serve."""
+    victim = await _server(broker, prefix, "server-a", results, *options)
+    survivor = await _server(broker, prefix, "server-b", results, *options)
+    processes += [victim, survivor]
+    observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    try:
+        await _serving(observer, prefix, "server-a")
+        await _serving(observer, prefix, "server-b")
+        yield victim, survivor, observer
+    finally:
+        await observer.disconnect()
+
+
 def _manifest(store: ResultStore, run_id: str) -> RunManifest | None:
     try:
         return store.manifest(run_id)
@@ -110,14 +130,8 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     figures.scenario = "served run's engine SIGKILL, carried on"
     results = tmp_path / "results"
     store = ResultStore(str(results))
-    victim = await _server(own_broker, prefix, "server-a", results)
-    survivor = await _server(own_broker, prefix, "server-b", results)
-    engine_processes += [victim, survivor]
-    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
-    await observer.connect(require=True)
-    try:
-        await _serving(observer, prefix, "server-a")
-        await _serving(observer, prefix, "server-b")
+    servers = _two_servers(own_broker, prefix, results, engine_processes)
+    async with servers as (victim, survivor, observer):
         request = StartRequest(id="nightly-1", workflow="etl", issued_by="ops", reason="nightly")
         await _start(observer, prefix, "server-a", request)
         eleventh = await _step(victim, "running", 11)
@@ -133,8 +147,6 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
         await _step(survivor, "done", TASKS)
         await _status(store, carried, "Succeeded")
         ended = await survivor.expect("finished")
-    finally:
-        await observer.disconnect()
     ran_again = sorted(
         line["i"] for line in survivor.lines if line.get("event") == "running" and line["i"] <= 10
     )
@@ -218,14 +230,8 @@ async def test_a_carry_on_claimed_by_a_server_that_died_before_its_run_began_is_
     figures.scenario = "carry-on's claimant died before its run began, taken over"
     results = tmp_path / "results"
     store = ResultStore(str(results))
-    victim = await _server(own_broker, prefix, "server-a", results)
-    survivor = await _server(own_broker, prefix, "server-b", results)
-    engine_processes += [victim, survivor]
-    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
-    await observer.connect(require=True)
-    try:
-        await _serving(observer, prefix, "server-a")
-        await _serving(observer, prefix, "server-b")
+    servers = _two_servers(own_broker, prefix, results, engine_processes)
+    async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-5", workflow="etl"))
         lost = (await _step(victim, "running", 6))["run"]
         await _kept(store, lost, 5)
@@ -239,8 +245,6 @@ async def test_a_carry_on_claimed_by_a_server_that_died_before_its_run_began_is_
         first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
         carried = first["run"]
         await _status(store, carried, "Succeeded")
-    finally:
-        await observer.disconnect()
     assert first["i"] == 6
     assert store.manifest(carried).rerun_of == lost
     figures.outcome = "ok"
@@ -399,14 +403,8 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
     figures.scenario = "served run's engine SIGKILL, carry-on held"
     results = tmp_path / "results"
     store = ResultStore(str(results))
-    victim = await _server(own_broker, prefix, "server-a", results, "--policy", "hold")
-    survivor = await _server(own_broker, prefix, "server-b", results, "--policy", "hold")
-    engine_processes += [victim, survivor]
-    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
-    await observer.connect(require=True)
-    try:
-        await _serving(observer, prefix, "server-a")
-        await _serving(observer, prefix, "server-b")
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--policy", "hold")
+    async with servers as (victim, survivor, observer):
         request = StartRequest(id="nightly-5", workflow="etl")
         await _start(observer, prefix, "server-a", request)
         running = await _step(victim, "running", 4)
@@ -432,8 +430,6 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
         first = await survivor.expect("running", timeout=30)
         await _step(survivor, "done", TASKS)
         await _status(store, carried, "Succeeded")
-    finally:
-        await observer.disconnect()
     assert first["i"] == 4  # the one in flight; the three finished reused
     assert first["at"] >= decided_at  # nothing ran before the decision
     final = store.manifest(carried)
@@ -453,14 +449,8 @@ async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
     figures.scenario = "served run's engine SIGKILL, unsafe task held"
     results = tmp_path / "results"
     store = ResultStore(str(results))
-    victim = await _server(own_broker, prefix, "server-a", results, "--unsafe-at", "4")
-    survivor = await _server(own_broker, prefix, "server-b", results, "--unsafe-at", "4")
-    engine_processes += [victim, survivor]
-    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
-    await observer.connect(require=True)
-    try:
-        await _serving(observer, prefix, "server-a")
-        await _serving(observer, prefix, "server-b")
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--unsafe-at", "4")
+    async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-6", workflow="etl"))
         lost = (await _step(victim, "running", 4))["run"]
         await _kept(store, lost, 3)
@@ -485,8 +475,6 @@ async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
         first = await survivor.expect("running", timeout=30)
         await _step(survivor, "done", TASKS)
         await _status(store, carried, "Succeeded")
-    finally:
-        await observer.disconnect()
     assert first["i"] == 4
     assert first["at"] >= decided_at  # not run again before a person said so
     figures.outcome = "ok"
