@@ -149,8 +149,10 @@ class AnswerJudge(Generic[R]):
             check_reply_topic(reply, message.topic, self._prefix)
         except InvalidMessageError:
             level = decode_level(message.topic.rsplit("/", 1)[-1])
-            self._refuse(level, f"{REASON_MISMATCH} (it says it is from "
-                                f"{inert(reply.source, SHOWN['source'])})")  # fmt: skip
+            self._refuse(
+                level,
+                f"{REASON_MISMATCH} (it says it is from {inert(reply.source, SHOWN['source'])})",
+            )
             return
         self._judge(reply)
 

@@ -64,6 +64,15 @@ async def request_cancel(
     def topic_of(org: str, project: str) -> str:
         return cancel_topic(org, project, run_id, prefix)
 
-    await ask_engine(connector, topic_of, request, judge, action="cancel", timeout=timeout,
-                     login=login, org=org, project=project)  # fmt: skip
+    await ask_engine(
+        connector,
+        topic_of,
+        request,
+        judge,
+        action="cancel",
+        timeout=timeout,
+        login=login,
+        org=org,
+        project=project,
+    )
     return answer

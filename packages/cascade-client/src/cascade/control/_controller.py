@@ -239,8 +239,7 @@ class Controller:
         :meth:`RunHandle.retry`, ``skip``, ``complete``, ``fail``, :meth:`RunHandle.decide`,
         :meth:`RunHandle.rerun`).
         Nothing is sent until a verb is called; a bad run id raises :class:`ControlError`."""
-        return RunHandle(self, run_id, owner=owner, org=org, project=project,
-                         on_refused=on_refused)  # fmt: skip
+        return RunHandle(self, run_id, owner=owner, org=org, project=project, on_refused=on_refused)
 
     async def cancel(
         self,
@@ -272,9 +271,17 @@ class Controller:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Retry the held ``task`` of ``run_id``: :meth:`RunHandle.retry` of :meth:`run`."""
-        return await self.decide(run_id, task, "retry", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, project=project,
-                                 on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "retry",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            project=project,
+            on_refused=on_refused,
+        )
 
     async def skip(
         self,
@@ -289,9 +296,17 @@ class Controller:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Skip the held ``task`` of ``run_id``: :meth:`RunHandle.skip` of :meth:`run`."""
-        return await self.decide(run_id, task, "skip", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, project=project,
-                                 on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "skip",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            project=project,
+            on_refused=on_refused,
+        )
 
     async def complete(
         self,
@@ -308,9 +323,18 @@ class Controller:
     ) -> DecisionAnswer:
         """Complete the held ``task`` of ``run_id`` with ``result``: :meth:`RunHandle.complete`
         of :meth:`run`."""
-        return await self.decide(run_id, task, "complete", attempt=attempt, result=result,
-                                 reason=reason, owner=owner, org=org, project=project,
-                                 on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "complete",
+            attempt=attempt,
+            result=result,
+            reason=reason,
+            owner=owner,
+            org=org,
+            project=project,
+            on_refused=on_refused,
+        )
 
     async def fail(
         self,
@@ -325,9 +349,17 @@ class Controller:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Fail the held ``task`` of ``run_id``: :meth:`RunHandle.fail` of :meth:`run`."""
-        return await self.decide(run_id, task, "fail", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, project=project,
-                                 on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "fail",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            project=project,
+            on_refused=on_refused,
+        )
 
     async def decide(
         self,
@@ -379,10 +411,16 @@ class Controller:
         replies = []
         for slot in sorted(slots):
             request = backfill_request(view, slot, issued_by=self.issued_by, reason=reason)
-            replies.append(await send_start(
-                self.connector, request, on=view.servers[0], timeout=self.timeout,
-                org=view.org_id, project=view.project_id,
-            ))  # fmt: skip
+            replies.append(
+                await send_start(
+                    self.connector,
+                    request,
+                    on=view.servers[0],
+                    timeout=self.timeout,
+                    org=view.org_id,
+                    project=view.project_id,
+                )
+            )
         return replies
 
     async def start(
@@ -404,8 +442,14 @@ class Controller:
         ``org`` and ``project`` pick the serving processes of that org and project (a start's
         topic names one; the workflow served in several raises
         :class:`~cascade.control.ServedInManyPlacesError` without them)."""
-        asked = Start(workflow=workflow, params=_params(params), on=on, reason=reason, org=org,
-                      project=project)  # fmt: skip
+        asked = Start(
+            workflow=workflow,
+            params=_params(params),
+            on=on,
+            reason=reason,
+            org=org,
+            project=project,
+        )
         return await self.send(asked, on_refused=on_refused)
 
     async def rerun(
@@ -428,9 +472,18 @@ class Controller:
         result that still matches: ``rerun`` says what runs again (``failure``, ``all``, or
         ``from`` ``from_task`` on); ``dry_run`` answers with the plan (``planned``) and starts
         nothing. As :meth:`start` otherwise."""
-        asked = Start(workflow=workflow, params=_params(params), rerun_of=run_id, rerun=rerun,
-                      from_task=from_task, dry_run=dry_run, on=on, reason=reason, org=org,
-                      project=project)  # fmt: skip
+        asked = Start(
+            workflow=workflow,
+            params=_params(params),
+            rerun_of=run_id,
+            rerun=rerun,
+            from_task=from_task,
+            dry_run=dry_run,
+            on=on,
+            reason=reason,
+            org=org,
+            project=project,
+        )
         return await self.send(asked, on_refused=on_refused)
 
     async def resolve_run(
@@ -495,10 +548,18 @@ class RunHandle:
         """Rerun the run of the served ``workflow``, on a process that serves it in the run's
         org and project when the handle knows them: :meth:`Controller.rerun`."""
         return await self.controller.rerun(
-            self.run_id, workflow=workflow, params=params, rerun=rerun, from_task=from_task,
-            dry_run=dry_run, on=on, reason=reason, on_refused=self.on_refused, org=self.org,
+            self.run_id,
+            workflow=workflow,
+            params=params,
+            rerun=rerun,
+            from_task=from_task,
+            dry_run=dry_run,
+            on=on,
+            reason=reason,
+            on_refused=self.on_refused,
+            org=self.org,
             project=self.project,
-        )  # fmt: skip
+        )
 
     async def decide(
         self,
@@ -517,9 +578,16 @@ class RunHandle:
         Its answer (:class:`DecisionAnswer`: ``applied``, or refused with why, e.g.
         ``already_decided`` with who decided first). Bad input raises :class:`ControlError`
         naming the field before anything is sent."""
-        asked = Decide(run_id=self.run_id, task=task, decision=decision, attempt=attempt,
-                       result=result, reason=reason, org=self.org,
-                       project=self.project)  # fmt: skip
+        asked = Decide(
+            run_id=self.run_id,
+            task=task,
+            decision=decision,
+            attempt=attempt,
+            result=result,
+            reason=reason,
+            org=self.org,
+            project=self.project,
+        )
         return await self.controller.send(asked, owner=self.owner, on_refused=self.on_refused)
 
     async def retry(

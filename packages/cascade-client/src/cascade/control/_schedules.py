@@ -64,15 +64,29 @@ class ScheduleView:
         """As `cascade schedules --json` lists it."""
         said, pause = self.schedule, self.pause or ServedSchedule(name="-", workflow="-")
         return {
-            "name": said.name, "org_id": self.org_id, "project_id": self.project_id,
-            "workflow": said.workflow, "cron": said.cron, "tz": said.tz, "every": said.every,
-            "overlap": said.overlap, "catchup": said.catchup, "next": self.next,
-            "upcoming": self.upcoming, "last": self.last, "last_slot": self.last_slot,
-            "last_run": self.last_run, "last_source": self.last_source, "paused": self.paused,
-            "paused_by": pause.paused_by, "paused_reason": pause.paused_reason,
-            "paused_until": pause.paused_until or None, "skipped": self.skipped,
-            "last_skipped": self.last_skipped, "servers": self.servers,
-        }  # fmt: skip
+            "name": said.name,
+            "org_id": self.org_id,
+            "project_id": self.project_id,
+            "workflow": said.workflow,
+            "cron": said.cron,
+            "tz": said.tz,
+            "every": said.every,
+            "overlap": said.overlap,
+            "catchup": said.catchup,
+            "next": self.next,
+            "upcoming": self.upcoming,
+            "last": self.last,
+            "last_slot": self.last_slot,
+            "last_run": self.last_run,
+            "last_source": self.last_source,
+            "paused": self.paused,
+            "paused_by": pause.paused_by,
+            "paused_reason": pause.paused_reason,
+            "paused_until": pause.paused_until or None,
+            "skipped": self.skipped,
+            "last_skipped": self.last_skipped,
+            "servers": self.servers,
+        }
 
 
 def schedules_of(found: Iterable[Served]) -> list[ScheduleView]:
@@ -121,10 +135,13 @@ def backfilled(
     if any(slot.tzinfo is None for slot in slots):
         raise ControlError("a slot is an aware datetime (UTC, or with its offset)", "slots")
     found = [
-        view for view in views
-        if view.name == schedule and view.servers
-        and org in (None, view.org_id) and project in (None, view.project_id)
-    ]  # fmt: skip
+        view
+        for view in views
+        if view.name == schedule
+        and view.servers
+        and org in (None, view.org_id)
+        and project in (None, view.project_id)
+    ]
     if not found:
         raise NobodyServesError(
             f"no online process serves schedule {schedule} (cascade schedules lists them)",

@@ -215,9 +215,10 @@ class CascadeMetrics:
                 running.update(run.counts())
         yield _gauge("cascade_runs_running", "Runs started and not ended.", runs_running)
         yield _gauge(
-            "cascade_tasks_running", "Tasks running now (retries included).",
+            "cascade_tasks_running",
+            "Tasks running now (retries included).",
             running["RUNNING"] + running["RETRYING"],
-        )  # fmt: skip
+        )
         yield _gauge(
             "cascade_tasks_blocked",
             "Tasks held back now by a pause, a concurrency or a rate limit.",

@@ -132,8 +132,9 @@ def _shown(engine: EngineView) -> EngineSummary | None:
     and project vouch for (live first); without its own (a reader of some orgs), theirs
     added up."""
     placed = engine.placed.values()
-    listed = sorted((run for each in placed for run in each.listed),
-                    key=lambda run: run.status != "Running")  # fmt: skip
+    listed = sorted(
+        (run for each in placed for run in each.listed), key=lambda run: run.status != "Running"
+    )
     live = sum(run.status == "Running" for run in listed)
     claimed = engine.claimed
     if claimed is not None:

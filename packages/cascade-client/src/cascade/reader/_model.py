@@ -192,8 +192,9 @@ class ReaderModel:
                 split = split_run_topic(message.topic, self.prefix)
                 if split is not None:
                     envelope = decode_envelope(message.payload)
-                    if not same_place(message.topic, envelope.org_id, envelope.project_id,
-                                      self.prefix):  # fmt: skip
+                    if not same_place(
+                        message.topic, envelope.org_id, envelope.project_id, self.prefix
+                    ):
                         self._refuse_place(envelope.run_id, envelope.source)
                         return
                     self._apply_envelope(envelope, message, split[1])

@@ -53,5 +53,6 @@ def default_sourced_topics() -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"CASCADE_SOURCED_TOPICS must be 1 or 0 (true/false, yes/no, on/off), "
-                     f"not {value[:30]!r}")  # fmt: skip
+    raise ValueError(
+        f"CASCADE_SOURCED_TOPICS must be 1 or 0 (true/false, yes/no, on/off), not {value[:30]!r}"
+    )

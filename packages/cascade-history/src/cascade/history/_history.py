@@ -801,10 +801,17 @@ class History:
         written."""
         self._writable()
         row = access_row(
-            at=time.time() if at is None else at, who=who, via=via, action=action,
-            target=target, outcome=outcome, reason=reason, claim=claim, count=count,
+            at=time.time() if at is None else at,
+            who=who,
+            via=via,
+            action=action,
+            target=target,
+            outcome=outcome,
+            reason=reason,
+            claim=claim,
+            count=count,
             last_at=last_at,
-        )  # fmt: skip
+        )
         return self._write(
             lambda c: insert_access(c, row), f"cannot write the access audit to {self.location}"
         )

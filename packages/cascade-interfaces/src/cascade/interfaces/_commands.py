@@ -105,8 +105,9 @@ def check_reply_topic(
     if decode_level(request_id) != reply.id:
         raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
     if not same_source(reply.source, source):
-        raise InvalidMessageError(f"an answer from {reply.source!r} on {source!r}'s topic",
-                                  "$.source")  # fmt: skip
+        raise InvalidMessageError(
+            f"an answer from {reply.source!r} on {source!r}'s topic", "$.source"
+        )
 
 
 class CancelRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -97,9 +97,14 @@ class Limit(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
         """The topics (under ``prefix``) and constraints it publishes (a concurrency limit, a
         rate limit or both), stamped now."""
         return limit_constraints(
-            self.scope, self.concurrency, self.rate, self.ttl, reason=self.reason,
-            issued_by=issued_by, prefix=prefix,
-        )  # fmt: skip
+            self.scope,
+            self.concurrency,
+            self.rate,
+            self.ttl,
+            reason=self.reason,
+            issued_by=issued_by,
+            prefix=prefix,
+        )
 
 
 class Resume(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -183,10 +188,15 @@ class Start(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
         """The :class:`~cascade.interfaces.serving.StartRequest` it sends, stamped now with a
         fresh id (``issued_by`` checked: :class:`ControlError`)."""
         return start_request(
-            self.workflow, self.params, rerun_of=self.rerun_of, rerun=self.rerun,
-            from_task=self.from_task, dry_run=self.dry_run, issued_by=issued_by,
+            self.workflow,
+            self.params,
+            rerun_of=self.rerun_of,
+            rerun=self.rerun,
+            from_task=self.from_task,
+            dry_run=self.dry_run,
+            issued_by=issued_by,
             reason=self.reason,
-        )  # fmt: skip
+        )
 
 
 R = TypeVar("R", Pause, Limit, Resume, Cancel, Decide, Start)

@@ -219,8 +219,14 @@ def validate_prefix(prefix: str) -> str:
 def _telemetry(
     prefix: str, org_id: str, project_id: str, run_id: str, kind: str, source: str | None = None
 ) -> str:
-    levels = [prefix, "telemetry", encode_level(org_id), encode_level(project_id),
-              encode_level(run_id), kind]  # fmt: skip
+    levels = [
+        prefix,
+        "telemetry",
+        encode_level(org_id),
+        encode_level(project_id),
+        encode_level(run_id),
+        kind,
+    ]
     if source is not None:
         levels.append(encode_level(source))
     return "/".join(levels)

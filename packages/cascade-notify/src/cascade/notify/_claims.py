@@ -31,8 +31,14 @@ from pathlib import Path
 
 from cascade.history import History, HistoryError
 
-__all__ = ["DEFAULT_PATIENCE", "KEEP_FOR", "ClaimLedger", "default_group", "default_ledger_path",
-           "member_id"]  # fmt: skip
+__all__ = [
+    "DEFAULT_PATIENCE",
+    "KEEP_FOR",
+    "ClaimLedger",
+    "default_group",
+    "default_ledger_path",
+    "member_id",
+]
 
 KEEP_FOR = 30 * 86_400.0
 """Seconds a claim is remembered (a hold lasts a day by default; a month is ample)."""

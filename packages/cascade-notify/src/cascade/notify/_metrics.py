@@ -37,20 +37,23 @@ class NotifyMetrics:
             events.add_metric([kind, outcome], value)
         yield events
         yield _by_outcome(
-            "cascade_notify_http_attempts", "HTTP attempts at the webhook, by outcome",
+            "cascade_notify_http_attempts",
+            "HTTP attempts at the webhook, by outcome",
             counts.attempts,
-        )  # fmt: skip
+        )
         yield _by_outcome(
             "cascade_notify_posts", "Posts (one event's or a digest's), by outcome", counts.posts
         )
         yield CounterMetricFamily(
-            "cascade_notify_digests", "Digests posted (events beyond the rate)",
+            "cascade_notify_digests",
+            "Digests posted (events beyond the rate)",
             value=counts.digests,
-        )  # fmt: skip
+        )
         yield CounterMetricFamily(
-            "cascade_notify_audit_errors", "Posts the history could not keep in its audit",
+            "cascade_notify_audit_errors",
+            "Posts the history could not keep in its audit",
             value=counts.audit_errors,
-        )  # fmt: skip
+        )
         claims = self.notifier.claims
         if claims is not None:
             yield CounterMetricFamily(
@@ -75,9 +78,10 @@ class NotifyMetrics:
                 label="step",
             )
         yield GaugeMetricFamily(
-            "cascade_notify_pending", "Events being claimed or posted now",
+            "cascade_notify_pending",
+            "Events being claimed or posted now",
             value=self.notifier.pending,
-        )  # fmt: skip
+        )
 
     def render(self) -> bytes:
         """The text a scrape gets."""

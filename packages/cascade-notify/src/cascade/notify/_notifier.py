@@ -90,9 +90,13 @@ class Notifier:
         self.fmt = fmt
         self.model = ReaderModel(prefix=connector.topic_prefix, clock=clock)
         self.watch = EventWatch(
-            self.model, events=events, filters=filters, warn_before=warn_before,
-            dashboard_url=dashboard_url, clock=clock,
-        )  # fmt: skip
+            self.model,
+            events=events,
+            filters=filters,
+            warn_before=warn_before,
+            dashboard_url=dashboard_url,
+            clock=clock,
+        )
         self.counts = NotifyCounts()
         webhook.on_attempt = self._attempted
         self.member = member_id()
@@ -214,13 +218,21 @@ class Notifier:
             await self.claims.settle(n.key, outcome)
         if self.history is not None:
             post = NotifyPost(
-                at=self.clock(), event=n.kind, event_key=n.key, webhook=self.webhook.shown,
-                outcome=outcome, attempts=posted.attempts,
+                at=self.clock(),
+                event=n.kind,
+                event_key=n.key,
+                webhook=self.webhook.shown,
+                outcome=outcome,
+                attempts=posted.attempts,
                 notifier=self.member,
-                group=self.group, run_id=n.run_id or None, task_id=n.task_id,
-                source=n.source or None, status=posted.status, error=posted.error or None,
+                group=self.group,
+                run_id=n.run_id or None,
+                task_id=n.task_id,
+                source=n.source or None,
+                status=posted.status,
+                error=posted.error or None,
                 digest=digest,
-            )  # fmt: skip
+            )
             try:
                 await asyncio.to_thread(self.history.record_post, post)
             except HistoryError as exc:  # the history down: the post stands

@@ -36,16 +36,34 @@ def make_test_certificates(directory: Path, hostname: str = "localhost") -> Test
     directory.mkdir(parents=True, exist_ok=True)
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     _openssl(
-        "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-        "-subj", "/CN=Cascade Test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Cascade Test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
         cwd=directory,
-    )  # fmt: skip
+    )
     _openssl(
-        "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={hostname}",
+        "req",
+        *ec,
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        f"/CN={hostname}",
         cwd=directory,
-    )  # fmt: skip
+    )
     (directory / "server.ext").write_text(
         f"subjectAltName=DNS:{hostname},IP:127.0.0.1\n"
         "basicConstraints=critical,CA:FALSE\n"
@@ -54,10 +72,23 @@ def make_test_certificates(directory: Path, hostname: str = "localhost") -> Test
         "authorityKeyIdentifier=keyid\n"
     )
     _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
         cwd=directory,
-    )  # fmt: skip
+    )
     for name in ("ca.crt", "server.crt", "server.key"):
         (directory / name).chmod(0o644)  # mosquitto may run as another user
     return TestCertificates(

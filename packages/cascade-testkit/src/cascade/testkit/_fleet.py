@@ -45,10 +45,18 @@ class _Worker:
         # the child imports what this process imports, from where this process does
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cascade.testkit._fleet_worker",
-             json.dumps(dataclasses.asdict(settings)), str(index)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cascade.testkit._fleet_worker",
+                json.dumps(dataclasses.asdict(settings)),
+                str(index),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
@@ -139,8 +147,16 @@ class FleetCounts:
             for kind, count in report["kinds"].items():
                 kinds[kind] = kinds.get(kind, 0) + count
             engines.update(report.get("engines", {}))
-        summed = ("events", "heartbeats", "summaries", "statuses", "unsent", "disconnects",
-                  "shortfall", "running_runs")  # fmt: skip
+        summed = (
+            "events",
+            "heartbeats",
+            "summaries",
+            "statuses",
+            "unsent",
+            "disconnects",
+            "shortfall",
+            "running_runs",
+        )
         return cls(
             **{name: sum(report[name] for report in reports) for name in summed},
             seconds=max(report["seconds"] for report in reports),

@@ -46,14 +46,17 @@ class EngineShare:
         self._publish = publish
         self._interval = heartbeat_interval
         if beats_within is None:
-            firsts = [heartbeat_interval * (n + rng.random()) / len(engines)
-                      for n in range(len(engines))]  # fmt: skip
+            firsts = [
+                heartbeat_interval * (n + rng.random()) / len(engines) for n in range(len(engines))
+            ]
         else:
             firsts = [beats_within * rng.random() for _ in engines]
         self._beats = deque(
-            sorted(((began + first, engine) for first, engine in zip(firsts, engines, strict=True)),
-                   key=lambda beat: beat[0])
-        )  # fmt: skip
+            sorted(
+                ((began + first, engine) for first, engine in zip(firsts, engines, strict=True)),
+                key=lambda beat: beat[0],
+            )
+        )
         self.pacer: SummaryPacer[SimulatedEngine] = SummaryPacer()
         self.heartbeats = self.summaries = 0
 

@@ -32,8 +32,7 @@ class SummaryBook:
     ``pending`` whether a wanted summary waits for :data:`SUMMARY_GAP` to pass.
     """
 
-    __slots__ = ("at", "dropped", "ended", "events_at", "events_ended", "pending",
-                 "runs", "tasks")  # fmt: skip
+    __slots__ = ("at", "dropped", "ended", "events_at", "events_ended", "pending", "runs", "tasks")
 
     def __init__(self) -> None:
         self.runs = RunTally()

@@ -151,9 +151,13 @@ class _Worker:
         capacity = max(1.0, per_second * _BURST)
         self.began = last = time.monotonic()
         share = self.share = EngineShare(
-            self.engines, self.rng, self._send, settings.heartbeat_interval, last,
+            self.engines,
+            self.rng,
+            self._send,
+            settings.heartbeat_interval,
+            last,
             settings.beats_within,
-        )  # fmt: skip
+        )
         tokens = 0.0
         while True:
             if conn.poll():

@@ -76,8 +76,15 @@ class PrivatePostgreSQL(ManagedProcess):
         data = self.root / "data"
         self._run(
             str(self.bin_dir / "initdb"),
-            "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         self.port = free_port()
         self.start_server()
 
@@ -93,17 +100,23 @@ class PrivatePostgreSQL(ManagedProcess):
         self._process = subprocess.Popen(
             [
                 str(self.bin_dir / "postgres"),
-                "-D", str(data),
-                "-p", str(self.port),
-                "-k", str(self.root),
-                "-c", f"listen_addresses={self.host}",
-                "-c", "fsync=off",  # a test cluster: speed over durability
-                "-c", "max_connections=50",
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-c",
+                "fsync=off",  # a test cluster: speed over durability
+                "-c",
+                "max_connections=50",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             user=self._user,
-        )  # fmt: skip
+        )
         log.close()
         deadline = time.monotonic() + 30
         while True:

@@ -214,8 +214,9 @@ class ServingEngine:
             return self._reply(request, "refused", error=self.refuse)
         served = self.workflows.get(request.workflow)
         if served is None:
-            return self._reply(request, "refused", error=f"{self.source} does not serve "
-                               f"{request.workflow}")  # fmt: skip
+            return self._reply(
+                request, "refused", error=f"{self.source} does not serve {request.workflow}"
+            )
         params = dict(request.params)
         rerun_of = root = None
         if request.rerun_of is not None:

@@ -271,9 +271,13 @@ def _engine(
     rights.grant(READ, f"{prefix}/command/+/snapshot", f"{prefix}/status/+")
     for scope in scopes:
         place = _place(scope, check_name, where)
-        below = "#" if place[0] == "+" else f"{place[0]}/#" if place[1] == "+" else (
-            f"{place[0]}/{place[1]}/#"
-        )  # fmt: skip
+        below = (
+            "#"
+            if place[0] == "+"
+            else f"{place[0]}/#"
+            if place[1] == "+"
+            else (f"{place[0]}/{place[1]}/#")
+        )
         rights.grant(READ, f"{prefix}/command/{below}")
         rights.grant(READ, f"{prefix}/signal/{below}")  # what its tasks' cs.recv waits for
         _serves(rights, prefix, login, exact_retained, place)

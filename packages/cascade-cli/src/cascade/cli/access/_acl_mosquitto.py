@@ -40,8 +40,14 @@ def mosquitto_acl(
     """The ``acl_file`` that gives each broker login of ``roles`` its rights, sorted, with a
     header naming ``source`` (the roles file). Raises :class:`AclError` naming the grant
     when a name cannot be written in the file (whitespace, a control character)."""
-    rights = broker_rights(roles, prefix, exact_retained=False, check_name=_unwritable,
-                           check_login=_unwritable, name=source)  # fmt: skip
+    rights = broker_rights(
+        roles,
+        prefix,
+        exact_retained=False,
+        check_name=_unwritable,
+        check_login=_unwritable,
+        name=source,
+    )
     for login, login_rights in rights.items():
         # the pattern lines substitute the login as it is: a login whose topic level is
         # encoded (worker1.example.com) gets its own level's identity lines in its block

@@ -113,8 +113,9 @@ def revoke(
         raise typer.BadParameter("give a session's HANDLE or --who NAME (not both)")
     by = operator_name(operator, None)
     with open_writer("session", db) as history:
-        ended = query(lambda: history.revoke_sessions(by=by, at=time.time(), handle=handle,
-                                                      who=who))  # fmt: skip
+        ended = query(
+            lambda: history.revoke_sessions(by=by, at=time.time(), handle=handle, who=who)
+        )
     if not ended:
         raise fail(f"no live session {'of ' + who if who else handle} in {history.location}")
     for s in ended:

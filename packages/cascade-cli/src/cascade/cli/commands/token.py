@@ -92,8 +92,11 @@ def create(
     expires_at = None if expires is None else time.time() + parse_age(expires)
     created_by = operator_name(operator, None)
     with open_writer("token", db) as history:
-        made = query(lambda: history.create_token(
-            holder, created_by=created_by, note=note, expires_at=expires_at))  # fmt: skip
+        made = query(
+            lambda: history.create_token(
+                holder, created_by=created_by, note=note, expires_at=expires_at
+            )
+        )
     if json_output:
         echo_json({**made.token.to_json(), "secret": made.secret})
         return

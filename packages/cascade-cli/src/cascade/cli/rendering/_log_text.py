@@ -172,9 +172,11 @@ def missed_note(task_name: str, lines: int) -> str:
 def earlier_note(task_name: str, lines: int) -> str:
     """``10 earlier lines of load not shown (...)``: what a task logged before `cascade logs
     -f` listened, where no history printed them."""
-    return f"{lines:,} earlier line{'s' if lines != 1 else ''} of " \
-        f"{inert(task_name, SHOWN['name'])} not shown (logged before this listened, with no " \
-        "history that has them)"  # fmt: skip
+    return (
+        f"{lines:,} earlier line{'s' if lines != 1 else ''} of "
+        f"{inert(task_name, SHOWN['name'])} not shown (logged before this listened, with no "
+        "history that has them)"
+    )
 
 
 LOST_SAID = "lost on the way or before a recorder listened (not in the history)"

@@ -46,10 +46,14 @@ def telemetry(
     snapshot's, else the events'), stamped ``ts`` (now by default) and numbered ``seq`` if
     given; ``sourced``: on the sourced layout, ``source`` as the topic's last level."""
     envelope = Envelope(
-        run_id=run_id, org_id=org_id, project_id=project_id, source=source, body=body,
+        run_id=run_id,
+        org_id=org_id,
+        project_id=project_id,
+        source=source,
+        body=body,
         ts=(ts or datetime.now(timezone.utc)).isoformat(),
         seq=msgspec.UNSET if seq is None else seq,
-    )  # fmt: skip
+    )
     if isinstance(body, Heartbeat):
         kind = heartbeat_topic
     elif isinstance(body, RunSnapshot):

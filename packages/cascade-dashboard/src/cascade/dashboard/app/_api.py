@@ -89,13 +89,16 @@ def _security_headers(form_action: list[str]) -> list[tuple[bytes, bytes]]:
     forms = " ".join(form_action) or "'none'"
     return [
         # Defence in depth: the page never builds HTML from data, and no script runs but ours.
-        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
-         b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-         b"form-action " + forms.encode("ascii")),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; img-src 'self' data:; "
+            b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+            b"form-action " + forms.encode("ascii"),
+        ),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
         (b"x-frame-options", b"DENY"),
-    ]  # fmt: skip
+    ]
 
 
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})

@@ -54,8 +54,11 @@ class Controls:
         """The name of the request's token (its controls are issued by it); else
         :class:`~._guard.AccessRefused` (401)."""
         if self.tokens is None:
-            raise AccessRefused(401, "read-only dashboard: start it with --token to enable "
-                                "controls", headers=_BEARER)  # fmt: skip
+            raise AccessRefused(
+                401,
+                "read-only dashboard: start it with --token to enable controls",
+                headers=_BEARER,
+            )
         name = self.tokens.holder(request.scope)
         if name is None:
             raise AccessRefused(401, "missing or wrong bearer token", headers=_BEARER)
@@ -89,8 +92,13 @@ class Controls:
         asker may not see (audited in a team's dashboard, as every refused control: the same
         row for both)."""
         if self.team is not None and not isinstance(caller, str):
-            self.team.audit.add(caller.identity, action, f"run:{given.strip().lower()}",
-                                "refused", "no such run among those they may see")  # fmt: skip
+            self.team.audit.add(
+                caller.identity,
+                action,
+                f"run:{given.strip().lower()}",
+                "refused",
+                "no such run among those they may see",
+            )
         return unknown_run(given, team=self.team is not None)
 
     def audited(
@@ -159,8 +167,13 @@ class Controls:
             if found is None:  # never heard of, or hidden from the asker: the same answer
                 return self.unknown(caller, given)
             run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
-            holder = self.checked(request, caller, "cancel", f"run:{run_id}",
-                                  lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
+            holder = self.checked(
+                request,
+                caller,
+                "cancel",
+                f"run:{run_id}",
+                lambda a: a.may_cancel(org_id, project_id),
+            )
             asked = read_request(Cancel, body, run_id=run_id, org=org_id, project=project_id)
             run = self.hub.run(run_id, holder, found.owner, org_id, project_id)
             answer = await run.cancel(reason=asked.reason)

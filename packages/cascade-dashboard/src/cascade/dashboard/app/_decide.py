@@ -89,11 +89,21 @@ async def decide_task(controls: Controls, request: Request) -> Response:
         run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
         name = _task_name(controls, run_id, task)
         target = decision_target(run_id, task, asked.attempt)
-        holder = controls.checked(request, caller, asked.decision, target,
-                                  lambda a: may_decide(a, org_id, project_id, name))  # fmt: skip
+        holder = controls.checked(
+            request,
+            caller,
+            asked.decision,
+            target,
+            lambda a: may_decide(a, org_id, project_id, name),
+        )
         run = controls.hub.run(run_id, holder, found.owner, org_id, project_id)
-        answer = await run.decide(asked.task, asked.decision, attempt=asked.attempt,
-                                  result=asked.result, reason=asked.reason)  # fmt: skip
+        answer = await run.decide(
+            asked.task,
+            asked.decision,
+            attempt=asked.attempt,
+            result=asked.result,
+            reason=asked.reason,
+        )
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except (HistoryUnreadable, ConnectorError) as exc:
@@ -101,8 +111,9 @@ async def decide_task(controls: Controls, request: Request) -> Response:
     reply = answer.reply
     if reply is not None:
         target = decision_target(run_id, reply.task_id or task, reply.attempt or asked.attempt)
-    controls.audited(caller, asked.decision, target,
-                     _outcome(answer, controls.hub.timeout, asked.reason))  # fmt: skip
+    controls.audited(
+        caller, asked.decision, target, _outcome(answer, controls.hub.timeout, asked.reason)
+    )
     if reply is None:
         return refusal(504, answer.unanswered(controls.hub.timeout))
     if not answer.applied:

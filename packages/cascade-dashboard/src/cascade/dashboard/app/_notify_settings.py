@@ -73,18 +73,25 @@ class Notifications:
             except ValueError as exc:
                 _log.warning(
                     "notifications: webhook %d (%s) not run: %s",
-                    webhook.id, redact(webhook.url), exc,
-                )  # fmt: skip
+                    webhook.id,
+                    redact(webhook.url),
+                    exc,
+                )
 
     async def _run(self, webhook: NotifyWebhook) -> None:
         from cascade.notify import Notifier, Webhook, parse_filter
 
         hook = Webhook(webhook.url, destinations=self.destinations)
         notifier = Notifier(
-            self.connector, hook, fmt=webhook.format, events=webhook.events,
+            self.connector,
+            hook,
+            fmt=webhook.format,
+            events=webhook.events,
             filters=[parse_filter(text) for text in webhook.filters],
-            dashboard_url=self.dashboard_url, state=self.history, history=self.history,
-        )  # fmt: skip
+            dashboard_url=self.dashboard_url,
+            state=self.history,
+            history=self.history,
+        )
         await notifier.start()
         self.running[webhook.id] = notifier
 
@@ -95,9 +102,13 @@ class Notifications:
         url, fmt, events, filters = _asked(body)
         await asyncio.to_thread(self.destinations.check, url)
         webhook = await asyncio.to_thread(
-            self.history.add_webhook, url, fmt=fmt, events=events, filters=filters,
+            self.history.add_webhook,
+            url,
+            fmt=fmt,
+            events=events,
+            filters=filters,
             created_by=created_by,
-        )  # fmt: skip
+        )
         await self._run(webhook)
         return webhook
 

@@ -62,15 +62,25 @@ async def rerun_run(controls: Controls, request: Request) -> Response:
         return refusal(503, str(exc))
     run_id = found.run_id
     if workflow is None:
-        return refusal(409, f"run {short_id(run_id)} was not started by a served workflow (or "
-                       "its start is known neither live nor to the history): rerun it with "
-                       "`cascade rerun --entrypoint` or `--workflow NAME`")  # fmt: skip
+        return refusal(
+            409,
+            f"run {short_id(run_id)} was not started by a served workflow (or "
+            "its start is known neither live nor to the history): rerun it with "
+            "`cascade rerun --entrypoint` or `--workflow NAME`",
+        )
     servers = controls.hub.workflows.servers_of(workflow, among)
     # the process that ran it keeps its results: the rerun goes there while it serves it
     on = ran_on if any(s.online and s.announcement.source == ran_on for s in servers) else None
     try:
-        asked = read_request(Start, body, workflow=workflow, rerun_of=run_id, on=on,
-                             org=found.org_id, project=found.project_id)  # fmt: skip
+        asked = read_request(
+            Start,
+            body,
+            workflow=workflow,
+            rerun_of=run_id,
+            on=on,
+            org=found.org_id,
+            project=found.project_id,
+        )
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     target = f"run:{run_id}"

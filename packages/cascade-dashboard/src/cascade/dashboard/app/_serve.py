@@ -102,8 +102,10 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
         stack.callback(sock.close)
         url = _url(host, sock.getsockname()[1])
         if not is_loopback(host):
-            warn(f"warning: listening on {host}, not loopback: other machines can reach this "
-                 "dashboard (by a name: add --allowed-host NAME)")  # fmt: skip
+            warn(
+                f"warning: listening on {host}, not loopback: other machines can reach this "
+                "dashboard (by a name: add --allowed-host NAME)"
+            )
         if settings.demo is not None and token:
             secret = token if isinstance(token, str) else token.secrets[0][0].decode()
             say(f"open {url}#token={secret} to use the controls")
@@ -139,14 +141,19 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
         if settings.on_ready is not None:
             settings.on_ready(url)
         config = uvicorn.Config(
-            create_app(hub, replace(settings, history=source), access_log=access_log,
-                       api_tokens=writer, notifications=notifications),
+            create_app(
+                hub,
+                replace(settings, history=source),
+                access_log=access_log,
+                api_tokens=writer,
+                notifications=notifications,
+            ),
             log_level="warning",
             # a trusted proxy is known by its own address: never one a header says
             proxy_headers=not isinstance(settings.sign_in, ProxySignIn),
             lifespan="off",
             timeout_graceful_shutdown=1,
-        )  # fmt: skip
+        )
         server = _Server(config, on_shutdown=hub.close_streams)
         tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")]
         if settings.demo is not None:

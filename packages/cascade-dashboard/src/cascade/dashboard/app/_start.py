@@ -131,8 +131,9 @@ async def send_start(
         ((org, project),) = places
     if not servers:
         return refusal(404, f"nobody serves {name} (cascade served lists who serves what)")
-    holder = controls.checked(request, caller, action, target,
-                              lambda a: may_start(a, name, servers))  # fmt: skip
+    holder = controls.checked(
+        request, caller, action, target, lambda a: may_start(a, name, servers)
+    )
     try:
         placed = msgspec.structs.replace(asked, org=org, project=project)
         reply = await controls.hub.controller(holder).send(placed)

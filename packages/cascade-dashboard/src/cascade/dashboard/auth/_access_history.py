@@ -61,10 +61,17 @@ def sink_of(history: History) -> Callable[[AccessEvent], None]:
             history.count_access(row, event.count, event.last_at or event.at)
             return
         row = history.record_access(
-            who=event.who, via=event.via, action=event.action, target=event.target,
-            outcome=event.outcome, reason=event.reason, at=event.at, claim=event.claim,
-            count=event.count, last_at=event.last_at,
-        )  # fmt: skip
+            who=event.who,
+            via=event.via,
+            action=event.action,
+            target=event.target,
+            outcome=event.outcome,
+            reason=event.reason,
+            at=event.at,
+            claim=event.claim,
+            count=event.count,
+            last_at=event.last_at,
+        )
         if event.fold is not None:
             rows[event.fold] = row
             while len(rows) > _FOLDS_KEPT:

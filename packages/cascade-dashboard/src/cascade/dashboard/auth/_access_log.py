@@ -119,8 +119,9 @@ class AccessLog:
     ) -> AccessEvent:
         """Record one access (a refusal folds into its minute's row, if it has one)."""
         now = time.time()
-        event = AccessEvent(now, identity.name, identity.via, action, target, outcome, reason,
-                            identity.claim)  # fmt: skip
+        event = AccessEvent(
+            now, identity.name, identity.via, action, target, outcome, reason, identity.claim
+        )
         self.counts[outcome] += 1
         if outcome == "refused":
             return self._refused(event)

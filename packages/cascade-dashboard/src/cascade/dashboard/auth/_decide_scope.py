@@ -19,8 +19,9 @@ def may_decide(
     """Why ``access`` may not decide on the held task named ``task`` (``None``: its name is not
     known here) of a run of ``org``/``project`` (``None``: not known), or ``None`` when it
     may."""
-    scopes = [scope for grant in access.grants if grant.role >= Role.OPERATOR
-              for scope in grant.scopes]  # fmt: skip
+    scopes = [
+        scope for grant in access.grants if grant.role >= Role.OPERATOR for scope in grant.scopes
+    ]
     if any(scope.kind == "global" for scope in scopes):
         return None
     if (
@@ -35,8 +36,10 @@ def may_decide(
         return None
     who = access.identity.name
     if task is None:
-        return (f"the task is not known here: deciding on it takes an operator grant over its "
-                f"project, which {who} has not")  # fmt: skip
+        return (
+            f"the task is not known here: deciding on it takes an operator grant over its "
+            f"project, which {who} has not"
+        )
     where = f"project {org}/{project}" if org is not None and project is not None else "its run"
     return f"{who} is not an operator of {where} nor of a task scope matching {task}"
 

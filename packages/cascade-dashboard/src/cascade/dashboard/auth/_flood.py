@@ -42,7 +42,8 @@ class Budget:
         if self.take(address):
             return None
         wait = max(1, round(1 / self.rate))
-        return PlainTextResponse("too many sign-in requests from this address: wait a moment",
-                                 status_code=429,
-                                 headers={"retry-after": str(wait),
-                                          "cache-control": "no-store"})  # fmt: skip
+        return PlainTextResponse(
+            "too many sign-in requests from this address: wait a moment",
+            status_code=429,
+            headers={"retry-after": str(wait), "cache-control": "no-store"},
+        )

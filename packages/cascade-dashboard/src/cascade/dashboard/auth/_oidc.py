@@ -244,18 +244,23 @@ class OidcSignIn:
             )
         except OAuthError as exc:
             if exc.error == "mismatching_state":
-                return _page(400, "Sign-in refused",
-                             "the sign-in's state does not match this browser's (an old, "
-                             "reused or forged link): sign in again")  # fmt: skip
+                return _page(
+                    400,
+                    "Sign-in refused",
+                    "the sign-in's state does not match this browser's (an old, "
+                    "reused or forged link): sign in again",
+                )
             return _page(401, "Sign-in refused", f"the OpenID provider said: {_said(exc)}")
         except JoseError as exc:
             _log.warning("refused an ID token from %s: %s", self.issuer, exc)
-            return _page(401, "Sign-in refused",
-                         f"the provider's ID token was not accepted: {_said(exc)}")  # fmt: skip
+            return _page(
+                401, "Sign-in refused", f"the provider's ID token was not accepted: {_said(exc)}"
+            )
         except _UNAVAILABLE as exc:
             _log.warning("signing in at %s failed: %s", self.issuer, exc)
-            return _page(502, "Cannot sign in",
-                         f"the OpenID provider at {self.issuer} failed: {_said(exc)}")  # fmt: skip
+            return _page(
+                502, "Cannot sign in", f"the OpenID provider at {self.issuer} failed: {_said(exc)}"
+            )
         claims = token.get("userinfo")
         if not claims:
             return _page(401, "Sign-in refused", "the provider sent no ID token")

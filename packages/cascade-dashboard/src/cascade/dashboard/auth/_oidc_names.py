@@ -29,16 +29,19 @@ def name_of(claims: dict[str, Any], claim: str, issuer: str) -> str:
     claim as ``<issuer>#<value>`` (two providers' subjects never collide); NotNamed why not."""
     value = claims.get(claim)
     if not isinstance(value, str) or not value.strip():
-        raise NotNamed(f"the provider's ID token has no {claim}: this dashboard names people "
-                       f"by {claim} only")  # fmt: skip
+        raise NotNamed(
+            f"the provider's ID token has no {claim}: this dashboard names people by {claim} only"
+        )
     name = value.strip()
     if len(name) > _MAX_CLAIM or not name.isprintable():
         raise NotNamed(f"the ID token's {claim} is not a usable name")
     if claim == "email":
         verified = claims.get("email_verified")
         if verified is not True and verified != "true":  # some providers send a string
-            raise NotNamed("the provider does not vouch for this email address (its "
-                           "email_verified is not true): verify it at the provider, or ask "
-                           "an admin to name people by another claim")  # fmt: skip
+            raise NotNamed(
+                "the provider does not vouch for this email address (its "
+                "email_verified is not true): verify it at the provider, or ask "
+                "an admin to name people by another claim"
+            )
         return name
     return f"{issuer}#{name}"

@@ -88,8 +88,7 @@ class _Provider(StarletteOAuth2App):  # type: ignore[misc]
             "code_challenge_method": "S256",
         }
         url = str(httpx2.URL(endpoint).copy_merge_params(params))
-        data = {"redirect_uri": redirect_uri, "code_verifier": verifier, "nonce": nonce,
-                "url": url}  # fmt: skip
+        data = {"redirect_uri": redirect_uri, "code_verifier": verifier, "nonce": nonce, "url": url}
         await self.framework.set_state_data(request.session, state, data)
         return url
 

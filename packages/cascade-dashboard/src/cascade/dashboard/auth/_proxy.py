@@ -90,8 +90,9 @@ class ProxySignIn:
         client = scope.get("client")
         peer = client[0] if client else None
         if not self.trusts(peer):
-            self._log.warning("untrusted", "ignored %s from %s, which is not a --trusted-proxy",
-                              self._shown, peer)  # fmt: skip
+            self._log.warning(
+                "untrusted", "ignored %s from %s, which is not a --trusted-proxy", self._shown, peer
+            )
             return None
         try:
             if len(users) > 1:  # something besides the proxy wrote one: believe neither
@@ -99,8 +100,7 @@ class ProxySignIn:
             name = checked_name(users[0].decode("utf-8"), "the user header")
             groups = _groups(_headers(scope, self.groups_header))
         except (UnicodeDecodeError, SettingsError, ControlError) as exc:
-            self._log.warning("unusable", "ignored the proxy's %s: %s",
-                              self._shown, exc)  # fmt: skip
+            self._log.warning("unusable", "ignored the proxy's %s: %s", self._shown, exc)
             return None
         return Identity(name, "proxy", groups)
 

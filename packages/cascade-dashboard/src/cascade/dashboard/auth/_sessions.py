@@ -111,14 +111,17 @@ class Sessions:
             try:
                 await asyncio.to_thread(self.history.add_session, session)
             except (HistoryError, ValueError) as exc:  # it lives here, not past a restart
-                _log.warning("the sign-in session of %r was not kept in the history: %s",
-                             who, exc)  # fmt: skip
+                _log.warning("the sign-in session of %r was not kept in the history: %s", who, exc)
         return session_id
 
     async def end(
-        self, by: str, *, session_id: str | None = None, handle: str | None = None,
+        self,
+        by: str,
+        *,
+        session_id: str | None = None,
+        handle: str | None = None,
         who: str | None = None,
-    ) -> list[DashboardSession]:  # fmt: skip
+    ) -> list[DashboardSession]:
         """End the session of ``session_id`` (signing out), of ``handle``, or every one of
         ``who`` (an admin's revocation); the sessions ended."""
         from cascade.history import HistoryError
@@ -126,19 +129,28 @@ class Sessions:
         if session_id is not None:
             handle = handle_of(session_id)
         now = time.time()
-        ended = [s for s in self._live.values()
-                 if s.handle == handle or (who is not None and s.who == who)]  # fmt: skip
+        ended = [
+            s
+            for s in self._live.values()
+            if s.handle == handle or (who is not None and s.who == who)
+        ]
         for session in ended:
             del self._live[session.handle]
         if self.history is not None:
             try:
                 stored = await asyncio.to_thread(
-                    self.history.revoke_sessions, by=by, at=now, handle=handle,
+                    self.history.revoke_sessions,
+                    by=by,
+                    at=now,
+                    handle=handle,
                     who=None if handle is not None else who,
-                )  # fmt: skip
+                )
             except (HistoryError, ValueError) as exc:
-                _log.error("the end of a sign-in session was not kept in the history "
-                           "(it holds until this dashboard restarts): %s", exc)  # fmt: skip
+                _log.error(
+                    "the end of a sign-in session was not kept in the history "
+                    "(it holds until this dashboard restarts): %s",
+                    exc,
+                )
             else:
                 known = {s.handle for s in ended}
                 ended += [s for s in stored if s.handle not in known]

@@ -77,8 +77,12 @@ class Team:
         if access is None:
             raise AccessRefused(401, _SIGN_IN)
         if access.role is None:
-            self.refuse(access, what, scope.get("path", ""),
-                        f"{access.identity.name} has no role on this dashboard")  # fmt: skip
+            self.refuse(
+                access,
+                what,
+                scope.get("path", ""),
+                f"{access.identity.name} has no role on this dashboard",
+            )
         return access
 
     def control(

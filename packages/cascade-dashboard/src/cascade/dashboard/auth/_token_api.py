@@ -82,9 +82,12 @@ class _TokenApi:
 
         try:
             made = await asyncio.to_thread(
-                history.create_token, holder, created_by=access.identity.name, note=note,
+                history.create_token,
+                holder,
+                created_by=access.identity.name,
+                note=note,
                 expires_at=expires_at,
-            )  # fmt: skip
+            )
         except ValueError as exc:
             return refusal(400, str(exc))
         except HistoryError as exc:

@@ -399,9 +399,13 @@ _FAILURES = ("FAILED", "HELD")
 def _failure(task: TaskHistory) -> dict[str, Any]:
     """A failed or held task, or one a decision ended, with its attempts (error, traceback,
     duration, the decision on its hold)."""
-    return {"task_id": task.task_id, "name": task.task_name, "error": task.error,
-            "state": task.state,
-            "attempt_list": [attempt.to_json() for attempt in task.attempt_list]}  # fmt: skip
+    return {
+        "task_id": task.task_id,
+        "name": task.task_name,
+        "error": task.error,
+        "state": task.state,
+        "attempt_list": [attempt.to_json() for attempt in task.attempt_list],
+    }
 
 
 def _logs(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
@@ -421,9 +425,13 @@ def _logs(history: History, request: Request, among: Among | None) -> dict[str, 
     limit = _limit(request, MAX_LIMIT)
     # a run the reader may not see has no lines, as one never recorded: in the same query
     lines = history.log_lines(
-        request.path_params["run_id"], task=_text(request, "task"), level=level,
-        after=int(after_text), limit=limit, among=among,
-    )  # fmt: skip
+        request.path_params["run_id"],
+        task=_text(request, "task"),
+        level=level,
+        after=int(after_text),
+        limit=limit,
+        among=among,
+    )
     next_after = lines[-1].id if len(lines) == limit else None
     page: dict[str, Any] = {"lines": [line.to_json() for line in lines], "next_after": next_after}
     if after_text == "0":  # the first page: the run's batches too, if the reader sees it

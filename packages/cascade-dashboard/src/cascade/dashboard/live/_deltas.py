@@ -180,10 +180,16 @@ class Follower:
         """A follower of the same view that holds nothing yet: its first event is a fresh
         snapshot (what a page that fell behind gets instead of the changes it owes)."""
         return Follower(
-            self.hub, self.listing, self.view, run_id=self.run_id, task=self._logs.task,
-            controls=self.controls, decidable=self.decidable, max_batch=self.max_batch,
+            self.hub,
+            self.listing,
+            self.view,
+            run_id=self.run_id,
+            task=self._logs.task,
+            controls=self.controls,
+            decidable=self.decidable,
+            max_batch=self.max_batch,
             max_age=self.max_age,
-        )  # fmt: skip
+        )
 
     @classmethod
     def asked(

@@ -146,11 +146,13 @@ class StreamSlots:
     def take(self, who: Claimant) -> Slot | Refused:
         """A slot for a new stream of ``who``, or why there is none."""
         if who.named and self.of[who.key] >= self.per_person:
-            return Refused(429, f"too many live streams of yours (at most {self.per_person}): "
-                                "close a page")  # fmt: skip
+            return Refused(
+                429, f"too many live streams of yours (at most {self.per_person}): close a page"
+            )
         if not who.named and self.of[who.key] >= self.per_client:
-            return Refused(429, f"too many live streams from {who.address} "
-                                f"(at most {self.per_client})")  # fmt: skip
+            return Refused(
+                429, f"too many live streams from {who.address} (at most {self.per_client})"
+            )
         if who.first and self.reserved < self.holders:
             self.reserved += 1
             slot = Slot(who, reserved=True)
@@ -217,8 +219,11 @@ class HistoryReaders:
         A job is counted until it is done, not until its request goes: a query still running
         holds its worker."""
         if self.under_way[who.key] >= self.per_person:
-            return Refused(429, f"too many history requests of yours at once "
-                                f"(at most {self.per_person}): wait for one")  # fmt: skip
+            return Refused(
+                429,
+                f"too many history requests of yours at once "
+                f"(at most {self.per_person}): wait for one",
+            )
         loop = asyncio.get_running_loop()
         if self._waiting[who.first] == 0 and self._may_start(who.first):
             self.running[who.first] += 1

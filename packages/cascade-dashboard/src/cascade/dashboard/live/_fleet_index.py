@@ -56,11 +56,17 @@ def _share(engine: EngineView | None) -> tuple[float, ...]:
     if not online:
         return (1, 0, 0, 0, *_NO_TALLIES, 0.0, 0, summary.runs.running, 0)
     return (
-        1, 1, 0, 0,
+        1,
+        1,
+        0,
+        0,
         *msgspec.structs.astuple(summary.runs),
         *msgspec.structs.astuple(summary.tasks),
-        summary.events_per_s, summary.dropped, 0, 0,
-    )  # fmt: skip
+        summary.events_per_s,
+        summary.dropped,
+        0,
+        0,
+    )
 
 
 class FleetRun(msgspec.Struct, eq=False, gc=False):

@@ -138,8 +138,9 @@ class DashboardHub:
         if heard is not None:
             owner = owner or heard.source
             org, project = org or heard.org_id, project or heard.project_id
-        return self.controller(issued_by).run(run_id, owner=owner, org=org, project=project,
-                                              on_refused=_log_refusal)  # fmt: skip
+        return self.controller(issued_by).run(
+            run_id, owner=owner, org=org, project=project, on_refused=_log_refusal
+        )
 
 
 def _log_refusal(refusal: Refusal) -> None:

@@ -45,9 +45,18 @@ __all__ = [
 MAX_PAGE = 500
 """The most runs, or engines, one page lists; a larger ``limit`` is refused."""
 PAGED_PARAMS = frozenset(
-    {"limit", "after", "project", "status", "engine", "name", "engines_limit", "engines_after",
-     "engine_status"}
-)  # fmt: skip
+    {
+        "limit",
+        "after",
+        "project",
+        "status",
+        "engine",
+        "name",
+        "engines_limit",
+        "engines_after",
+        "engine_status",
+    }
+)
 """The parameters of ``/api/state`` that page or filter it: without any, it answers as it
 always did (every engine, the 100 runs heard of last)."""
 
@@ -301,12 +310,18 @@ class Listing:
             listed = cast("_Sorted[Any]", self.runs(max_age))
         among = query.among  # its total: of the runs the reader may see, not every project's
         return self._page(
-            (fleet.mode, query), listed, query.after, query.limit, max_age,
+            (fleet.mode, query),
+            listed,
+            query.after,
+            query.limit,
+            max_age,
             lambda run: held.get(run.run_id) is run and query.matches(run),
-            query.filtered, len(held),
-            None if among is None else lambda run: held.get(run.run_id) is run
-            and covers(among, run),
-        )  # fmt: skip
+            query.filtered,
+            len(held),
+            None
+            if among is None
+            else lambda run: held.get(run.run_id) is run and covers(among, run),
+        )
 
     def engine_page(self, query: EngineQuery, max_age: float = 0.0) -> Page[EngineView]:
         """The page of engines ``query`` asks for (those that ended cleanly a while ago are
@@ -318,17 +333,29 @@ class Listing:
             # page reads its rows and no more (a fleet's thousands, at every request)
             gone = self.model.folded_engines()
             return self._page(
-                query, self.engines(max_age), after, query.limit, max_age,
+                query,
+                self.engines(max_age),
+                after,
+                query.limit,
+                max_age,
                 lambda engine: held.get(engine.source) is engine and engine.source not in gone,
-                False, len(held), matching=len(held) - len(gone),
-            )  # fmt: skip
+                False,
+                len(held),
+                matching=len(held) - len(gone),
+            )
         folded = folded_test(self.model.state.clock())
         return self._page(
-            query, self.engines(max_age), after, query.limit, max_age,
-            lambda engine: held.get(engine.source) is engine
-            and query.matches(engine, folded(engine)),
-            True, len(held),
-        )  # fmt: skip
+            query,
+            self.engines(max_age),
+            after,
+            query.limit,
+            max_age,
+            lambda engine: (
+                held.get(engine.source) is engine and query.matches(engine, folded(engine))
+            ),
+            True,
+            len(held),
+        )
 
     def _page(
         self,

@@ -38,8 +38,7 @@ def _missed_item(state: ReaderModel, source: str) -> Item:
 
 
 def _refused(state: ReaderModel) -> Iterable[tuple[str, int]]:
-    return ((source, sum(reasons.values())) for source, reasons in
-            state.refusals.by_source.items())  # fmt: skip
+    return ((source, sum(reasons.values())) for source, reasons in state.refusals.by_source.items())
 
 
 def _refused_item(state: ReaderModel, source: str) -> Item:
@@ -48,8 +47,11 @@ def _refused_item(state: ReaderModel, source: str) -> Item:
 
 
 def _conflicts(state: ReaderModel) -> Iterable[tuple[str, int]]:
-    return ((source, 1) for source, engine in state.engines.items()
-            if engine.conflict_session is not None)  # fmt: skip
+    return (
+        (source, 1)
+        for source, engine in state.engines.items()
+        if engine.conflict_session is not None
+    )
 
 
 def _conflict_item(state: ReaderModel, source: str) -> Item:
@@ -116,8 +118,12 @@ class ProblemsPage:
 
     def as_dict(self, kind: str) -> dict[str, Any]:
         """The page as ``/api/problems/{kind}`` answers it."""
-        return {"kind": kind, "items": self.items, "total": self.total,
-                "next_after": self.next_after}  # fmt: skip
+        return {
+            "kind": kind,
+            "items": self.items,
+            "total": self.total,
+            "next_after": self.next_after,
+        }
 
 
 def problems_page(state: ReaderModel, kind: str, limit: int, after: str | None) -> ProblemsPage:

@@ -108,11 +108,17 @@ async def find_run(
 
         recorded = await _read(history, lambda h: recorded_in(h, wanted, among))
     live = (
-        [run_id for runs in (model.state.runs, model.fleet.runs) for run_id, run in runs.items()
-         if run_id.startswith(wanted) and covers(among, run)]
+        [
+            run_id
+            for runs in (model.state.runs, model.fleet.runs)
+            for run_id, run in runs.items()
+            if run_id.startswith(wanted) and covers(among, run)
+        ]
         if not is_full(wanted)
-        else [wanted] if seen_live(model, wanted, among) is not None else []
-    )  # fmt: skip
+        else [wanted]
+        if seen_live(model, wanted, among) is not None
+        else []
+    )
     found = one_run(wanted, live, recorded.ids, more=recorded.capped)
     if found is None:
         return FoundRun(wanted) if is_full(wanted) and among is None else None
@@ -143,7 +149,7 @@ def _recorded(history: History, run_id: str) -> RunSummary | None:
 def unknown_run(given: str, team: bool) -> JSONResponse:
     """The 404 of a control on a run nobody heard of, or (``team``) the asker may not see:
     the same for both, naming nothing but what was asked."""
-    where = "the runs you may see" if team else (
-        "the runs this dashboard has heard or in its history"
-    )  # fmt: skip
+    where = (
+        "the runs you may see" if team else ("the runs this dashboard has heard or in its history")
+    )
     return refusal(404, f"no run's id starts with {given.strip().lower()} among {where}")

@@ -135,12 +135,22 @@ def refused_events(
         run_id = row.target[4:] if row.target.startswith("run:") else None
         events.append(
             AuditEvent(
-                row.at, "refused", row.target, row.action, None, None, "", None,
-                reason=row.reason, issued_by=row.who, run_id=run_id,
-                vouched=_vouched(row.via, row.claim), count=row.times,
+                row.at,
+                "refused",
+                row.target,
+                row.action,
+                None,
+                None,
+                "",
+                None,
+                reason=row.reason,
+                issued_by=row.who,
+                run_id=run_id,
+                vouched=_vouched(row.via, row.claim),
+                count=row.times,
                 last_at=row.last_at,
             )
-        )  # fmt: skip
+        )
     return events
 
 

@@ -55,8 +55,15 @@ class DashboardSession:
 
 
 def _session(row: Any) -> DashboardSession:
-    return DashboardSession(row.handle, row.who, row.claim, row.signed_in_at, row.expires_at,
-                            row.revoked_at, row.revoked_by)  # fmt: skip
+    return DashboardSession(
+        row.handle,
+        row.who,
+        row.claim,
+        row.signed_in_at,
+        row.expires_at,
+        row.revoked_at,
+        row.revoked_by,
+    )
 
 
 def insert_session(connection: sa.Connection, session: DashboardSession) -> None:

@@ -110,9 +110,16 @@ def _name(value: str, what: str) -> str:
 
 def _token(row: Any) -> ApiToken:
     return ApiToken(
-        row.id, row.holder, row.label, row.note, row.created_by, row.created_at,
-        row.expires_at, row.revoked_at, row.last_used_at,
-    )  # fmt: skip
+        row.id,
+        row.holder,
+        row.label,
+        row.note,
+        row.created_by,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        row.last_used_at,
+    )
 
 
 def insert_token(

@@ -128,10 +128,21 @@ def decision_events(
         record = _record(row)
         events.append(
             AuditEvent(
-                row.at, "decided", decision_target(row.run_id, row.task_id, row.attempt),
-                row.decision, None, None, row.topic, None, reason=row.reason,
-                issued_by=row.issued_by, issued_at=row.issued_at, run_id=row.run_id,
-                source=row.source, request_id=row.request_id, decided=record.to_json(),
+                row.at,
+                "decided",
+                decision_target(row.run_id, row.task_id, row.attempt),
+                row.decision,
+                None,
+                None,
+                row.topic,
+                None,
+                reason=row.reason,
+                issued_by=row.issued_by,
+                issued_at=row.issued_at,
+                run_id=row.run_id,
+                source=row.source,
+                request_id=row.request_id,
+                decided=record.to_json(),
             )
-        )  # fmt: skip
+        )
     return events

@@ -99,9 +99,11 @@ def set_origins(connection: sa.Connection, origins: dict[str, dict[str, Any]]) -
     if origins:
         connection.execute(
             _ORIGIN_UPDATE,
-            [{"b_run_id": run_id, **{f"b_{c}": v for c, v in origins[run_id].items()}}
-             for run_id in sorted(origins)],
-        )  # fmt: skip
+            [
+                {"b_run_id": run_id, **{f"b_{c}": v for c, v in origins[run_id].items()}}
+                for run_id in sorted(origins)
+            ],
+        )
 
 
 def _params(text: str | None) -> dict[str, Any] | None:
@@ -153,12 +155,23 @@ def start_events(connection: sa.Connection, *, since: float | None, limit: int) 
         at = row.received_at if row.received_at is not None else row.started_at
         events.append(
             AuditEvent(
-                at, "start", f"run:{row.run_id}", row.workflow, params, None, "", None,
-                reason=row.reason, issued_by=row.issued_by, issued_at=row.issued_at,
-                run_id=row.run_id, source=row.source, request_id=row.request_id,
+                at,
+                "start",
+                f"run:{row.run_id}",
+                row.workflow,
+                params,
+                None,
+                "",
+                None,
+                reason=row.reason,
+                issued_by=row.issued_by,
+                issued_at=row.issued_at,
+                run_id=row.run_id,
+                source=row.source,
+                request_id=row.request_id,
                 started=started,
             )
-        )  # fmt: skip
+        )
     return events
 
 

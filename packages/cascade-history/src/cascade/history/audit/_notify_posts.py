@@ -101,8 +101,13 @@ def claim_post(
 ) -> PostClaim:
     """Claim the event ``key`` of ``group`` for ``owner`` (see the module)."""
     group, key, owner = clean(group, _NAME_BYTES), clean(key), clean(owner, _NAME_BYTES)
-    row = {"notifier_group": group, "event_key": key, "owner": owner, "claimed_at": now,
-           "takeovers": 0}  # fmt: skip
+    row = {
+        "notifier_group": group,
+        "event_key": key,
+        "owner": owner,
+        "claimed_at": now,
+        "takeovers": 0,
+    }
     inserted = connection.execute(
         insert_for(connection)(notify_claims)
         .values(row)
@@ -176,11 +181,21 @@ def insert_post(connection: sa.Connection, post: NotifyPost) -> None:
 
 def _post(row: Any) -> NotifyPost:
     return NotifyPost(
-        at=row.at, event=row.event, event_key=row.event_key, webhook=row.webhook,
-        outcome=row.outcome, attempts=row.attempts, notifier=row.notifier,
-        group=row.notifier_group, run_id=row.run_id, task_id=row.task_id, source=row.source,
-        status=row.status, error=row.error, digest=bool(row.digest),
-    )  # fmt: skip
+        at=row.at,
+        event=row.event,
+        event_key=row.event_key,
+        webhook=row.webhook,
+        outcome=row.outcome,
+        attempts=row.attempts,
+        notifier=row.notifier,
+        group=row.notifier_group,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        source=row.source,
+        status=row.status,
+        error=row.error,
+        digest=bool(row.digest),
+    )
 
 
 def post_events(connection: sa.Connection, *, since: float | None, limit: int) -> list[AuditEvent]:
@@ -196,9 +211,18 @@ def post_events(connection: sa.Connection, *, since: float | None, limit: int) -
         scope = f"run:{post.run_id}" if post.run_id else f"engine:{post.source or '?'}"
         events.append(
             AuditEvent(
-                post.at, "notified", scope, post.event, None, None, "", None,
-                issued_by=post.notifier, run_id=post.run_id, source=post.source,
+                post.at,
+                "notified",
+                scope,
+                post.event,
+                None,
+                None,
+                "",
+                None,
+                issued_by=post.notifier,
+                run_id=post.run_id,
+                source=post.source,
                 notified=post.to_json(),
             )
-        )  # fmt: skip
+        )
     return events

@@ -50,9 +50,14 @@ def _webhook(row: Any) -> NotifyWebhook:
         return tuple(part for part in text.split(",") if part)
 
     return NotifyWebhook(
-        row.id, row.url, row.format, listed(row.events), listed(row.filters), row.created_by,
+        row.id,
+        row.url,
+        row.format,
+        listed(row.events),
+        listed(row.filters),
+        row.created_by,
         row.created_at,
-    )  # fmt: skip
+    )
 
 
 def insert_webhook(

@@ -46,24 +46,70 @@ EXPORT_FORMATS: tuple[ExportFormatName, ...] = ("csv", "jsonl")
 """The formats a list exports in."""
 
 RUN_COLUMNS = (
-    "run_id", "org_id", "project_id", "source", "status", "started_at", "ended_at", "duration",
-    "error", "planned_tasks", "tasks", "dropped_telemetry", "missing_events", "trace_id",
-    "refused", "received_at", "vouched", "claims", "name", "origin", "rerun_of", "replaced_by",
-    "decisions", "line",
-)  # fmt: skip
+    "run_id",
+    "org_id",
+    "project_id",
+    "source",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration",
+    "error",
+    "planned_tasks",
+    "tasks",
+    "dropped_telemetry",
+    "missing_events",
+    "trace_id",
+    "refused",
+    "received_at",
+    "vouched",
+    "claims",
+    "name",
+    "origin",
+    "rerun_of",
+    "replaced_by",
+    "decisions",
+    "line",
+)
 """A run's columns: ``RunSummary.to_json``'s fields."""
 RUN_TIMES = ("started_at", "ended_at", "received_at")
 """A run's columns that are times."""
 TASK_COLUMNS = (
-    "task_name", "runs", "executions", "failures", "failure_rate", "p50_ms", "p95_ms", "max_ms",
+    "task_name",
+    "runs",
+    "executions",
+    "failures",
+    "failure_rate",
+    "p50_ms",
+    "p95_ms",
+    "max_ms",
     "approximate",
-)  # fmt: skip
+)
 """A task name's columns: ``TaskStats.to_json``'s fields."""
 AUDIT_COLUMNS = (
-    "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
-    "reason", "issued_by", "issued_at", "run_id", "source", "request_id", "stopped", "decided",
-    "vouched", "count", "last_at", "started", "notified",
-)  # fmt: skip
+    "at",
+    "action",
+    "scope",
+    "type",
+    "params",
+    "expires_at",
+    "ttl",
+    "topic",
+    "constraint_id",
+    "reason",
+    "issued_by",
+    "issued_at",
+    "run_id",
+    "source",
+    "request_id",
+    "stopped",
+    "decided",
+    "vouched",
+    "count",
+    "last_at",
+    "started",
+    "notified",
+)
 """An audit row's columns: ``AuditEvent.to_json``'s fields."""
 AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
 """An audit row's columns that are times."""

@@ -12,11 +12,22 @@ from ._task_filters import ESCAPE, name_matches
 __all__ = ["log_batches_query", "log_counts_query", "log_lines_query", "runs_logging_query"]
 
 _LINE = (
-    log_lines.c.id, log_lines.c.run_id, log_lines.c.task_id, log_lines.c.task_name,
-    log_lines.c.attempt, log_lines.c.n, log_lines.c.ts, log_lines.c.level,
-    log_lines.c.level_number, log_lines.c.logger, log_lines.c.message, log_lines.c.stream,
-    log_lines.c.source, log_lines.c.trace_id, log_lines.c.span_id,
-)  # fmt: skip
+    log_lines.c.id,
+    log_lines.c.run_id,
+    log_lines.c.task_id,
+    log_lines.c.task_name,
+    log_lines.c.attempt,
+    log_lines.c.n,
+    log_lines.c.ts,
+    log_lines.c.level,
+    log_lines.c.level_number,
+    log_lines.c.logger,
+    log_lines.c.message,
+    log_lines.c.stream,
+    log_lines.c.source,
+    log_lines.c.trace_id,
+    log_lines.c.span_id,
+)
 _GLOB = frozenset("*?[")
 
 

@@ -87,8 +87,9 @@ class Intake:
             item = read_message(message, self.prefix, now)
         except ConstraintTopicError as exc:  # no run's: counted in the stats only
             self.refused += 1
-            _log.warning("not-its-topic", "refused a constraint on %r: %s",
-                         message.topic[:200], exc)  # fmt: skip
+            _log.warning(
+                "not-its-topic", "refused a constraint on %r: %s", message.topic[:200], exc
+            )
             return []
         except NotItsPlaceError as exc:  # forged: counted as its run's refusal
             self._refuse(exc.run_id, REASON_NOT_ITS_PLACE)

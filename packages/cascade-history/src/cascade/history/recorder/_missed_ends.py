@@ -75,9 +75,12 @@ class MissedEnds:
             if source is None or source in self._handles:
                 continue
             if len(self._handles) >= MAX_LOOKED:
-                _log.warning("looked", "more than %d sources to read the summaries of after a "
-                             "reconnection: the others' ended runs are not looked up",
-                             MAX_LOOKED)  # fmt: skip
+                _log.warning(
+                    "looked",
+                    "more than %d sources to read the summaries of after a "
+                    "reconnection: the others' ended runs are not looked up",
+                    MAX_LOOKED,
+                )
                 return
             topic = summary_topic(source, self._prefix)
             try:
@@ -93,8 +96,9 @@ class MissedEnds:
             try:
                 await handle.unsubscribe()
             except Exception as exc:  # gone with the connection anyway (a clean session)
-                _log.warning("release", "could not unsubscribe from %r: %s",
-                             handle.topic_filter, exc)  # fmt: skip
+                _log.warning(
+                    "release", "could not unsubscribe from %r: %s", handle.topic_filter, exc
+                )
 
     def ends(self, message: Message, now: float) -> list[Envelope]:
         """What the summary in ``message`` (received at ``now``) says of the followed runs that
@@ -135,9 +139,14 @@ class MissedEnds:
                     )
                 )
             self.taken += 1
-            _log.log(logging.INFO, "ended", "run %s ended (%s) while the recorder was away: "
-                     "its end is taken from %s's summary", run.run_id, run.status,
-                     summary.source)  # fmt: skip
+            _log.log(
+                logging.INFO,
+                "ended",
+                "run %s ended (%s) while the recorder was away: its end is taken from %s's summary",
+                run.run_id,
+                run.status,
+                summary.source,
+            )
         return made
 
     def _refuse(self, message: Message, why: str) -> list[Envelope]:

@@ -291,8 +291,13 @@ class Recorder:
             try:
                 self._observe(message)
             except Exception:  # an observer's bug never costs the history a message
-                self._log.log(logging.ERROR, "observer", "the recorder's observer failed on %r",
-                              message.topic[:200], exc_info=True)  # fmt: skip
+                self._log.log(
+                    logging.ERROR,
+                    "observer",
+                    "the recorder's observer failed on %r",
+                    message.topic[:200],
+                    exc_info=True,
+                )
         for item in self._intake.take(message, self._clock()):
             self._writer.put(item)
 

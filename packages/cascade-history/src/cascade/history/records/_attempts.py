@@ -112,8 +112,9 @@ class Attempt:
 
 
 def _decision_hold(held_by: list[dict[str, Any]] | None) -> dict[str, Any] | None:
-    return next((h for h in held_by or () if isinstance(h, dict) and h.get("type") == "decision"),
-                None)  # fmt: skip
+    return next(
+        (h for h in held_by or () if isinstance(h, dict) and h.get("type") == "decision"), None
+    )
 
 
 def attempts_of(states: Sequence[StateChange]) -> list[Attempt]:

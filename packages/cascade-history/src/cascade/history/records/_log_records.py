@@ -75,8 +75,12 @@ class LogCount:
 
     def to_json(self) -> dict[str, Any]:
         """These counts as a JSON object."""
-        return {"task_name": self.task_name, "lines": self.lines, "dropped": self.dropped,
-                "lost": self.lost}  # fmt: skip
+        return {
+            "task_name": self.task_name,
+            "lines": self.lines,
+            "dropped": self.dropped,
+            "lost": self.lost,
+        }
 
 
 @dataclass(frozen=True, slots=True)

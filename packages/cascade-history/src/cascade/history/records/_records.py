@@ -73,8 +73,12 @@ class RunLink:
 
     def to_json(self) -> dict[str, Any]:
         """This link as a JSON object (``lost_engine`` only where it carried the run on)."""
-        out = {"run_id": self.run_id, "status": self.status, "name": self.name,
-               "reused": self.reused}  # fmt: skip
+        out = {
+            "run_id": self.run_id,
+            "status": self.status,
+            "name": self.name,
+            "reused": self.reused,
+        }
         if self.lost_engine is not None:
             out["lost_engine"] = self.lost_engine
         return out

@@ -142,8 +142,14 @@ def refusal_rows(refused: Mapping[tuple[str, str], int], at: float) -> list[dict
         except InvalidMessageError:
             continue
         if count:
-            rows.append({"run_id": checked, "reason": reason[:32], "refused": min(count, INT64),
-                         "last_at": at})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": checked,
+                    "reason": reason[:32],
+                    "refused": min(count, INT64),
+                    "last_at": at,
+                }
+            )
     return rows
 
 

@@ -63,10 +63,16 @@ def store_logs(connection: sa.Connection, logs: LogRows) -> int:
             task = tasks.get((key[0], task_id))
             if task is None:
                 task = tasks[(key[0], task_id)] = {
-                    "run_id": key[0], "task_id": task_id, "task_name": name,
-                    "lines": 0, "dropped_rate": 0, "dropped_budget": 0, "dropped_queue": 0,
-                    "last_at": at, "last_n": 0,
-                }  # fmt: skip
+                    "run_id": key[0],
+                    "task_id": task_id,
+                    "task_name": name,
+                    "lines": 0,
+                    "dropped_rate": 0,
+                    "dropped_budget": 0,
+                    "dropped_queue": 0,
+                    "last_at": at,
+                    "last_n": 0,
+                }
             for column, count in zip(_COUNTS, counts, strict=True):
                 task[column] += count
             task["last_at"] = max(task["last_at"], at)
@@ -79,8 +85,12 @@ def store_logs(connection: sa.Connection, logs: LogRows) -> int:
             continue
         run = numbered.get(run_id)
         if run is None:
-            run = numbered[run_id] = {"run_id": run_id, "batches": 0, "last_seq": 0,
-                                      "last_at": row["received_at"]}  # fmt: skip
+            run = numbered[run_id] = {
+                "run_id": run_id,
+                "batches": 0,
+                "last_seq": 0,
+                "last_at": row["received_at"],
+            }
         run["batches"] += 1
         run["last_seq"] = max(run["last_seq"], seq)
         run["last_at"] = max(run["last_at"], row["received_at"])

@@ -97,14 +97,22 @@ def settle_owners(
             continue  # believed already, for a reason: another source stays refused
         elif owner[0] == source:
             connection.execute(
-                sa.update(runs).where(runs.c.run_id == run_id, runs.c.vouched.is_(None))
+                sa.update(runs)
+                .where(runs.c.run_id == run_id, runs.c.vouched.is_(None))
                 .values(vouched=why)
-            )  # fmt: skip
+            )
             owners[run_id] = (source, why)
         else:
             set_aside = _set_aside(connection, run_id)
-            claims.append({"run_id": run_id, "source": owner[0], "refused": 0,
-                           "set_aside": set_aside, "last_at": at})  # fmt: skip
+            claims.append(
+                {
+                    "run_id": run_id,
+                    "source": owner[0],
+                    "refused": 0,
+                    "set_aside": set_aside,
+                    "last_at": at,
+                }
+            )
             owners[run_id] = (source, why)
     return claims
 
@@ -144,8 +152,15 @@ def claim_rows(claims: Mapping[tuple[str, str], int], at: float) -> list[dict[st
             ids = checked_id(run_id, "run_id"), checked_id(source, "source")
         except InvalidMessageError:
             continue
-        rows.append({"run_id": ids[0], "source": ids[1], "refused": min(count, INT64),
-                     "set_aside": 0, "last_at": at})  # fmt: skip
+        rows.append(
+            {
+                "run_id": ids[0],
+                "source": ids[1],
+                "refused": min(count, INT64),
+                "set_aside": 0,
+                "last_at": at,
+            }
+        )
     return rows
 
 

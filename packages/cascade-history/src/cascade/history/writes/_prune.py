@@ -60,8 +60,16 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         ).rowcount
         if deleted >= LINES_A_PRUNE:  # more of their lines: the runs go later
             return deleted
-        for table in (task_events, run_events, run_refusals, run_claims, run_graphs, log_batches,
-                      log_runs, log_tasks):  # fmt: skip
+        for table in (
+            task_events,
+            run_events,
+            run_refusals,
+            run_claims,
+            run_graphs,
+            log_batches,
+            log_runs,
+            log_tasks,
+        ):
             deleted += connection.execute(sa.delete(table).where(table.c.run_id.in_(gone))).rowcount
         deleted += connection.execute(sa.delete(runs).where(runs.c.run_id.in_(doomed))).rowcount
     for table, when in (
@@ -74,9 +82,11 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
     ):
         oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
         deleted += connection.execute(sa.delete(table).where(table.c.id.in_(oldest))).rowcount
-    for counts, last in ((source_gaps, source_gaps.c.last_at),
-                         (run_refusals, run_refusals.c.last_at),
-                         (run_claims, run_claims.c.last_at)):  # fmt: skip
+    for counts, last in (
+        (source_gaps, source_gaps.c.last_at),
+        (run_refusals, run_refusals.c.last_at),
+        (run_claims, run_claims.c.last_at),
+    ):
         deleted += connection.execute(sa.delete(counts).where(last < before)).rowcount
     return deleted + prune_rollup(connection, before, doomed)
 

@@ -191,13 +191,19 @@ class Outcome:
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (
-            self.result, self.error, self.traceback, self.lines, self.over, self.worker, self.kept
-        )  # fmt: skip
+            self.result,
+            self.error,
+            self.traceback,
+            self.lines,
+            self.over,
+            self.worker,
+            self.kept,
+        )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        (
-            self.result, self.error, self.traceback, self.lines, self.over, self.worker, self.kept
-        ) = state  # fmt: skip
+        (self.result, self.error, self.traceback, self.lines, self.over, self.worker, self.kept) = (
+            state
+        )
 
 
 class WorkerTraceback(CascadeError):

@@ -68,9 +68,12 @@ class RunLogs:
         self.connector = connector
         self.options = options
         self.topic = logs_topic(  # on the layout the connector publishes its source's on
-            org_id, project_id, run_id, prefix,
+            org_id,
+            project_id,
+            run_id,
+            prefix,
             connector.source_id if connector.sourced_topics else None,
-        )  # fmt: skip
+        )
         self.sent = 0
         """Lines published."""
         self.dropped = 0

@@ -179,8 +179,10 @@ class RunCache:
             self.stats.results_refused += 1
             _log.warning(
                 "task %s (%s) runs: its cache policy's check failed: %s",
-                lazy.name, lazy.task_id, describe(exc),
-            )  # fmt: skip
+                lazy.name,
+                lazy.task_id,
+                describe(exc),
+            )
             return None
         if value is None:
             return None
@@ -206,8 +208,10 @@ class RunCache:
         except Exception as exc:
             _log.warning(
                 "task %s (%s): its cache policy's save failed: %s",
-                lazy.name, lazy.task_id, describe(exc),
-            )  # fmt: skip
+                lazy.name,
+                lazy.task_id,
+                describe(exc),
+            )
 
     async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         """A policy's coroutine method awaited, a plain one called in a thread."""

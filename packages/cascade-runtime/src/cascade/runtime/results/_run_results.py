@@ -222,10 +222,17 @@ class RunResults:
         """Write the head of the run's journal, what it begins with, so that a run whose
         engine dies can be carried on (its journal then lists the results it kept)."""
         began = RunManifest(
-            run_id=self.run_id, status="Running", tasks={}, name=name, workflow=workflow,
-            params=params, rerun_of=rerun_of, root_run=root_run, started=self.started,
+            run_id=self.run_id,
+            status="Running",
+            tasks={},
+            name=name,
+            workflow=workflow,
+            params=params,
+            rerun_of=rerun_of,
+            root_run=root_run,
+            started=self.started,
             origin=origin,
-        )  # fmt: skip
+        )
         store = self.store
 
         def write() -> None:
@@ -252,9 +259,12 @@ class RunResults:
             self.refused[id(step.node)] = step.why
             lazy = step.node.lazy
             _log.warning(
-                "task %s (%s) of run %s runs again: %s", lazy.name, lazy.task_id, self.run_id,
+                "task %s (%s) of run %s runs again: %s",
+                lazy.name,
+                lazy.task_id,
+                self.run_id,
                 step.why,
-            )  # fmt: skip
+            )
         return steps
 
     def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
@@ -466,8 +476,11 @@ class RunResults:
         lazy = node.lazy
         _log.warning(
             "task %s (%s) of run %s runs, its cached result not taken: %s",
-            lazy.name, lazy.task_id, self.run_id, why,
-        )  # fmt: skip
+            lazy.name,
+            lazy.task_id,
+            self.run_id,
+            why,
+        )
 
     def from_policy(self, node: Node, policy: object) -> str:
         """``node``'s value came from its cache policy, not from its code: it is not kept, nor
@@ -567,10 +580,15 @@ class RunResults:
             index = self._index[key]
             lazy = self.nodes[index].lazy
             task = ManifestTask(
-                name=lazy.name, task_id=lazy.task_id, state="COMPLETED", fingerprint=fingerprint,
-                code=self.prints.codes[index], from_run=self.run_id, size=len(data),
+                name=lazy.name,
+                task_id=lazy.task_id,
+                state="COMPLETED",
+                fingerprint=fingerprint,
+                code=self.prints.codes[index],
+                from_run=self.run_id,
+                size=len(data),
                 sha256=digest.hex(),
-            )  # fmt: skip
+            )
             lines.append(KeptTask(key=self.keys[index], task=task))
         if not lines:
             return
@@ -597,8 +615,10 @@ class RunResults:
             except Exception as exc:  # the result is kept; only the cache will not find it
                 _log.warning(
                     "the cache entry of task %s of run %s could not be written: %s",
-                    name, self.run_id, describe(exc),
-                )  # fmt: skip
+                    name,
+                    self.run_id,
+                    describe(exc),
+                )
 
     async def close(
         self,

@@ -204,8 +204,10 @@ class CarryOns:
             _log.warning(
                 "run %s of %s died with its engine %s; it is not carried on: this engine keeps "
                 "no results (Engine(results=...), a store every server reaches)",
-                entry.run_id, entry.workflow, source,
-            )  # fmt: skip
+                entry.run_id,
+                entry.workflow,
+                source,
+            )
             return
         try:
             run_id = await asyncio.to_thread(results.resolve, entry.run_id)
@@ -221,8 +223,11 @@ class CarryOns:
             _log.warning(
                 "run %s of %s died with its engine %s; it is not carried on: its line was "
                 "carried on %d times already (max_carry_ons), each time its engine died",
-                run_id, entry.workflow, source, origin.carry_ons,
-            )  # fmt: skip
+                run_id,
+                entry.workflow,
+                source,
+                origin.carry_ons,
+            )
             return
         generation = await self._generation(results, run_id)
         if generation is None:
@@ -230,18 +235,27 @@ class CarryOns:
         hold = self._policies.get(entry.workflow) == "hold"
         try:
             lost = LostRun(
-                run_id, source, entry.workflow, origin, hold=hold, kept=frozenset(manifest.tasks),
+                run_id,
+                source,
+                entry.workflow,
+                origin,
+                hold=hold,
+                kept=frozenset(manifest.tasks),
                 generation=generation,
-            )  # fmt: skip
+            )
             carried_as = await self._carry(lost)
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
             return
         self._stats.runs_carried_on += 1
         _log.warning(
-            "carried on run %s of %s as %s%s: its engine %s died", run_id, entry.workflow,
-            carried_as, ", held for a decision (its task carry_on)" if hold else "", source,
-        )  # fmt: skip
+            "carried on run %s of %s as %s%s: its engine %s died",
+            run_id,
+            entry.workflow,
+            carried_as,
+            ", held for a decision (its task carry_on)" if hold else "",
+            source,
+        )
 
     async def _generation(self, results: ResultStore, run_id: str) -> int | None:
         """Which claim of the carry-on of ``run_id`` to take (:func:`carry_request_id`): the
@@ -259,8 +273,11 @@ class CarryOns:
                 if wait <= 0:
                     _log.warning(
                         "run %s's carry-on was claimed by %s at %s, whose run never began: "
-                        "taken over", run_id, held.source, time.ctime(held.at),
-                    )  # fmt: skip
+                        "taken over",
+                        run_id,
+                        held.source,
+                        time.ctime(held.at),
+                    )
                     break
                 await asyncio.sleep(min(wait, CLAIM_FRESH))
             else:

@@ -198,9 +198,13 @@ class Clock:
             self._stats.slots_missed += left
             _log.warning(
                 "schedule %s: %d slots missed while no server of it ran (%s to %s), not fired "
-                "(catchup %r)", name, left, missed[0].isoformat(), missed[-1].isoformat(),
+                "(catchup %r)",
+                name,
+                left,
+                missed[0].isoformat(),
+                missed[-1].isoformat(),
                 schedule.catchup,
-            )  # fmt: skip
+            )
         for slot in fire:
             await self._fire(name, schedule, slot)
 
@@ -211,8 +215,10 @@ class Clock:
             self._stats.slots_unclaimed += 1
             _log.warning(
                 "schedule %s: slot %s not fired here: its claim was not heard back from the "
-                "broker within its wait", name, slot.isoformat(),
-            )  # fmt: skip
+                "broker within its wait",
+                name,
+                slot.isoformat(),
+            )
             return
         if not won:
             return
@@ -306,8 +312,13 @@ class Clock:
         _log.warning(
             "schedule %s: slot %s ran twice: here as %s and on %s as %s (the broker did not "
             "order their claims alike; a results store shared by the servers takes each slot "
-            "once)", name, slot.isoformat(), here, source, run_id,
-        )  # fmt: skip
+            "once)",
+            name,
+            slot.isoformat(),
+            here,
+            source,
+            run_id,
+        )
 
     def _skip(self, name: str, slot: datetime, why: str, *, counted: bool = True) -> None:
         """Say ``slot`` skipped and why (counted in ``slots_skipped`` unless not ``counted``:

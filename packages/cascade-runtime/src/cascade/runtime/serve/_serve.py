@@ -520,9 +520,13 @@ class Server:
         # its slot (or place), before the answer is sent
         queued = self._runs.accept(accepted, held=held)
         reply = self._reply(
-            request, "started", run_id=accepted.run_id, name=request.workflow, queued=queued,
+            request,
+            "started",
+            run_id=accepted.run_id,
+            name=request.workflow,
+            queued=queued,
             **plan,
-        )  # fmt: skip
+        )
         return reply, accepted
 
     async def _take_backfill(
@@ -699,10 +703,13 @@ class Server:
             claims, refused = await asyncio.to_thread(take)
         except Exception as exc:  # the store: unreachable, or without an exclusive create
             self._log.warning(
-                "claims", "cannot take start request %s in the results store %s (%s): only "
-                "the announcements keep its reruns one at a time", request.id, store.url,
+                "claims",
+                "cannot take start request %s in the results store %s (%s): only "
+                "the announcements keep its reruns one at a time",
+                request.id,
+                store.url,
                 explain(exc),
-            )  # fmt: skip
+            )
             return []
         if refused is not None:
             raise refused

@@ -119,9 +119,11 @@ class SlotClaims:
             future = asyncio.get_running_loop().create_future()
             self._waiting[key] = future
         mine = SlotClaim(
-            source=self._connector.source_id, nonce=uuid.uuid4().hex, at=time.time(),
+            source=self._connector.source_id,
+            nonce=uuid.uuid4().hex,
+            at=time.time(),
             backfill=backfill,
-        )  # fmt: skip
+        )
         topic = slot_claim_topic(self._org, self._project, name, slot, self._prefix)
         await self._connector.publish(topic, mine, qos=1, retain=True)
         try:

@@ -674,10 +674,17 @@ def task(
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
     options: dict[str, Any] = {
-        "name": name, "retry": retry, "on_failure": on_failure, "hold_timeout": hold_timeout,
-        "hold_default": hold_default, "timeout": timeout, "executor": executor, "mode": mode,
-        "pure": pure, "repeatable": repeatable,
-    }  # fmt: skip
+        "name": name,
+        "retry": retry,
+        "on_failure": on_failure,
+        "hold_timeout": hold_timeout,
+        "hold_default": hold_default,
+        "timeout": timeout,
+        "executor": executor,
+        "mode": mode,
+        "pure": pure,
+        "repeatable": repeatable,
+    }
     if fn is not None:
         return Task(fn, **options)
     return _Decorator(options)

@@ -25,5 +25,7 @@ class RefusalsSaid:
 
     def rest(self, refused: int) -> None:
         if refused > self.said:
-            typer.echo(f"cascade: and {refused - self.said} more answers from other sources "
-                       "refused", err=True)  # fmt: skip
+            typer.echo(
+                f"cascade: and {refused - self.said} more answers from other sources refused",
+                err=True,
+            )

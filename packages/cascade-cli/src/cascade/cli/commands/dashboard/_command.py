@@ -140,10 +140,19 @@ def dashboard(
     from ._team_sign_in import team_sign_in
 
     sign_in_options = SignInOptions(
-        roles, oidc_issuer, oidc_client_id, oidc_client_secret, oidc_name_claim,
-        oidc_groups_claim, oidc_post_logout_url, public_url, session_secret,
-        trusted_proxy or [], proxy_user_header, proxy_groups_header,
-    )  # fmt: skip
+        roles,
+        oidc_issuer,
+        oidc_client_id,
+        oidc_client_secret,
+        oidc_name_claim,
+        oidc_groups_claim,
+        oidc_post_logout_url,
+        public_url,
+        session_secret,
+        trusted_proxy or [],
+        proxy_user_header,
+        proxy_groups_header,
+    )
     host, port = parse_listen(listen)
     notify_allow = tuple(notify_allow_destination or ())
     if notify_allow:

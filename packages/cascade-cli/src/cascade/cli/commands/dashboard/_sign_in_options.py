@@ -28,73 +28,108 @@ __all__ = [
 
 RolesFile = Annotated[
     str | None,
-    typer.Option("--roles", metavar="FILE",
-                 help="The roles file (TOML): who may see and do what. Turns on team mode: "
-                 "people sign in (--oidc-issuer, --trusted-proxy, or --token NAME=SECRET)."),
-]  # fmt: skip
+    typer.Option(
+        "--roles",
+        metavar="FILE",
+        help="The roles file (TOML): who may see and do what. Turns on team mode: "
+        "people sign in (--oidc-issuer, --trusted-proxy, or --token NAME=SECRET).",
+    ),
+]
 OidcIssuer = Annotated[
     str | None,
-    typer.Option("--oidc-issuer", metavar="URL",
-                 help="Sign people in with this OpenID Connect provider (its metadata at "
-                 "URL/.well-known/openid-configuration)."),
-]  # fmt: skip
+    typer.Option(
+        "--oidc-issuer",
+        metavar="URL",
+        help="Sign people in with this OpenID Connect provider (its metadata at "
+        "URL/.well-known/openid-configuration).",
+    ),
+]
 OidcClientId = Annotated[
     str | None,
     typer.Option("--oidc-client-id", metavar="ID", help="The dashboard's client id there."),
 ]
 OidcClientSecret = Annotated[
     str | None,
-    typer.Option("--oidc-client-secret", metavar="SECRET", envvar="CASCADE_OIDC_CLIENT_SECRET",
-                 show_default=False,
-                 help="The client's secret at the provider."),
-]  # fmt: skip
+    typer.Option(
+        "--oidc-client-secret",
+        metavar="SECRET",
+        envvar="CASCADE_OIDC_CLIENT_SECRET",
+        show_default=False,
+        help="The client's secret at the provider.",
+    ),
+]
 OidcNameClaim = Annotated[
     str | None,
-    typer.Option("--oidc-name-claim", metavar="CLAIM",
-                 help="The ID token claim that names a person (default: email, taken only "
-                 "where email_verified is true); another claim (e.g. sub) names them as "
-                 "ISSUER#VALUE, and a token without it signs nobody in."),
-]  # fmt: skip
+    typer.Option(
+        "--oidc-name-claim",
+        metavar="CLAIM",
+        help="The ID token claim that names a person (default: email, taken only "
+        "where email_verified is true); another claim (e.g. sub) names them as "
+        "ISSUER#VALUE, and a token without it signs nobody in.",
+    ),
+]
 OidcGroupsClaim = Annotated[
     str | None,
-    typer.Option("--oidc-groups-claim", metavar="CLAIM",
-                 help="The ID token claim listing a person's groups (default: groups)."),
-]  # fmt: skip
+    typer.Option(
+        "--oidc-groups-claim",
+        metavar="CLAIM",
+        help="The ID token claim listing a person's groups (default: groups).",
+    ),
+]
 OidcPostLogoutUrl = Annotated[
     str | None,
-    typer.Option("--oidc-post-logout-url", metavar="URL",
-                 help="Where the provider sends a person who signed out (it must know it)."),
-]  # fmt: skip
+    typer.Option(
+        "--oidc-post-logout-url",
+        metavar="URL",
+        help="Where the provider sends a person who signed out (it must know it).",
+    ),
+]
 PublicUrl = Annotated[
     str | None,
-    typer.Option("--public-url", metavar="URL",
-                 help="The dashboard's address as browsers see it; register "
-                 "URL/auth/callback at the provider as the redirect URI."),
-]  # fmt: skip
+    typer.Option(
+        "--public-url",
+        metavar="URL",
+        help="The dashboard's address as browsers see it; register "
+        "URL/auth/callback at the provider as the redirect URI.",
+    ),
+]
 SessionSecret = Annotated[
     str | None,
-    typer.Option("--session-secret", metavar="SECRET", envvar="CASCADE_SESSION_SECRET",
-                 show_default=False,
-                 help="Signs the session cookies (16 characters or more); without it, a random "
-                 "one per start: sessions end when the dashboard restarts."),
-]  # fmt: skip
+    typer.Option(
+        "--session-secret",
+        metavar="SECRET",
+        envvar="CASCADE_SESSION_SECRET",
+        show_default=False,
+        help="Signs the session cookies (16 characters or more); without it, a random "
+        "one per start: sessions end when the dashboard restarts.",
+    ),
+]
 TrustedProxy = Annotated[
     list[str] | None,
-    typer.Option("--trusted-proxy", metavar="CIDR",
-                 help="Believe the auth proxy's user header from these addresses only "
-                 "(repeatable): the proxy in front signs people in."),
-]  # fmt: skip
+    typer.Option(
+        "--trusted-proxy",
+        metavar="CIDR",
+        help="Believe the auth proxy's user header from these addresses only "
+        "(repeatable): the proxy in front signs people in.",
+    ),
+]
 UserHeader = Annotated[
     str | None,
-    typer.Option("--proxy-user-header", metavar="HEADER",
-                 help="The proxy's header naming the user (default: X-Forwarded-User)."),
-]  # fmt: skip
+    typer.Option(
+        "--proxy-user-header",
+        metavar="HEADER",
+        help="The proxy's header naming the user (default: X-Forwarded-User).",
+    ),
+]
 GroupsHeader = Annotated[
     str | None,
-    typer.Option("--proxy-groups-header", metavar="HEADER",
-                 help="The proxy's header of the user's groups, comma separated "
-                 "(default: X-Forwarded-Groups)."),
-]  # fmt: skip
+    typer.Option(
+        "--proxy-groups-header",
+        metavar="HEADER",
+        help="The proxy's header of the user's groups, comma separated "
+        "(default: X-Forwarded-Groups).",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -141,21 +176,31 @@ class SignInOptions:
             if value is not None and not proxy:
                 raise UsageError(f"{option} needs --trusted-proxy (the proxy that sends it)")
         if oidc and proxy:
-            raise UsageError("give --oidc-issuer or --trusted-proxy, not both: an auth proxy "
-                             "in front signs people in itself")  # fmt: skip
+            raise UsageError(
+                "give --oidc-issuer or --trusted-proxy, not both: an auth proxy "
+                "in front signs people in itself"
+            )
         if oidc and not self.oidc_client_id:
-            raise UsageError("--oidc-issuer needs --oidc-client-id (the dashboard's client "
-                             "registered at the provider)")  # fmt: skip
+            raise UsageError(
+                "--oidc-issuer needs --oidc-client-id (the dashboard's client "
+                "registered at the provider)"
+            )
         if oidc and not self.oidc_client_secret:
-            raise UsageError("--oidc-issuer needs --oidc-client-secret (or "
-                             "CASCADE_OIDC_CLIENT_SECRET)")  # fmt: skip
+            raise UsageError(
+                "--oidc-issuer needs --oidc-client-secret (or CASCADE_OIDC_CLIENT_SECRET)"
+            )
         if oidc and not self.public_url:
-            raise UsageError("--oidc-issuer needs --public-url: the dashboard's address as "
-                             "browsers see it, for the redirect URI URL/auth/callback")  # fmt: skip
+            raise UsageError(
+                "--oidc-issuer needs --public-url: the dashboard's address as "
+                "browsers see it, for the redirect URI URL/auth/callback"
+            )
         if (oidc or proxy) and self.roles is None:
             way = "--oidc-issuer" if oidc else "--trusted-proxy"
-            raise UsageError(f"{way} needs --roles FILE: the roles file says what each "
-                             "person may see and do")  # fmt: skip
+            raise UsageError(
+                f"{way} needs --roles FILE: the roles file says what each person may see and do"
+            )
         if self.roles is not None and not (oidc or proxy or has_token):
-            raise UsageError("--roles needs a way to sign in: --oidc-issuer, --trusted-proxy "
-                             "or --token NAME=SECRET")  # fmt: skip
+            raise UsageError(
+                "--roles needs a way to sign in: --oidc-issuer, --trusted-proxy "
+                "or --token NAME=SECRET"
+            )

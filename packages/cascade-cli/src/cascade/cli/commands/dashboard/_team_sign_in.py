@@ -47,8 +47,10 @@ def team_sign_in(options: SignInOptions, *, has_token: bool) -> TeamSignIn:
             options.proxy_groups_header or "X-Forwarded-Groups",
         )
         shown = ", ".join(map(str, proxy.trusted))
-        note = f"sign-in: the {options.proxy_user_header or 'X-Forwarded-User'} header of " \
-               f"a proxy at {shown}"  # fmt: skip
+        note = (
+            f"sign-in: the {options.proxy_user_header or 'X-Forwarded-User'} header of "
+            f"a proxy at {shown}"
+        )
         return TeamSignIn(roles, proxy, (), (note,))
     return TeamSignIn(roles, None, (), ())
 
@@ -68,8 +70,10 @@ def _oidc(options: SignInOptions, roles: Roles | None) -> TeamSignIn:
     secret = options.session_secret
     if not secret:
         secret = secrets.token_urlsafe(32)
-        notes.append("note: no --session-secret (or CASCADE_SESSION_SECRET): sessions end "
-                     "when this dashboard restarts")  # fmt: skip
+        notes.append(
+            "note: no --session-secret (or CASCADE_SESSION_SECRET): sessions end "
+            "when this dashboard restarts"
+        )
     try:
         sign_in = OidcSignIn(
             options.oidc_issuer,
@@ -85,8 +89,11 @@ def _oidc(options: SignInOptions, roles: Roles | None) -> TeamSignIn:
         raise UsageError(str(exc)) from None
     host = urlsplit(sign_in.public_url).hostname
     if not sign_in.secure and not is_loopback(host or ""):
-        notes.append("note: --public-url is http://: session cookies travel unencrypted "
-                     "beyond this machine (use https)")  # fmt: skip
-    notes.append(f"sign-in: OpenID Connect at {sign_in.issuer} "
-                 f"(redirect URI {sign_in.redirect_uri})")  # fmt: skip
+        notes.append(
+            "note: --public-url is http://: session cookies travel unencrypted "
+            "beyond this machine (use https)"
+        )
+    notes.append(
+        f"sign-in: OpenID Connect at {sign_in.issuer} (redirect URI {sign_in.redirect_uri})"
+    )
     return TeamSignIn(roles, sign_in, (host,) if host else (), tuple(notes))

@@ -42,8 +42,14 @@ class Asked:
         """The request on ``task`` of ``run_id`` (:class:`~cascade.control.ControlError` for
         bad input): what :meth:`decide` sends, checked before anything is."""
         given = {"result": self.result} if self.decision == "complete" else {}
-        return Decide(run_id=run_id, task=task, decision=self.decision, attempt=attempt,
-                      reason=self.reason, **given)  # fmt: skip
+        return Decide(
+            run_id=run_id,
+            task=task,
+            decision=self.decision,
+            attempt=attempt,
+            reason=self.reason,
+            **given,
+        )
 
     def controller(self, connector: Any, timeout: float) -> Controller:
         """Steering through the command's connection, issued by whom it says."""

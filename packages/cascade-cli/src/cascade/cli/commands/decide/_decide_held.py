@@ -67,8 +67,13 @@ def decide_held(
         control = asked.controller(connector, broker.timeout)
 
         async def one(held: HeldTask) -> DecisionAnswer:
-            run = control.run(held.run_id, owner=held.source, org=held.org_id,
-                              project=held.project_id, on_refused=said)  # fmt: skip
+            run = control.run(
+                held.run_id,
+                owner=held.source,
+                org=held.org_id,
+                project=held.project_id,
+                on_refused=said,
+            )
             async with limit:
                 return await asked.decide(run, held.task_id, held.attempt)
 

@@ -246,8 +246,11 @@ async def run_demo(
             state.apply(message)
             changed.set()
 
-        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix),
-                             constraints_filter(prefix)):  # fmt: skip
+        for topic_filter in (
+            telemetry_filter(prefix=prefix),
+            status_filter(prefix),
+            constraints_filter(prefix),
+        ):
             await watcher.subscribe(topic_filter, apply)
         if options.host is not None:  # a broker of the user's: say what the demo joins
             held = _cascade_state(state)
@@ -263,8 +266,10 @@ async def run_demo(
         limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
         control = Controller(watcher, issued_by=DEMO_OPERATOR, timeout=broker.timeout)
         await control.limit(LIMITED, rate=api_rate, ttl=limit_ttl, reason=API_REASON)
-        _say(console, f"rate-limited task:api_* to {api_rate} until the run ends "
-                      f"(at most {limit_ttl:g}s)")  # fmt: skip
+        _say(
+            console,
+            f"rate-limited task:api_* to {api_rate} until the run ends (at most {limit_ttl:g}s)",
+        )
 
         engine_connector = demo_engine_connector(broker)
         # Enough parallelism that a larger --tasks still finishes within a minute.

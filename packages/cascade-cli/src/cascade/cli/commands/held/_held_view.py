@@ -56,16 +56,18 @@ def held_table(found: list[HeldTask], times: TimeFormat, width: int) -> tuple[Ta
     for held in found:
         name = inert(held.name, SHOWN["name"])
         ident = inert(held.task_id, SHOWN["name"])
-        rows.append([
-            Text(short_id(held.run_id), style="bold"),
-            Text(name if ident == name else f"{name} ({ident})", style=style),
-            "-" if held.attempt is None else str(held.attempt),
-            _why(held),
-            duration(times.now - held.since),
-            "-" if held.deadline is None else times.short(held.deadline),
-            inert(held.default or "-", 64),
-            waiting_text(held),
-        ])  # fmt: skip
+        rows.append(
+            [
+                Text(short_id(held.run_id), style="bold"),
+                Text(name if ident == name else f"{name} ({ident})", style=style),
+                "-" if held.attempt is None else str(held.attempt),
+                _why(held),
+                duration(times.now - held.since),
+                "-" if held.deadline is None else times.short(held.deadline),
+                inert(held.default or "-", 64),
+                waiting_text(held),
+            ]
+        )
     return fitted(_COLUMNS, rows, width, title=f"Held tasks (times in {times.zone})")
 
 

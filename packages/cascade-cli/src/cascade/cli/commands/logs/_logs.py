@@ -49,9 +49,21 @@ PAGE = 1000
 _SOURCES_SAID = 5  # sources whose refused batches are said one by one (a forger may invent many)
 
 LOG_COLUMNS = (
-    "ts", "run_id", "source", "task_id", "task_name", "attempt", "n", "level", "level_number",
-    "logger", "message", "stream", "trace_id", "span_id",
-)  # fmt: skip
+    "ts",
+    "run_id",
+    "source",
+    "task_id",
+    "task_name",
+    "attempt",
+    "n",
+    "level",
+    "level_number",
+    "logger",
+    "message",
+    "stream",
+    "trace_id",
+    "span_id",
+)
 """`cascade logs --format`'s columns: the fields of a line's ``--json`` object."""
 
 

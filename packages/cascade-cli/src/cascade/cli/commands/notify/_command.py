@@ -237,10 +237,19 @@ def notify(
 
     async def job(connector: Any) -> Notifier:
         notifier = Notifier(
-            connector, hook, fmt=fmt, events=events, filters=levels, warn_before=lead,
-            dashboard_url=dashboard_url, state=claims, group=group, lease=lease, rate=rate,
+            connector,
+            hook,
+            fmt=fmt,
+            events=events,
+            filters=levels,
+            warn_before=lead,
+            dashboard_url=dashboard_url,
+            state=claims,
+            group=group,
+            lease=lease,
+            rate=rate,
             history=history,
-        )  # fmt: skip
+        )
         await notifier.start()
         server = None
         try:

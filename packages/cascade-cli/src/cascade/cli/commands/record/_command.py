@@ -180,10 +180,16 @@ def record(
             Exporter(connector.topic_prefix, metrics_listen) if metrics_listen is not None else None
         )
         recorder = Recorder(
-            connector, history, keep=kept, keep_logs=logs_kept, max_queue=queue, name=client_id,
-            share=share, logins_bound=logins_bound,
+            connector,
+            history,
+            keep=kept,
+            keep_logs=logs_kept,
+            max_queue=queue,
+            name=client_id,
+            share=share,
+            logins_bound=logins_bound,
             observe=exporter.metrics.apply if exporter is not None else None,
-        )  # fmt: skip
+        )
         await recorder.start()  # subscribed before connecting: a kept session's messages
         try:
             await connector.connect(require=True)

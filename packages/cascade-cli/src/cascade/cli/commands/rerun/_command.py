@@ -128,8 +128,13 @@ def rerun(
     if dry_run and wait:
         raise UsageError("--wait waits for a run: a --dry-run starts none")
     if entrypoint is not None:
-        given = {"--workflow": workflow, "--on": on, "--reason": reason, "--as": operator,
-                 "--db": db}  # fmt: skip
+        given = {
+            "--workflow": workflow,
+            "--on": on,
+            "--reason": reason,
+            "--as": operator,
+            "--db": db,
+        }
         served = [flag for flag, value in given.items() if value is not None]
         if served:
             raise UsageError(
@@ -137,11 +142,22 @@ def rerun(
                 "the run here"
             )
         loaded = load_entrypoint(entrypoint)
-        rerun_here(ctx, broker, HereRerun(
-            run=prefix, entrypoint=loaded, params=parsed_params(param), mode=mode,
-            from_task=from_task, results=results, dry_run=dry_run, json_output=json_output,
-            org=org, project=project,
-        ))  # fmt: skip
+        rerun_here(
+            ctx,
+            broker,
+            HereRerun(
+                run=prefix,
+                entrypoint=loaded,
+                params=parsed_params(param),
+                mode=mode,
+                from_task=from_task,
+                results=results,
+                dry_run=dry_run,
+                json_output=json_output,
+                org=org,
+                project=project,
+            ),
+        )
         return
     if results is not None:
         raise UsageError("--results goes with --entrypoint (a serving process has its own)")
@@ -161,15 +177,31 @@ def rerun(
     if workflow is not None and found.workflow not in (None, workflow):
         raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")
     by = operator_name(operator, broker.username)
-    request = Start(workflow=named, params=parsed_params(param), reason=reason, on=on, org=org,
-                    project=project, rerun_of=found.run_id, rerun=mode,
-                    from_task=from_task, dry_run=dry_run)  # fmt: skip
+    request = Start(
+        workflow=named,
+        params=parsed_params(param),
+        reason=reason,
+        on=on,
+        org=org,
+        project=project,
+        rerun_of=found.run_id,
+        rerun=mode,
+        from_task=from_task,
+        dry_run=dry_run,
+    )
     ask(ctx, broker, Asked(request, by, wait, json_output, "rerun"))
 
 
 def _mode(from_failure: bool, from_task: str | None, run_all: bool) -> RerunMode:
-    given = [flag for flag, on in (("--from-failure", from_failure), ("--from", from_task
-             is not None), ("--all", run_all)) if on]  # fmt: skip
+    given = [
+        flag
+        for flag, on in (
+            ("--from-failure", from_failure),
+            ("--from", from_task is not None),
+            ("--all", run_all),
+        )
+        if on
+    ]
     if len(given) > 1:
         raise UsageError(
             f"give one of --from-failure, --from TASK and --all, not {' and '.join(given)}"

@@ -95,17 +95,23 @@ def rerun_here(ctx: typer.Context, broker: BrokerOptions, asked: HereRerun) -> N
         target = await asked.entrypoint.target({} if asked.entrypoint.is_target else params)
         run_params = params if asked.entrypoint.is_target else None
         steps = await engine.plan(
-            target, rerun_of=rerun_of, rerun=asked.mode, from_task=asked.from_task,
+            target,
+            rerun_of=rerun_of,
+            rerun=asked.mode,
+            from_task=asked.from_task,
             params=run_params,
-        )  # fmt: skip
+        )
         if asked.dry_run:
             return rerun_of, steps, None, ""
         engine.events.subscribe(heard)
         try:
             await engine.run(
-                target, rerun_of=rerun_of, rerun=asked.mode, from_task=asked.from_task,
+                target,
+                rerun_of=rerun_of,
+                rerun=asked.mode,
+                from_task=asked.from_task,
                 params=run_params,
-            )  # fmt: skip
+            )
         except (TaskFailedError, RunCancelledError) as exc:
             status = "Cancelled" if isinstance(exc, RunCancelledError) else "Failed"
             return rerun_of, steps, status, str(exc)

@@ -100,8 +100,12 @@ def task_json(report: RunReport, task: TaskHistory) -> dict[str, Any]:
     counted = report.logs.get(task.task_id)
     if counted is None:
         return {**task.to_json(), "log_lines": 0, "log_dropped": 0, "log_lost": 0}
-    return {**task.to_json(), "log_lines": counted.lines, "log_dropped": counted.dropped,
-            "log_lost": counted.lost}  # fmt: skip
+    return {
+        **task.to_json(),
+        "log_lines": counted.lines,
+        "log_dropped": counted.dropped,
+        "log_lost": counted.lost,
+    }
 
 
 def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
@@ -252,8 +256,9 @@ def _claims_line(claims: list[Claim]) -> Text:
         parts += [f"{claim.refused:,} refused"] if claim.refused else []
         said.append(f"{inert(claim.source, SHOWN['source'])} ({', '.join(parts)})")
     more = f", {len(claims) - 5:,} more" if len(claims) > 5 else ""
-    return Text(f"also claimed by: {'; '.join(said)}{more} (not believed as its engine)",
-                style="yellow")  # fmt: skip
+    return Text(
+        f"also claimed by: {'; '.join(said)}{more} (not believed as its engine)", style="yellow"
+    )
 
 
 def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:

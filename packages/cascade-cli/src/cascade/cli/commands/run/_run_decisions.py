@@ -121,9 +121,12 @@ def decisions_lines(records: list[DecisionRecord], times: TimeFormat) -> list[Re
             why,
             _outcome(record, times),
         )
-    lines: list[RenderableType] = [_heading("Decisions", f"{len(records):,}"),
-                                   Padding(grid, (0, 0, 0, 2), expand=False)]  # fmt: skip
+    lines: list[RenderableType] = [
+        _heading("Decisions", f"{len(records):,}"),
+        Padding(grid, (0, 0, 0, 2), expand=False),
+    ]
     if len(records) > len(shown):
-        lines.append(Text(f"  … {len(records) - len(shown):,} earlier: --json has them all",
-                          style="dim"))  # fmt: skip
+        lines.append(
+            Text(f"  … {len(records) - len(shown):,} earlier: --json has them all", style="dim")
+        )
     return lines

@@ -93,9 +93,14 @@ def runs(
     export = export_format(export, json_output)
     after = since_seconds(since)
     filters: dict[str, Any] = {
-        "since": after, "status": status, "project": project, "task": task, "source": source,
-        "name": name, "schedule": schedule,
-    }  # fmt: skip
+        "since": after,
+        "status": status,
+        "project": project,
+        "task": task,
+        "source": source,
+        "name": name,
+        "schedule": schedule,
+    }
     with open_history("runs", db) as history:
         found = query(lambda: history.runs(**filters, limit=limit or MAX_COUNT))
         total = len(found)

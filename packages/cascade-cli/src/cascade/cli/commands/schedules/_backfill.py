@@ -87,8 +87,11 @@ def backfill(
     async def run(connector: Connector) -> tuple[list[datetime], list[StartReply]]:
         control = Controller(connector, issued_by=by, timeout=broker.timeout)
         views = await control.schedules()
-        found = [v for v in views if v.name == name and org in (None, v.org_id)
-                 and project in (None, v.project_id)]  # fmt: skip
+        found = [
+            v
+            for v in views
+            if v.name == name and org in (None, v.org_id) and project in (None, v.project_id)
+        ]
         slots = _slots(found[0], first, last) if found else []
         if dry_run or not found or len(slots) > BACKFILL_MAX:
             return slots, []
@@ -125,10 +128,15 @@ def _say_done(slots: list[datetime], replies: list[StartReply], json_output: boo
     refused = [r for r in replies if not r.started and "claimed already" not in (r.error or "")]
     if json_output:
         listed = [
-            {"slot": s.isoformat(), "outcome": r.outcome, "run_id": r.run_id, "source": r.source,
-             "error": r.error}
+            {
+                "slot": s.isoformat(),
+                "outcome": r.outcome,
+                "run_id": r.run_id,
+                "source": r.source,
+                "error": r.error,
+            }
             for s, r in zip(slots, replies, strict=True)
-        ]  # fmt: skip
+        ]
         typer.echo(json.dumps({"slots": listed}))
     else:
         for slot, reply in zip(slots, replies, strict=True):

@@ -68,15 +68,17 @@ def _rows(found: list[ScheduleView]) -> list[list[str]]:
             last = f"{_slot(view.last_slot)} {view.last_run[:12]}"
         elif view.last:
             last = _slot(view.last)
-        rows.append([
-            inert(view.name, SHOWN["name"]),
-            inert(view.schedule.workflow, SHOWN["name"]),
-            _when(view),
-            _slot(view.next) if view.next else "-",
-            last,
-            _state(view),
-            ", ".join(inert(s, SHOWN["source"]) for s in view.servers) or "none online",
-        ])  # fmt: skip
+        rows.append(
+            [
+                inert(view.name, SHOWN["name"]),
+                inert(view.schedule.workflow, SHOWN["name"]),
+                _when(view),
+                _slot(view.next) if view.next else "-",
+                last,
+                _state(view),
+                ", ".join(inert(s, SHOWN["source"]) for s in view.servers) or "none online",
+            ]
+        )
     return rows
 
 

@@ -52,14 +52,16 @@ def _rows(found: list[Served]) -> list[list[str]]:
     for server in found:
         state = "online" + (", shared" if server.announcement.shared else "")
         for workflow in server.announcement.workflows:
-            rows.append([
-                workflow.name,
-                "\n".join(_param(p) for p in workflow.params) or "-",
-                inert(server.source, SHOWN["source"]),
-                state if server.online else "offline",
-                _load(server),
-                inert(workflow.doc, SHOWN["reason"]) or "-",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    workflow.name,
+                    "\n".join(_param(p) for p in workflow.params) or "-",
+                    inert(server.source, SHOWN["source"]),
+                    state if server.online else "offline",
+                    _load(server),
+                    inert(workflow.doc, SHOWN["reason"]) or "-",
+                ]
+            )
     return sorted(rows, key=lambda row: (row[0], row[2]))
 
 

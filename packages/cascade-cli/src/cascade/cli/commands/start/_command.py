@@ -74,6 +74,7 @@ def start(
     cascade start nightly --wait
     """
     by = operator_name(operator, broker.username)
-    request = Start(workflow=name, params=parsed_params(param), reason=reason, on=on, org=org,
-                    project=project)  # fmt: skip
+    request = Start(
+        workflow=name, params=parsed_params(param), reason=reason, on=on, org=org, project=project
+    )
     ask(ctx, broker, Asked(request, by, wait, json_output, "start"))

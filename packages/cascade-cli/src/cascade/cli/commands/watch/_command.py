@@ -66,5 +66,18 @@ def watch(
     """
     from ._watch import show_watch  # the work, imported when it runs
 
-    show_watch(ctx, project, run_id, json_output, duration, count, show_all, offline_max_age,
-               keep_runs, keep_for, fleet_threshold, db, broker)  # fmt: skip
+    show_watch(
+        ctx,
+        project,
+        run_id,
+        json_output,
+        duration,
+        count,
+        show_all,
+        offline_max_age,
+        keep_runs,
+        keep_for,
+        fleet_threshold,
+        db,
+        broker,
+    )

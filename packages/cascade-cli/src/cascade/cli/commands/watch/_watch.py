@@ -73,8 +73,9 @@ def show_watch(
             recorded[0].close()
         elif recorded is not None:  # ended: it will not be heard again
             try:
-                show_not_live(context, recorded, run_id, heard_on=None, waited=0,
-                              json_output=as_json)  # fmt: skip
+                show_not_live(
+                    context, recorded, run_id, heard_on=None, waited=0, json_output=as_json
+                )
             finally:
                 recorded[0].close()
             return
@@ -193,9 +194,15 @@ def show_watch(
     if run_id is not None and not_heard:
         recorded = recorded_run_of(db, run_id)
         try:
-            show_not_live(context, recorded, run_id, heard_on=broker.address,
-                          waited=not_heard[0], json_output=as_json,
-                          summary=summarised(state, run_id))  # fmt: skip
+            show_not_live(
+                context,
+                recorded,
+                run_id,
+                heard_on=broker.address,
+                waited=not_heard[0],
+                json_output=as_json,
+                summary=summarised(state, run_id),
+            )
         finally:
             if recorded is not None:
                 recorded[0].close()

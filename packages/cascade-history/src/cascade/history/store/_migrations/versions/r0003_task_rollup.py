@@ -89,12 +89,18 @@ def _fill(connection: sa.Connection, rollup: sa.Table, runs: sa.Table, hours: sa
     last = -1
     while True:  # in chunks by id: no server-side cursor, whose options would outlive it
         chunk = connection.execute(
-            sa.select(events.c.id, events.c.run_id, events.c.task_name, events.c.ts,
-                      events.c.state, events.c.duration_ms)
+            sa.select(
+                events.c.id,
+                events.c.run_id,
+                events.c.task_name,
+                events.c.ts,
+                events.c.state,
+                events.c.duration_ms,
+            )
             .where(events.c.state.in_(("COMPLETED", "FAILED")), events.c.id > last)
             .order_by(events.c.id)
             .limit(_CHUNK)
-        ).all()  # fmt: skip
+        ).all()
         if not chunk:
             break
         last = chunk[-1][0]

@@ -42,8 +42,17 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_runs_rerun_of"), table_name="runs")
     op.drop_index(op.f("ix_runs_name_started_at"), table_name="runs")
     with op.batch_alter_table("runs") as batch:
-        for column in ("issued_at", "reason", "issued_by", "request_id", "root_run",
-                       "rerun_of", "params", "workflow", "name"):  # fmt: skip
+        for column in (
+            "issued_at",
+            "reason",
+            "issued_by",
+            "request_id",
+            "root_run",
+            "rerun_of",
+            "params",
+            "workflow",
+            "name",
+        ):
             batch.drop_column(column)
     with op.batch_alter_table("task_events") as batch:
         batch.drop_column("reused_from")
