@@ -42,18 +42,18 @@ async def test_a_retry_applied_then_a_second_refused_naming_the_first() -> None:
     async with InMemoryConnector(broker, presence=False) as cli:
         alice = Controller(cli, issued_by="alice", timeout=5)
         bob = Controller(cli, issued_by="bob", timeout=5)
-        stale = await bob.skip(run_id, "side", attempt=2)
+        stale = await bob.run(run_id).skip("side", attempt=2)
         assert stale.reply is not None
         assert (stale.reply.outcome, stale.owner) == ("stale_attempt", "engine-1")
-        skipped = await alice.skip(run_id, "side", attempt=1, reason="not today")
+        skipped = await alice.run(run_id).skip("side", attempt=1, reason="not today")
         assert skipped.applied
-        again = await bob.fail(run_id, "side", attempt=1)
+        again = await bob.run(run_id).fail("side", attempt=1)
         assert again.reply is not None
         assert again.reply.outcome == "already_decided"
         assert "already decided: skip by alice " in again.describe()
         assert again.describe().endswith(" s ago (not today)")
         api_up.set()
-        retried = await alice.retry(run_id, "load", reason="API back")
+        retried = await alice.run(run_id).retry("load", reason="API back")
         assert retried.applied, retried.describe()
     with pytest.raises(DependencyMissingError, match=r"<Target Output>\[1\]"):
         await asyncio.wait_for(run, 10)  # side skipped: the run succeeded, side has no result

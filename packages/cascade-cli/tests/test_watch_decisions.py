@@ -51,9 +51,9 @@ async def test_a_run_that_succeeded_by_decisions_says_whose_in_its_row() -> None
         first, second, third = (e.task_id for e in held())
         ops1 = Controller(reader, issued_by="ops-1", timeout=5)
         ops2 = Controller(reader, issued_by="ops-2", timeout=5)
-        assert (await ops1.skip(run_id, first)).applied
-        assert (await ops2.complete(run_id, second, result=7)).applied
-        assert (await ops1.skip(run_id, third)).applied
+        assert (await ops1.run(run_id).skip(first)).applied
+        assert (await ops2.run(run_id).complete(second, result=7)).applied
+        assert (await ops1.run(run_id).skip(third)).applied
         with pytest.raises(DependencyMissingError):  # skipped items of its target: no result
             await asyncio.wait_for(run, 10)
         await reader.disconnect()

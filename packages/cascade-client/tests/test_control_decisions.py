@@ -62,7 +62,7 @@ async def test_a_retry_is_applied_by_the_owner_and_says_what_it_did(
     applied; the login says what it did on its own topic (the audit's witness)."""
     notes = Inbox()
     await control.connector.subscribe(issued_topic("alice"), notes)
-    answer = await control.retry(RUN, "load", attempt=1, reason="API back")
+    answer = await control.run(RUN).retry("load", attempt=1, reason="API back")
     assert isinstance(answer, DecisionAnswer)
     assert answer.applied
     assert (answer.owner, answer.refused) == ("host-1", 0)
@@ -99,7 +99,7 @@ async def test_a_decision_goes_to_the_org_and_project_given_and_no_other(
     await ours.start()
     await theirs.start()
     sent = len(broker.history)
-    answer = await control.skip(RUN, "load", owner="acme-1", org="acme", project="etl")
+    answer = await control.run(RUN, owner="acme-1", org="acme", project="etl").skip("load")
     assert answer.applied
     assert [m.topic for m in broker.history[sent:] if "/command/" in m.topic] == [
         decide_topic("acme", "etl", RUN)
@@ -108,7 +108,7 @@ async def test_a_decision_goes_to_the_org_and_project_given_and_no_other(
     other = "0" * 31 + "1"
     sent = len(broker.history)
     control.timeout = 0.2
-    unheard = await control.skip(other, "load")
+    unheard = await control.run(other).skip("load")
     assert unheard.reply is None
     assert unheard.unlocated
     assert not any(m.topic.endswith("/decide") for m in broker.history[sent:])
@@ -124,8 +124,8 @@ async def test_a_second_decision_on_one_hold_is_refused_naming_the_first(
     engine: HoldingEngine, control: Controller
 ) -> None:
     """First decision wins; the second is ``already_decided`` with who, why and when."""
-    first = await control.skip(RUN, "side", reason="not today")
-    second = await control.retry(RUN, "side", attempt=2)
+    first = await control.run(RUN).skip("side", reason="not today")
+    second = await control.run(RUN).retry("side", attempt=2)
     assert first.applied
     assert not second.applied
     assert second.reply is not None
@@ -157,7 +157,7 @@ async def test_refusals_say_why(
     outcome: str,
     said: str,
 ) -> None:
-    answer = await control.fail(RUN, task, attempt=attempt)
+    answer = await control.run(RUN).fail(task, attempt=attempt)
     assert answer.reply is not None
     assert answer.reply.outcome == outcome
     assert answer.describe() == said
@@ -167,7 +167,7 @@ async def test_refusals_say_why(
 async def test_complete_sends_its_result_as_json(
     engine: HoldingEngine, control: Controller
 ) -> None:
-    answer = await control.complete(RUN, "load-1", {"rows": (1, 2)})
+    answer = await control.run(RUN).complete("load-1", {"rows": (1, 2)})
     assert answer.applied
     assert engine.applied[0].result == {"rows": [1, 2]}
     null = Decide(run_id=RUN, task="side", decision="complete", result=None).wire_request()
@@ -183,7 +183,7 @@ def _encoded(request: Any) -> bytes:
 
 async def test_nobody_answers_within_the_timeout(control: Controller) -> None:
     control.timeout = 0.2
-    answer = await control.retry(RUN, "load", org="local", project="default")
+    answer = await control.run(RUN, org="local", project="default").retry("load")
     assert (answer.reply, answer.applied, answer.owner) == (None, False, None)
     assert answer.unanswered(0.2) == f"no engine answered for run {RUN} within 0.2 s"
 
@@ -228,7 +228,7 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
 
     await forger.subscribe(decide_topic("local", "default", RUN), forge)
     refusals: list[Refusal] = []
-    answer = await control.retry(RUN, "load", on_refused=refusals.append)
+    answer = await control.run(RUN, on_refused=refusals.append).retry("load")
     assert answer.applied
     assert answer.reply is not None
     assert answer.reply.source == "host-1"
@@ -241,16 +241,24 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
 @pytest.mark.parametrize(
     ("call", "field", "said"),
     [
-        (lambda c: c.retry("abc", "load"), "run_id", "a whole run id"),
-        (lambda c: c.retry(RUN, " "), "task", "task is empty"),
-        (lambda c: c.retry(RUN, "load\x1b"), "task", "task holds"),
+        (lambda c: c.decide("abc", "load", "retry"), "run_id", "a whole run id"),
+        (lambda c: c.decide(RUN, " ", "retry"), "task", "task is empty"),
+        (lambda c: c.decide(RUN, "load\x1b", "retry"), "task", "task holds"),
         (lambda c: c.decide(RUN, "load", "redo"), "decision", "decision must be one of"),
-        (lambda c: c.retry(RUN, "load", attempt=0), "attempt", "attempt must be"),
-        (lambda c: c.complete(RUN, "load", object()), "result", "result is not JSON"),
-        (lambda c: c.complete(RUN, "load", "x" * MAX_RESULT_BYTES), "result", "result is 16,386"),
+        (lambda c: c.decide(RUN, "load", "retry", attempt=0), "attempt", "attempt must be"),
+        (
+            lambda c: c.decide(RUN, "load", "complete", result=object()),
+            "result",
+            "result is not JSON",
+        ),
+        (
+            lambda c: c.decide(RUN, "load", "complete", result="x" * MAX_RESULT_BYTES),
+            "result",
+            "result is 16,386",
+        ),
         (lambda c: c.decide(RUN, "load", "complete"), "result", "complete gives its result"),
         (lambda c: c.decide(RUN, "load", "skip", result=1), "result", "a result goes with"),
-        (lambda c: c.skip(RUN, "load", reason="a\nb"), "reason", "reason holds"),
+        (lambda c: c.decide(RUN, "load", "skip", reason="a\nb"), "reason", "reason holds"),
     ],
 )
 async def test_bad_input_raises_control_error_naming_the_field_and_sends_nothing(

@@ -55,7 +55,7 @@ async def _record(broker: BrokerEndpoint, history: History) -> str:
         await _held(events, 1)
         (started,) = [e for e in events.events if isinstance(e, RunStarted)]
         controller = Controller(listening, issued_by="alice", timeout=10.0)
-        answer = await controller.retry(started.run_id, "load", attempt=1, reason="API back")
+        answer = await controller.run(started.run_id).retry("load", attempt=1, reason="API back")
         assert answer.applied, answer.describe()
         with pytest.raises(DependencyMissingError, match=r"<Target Output>\[1\]"):
             await asyncio.wait_for(run, WAIT)  # side skipped at its deadline: no result

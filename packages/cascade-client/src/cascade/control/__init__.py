@@ -11,7 +11,7 @@ verb makes its request and sends it::
         steered = await control.pause("task:load_*", ttl=3600, reason="maintenance")
         await control.send(Resume(scope="task:load_*"))
         answer = await control.cancel(await control.resolve_run("58a88765cea2"))
-        decided = await control.retry(run_id, "load", reason="API back")  # a held task
+        decided = await control.decide(run_id, "load", "retry", reason="API back")  # a held task
         run = control.run(run_id, org="acme", project="etl")  # one run, bound once
         await run.skip("side", reason="not today")
 
