@@ -256,7 +256,7 @@ async def test_the_stream_sends_the_held_list_when_it_changes(
     held = [(t["run_id"], t["task_id"]) for t in data["held"]["tasks"]]
     assert held == [(RUN, "load-1"), (RUN, "side-1"), (GLOBEX, "load-1")]
     assert follower.next_event() is None  # nothing changed: no held part again
-    answer = await hub.controller("carol").skip(RUN, "side-1", reason="not today")
+    answer = await hub.controller("carol").run(RUN).skip("side-1", reason="not today")
     assert answer.applied
     await broker.idle()
     later = follower.next_event()

@@ -32,8 +32,10 @@ async def test_a_live_run_decided_lists_its_decisions_by_kind_and_person(
     first, second = (e.task_id for e in recorder.events if isinstance(e, TaskHeld))
     async with InMemoryConnector(broker, presence=False) as cli:
         assert (await Controller(cli, issued_by="ops-1", timeout=5).run(run_id).skip(first)).applied
-        done = await Controller(cli, issued_by="ops-2", timeout=5).complete(
-            run_id, second, result=1
+        done = (
+            await Controller(cli, issued_by="ops-2", timeout=5)
+            .run(run_id)
+            .complete(second, result=1)
         )
         assert done.applied
     with pytest.raises(DependencyMissingError):  # its first item skipped: no result
