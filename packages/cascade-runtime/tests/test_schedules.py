@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -231,6 +232,81 @@ async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_r
     in_flight = sum(e.stats.slots_claimed for e in engines) - settled
     assert 0 <= in_flight <= len(engines), (in_flight, settled)
     assert sum(e.stats.slots_skipped for e in engines) == 0
+
+
+async def test_two_servers_each_hearing_the_others_claim_first_run_the_slot_once_by_a_shared_store(
+    tmp_path: Path,
+) -> None:
+    """On a broker that does not order two servers' claims alike (RabbitMQ, a NATS cluster),
+    each may hear the other's claim of a slot first, and neither wins it there (seen on
+    RabbitMQ: a slot lost). Where they share a results store, the store gives it to one of
+    them. Here two brokers, each holding the other server's claim of one slot (its topic as
+    docs/schedules.md writes it): that slot runs once."""
+    every = timedelta(seconds=1)
+    schedules = {"tick": Schedule(every=every, workflow="load")}
+    slot = Schedule(every=every).next_after(datetime.now(UTC) + timedelta(seconds=1))
+    stamp = slot.strftime("%Y%m%dT%H%M%SZ")
+    brokers = [InMemoryBroker(), InMemoryBroker()]
+    for broker, other in zip(brokers, ("s1", "s0"), strict=True):
+        claimant = InMemoryConnector(broker, source_id=other)
+        await claimant.connect()
+        claim = {"source": other, "nonce": uuid.uuid4().hex, "at": time.time()}
+        topic = f"cascade/schedule/acme/etl/tick/{stamp}"
+        await claimant.publish(topic, claim, qos=1, retain=True)
+        await claimant.disconnect()
+    engines = [
+        Engine(
+            InMemoryConnector(broker, source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=tmp_path / "results",
+            org_id="acme",
+            project_id="etl",
+        )
+        for i, broker in enumerate(brokers)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        runs = [
+            await stack.enter_async_context(
+                serving(e, workflows={"load": load}, schedules=schedules)
+            )
+            for e in engines
+        ]
+
+        def slots() -> list[str | None]:
+            return [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
+
+        await eventually(lambda: any(s and s > slot.isoformat() for s in slots()), timeout=8)
+    assert slots().count(slot.isoformat()) == 1, slots()
+    assert len(slots()) == len(set(slots())), slots()
+
+
+async def test_servers_each_with_a_results_store_of_its_own_leave_each_slot_to_its_claim(
+    broker: InMemoryBroker,
+    tmp_path: Path,
+) -> None:
+    """Three servers on a broker that orders their claims alike, each keeping its results in
+    a store of its own: the server whose claim came first fires the slot; the others, which
+    do not share its store, leave it to that claim (no store decides between them)."""
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    engines = [
+        Engine(
+            InMemoryConnector(broker, source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=tmp_path / f"results-{i}",
+        )
+        for i in range(3)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        runs = [
+            await stack.enter_async_context(
+                serving(e, workflows={"load": load}, schedules=schedules)
+            )
+            for e in engines
+        ]
+        await eventually(lambda: sum(map(len, runs)) >= 4, timeout=8)
+    slots = [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
+    assert len(slots) == len(set(slots)), slots
+    assert sum(e.stats.slots_doubled for e in engines) == 0
 
 
 async def test_two_servers_that_both_win_a_slot_skip_it_once_through_a_shared_results_store(

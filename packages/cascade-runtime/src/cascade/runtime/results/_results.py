@@ -14,6 +14,7 @@ import queue
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,11 @@ CLAIM_FRESH = 60.0
 run ended before (seconds): past it, the claiming server's announcement lists the rerun live."""
 _MAX_CLAIM_BYTES = 4096
 _GENERATION = re.compile(r"[0-9]{1,12}\.json")
+
+
+def _server_file(source: str) -> str:
+    """A server's file in ``servers/``: its source id's digest (a file name whatever the id)."""
+    return f"{hashlib.sha256(source.encode()).hexdigest()[:32]}.json"
 
 
 def _generation(path: str) -> int:
@@ -441,6 +447,19 @@ class ResultStore:
         sharing this store (a file created exclusively, ``claims/starts/{request_id}.json``):
         the claim that holds it, ``claim`` (with its ``path``) when this one took it."""
         return self._create(("claims", "starts", f"{request_id}.json"), claim)
+
+    def enter_server(self, source: str) -> None:
+        """Say in this store that the server ``source`` keeps its results here (a file created
+        once, ``servers/{digest}.json``), so that another server can tell it shares the store
+        with ``source`` (:meth:`shared_with`)."""
+        self._create(
+            ("servers", _server_file(source)), Claim(run_id="", source=source, at=time.time())
+        )
+
+    def shared_with(self, source: str) -> bool:
+        """Whether the server ``source`` keeps its results in this store (it said so:
+        :meth:`enter_server`)."""
+        return bool(self.fs.exists("/".join((self.root, "servers", _server_file(source)))))
 
     def began(self, run_id: str) -> bool:
         """Whether the run ``run_id`` began in this store: its journal's head, or its manifest,

@@ -27,8 +27,7 @@ __all__ = [
     "LostRun",
     "OnEngineLost",
     "engine_lost_policies",
-    "held_for_decision",
-    "held_where_unsafe",
+    "carried_target",
 ]
 
 _log = logging.getLogger("cascade.runtime.serve")
@@ -89,15 +88,28 @@ class LostRun:
         """The stable keys of the tasks whose results the lost run kept (its journal's)."""
 
 
-def held_where_unsafe(target: Any, lost: LostRun) -> Any:
-    """``target`` with each task that declares itself unsafe to repeat
-    (``@task(repeatable=False)``) and may have been in flight when ``lost``'s engine died (its
-    result not kept, every task it needs kept) after a gate (``may_repeat``) that asks whether
-    to run it again: completed, it runs; failed or skipped, it and what needs it are skipped."""
+def carried_target(target: Any, lost: LostRun) -> Any:
+    """``target`` as the carry-on of ``lost`` runs it (its graph looked at once):
+
+    - each task that declares itself unsafe to repeat (``@task(repeatable=False)``) and may
+      have been in flight when ``lost``'s engine died (its result not kept, every task it
+      needs kept) comes after a gate (``may_repeat``) that asks whether to run it again:
+      completed, it runs; failed or skipped, it and what needs it are skipped;
+    - where ``lost.hold`` says so, every task comes after a gate (``carry_on``) that asks
+      whether to carry ``lost`` on: completed, the carry-on runs what is left; failed, it is
+      abandoned (its tasks skipped). What the lost run finished is reused, gate or not."""
     graph = build_graph(target)
+    held: tuple[Any, ...] = ()
+    if lost.hold:
+        prompt = (
+            f"run {lost.run_id} of {lost.workflow} lost its engine {lost.source}: carry it on? "
+            "complete to carry it on, fail to abandon it"
+        )
+        held = (gate(prompt[:MAX_PROMPT_LENGTH], name="carry_on"),)
     keys = task_keys(graph)
     key_of = {id(node): key for node, key in zip(graph.nodes, keys, strict=True)}
     for node, key in zip(graph.nodes, keys, strict=True):
+        node.lazy.after(*held)
         if node.lazy.task.repeatable or key in lost.kept:
             continue
         if any(key_of.get(id(dep)) not in lost.kept for dep in node.deps):
@@ -106,21 +118,8 @@ def held_where_unsafe(target: Any, lost: LostRun) -> Any:
             f"task {node.lazy.name} ({key}) of run {lost.run_id} may have run when its engine "
             f"{lost.source} died: run it again? complete to run it, fail or skip not to"
         )
-        node.lazy.after(gate(prompt[:MAX_PROMPT_LENGTH], name="may_repeat"))
-    return target
-
-
-def held_for_decision(target: Any, lost: LostRun) -> Any:
-    """``target`` with every task of it after a gate (``carry_on``) that asks whether to carry
-    ``lost`` on: completed, the carry-on runs what is left; failed, it is abandoned (its tasks
-    skipped). What the lost run finished is reused as in any carry-on, gate or not."""
-    prompt = (
-        f"run {lost.run_id} of {lost.workflow} lost its engine {lost.source}: carry it on? "
-        "complete to carry it on, fail to abandon it"
-    )
-    decision = gate(prompt[:MAX_PROMPT_LENGTH], name="carry_on")
-    for node in build_graph(target).nodes:
-        node.lazy.after(decision)
+        asked = gate(prompt[:MAX_PROMPT_LENGTH], name="may_repeat").after(*held)
+        node.lazy.after(asked)
     return target
 
 

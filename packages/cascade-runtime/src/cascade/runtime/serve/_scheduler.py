@@ -43,9 +43,13 @@ class SlotTaken(CascadeRuntimeError):
 class ScheduleHooks(Protocol):
     """What the clock asks of its server."""
 
-    async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
+    async def start_slot(
+        self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
+    ) -> str:
         """Start ``name``'s run for ``slot``: its run id; raises with why it cannot
-        (:class:`SlotTaken` when another server started it)."""
+        (:class:`SlotTaken` when another server started it). ``by_store``: the results store
+        alone lets it start (its claim went to another server): one that cannot take the
+        slot's id refuses it."""
         ...
 
     def live_runs(self, name: str) -> list[tuple[str, str]]:
@@ -60,10 +64,16 @@ class ScheduleHooks(Protocol):
         """The pause on ``schedule:<name>`` in force; ``None`` if none."""
         ...
 
-    async def take_slot(self, name: str, slot: datetime) -> bool:
+    async def take_slot(self, name: str, slot: datetime, *, by_store: bool = False) -> bool:
         """Take ``name``'s ``slot`` for a skip, as a start takes it (once in a results store
         shared with other servers): whether this server took it (without a shared store, it
-        did); ``False``: another server took it first, and says what became of it."""
+        did unless ``by_store``); ``False``: another server took it first, and says what
+        became of it."""
+        ...
+
+    async def store_decides(self, source: str) -> bool:
+        """Whether this server keeps its results in a store ``source`` keeps its own in, so
+        that the store decides which of them takes a slot both claimed."""
         ...
 
 
@@ -93,6 +103,7 @@ class _State:
     skipped: int = 0
     last_skipped: str = ""
     queued: datetime | None = None  # overlap "queue": the slot that waits
+    queued_by_store: bool = False  # the slot that waits is the store's to give (see _fire)
 
 
 class Clock:
@@ -220,36 +231,43 @@ class Clock:
                 slot.isoformat(),
             )
             return
-        if not won:
-            return
-        self._stats.slots_claimed += 1
-        await self.run_slot(name, schedule, slot)
+        if won:
+            self._stats.slots_claimed += 1
+            await self.run_slot(name, schedule, slot)
+        elif await self._hooks.store_decides(first.source):
+            # On a broker that does not order two servers' claims alike for every subscriber,
+            # each may hear the other's first, and neither would fire the slot: where they
+            # share a results store, its exclusive create gives the slot to one of them.
+            await self.run_slot(name, schedule, slot, by_store=True)
 
-    async def run_slot(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
-        """Start the run of ``slot`` (won by this server) as the overlap says: its run id,
-        or ``None`` when the slot was skipped or waits."""
+    async def run_slot(
+        self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
+    ) -> str | None:
+        """Start the run of ``slot`` (won by this server, or ``by_store``: its claim went to a
+        server sharing this one's results store, which takes the slot once between them) as
+        the overlap says: its run id, or ``None`` when the slot was skipped or waits."""
         pause = self._hooks.pause(name)
         if pause is not None:
             by, why = _said(pause.issued_by), _said(pause.reason)
             by, why = f" by {by}" if by else "", f": {why}" if why else ""
-            if await self._taken_to_skip(name, slot):
+            if await self._taken_to_skip(name, slot, by_store):
                 self._stats.slots_paused += 1
                 self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
             return None
         live = self._hooks.live_runs(name)
         if live and schedule.overlap == "skip":
             source, run_id = live[0]
-            if await self._taken_to_skip(name, slot):
+            if await self._taken_to_skip(name, slot, by_store):
                 self._skip(name, slot, f"its run {run_id} on {source} still lives (overlap skip)")
             return None
         if live and schedule.overlap == "queue":
             state = self._state[name]
             if state.queued is not None:
-                if await self._taken_to_skip(name, slot):
+                if await self._taken_to_skip(name, slot, by_store):
                     why = f"slot {state.queued.isoformat()} waits already (overlap queue)"
                     self._skip(name, slot, why)
                 return None
-            state.queued = slot
+            state.queued, state.queued_by_store = slot, by_store
             _log.info("schedule %s: slot %s waits for %s (overlap queue)", name, slot, live[0][1])
             return None
         if live and schedule.overlap == "cancel":
@@ -257,22 +275,28 @@ class Clock:
                 self._hooks.cancel_run(
                     source, run_id, f"slot {slot.isoformat()} of {name} (overlap cancel)"
                 )
-        return await self._start(name, schedule, slot)
+        return await self._start(name, schedule, slot, by_store)
 
-    async def _taken_to_skip(self, name: str, slot: datetime) -> bool:
+    async def _taken_to_skip(self, name: str, slot: datetime, by_store: bool) -> bool:
         """Whether this server skips ``slot`` and says so: two servers that both won its claim
         on a broker that does not order their claims alike skip it once between them, as they
         would start it once (the results store they share takes it once)."""
-        if await self._hooks.take_slot(name, slot):
+        if await self._hooks.take_slot(name, slot, by_store=by_store):
             return True
+        if by_store:
+            return False  # its claim went to another server: nothing was won twice here
         self._stats.slots_deduplicated += 1
         _log.info("schedule %s: slot %s won here too; another server took it", name, slot)
         return False
 
-    async def _start(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
+    async def _start(
+        self, name: str, schedule: Schedule, slot: datetime, by_store: bool
+    ) -> str | None:
         try:
-            run_id = await self._hooks.start_slot(name, schedule, slot)
+            run_id = await self._hooks.start_slot(name, schedule, slot, by_store=by_store)
         except SlotTaken as exc:
+            if by_store:
+                return None  # its claim went to another server, which took it
             self._stats.slots_deduplicated += 1
             _log.info("schedule %s: slot %s won here too; %s", name, slot.isoformat(), exc)
             return None
@@ -299,7 +323,8 @@ class Clock:
             slot = state.queued
             if slot is not None and not self._hooks.live_runs(name):
                 state.queued = None
-                self._spawn(self._start(name, self._schedules[name], slot), "cascade-slot")
+                work = self._start(name, self._schedules[name], slot, state.queued_by_store)
+                self._spawn(work, "cascade-slot")
 
     def peer_fired(self, source: str, name: str, slot: datetime, run_id: str) -> None:
         """``source`` announced it fired ``name``'s ``slot`` as ``run_id``: if this server

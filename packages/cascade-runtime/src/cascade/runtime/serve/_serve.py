@@ -53,11 +53,10 @@ from ._carry_on import (
     CarryOns,
     LostRun,
     OnEngineLost,
+    carried_target,
     carry_claim,
     carry_request_id,
     engine_lost_policies,
-    held_for_decision,
-    held_where_unsafe,
 )
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
@@ -178,6 +177,9 @@ class Server:
         )
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
+        self._sharing: set[str] = (
+            set()
+        )  # the servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
         self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
 
@@ -224,6 +226,7 @@ class Server:
             if self._schedules:
                 await self._claims.start()
                 await self._pauses.start()
+                await self._enter_store()
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
@@ -445,11 +448,13 @@ class Server:
         *,
         held: bool = False,
         carried: LostRun | None = None,
+        by_store: bool = False,
     ) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
         queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills;
         ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes;
-        ``carried``: the run it carries on, whose origin it keeps."""
+        ``carried``: the run it carries on, whose origin it keeps; ``by_store``: only the
+        results store's claim lets it start (a slot whose claim went to another server)."""
         served = self._workflows.get(request.workflow)
         if served is None:
             raise _Refused(
@@ -478,7 +483,7 @@ class Server:
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
         run_id = uuid.uuid4().hex
-        claims = await self._claim(request, rerun_of, run_id)
+        claims = await self._claim(request, rerun_of, run_id, by_store=by_store)
         try:
             if not held:
                 self._check_room()  # again: others may have taken the room meanwhile
@@ -592,7 +597,9 @@ class Server:
         self._announcer.changed()
         self._clock.runs_changed()
 
-    async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
+    async def start_slot(
+        self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
+    ) -> str:
         """Start ``name``'s run for ``slot`` as a start request naming the slot would (its id
         taken once here, and once in a results store shared with other servers): its run id;
         raises with why not."""
@@ -609,7 +616,7 @@ class Server:
             raise _Refused(f"request {request.id} was taken already")
         accepted: Accepted | None = None
         try:
-            reply, accepted = await self._take(request, (name, slot))
+            reply, accepted = await self._take(request, (name, slot), by_store=by_store)
         except _Taken as exc:
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
             raise SlotTaken(str(exc)) from None
@@ -645,12 +652,42 @@ class Server:
         self._runs.launch(accepted)
         return accepted.run_id
 
-    async def take_slot(self, name: str, slot: datetime) -> bool:
+    async def take_slot(self, name: str, slot: datetime, *, by_store: bool = False) -> bool:
         request = StartRequest(id=slot_request_id(name, slot), workflow=name)
-        try:
-            await self._claim(request, None, uuid.uuid4().hex)  # kept, as a started slot's is
+        try:  # kept, as a started slot's is
+            await self._claim(request, None, uuid.uuid4().hex, by_store=by_store)
         except _Taken:
             return False
+        return True
+
+    async def _enter_store(self) -> None:
+        """Say in the results store that this server keeps its results there, so that the
+        servers sharing it let the store decide the slots they both claim (store_decides)."""
+        store = self._results
+        if store is None:
+            return
+        try:
+            await asyncio.to_thread(store.enter_server, self._connector.source_id)
+        except Exception as exc:  # the claims on the broker alone decide this server's slots
+            _log.warning("cannot write to results store %s: %s", store.url, explain(exc))
+
+    async def store_decides(self, source: str) -> bool:
+        store = self._results
+        if store is None or source == self._connector.source_id:
+            return False
+        if source not in self._sharing:
+            try:
+                if not await asyncio.to_thread(store.shared_with, source):
+                    return False
+            except Exception as exc:  # the store unreachable: the claim alone decides
+                _log.warning(
+                    "cannot tell whether %s shares results store %s: %s",
+                    source,
+                    store.url,
+                    explain(exc),
+                )
+                return False
+            self._sharing.add(source)
         return True
 
     def live_runs(self, name: str) -> list[tuple[str, str]]:
@@ -677,11 +714,14 @@ class Server:
     def pause(self, name: str) -> Constraint | None:
         return self._pauses.pause(name)
 
-    async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
+    async def _claim(
+        self, request: StartRequest, rerun_of: str | None, run_id: str, *, by_store: bool = False
+    ) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
         results store, once across the servers that share it; raises :class:`_Refused` when
         another took it first. A store that cannot take claims (no exclusive create) leaves
-        reruns one at a time by the servers' announcements only, and says so."""
+        reruns one at a time by the servers' announcements only, and says so; ``by_store``:
+        the store alone may let it start, so one that cannot take it refuses it."""
         store = self._results
         if store is None:
             return []
@@ -702,6 +742,10 @@ class Server:
         try:
             claims, refused = await asyncio.to_thread(take)
         except Exception as exc:  # the store: unreachable, or without an exclusive create
+            if by_store:
+                raise _Taken(
+                    f"the results store {store.url} cannot take it: {explain(exc)}"
+                ) from None
             self._log.warning(
                 "claims",
                 "cannot take start request %s in the results store %s (%s): only "
@@ -770,9 +814,7 @@ class Server:
         try:
             target = await served.target(params)
             if carried is not None:
-                target = held_where_unsafe(target, carried)
-                if carried.hold:
-                    target = held_for_decision(target, carried)
+                target = carried_target(target, carried)
             return prepare(target, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
