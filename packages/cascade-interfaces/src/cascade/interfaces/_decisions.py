@@ -13,21 +13,14 @@ answered on :func:`~cascade.interfaces.commands.reply_topic` of the request's ``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
-from msgspec.structs import force_setattr
 
 from ._asked import (
     ControlError,
-    checked_name,
-    checked_prefix,
-    checked_reason,
     checked_text,
-    is_full,
-    new_request_id,
 )
 from ._constraint import convert
 from ._errors import InvalidMessageError
@@ -39,7 +32,6 @@ __all__ = [
     "DEFAULT_DECISIONS",
     "MAX_RESULT_BYTES",
     "MAX_TASK_LENGTH",
-    "Decide",
     "Decided",
     "Decision",
     "DecisionOutcome",
@@ -186,64 +178,6 @@ def decode_decision_reply(data: Mapping[str, Any] | bytes | str) -> DecisionRepl
     :class:`InvalidMessageError`."""
     _checked_size(data)
     return convert(data, DecisionReply)
-
-
-class Decide(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Take ``decision`` (``retry``, ``skip``, ``complete``, ``fail``) on the held ``task``
-    (its id, or its name when one held task has it) of the run ``run_id``, at the held
-    ``attempt`` (``None``: whichever is held when it arrives); ``result`` is a ``complete``'s
-    only (any JSON value, ``None`` too: left unset, there is none). As `cascade retry`,
-    `skip`, `complete` and `fail` ask it, and ``Engine.decide`` in the engine's own process.
-
-    Checked when it is made: bad input raises :class:`ControlError` naming the field.
-    ``run_id`` is 1 to 32 hex digits (kept in lower case; only a whole id is sent: a face
-    resolves a prefix first); ``org`` and ``project`` are the run's when known (the request's
-    topic names them; without them the run is first heard on its telemetry)."""
-
-    run_id: str
-    task: str
-    decision: Decision
-    attempt: int | None = None
-    result: Any = msgspec.UNSET
-    reason: str | None = None
-    org: str | None = None
-    project: str | None = None
-
-    def __post_init__(self) -> None:
-        force_setattr(self, "run_id", checked_prefix(self.run_id))
-        task, decision, result = checked_decision_fields(
-            self.task, self.decision, self.attempt, self.result
-        )
-        force_setattr(self, "task", task)
-        force_setattr(self, "decision", decision)
-        force_setattr(self, "result", result)
-        force_setattr(self, "reason", checked_reason(self.reason))
-        for name in ("org", "project"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ControlError(f"{name} is an id: text, not {value!r}", name)
-
-    def wire_request(
-        self, *, issued_by: str | None = None, request_id: str | None = None
-    ) -> DecisionRequest:
-        """The :class:`DecisionRequest` it sends (a whole run id only: :class:`ControlError`
-        for a prefix), stamped now, ``issued_by`` checked (:func:`checked_name`), with
-        ``request_id`` (default: a fresh one)."""
-        if not is_full(self.run_id):
-            raise ControlError(
-                f"a whole run id (32 hex digits) is decided on, not {self.run_id!r}", "run_id"
-            )
-        return DecisionRequest(
-            id=new_request_id() if request_id is None else request_id,
-            run_id=self.run_id,
-            task=self.task,
-            decision=self.decision,
-            attempt=self.attempt,
-            result=None if self.result is msgspec.UNSET else self.result,
-            issued_by=None if issued_by is None else checked_name(issued_by),
-            reason=self.reason,
-            issued_at=time.time(),
-        )
 
 
 def checked_decision_fields(

@@ -7,22 +7,28 @@ Each is a msgspec struct whose ``__post_init__`` holds the verb's checks: made i
 the dashboard reads its controls), bad input raises :class:`ControlError` naming the field
 before anything is sent, and the fields are kept as they will be sent (a reason stripped, a run
 id in lower case). Who issues it is the :class:`~cascade.control.Controller`'s, not the
-request's; what it publishes is built when it is sent, stamped then. A decision's,
-:class:`~cascade.interfaces.commands.Decide`, is beside the decision's messages (the engine
-checks a decision made in its own process with it too): :func:`read_request` reads it as it
-reads the others.
+request's; what it publishes is built when it is sent, stamped then. The engine checks a
+decision made in its own process with :class:`Decide` too.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
 from msgspec.structs import force_setattr
 
-from ._asked import ControlError, checked_prefix, checked_reason, is_full
+from ._asked import (
+    ControlError,
+    checked_name,
+    checked_prefix,
+    checked_reason,
+    is_full,
+    new_request_id,
+)
 from ._constraint import Constraint, ConstraintType
 from ._constraint_requests import (
     limit_constraints,
@@ -30,12 +36,12 @@ from ._constraint_requests import (
     pause_constraint,
     validate_scope,
 )
-from ._decisions import Decide
+from ._decisions import Decision, DecisionRequest, checked_decision_fields
 from ._serving import RerunMode, StartRequest
 from ._start_request import start_request
 from ._topics import DEFAULT_PREFIX
 
-__all__ = ["Cancel", "Limit", "Pause", "Resume", "Start", "read_request"]
+__all__ = ["Cancel", "Decide", "Limit", "Pause", "Resume", "Start", "read_request"]
 
 
 class _Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -151,6 +157,64 @@ class Cancel(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
                 f"a whole run id (32 hex digits) is cancelled, not {self.run_id!r}", "run_id"
             )
         return self.run_id
+
+
+class Decide(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Take ``decision`` (``retry``, ``skip``, ``complete``, ``fail``) on the held ``task``
+    (its id, or its name when one held task has it) of the run ``run_id``, at the held
+    ``attempt`` (``None``: whichever is held when it arrives); ``result`` is a ``complete``'s
+    only (any JSON value, ``None`` too: left unset, there is none). As `cascade retry`,
+    `skip`, `complete` and `fail` ask it, and ``Engine.decide`` in the engine's own process.
+
+    Checked when it is made: bad input raises :class:`ControlError` naming the field.
+    ``run_id`` is 1 to 32 hex digits (kept in lower case; only a whole id is sent: a face
+    resolves a prefix first); ``org`` and ``project`` are the run's when known (the request's
+    topic names them; without them the run is first heard on its telemetry)."""
+
+    run_id: str
+    task: str
+    decision: Decision
+    attempt: int | None = None
+    result: Any = msgspec.UNSET
+    reason: str | None = None
+    org: str | None = None
+    project: str | None = None
+
+    def __post_init__(self) -> None:
+        force_setattr(self, "run_id", checked_prefix(self.run_id))
+        task, decision, result = checked_decision_fields(
+            self.task, self.decision, self.attempt, self.result
+        )
+        force_setattr(self, "task", task)
+        force_setattr(self, "decision", decision)
+        force_setattr(self, "result", result)
+        force_setattr(self, "reason", checked_reason(self.reason))
+        for name in ("org", "project"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ControlError(f"{name} is an id: text, not {value!r}", name)
+
+    def wire_request(
+        self, *, issued_by: str | None = None, request_id: str | None = None
+    ) -> DecisionRequest:
+        """The :class:`DecisionRequest` it sends (a whole run id only: :class:`ControlError`
+        for a prefix), stamped now, ``issued_by`` checked (:func:`checked_name`), with
+        ``request_id`` (default: a fresh one)."""
+        if not is_full(self.run_id):
+            raise ControlError(
+                f"a whole run id (32 hex digits) is decided on, not {self.run_id!r}", "run_id"
+            )
+        return DecisionRequest(
+            id=new_request_id() if request_id is None else request_id,
+            run_id=self.run_id,
+            task=self.task,
+            decision=self.decision,
+            attempt=self.attempt,
+            result=None if self.result is msgspec.UNSET else self.result,
+            issued_by=None if issued_by is None else checked_name(issued_by),
+            reason=self.reason,
+            issued_at=time.time(),
+        )
 
 
 class Start(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):

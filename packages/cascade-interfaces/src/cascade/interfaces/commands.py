@@ -32,7 +32,6 @@ if TYPE_CHECKING:
         reply_topic,
     )
     from ._decisions import (
-        Decide,
         Decided,
         DecisionReply,
         DecisionRequest,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     )
     from ._requests import (
         Cancel,
+        Decide,
         Limit,
         Pause,
         Resume,
