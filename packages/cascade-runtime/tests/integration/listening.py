@@ -29,6 +29,10 @@ class Listening(MqttConnector):
         topics, as on RabbitMQ, those it read them through are let go)."""
         return [s.topic_filter for s in self.subscriptions if s.active]
 
+    def listened(self) -> list[Subscription]:
+        """Its subscriptions active now."""
+        return [s for s in self.subscriptions if s.active]
+
     def commands(self) -> list[Subscription]:
         """Its subscriptions to a run's commands still active."""
         return [s for s in self.subscriptions if s.active and "/command/" in s.topic_filter]
