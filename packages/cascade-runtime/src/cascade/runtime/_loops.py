@@ -158,7 +158,6 @@ class Loops:
         iteration = Node(call, state.add_node())
         iteration.dependents.append(loop.node)
         iteration.injects = bool(injects) or _injects(call)
-        iteration.guarded = call.resources is not None
         state.waiting[loop.node.index] = 1
         loop.current = iteration
         self._of[id(iteration)] = loop
