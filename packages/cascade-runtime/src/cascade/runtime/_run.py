@@ -39,7 +39,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
-from ._loops import Loops
+from ._loops import Loops, first_jump
 from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
@@ -734,10 +734,7 @@ class Run:
             if state.wanted[node.index] is None:  # reused only where its routes are chosen
                 self.reusable[id(node)] = found
                 continue
-            if type(found[0]) is Jump and node.lazy.jumps is not None:  # a loop's first jump
-                if self.loops is None:
-                    self.loops = Loops(self)
-                self.loops.reused(node, found[0])  # goes on from it once ready, as a loop
+            if self._loop_reuses(node, found[0]):
                 continue
             state.result[node.index], from_run = found
             state.done[node.index] = True
@@ -745,6 +742,17 @@ class Run:
             for dependent in node.dependents:
                 waiting[dependent.index] -= 1
             self._emit_reused(node, from_run)
+
+    def _loop_reuses(self, node: Node, value: Any) -> bool:
+        """Whether ``value``, a rerun's kept result of ``node``, is a loop's first jump: the
+        loop goes on from it once ready (its policy asks :meth:`Loops.ready`)."""
+        jump = first_jump(node, value)
+        if jump is None:
+            return False
+        if self.loops is None:
+            self.loops = Loops(self)
+        self.loops.reused(node, jump)
+        return True
 
     def _emit_reused(self, node: Node, from_run: str) -> None:
         lazy = node.lazy
@@ -757,10 +765,7 @@ class Run:
     def _wanted(self, node: Node) -> None:
         """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
         found = self.reusable.pop(id(node), None)
-        if found is not None and type(found[0]) is Jump and node.lazy.jumps is not None:
-            if self.loops is None:  # a loop's first jump: it goes on from it once ready
-                self.loops = Loops(self)
-            self.loops.reused(node, found[0])
+        if found is not None and self._loop_reuses(node, found[0]):
             found = None
         if found is not None:
             self.parked.pop(id(node), None)
