@@ -31,7 +31,7 @@ from .workflow._router import RouteMissing, Router
 from .workflow._run_state import RunState, resolve
 from .workflow._task import LazyResult
 
-__all__ = ["Loops", "LoopingRun"]
+__all__ = ["LoopingRun", "Loops", "first_jump"]
 
 
 class _Held(Protocol):
@@ -158,7 +158,6 @@ class Loops:
         iteration = Node(call, state.add_node())
         iteration.dependents.append(loop.node)
         iteration.injects = bool(injects) or _injects(call)
-        iteration.guarded = call.resources is not None
         state.waiting[loop.node.index] = 1
         loop.current = iteration
         self._of[id(iteration)] = loop
@@ -242,6 +241,13 @@ class Loops:
         call.resources = route.resources
         call.jumps = route.jumps
         return call, injects
+
+
+def first_jump(node: Node, value: Any) -> Jump | None:
+    """``value``, a rerun's kept result of ``node``, as the loop's first jump it is (the
+    loop goes on from it, :meth:`Loops.reused`); ``None``: ``node`` is no loop, or ``value``
+    no jump."""
+    return value if type(value) is Jump and node.lazy.jumps is not None else None
 
 
 def _without_result(

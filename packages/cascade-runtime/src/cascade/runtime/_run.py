@@ -35,12 +35,12 @@ from ._events import (
     TaskCompleted,
     TaskFailed,
     TaskHeld,
-    TaskMapped,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
 )
-from ._loops import Loops
+from ._loops import Loops, first_jump
+from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
@@ -54,21 +54,14 @@ from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
 from .workflow._gate import GateRejected, prompt_text
-from .workflow._graph import Graph, Node
+from .workflow._graph import Node
 from .workflow._jump import Jump
+from .workflow._policy import upstream_ended
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED
-from .workflow._routing import Demand, Routing
+from .workflow._routing import Demand
 from .workflow._run_state import RunState, resolve
-from .workflow._task import (
-    ALWAYS,
-    DEFAULT_HOLD_TIMEOUT,
-    LazyResult,
-    MapError,
-    MappedLazyResult,
-    OnFailure,
-    Task,
-)
+from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 from .workflow._task_context import CURRENT, RunContext
 
 __all__ = [
@@ -82,14 +75,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("cascade.runtime.engine")
-
-CONDITION_FALSE = "condition false"
-"""A task skipped by its ``run_if``: its ``SKIPPED`` event's error."""
-
-
-def _upstream(node: Node, what: str) -> str:
-    """Why a task is skipped: ``node``, a task it needs, ``what`` (failed, was skipped...)."""
-    return f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"
 
 
 async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
@@ -127,7 +112,9 @@ class CancelReport:
 class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
-    __slots__ = ("args", "attempt", "decided", "guarded", "kwargs", "lazy", "node", "started")
+    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
+
+    policies = ()  # its call's were asked before its first attempt
 
     def __init__(
         self,
@@ -145,9 +132,6 @@ class Retry:
         self.args = args
         self.kwargs = kwargs
         self.decided = decided  # a retry decided on a held task: one attempt, then held again
-        # its condition and routes were looked at before its first attempt: only what it asks
-        # of the system resources is looked at again
-        self.guarded = self.lazy.resources is not None
 
 
 class Group:
@@ -656,8 +640,7 @@ class Run:
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
         self.total = len(graph.nodes)  # grows as maps make their items
-        # a map whose items run: its items and when it made them
-        self.mapped: dict[int, tuple[list[Node], float]] = {}
+        self.maps = Maps(self)  # its maps whose items run
         self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
         # None: no task injects one (graph.resources checked against them before the run)
@@ -751,10 +734,7 @@ class Run:
             if state.wanted[node.index] is None:  # reused only where its routes are chosen
                 self.reusable[id(node)] = found
                 continue
-            if type(found[0]) is Jump and node.lazy.jumps is not None:  # a loop's first jump
-                if self.loops is None:
-                    self.loops = Loops(self)
-                self.loops.reused(node, found[0])  # goes on from it once ready, as a loop
+            if self._loop_reuses(node, found[0]):
                 continue
             state.result[node.index], from_run = found
             state.done[node.index] = True
@@ -762,6 +742,17 @@ class Run:
             for dependent in node.dependents:
                 waiting[dependent.index] -= 1
             self._emit_reused(node, from_run)
+
+    def _loop_reuses(self, node: Node, value: Any) -> bool:
+        """Whether ``value``, a rerun's kept result of ``node``, is a loop's first jump: the
+        loop goes on from it once ready (its policy asks :meth:`Loops.ready`)."""
+        jump = first_jump(node, value)
+        if jump is None:
+            return False
+        if self.loops is None:
+            self.loops = Loops(self)
+        self.loops.reused(node, jump)
+        return True
 
     def _emit_reused(self, node: Node, from_run: str) -> None:
         lazy = node.lazy
@@ -774,10 +765,7 @@ class Run:
     def _wanted(self, node: Node) -> None:
         """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
         found = self.reusable.pop(id(node), None)
-        if found is not None and type(found[0]) is Jump and node.lazy.jumps is not None:
-            if self.loops is None:  # a loop's first jump: it goes on from it once ready
-                self.loops = Loops(self)
-            self.loops.reused(node, found[0])
+        if found is not None and self._loop_reuses(node, found[0]):
             found = None
         if found is not None:
             self.parked.pop(id(node), None)
@@ -794,7 +782,7 @@ class Run:
         self.parked.pop(id(node), None)
         self.reusable.pop(id(node), None)
         if not self.state.done[node.index]:
-            self._end_skipped(node, NOT_ROUTED)
+            self.end_skipped(node, NOT_ROUTED)
             self._release(node)
         self.wake.set()
 
@@ -830,7 +818,7 @@ class Run:
             going = self.loops.going() if self.loops is not None else ()
             for node in itertools.chain(going, self.state.items, self.graph.nodes):
                 if not done[node.index] and not self.held.stop(node, self.stopped_by):
-                    self._cancelled(node, self._map_started(node))
+                    self._cancelled(node, self.maps.started(node))
 
     def _cancelled(self, node: Node, started: float | None, abandoned: bool = False) -> None:
         """``node``'s task was stopped with the run (``started``: its first attempt's start;
@@ -875,7 +863,7 @@ class Run:
         not_started = queued + sum(
             1
             for node in itertools.chain(self.graph.nodes, self.state.items)
-            if not done[node.index] and id(node) not in running and id(node) not in self.mapped
+            if not done[node.index] and id(node) not in running and not self.maps.made(node)
         )
         already = self.cancelled is not None
         if not already:
@@ -889,15 +877,12 @@ class Run:
 
     def ready(self, node: Node | Retry) -> None:
         """``node`` may start: queue it behind the ready tasks of its name (and of its request
-        for resources, if it has one; a retry ahead), unless its condition, its routes or its
-        routers end it first (:meth:`_stops`)."""
+        for resources, if it has one; a retry ahead), unless one of its policies stops it
+        first (:meth:`_stops`)."""
         lazy = node.lazy
-        key: Any = lazy.name
-        if node.guarded:  # a condition, routes or routers, or resources it asks for
-            if not isinstance(node, Retry) and self._stops(node):
-                return
-            if lazy.resources is not None:
-                key = (key, lazy.resources)
+        if node.policies and self._stops(cast(Node, node)):
+            return
+        key: Any = lazy.name if lazy.resources is None else (lazy.name, lazy.resources)
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = Group(lazy.name, lazy.resources)
@@ -1020,7 +1005,7 @@ class Run:
         for item in group.nodes:
             node = item.node if isinstance(item, Retry) else item
             self.asking.pop(node.lazy.task_id, None)
-            self._fails_unstarted(node, exc, item.attempt if isinstance(item, Retry) else 1)
+            self.fail_unstarted(node, exc, item.attempt if isinstance(item, Retry) else 1)
         group.nodes.clear()
         group.marked = 0
 
@@ -1301,7 +1286,7 @@ class Run:
         self.failures.append((node, exc))
         if self.demand is not None:
             self.demand.ended(node)
-        self._skip_dependents(node, "failed")
+        self.skip_dependents(node, "failed")
 
     def skipped(self, node: Node) -> None:
         """A decision skipped held ``node``: its dependents are skipped, the run goes on."""
@@ -1309,46 +1294,19 @@ class Run:
         self.finished += 1
         if self.demand is not None:
             self.demand.ended(node)
-        self._skip_dependents(node, "was skipped")
+        self.skip_dependents(node, "was skipped")
 
     def _stops(self, node: Node) -> bool:
-        """Whether ``node`` does not start: it waits while its routers' choices do not tell
-        whether the run needs it (:meth:`_wanted`, :meth:`_not_routed` end the wait); it ends
-        first where a task it needs ended without a result (a task that takes a router or
-        is routed hears of it only now: it may not need that task), its condition false (it
-        is skipped, and so is what needs it), or a router it takes with no route for its
-        selector (it fails); or it is a map, which never starts: it makes its items, and ends
-        once they have; or it is a gate, held for a decision from its start."""
-        graph, state = self.graph, self.state
-        lazy = node.lazy
-        if self.loops is not None and self.loops.ready(node):
-            return True
-        if state.wanted[node.index] is None:
-            self.parked[id(node)] = node
-            return True
-        if graph.routing is not None and self._lacks(node, graph):
-            return True
-        if self.mapped and id(node) in self.mapped:
-            self._gather(node)
-            return True
-        if lazy.condition is not ALWAYS and not resolve(lazy.condition, state):
-            self._end_skipped(node, CONDITION_FALSE)
-            self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
-            return True
-        if node.routers:
-            missing = cast(Routing, graph.routing).missing_route(node, state)
-            if missing is not None:
-                self._fails_unstarted(node, missing)
-                return True
-        if type(lazy) is MappedLazyResult:
-            self._map(node, lazy)
-            return True
-        if lazy.task.awaits_approval:
-            self.held.gate(node)
-            return True
-        return False
+        """Whether one of ``node``'s policies (its call's features: a loop, routes, a map, a
+        condition, a gate, see :mod:`.workflow._policy`) stops it from starting now."""
+        return any(policy.stops(self, node) for policy in node.policies)
 
-    def _fails_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None:
+    def park(self, node: Node) -> None:
+        """Routed ``node`` is ready but for being wanted: it starts once it is
+        (:meth:`_wanted`), or ends not routed (:meth:`_not_routed`)."""
+        self.parked[id(node)] = node
+
+    def fail_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None:
         """``node`` fails before its ``attempt`` starts: ``exc`` says why (no route for its
         selector, lists it cannot map, resources it cannot have)."""
         lazy = node.lazy
@@ -1363,44 +1321,6 @@ class Run:
             )
         )
         self.failed(node, exc)
-
-    def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
-        """Make the items of map ``node``, its keywords' values known: each a node of the run
-        that ``node`` waits for, ready to start."""
-        try:
-            rows = lazy.items(resolve(lazy.kwargs, self.state))
-        except MapError as exc:
-            self._fails_unstarted(node, exc)
-            return
-        spec, task_id = lazy.task, lazy.task_id
-        first = len(self.state.done)  # the items' indexes: the run's state grows with them
-        items = [
-            Node(LazyResult(spec, (), row, f"{task_id}[{index}]"), first + index, (node, index))
-            for index, row in enumerate(rows)
-        ]
-        for item in items:
-            item.dependents.append(node)
-            item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
-            item.lazy.resources = lazy.resources  # the map's with_constraints, for each item
-            item.guarded = lazy.resources is not None
-        # the run's, not the graph's: what the map waits for and is computed from (a decided
-        # item's value taints it)
-        self.state.add_items(node, items)
-        self.mapped[id(node)] = (items, time.perf_counter())
-        self.total += len(items)
-        self.held.added(items)
-        self.emit(
-            TaskMapped(run_id=self.run_id, task_id=task_id, task_name=lazy.name, items=len(items))
-        )
-        if not items:
-            self._gather(node)
-            return
-        reuse = self.results.add_items(node, items) if self.results is not None else None
-        if reuse:
-            self.reuse_later(items, reuse)
-            return
-        for item in items:
-            self.ready(item)
 
     def reuse_later(self, items: list[Node], steps: list[Step]) -> None:
         """``items`` joined the run (a map's, a loop's iteration), some with results its rerun's
@@ -1435,52 +1355,8 @@ class Run:
         for item in rest:
             self.ready(item)
 
-    def _gather(self, node: Node) -> None:
-        """Every item of map ``node`` completed: it completes with their results, in order."""
-        items, started = self.mapped.pop(id(node))
-        values = self.state.result
-        values[node.index] = result = [values[item.index] for item in items]
-        lazy = node.lazy
-        results = self.results
-        self.emit(
-            TaskCompleted(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                not_kept=None if results is None else results.keep(node, result),
-            )
-        )
-        self.completed(node)
-
-    def _map_started(self, node: Node) -> float | None:
-        """When map ``node`` made its items, if it is one that did."""
-        found = self.mapped.get(id(node)) if self.mapped else None
-        return None if found is None else found[1]
-
-    def _lacks(self, node: Node, graph: Graph) -> bool:
-        """Whether a task ``node`` needs ended without a result: then it ends skipped, and so
-        does what needs it (for a task that takes a router or is routed, told only now)."""
-        state = self.state
-        deps = state.deps(node)
-        if not node.routers and not deps:
-            return False
-        routing = graph.routing
-        assert routing is not None
-        skipped, failed = state.skipped, state.failed
-        for dep in deps:
-            if (skipped[dep.index] or failed[dep.index]) and routing.needs(node, dep, state):
-                # noted where it ended (failed, skipped: _skip_dependents); a task the run
-                # needs is never one ended not routed, which notes none
-                reason = self.skip_reasons.get(id(dep)) or _upstream(
-                    dep, "failed" if failed[dep.index] else "was skipped"
-                )
-                self._end_skipped(node, reason)
-                self._skip_dependents(node, reason=reason)
-                return True
-        return False
-
-    def _end_skipped(self, node: Node, why: str) -> None:
+    def end_skipped(self, node: Node, why: str) -> None:
+        """``node`` ends ``SKIPPED``, ``why`` its error, without starting."""
         self.state.done[node.index] = self.state.skipped[node.index] = True
         self.finished += 1
         lazy = node.lazy
@@ -1490,12 +1366,12 @@ class Run:
         if self.demand is not None:
             self.demand.ended(node)
 
-    def _skip_dependents(self, node: Node, what: str = "", reason: str = "") -> None:
+    def skip_dependents(self, node: Node, what: str = "", reason: str = "") -> None:
         """Skip what needs ``node`` (ended without a result: it ``what``), and what needs those,
         each for ``reason`` (by default, naming ``node``). A task that takes a router or is
-        routed only stops waiting for it: it may not need it (:meth:`_lacks` tells once it is
+        routed only stops waiting for it: it may not need it (its policy tells once it is
         ready, with the reason noted here)."""
-        reason = reason or _upstream(node, what)
+        reason = reason or upstream_ended(node, what)
         stack = [(node, dependent) for dependent in node.dependents]
         demand = self.demand
         if demand is not None:
@@ -1507,7 +1383,7 @@ class Run:
             at = dependent.index
             if skipped[at] or done[at]:  # done: a rerun reused it
                 continue
-            if demand is not None and (dependent.routers or state.wanted[at] is None):
+            if demand is not None and demand.waits_out(dependent):
                 if (id(dependent), id(ended)) in self.let_go:
                     continue  # it stopped waiting for it when its routers chose
                 waiting[at] -= 1

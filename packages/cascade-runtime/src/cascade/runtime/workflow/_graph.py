@@ -9,6 +9,7 @@ from .._errors import CycleError, InvalidTargetError
 from ._canonical import NotCanonical, canonical, encode
 from ._node import Node
 from ._param import Param, ParamError, bind_params
+from ._policy import assign
 from ._resource import Inject
 from ._router import RouteMissing, Router
 from ._routing import routing
@@ -278,6 +279,7 @@ def build_graph(target: Any) -> Graph:
     cached: list[Node] = []
     waits = [0] * len(order)
     routed = False  # a task takes a router
+    featured: dict[int, Node] = {}  # the nodes whose call has a feature its run asks of
     for node in order:
         lazy = node.lazy
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
@@ -312,20 +314,21 @@ def build_graph(target: Any) -> Graph:
                     for default in route.task.injects:
                         if not default.given(route.args, route.kwargs):
                             resources.setdefault(default.resource, node)
-        node.guarded = (
-            bool(found_routers)
+        if (
+            found_routers
             or lazy.condition is not ALWAYS
-            or lazy.resources is not None
             or type(lazy) is MappedLazyResult
             or (spec.special and spec.awaits_approval)
-            or lazy.jumps is not None  # a loop: looked at again when an iteration ends
-        )
+            or lazy.jumps is not None
+        ):
+            featured[id(node)] = node
     graph = Graph(
         order, params, resources, cached, executors, {id(r) for r in roots}, routed, twins, waits
     )
     if graph.routing is not None:
-        for node in graph.routing.routed:
-            node.guarded = True  # it waits to be wanted
+        featured.update((id(node), node) for node in graph.routing.routed)  # it waits to be wanted
+    if featured:
+        assign(featured.values(), graph.routing)
     return graph
 
 

@@ -3,28 +3,39 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._router import Router
     from ._task import LazyResult
 
-__all__ = ["Node"]
+__all__ = ["Node", "Policy"]
+
+
+class Policy(Protocol):
+    """A feature of a node's call that its run asks, when the node is ready, whether it stops
+    it from starting (:mod:`._policy` has them)."""
+
+    def stops(self, run: Any, node: Node, /) -> bool:
+        """Whether ``node`` does not start now: the policy ended it, holds it, or made it go
+        on in another way (its items, its iterations)."""
+        ...
 
 
 class Node:
     """A lazy result in a graph, with its edges; ``index``: its place in its run's state (a
-    graph's node: in the graph's order; a map's item: given as its run makes it)."""
+    graph's node: in the graph's order; a map's item: given as its run makes it);
+    ``policies``: what its run asks before it starts, in order (none: most nodes)."""
 
     __slots__ = (
         "binds",
         "dependents",
         "deps",
-        "guarded",
         "index",
         "injects",
         "item_of",
         "lazy",
+        "policies",
         "routers",
     )
 
@@ -36,9 +47,7 @@ class Node:
         self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
-        # a condition, routers, whether it is routed (looked at before it starts), or
-        # resources it asks for
-        self.guarded = False
+        self.policies: tuple[Policy, ...] = ()  # set once its graph is built
         self.injects = False  # a resource injected: by a default of its task, or where called
         self.deps: list[Node] = []
         self.dependents: list[Node] = []

@@ -301,6 +301,12 @@ class Demand:
         for consumer in self.routing.deciding.get(id(node), ()):
             self._let_go(consumer)
 
+    def waits_out(self, node: Node) -> bool:
+        """Whether ``node``, a task that takes a router or one whether the run needs is not
+        known yet, only stops waiting for a task it takes that ended without a result: it may
+        not need that task, and hears of it once ready."""
+        return bool(node.routers) or self.state.wanted[node.index] is None
+
     def _let_go(self, consumer: Node) -> None:
         done = self.state.done
         if self._needless is not None and not done[consumer.index]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._param import Param
-from ._router import Router
-from ._task import LazyResult, Unmapped
+from ._resolve import resolve
+from ._task import LazyResult
 
 if TYPE_CHECKING:
     from ._graph import Graph
@@ -88,29 +87,6 @@ class RunState:
         """What ``node`` is computed from in this run: its dependencies, and a map's items."""
         made = self.items_of.get(id(node)) if self.items_of else None
         return node.deps if made is None else [*node.deps, *made]
-
-
-def resolve(value: Any, state: RunState) -> Any:
-    """``value`` with every lazy result in it replaced by its node's result in the run
-    ``state`` is of, and every :class:`Param` by its bound value."""
-    if isinstance(value, LazyResult):
-        return state.result[state.by_lazy[id(value)].index]
-    if isinstance(value, Param):
-        return state.values[value.name]
-    if isinstance(value, Router):
-        return resolve(value.route(resolve(value.selector, state)), state)
-    if isinstance(value, list):
-        return [resolve(v, state) for v in value]
-    if isinstance(value, tuple):
-        items = [resolve(v, state) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return {k: resolve(v, state) for k, v in value.items()}
-    if isinstance(value, (set, frozenset)):
-        return type(value)(resolve(v, state) for v in value)
-    if isinstance(value, Unmapped):
-        return Unmapped(resolve(value.value, state))
-    return value
 
 
 def target_results(target: Any, state: RunState) -> Any:
