@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import SettingsError
 from ._guard import Tokens
+from ._history_source import HistorySource
 from .app._api import create_app
 from .app._listen import is_loopback
 from .app._notify_settings import Notifications
@@ -21,7 +22,6 @@ from .app._serve import serve_dashboard
 from .app._settings import DashboardSettings
 from .auth._proxy import ProxySignIn, trusted_networks
 from .auth._sign_in import SignIn
-from .history._history_source import HistorySource
 from .live._hub import DashboardHub
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from .._guard import (
     answer_refused,
     refusal,
 )
+from .._history_source import HistorySource
 from ..auth._access_log import AccessLog
 from ..auth._api_tokens import ApiTokenCheck, ApiTokens
 from ..auth._decide_scope import decidable
@@ -38,7 +39,6 @@ from ..auth._sign_in import SignInPages
 from ..auth._team import Team
 from ..auth._token_api import token_routes
 from ..history._history_api import history_routes
-from ..history._history_source import HistorySource
 from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
 from ..live._fair_share import RETRY_AFTER, claimant
 from ..live._hub import DashboardHub

@@ -18,8 +18,8 @@ from cascade.control import Cancel, ControlError, Resume, read_request
 from cascade.interfaces import ConnectorError
 
 from .._guard import AccessRefused, Refused, Tokens, json_body, refusal
+from .._history_source import HistorySource
 from ..auth._team import Team
-from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import constraint_request

@@ -10,7 +10,7 @@ from typing import Any
 
 from cascade.metrics import bind
 
-from ..history._history_source import HistorySource
+from .._history_source import HistorySource
 from ._listen import is_loopback
 from ._settings import DashboardSettings
 

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from cascade.interfaces import Connector
 
     from .._guard import Tokens
+    from .._history_source import HistorySource
     from ..auth._sign_in import SignIn
-    from ..history._history_source import HistorySource
 
 __all__ = ["DashboardSettings"]
 

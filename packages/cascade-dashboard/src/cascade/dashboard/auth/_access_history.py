@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..history._history_source import HistorySource
+from .._history_source import HistorySource
 from ._access_log import AccessEvent
 
 if TYPE_CHECKING:

@@ -46,10 +46,10 @@ from cascade.interfaces._shared import LOG_LEVELS
 from cascade.reader import FINISHED_STATES, parse_age
 
 from .._guard import Refused, refusal
+from .._history_source import HistorySource
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ..live._visible_runs import NO_SUCH_RUN
 from ._export import MAX_EXPORT, export_body, export_format, file_name
-from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from cascade.interfaces.logs import LogLine
 from cascade.reader import HeardLine, LogFollower, RunLogs, parse_timestamp
 
-from ..history._history_source import HistorySource
+from .._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.history import History, LogCount, RecordedLogLine
