@@ -155,3 +155,19 @@ async def test_a_topic_the_client_refuses_is_rejected_and_the_connection_stays(
         assert reader.stats.rejected == (1 if rabbitmq else 0)
         assert reader.stats.reconnects == 0
         assert reader.is_connected
+
+
+async def test_many_subscriptions_made_at_once_are_no_warning(
+    mqtt_broker: BrokerEndpoint,
+    observer: MqttConnector,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Subscriptions made at once, as a constraints index is read (17 exact topics), each wait
+    for the broker's answer: by design, so no warning about pending calls (aiomqtt's says so
+    past 10, which every served engine on RabbitMQ printed)."""
+    topics = [f"{prefix}/index/constraints/{n}" for n in range(40)]
+    with caplog.at_level("WARNING"):
+        handles = await asyncio.gather(*(observer.subscribe(t, Inbox()) for t in topics))
+        await asyncio.gather(*(handle.unsubscribe() for handle in handles))
+    assert not [r.getMessage() for r in caplog.records if "pending" in r.getMessage()]

@@ -37,6 +37,7 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
+_PENDING_CALLS_WARNED = 1_000  # subscriptions awaiting their SUBACK before aiomqtt warns
 
 
 class PahoLink:
@@ -73,6 +74,10 @@ class PahoLink:
             logger=_log,
             **options,
         )
+        # aiomqtt warns once more than 10 SUBSCRIBE/UNSUBSCRIBE calls wait for the broker's
+        # answer; this connector makes that many at once by design (a constraints index is
+        # read through 17 exact topics), so the warning said nothing a user could act on
+        client.pending_calls_threshold = _PENDING_CALLS_WARNED
         self._paho = client._client
         self._loop = asyncio.get_running_loop()  # paho may ask from its connect thread
         self._thread: ConnectThread | None = None
