@@ -234,36 +234,44 @@ async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_r
     assert sum(e.stats.slots_skipped for e in engines) == 0
 
 
+async def _each_hearing_the_others_claim_first(slot: datetime) -> list[InMemoryBroker]:
+    """Two brokers, each holding the other server's claim (``s1``'s on the first, ``s0``'s on
+    the second) of ``tick``'s ``slot`` in acme/etl, its topic as docs/schedules.md writes it."""
+    brokers = [InMemoryBroker(), InMemoryBroker()]
+    for broker, other in zip(brokers, ("s1", "s0"), strict=True):
+        claimant = InMemoryConnector(broker, source_id=other)
+        await claimant.connect()
+        claim = {"source": other, "nonce": uuid.uuid4().hex, "at": time.time()}
+        topic = f"cascade/schedule/acme/etl/tick/{slot.strftime('%Y%m%dT%H%M%SZ')}"
+        await claimant.publish(topic, claim, qos=1, retain=True)
+        await claimant.disconnect()
+    return brokers
+
+
+def _sharing_a_store(brokers: list[InMemoryBroker], store: Path) -> list[Engine]:
+    return [
+        Engine(
+            InMemoryConnector(broker, source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=store,
+            org_id="acme",
+            project_id="etl",
+        )
+        for i, broker in enumerate(brokers)
+    ]
+
+
 async def test_two_servers_each_hearing_the_others_claim_first_run_the_slot_once_by_a_shared_store(
     tmp_path: Path,
 ) -> None:
     """On a broker that does not order two servers' claims alike (RabbitMQ, a NATS cluster),
     each may hear the other's claim of a slot first, and neither wins it there (seen on
     RabbitMQ: a slot lost). Where they share a results store, the store gives it to one of
-    them. Here two brokers, each holding the other server's claim of one slot (its topic as
-    docs/schedules.md writes it): that slot runs once."""
+    them. Here two brokers, each holding the other server's claim of one slot: it runs once."""
     every = timedelta(seconds=1)
     schedules = {"tick": Schedule(every=every, workflow="load")}
     slot = Schedule(every=every).next_after(datetime.now(UTC) + timedelta(seconds=1))
-    stamp = slot.strftime("%Y%m%dT%H%M%SZ")
-    brokers = [InMemoryBroker(), InMemoryBroker()]
-    for broker, other in zip(brokers, ("s1", "s0"), strict=True):
-        claimant = InMemoryConnector(broker, source_id=other)
-        await claimant.connect()
-        claim = {"source": other, "nonce": uuid.uuid4().hex, "at": time.time()}
-        topic = f"cascade/schedule/acme/etl/tick/{stamp}"
-        await claimant.publish(topic, claim, qos=1, retain=True)
-        await claimant.disconnect()
-    engines = [
-        Engine(
-            InMemoryConnector(broker, source_id=f"s{i}"),
-            heartbeat_interval=None,
-            results=tmp_path / "results",
-            org_id="acme",
-            project_id="etl",
-        )
-        for i, broker in enumerate(brokers)
-    ]
+    engines = _sharing_a_store(await _each_hearing_the_others_claim_first(slot), tmp_path)
     async with contextlib.AsyncExitStack() as stack:
         runs = [
             await stack.enter_async_context(
@@ -278,6 +286,50 @@ async def test_two_servers_each_hearing_the_others_claim_first_run_the_slot_once
         await eventually(lambda: any(s and s > slot.isoformat() for s in slots()), timeout=8)
     assert slots().count(slot.isoformat()) == 1, slots()
     assert len(slots()) == len(set(slots())), slots()
+
+
+async def test_a_full_server_that_leaves_a_slot_to_the_store_says_nothing_of_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server whose claim of a slot went to another, and that has no room for a run, leaves
+    the slot to the store in silence: the other server, which the store gives it, runs it, and
+    nobody says it was skipped."""
+    release = asyncio.Event()
+
+    @task(name="slow")
+    async def slow() -> None:
+        await release.wait()
+
+    every = timedelta(seconds=1)
+    schedules = {"tick": Schedule(every=every, workflow="load")}
+    slot = Schedule(every=every).next_after(datetime.now(UTC) + timedelta(seconds=2))
+    brokers = await _each_hearing_the_others_claim_first(slot)
+    engines = _sharing_a_store(brokers, tmp_path)
+    workflows = {"load": load, "slow": slow()}
+    with caplog.at_level(logging.INFO, "cascade.runtime.serve"):
+        async with contextlib.AsyncExitStack() as stack:
+            first = await stack.enter_async_context(
+                serving(engines[0], workflows=workflows, schedules=schedules)
+            )
+            full = {"max_runs": 1, "max_queued": 0}
+            await stack.enter_async_context(
+                serving(engines[1], workflows=workflows, schedules=schedules, **full)
+            )
+            async with InMemoryConnector(brokers[1], presence=False) as ops:
+                announced = asyncio.Event()
+                topic = served_topic("acme", "etl", "s1")
+                await ops.subscribe(topic, lambda m: announced.set() if m.raw else None)
+                await asyncio.wait_for(announced.wait(), 5)
+                control = Controller(ops, timeout=5)
+                busy = await control.start("slow", on="s1", org="acme", project="etl")
+            assert busy.run_id is not None, busy
+            await eventually(
+                lambda: any(r.origin and r.origin.scheduled_for == slot.isoformat() for r in first),
+                timeout=8,
+            )
+            release.set()
+    said = [r.getMessage() for r in caplog.records if slot.isoformat() in r.getMessage()]
+    assert not [line for line in said if "skipped" in line], said
 
 
 async def test_servers_each_with_a_results_store_of_its_own_leave_each_slot_to_its_claim(

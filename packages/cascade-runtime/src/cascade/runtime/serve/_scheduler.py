@@ -301,6 +301,9 @@ class Clock:
             _log.info("schedule %s: slot %s won here too; %s", name, slot.isoformat(), exc)
             return None
         except Exception as exc:
+            if by_store:  # the slot went to another server, which says what became of it
+                _log.info("schedule %s: slot %s not started here: %s", name, slot, exc)
+                return None
             self._skip(name, slot, str(exc))
             return None
         self._stats.slots_fired += 1
