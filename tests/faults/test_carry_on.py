@@ -30,6 +30,13 @@ TASKS = 30
 ORG, PROJECT = "local", "default"
 
 
+class _Via:
+    """A broker reached through a proxy of the test's."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
 async def _server(
     broker: OwnBroker | _Via,
     prefix: str,
@@ -67,11 +74,17 @@ async def _serving(observer: MqttConnector, prefix: str, source: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _two_servers(
-    broker: OwnBroker, prefix: str, results: Path, processes: list[EngineProcess], *options: str
+    broker: OwnBroker,
+    prefix: str,
+    results: Path,
+    processes: list[EngineProcess],
+    *options: str,
+    via: _Via | None = None,
 ) -> AsyncIterator[tuple[EngineProcess, EngineProcess, MqttConnector]]:
-    """``server-a`` (the one a scenario kills) and ``server-b``, serving with ``options`` and
-    sharing ``results``, and an observer connected once both serve."""
-    victim = await _server(broker, prefix, "server-a", results, *options)
+    """``server-a`` (the one a scenario kills or cuts off; on ``broker``, or ``via`` a proxy
+    to it) and ``server-b``, serving with ``options`` and sharing ``results``, and an observer
+    connected once both serve."""
+    victim = await _server(via or broker, prefix, "server-a", results, *options)
     survivor = await _server(broker, prefix, "server-b", results, *options)
     processes += [victim, survivor]
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
@@ -301,40 +314,31 @@ async def test_a_server_cut_off_that_comes_back_stops_the_run_carried_on_elsewhe
     proxy = TcpProxy(own_broker.port, free_port())
     await proxy.start()
     slow = ("--sleep", "0.5")  # its run outlasts the partition
-    victim = await _server(_Via(proxy.port), prefix, "server-a", results, *slow)
-    survivor = await _server(own_broker, prefix, "server-b", results, *slow)
-    engine_processes += [victim, survivor]
-    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
-    await observer.connect(require=True)
+    via = _Via(proxy.port)
     try:
-        await _serving(observer, prefix, "server-a")
-        await _serving(observer, prefix, "server-b")
-        request = StartRequest(id="nightly-3", workflow="etl")
-        await _start(observer, prefix, "server-a", request)
-        running = await _step(victim, "running", 4)
-        lost = running["run"]
-        await _kept(store, lost, 3)
-        await proxy.cut()  # the broker sees its connection close: its will goes out
-        carried_on = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
-        carried = carried_on["run"]
-        await proxy.restore()
-        await _status(store, lost, "Cancelled")
-        ran_on = max(line["i"] for line in victim.lines if line.get("event") == "running")
-        await _status(store, carried, "Succeeded")
+        async with _two_servers(own_broker, prefix, results, engine_processes, *slow, via=via) as (
+            victim,
+            survivor,
+            observer,
+        ):
+            request = StartRequest(id="nightly-3", workflow="etl")
+            await _start(observer, prefix, "server-a", request)
+            running = await _step(victim, "running", 4)
+            lost = running["run"]
+            await _kept(store, lost, 3)
+            await proxy.cut()  # the broker sees its connection close: its will goes out
+            carried_on = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+            carried = carried_on["run"]
+            await proxy.restore()
+            await _status(store, lost, "Cancelled")
+            ran_on = max(line["i"] for line in victim.lines if line.get("event") == "running")
+            await _status(store, carried, "Succeeded")
     finally:
-        await observer.disconnect()
         await proxy.close()
     figures.notes.append(f"the cut-off server ran to task {ran_on} of {TASKS} before it stopped")
     assert ran_on < TASKS  # stopped before it finished: the run finished once, carried on
     assert store.manifest(carried).rerun_of == lost
     figures.outcome = "ok"
-
-
-class _Via:
-    """A broker reached through a proxy of the test's."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
 
 
 async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budget(
