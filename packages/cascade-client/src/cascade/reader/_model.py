@@ -41,6 +41,7 @@ from ._constraints import active_constraints, apply_constraint
 from ._defaults import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
 from ._fleet import FleetTotals, apply_summary, fleet_totals
 from ._gaps import GapCounter, Seen
+from ._lost_runs import LostRuns
 from ._presence import (
     ENDED_FOLD_AFTER,
     EngineRows,
@@ -159,6 +160,10 @@ class ReaderModel:
     """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
     when this view first hears of a run mid-way, and while it misses some of its events.
     ``None``: this view never asks, and stays partial."""
+    run_watchers: list[Callable[[RunView], None]] = field(default_factory=list)
+    """Each is called with a run changed by something other than its own messages: lost when
+    its engine went offline, told where it was carried on, or back when its engine went on
+    (a view that redraws what changed, as the dashboard, or counts ends, learns of them)."""
     telemetry_filters: set[str] = field(default_factory=set)
     """The telemetry filters this view subscribes to now (a view adds and removes them as it
     subscribes and unsubscribes; :class:`TelemetrySwitch` does): the engines whose summaries
@@ -173,6 +178,8 @@ class ReaderModel:
         self._holed: set[str] = set()
         self._asked = Asked()
         self._reading_since: float | None = None  # first summary since telemetry_filters
+        self.lost = LostRuns(self.runs, self.engines, self._over, self._back, self._changed)
+        """The runs lost with their engines, and the carry-ons heard of them."""
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -185,7 +192,9 @@ class ReaderModel:
             if kind == "constraints":
                 apply_constraint(self.constraints, message, self.prefix)
             elif kind == "status":
-                apply_status(self.engines, self.refusals, self.clock, message)
+                died = apply_status(self.engines, self.refusals, self.clock, message)
+                if died is not None:
+                    self.lost.engine_died(*died, self.clock())
             elif kind == "summary":
                 self._apply_summary(message)
             elif kind == "telemetry":
@@ -302,6 +311,8 @@ class ReaderModel:
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
         fresh = bool(seq) and seen is _NEW
+        if run.lost_at is not None and fresh and self._goes_on(run, body):
+            self.lost.goes_on(run)
         if isinstance(body, RunSnapshot):
             if seq:  # answers are not numbered: this one was not checked as one
                 self._refuse(run, source, Seen.INCONSISTENT)
@@ -310,9 +321,12 @@ class ReaderModel:
                     self._take_graph(run, body.graph, body.graph_nodes)
                     if run.answer_counts is None or envelope.ts > run.answer_counts[0]:
                         run.answer_counts = (envelope.ts, body.blocked, body.pending)
+                carried = run.origin
                 taken = apply_snapshot(run, self.gaps, source, body, now)
                 if taken is Seen.NEW:
                     self._asked.done(run.run_id)
+                    if run.origin is not carried:
+                        self.lost.carried(run, now)
                 elif taken is not None:
                     self._refuse(run, source, taken)
         elif isinstance(body, Heartbeat):
@@ -333,6 +347,7 @@ class ReaderModel:
                     run.name = body.name
                 if body.origin is not None:
                     run.origin = body.origin
+                    self.lost.carried(run, now)
                 self._take_graph(run, body.graph, body.graph_nodes)
             else:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
@@ -349,6 +364,25 @@ class ReaderModel:
             engine.live_seen.add(run.run_id)
         if self.ask is not None and not run.finished and self._partial(run):
             self.request_snapshot(run.run_id, self.gaps.known_through(run.run_id), run.source)
+
+    def _goes_on(self, run: RunView, body: Any) -> bool:
+        """Whether a new event of lost ``run`` says it goes on: its engine is back online
+        (an event published before the death and heard after it is a straggler), or it is the
+        run's end, which says how it went whenever it comes."""
+        if isinstance(body, LifecycleEvent) and body.event != "ENGINE_STARTED":
+            return True
+        engine = self.engines.get(run.source)
+        return engine is not None and engine.status is not None and engine.online
+
+    def _over(self, run: RunView) -> None:
+        self._finished[run.run_id] = None
+
+    def _back(self, run: RunView) -> None:
+        self._finished.pop(run.run_id, None)
+
+    def _changed(self, run: RunView) -> None:
+        for watcher in self.run_watchers:
+            watcher(run)
 
     def _take_graph(self, run: RunView, graph: Any, graph_nodes: Any) -> None:
         """A run's graph (or, above the bound, its size) as its start or a snapshot answer sent

@@ -31,21 +31,24 @@ def apply_status(
     refusals: Refusals,
     clock: Callable[[], float],
     message: Message,
-) -> None:
-    """A status message: an engine's presence, unless a stale will or a refused claim."""
+) -> tuple[EngineView, set[str]] | None:
+    """A status message: an engine's presence, unless a stale will or a refused claim. An
+    engine that it says went offline is returned with the runs it still ran as far as this
+    reader knew (:attr:`EngineView.live_seen`, emptied): its status is the broker's word that
+    they are lost."""
     level = message.topic.rsplit("/", 1)[-1]
     source = decode_level(level)
     if not message.payload:  # a cleared retained status (`cascade forget`)
         engines.pop(source, None)
-        return
+        return None
     status = decode_status(message.payload)
     if status.source and not same_source(status.source, level):
         refusals.count(source, REASON_MISMATCH)  # the topic is what an ACL binds
-        return
+        return None
     stamp = parse_timestamp(status.ts)
     if stamp is not None and ahead(stamp, clock()):
         refusals.count(status.source or source, REASON_FUTURE)
-        return
+        return None
     if status.reason is not None and len(status.reason) > KEPT["reason"]:
         status.reason = truncate(status.reason, KEPT["reason"])
     source = status.source or source
@@ -56,14 +59,17 @@ def apply_status(
     elif known.status is None or status.supersedes(known.status):
         known.conflict_session = _conflict(status, known)
         known.status = status
+    died = None
     if known.status is not None and known.status.status == "offline":
-        known.live_seen.clear()  # it ended, and its runs with it
+        died = (known, known.live_seen)
+        known.live_seen = set()  # it ended, and its runs with it
     live_will = status.status == "offline" and status.reason is None and not message.retain
     # A will is stamped when its connection was made: heard live, it is the broker's word that
     # the connection was there until now, whatever its stamp says.
     known.heard(stamp if (stamp is not None or message.retain) and not live_will else clock())
     if live_will:
         note_will(known, clock())  # its connection lost now: the broker's word
+    return died
 
 
 def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:

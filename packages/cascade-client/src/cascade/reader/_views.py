@@ -147,11 +147,27 @@ class RunView:
     graph_nodes: int | None = None
     """The run's task count its engine sent instead of a graph, above the graph's bound
     (``None``: it said none: a graph, or an engine before graphs)."""
+    lost_at: float | None = None
+    """When this view heard the broker say its engine went offline with the run not ended
+    (the state's clock): the run is ``Lost`` and over (:attr:`finished_at` is the same time)
+    unless a new event of it comes from its engine back online. ``None``: not lost."""
+    carried_on_as: str | None = None
+    """While lost: the run another server carried it on as (its ``origin.carried_on_from``
+    names this run), ``None`` while none did (or none was heard of)."""
+    carried_on_by: str | None = None
+    """The server (source) that carried it on as :attr:`carried_on_as`."""
 
     @property
     def finished(self) -> bool:
-        """Whether the run's end (``ENGINE_STOPPED``) has arrived."""
+        """Whether the run is over: its end (``ENGINE_STOPPED``) arrived, or it is lost
+        (:attr:`lost_at`: its engine went offline before its end)."""
         return self.finished_at is not None
+
+    @property
+    def lost(self) -> bool:
+        """Whether the run is lost: its engine went offline before its end (the broker's
+        word), and nothing since says it goes on."""
+        return self.lost_at is not None
 
     def counts(self) -> Counter[str]:
         """How many tasks seen are in each state."""

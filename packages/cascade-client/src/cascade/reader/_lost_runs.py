@@ -1,0 +1,129 @@
+"""Runs whose engine died: lost when the broker says their engine went offline, carried on
+when another server says it carries them on, and back if their engine goes on after all.
+
+A run is lost when its engine's ``offline`` status (its will, or a shutdown) comes while the
+run has not ended: the broker's word, not a guess from silence. A lost run is over for every
+view (:attr:`RunView.finished`): it leaves the live lists, its held tasks leave the list to
+decide, its clock stops. A server that carries it on starts a run whose ``origin`` names it
+(``carried_on_from``) and its engine (``lost_engine``); the lost run then says where it went
+(:attr:`RunView.carried_on_as`, :attr:`RunView.carried_on_by`). A view that joined after the
+death knows the lost run from its carry-on alone, when the broker still holds its engine's
+``offline`` status.
+
+Whoever may publish can claim a carry-on, so a claim is taken only for a run of the same org
+and project as the run that claims it, of the engine the claim names, and only once that
+engine is offline here; a claim heard before the death it follows is kept (bounded) until the
+death comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._views import EngineView, RunView
+
+__all__ = ["MAX_PENDING_CARRY_ONS", "CarryOn", "LostRuns"]
+
+MAX_PENDING_CARRY_ONS = 4096
+"""Carry-ons a view keeps while the death they follow has not reached it (the oldest go)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarryOn:
+    """A run that says it carries on another: its id, its server, and its place."""
+
+    run_id: str
+    by: str
+    org_id: str
+    project_id: str
+    lost_engine: str | None
+
+    def fits(self, lost: RunView) -> bool:
+        """Whether this carry-on may be of ``lost``: the same org and project, and the engine
+        it names (when it names one) is the lost run's."""
+        return (
+            lost.org_id == self.org_id
+            and lost.project_id == self.project_id
+            and (self.lost_engine is None or self.lost_engine == lost.source)
+        )
+
+
+@dataclass
+class LostRuns:
+    """The deaths a reader model folds: which runs they lost, and where those went on.
+
+    ``runs`` and ``engines`` are the model's own; ``over`` is called with a run that is now
+    over (lost) and ``back`` with one that goes on again, so that the model keeps its
+    finished runs in order; ``changed`` (calling the model's :attr:`~ReaderModel.run_watchers`)
+    with every run changed by something other than its own events.
+    """
+
+    runs: dict[str, RunView]
+    engines: dict[str, EngineView]
+    over: Callable[[RunView], None]
+    back: Callable[[RunView], None]
+    changed: Callable[[RunView], None]
+    pending: dict[str, CarryOn] = field(default_factory=dict)
+    """Carry-ons heard of runs not lost here (yet), by the run they name."""
+    refused: int = 0
+    """Carry-on claims refused: of a run of another place or another engine."""
+
+    def engine_died(self, engine: EngineView, live: set[str], now: float) -> None:
+        """``engine`` went offline (the broker's word) while these of its runs had not ended:
+        each is lost now."""
+        for run_id in live:
+            run = self.runs.get(run_id)
+            if run is not None and not run.finished and run.source == engine.source:
+                self._lose(run, now)
+
+    def _lose(self, run: RunView, now: float) -> None:
+        run.status = "Lost"
+        run.lost_at = now
+        run.finish(now)
+        self.over(run)
+        claim = self.pending.pop(run.run_id, None)
+        if claim is not None and claim.fits(run):
+            run.carried_on_as, run.carried_on_by = claim.run_id, claim.by
+        self.changed(run)
+
+    def goes_on(self, run: RunView) -> None:
+        """A new event of lost ``run`` from its engine, back online: it was not lost."""
+        run.status = "Running"
+        run.lost_at = run.finished_at = None
+        run.carried_on_as = run.carried_on_by = None
+        self.back(run)
+        self.changed(run)
+
+    def carried(self, run: RunView, now: float) -> None:
+        """``run``'s origin says it carries on another run: that run says where it went, if
+        the claim fits it (see the module's doc)."""
+        origin = run.origin
+        lost_id = origin.carried_on_from if origin is not None else None
+        if origin is None or lost_id is None or lost_id == run.run_id:
+            return
+        claim = CarryOn(run.run_id, run.source, run.org_id, run.project_id, origin.lost_engine)
+        lost = self.runs.get(lost_id)
+        if lost is None:
+            engine = self.engines.get(origin.lost_engine) if origin.lost_engine else None
+            if engine is None or engine.online:
+                self._keep(lost_id, claim)
+                return
+            # joined after the death: the broker still says its engine is offline
+            lost = RunView(lost_id, run.org_id, run.project_id, engine.source)
+            lost.name = run.name
+            self.runs[lost_id] = lost
+            self._lose(lost, engine.wills[-1] if engine.wills else now)
+        if not claim.fits(lost):
+            self.refused += 1
+        elif not lost.lost:
+            self._keep(lost_id, claim)
+        elif lost.carried_on_as != run.run_id:
+            lost.carried_on_as, lost.carried_on_by = run.run_id, run.source
+            self.changed(lost)
+
+    def _keep(self, lost_id: str, claim: CarryOn) -> None:
+        self.pending.pop(lost_id, None)
+        self.pending[lost_id] = claim
+        if len(self.pending) > MAX_PENDING_CARRY_ONS:
+            del self.pending[next(iter(self.pending))]
