@@ -99,10 +99,17 @@ def run_cascade(command: list[str], args: list[str]) -> int:
 def run_script(args: list[str]) -> int:
     """``FILE [ARGS]``: a user's script, run by the demo environment's Python (every package of
     the clone installed there, editable, as "everything" installs them), from where dev.py was
-    run; its exit code is dev.py's. The `cascade` it names is that environment's too."""
+    run; its exit code is dev.py's. The `cascade` it names is that environment's too. On POSIX
+    dev.py becomes the script (exec: the same pid), so that a supervisor's or a person's signal
+    reaches the script itself and nothing is left running when it is killed."""
     env = {**os.environ, "CASCADE_COMMAND": "python3 dev.py cascade"}
     env["PATH"] = os.pathsep.join([str(DEMO_BIN), env.get("PATH", "")])
-    return subprocess.run([str(DEMO_PYTHON), *args], env=env, check=False).returncode
+    command = [str(DEMO_PYTHON), *args]
+    if os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(command[0], command, env)
+    return subprocess.run(command, env=env, check=False).returncode
 
 
 _PYTEST_TOTALS = re.compile(r"^=+ (?P<counts>\d+ \w+.*) in [\d.]+s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,32 @@ def test_run_runs_a_users_script_in_the_demos_environment(tmp_path: Path) -> Non
     )
     assert bare.returncode == 1
     assert "dev.py run FILE" in bare.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="exec replaces the process on POSIX only")
+def test_run_becomes_the_script_so_killing_its_pid_leaves_nothing_running(tmp_path: Path) -> None:
+    """The pid a shell or a supervisor gets for `python3 dev.py run FILE` is the script's own:
+    `kill -9` of it ends the script, with no orphan left serving."""
+    clone = tmp_path / "clone"
+    demo_bin = clone / ".nox" / "demo" / "bin"
+    demo_bin.mkdir(parents=True)
+    (demo_bin / "python").symlink_to(sys.executable)
+    (clone / "dev.py").write_bytes((ROOT / "dev.py").read_bytes())
+    (tmp_path / "serve.py").write_text(
+        "import os, sys\nprint(os.getpid(), flush=True)\nsys.stdin.read()\n",
+        encoding="utf-8",
+    )
+    with subprocess.Popen(
+        [sys.executable, str(clone / "dev.py"), "run", "serve.py"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as script:
+        assert script.stdout is not None
+        serving = int(script.stdout.readline())
+        script.kill()
+        assert script.wait(timeout=30) == -signal.SIGKILL
+        if serving != script.pid:  # the orphan this guards against: not left behind here
+            os.kill(serving, signal.SIGKILL)
+        assert serving == script.pid
