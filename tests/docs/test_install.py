@@ -5,6 +5,7 @@ files and the error hints name is one the packages declare."""
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 
@@ -53,7 +54,7 @@ def test_each_use_is_one_line_naming_its_file_of_install() -> None:
         text = (ROOT / "install" / name).read_text(encoding="utf-8")
         wanted = [line for line in text.splitlines() if line and not line.startswith("#")]
         for line in wanted:
-            found = re.fullmatch(r"\./packages/(cascade-[a-z-]+)(\[[a-z,]+\])?", line)
+            found = re.fullmatch(r"\./packages/(cascade-[a-z-]+)(\[[a-z0-9,]+\])?", line)
             assert found is not None, f"install/{name}: {line}"
             assert found[1] in packages - {"cascade-testkit"}, f"install/{name}: {line}"
     everything = (ROOT / "install" / "everything.txt").read_text(encoding="utf-8")
@@ -88,3 +89,65 @@ def test_every_extra_named_is_declared() -> None:
             assert not unknown, f"{path}: {match[0]}: {package} declares {known}"
             named += 1
     assert named > 10
+
+
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9._-]+)\s*(?:\[([a-z0-9,\s-]+)\])?")
+
+
+def _external_requirements(wanted: list[tuple[str, str]]) -> set[str]:
+    """The requirements outside this repository that installing ``wanted`` (packages of it,
+    each with its extras, "" for none) brings, following the packages' own requirements on
+    each other and their extras."""
+    metadata = {}
+    for pyproject in ROOT.glob("packages/*/pyproject.toml"):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        metadata[project["name"]] = project
+    external, seen, todo = set(), set(), list(wanted)
+    while todo:
+        package, extra = todo.pop()
+        if (package, extra) in seen:
+            continue
+        seen.add((package, extra))
+        project = metadata[package]
+        needs = project.get("optional-dependencies", {})[extra] if extra else project.get(
+            "dependencies", []
+        )
+        if extra:
+            todo.append((package, ""))
+        for requirement in needs:
+            found = _REQUIREMENT.match(requirement)
+            assert found is not None, requirement
+            name = found[1]
+            if name not in metadata:
+                external.add(requirement)
+                continue
+            todo.append((name, ""))
+            todo.extend((name, e.strip()) for e in (found[2] or "").split(",") if e.strip())
+    return external
+
+
+def test_everything_installs_what_the_dev_environment_has() -> None:
+    """`pip install -r install/everything.txt` and the environments `dev.py` makes (the demo's,
+    `dev.py run`'s: every package with the extras noxfile.py's EXTRAS names) bring the same
+    libraries: the README says the two match."""
+    noxfile = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    extras = next(
+        ast.literal_eval(node.value)
+        for node in noxfile.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "EXTRAS" for t in node.targets)
+    )
+    packages = [p.parent.name for p in ROOT.glob("packages/*/pyproject.toml")]
+    dev = [
+        (package, extra.strip())
+        for package in packages
+        if package != "cascade-testkit"
+        for extra in ["", *extras.get(package, "").strip("[]").split(",")]
+    ]
+    listed = []
+    text = (ROOT / "install" / "everything.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        found = re.fullmatch(r"\./packages/(cascade-[a-z-]+)(?:\[([a-z0-9,]+)\])?", line)
+        if found is not None:
+            listed += [(found[1], e) for e in ["", *(found[2] or "").split(",")]]
+    assert _external_requirements(listed) == _external_requirements(dev)
