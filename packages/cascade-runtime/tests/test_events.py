@@ -6,6 +6,7 @@ import gc
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
@@ -135,3 +136,37 @@ def test_no_mqtt_import_without_connector() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_event_is_a_type_every_event_is_an_instance_of_and_the_originals_bus_form() -> None:
+    """``isinstance(event, Event)`` holds for every kind a run emits (resources too), and
+    ``subscribe(EventType, handler)`` (the original bus's form) gets the instances of that type,
+    ``subscribe(Event, handler)`` every event."""
+    import cascade.runtime as cs
+
+    @cs.resource
+    def config() -> Iterator[str]:
+        yield "url"
+
+    @cs.task
+    def needs(config: str = cs.inject("config")) -> str:
+        return config
+
+    engine = Engine()
+    engine.register(config)
+    every: list[Event] = []
+    wildcard: list[Event] = []
+    completed: list[Event] = []
+    engine.events.subscribe(every.append)
+    engine.events.subscribe(Event, wildcard.append)
+    engine.events.subscribe(TaskCompleted, completed.append)
+    await engine.run(needs())
+    kinds = {type(event) for event in every}
+    assert {RunStarted, RunFinished, TaskRunning, TaskCompleted} <= kinds
+    assert {cs.ResourceAcquired, cs.ResourceReleased} <= kinds
+    assert all(isinstance(event, Event) for event in every)
+    assert not isinstance("TaskCompleted", Event)
+    assert wildcard == every
+    assert completed == [e for e in every if isinstance(e, TaskCompleted)] != []
+    with pytest.raises(TypeError, match="no event type"):
+        engine.events.subscribe("TaskCompleted", completed.append)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeAlias, overload
 
@@ -238,11 +239,11 @@ class TaskHeld(TaskBlocked, frozen=True, gc=True):
     exception: BaseException | None = None
 
 
-Event: TypeAlias = "RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased"
-EventHandler: TypeAlias = Callable[
-    ["RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased"], None
-]
-WireEvent: TypeAlias = "RunStarted | RunFinished | TaskEvent"
+Event: TypeAlias = RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased
+"""Any event of a run: a type at run time too (``isinstance(event, Event)``, and
+``events.subscribe(Event, handler)`` as the original's bus takes it)."""
+EventHandler: TypeAlias = Callable[[Event], None]
+WireEvent: TypeAlias = RunStarted | RunFinished | TaskEvent
 """The events the telemetry publishes: all but the resource events."""
 
 
@@ -268,12 +269,27 @@ class EventBus:
     @overload
     def subscribe(self, handler: EventHandler, *, resources: bool = True) -> Callable[[], None]: ...
 
+    @overload
     def subscribe(
-        self, handler: Callable[[Any], None], *, resources: bool = True
+        self, event_type: Any, handler: Callable[[Any], None], *, resources: bool = True
+    ) -> Callable[[], None]: ...
+
+    def subscribe(
+        self,
+        handler: Any,
+        only: Callable[[Any], None] | None = None,
+        *,
+        resources: bool = True,
     ) -> Callable[[], None]:
         """Call ``handler`` with every event from now on; returns a function that stops it.
         ``resources=False``: not with :class:`ResourceAcquired` and :class:`ResourceReleased`
-        (the telemetry's way: they stay off the wire)."""
+        (the telemetry's way: they stay off the wire).
+
+        ``subscribe(EventType, handler)``, the original Cascade bus's form: ``handler`` gets
+        only the events that are instances of ``EventType`` (a class, or a union such as
+        :data:`Event`, which gets them all)."""
+        if only is not None:
+            handler = _of_type(handler, only)
         self._handlers.append(handler)
         if resources:
             self._aside.append(handler)
@@ -311,3 +327,15 @@ class EventBus:
             handler,
             exc_info=True,
         )
+
+
+def _of_type(event_type: Any, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``handler``, called only with the events that are instances of ``event_type``."""
+    if not isinstance(event_type, (type, types.UnionType)):
+        raise TypeError(f"subscribe(EventType, handler): {event_type!r} is no event type")
+
+    def of_type(event: Any) -> None:
+        if isinstance(event, event_type):
+            handler(event)
+
+    return of_type
