@@ -286,3 +286,101 @@ async def test_a_served_target_takes_its_params_from_its_params() -> None:
     (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
     assert started.origin is not None
     assert started.origin.params == {"rows": 5, "env": "staging"}
+
+
+DAY = Param("day", default="mon", description="the day to load")
+
+
+EXTRACTED: list[str] = []
+
+
+@task(name="extract")
+def extract(day: str) -> str:
+    EXTRACTED.append(day)
+    return f"rows of {day}"
+
+
+def _announced(broker: InMemoryBroker, name: str) -> Any:
+    retained = broker.retained(served_topic("local", "default", SOURCE))
+    assert retained is not None
+    return next(w for w in decode_served(retained).workflows if w.name == name)
+
+
+async def test_a_served_functions_graph_params_are_its_params_the_originals_way() -> None:
+    """``day = Param("day", ...)`` at module level, ``def etl(): return extract(day)``: the
+    announcement lists ``day`` (default, description), a start's ``day`` reaches the run (as a
+    served target's Param does: converted, checked), and a function's own parameters are
+    described from its docstring."""
+
+    def etl() -> Any:
+        return extract(DAY)
+
+    def report(rows: int, env: str = "staging") -> Any:
+        """Write the report.
+
+        Args:
+            rows: how many rows to report
+            env: where to write it
+        """
+        return extract(str(rows))
+
+    broker = InMemoryBroker()
+    engine = Engine(InMemoryConnector(broker, source_id=SOURCE), heartbeat_interval=None)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    serving = asyncio.create_task(engine.serve({"etl": etl, "report": report}))
+    try:
+        topic = served_topic("local", "default", SOURCE)
+        await eventually(lambda: serving.done() or broker.retained(topic) is not None)
+        (day,) = _announced(broker, "etl").params
+        assert (day.name, day.required, day.default) == ("day", False, "mon")
+        assert day.description == "the day to load"
+        described = {p.name: p.description for p in _announced(broker, "report").params}
+        assert described == {"rows": "how many rows to report", "env": "where to write it"}
+        async with InMemoryConnector(broker, source_id="op", presence=False) as requester:
+            controller = Controller(requester, timeout=10)
+            unknown = await controller.start("etl", {"days": "tue"}, on=SOURCE)
+            assert "days" in unknown.error
+            reply = await controller.start("etl", {"day": "tue"}, on=SOURCE)
+            assert reply.outcome == "started", reply.error
+            await recorder.until(lambda: bool(recorder.names(RunFinished)))
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+    assert started.origin is not None
+    assert started.origin.params == {"day": "tue"}
+    (finished,) = [e for e in recorder.events if isinstance(e, RunFinished)]
+    assert finished.status == "Succeeded", finished.error
+    assert EXTRACTED[-1] == "tue"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "Load.\n\nArgs:\n    day: the day to load\n",
+        "Load.\n\nParameters\n----------\nday : str\n    the day to load\n",
+        "Load.\n\n:param day: the day to load\n",
+    ],
+    ids=["google", "numpy", "sphinx"],
+)
+async def test_a_parameter_is_described_from_a_docstring_of_each_style(doc: str) -> None:
+    from cascade.runtime.serve import _served_workflows as served_workflows
+
+    def load(day: str) -> Any:
+        return extract(day)
+
+    load.__doc__ = doc
+    (described,) = served_workflows.served_functions({"load": load})["load"].described.params
+    assert described.description == "the day to load"
+
+
+def test_a_name_both_a_parameter_and_a_param_of_the_graph_is_refused_at_serve() -> None:
+    from cascade.runtime.serve import _served_workflows as served_workflows
+
+    def etl(day: str = "mon") -> Any:
+        return extract(DAY)
+
+    with pytest.raises(ValueError, match="day is both a parameter of the function and a Param"):
+        served_workflows.served_functions({"etl": etl})
