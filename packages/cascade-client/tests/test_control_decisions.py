@@ -175,6 +175,18 @@ async def test_complete_sends_its_result_as_json(
     assert json.loads(json.dumps(sent.result)) is None
 
 
+async def test_a_complete_without_a_result_is_null_as_the_cli_and_the_page_send_it(
+    engine: HoldingEngine, control: Controller
+) -> None:
+    """A gate's approval needs no value (the engine makes it ``true``): a complete without a
+    result is sent as ``null``, whoever sends it (the API was the one door that refused)."""
+    answer = await control.decide(RUN, "load-1", "complete")
+    assert answer.applied
+    assert engine.applied[0].result is None
+    asked = Decide(run_id=RUN, task="approve", decision="complete")
+    assert asked.result is None
+
+
 def _encoded(request: Any) -> bytes:
     import msgspec
 
@@ -256,7 +268,6 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
             "result",
             "result is 16,386",
         ),
-        (lambda c: c.decide(RUN, "load", "complete"), "result", "complete gives its result"),
         (lambda c: c.decide(RUN, "load", "skip", result=1), "result", "a result goes with"),
         (lambda c: c.decide(RUN, "load", "skip", reason="a\nb"), "reason", "reason holds"),
     ],

@@ -184,7 +184,8 @@ def checked_decision_fields(
     task: object, decision: object, attempt: object, result: Any
 ) -> tuple[str, Decision, Any]:
     """The held ``task`` (stripped), the ``decision`` and a ``complete``'s ``result`` (a copy
-    of the JSON value; :data:`msgspec.UNSET`: none given) as a decision sends them, the
+    of the JSON value; none given is ``null``: a gate approved is ``true``, as the CLI and the
+    page send it; :data:`msgspec.UNSET` for the other decisions) as a decision sends them, the
     ``attempt`` checked; else :class:`ControlError` naming the field (``task``,
     ``decision``, ``attempt``, ``result``)."""
     if not isinstance(task, str):
@@ -197,7 +198,7 @@ def checked_decision_fields(
         raise ControlError(f"attempt must be a whole number from 1, not {attempt!r}", "attempt")
     given = result if result is msgspec.UNSET else _checked_result(result, checked)
     if checked == "complete" and result is msgspec.UNSET:
-        raise ControlError("complete gives its result to the dependents: give one", "result")
+        given = None
     return named, checked, given
 
 
