@@ -390,6 +390,12 @@ async def test_a_result_that_does_not_decode_back_equal_is_not_kept_and_said_at_
     plan = await engine.plan([pair(), point(), big(), fine()], rerun_of=run_id)
     assert [s.action for s in plan] == ["run", "run", "run", "reuse"]
     assert plan[0].why == f"its result was not kept: {tuple_reason}"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cascade.runtime.engine"):
+        await engine.run([pair(), point(), big(), fine()])  # as a served workflow's next run
+    assert [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()] == []
+    assert stats.results_not_kept_by_task == {"pair": 2, "point": 2, "big": 2}
+    assert stats.results_not_kept == 6
 
 
 class Opaque:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .constraints._constraints import ConstraintStats
 
@@ -38,7 +38,9 @@ class EngineStats(ConstraintStats):
     With results kept (``Engine(results=...)``): ``results_kept`` and ``results_bytes``, the
     results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
     encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
-    the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
+    the write failed), and ``results_not_kept_by_task``, the same by task name (the first of
+    each task is warned about, the rest logged at debug: each task's ``COMPLETED`` says why);
+    ``results_reused``, tasks a rerun did not run, taking their stored
     result; ``results_cached``, tasks cached in the store (``with_cache``) that took a result
     an earlier run kept instead of running; ``results_refused``, stored results a rerun or the
     cache would have taken but did not believe (missing, not the size and sha256 its manifest
@@ -86,6 +88,7 @@ class EngineStats(ConstraintStats):
     results_kept: int = 0
     results_bytes: int = 0
     results_not_kept: int = 0
+    results_not_kept_by_task: dict[str, int] = field(default_factory=dict)
     results_reused: int = 0
     results_refused: int = 0
     results_cached: int = 0

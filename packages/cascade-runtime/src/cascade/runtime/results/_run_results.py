@@ -534,14 +534,21 @@ class RunResults:
 
     def _not_kept(self, node: Node, reason: str) -> None:
         self.not_kept[id(node)] = reason
-        self.stats.results_not_kept += 1
+        stats = self.stats
+        stats.results_not_kept += 1
         lazy = node.lazy
-        _log.warning(
-            "the result of task %s (%s) of run %s is not kept: %s",
+        before = stats.results_not_kept_by_task.get(lazy.name, 0)
+        stats.results_not_kept_by_task[lazy.name] = before + 1
+        # a served workflow's every run would say it again: once per task and engine is
+        # enough, its COMPLETED event says why each time
+        _log.log(
+            logging.DEBUG if before else logging.WARNING,
+            "the result of task %s (%s) of run %s is not kept: %s%s",
             lazy.name,
             lazy.task_id,
             self.run_id,
             reason,
+            "" if before else " (said once per task: engine.stats.results_not_kept_by_task counts)",
         )
 
     def _hand_over(self) -> None:
