@@ -100,6 +100,8 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
     ]
     assert "topic write cascade/start/acme/#" in olga  # its org's servers only
     assert "topic write cascade/start/#" not in olga
+    assert "topic write cascade/signal/acme/#" in olga  # wakes its org's cs.recv only
+    assert not any("cascade/signal/#" in line for line in olga)
     assert not any("served/olga" in line for line in olga)  # only engines announce
 
 
@@ -108,6 +110,7 @@ def test_a_task_scope_operator_and_a_viewer_start_nothing() -> None:
     found = blocks(mosquitto_acl(roles))
     for login in ("olga", "vera", "gus"):
         assert not any("cascade/start/" in line for line in found[login]), login
+        assert not any("cascade/signal/" in line for line in found[login]), login
         assert "topic read cascade/served/+/+/+" in found[login]
 
 
@@ -125,7 +128,7 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/+/+/engine-1",
         "topic readwrite cascade/served/+/+/engine-1/probe",
-        "topic read cascade/signal/#",
+        "topic readwrite cascade/signal/#",
         "topic read cascade/start/+/+/+",
         "topic read cascade/start/+/+/+/engine-1",
         "topic read cascade/status/+",
@@ -380,7 +383,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/acme/+/engine-a",
         "topic readwrite cascade/served/acme/+/engine-a/probe",
-        "topic read cascade/signal/acme/#",  # what its tasks' cs.recv waits for: its org's
+        "topic readwrite cascade/signal/acme/#",  # cs.recv's, its org's
         "topic read cascade/start/acme/+/+",
         "topic read cascade/start/acme/+/+/engine-a",
         "topic read cascade/status/+",
@@ -388,7 +391,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic write cascade/telemetry/acme/+/+/+/engine-a",  # its org's runs only
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]
-    assert "topic read cascade/signal/globex/web/#" in found["engine-g"]
+    assert "topic readwrite cascade/signal/globex/web/#" in found["engine-g"]
     assert "topic write cascade/served/globex/web/engine-g" in found["engine-g"]
     assert "topic write cascade/telemetry/globex/web/+/+/engine-g" in found["engine-g"]
     assert "topic read cascade/start/+/+/+/engine-1" in found["engine-1"]

@@ -239,6 +239,38 @@ async def _engine_answers_only_as_itself(logins: Logins, scope: str) -> None:
     assert state.refusals.total == 0
 
 
+async def _only_operators_and_engines_send_signals(logins: Logins) -> None:
+    """A run of engine-1 waits on ``cs.recv``: the viewer's signal is refused by the broker,
+    the operator's wakes it (an engine of the org may send one too)."""
+    import cascade.runtime as cs
+
+    @cs.task
+    def deploy(approval: dict[str, str]) -> str:
+        return f"deployed, approved by {approval['by']}"
+
+    topic = f"cascade/signal/{ORG}/{PROJECT}/approvals/deploy"
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id=ORG, project_id=PROJECT, heartbeat_interval=None)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run(deploy(cs.recv("approvals/deploy", timeout=60))))
+    try:
+        await recorder.until(lambda: bool(recorder.names(TaskRunning)))  # recv subscribed
+        async with logins.login("mallory") as mallory:
+            await _not_taken(mallory, topic, {"by": "mallory"})
+        async with logins.login("engine-2") as other:
+            await other.publish(f"{topic}-too", {"by": "engine-2"}, qos=1)
+            await other.flush(10)
+            assert other.stats.refused == other.stats.dropped == 0
+        async with logins.login("alice") as alice:
+            await alice.publish(topic, {"by": "alice"}, qos=1)
+            await alice.flush(10)
+            assert alice.stats.refused == alice.stats.dropped == 0
+        assert await asyncio.wait_for(run, 30) == "deployed, approved by alice"
+    finally:
+        run.cancel()
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_mosquittos_acl_refuses_every_forgery(
     acl_mosquitto: MosquittoBroker, scope_name: str
@@ -248,6 +280,7 @@ async def test_mosquittos_acl_refuses_every_forgery(
     try:
         await _forgeries_are_refused(logins)
         await _engine_answers_only_as_itself(logins, scope_name)
+        await _only_operators_and_engines_send_signals(logins)
     finally:
         acl_mosquitto.close()
 
@@ -318,4 +351,5 @@ async def test_rabbitmqs_topic_permissions_refuse_every_forgery(scope_name: str)
     with RabbitMQBroker(definitions=_rabbitmq_definitions()) as broker:
         logins = Logins(broker)
         await _forgeries_are_refused(logins)
+        await _only_operators_and_engines_send_signals(logins)
         await _engine_answers_only_as_itself(logins, scope_name)

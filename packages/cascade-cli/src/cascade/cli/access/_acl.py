@@ -194,10 +194,18 @@ def _cancels(rights: LoginRights, prefix: str, place: tuple[str, str], answers: 
 def _starts(rights: LoginRights, prefix: str, place: tuple[str, str]) -> None:
     """Start served workflows on the processes of ``place`` (as :func:`_cancels`): shared
     (``{prefix}/start/{org}/{project}/{workflow}``) or addressed (one level more); the
-    answers are read as a cancel's are."""
+    answers are read as a cancel's are. And send signals there
+    (``{prefix}/signal/{org}/{project}/{topic...}``): what a run's ``cs.recv`` waits for, which
+    wakes a run as a start starts one."""
+    below = _below(place)
+    rights.grant(WRITE, f"{prefix}/start/{below}", f"{prefix}/signal/{below}")
+
+
+def _below(place: tuple[str, str]) -> str:
+    """The topic levels below a kind that ``place`` (as :func:`_cancels`) covers: ``#``,
+    ``acme/#`` or ``acme/etl/#``."""
     org, project = place
-    below = "#" if org == "+" else f"{org}/#" if project == "+" else f"{org}/{project}/#"
-    rights.grant(WRITE, f"{prefix}/start/{below}")
+    return "#" if org == "+" else f"{org}/#" if project == "+" else f"{org}/{project}/#"
 
 
 def _runs_of(rights: LoginRights, prefix: str, login: str, place: tuple[str, str]) -> None:
@@ -271,15 +279,10 @@ def _engine(
     rights.grant(READ, f"{prefix}/command/+/snapshot", f"{prefix}/status/+")
     for scope in scopes:
         place = _place(scope, check_name, where)
-        below = (
-            "#"
-            if place[0] == "+"
-            else f"{place[0]}/#"
-            if place[1] == "+"
-            else (f"{place[0]}/{place[1]}/#")
-        )
+        below = _below(place)
         rights.grant(READ, f"{prefix}/command/{below}")
-        rights.grant(READ, f"{prefix}/signal/{below}")  # what its tasks' cs.recv waits for
+        # what its tasks' cs.recv waits for, and what its tasks send a run of its place
+        rights.grant("readwrite", f"{prefix}/signal/{below}")
         _serves(rights, prefix, login, exact_retained, place)
         _runs_of(rights, prefix, login, place)
     if exact_retained:
