@@ -21,6 +21,7 @@ between); what is kept is one list of the runs the model already holds.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ def run_link(run: RunView) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     """One line of work: its runs, oldest first (by when the dashboard first heard of each),
     and the model's version when a run last joined or left it."""
@@ -83,48 +84,70 @@ class Line:
 
 
 class LinesOfWork:
-    """The live runs' lines of work, as the runs' list last sorted the runs: rebuilt with
-    each sort (a run came or went, changed status, or named its first run), read by every
-    page and request meanwhile."""
+    """The live runs' lines of work of two runs or more, as the runs' list last sorted the
+    runs: rebuilt with each sort (a run came or went, changed status, or named its first run),
+    read by every page and request meanwhile. A run of no such line is its own row, at no
+    cost but one look at its origin per sort."""
 
     def __init__(self) -> None:
         self.lines: dict[LineKey, Line] = {}
-        self.latest: frozenset[str] = frozenset()
-        """The ids of the runs whose rows stand for their lines (each line's latest run)."""
+        self.folded: frozenset[str] = frozenset()
+        """The ids of the runs a later run of their line stands for (every run of a line but
+        its latest): the rows left out of an unfiltered page."""
         self._rows: dict[str, tuple[int, bytes]] = {}
 
     def rebuild(self, keys: Sequence[RunKey], runs: Sequence[RunView], version: int) -> None:
         """The lines of ``runs`` (with their places in the list, ``keys``), the model at
         ``version``."""
         grouped: dict[LineKey, list[tuple[float, str, RunView]]] = {}
-        for key, run in zip(keys, runs, strict=True):
-            grouped.setdefault(line_key(run), []).append((-key[1], key[2], run))
+        for key, run in zip(keys, runs, strict=True):  # the reruns: those naming a first run
+            origin = run.origin
+            root = origin.root_run if origin is not None else None
+            if root:
+                named = (run.org_id, run.project_id, root)
+                grouped.setdefault(named, []).append((-key[1], key[2], run))
+        if grouped:  # their first runs, where held: those that name none and are named
+            roots = {named[2] for named in grouped}
+            for key, run in zip(keys, runs, strict=True):
+                if run.run_id in roots and (run.origin is None or not run.origin.root_run):
+                    members = grouped.get((run.org_id, run.project_id, run.run_id))
+                    if members is not None:
+                        members.append((-key[1], key[2], run))
         lines: dict[LineKey, Line] = {}
         for named, members in grouped.items():
+            if len(members) < 2:
+                continue
             members.sort(key=_heard)
             ordered = [run for _, _, run in members]
             old = self.lines.get(named)
-            if old is not None and _same_runs(old.runs, ordered):
-                lines[named] = Line(ordered, old.changed)
-            else:
-                lines[named] = Line(ordered, version)
+            changed = old.changed if old is not None and _same_runs(old.runs, ordered) else version
+            lines[named] = Line(ordered, changed)
         self.lines = lines
-        self.latest = frozenset(line.latest.run_id for line in lines.values())
-        self._rows = {run_id: row for run_id, row in self._rows.items() if run_id in self.latest}
+        self.folded = frozenset(run.run_id for line in lines.values() for run in line.runs[:-1])
+        latest = {line.latest.run_id for line in lines.values()}
+        self._rows = {run_id: row for run_id, row in self._rows.items() if run_id in latest}
 
     def line(self, run: RunView | FleetRun) -> Line | None:
-        """``run``'s line, when ``run`` is in it (``None``: a summary's run, or one the lists
-        have not sorted since it came or named its first run)."""
-        if not isinstance(run, RunView):
+        """``run``'s line, when it is of one of two runs or more (``None``: it is not, it is a
+        summary's run, or the lists have not sorted since it came or named its first run)."""
+        if not isinstance(run, RunView) or not self.lines:
             return None
         line = self.lines.get(line_key(run))
         return line if line is not None and any(member is run for member in line.runs) else None
 
     def part(self, run: RunView | FleetRun) -> dict[str, Any]:
-        """What ``run``'s row adds of its line (:meth:`Line.part`; a run of no line sorted yet:
-        none)."""
+        """What ``run``'s row adds of its line (:meth:`Line.part`; a run of no line: none)."""
         line = self.line(run)
         return line.part() if line is not None else {"line": [], "line_more": 0}
+
+    def folded_among(self, keep: Callable[[Any], bool]) -> set[str]:
+        """The ids of the runs ``keep`` keeps that a later run it keeps of their line stands
+        for: a filtered page folds what it matches, as the history's list folds a page."""
+        folded: set[str] = set()
+        for line in self.lines.values():
+            kept = [run.run_id for run in line.runs if keep(run)]
+            folded.update(kept[:-1])
+        return folded
 
     def row_version(self, run: RunView | FleetRun, version_of: Callable[[Any], int]) -> int:
         """The version ``run``'s row last changed at: of its own summary (``version_of``), of
@@ -137,35 +160,26 @@ class LinesOfWork:
     def row_json(
         self, run: RunView | FleetRun, version: int, summary: Callable[[Any], bytes]
     ) -> bytes:
-        """``run``'s row as JSON: its ``summary`` and its line's :meth:`Line.part`, built once
-        per ``version`` of it."""
+        """``run``'s row as JSON: its ``summary`` and its line's :meth:`Line.part` (a line's
+        latest run's built once per ``version`` of it)."""
+        line = self.line(run)
+        if line is None:
+            return summary(run)[:-1] + _NO_LINE
         kept = self._rows.get(run.run_id)
         if kept is not None and kept[0] == version:
             return kept[1]
-        row = summary(run)[:-1] + b", " + json.dumps(self.part(run)).encode()[1:]
-        if isinstance(run, RunView) and run.run_id in self.latest:
+        row = summary(run)[:-1] + b", " + json.dumps(line.part()).encode()[1:]
+        if line.latest is run:
             self._rows[run.run_id] = (version, row)
         return row
 
 
-def latest_of(keys: Sequence[RunKey], runs: Sequence[Any], keep: Callable[[Any], bool]) -> set[str]:
-    """The ids of the latest run of each line among the ``runs`` that ``keep`` keeps (a
-    filtered page folds what it matches, as the history's list folds a filtered page)."""
-    latest: dict[LineKey, tuple[float, str]] = {}
-    for key, run in zip(keys, runs, strict=True):
-        if not keep(run):
-            continue
-        named, heard = line_key(run), (-key[1], key[2])
-        best = latest.get(named)
-        if best is None or heard > best:  # the order of Line.runs: its last is the latest
-            latest[named] = heard
-    return {heard[1] for heard in latest.values()}
+_NO_LINE = b', "line": [], "line_more": 0}'
 
 
 def _same_runs(before: list[RunView], now: list[RunView]) -> bool:
     """Whether a line holds the very same runs as before, in the same order."""
-    return len(before) == len(now) and all(a is b for a, b in zip(before, now, strict=True))
+    return len(before) == len(now) and all(map(operator.is_, before, now))
 
 
-def _heard(member: tuple[float, str, RunView]) -> tuple[float, str]:
-    return member[0], member[1]
+_heard = operator.itemgetter(0, 1)  # a line's runs in the order they were first heard of

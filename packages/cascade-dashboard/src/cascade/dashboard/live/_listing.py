@@ -29,7 +29,7 @@ from cascade.control.access import Among
 from cascade.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
 
 from ._fleet_index import FLEET, FleetRun
-from ._lines import LinesOfWork, latest_of
+from ._lines import LinesOfWork
 from ._model import DashboardModel
 
 __all__ = [
@@ -329,16 +329,16 @@ class Listing:
             )
         held = self.model.state.runs
         listed = cast("_Sorted[Any]", self.runs(max_age))
-        lines = self.lines.latest  # a line never crosses a project: among sees it whole or not
+        folded = self.lines.folded  # a line never crosses a project: among sees it whole or none
         if query.filtered:  # the latest run of each line among those matching
-            folded = latest_of(
-                listed.keys,
-                listed.items,
-                lambda run: held.get(run.run_id) is run and query.matches(run),
+            matches: Callable[[Any], bool] = lambda run: (  # noqa: E731
+                held.get(run.run_id) is run and query.matches(run)
             )
-            keep: Callable[[Any], bool] = lambda run: run.run_id in folded  # noqa: E731
+            among_folded = self.lines.folded_among(matches)
+            keep = lambda run: run.run_id not in among_folded and matches(run)  # noqa: E731
         else:
-            keep = lambda run: run.run_id in lines and held.get(run.run_id) is run  # noqa: E731
+            keep = lambda run: run.run_id not in folded and held.get(run.run_id) is run  # noqa: E731
+        rows = len(held) - len(folded)
         return self._page(
             (fleet.mode, query),
             listed,
@@ -347,13 +347,13 @@ class Listing:
             max_age,
             keep,
             query.filtered,
-            len(lines),
+            rows,
             None
             if among is None
             else lambda run: (
-                run.run_id in lines and held.get(run.run_id) is run and covers(among, run)
+                run.run_id not in folded and held.get(run.run_id) is run and covers(among, run)
             ),
-            matching=None if query.filtered else len(lines),
+            matching=None if query.filtered else rows,
         )
 
     def row(self, run: RunView | FleetRun) -> dict[str, Any]:
