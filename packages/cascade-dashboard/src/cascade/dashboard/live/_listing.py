@@ -332,7 +332,7 @@ class Listing:
         folded = self.lines.folded  # a line never crosses a project: among sees it whole or none
         if query.filtered:  # the latest run of each line among those matching
             matches: Callable[[Any], bool] = lambda run: (  # noqa: E731
-                held.get(run.run_id) is run and query.matches(run)
+                query.matches(run) and held.get(run.run_id) is run
             )
             among_folded = self.lines.folded_among(matches)
             keep = lambda run: run.run_id not in among_folded and matches(run)  # noqa: E731
