@@ -331,7 +331,7 @@ class _Dashboard:
             "engines_total": engines.total,
             "engines_matching": engines.matching,
             "engines_next": engines.next_after,
-            "runs": [model.run_summary(run) for run in runs.items],
+            "runs": [self.listing.row(run) for run in runs.items],
             "runs_total": runs.total,
             "runs_matching": runs.matching,
             "runs_next": runs.next_after,

@@ -289,8 +289,9 @@ class Follower:
 
     def _runs_part(self, budget: float) -> Part:
         page = self.listing.run_page(self.view.runs, self.max_age)
-        versions = [(run.run_id, self.model.run_version(run)) for run in page.items]
-        part, used, cut = self._runs.changes(page, versions, self.model.run_json, budget)
+        listing = self.listing  # a row is its run's and its line's (_lines)
+        versions = [(run.run_id, listing.row_version(run)) for run in page.items]
+        part, used, cut = self._runs.changes(page, versions, listing.row_json, budget)
         return "runs", part, used, cut
 
     def _engines_part(self, budget: float) -> Part:

@@ -8,6 +8,10 @@ cursor. The sorted lists are shared by every page and request, and sorted again 
 order may have moved (a run or engine came or went, a run started or stopped running).
 In fleet mode the runs are those the engines' summaries list (``_fleet_index``), kept in
 that order as they change: nothing is sorted again.
+
+A run and its reruns and carry-ons are one row, as the history's list folds them
+(``_lines``): the row of the line's latest run (of those the filters match), at that run's
+place in the order, with the line's runs; a page counts rows, one per line of work.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from cascade.control.access import Among
 from cascade.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
 
 from ._fleet_index import FLEET, FleetRun
+from ._lines import LinesOfWork
 from ._model import DashboardModel
 
 __all__ = [
@@ -255,6 +260,8 @@ class Listing:
         self.clock = clock
         self.sorts = 0
         self._runs: _Sorted[RunView] | None = None
+        self.lines = LinesOfWork()
+        """The live runs' lines of work, as last sorted (events mode)."""
         self._engines: _Sorted[EngineView] | None = None
         self._pages: dict[Any, tuple[int, float, Page[Any]]] = {}
         self._header: tuple[int, float, dict[str, bytes]] | None = None
@@ -286,6 +293,7 @@ class Listing:
                     keys.append(key)
                     runs.append(run)
             kept = self._runs = _Sorted(order, now, keys, runs)
+            self.lines.rebuild(keys, runs, self.model.version)
             self.sorts += 1
         return kept
 
@@ -302,26 +310,64 @@ class Listing:
         """The page of runs ``query`` asks for (in fleet mode, of the summaries' runs)."""
         fleet = self.model.fleet
         listed: _Sorted[Any]
-        if fleet.mode == FLEET:
+        among = query.among  # its total: of the runs the reader may see, not every project's
+        if fleet.mode == FLEET:  # a summary's run names no line: each is its own
             held: Mapping[str, Any] = fleet.runs
             listed = _Sorted(fleet.order, self.clock(), fleet.keys, fleet.items)
+            return self._page(
+                (fleet.mode, query),
+                listed,
+                query.after,
+                query.limit,
+                max_age,
+                lambda run: held.get(run.run_id) is run and query.matches(run),
+                query.filtered,
+                len(held),
+                None
+                if among is None
+                else lambda run: held.get(run.run_id) is run and covers(among, run),
+            )
+        held = self.model.state.runs
+        listed = cast("_Sorted[Any]", self.runs(max_age))
+        folded = self.lines.folded  # a line never crosses a project: among sees it whole or none
+        if query.filtered:  # the latest run of each line among those matching
+            matches: Callable[[Any], bool] = lambda run: (  # noqa: E731
+                query.matches(run) and held.get(run.run_id) is run
+            )
+            among_folded = self.lines.folded_among(matches)
+            keep = lambda run: run.run_id not in among_folded and matches(run)  # noqa: E731
         else:
-            held = self.model.state.runs
-            listed = cast("_Sorted[Any]", self.runs(max_age))
-        among = query.among  # its total: of the runs the reader may see, not every project's
+            keep = lambda run: run.run_id not in folded and held.get(run.run_id) is run  # noqa: E731
+        rows = len(held) - len(folded)
         return self._page(
             (fleet.mode, query),
             listed,
             query.after,
             query.limit,
             max_age,
-            lambda run: held.get(run.run_id) is run and query.matches(run),
+            keep,
             query.filtered,
-            len(held),
+            rows,
             None
             if among is None
-            else lambda run: held.get(run.run_id) is run and covers(among, run),
+            else lambda run: (
+                run.run_id not in folded and held.get(run.run_id) is run and covers(among, run)
+            ),
+            matching=None if query.filtered else rows,
         )
+
+    def row(self, run: RunView | FleetRun) -> dict[str, Any]:
+        """``run``'s row of the runs' list: its summary and its line of work (``line``,
+        ``line_more``: see ``_lines``)."""
+        return {**self.model.run_summary(run), **self.lines.part(run)}
+
+    def row_version(self, run: RunView | FleetRun) -> int:
+        """The version ``run``'s row last changed at (its line's runs' included)."""
+        return self.lines.row_version(run, self.model.run_version)
+
+    def row_json(self, run: RunView | FleetRun) -> bytes:
+        """``run``'s row (:meth:`row`) as JSON, built once per change of it."""
+        return self.lines.row_json(run, self.row_version(run), self.model.run_json)
 
     def engine_page(self, query: EngineQuery, max_age: float = 0.0) -> Page[EngineView]:
         """The page of engines ``query`` asks for (those that ended cleanly a while ago are

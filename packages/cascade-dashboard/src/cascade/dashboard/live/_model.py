@@ -291,6 +291,9 @@ class DashboardModel:
             line.status = run.status
             line.key = (0 if run.status == "Running" else 1, -line.first_seen, run.run_id)
             self.versions.runs_order = version
+        if run.origin is not line.origin:  # it names its line's first run: the lists fold it
+            line.origin = run.origin
+            self.versions.runs_order = version
         if run.status != "Running" and line.ended is None:
             line.ended = now
         elif run.status == "Running":

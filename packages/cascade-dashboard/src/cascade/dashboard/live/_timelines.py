@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cascade.interfaces.serving import RunOrigin
 from cascade.reader import FINISHED_STATES, TaskView
 
 from ._versions import TaskLog
@@ -45,6 +46,7 @@ class Timeline:
     status: str = "Running"  # as last recorded: a change moves the run in the pages' order
     compacted: bool = False
     key: tuple[int, float, str] = (0, 0.0, "")  # its place in the pages' order (run_key)
+    origin: RunOrigin | None = None  # as last recorded: a change may fold it into a line of work
 
     def record(self, task: TaskView, max_segments_per_run: int) -> None:
         """Draw ``task``'s latest state: close its open segment, open the next (at most

@@ -11,7 +11,7 @@ import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.
 import { live, ROWS } from "./live.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
-import { DONE, lineOfWork, stateCounts, statusCell } from "./states.js";
+import { DONE, stateCounts, statusWithLine } from "./states.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NO_HISTORY = "This dashboard has no history: run cascade record and give the dashboard --db URL.";
@@ -128,15 +128,20 @@ async function loadRuns() {
     lines.add(root);
     return true;
   });
-  updateRows($("h-runs"), rows.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
+  // a line of work the live page lists (as a row, or in a row's line) is not listed twice
+  const listedLive = new Set();
+  for (const run of live.runs.byId.values()) {
+    listedLive.add(run.run_id);
+    for (const link of run.line || []) listedLive.add(link.run_id);
+  }
+  const notLive = (run) => !listedLive.has(run.run_id) &&
+    !(run.line || []).some((link) => listedLive.has(link.run_id));
+  updateRows($("h-runs"), rows.filter(notLive).map((run) => {
     const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
     const missing = run.missing_events ? span(count(run.missing_events) + " events missing", "missing") : "";
     const done = el("span");
     done.append(stateCounts(run.tasks), missing);
-    const status = statusCell(run);
-    const line = lineOfWork(run.line, (runId) => runButton(runId, "link", () => openRecorded(runId)));
-    const said = line ? el("span") : status;
-    if (line) said.append(status, el("br"), line);
+    const said = statusWithLine(run, (runId) => runButton(runId, "link", () => openRecorded(runId)));
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
       said, span("recorded", "note"), "-", done, at(run.started_at),
       run.duration == null ? "running" : seconds(run.duration),

@@ -10,7 +10,7 @@ import { $, el, fillTable, row, runButton, safeClass, span, updateRows } from ".
 import { at, clock, count, seconds } from "./format.js";
 import { connecting, live, ROWS, select, selected, view } from "./live.js";
 import { renderRunPage } from "./runpage.js";
-import { stateCounts, statusCell, tallyText } from "./states.js";
+import { stateCounts, statusWithLine, tallyText } from "./states.js";
 import { signedIn } from "./who.js";
 
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
@@ -79,8 +79,10 @@ function renderRuns() {
     // fleet mode: counted by its engine's summary, its events not read until it is opened
     if (run.from_summary) counts.appendChild(span("from summary", "count partial"));
     const end = run.ended || live.now;
+    // a run and its reruns and carry-ons are one row, the latest's, with their line of work
+    const said = statusWithLine(run, (runId) => runButton(runId, "link", () => select(runId)));
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      statusCell(run), bar,
+      said, bar,
       run.finished + "/" + (run.total ?? "?"), counts, run.started ? at(run.started) : "-",
       run.started ? seconds(end - run.started) : "-", run.source || "-", span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);

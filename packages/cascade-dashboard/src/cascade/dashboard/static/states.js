@@ -36,23 +36,36 @@ export function decisionsText(run) {
   if (run.decisions_others) said.push(count(run.decisions_others) + " more by others");
   return said.join(", ");
 }
-// A run's line of work (the history's ``line``: its first run and each rerun, oldest first, each
-// with its status and how many results it reused), the latest's outcome first: "line of work:
-// latest Succeeded · first 58a88765cea2 Failed → rerun 9c1e0d2f3a4b Succeeded, 4 reused"; each
-// run as ``linkOf(runId)`` makes it (a link, a button); null for a run that has none.
-export function lineOfWork(line, linkOf) {
+// A run's line of work (the history's ``line``, and a live row's: its first run and each rerun,
+// oldest first, each with its status and how many results it reused), the latest's outcome
+// first: "line of work: latest Succeeded · first 58a88765cea2 Failed → rerun 9c1e0d2f3a4b
+// Succeeded, 4 reused"; each run as ``linkOf(runId)`` makes it (a link, a button); ``more``: the
+// runs a live row left out after the first ("→ 12 more reruns"); null for a run that has none.
+export function lineOfWork(line, linkOf, more = 0) {
   if (!Array.isArray(line) || line.length < 2) return null;
   const said = el("span", null, "line-of-work");
   const latest = line[line.length - 1];
   said.append(span("line of work: latest "), span(latest.status || "not recorded", safeClass(latest.status)),
     span(" \u00b7 "));
   line.forEach((link, i) => {
+    if (i === 1 && more > 0) said.appendChild(span(" \u2192 " + count(more) + " more reruns", "line-more"));
     const item = el("span", i ? " \u2192 rerun " : "first ", "line-run");
     item.setAttribute("data-line-run", link.run_id);
     item.append(linkOf(link.run_id), span(" " + (link.status || "not recorded"), safeClass(link.status)));
     if (link.reused) item.appendChild(span(", " + count(link.reused) + " reused", "reused"));
     said.appendChild(item);
   });
+  return said;
+}
+
+// A row's status cell with its line of work under it, as every list of runs says them (a live
+// row and a recorded one alike: one row a line of work, the latest run's).
+export function statusWithLine(run, linkOf) {
+  const status = statusCell(run);
+  const line = lineOfWork(run.line, linkOf, run.line_more || 0);
+  if (!line) return status;
+  const said = el("span");
+  said.append(status, el("br"), line);
   return said;
 }
 
