@@ -384,3 +384,17 @@ def test_a_name_both_a_parameter_and_a_param_of_the_graph_is_refused_at_serve() 
 
     with pytest.raises(ValueError, match="day is both a parameter of the function and a Param"):
         served_workflows.served_functions({"etl": etl})
+
+
+def test_listing_a_functions_graph_params_spends_no_task_id() -> None:
+    """Serving builds the function once to find its Params: the task ids of what is built next
+    are those it would have had (a served run's ids as the walkthrough prints them)."""
+    from cascade.runtime.serve import _served_workflows as served_workflows
+
+    def etl() -> Any:
+        return extract(DAY)
+
+    before = extract("x").task_id
+    served_workflows.served_functions({"etl": etl})
+    after = extract("y").task_id
+    assert int(after.rsplit("-", 1)[1]) == int(before.rsplit("-", 1)[1]) + 1

@@ -115,6 +115,11 @@ COMMANDS: tuple[Command, ...] = (
         "commands.rerun",
         summary="Rerun a served workflow's run, reusing results that match.",
     ),
+    Command(
+        "serve",
+        "commands.serve",
+        summary="Serve a file's workflows on the broker until stopped.",
+    ),
     # schedules of served workflows: listed, and their slots started on purpose
     Command(
         "schedules",

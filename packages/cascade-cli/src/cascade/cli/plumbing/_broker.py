@@ -27,6 +27,7 @@ __all__ = [
     "StopAfter",
     "ConnectorFactory",
     "broker_options",
+    "engine_connector",
     "finite",
     "mqtt_connector",
 ]
@@ -102,6 +103,37 @@ class BrokerOptions:
 
 ConnectorFactory = Callable[[BrokerOptions], "Connector"]
 DEFAULT_BROKER = BrokerOptions()
+
+
+def engine_connector(broker: BrokerOptions, source_id: str | None = None) -> Connector:
+    """An engine's connector to ``broker`` (`cascade serve`'s, `cascade rerun --entrypoint`'s):
+    its presence announced, as ``source_id`` (``None``: ``<hostname>-<pid>``), on the layout
+    ``$CASCADE_SOURCED_TOPICS`` asks for (a value it cannot read is a
+    :class:`~._context.UsageError`), waiting for the broker as long as ``--timeout``."""
+    from cascade.connector_kit import default_sourced_topics
+    from cascade.connectors.mqtt import MqttConnector
+
+    from ._context import UsageError
+
+    try:
+        layout = default_sourced_topics()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        tls = broker.ssl_context() or False
+    except OSError as exc:  # ssl.SSLError is an OSError
+        reason = f"cannot set up TLS with CA file {broker.ca_file}: {exc}"
+        raise ConnectError(broker.host or "localhost", broker.port, reason) from None
+    return MqttConnector(
+        hosts=broker.hosts,
+        username=broker.username,
+        password=broker.password,
+        tls=tls,
+        connect_timeout=broker.timeout,
+        protocol=broker.protocol,
+        sourced_topics=layout,
+        source_id=source_id,
+    )
 
 
 def mqtt_connector(options: BrokerOptions) -> Connector:

@@ -25,7 +25,7 @@ from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 
 from ..workflow._graph import build_graph
 from ..workflow._param import Param, bind_params
-from ..workflow._task import LazyResult
+from ..workflow._task import LazyResult, task_ids_unspent
 from ._served_params import ParamTypes
 
 __all__ = ["Served", "ServedFunction", "ServedGraph", "served_functions"]
@@ -191,8 +191,9 @@ def _graph_params(
     if needs or inspect.iscoroutinefunction(build):
         return {}
     try:
-        built = build()
-        found = build_graph(built).params if _is_target(built) else {}
+        with task_ids_unspent():  # its runs' task ids as they would have been
+            built = build()
+            found = build_graph(built).params if _is_target(built) else {}
     except Exception as exc:
         _log.warning(
             "workflow %r: building its target without arguments (to list its graph's Params) "

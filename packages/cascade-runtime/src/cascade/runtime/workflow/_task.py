@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
 import random
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
@@ -39,6 +40,7 @@ __all__ = [
     "pipeline",
     "sequence",
     "task",
+    "task_ids_unspent",
     "unmapped",
 ]
 
@@ -58,6 +60,20 @@ R = TypeVar("R")
 
 _ids = itertools.count(1)
 ALWAYS: Any = True  # a lazy result's condition when run_if was not called
+
+
+@contextlib.contextmanager
+def task_ids_unspent() -> Iterator[None]:
+    """The task ids the lazy results made inside take are taken again after it: a graph built
+    only to be looked at (a served function's, for its Params, when serving starts) leaves
+    the ids of the runs that follow as they would have been."""
+    global _ids
+    first = next(_ids)
+    _ids = itertools.count(first)
+    try:
+        yield
+    finally:
+        _ids = itertools.count(first)
 
 
 @dataclass(frozen=True, slots=True)

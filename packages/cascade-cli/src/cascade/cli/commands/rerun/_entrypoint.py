@@ -4,9 +4,7 @@ target it builds for a rerun."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 from cascade.runtime import LazyResult
 
 from ...plumbing._context import UsageError
+from ...plumbing._python_file import import_python_file, raised
 
 __all__ = ["Entrypoint", "load_entrypoint"]
 
@@ -53,7 +52,7 @@ class Entrypoint:
             if inspect.isawaitable(built):
                 built = await built
         except Exception as exc:
-            raise UsageError(f"--entrypoint {self.given}(...) raised {_said(exc)}") from None
+            raise UsageError(f"--entrypoint {self.given}(...) raised {raised(exc)}") from None
         if not is_target(built):
             raise UsageError(
                 f"--entrypoint {self.given} is not a workflow: it returned "
@@ -86,7 +85,7 @@ def load_entrypoint(given: str) -> Entrypoint:
     path = Path(where).expanduser()
     if not path.is_file():
         raise UsageError(f"--entrypoint {given}: no file {where}")
-    module = _imported(path, given)
+    module = import_python_file(path, f"--entrypoint {given}")
     workflow = getattr(module, name, None)
     if workflow is None:
         raise UsageError(f"--entrypoint {given}: {where} has no function {name}")
@@ -98,27 +97,3 @@ def load_entrypoint(given: str) -> Entrypoint:
     if isinstance(workflow, type):
         raise UsageError(f"--entrypoint {given} is not a workflow: {name} is a class")
     return Entrypoint(given, path.resolve(), name, workflow)
-
-
-def _imported(path: Path, given: str) -> Any:
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # its own imports, as `python PATH.py` finds them
-    module_name = f"cascade_entrypoint_{path.stem}" if path.stem.isidentifier() else "entrypoint"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise UsageError(f"--entrypoint {given}: {path} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look their module up
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(module_name, None)
-        said = f"--entrypoint {given}: importing {path.name} raised {_said(exc)}"
-        raise UsageError(said) from None
-    return module
-
-
-def _said(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -12,9 +12,8 @@ from typing import Any
 import msgspec
 import typer
 
-from cascade.connector_kit import default_sourced_topics
 from cascade.control.run_ids import short_id
-from cascade.interfaces import ConnectError, Connector
+from cascade.interfaces import Connector
 from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.serving import PlanStep
 from cascade.runtime import (
@@ -30,7 +29,7 @@ from cascade.runtime import (
     TaskFailedError,
 )
 
-from ...plumbing._broker import BrokerOptions
+from ...plumbing._broker import BrokerOptions, engine_connector
 from ...plumbing._context import CliContext, UsageError, fail
 from ..start._said import print_steps
 from ._entrypoint import Entrypoint
@@ -62,7 +61,7 @@ def rerun_here(ctx: typer.Context, broker: BrokerOptions, asked: HereRerun) -> N
     it ended: exit 0 once it succeeded, 1 when it failed, was cancelled, or the store has no
     such run; 2 for a workflow that builds no target or takes no such params."""
     out = CliContext.of(ctx).out()
-    connector = None if asked.dry_run else _engine_connector(broker)
+    connector = None if asked.dry_run else engine_connector(broker)
     engine = Engine(
         connector,
         results=True if asked.results is None else asked.results,
@@ -163,29 +162,3 @@ def _json(
         body |= {"run_id": run_id, "status": status}
         body["source"] = connector.source_id if connector is not None else None
     return json.dumps(body, ensure_ascii=True)
-
-
-def _engine_connector(broker: BrokerOptions) -> Connector:
-    """The rerun's engine's connector to ``broker``: an engine's (its presence announced, on
-    the layout ``$CASCADE_SOURCED_TOPICS`` asks for: a value it cannot read is a
-    :class:`UsageError`), waiting for the broker as long as ``--timeout``."""
-    from cascade.connectors.mqtt import MqttConnector
-
-    try:
-        layout = default_sourced_topics()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        tls = broker.ssl_context() or False
-    except OSError as exc:  # ssl.SSLError is an OSError
-        reason = f"cannot set up TLS with CA file {broker.ca_file}: {exc}"
-        raise ConnectError(broker.host or "localhost", broker.port, reason) from None
-    return MqttConnector(
-        hosts=broker.hosts,
-        username=broker.username,
-        password=broker.password,
-        tls=tls,
-        connect_timeout=broker.timeout,
-        protocol=broker.protocol,
-        sourced_topics=layout,
-    )
