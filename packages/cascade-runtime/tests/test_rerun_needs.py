@@ -14,6 +14,7 @@ import pytest
 from cascade.runtime import (
     Engine,
     Event,
+    Jump,
     Param,
     Router,
     RunStarted,
@@ -21,6 +22,8 @@ from cascade.runtime import (
     TaskFailedError,
     TaskRunning,
     TaskSkipped,
+    bind,
+    select_jump,
     task,
 )
 
@@ -293,3 +296,31 @@ async def test_a_refused_result_of_a_task_not_needed_is_said_and_counted_not_run
     (said,) = [r.getMessage() for r in caplog.records if "count" in r.getMessage()]
     assert "is not run" in said and missing in said
     assert engine.results.manifest(second).tasks["count#1"].refused == missing
+
+
+async def test_a_loop_that_goes_on_from_its_kept_jump_runs_what_it_takes() -> None:
+    """The loop's third step failed; the rerun goes on from its kept first jump, so fetch,
+    whose answer each step takes and which was not kept, runs again (reused, the loop is no
+    task that runs: that would skip fetch and leave the loop's steps without its answer)."""
+    flow = Fetching()
+    steps: list[int] = []
+
+    @task(name="walk")
+    def walk(response: HttpResponse, n: int) -> Any:
+        steps.append(n)
+        if n == 3 and flow.broken:
+            raise RuntimeError("three")
+        return len(response.body) + n if n == 3 else Jump("again", {"n": n + 1})
+
+    def target() -> Any:
+        loop = walk(flow.fetch(), 1)
+        bind(loop, select_jump({"again": loop}))
+        return loop
+
+    engine, events, first = await failed_once(flow, target())
+    plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=first)}
+    assert plan == {"fetch": "run", "walk": "reuse"}
+    steps.clear()
+    assert await engine.run(target(), rerun_of=first) == 8
+    # its iterations take fetch's answer itself, which has no canonical encoding: they run
+    assert (flow.calls["fetch"], steps) == (2, [2, 3])

@@ -75,7 +75,7 @@ class LiveReruns:
                 if first_jump(step.node, reused[id(step.node)][0]) is not None
             }
             skip_not_needed(graph, steps, going_on)
-            results.needless = {id(step.node): step.why for step in steps if step.action == "skip"}
+            results.not_needing(steps)
             results.say_refused(steps)
         except BaseException:
             self.end(found)

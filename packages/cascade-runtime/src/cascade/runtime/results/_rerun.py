@@ -313,23 +313,22 @@ def plan_rerun(
 
 
 def skip_not_needed(graph: Graph, steps: list[Step], going_on: Collection[int] = ()) -> None:
-    """Make ``skip`` the step of each task the rerun would run (``run``, ``force``) that no
-    task it runs needs: not one of the target's, and every task that takes it (as an argument,
-    its condition, a router's selector or route, an amount, or runs after it) is reused or not
-    needed itself. ``steps``: the plan, its kept results proven (a refused one runs, and what
-    it takes is needed); ``going_on``: the ``id`` of each reused loop that goes on from its
-    kept first jump (it runs: what it takes is needed). A task whose needs the routers decide
-    as the rerun goes (a route of a task that runs) is needed: it runs where chosen."""
+    """Make ``skip`` the step of each task the rerun would run (``run``, ``force``, or a reused
+    loop in ``going_on``) that no task it runs needs: not one of the target's, and every task
+    that takes it (as an argument, its condition, a router's selector or route, an amount, or
+    runs after it) is reused or not needed itself. ``steps``: the plan, its kept results
+    proven (a refused one runs, and what it takes is needed); ``going_on``: the ``id`` of each
+    reused loop that goes on from its kept first jump (it runs: what it takes is needed). A
+    task whose needs the routers decide as the rerun goes (a route of a task that runs) is
+    needed: it runs where chosen."""
     by_node = {id(step.node): step for step in steps}
     roots = graph.roots
     runs: set[int] = set()  # the nodes the rerun runs, by id
     for step in reversed(steps):  # dependents first
         node = step.node
-        if step.action == "reuse":
-            if id(node) in going_on:
-                runs.add(id(node))
+        if step.action == "reuse" and id(node) not in going_on:
             continue
-        if step.action not in ("run", "force"):
+        if step.action not in ("run", "force", "reuse"):
             continue
         takers = node.dependents
         if id(node.lazy) in roots or not takers or any(id(t) in runs for t in takers):

@@ -264,6 +264,18 @@ class RunResults:
             self.say_refused(refused)
         return steps
 
+    def not_needing(self, steps: list[Step]) -> None:
+        """The rerun does not run the tasks of ``steps`` made ``skip`` (not needed,
+        :func:`~._rerun.skip_not_needed`): they end ``SKIPPED`` saying why, and a loop among
+        them reuses nothing."""
+        for step in steps:
+            if step.action == "skip":
+                key = id(step.node)
+                self.needless[key] = step.why
+                self.reused.pop(key, None)
+                self.kept.pop(key, None)
+                self._proofs.pop(key, None)
+
     def say_refused(self, steps: list[Step]) -> None:
         """Warn, for each of ``steps`` whose stored result was refused, what the rerun does
         instead and why: it runs again, or it is not run (not needed)."""
