@@ -4,19 +4,25 @@ the true one (issue 88)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import (
     Engine,
     Event,
     Jump,
     Param,
+    RerunError,
     Router,
+    RunFinished,
     RunStarted,
     TaskCompleted,
     TaskFailedError,
@@ -26,6 +32,7 @@ from cascade.runtime import (
     select_jump,
     task,
 )
+from cascade.runtime.testing import EventRecorder, eventually
 
 NOT_NEEDED = "not needed: every task that uses it is reused"
 
@@ -324,3 +331,68 @@ async def test_a_loop_that_goes_on_from_its_kept_jump_runs_what_it_takes() -> No
     assert await engine.run(target(), rerun_of=first) == 8
     # its iterations take fetch's answer itself, which has no canonical encoding: they run
     assert (flow.calls["fetch"], steps) == (2, [2, 3])
+
+
+async def test_a_carry_on_does_not_send_the_request_again_that_its_kept_result_answered(
+    tmp_path: Path,
+) -> None:
+    """The issue's carry-on: server-1 dies while load is in flight, count's result kept and
+    fetch's answer not; server-2 carries the run on: load runs, fetch is not needed."""
+    flow = Fetching()
+    flow.broken = False
+    in_flight = asyncio.Event()
+    never = asyncio.Event()
+
+    @task(name="load")
+    async def load(n: int) -> int:
+        flow.calls["load"] += 1
+        if flow.calls["load"] == 1:
+            in_flight.set()
+            await never.wait()  # until its engine is gone
+        return n
+
+    def workflow() -> Any:
+        return load(flow.count(flow.fetch()))
+
+    broker = InMemoryBroker()
+    first = InMemoryConnector(broker, source_id="server-1")
+    second = InMemoryConnector(broker, source_id="server-2")
+    engines = [Engine(c, heartbeat_interval=None, results=tmp_path) for c in (first, second)]
+    recorder = EventRecorder()
+    engines[1].events.subscribe(recorder)
+    served = [asyncio.create_task(e.serve({"fetching": workflow})) for e in engines]
+    try:
+        async with InMemoryConnector(broker, source_id="operator", presence=False) as asker:
+            announced: set[str] = set()
+            for source in ("server-1", "server-2"):
+                await asker.subscribe(
+                    served_topic("local", "default", source),
+                    lambda message, source=source: announced.add(source),
+                )
+            await eventually(lambda: announced == {"server-1", "server-2"})
+            topic = addressed_start_topic("local", "default", "fetching", "server-1")
+            await asker.publish(topic, StartRequest(id="r1", workflow="fetching"), qos=1)
+            await asyncio.wait_for(in_flight.wait(), 10)
+            store = engines[0].results
+            assert store is not None
+            (lost,) = [path.name for path in (tmp_path / "runs").iterdir()]
+
+            def journaled() -> bool:  # its journal's head is written off the loop
+                try:
+                    return "count#1" in store.manifest(lost).tasks
+                except RerunError:
+                    return False
+
+            await eventually(journaled)
+            await first.crash()  # its will says it is offline; its run is lost
+            await recorder.until(
+                lambda: any(isinstance(e, RunFinished) for e in recorder.events), timeout=20
+            )
+        (carried,) = [e for e in recorder.events if isinstance(e, RunFinished)]
+        assert carried.status == "Succeeded"
+        assert flow.calls == {"fetch": 1, "count": 1, "load": 2}
+        assert skipped(recorder.events, carried.run_id) == {"fetch": NOT_NEEDED}
+    finally:
+        for task_ in served:
+            task_.cancel()
+        await asyncio.gather(*served, return_exceptions=True)

@@ -195,7 +195,7 @@ def _why_run(
     short = manifest.run_id[:12]
     if entry is None:
         if manifest.status == UNFINISHED:
-            return f"run {short} did not end it (that run did not finish)"
+            return f"run {short} kept no result of it (that run did not finish)"
         return f"new: run {short} had no task {key}"
     if entry.state == "SKIPPED":
         return _why_skipped(graph, node, entry.skipped)
