@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces import Message
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import (
     Engine,
@@ -131,8 +132,8 @@ async def test_a_task_whose_only_user_is_reused_is_not_run_again() -> None:
     fetched = engine.results.manifest(second).tasks["fetch#1"]
     assert (fetched.state, fetched.skipped) == ("SKIPPED", NOT_NEEDED)
     # a rerun of the rerun reuses all it can and needs fetch no more than before
-    plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=second)}
-    assert plan == {"fetch": "skip", "count": "reuse", "load": "reuse"}
+    again = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=second)}
+    assert again == {"fetch": "skip", "count": "reuse", "load": "reuse"}
 
 
 async def test_what_only_tasks_not_needed_use_is_not_needed_either() -> None:
@@ -141,7 +142,7 @@ async def test_what_only_tasks_not_needed_use_is_not_needed_either() -> None:
     def target() -> Any:
         return flow.load(flow.count(flow.parse(flow.fetch())))
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     plan = {s.task_name: (s.action, s.why) for s in await engine.plan(target(), rerun_of=first)}
     assert plan["parse"] == ("skip", NOT_NEEDED)
     assert plan["fetch"] == ("skip", "not needed: every task that uses it is reused or not needed")
@@ -157,7 +158,7 @@ async def test_a_task_a_running_task_needs_runs_though_another_user_is_reused() 
         response = flow.fetch()
         return flow.load(flow.count(response), response)
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=first)}
     assert plan == {"fetch": "run", "count": "reuse", "load": "run"}
     await engine.run(target(), rerun_of=first)
@@ -173,7 +174,7 @@ async def test_a_task_run_after_by_a_task_that_runs_runs() -> None:
         parsed = flow.parse(flow.fetch())
         return flow.load(flow.count(parsed)).after(parsed)
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=first)}
     assert plan == {"fetch": "run", "parse": "run", "count": "reuse", "load": "run"}
     await engine.run(target(), rerun_of=first)
@@ -187,7 +188,7 @@ async def test_a_task_of_the_target_runs_whoever_else_uses_it() -> None:
         response = flow.fetch()
         return [response, flow.load(flow.count(response))]
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=first)}
     assert plan == {"fetch": "run", "count": "reuse", "load": "run"}
     response, loaded = await engine.run(target(), rerun_of=first)
@@ -201,7 +202,7 @@ async def test_a_refused_kept_result_runs_its_task_and_what_it_needs() -> None:
     def target() -> Any:
         return flow.load(flow.count(flow.fetch()))
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     assert engine.results is not None
     kept = engine.results.manifest(first).tasks["count#1"]
     assert kept.fingerprint is not None
@@ -301,7 +302,8 @@ async def test_a_refused_result_of_a_task_not_needed_is_said_and_counted_not_run
     assert flow.calls == {"fetch": 1, "count": 1, "load": 1}
     assert engine.stats.results_refused == 1
     (said,) = [r.getMessage() for r in caplog.records if "count" in r.getMessage()]
-    assert "is not run" in said and missing in said
+    assert "is not run" in said
+    assert missing in said
     assert engine.results.manifest(second).tasks["count#1"].refused == missing
 
 
@@ -324,7 +326,7 @@ async def test_a_loop_that_goes_on_from_its_kept_jump_runs_what_it_takes() -> No
         bind(loop, select_jump({"again": loop}))
         return loop
 
-    engine, events, first = await failed_once(flow, target())
+    engine, _, first = await failed_once(flow, target())
     plan = {s.task_name: s.action for s in await engine.plan(target(), rerun_of=first)}
     assert plan == {"fetch": "run", "walk": "reuse"}
     steps.clear()
@@ -364,11 +366,12 @@ async def test_a_carry_on_does_not_send_the_request_again_that_its_kept_result_a
     try:
         async with InMemoryConnector(broker, source_id="operator", presence=False) as asker:
             announced: set[str] = set()
+
+            def heard(message: Message) -> None:
+                announced.add(message.topic.rsplit("/", 1)[-1])
+
             for source in ("server-1", "server-2"):
-                await asker.subscribe(
-                    served_topic("local", "default", source),
-                    lambda message, source=source: announced.add(source),
-                )
+                await asker.subscribe(served_topic("local", "default", source), heard)
             await eventually(lambda: announced == {"server-1", "server-2"})
             topic = addressed_start_topic("local", "default", "fetching", "server-1")
             await asker.publish(topic, StartRequest(id="r1", workflow="fetching"), qos=1)

@@ -3,11 +3,12 @@ run and how often, their results, how each ends and why, and the run's outcome a
 
 It is demand-driven, as the docs say a run is: a task runs when the target needs it, directly or
 as the route a router chooses for a task that is needed; a task the graph holds that nothing
-needs so ends ``SKIPPED`` (``not routed``), or in a rerun, where every task that uses it is
-reused or not needed itself, ``not needed`` (docs/results.md). A task is skipped by an upstream that did not
-complete only when it needs that upstream (an argument, its condition, a router's selector or
-its chosen route, a task it runs after), never through a route not chosen. A task it runs after
-(``after``, ``sequence``) is needed as an argument is, and gives it no value.
+needs so ends ``SKIPPED`` (``not routed``), and in a rerun a task every task that uses it
+reused, or not needed itself, ends ``not needed`` (docs/results.md). A task is skipped by an
+upstream that did not complete only when it needs that upstream (an argument, its condition, a
+router's selector or its chosen route, a task it runs after), never through a route not chosen.
+A task it runs after (``after``, ``sequence``) is needed as an argument is, and gives it no
+value.
 
 A loop (docs/workflows.md, "Loops") is its call and then its iterations, ``<task_id>@2``,
 ``@3`` ..., each a task of the loop's task's name: its call stays ``RUNNING`` until the last

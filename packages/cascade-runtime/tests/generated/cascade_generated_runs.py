@@ -279,7 +279,9 @@ def rerun_disagreements(plan: Plan, steps: list[PlanStep], observed: Observed) -
     the plan reuses (but a loop going on from its kept first jump) or skips; and a task run
     that is not the target's though every task of the graph that uses it was reused."""
     found = []
-    ran = {e.task_name for e in observed.events if isinstance(e, TaskRunning) and not made(e.task_id)}
+    ran = {
+        e.task_name for e in observed.events if isinstance(e, TaskRunning) and not made(e.task_id)
+    }
     reused = {
         e.task_name
         for e in observed.events

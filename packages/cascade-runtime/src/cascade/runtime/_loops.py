@@ -195,7 +195,10 @@ class Loops:
             why = f"its iteration {last.lazy.task_id} ended without a result"
             run.emit(
                 TaskSkipped(
-                    run_id=run.run_id, task_id=node.lazy.task_id, task_name=node.lazy.name, error=why
+                    run_id=run.run_id,
+                    task_id=node.lazy.task_id,
+                    task_name=node.lazy.name,
+                    error=why,
                 )
             )
             run.skipped(node, why)

@@ -334,7 +334,9 @@ class Run:
                 waiting[dependent.index] -= 1
             lazy = node.lazy
             self.emit(
-                TaskSkipped(run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why)
+                TaskSkipped(
+                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why
+                )
             )
             said[id(node)] = why
 

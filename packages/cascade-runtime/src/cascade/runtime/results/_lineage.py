@@ -8,9 +8,9 @@ import asyncio
 from cascade.interfaces._shared import RerunMode
 
 from .._errors import RerunError
+from .._loops import first_jump
 from .._stats import EngineStats
 from ..workflow._graph import Graph
-from .._loops import first_jump
 from ._rerun import plan_rerun, reused_loops, skip_not_needed
 from ._results import RunManifest
 from ._run_results import RunResults

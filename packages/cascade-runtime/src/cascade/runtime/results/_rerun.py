@@ -335,7 +335,9 @@ def skip_not_needed(graph: Graph, steps: list[Step], going_on: Collection[int] =
             runs.add(id(node))
             continue
         reused = all(by_node[id(t)].action == "reuse" for t in takers)
-        why = f"{NOT_NEEDED}: every task that uses it is reused" + ("" if reused else " or not needed")
+        why = f"{NOT_NEEDED}: every task that uses it is reused" + (
+            "" if reused else " or not needed"
+        )
         if step.action == "force":  # its stored result was not believed: still said
             why = f"{why}; {step.why}"
         step.action, step.why = "skip", why[:_WHY_LIMIT]

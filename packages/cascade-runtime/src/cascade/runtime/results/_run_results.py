@@ -285,7 +285,12 @@ class RunResults:
             lazy = step.node.lazy
             does = "is not run" if step.action == "skip" else "runs again"
             _log.warning(
-                "task %s (%s) of run %s %s: %s", lazy.name, lazy.task_id, self.run_id, does, step.why
+                "task %s (%s) of run %s %s: %s",
+                lazy.name,
+                lazy.task_id,
+                self.run_id,
+                does,
+                step.why,
             )
 
     def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
