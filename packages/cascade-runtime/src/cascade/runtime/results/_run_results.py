@@ -688,10 +688,11 @@ class RunResults:
             if from_run is not None:
                 size, digest = proofs[id(node)]
                 sha256 = digest if isinstance(digest, str) else digest.hex()
+            state = states.get(id(node), "CANCELLED")
             tasks[task_key] = ManifestTask(
                 name=lazy.name,
                 task_id=lazy.task_id,
-                state=states.get(id(node), "CANCELLED"),
+                state=state,
                 fingerprint=fingerprint,
                 code=code,
                 from_run=from_run,
@@ -700,7 +701,7 @@ class RunResults:
                 not_kept=not_kept.get(id(node)),
                 why_not=why_not or None,
                 refused=self.refused.get(id(node)),
-                skipped=self.skipped.get(id(node)),
+                skipped=self.skipped.get(id(node)) if state == "SKIPPED" else None,
                 written_by=self.written_by.get(id(node)) if from_run == self.run_id else None,
             )
         manifest = RunManifest(
