@@ -220,9 +220,11 @@ def test_a_past_runs_page_shows_its_origin_and_its_line(
 
 
 PLAN = [
-    PlanStep(task_id="extract-1", task_name="extract", action="reuse",
+    PlanStep(task_id="fetch-1", task_name="fetch", action="skip",
+             why="not needed: every task that uses it is reused"),
+    PlanStep(task_id="extract-2", task_name="extract", action="reuse",
              why="its inputs and code are unchanged", from_run="c3" * 16),
-    PlanStep(task_id="transform-2", task_name="transform", action="run", why="it failed"),
+    PlanStep(task_id="transform-3", task_name="transform", action="run", why="it failed"),
 ]  # fmt: skip
 
 
@@ -279,10 +281,11 @@ def test_the_rerun_button_shows_the_plan_then_starts_the_rerun(
             ".map(r => [...r.cells].map(c => c.textContent));"
         )
         assert steps == [
+            ["fetch", "skip", "not needed: every task that uses it is reused", "-"],
             ["extract", "reuse", "its inputs and code are unchanged", "c3" * 6],
             ["transform", "run", "it failed", "-"],
         ]
-        assert text(browser, "rp-plan-said") == "1 to run, 1 to reuse"
+        assert text(browser, "rp-plan-said") == "1 to run, 1 to reuse, 1 to skip"
         assert [r for r, _ in engine_thread.call(lambda: list(server.started))] == [first]
         [planned] = engine_thread.call(lambda: [r for r in server.requests if r.rerun_of])
         assert (planned.dry_run, planned.rerun_of) == (True, first)

@@ -170,3 +170,57 @@ def test_a_rerun_whose_target_is_skipped_says_succeeded(tmp_path: Path) -> None:
     result = _rerun(tmp_path, missing.value.run_id, "--json", entrypoint="skipping.py:flow")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "Succeeded"
+
+
+FETCHING = """\
+from pathlib import Path
+
+from cascade.runtime import task
+
+HERE = Path(__file__).parent
+
+
+@task
+def fetch() -> tuple[str, ...]:
+    return ("a", "b", "c")  # a tuple decodes back a list: never kept
+
+
+@task
+def count(response: tuple[str, ...]) -> int:
+    return len(response)
+
+
+@task
+def load(n: int) -> int:
+    if not (HERE / "fixed").exists():
+        raise RuntimeError("the database is down")
+    return n
+
+
+def flow():
+    return load(count(fetch()))
+"""
+
+
+def test_the_plan_says_a_task_no_task_it_runs_needs_is_skipped_not_needed(
+    tmp_path: Path,
+) -> None:
+    """fetch's answer was not kept, count's was; load failed: the table says fetch is skipped,
+    not needed, and counts it."""
+    (tmp_path / "fetching.py").write_text(FETCHING, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("fetching_under_test", tmp_path / "fetching.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    engine = Engine(results=str(tmp_path / "results"))
+    with pytest.raises(TaskFailedError) as failure:
+        asyncio.run(engine.run(module.flow()))
+    run = failure.value.run_id
+    assert run is not None
+    result = _rerun(tmp_path, run, "--dry-run", entrypoint="fetching.py:flow")
+    assert result.exit_code == 0, result.output
+    (fetch,) = [line for line in result.stdout.splitlines() if line.startswith("│ fetch ")]
+    assert "│ skip " in fetch
+    assert "not needed: every task that uses" in fetch
+    assert "1 to run, 1 to reuse, 1 to skip; nothing was started" in result.stdout

@@ -178,23 +178,23 @@ async def test_another_tasks_file_copied_over_a_result_is_not_believed(store_url
     nine = await kept_run(engine, wf, 9)
     store = engine.results
     assert store is not None
-    nine_rows = store.fs.cat_file(kept_file(engine, nine, "extract#1"))
-    store.fs.pipe_file(kept_file(engine, four, "extract#1"), nine_rows)
+    nine_sum = store.fs.cat_file(kept_file(engine, nine, "report#1"))
+    store.fs.pipe_file(kept_file(engine, four, "report#1"), nine_sum)
     calls = dict(wf.calls)
     assert await engine.run(wf.target(4), rerun_of=four) == 6
-    assert wf.calls["extract"] == calls["extract"] + 1
+    assert wf.calls["report"] == calls["report"] + 1
 
 
 async def test_a_result_over_its_kept_size_is_refused_before_it_is_read(tmp_path: Path) -> None:
     wf = Sums()
     engine = Engine(results=ResultStore(tmp_path / "kept", max_bytes=1 << 20))
     first = await kept_run(engine, wf)
-    path = Path(kept_file(engine, first, "extract#1"))
+    path = Path(kept_file(engine, first, "report#1"))
     os.truncate(path, 27 << 20)  # 27 MiB, sparse: nothing of it is ever read
-    (step, _) = await engine.plan(wf.target(), rerun_of=first)
+    (_, step) = await engine.plan(wf.target(), rerun_of=first)
     assert step.why == (
         f"its stored result (from run {first[:12]}) is 28,311,552 bytes, "
-        "not the 5 bytes its run kept"
+        "not the 1 byte its run kept"
     )
     store = engine.results
     assert store is not None

@@ -81,7 +81,9 @@ class Call:
     (``ALWAYS``: every one), ``with_retry(attempts)``, a ``run_if`` condition, ``with_cache()``,
     and under ``on_failure="hold"`` the decisions taken on each hold, in order (``()``: no hold),
     and the earlier nodes it runs ``after`` (order only). Its result is a list of ``width``
-    numbers computed from its label and arguments."""
+    numbers computed from its label and arguments; not ``kept``, a tuple of them (a tuple has
+    no msgpack form that decodes back equal: a store never keeps it, a rerun runs it again
+    where a task it runs needs it)."""
 
     label: str
     args: tuple[Ref, ...]
@@ -92,6 +94,7 @@ class Call:
     cache: bool = False
     decisions: tuple[str, ...] = ()
     after: tuple[int, ...] = ()
+    kept: bool = True
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,11 @@ def call_body(label: str, width: int, failures: int, *args: Any) -> list[int]:
     return [number(label, args, k) for k in range(width)]
 
 
+def unkept_body(label: str, width: int, failures: int, *args: Any) -> tuple[int, ...]:
+    """A generated call whose result is not kept: :func:`call_body`'s numbers, as a tuple."""
+    return tuple(call_body(label, width, failures, *args))
+
+
 def choice_body(label: str, value: str | bool, fails: bool) -> str | bool:
     """A generated choice: ``value``, or a failure."""
     if fails:
@@ -290,7 +298,9 @@ def build(plan: Plan) -> list[Any]:
     for node in plan.nodes:
         lazy: Any
         if isinstance(node, Call):
-            body = task(name=node.label, on_failure="hold" if node.decisions else "fail")(call_body)
+            body = task(name=node.label, on_failure="hold" if node.decisions else "fail")(
+                call_body if node.kept else unkept_body
+            )
             lazy = body(node.label, node.width, node.failures, *(value(a) for a in node.args))
             if node.attempts > 1:
                 lazy = lazy.with_retry(node.attempts)
@@ -335,10 +345,12 @@ def plans(
     holds: bool = True,
     caches: bool = False,
     loops: bool = True,
+    unkept: bool = False,
 ) -> Plan:
     """A random plan of up to ``max_nodes`` nodes mixing calls, choices, maps, loops,
     conditions, routers (nested, shared by several consumers), order-only dependencies and
-    sequences, failures, retries and holds."""
+    sequences, failures, retries and holds; with ``unkept``, calls whose results are not kept
+    (tuples), taken as arguments by calls and loops."""
     size = draw(st.integers(1, max_nodes))
     nodes: list[Node] = []
     kinds: list[str] = []  # "list" (a call's or map's), "key" or "flag" (a choice's)
@@ -377,6 +389,8 @@ def plans(
             return ParamRef(draw(st.sampled_from(sorted(KEY_PARAMS))))
         if roll == 4:
             return Const(draw(st.integers(0, 9)))
+        if unkept and roll >= 7 and (made := pick("tuple")) is not None:
+            return made
         return pick("list") or Const(draw(st.integers(0, 9)))
 
     def condition() -> NodeRef | ParamRef | None:
@@ -445,20 +459,20 @@ def plans(
                 retries = draw(st.integers(0, 2))
                 last = draw(st.sampled_from(["skip", "fail", "complete"]))
                 decisions = ("retry",) * retries + (last,)
-            nodes.append(
-                Call(
-                    label,
-                    tuple(argument() for _ in range(draw(st.integers(0, 3)))),
-                    width=draw(st.integers(0, 3)),
-                    failures=failures,
-                    attempts=draw(st.sampled_from([1, 1, 2, 3])),
-                    condition=condition(),
-                    cache=caches and draw(st.booleans()),
-                    decisions=decisions,
-                    after=after(index),
-                )
+            call = Call(
+                label,
+                tuple(argument() for _ in range(draw(st.integers(0, 3)))),
+                width=draw(st.integers(0, 3)),
+                failures=failures,
+                attempts=draw(st.sampled_from([1, 1, 2, 3])),
+                condition=condition(),
+                cache=caches and draw(st.booleans()),
+                decisions=decisions,
+                after=after(index),
+                kept=not (unkept and draw(st.integers(0, 2)) == 0),
             )
-            kinds.append("list")
+            nodes.append(call)
+            kinds.append("list" if call.kept else "tuple")
     target = draw(
         st.lists(st.integers(0, size - 1), min_size=1, max_size=3, unique=True).map(
             lambda picked: tuple(sorted(picked, reverse=True))

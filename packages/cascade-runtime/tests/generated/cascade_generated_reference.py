@@ -3,10 +3,12 @@ run and how often, their results, how each ends and why, and the run's outcome a
 
 It is demand-driven, as the docs say a run is: a task runs when the target needs it, directly or
 as the route a router chooses for a task that is needed; a task the graph holds that nothing
-needs so ends ``SKIPPED`` (``not routed``). A task is skipped by an upstream that did not
-complete only when it needs that upstream (an argument, its condition, a router's selector or
-its chosen route, a task it runs after), never through a route not chosen. A task it runs after
-(``after``, ``sequence``) is needed as an argument is, and gives it no value.
+needs so ends ``SKIPPED`` (``not routed``), and in a rerun a task every task that uses it
+reused, or not needed itself, ends ``not needed`` (docs/results.md). A task is skipped by an
+upstream that did not complete only when it needs that upstream (an argument, its condition, a
+router's selector or its chosen route, a task it runs after), never through a route not chosen.
+A task it runs after (``after``, ``sequence``) is needed as an argument is, and gives it no
+value.
 
 A loop (docs/workflows.md, "Loops") is its call and then its iterations, ``<task_id>@2``,
 ``@3`` ..., each a task of the loop's task's name: its call stays ``RUNNING`` until the last
@@ -35,13 +37,16 @@ from cascade_generated_plans import (
     ParamRef,
     Plan,
     Ref,
+    RouterRef,
     loop_value,
     number,
     reached,
+    references,
 )
 
 CONDITION = "condition false"
 NOT_ROUTED = "not routed"
+NOT_NEEDED = "not needed"
 UPSTREAM = "upstream"
 DECISION = "decided"
 ITERATION = "an iteration ended without a result"
@@ -76,6 +81,21 @@ class Expected:
     missing: bool = False  # no task failed, an item of the target has no result
 
 
+def uses(plan: Plan, index: int) -> set[int]:
+    """The nodes node ``index`` takes in any way: its arguments, the selectors and routes of
+    its routers (every route), its condition, what it maps over, and what it runs after."""
+    found = set(plan.order(index))
+    stack: list[Ref] = list(references(plan.nodes[index]))
+    while stack:
+        ref = stack.pop()
+        if isinstance(ref, NodeRef):
+            found.add(ref.index)
+        elif isinstance(ref, RouterRef):
+            stack.append(ref.selector)
+            stack.extend(route for _, route in ref.routes)
+    return found
+
+
 class _Missing:
     """A router's selector that is no key: the task taking the router fails."""
 
@@ -101,8 +121,12 @@ class _Interpreter:
         for index in self.plan.target:
             self.node(index)
         outcomes = dict(self.done)
-        for index in reached(self.plan) - set(outcomes):  # no task the run needs takes it
-            outcomes[index] = Outcome("skipped", frozenset({NOT_ROUTED}))
+        graph = reached(self.plan)
+        for index in sorted(graph, reverse=True):  # what uses a task comes first
+            if self.needless(index, graph, outcomes):
+                outcomes[index] = Outcome("skipped", frozenset({NOT_NEEDED}))
+            elif index not in outcomes:  # no task the run needs takes it
+                outcomes[index] = Outcome("skipped", frozenset({NOT_ROUTED}))
         failed = any(
             o.state == "failed"
             or any(i.state == "failed" for i in (*(o.items or ()), *(o.iterations or ())))
@@ -117,6 +141,18 @@ class _Interpreter:
             for i in self.plan.target
         )
         return Expected(outcomes, failed, result, self.plan, missing)
+
+    def needless(self, index: int, graph: set[int], outcomes: dict[int, Outcome]) -> bool:
+        """Whether a rerun does not run node ``index`` (it ends skipped, not needed): not
+        reused, not the target's, and every task of the graph that uses it reused or not
+        needed (``outcomes``: theirs, said already)."""
+        found = outcomes.get(index)
+        if not self.reruns or index in self.plan.target or (found and found.reused):
+            return False
+        users = [i for i in graph if index in uses(self.plan, i)]
+        return bool(users) and all(
+            outcomes[i].reused or NOT_NEEDED in outcomes[i].why for i in users
+        )
 
     def node(self, index: int) -> Outcome:
         if index not in self.done:
@@ -211,9 +247,10 @@ class _Interpreter:
             return early
         frozen = frozenset(needs)
         earlier = self.previous(node)
-        if earlier is not None and (self.reruns or node.cache):
+        if earlier is not None and (self.reruns or node.cache) and node.kept:
             return Outcome("completed", value=earlier.value, needs=frozen, reused=True)
-        value = [number(node.label, tuple(values), k) for k in range(node.width)]
+        numbers = [number(node.label, tuple(values), k) for k in range(node.width)]
+        value: Any = numbers if node.kept else tuple(numbers)
         if node.failures < node.attempts:
             return Outcome("completed", value=value, attempts=node.failures + 1, needs=frozen)
         attempts = node.attempts

@@ -9,15 +9,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade_generated_plans import DECIDED, Call, Loop, Map, Plan, build
+from cascade_generated_plans import DECIDED, Call, Loop, Map, Plan, build, reached
 from cascade_generated_reference import (
     CONDITION,
     DECISION,
     ITERATION,
+    NOT_NEEDED,
     NOT_ROUTED,
     UPSTREAM,
     Expected,
     Outcome,
+    uses,
 )
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -115,6 +117,8 @@ def reason(error: str) -> str:
         return CONDITION
     if error == NOT_ROUTED:
         return NOT_ROUTED
+    if error.startswith(NOT_NEEDED + ":"):
+        return NOT_NEEDED
     if error.startswith("upstream"):
         return UPSTREAM
     if error.startswith("its iteration"):
@@ -245,11 +249,12 @@ def compare(
 
 
 def plan_disagreements(
-    expected: Expected, kept: dict[int, Outcome], steps: list[PlanStep]
+    expected: Expected, kept: dict[int, Outcome], steps: list[PlanStep], rerun: Expected
 ) -> list[str]:
     """Where ``engine.plan`` differs from what the reference says a rerun reuses: every task
-    that completed (a map whole), a loop whose call jumped (it goes on from that jump), and
-    no other."""
+    that completed and was kept (a map whole), a loop whose call jumped (it goes on from that
+    jump), and no other; and from what it skips as not needed (``rerun``: the rerun's
+    outcomes), which it says so."""
     found = []
     labels = {expected.plan.nodes[i].label: i for i in expected.outcomes}
     for step in steps:
@@ -257,7 +262,41 @@ def plan_disagreements(
         if index is None:
             found.append(f"the plan names {step.task_name}, which the graph has not")
             continue
-        reuse = kept[index].state == "completed" or kept[index].iterations is not None
+        node = expected.plan.nodes[index]
+        keeps = not isinstance(node, Call) or node.kept  # a tuple is never kept
+        reuse = (kept[index].state == "completed" and keeps) or kept[index].iterations is not None
+        if NOT_NEEDED in rerun.outcomes[index].why:
+            if (step.action, step.why.split(":")[0]) != ("skip", NOT_NEEDED):
+                found.append(f"the plan says {step.action} {step.task_name} ({step.why})")
+            continue
         if (step.action == "reuse") != reuse:
             found.append(f"the plan says {step.action} {step.task_name} ({step.why})")
+    return found
+
+
+def rerun_disagreements(plan: Plan, steps: list[PlanStep], observed: Observed) -> list[str]:
+    """Where a rerun did other than its plan (``steps``, made before it) says: a task run that
+    the plan reuses (but a loop going on from its kept first jump) or skips; and a task run
+    that is not the target's though every task of the graph that uses it was reused."""
+    found = []
+    ran = {
+        e.task_name for e in observed.events if isinstance(e, TaskRunning) and not made(e.task_id)
+    }
+    reused = {
+        e.task_name
+        for e in observed.events
+        if isinstance(e, TaskCompleted) and e.reused_from is not None and not made(e.task_id)
+    }
+    index = {node.label: i for i, node in enumerate(plan.nodes)}
+    for step in steps:
+        if step.action == "reuse" and isinstance(plan.nodes[index[step.task_name]], Loop):
+            ran.discard(step.task_name)  # it goes on from its kept first jump, said RUNNING
+        elif step.task_name in ran and step.action in ("reuse", "skip"):
+            found.append(f"{step.task_name} ran, its plan says {step.action} ({step.why})")
+    graph = reached(plan)
+    for label in sorted(ran, key=lambda name: int(name[1:])):
+        at = index[label]
+        users = [plan.nodes[i].label for i in graph if at in uses(plan, i)]
+        if at not in plan.target and users and all(user in reused for user in users):
+            found.append(f"{label} ran, though every task that uses it was reused: {users}")
     return found

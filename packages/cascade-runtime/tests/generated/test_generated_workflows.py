@@ -19,7 +19,12 @@ from typing import Any
 import pytest
 from cascade_generated_plans import Plan, build, plans
 from cascade_generated_reference import expect
-from cascade_generated_runs import disagreements, observe, plan_disagreements
+from cascade_generated_runs import (
+    disagreements,
+    observe,
+    plan_disagreements,
+    rerun_disagreements,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 
 from cascade.runtime import Engine, ProcessExecutor
@@ -84,10 +89,11 @@ def kept_engine() -> dict[str, Any]:
 
 
 @drawn(0.3)
-@given(plans(holds=False))
+@given(plans(holds=False, unkept=True))
 def test_a_rerun_does_what_its_plan_says_and_reuses_what_completed(plan: Plan) -> None:
     """After a run, ``engine.plan`` reuses what completed (and nothing else), and the rerun
-    reuses exactly that and runs the rest as the first run did."""
+    reuses exactly that and runs the rest as the first run did, but what no task it runs
+    needs; it runs nothing its plan reuses or skips, nor a task whose users were all reused."""
 
     async def main() -> list[str]:
         options = kept_engine()
@@ -97,9 +103,11 @@ def test_a_rerun_does_what_its_plan_says_and_reuses_what_completed(plan: Plan) -
         steps = await Engine(**options).plan(
             build(plan), rerun_of=first.run_id, params=dict(plan.params)
         )
-        found += plan_disagreements(before, before.outcomes, steps)
+        rerun = expect(plan, kept=before.outcomes, rerun=True)
+        found += plan_disagreements(before, before.outcomes, steps, rerun)
         again = await observe(plan, options, rerun_of=first.run_id)
-        return found + disagreements(expect(plan, kept=before.outcomes, rerun=True), again)
+        found += rerun_disagreements(plan, steps, again)
+        return found + disagreements(rerun, again)
 
     check(plan, asyncio.run(main()))
 

@@ -108,3 +108,58 @@ async def test_a_rerun_on_the_wire_names_its_origin_and_what_it_reused(
     transform_states = [b for b in bodies(second) if b.get("task_name") == "transform"]
     assert sorted(b["state"] for b in transform_states) == ["COMPLETED", "RUNNING"]
     assert all("reused_from" not in b for b in transform_states)
+
+
+async def test_a_task_a_rerun_does_not_need_is_skipped_on_the_wire_saying_why(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """``load(count(fetch()))``: fetch's answer (a tuple) is not kept, count's is, load
+    fails once. In the rerun a plain subscriber sees fetch SKIPPED, not needed, with no
+    RUNNING; count COMPLETED from the first run; load run again."""
+    calls = {"fetch": 0, "load": 0}
+
+    @task
+    def fetch() -> tuple[str, ...]:
+        calls["fetch"] += 1
+        return ("a", "b", "c")
+
+    @task
+    def count(response: tuple[str, ...]) -> int:
+        return len(response)
+
+    @task
+    async def load(n: int) -> int:
+        calls["load"] += 1
+        if calls["load"] == 1:
+            raise RuntimeError("the database is down")
+        return n
+
+    await plain_client.subscribe(f"{prefix}/telemetry/+/+/+/events", qos=1)
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-not-needed"
+    )
+    engine = Engine(connector, heartbeat_interval=None, results=f"memory://it-{uuid.uuid4().hex}")
+    started: list[str] = []
+    engine.events.subscribe(
+        lambda event: started.append(event.run_id) if isinstance(event, RunStarted) else None
+    )
+
+    def rerun_loaded(seen: list[Any]) -> bool:
+        stopped = [e for e in seen if e["body"].get("event") == "ENGINE_STOPPED"]
+        return len(stopped) == 2 and any(
+            e["run_id"] == started[-1]
+            and (e["body"].get("task_name"), e["body"].get("state")) == ("load", "COMPLETED")
+            for e in seen
+        )
+
+    reading = asyncio.create_task(_until(plain_client, rerun_loaded))
+    with pytest.raises(TaskFailedError):
+        await engine.run(load(count(fetch())))
+    assert await engine.run(load(count(fetch())), rerun_of=started[0]) == 3
+    envelopes = await reading
+    assert calls == {"fetch": 1, "load": 2}
+    second = [e["body"] for e in envelopes if e["run_id"] == started[1]]
+    fetched = [(b["state"], b["error"]) for b in second if b.get("task_name") == "fetch"]
+    assert fetched == [("SKIPPED", "not needed: every task that uses it is reused")]
+    counted = [(b["state"], b.get("reused_from")) for b in second if b.get("task_name") == "count"]
+    assert counted == [("COMPLETED", started[0])]

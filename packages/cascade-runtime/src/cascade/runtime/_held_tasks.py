@@ -123,7 +123,7 @@ class HeldRun(Protocol):
 
     def failed(self, node: Node, exc: BaseException) -> None: ...
 
-    def skipped(self, node: Node) -> None: ...
+    def skipped(self, node: Node, why: str) -> None: ...
 
 
 class HeldTasks:
@@ -408,18 +408,19 @@ class HeldTasks:
             )
             run.completed(node)
         elif decision == "skip":
+            why = _skipped_error(decided)
             run.emit(
                 TaskSkipped(
                     run_id=run.run_id,
                     task_id=lazy.task_id,
                     task_name=lazy.name,
                     duration_ms=held.duration_ms(),
-                    error=_skipped_error(decided),
+                    error=why,
                     attempt=held.attempt,
                     decided=decided,
                 )
             )
-            run.skipped(node)
+            run.skipped(node, why)
         else:
             failure = held.failure
             if failure is None:  # a gate rejected: nothing was raised, so no traceback goes out

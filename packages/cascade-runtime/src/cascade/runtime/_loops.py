@@ -61,7 +61,7 @@ class LoopingRun(Protocol):
 
     def failed(self, node: Node, exc: BaseException) -> None: ...
 
-    def skipped(self, node: Node) -> None: ...
+    def skipped(self, node: Node, why: str) -> None: ...
 
     def reuse_later(self, nodes: list[Node], steps: list[Step]) -> None: ...
 
@@ -192,15 +192,16 @@ class Loops:
             del self._loops[id(node)]
             loop.current = None
             run = self._run
+            why = f"its iteration {last.lazy.task_id} ended without a result"
             run.emit(
                 TaskSkipped(
                     run_id=run.run_id,
                     task_id=node.lazy.task_id,
                     task_name=node.lazy.name,
-                    error=f"its iteration {last.lazy.task_id} ended without a result",
+                    error=why,
                 )
             )
-            run.skipped(node)
+            run.skipped(node, why)
             return True
         self._end(loop, state.result[last.index])
         return True

@@ -244,6 +244,8 @@ class Run:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
         if self.results is not None and self.results.reused:
             self._reuse(self.results.reused)
+        if self.results is not None and self.results.needless:
+            self._skip_needless(self.results.needless, self.results.skipped)
         # found before any is readied: readying one may release another (a map of no items
         # completes at once), which must not be readied twice, or end another (not routed)
         state = self.state  # no item made yet: a graph's node i is at index i, zipped
@@ -315,6 +317,28 @@ class Run:
             for dependent in node.dependents:
                 waiting[dependent.index] -= 1
             self._emit_reused(node, from_run)
+
+    def _skip_needless(self, needless: dict[int, str], said: dict[int, str]) -> None:
+        """The nodes a rerun need not run (no task it runs needs them) end ``SKIPPED`` at once,
+        saying why (in ``said`` too, for the manifest); what waits on them no longer does (it
+        is reused, or not needed too)."""
+        state = self.state
+        waiting = state.waiting
+        for node in self.graph.nodes:
+            why = needless.get(id(node))
+            if why is None:
+                continue
+            state.done[node.index] = state.skipped[node.index] = True
+            self.finished += 1
+            for dependent in node.dependents:
+                waiting[dependent.index] -= 1
+            lazy = node.lazy
+            self.emit(
+                TaskSkipped(
+                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why
+                )
+            )
+            said[id(node)] = why
 
     def _loop_reuses(self, node: Node, value: Any) -> bool:
         """Whether ``value``, a rerun's kept result of ``node``, is a loop's first jump: the
@@ -861,10 +885,13 @@ class Run:
             self.demand.ended(node)
         self.skip_dependents(node, "failed")
 
-    def skipped(self, node: Node) -> None:
-        """A decision skipped held ``node``: its dependents are skipped, the run goes on."""
+    def skipped(self, node: Node, why: str) -> None:
+        """``node`` was skipped for ``why`` (a decision on it held; a loop's iteration ended
+        without a result), said already: its dependents are skipped, the run goes on."""
         self.state.done[node.index] = self.state.skipped[node.index] = True
         self.finished += 1
+        if self.results is not None:
+            self.results.skipped[id(node)] = why
         if self.demand is not None:
             self.demand.ended(node)
         self.skip_dependents(node, "was skipped")
@@ -932,6 +959,8 @@ class Run:
         """``node`` ends ``SKIPPED``, ``why`` its error, without starting."""
         self.state.done[node.index] = self.state.skipped[node.index] = True
         self.finished += 1
+        if self.results is not None:
+            self.results.skipped[id(node)] = why
         lazy = node.lazy
         self.emit(
             TaskSkipped(run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why)
@@ -965,6 +994,8 @@ class Run:
                 continue
             skipped[at] = done[at] = True
             self.finished += 1
+            if self.results is not None:
+                self.results.skipped[id(dependent)] = reason
             lazy = dependent.lazy
             self.emit(
                 TaskSkipped(

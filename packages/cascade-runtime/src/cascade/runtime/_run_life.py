@@ -27,6 +27,7 @@ from cascade.interfaces.serving import PlanStep, RunOrigin
 from ._ended_runs import EndedRuns
 from ._errors import RerunError, RunCancelledError
 from ._events import EventBus, RunFinished, RunStarted
+from ._loops import first_jump
 from ._recv import SIGNALS, signals
 from ._run import HoldPolicy, Run
 from ._run_notice import announce_run
@@ -43,7 +44,13 @@ from .logs._logs import LogForwarding, RunLogs
 from .results._cache import RunCache, check_cache
 from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
-from .results._rerun import plan_rerun, reused_selectors, skip_not_routed
+from .results._rerun import (
+    plan_rerun,
+    reused_loops,
+    reused_selectors,
+    skip_not_needed,
+    skip_not_routed,
+)
 from .results._results import ResultStore, RunManifest
 from .results._run_results import RunResults, plan_items, read_kept
 from .workflow._graph import Graph, build_graph, run_name, task_keys
@@ -96,8 +103,9 @@ async def plan_rerun_of(
 ) -> list[PlanStep]:
     """What a rerun of ``rerun_of`` (kept in ``store``) would do with each task of
     ``state``'s graph (its params bound in it), in the graph's order, running nothing: the dry
-    run ``Engine.plan`` is. Its routed tasks and maps are decided in ``state`` (the plan's own,
-    never run) as far as the kept values tell."""
+    run ``Engine.plan`` is. Its kept results are proven as the rerun proves them; the tasks no
+    task it runs needs are skipped (not needed); its routed tasks and maps are decided in
+    ``state`` (the plan's own, never run) as far as the kept values tell."""
     graph = state.graph
     prints = fingerprint_graph(graph, task_keys(graph), state.values)
 
@@ -106,9 +114,12 @@ async def plan_rerun_of(
 
     kept = await asyncio.to_thread(manifest)
     steps = plan_rerun(graph, prints, kept, rerun, from_task)
+    await read_kept(store, steps, decode=False)  # a result refused runs: what it takes is needed
+    loops, _ = await read_kept(store, reused_loops(steps), decode=True)
+    going_on = {id(step.node) for step, value in loops if first_jump(step.node, value)}
+    skip_not_needed(graph, steps, going_on)
     selectors, _ = await read_kept(store, reused_selectors(graph, steps), decode=True)
     skip_not_routed(state, steps, selectors)
-    await read_kept(store, steps, decode=False)
     await plan_items(store, state, prints, kept, steps, rerun)
     return [step.public() for step in steps]
 

@@ -8,9 +8,10 @@ import asyncio
 from cascade.interfaces._shared import RerunMode
 
 from .._errors import RerunError
+from .._loops import first_jump
 from .._stats import EngineStats
 from ..workflow._graph import Graph
-from ._rerun import plan_rerun
+from ._rerun import plan_rerun, reused_loops, skip_not_needed
 from ._results import RunManifest
 from ._run_results import RunResults
 
@@ -50,8 +51,9 @@ class LiveReruns:
         from_task: str | None,
         run_id: str,
     ) -> Lineage:
-        """Plan the run ``run_id``, a rerun of ``rerun_of`` (an id or a prefix), and read the
-        results it reuses (the store in threads); it is live from here until :meth:`end`."""
+        """Plan the run ``run_id``, a rerun of ``rerun_of`` (an id or a prefix), read the
+        results it reuses (the store in threads), and find the tasks it need not run (no task
+        it runs needs them, :func:`skip_not_needed`); it is live from here until :meth:`end`."""
         store = results.store
 
         def manifest() -> RunManifest:
@@ -65,7 +67,16 @@ class LiveReruns:
         try:
             steps = plan_rerun(graph, results.prints, found.manifest, rerun, from_task)
             results.rerunning(found.manifest, rerun, steps)
-            await results.load(steps)
+            await results.load(steps, say=False)
+            reused = results.reused
+            going_on = {
+                id(step.node)
+                for step in reused_loops(steps)
+                if first_jump(step.node, reused[id(step.node)][0]) is not None
+            }
+            skip_not_needed(graph, steps, going_on)
+            results.not_needing(steps)
+            results.say_refused(steps)
         except BaseException:
             self.end(found)
             raise

@@ -1,8 +1,10 @@
-"""What a rerun does with each task: reuse its stored result, run it, or force it, and why."""
+"""What a rerun does with each task: reuse its stored result, run it, force it, or skip it (not
+routed, or not needed: every task that uses it is reused), and why."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any, Literal
 
 from cascade.interfaces._shared import RerunMode
@@ -10,29 +12,35 @@ from cascade.interfaces.serving import PlanStep
 
 from .._errors import RerunError
 from ..workflow._graph import Graph, Node
-from ..workflow._router import NOT_ROUTED
+from ..workflow._param import Param
+from ..workflow._router import NOT_ROUTED, Router
 from ..workflow._routing import Demand
 from ..workflow._run_state import RunState, resolve
 from ..workflow._task import LazyResult, MappedLazyResult
 from ._fingerprints import Prints, fingerprint_call
-from ._results import ManifestTask, RunManifest
+from ._results import UNFINISHED, ManifestTask, RunManifest
 
 __all__ = [
+    "NOT_NEEDED",
     "RERUN_MODES",
     "Step",
     "check_rerun",
     "kept_results",
     "map_items",
     "plan_rerun",
+    "reused_loops",
     "reused_selectors",
+    "skip_not_needed",
     "skip_not_routed",
 ]
 
 RERUN_MODES = ("failure", "all", "from")
 _WHY_LIMIT = 1000
+NOT_NEEDED = "not needed"
+"""How a task a rerun does not run, no task it runs needing it, ends ``SKIPPED``: its error
+begins so (:func:`skip_not_needed`)."""
 _ENDED = {
     "FAILED": "it had failed",
-    "SKIPPED": "it was skipped (a task it needs had failed)",
     "CANCELLED": "it was cancelled (the run stopped)",
 }
 _ITEMS_ENDED = {
@@ -174,6 +182,7 @@ def _downstream(graph: Graph, keys: list[str], manifest: RunManifest, from_task:
 
 
 def _why_run(
+    graph: Graph,
     node: Node,
     key: str,
     code: str,
@@ -185,7 +194,11 @@ def _why_run(
     """Why a task with no reusable result in ``manifest`` runs."""
     short = manifest.run_id[:12]
     if entry is None:
+        if manifest.status == UNFINISHED:
+            return f"run {short} kept no result of it (that run did not finish)"
         return f"new: run {short} had no task {key}"
+    if entry.state == "SKIPPED":
+        return _why_skipped(graph, node, entry.skipped)
     if entry.state in _ENDED:
         return _ENDED[entry.state]
     if entry.state != "COMPLETED":
@@ -200,6 +213,49 @@ def _why_run(
     if upstream:
         return f"its input changed: upstream {', '.join(upstream)} changed"
     return "its input changed: its arguments"
+
+
+def _why_skipped(graph: Graph, node: Node, error: str | None) -> str:
+    """Why a task that ended ``SKIPPED`` with ``error`` (its manifest's ``skipped``; ``None``
+    from engines that did not say) runs in a rerun: said as that skip's cause was."""
+    if error is None:
+        return "it was skipped"
+    if error == NOT_ROUTED:
+        return f"it was not routed: {_routers_of(graph, node)} did not choose it"
+    if error.startswith("upstream task ") and error.endswith(" failed"):
+        return "it was skipped (a task it needs had failed)"
+    return f"it was skipped ({error})"
+
+
+def _routers_of(graph: Graph, node: Node) -> str:
+    """The routers through which the graph takes routed ``node``, by what selects (``its
+    router on pick``, ``its router on parameter dest``)."""
+    found: dict[str, None] = {}
+    claims = graph.routing.claims if graph.routing is not None else {}
+    stack = [node]
+    seen = {id(node)}
+    while stack:
+        at = stack.pop()
+        for consumer, path in claims.get(id(at), ()):
+            for router, _ in path:
+                found[_selects(router)] = None
+            if id(consumer) in claims and id(consumer) not in seen:  # routed through it too
+                seen.add(id(consumer))
+                stack.append(consumer)
+    if not found:
+        return "its router"
+    return "its router on " + " or on ".join(found)
+
+
+def _selects(router: Router[Any]) -> str:
+    selector = router.selector
+    if isinstance(selector, LazyResult):
+        return selector.name
+    if isinstance(selector, Param):
+        return f"parameter {selector.name}"
+    if isinstance(selector, Router):
+        return f"a router on {_selects(selector)}"
+    return repr(selector)[:60]
 
 
 def plan_rerun(
@@ -237,7 +293,7 @@ def plan_rerun(
         if fingerprint is None:
             step = Step(node, "run", f"not reusable: {why_not}")
         elif found is None:
-            why = _why_run(node, key, code, fingerprint, entry, manifest, changed)
+            why = _why_run(graph, node, key, code, fingerprint, entry, manifest, changed)
             if id(node) in forced and type(node.lazy) is MappedLazyResult:
                 # it makes its items again: forced, none of its kept items is reused
                 step = Step(node, "force", f"rerun from {from_task}; {why}")
@@ -256,6 +312,39 @@ def plan_rerun(
     return steps
 
 
+def skip_not_needed(graph: Graph, steps: list[Step], going_on: Collection[int] = ()) -> None:
+    """Make ``skip`` the step of each task the rerun would run (``run``, ``force``, or a reused
+    loop in ``going_on``) that no task it runs needs: not one of the target's, and every task
+    that takes it (as an argument, its condition, a router's selector or route, an amount, or
+    runs after it) is reused or not needed itself. ``steps``: the plan, its kept results
+    proven (a refused one runs, and what it takes is needed); ``going_on``: the ``id`` of each
+    reused loop that goes on from its kept first jump (it runs: what it takes is needed). A
+    task whose needs the routers decide as the rerun goes (a route of a task that runs) is
+    needed: it runs where chosen."""
+    by_node = {id(step.node): step for step in steps}
+    roots = graph.roots
+    runs: set[int] = set()  # the nodes the rerun runs, by id
+    for step in reversed(steps):  # dependents first
+        node = step.node
+        if step.action == "reuse" and id(node) not in going_on:
+            continue
+        if step.action not in ("run", "force", "reuse"):
+            continue
+        takers = node.dependents
+        if id(node.lazy) in roots or not takers or any(id(t) in runs for t in takers):
+            runs.add(id(node))
+            continue
+        reused = all(by_node[id(t)].action == "reuse" for t in takers)
+        why = f"{NOT_NEEDED}: every task that uses it is reused" + (
+            "" if reused else " or not needed"
+        )
+        if step.action == "force":  # its stored result was not believed: still said
+            why = f"{why}; {step.why}"
+        step.action, step.why = "skip", why[:_WHY_LIMIT]
+        step.from_run = step.fingerprint = step.size = step.sha256 = None
+        step.items = step.items_reused = None
+
+
 def skip_not_routed(state: RunState, steps: list[Step], reused: list[tuple[Step, Any]]) -> None:
     """Make ``skip`` the step of each task the rerun will end ``not routed`` (no task it needs
     takes it, as its routers' params, values and ``reused`` selectors' kept values tell before
@@ -267,16 +356,22 @@ def skip_not_routed(state: RunState, steps: list[Step], reused: list[tuple[Step,
     by_node = {id(step.node): step for step in steps}
     for step, value in reused:  # as the rerun will have them at its start
         state.result[step.node.index], state.done[step.node.index] = value, True
+    for step in steps:  # not needed (skip_not_needed): ended before the routers decide
+        if step.action == "skip":
+            at = step.node.index
+            state.done[at] = state.skipped[at] = True
 
     def skip(node: Node) -> None:
         step = by_node[id(node)]
+        if step.action == "skip":
+            return  # not needed: ended so before its routers chose, as in the rerun
         step.action, step.why = "skip", f"{NOT_ROUTED}: no task the rerun needs takes it"
         step.from_run = step.fingerprint = step.size = step.sha256 = None
 
     Demand(graph.routing, state, lambda node: None, skip).start()
     for node in graph.routing.routed:
         step = by_node[id(node)]
-        if state.wanted[node.index] is None and step.action != "reuse":
+        if state.wanted[node.index] is None and step.action in ("run", "force"):
             step.why = f"{step.why}, where its router chooses it"[:_WHY_LIMIT]
 
 
@@ -287,3 +382,9 @@ def reused_selectors(graph: Graph, steps: list[Step]) -> list[Step]:
     if routing is None:
         return []
     return [s for s in steps if s.action == "reuse" and id(s.node) in routing.watchers]
+
+
+def reused_loops(steps: list[Step]) -> list[Step]:
+    """The ``reuse`` steps of loops (a kept value that is the loop's first jump goes on from
+    it: what the loop takes is needed)."""
+    return [s for s in steps if s.action == "reuse" and s.node.lazy.jumps is not None]

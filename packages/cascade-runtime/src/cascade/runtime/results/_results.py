@@ -96,7 +96,9 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     rerun, ``refused``: why the stored result it would have reused was not believed (it
     ran); for a task cached in the store (``with_cache``), why the result its cache had was
     not taken (it ran), and ``from_run`` the run it took one from; ``written_by``: the
-    Dask worker that wrote the kept file, where one did (else the engine wrote it)."""
+    Dask worker that wrote the kept file, where one did (else the engine wrote it);
+    ``skipped``: why a ``SKIPPED`` task was skipped, as its event said (``not routed``,
+    ``upstream task 'a' (a-1) failed``; absent from engines before it)."""
 
     name: str
     task_id: str
@@ -110,6 +112,7 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     why_not: str | None = None
     refused: str | None = None
     written_by: str | None = None
+    skipped: str | None = None
 
 
 class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -187,6 +187,9 @@ class RunResults:
         # in hex where a rerun read it), made hex in the manifest
         self._proofs: dict[int, tuple[int, bytes | str]] = {}
         self.not_kept: dict[int, str] = {}  # node -> why not
+        self.skipped: dict[int, str] = {}  # node -> why it ended SKIPPED, as its event said
+        # a rerun's: node -> why it does not run (no task the rerun runs needs it)
+        self.needless: dict[int, str] = {}
         self.refused: dict[int, str] = {}  # node -> why a rerun did not believe its kept result
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
@@ -243,10 +246,10 @@ class RunResults:
 
         store.submit(write)
 
-    async def load(self, steps: list[Step]) -> list[Step]:
+    async def load(self, steps: list[Step], *, say: bool = True) -> list[Step]:
         """Read and prove the stored value of every ``reuse`` step (:func:`read_kept`); a step
-        whose result is not to be believed becomes ``force`` and the engine says why. Returns
-        the steps."""
+        whose result is not to be believed becomes ``force`` and, with ``say``, the engine says
+        why (else :meth:`say_refused` does, once the plan is whole). Returns the steps."""
         proven, refused = await read_kept(self.store, steps, decode=True, stats=self.stats)
         for step, value in proven:
             assert step.from_run is not None
@@ -257,15 +260,38 @@ class RunResults:
             self._proofs[key] = (step.size, step.sha256 or "")
         for step in refused:
             self.refused[id(step.node)] = step.why
+        if say:
+            self.say_refused(refused)
+        return steps
+
+    def not_needing(self, steps: list[Step]) -> None:
+        """The rerun does not run the tasks of ``steps`` made ``skip`` (not needed,
+        :func:`~._rerun.skip_not_needed`): they end ``SKIPPED`` saying why, and a loop among
+        them reuses nothing."""
+        for step in steps:
+            if step.action == "skip":
+                key = id(step.node)
+                self.needless[key] = step.why
+                self.reused.pop(key, None)
+                self.kept.pop(key, None)
+                self._proofs.pop(key, None)
+
+    def say_refused(self, steps: list[Step]) -> None:
+        """Warn, for each of ``steps`` whose stored result was refused, what the rerun does
+        instead and why: it runs again, or it is not run (not needed)."""
+        for step in steps:
+            if id(step.node) not in self.refused:
+                continue
             lazy = step.node.lazy
+            does = "is not run" if step.action == "skip" else "runs again"
             _log.warning(
-                "task %s (%s) of run %s runs again: %s",
+                "task %s (%s) of run %s %s: %s",
                 lazy.name,
                 lazy.task_id,
                 self.run_id,
+                does,
                 step.why,
             )
-        return steps
 
     def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
         """This run reruns ``manifest``'s as ``rerun`` says (``steps``: its plan): the items its
@@ -669,10 +695,11 @@ class RunResults:
             if from_run is not None:
                 size, digest = proofs[id(node)]
                 sha256 = digest if isinstance(digest, str) else digest.hex()
+            state = states.get(id(node), "CANCELLED")
             tasks[task_key] = ManifestTask(
                 name=lazy.name,
                 task_id=lazy.task_id,
-                state=states.get(id(node), "CANCELLED"),
+                state=state,
                 fingerprint=fingerprint,
                 code=code,
                 from_run=from_run,
@@ -681,6 +708,7 @@ class RunResults:
                 not_kept=not_kept.get(id(node)),
                 why_not=why_not or None,
                 refused=self.refused.get(id(node)),
+                skipped=self.skipped.get(id(node)) if state == "SKIPPED" else None,
                 written_by=self.written_by.get(id(node)) if from_run == self.run_id else None,
             )
         manifest = RunManifest(
