@@ -62,9 +62,13 @@ if TYPE_CHECKING:
     from ._fleet import (
         MAX_MORE_LIVE,
         MAX_PLACES,
+        CarriedOn,
         FleetTotals,
+        carried_on,
+        carries,
         counted_summary,
         fleet_totals,
+        stranded_runs,
     )
     from ._fleet_switch import (
         FLEET_CHECK,

@@ -24,12 +24,15 @@ from cascade.reader import (
     ENDED_FOLD_AFTER,
     LAST_TIMESTAMP,
     SHOWN,
+    CarriedOn,
     EngineView,
     ReaderModel,
     RunView,
     TaskView,
+    carried_on,
     inert,
     silence_line,
+    stranded_runs,
 )
 
 from ._decisions_text import decisions_text
@@ -298,14 +301,16 @@ def engine_status_text(engine: EngineView) -> Text:
     return Text(label, style="green" if status.status == "online" else "red")
 
 
-def _summary_cell(engine: EngineView) -> Text:
-    said = summary_text(engine)
+def _summary_cell(engine: EngineView, carried: CarriedOn) -> Text:
+    said = summary_text(engine, carried)
     if engine.summary is None:
         return Text(said, style="dim")
+    if not engine.online:  # what it ran is stranded or carried on: nothing is live there
+        return Text(said, style="red" if stranded_runs(engine, carried)[0] else "")
     names = names_text(engine.summary)
     if names:
         said += f" · live: {names}"
-    return Text(said, style="red" if not engine.online and engine.summary.runs.running else "")
+    return Text(said)
 
 
 def engines_table(
@@ -354,6 +359,7 @@ def engines_table(
         shown = needs_a_look(shown, most)
     caption = "; ".join(said) or None
     table = Table(title="Engines", title_justify="left", expand=True, caption=caption)
+    carried = carried_on(state.engines.values()) if summaries else {}
     columns = ("source", "status", "session", "last seen", *(("summary",) if summaries else ()))
     for column in columns:
         table.add_column(column)
@@ -366,7 +372,7 @@ def engines_table(
             times.ago(engine.last_seen),
         ]
         if summaries:
-            cells.append(_summary_cell(engine))
+            cells.append(_summary_cell(engine, carried))
         table.add_row(*cells)
     if not shown:
         table.add_row(_NONE, *[""] * (len(columns) - 1))
