@@ -105,6 +105,7 @@ if TYPE_CHECKING:
         cut_message,
         line_matches,
     )
+    from ._lost_runs import LostRun, lost_run
     from ._model import ReaderModel
     from ._presence import (
         ENDED_FOLD_AFTER,
