@@ -10,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cascade.interfaces import (
     Constraint,
-    Hold,
     Envelope,
     Heartbeat,
+    Hold,
     LifecycleEvent,
     Message,
     Payload,
@@ -25,8 +25,8 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
+from cascade.interfaces.serving import RunOrigin
 from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.reader import ReaderModel
 
