@@ -352,10 +352,10 @@ async def test_a_decision_on_a_run_the_reader_knows_lost_says_where_it_went_at_o
     carried = "0" * 31 + "2"
     now = float(int(time.time()) + 1)
     reader = ReaderModel(clock=lambda: now)
-    started = LifecycleEvent(event="ENGINE_STARTED", tasks=2)
+    start = LifecycleEvent(event="ENGINE_STARTED", tasks=2)
     for message in [
         received(status_topic("host-1"), StatusMessage(status="online", source="host-1")),
-        telemetry(started, run_id=RUN, source="host-1", seq=1),
+        telemetry(start, run_id=RUN, source="host-1", seq=1),
         received(status_topic("host-1"), StatusMessage(status="offline", source="host-1")),
         telemetry(
             LifecycleEvent(event="ENGINE_STARTED", origin=RunOrigin(

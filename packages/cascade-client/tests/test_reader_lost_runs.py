@@ -7,11 +7,13 @@ engine is offline."""
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.interfaces import (
     Hold,
     LifecycleEvent,
+    Message,
     StatusMessage,
     TaskStateEvent,
     status_filter,
@@ -40,17 +42,21 @@ class Clock:
         return self.now
 
 
-def _status(status: str, source: str, session: int, reason: str | None = None) -> object:
+def _status(
+    status: Literal["online", "offline"], source: str, session: int, reason: str | None = None
+) -> Message:
     message = StatusMessage(status=status, source=source, session=session, reason=reason)
     return received(status_topic(source), message)
 
 
-def _started(run_id: str, source: str, origin: RunOrigin | None = None, **place: str) -> object:
+def _started(
+    run_id: str, source: str, origin: RunOrigin | None = None, org_id: str = "local"
+) -> Message:
     body = LifecycleEvent(event="ENGINE_STARTED", tasks=2, origin=origin, name="etl")
-    return telemetry(body, run_id=run_id, source=source, seq=1, **place)
+    return telemetry(body, run_id=run_id, source=source, seq=1, org_id=org_id)
 
 
-def _gate(run_id: str, source: str, seq: int) -> object:
+def _gate(run_id: str, source: str, seq: int) -> Message:
     body = TaskStateEvent(task_id="approve", task_name="approve", state="BLOCKED", held_by=[GATE])
     return telemetry(body, run_id=run_id, source=source, seq=seq)
 
