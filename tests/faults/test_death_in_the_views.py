@@ -113,3 +113,32 @@ async def test_a_killed_servers_run_is_lost_in_every_view_and_says_where_it_went
         assert f"carried on as {carried} at server-b: decide there" in decided.stderr
         assert "when its engine server-a went offline" in decided.stderr
         assert took < 5, took
+
+
+async def test_a_killed_servers_run_nobody_carries_on_is_stranded_and_says_so(
+    own_broker: OwnBroker, engine_processes: list[EngineProcess], tmp_path: Path
+) -> None:
+    """Served with ``on_engine_lost="none"``: the run stays lost. `cascade status` counts it
+    stranded (no live run on the dead engine); a decision on it says nobody carried it on."""
+    results = tmp_path / "results"
+    servers = _two_servers(own_broker, PREFIX, results, engine_processes, "--policy", "none")
+    async with servers as (victim, _survivor, observer):
+        offline = Inbox()
+        await observer.subscribe(status_filter(PREFIX), offline)
+        request = StartRequest(id="nightly-2", workflow="etl", issued_by="ops", reason="nightly")
+        await _start(observer, PREFIX, "server-a", request)
+        lost = (await _step(victim, "running", 3))["run"]
+        os.kill(victim.process.pid, signal.SIGKILL)
+        await offline.until(lambda m: b'"offline"' in m.raw and b"server-a" in m.raw)
+        status = await _cascade(own_broker, "status", "--json")
+        assert status.exit_code == 0, status.output
+        fleet = json.loads(status.stdout)["fleet"]
+        assert (fleet["stranded"], fleet["carried"]) == (1, 0), fleet
+        started = time.monotonic()
+        decided = await _cascade(own_broker, "skip", lost, "step", "--timeout", "10")
+        assert time.monotonic() - started < 5
+        assert decided.exit_code == 1, decided.output
+        # a new connection hears the will retained, stamped when its connection was made:
+        # when it died is not known there
+        said = f"run {lost} was lost when its engine server-a went offline; no server carried "
+        assert said + "it on (yet)" in decided.stderr
