@@ -119,7 +119,8 @@ async def test_a_killed_servers_run_nobody_carries_on_is_stranded_and_says_so(
     own_broker: OwnBroker, engine_processes: list[EngineProcess], tmp_path: Path
 ) -> None:
     """Served with ``on_engine_lost="none"``: the run stays lost. `cascade status` counts it
-    stranded (no live run on the dead engine); a decision on it says nobody carried it on."""
+    stranded (no live run on the dead engine); a decision on it says no server is known to
+    carry it on."""
     results = tmp_path / "results"
     servers = _two_servers(own_broker, PREFIX, results, engine_processes, "--policy", "none")
     async with servers as (victim, _survivor, observer):
@@ -140,5 +141,5 @@ async def test_a_killed_servers_run_nobody_carries_on_is_stranded_and_says_so(
         assert decided.exit_code == 1, decided.output
         # a new connection hears the will retained, stamped when its connection was made:
         # when it died is not known there
-        said = f"run {lost} was lost when its engine server-a went offline; no server carried "
-        assert said + "it on (yet)" in decided.stderr
+        said = f"run {lost} was lost when its engine server-a went offline; no server is known "
+        assert said + "to carry it on" in decided.stderr

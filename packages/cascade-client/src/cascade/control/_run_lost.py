@@ -42,7 +42,7 @@ def _said(lost: LostRun) -> str:
         when = f" at {at.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
     said = f"run {run} was lost{when} when its engine {engine} went offline; "
     if lost.carried_on_as is None:
-        return said + f"no server carried it on (yet): `cascade rerun {run}` carries it on"
+        return said + f"no server is known to carry it on (`cascade rerun {run}` does)"
     carried = inert(lost.carried_on_as, SHOWN["name"])
     by = inert(lost.carried_on_by or "another server", SHOWN["source"])
     return said + f"carried on as {carried} at {by}: decide there"
