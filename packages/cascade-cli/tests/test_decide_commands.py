@@ -13,10 +13,11 @@ from typer.testing import Result
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.run_ids import LIVE_WAIT
-from cascade.interfaces import Connector, encode_payload
+from cascade.interfaces import Connector, StatusMessage, encode_payload, status_topic
 from cascade.interfaces.commands import Decided
 from cascade.interfaces.summaries import (
     EngineSummary,
+    RunTally,
     SummaryRun,
     TaskTally,
     summary_messages,
@@ -432,4 +433,37 @@ def test_held_decisions_decide_nothing_when_a_runs_list_is_incomplete(
     assert decided.stderr == (
         "cascade: the held tasks of 2 run(s) may not all be listed: their engine's answer did "
         "not come whole within 0.5 s (58a88765cea2, 9b1f0c2d3e4a); decided on those found\n"
+    )
+
+
+def test_a_decision_on_a_lost_run_says_where_it_went_at_once(
+    invoke: Invoke, publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """The run's engine is offline (its will, retained) with the run live in its last summary,
+    and another server's summary lists the run's carry-on: exit 1 at once, saying so, instead
+    of waiting --timeout for an answer no engine can give."""
+    now = "2026-11-29T05:00:00+00:00"
+    carried = "0" * 31 + "2"
+
+    def listed(run_id: str, lost: str | None = None) -> SummaryRun:
+        return SummaryRun(
+            run_id=run_id, org_id="local", project_id="etl", status="Running", started=now,
+            tasks=TaskTally(running=1), carried_on_from=lost,
+        )  # fmt: skip
+
+    will = StatusMessage(status="offline", source="srv-1", session=1)
+    publish_retained(status_topic("srv-1"), encode_payload(will))
+    online = StatusMessage(status="online", source="srv-2", session=1)
+    publish_retained(status_topic("srv-2"), encode_payload(online))
+    for source, run in (("srv-1", listed(RUN)), ("srv-2", listed(carried, lost=RUN))):
+        summary = EngineSummary(source=source, runs=RunTally(running=1), listed=[run])
+        for topic, said in summary_messages(summary):
+            publish_retained(topic, encode_payload(said))
+    started = time.monotonic()
+    result = invoke("retry", RUN, "load", "--timeout", "30", "--org", "local", "--project", "etl")
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"cascade: run {RUN} was lost when its engine srv-1 went offline; carried on as "
+        f"{carried} at srv-2: decide there\n"
     )

@@ -80,7 +80,7 @@ def test_status_shows_the_fleet_and_each_engines_summary(
         "7 dropped",
         "2 runs stranded on offline engines",
         "no summary",
-        "2 live runs stranded (offline)",
+        "2 runs stranded (offline)",
     ]:
         assert expected in text, expected
     data = json.loads(invoke("status", "--json").stdout)
@@ -100,6 +100,54 @@ def test_status_shows_the_fleet_and_each_engines_summary(
         busy, listed=[]
     )
     assert {"status", "session", "last_seen", "conflict"} <= by_source["busy"].keys()
+
+
+def _listed(run_id: str, status: str = "Running", **fields: object) -> SummaryRun:
+    now = datetime.now(timezone.utc).isoformat()
+    return SummaryRun(
+        run_id=run_id, org_id="acme", project_id="etl", status=status, started=now,  # type: ignore[arg-type]
+        tasks=TaskTally(running=1), name="etl", **fields,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_status_counts_stranded_only_the_runs_nobody_carried_on(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """A server killed with two runs live, one of them carried on by another server (its
+    summary says which run it carries on): one run is stranded, one carried on; the dead
+    engine lists no live run; a claim from another project carries nothing on."""
+    dead = _summary("srv-a", 2, listed=[_listed("run-1"), _listed("run-2")], more_live=0)
+    carrier = _summary(
+        "srv-b", 2, listed=[_listed("run-9", carried_on_from="run-1"), _listed("run-8")],
+        more_live=0,
+    )  # fmt: skip
+    liar = _summary("srv-c", 1, more_live=0, listed=[
+        msgspec.structs.replace(_listed("run-7", carried_on_from="run-2"), project_id="other")
+    ])  # fmt: skip
+    state = ReaderModel()
+    for source, status, summary in [
+        ("srv-a", StatusMessage(status="offline", source="srv-a", session=1), dead),
+        ("srv-b", _online("srv-b"), carrier),
+        ("srv-c", _online("srv-c"), liar),
+    ]:
+        publish_retained(status_topic(source), encode_payload(status))
+        state.apply(received(status_topic(source), status, retain=True))
+        for at, said in summary_messages(summary):
+            publish_retained(at, encode_payload(said))
+            state.apply(received(at, said, retain=True))
+    console = Console(record=True, width=250)
+    console.print(render_status(state))
+    text = console.export_text()
+    for expected in [
+        "1 run stranded on offline engines",
+        "1 run of offline engines carried on elsewhere",
+        "1 run stranded (offline), 1 carried on elsewhere",
+    ]:
+        assert expected in text, expected
+    dead_row = next(line for line in text.splitlines() if "srv-a" in line)
+    assert "live" not in dead_row
+    fleet = json.loads(invoke("status", "--json").stdout)["fleet"]
+    assert (fleet["stranded"], fleet["carried"], fleet["live_runs"]) == (1, 1, 3)
 
 
 def test_status_lists_the_engines_that_need_a_look_first_when_there_are_many() -> None:

@@ -245,3 +245,38 @@ def test_a_lost_run_says_how_to_carry_it_on(tmp_path: Path) -> None:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def test_a_lost_run_says_when_with_which_engine_and_where_it_went_its_clock_stopped(
+    tmp_path: Path,
+) -> None:
+    """The history has the run Lost (its engine went offline after its last event, 30 s in):
+    `cascade run` says so, when, which engine and the run carrying it on, its time stopped at
+    the death (never "running"); `cascade runs` the same time; --json has ``lost_at``."""
+    path = str(tmp_path / "history.sqlite3")
+    origin = {"workflow": "nightly", "issued_by": "alice", "request_id": "req-1"}
+    carried = {**origin, "rerun_of": FIRST, "root_run": FIRST, "carried_on_from": FIRST,
+               "lost_engine": "host-1", "carry_ons": 1}  # fmt: skip
+    offline = decode_status({"status": "offline", "source": "host-1", "session": 1, "ts": _iso(T0)})
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, origin, failed=False)[:3])  # its engine died mid-run
+        history.store([Received("cascade/status/host-1", offline, T0 + 30)])
+        history.store(_run(SECOND, T0 + 31, carried, failed=False)[:1])  # carried on, in place
+    lost = _invoke("run", FIRST[:12], "--db", path)
+    assert lost.exit_code == 0, lost.output
+    head = lost.output.splitlines()[0]
+    assert "Lost" in head
+    assert "lost after 30.0s" in head
+    assert "running" not in head
+    at = datetime.fromtimestamp(T0 + 30).strftime("%Y-%m-%d %H:%M:%S")  # not today
+    said = (
+        f"lost at {at} when its engine host-1 went offline; carried on as {SECOND[:12]} at host-1"
+    )
+    assert said in lost.output
+    listed = _invoke("runs", "--db", path, "--status", "lost")
+    row = next(line for line in listed.output.splitlines() if FIRST[:12] in line)
+    assert "Lost" in row
+    assert "30.0s" in row
+    data = json.loads(_invoke("run", FIRST[:12], "--db", path, "--json").stdout)
+    assert (data["status"], data["lost_at"], data["duration"]) == ("Lost", T0 + 30, 30.0)
+    assert data["replaced_by"][0]["source"] == "host-1"

@@ -21,6 +21,7 @@ from cascade.interfaces import (
     constraint_topic,
     status_topic,
 )
+from cascade.interfaces.serving import RunOrigin
 from cascade.reader import ReaderModel
 
 Body = LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot  # an envelope's body
@@ -171,3 +172,36 @@ def test_a_loop_and_its_iteration_are_one_row() -> None:
     text = console.export_text()
     assert text.count("failed counter") == 1
     assert "failed counter (its iteration 7)" in text
+
+
+def test_a_lost_run_says_so_when_with_which_engine_and_where_it_went() -> None:
+    """Its engine's will with the run not ended: the run is Lost at once, says when, which
+    engine, and once a carry-on started where it went on; nothing of it says "running" and
+    its tasks' clocks stop at the death."""
+    now = [time.time()]
+    state = ReaderModel(clock=lambda: now[0])
+    state.apply(received(status_topic("srv-1"), StatusMessage(status="online", session=1)))
+    start = LifecycleEvent(event="ENGINE_STARTED", tasks=3, name="etl")
+    state.apply(telemetry(start, run_id="run-1", source="srv-1", seq=1))
+    load = TaskStateEvent(task_id="load", task_name="load", state="RUNNING")
+    state.apply(telemetry(load, run_id="run-1", source="srv-1", seq=2))
+    now[0] += 5
+    state.apply(received(status_topic("srv-1"), StatusMessage(status="offline", session=1)))
+    now[0] += 60  # a minute after the death
+
+    def run_rows() -> str:
+        console = Console(record=True, width=200)
+        console.print(render_watch(state))
+        text = console.export_text()
+        return text[: text.index("Engines")]
+
+    rows = run_rows()
+    assert "Lost" in rows
+    assert "when its engine srv-1 went offline; not carried on (yet)" in rows
+    assert "running" not in rows.lower()
+    assert "in flight load" in rows
+    assert "1m" not in rows  # its clock stopped at the death, 5 s in
+    origin = RunOrigin(workflow="etl", carried_on_from="run-1", lost_engine="srv-1")
+    carry_on = LifecycleEvent(event="ENGINE_STARTED", tasks=3, name="etl", origin=origin)
+    state.apply(telemetry(carry_on, run_id="run-2", source="srv-2", seq=1))
+    assert "carried on as run-2 at srv-2" in run_rows()

@@ -7,15 +7,29 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 import pytest
 
-from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
+from cascade.control import (
+    ControlError,
+    Controller,
+    Decide,
+    DecisionAnswer,
+    Refusal,
+    RunLostError,
+)
 from cascade.control._decisions import request_decision
-from cascade.interfaces import Message
+from cascade.interfaces import (
+    LifecycleEvent,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    status_topic,
+)
 from cascade.interfaces.commands import (
     DecisionReply,
     DecisionRequest,
@@ -24,6 +38,8 @@ from cascade.interfaces.commands import (
     reply_topic,
 )
 from cascade.interfaces.notes import decode_issued_note, issued_topic
+from cascade.interfaces.serving import RunOrigin
+from cascade.reader import ReaderModel
 from cascade.testkit import HeldTask, HoldingEngine, Inbox
 
 MAX_RESULT_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it
@@ -336,3 +352,53 @@ async def test_a_run_handle_binds_the_run_once_for_each_of_its_verbs(
         control.run("not-a-run")
     assert bad.value.field == "run_id"
     await acme.disconnect()
+
+
+async def test_a_decision_on_a_run_the_reader_knows_lost_says_where_it_went_at_once(
+    broker: InMemoryBroker, engine: HoldingEngine
+) -> None:
+    """The caller's reader heard the run's engine go offline and another server carry the
+    run on: the decision raises RunLostError at once (no waiting for an answer no engine can
+    give), with the facts as fields; nothing is sent. A run it does not know lost is asked."""
+    carried = "0" * 31 + "2"
+    now = float(int(time.time()) + 1)
+    reader = ReaderModel(clock=lambda: now)
+    start = LifecycleEvent(event="ENGINE_STARTED", tasks=2)
+    for message in [
+        received(status_topic("host-1"), StatusMessage(status="online", source="host-1")),
+        telemetry(start, run_id=RUN, source="host-1", seq=1),
+        received(status_topic("host-1"), StatusMessage(status="offline", source="host-1")),
+        telemetry(
+            LifecycleEvent(event="ENGINE_STARTED", origin=RunOrigin(
+                workflow="etl", carried_on_from=RUN, lost_engine="host-1")),
+            run_id=carried, source="host-2", seq=1,
+        ),
+    ]:  # fmt: skip
+        reader.apply(message)
+    sent = Inbox()
+    await engine.connector.subscribe("cascade/command/#", sent)  # decisions, cancels
+    connector = InMemoryConnector(broker, presence=False)
+    async with connector:
+        control = Controller(connector, issued_by="alice", timeout=30.0, reader=reader)
+        started = time.monotonic()
+        with pytest.raises(RunLostError) as raised:
+            await control.run(RUN).retry("load", reason="API back")
+        with pytest.raises(RunLostError):
+            await control.decide(RUN, "load", "skip")
+        assert time.monotonic() - started < 1.0
+        lost = raised.value
+        assert (lost.run_id, lost.engine, lost.lost_at) == (RUN, "host-1", now)
+        assert (lost.carried_on_as, lost.carried_on_by) == (carried, "host-2")
+        at = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert str(lost) == (
+            f"run {RUN} was lost at {at} when its engine host-1 went offline; "
+            f"carried on as {carried} at host-2: decide there"
+        )
+        await broker.idle()
+        assert sent.all == []
+        back = StatusMessage(status="online", source="host-1", session=2)
+        reader.apply(received(status_topic("host-1"), back))
+        running = TaskStateEvent(task_id="load-1", task_name="load", state="RUNNING")
+        reader.apply(telemetry(running, run_id=RUN, source="host-1", seq=3))
+        answer = await control.run(RUN).retry("load", attempt=1)  # back: asked as ever
+        assert answer.applied

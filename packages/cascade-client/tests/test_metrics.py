@@ -12,6 +12,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     Heartbeat,
+    Hold,
     LifecycleEvent,
     Message,
     Payload,
@@ -25,6 +26,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
+from cascade.interfaces.serving import RunOrigin
 from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.reader import ReaderModel
 
@@ -167,6 +169,60 @@ def test_what_is_going_on_now(metrics: CascadeMetrics) -> None:
     assert _one(got, "cascade_constraints", type="rate_limit") == 1
     assert _one(got, "cascade_constraints", type="concurrency") == 0
     assert _one(got, "cascade_pause_age_seconds") == 90.0
+
+
+def test_a_run_lost_with_its_engine_leaves_the_gauges_and_ends_lost_once(
+    metrics: CascadeMetrics,
+) -> None:
+    """Its engine's will (the broker's word) with the run not ended: the run and its tasks
+    (running, blocked, held) leave the gauges at once, and the run counts once as ended
+    ``Lost``: not again when a carry-on says where it went, nor when a late end comes."""
+    online = StatusMessage(status="online", source="host-1", session=1)
+    gate = Hold(type="decision", kind="approval", attempt=1, deadline=2e9, default="fail")
+    for message in [
+        _msg(status_topic("host-1"), online),
+        _event(LifecycleEvent(event="ENGINE_STARTED", tasks=3)),
+        _task("a", "RUNNING"),
+        _task("b", "BLOCKED"),
+        _task("c", "BLOCKED", held_by=[gate]),
+    ]:
+        metrics.apply(message)
+    got = _samples(metrics)
+    assert (_one(got, "cascade_runs_running"), _one(got, "cascade_tasks_running")) == (1, 1)
+    assert _one(got, "cascade_tasks_held", org="local", project="shop") == 1
+    will = StatusMessage(status="offline", source="host-1", session=1)
+    carry_on = RunOrigin(workflow="etl", carried_on_from="run-1", lost_engine="host-1")
+    for message in [
+        _msg(status_topic("host-1"), will),
+        _event(LifecycleEvent(event="ENGINE_STARTED", origin=carry_on), "run-2", "host-2"),
+        _event(LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")),  # sent before
+    ]:
+        metrics.apply(message)
+    got = _samples(metrics)
+    assert _one(got, "cascade_runs_running") == 1  # the carry-on
+    assert _one(got, "cascade_tasks_running") == 0
+    assert _one(got, "cascade_tasks_blocked") == 0
+    assert _one(got, "cascade_tasks_held", org="local", project="shop") == 0
+    assert _one(got, "cascade_runs_total", project="shop", state="Lost") == 1
+    assert ("cascade_runs_total", (("project", "shop"), ("state", "Succeeded"))) not in got
+
+
+def test_a_run_known_only_from_its_carry_on_is_not_counted_lost(
+    metrics: CascadeMetrics,
+) -> None:
+    """A reader that joined after the death knows the lost run from its carry-on: it ended
+    before this reader counted anything."""
+    will = StatusMessage(status="offline", source="host-1", session=1)
+    carry_on = RunOrigin(workflow="etl", carried_on_from="run-1", lost_engine="host-1")
+    retained = Message(
+        topic=status_topic("host-1"), payload={}, raw=encode_payload(will), retain=True
+    )
+    metrics.apply(Message(topic=retained.topic, payload=json.loads(retained.raw),
+                          raw=retained.raw, retain=True))  # fmt: skip
+    metrics.apply(_event(LifecycleEvent(event="ENGINE_STARTED", origin=carry_on), "run-2"))
+    assert metrics.state.runs["run-1"].status == "Lost"
+    got = _samples(metrics)
+    assert ("cascade_runs_total", (("project", "shop"), ("state", "Lost"))) not in got
 
 
 def test_dropped_telemetry_is_the_engines_own_count(metrics: CascadeMetrics) -> None:

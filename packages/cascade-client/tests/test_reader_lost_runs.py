@@ -7,11 +7,13 @@ engine is offline."""
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 from cascade.interfaces import (
     Hold,
     LifecycleEvent,
+    Message,
     StatusMessage,
     TaskStateEvent,
     status_filter,
@@ -19,7 +21,14 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.serving import RunOrigin
-from cascade.reader import ReaderModel, RunView, held_tasks
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    summary_messages,
+)
+from cascade.reader import LostRun, ReaderModel, RunView, held_tasks, lost_run
 
 T0 = time.time()
 GATE = Hold(type="decision", kind="approval", attempt=1, deadline=T0 + 3600, default="fail")
@@ -33,17 +42,21 @@ class Clock:
         return self.now
 
 
-def _status(status: str, source: str, session: int, reason: str | None = None) -> object:
+def _status(
+    status: Literal["online", "offline"], source: str, session: int, reason: str | None = None
+) -> Message:
     message = StatusMessage(status=status, source=source, session=session, reason=reason)
     return received(status_topic(source), message)
 
 
-def _started(run_id: str, source: str, origin: RunOrigin | None = None, **place: str) -> object:
+def _started(
+    run_id: str, source: str, origin: RunOrigin | None = None, org_id: str = "local"
+) -> Message:
     body = LifecycleEvent(event="ENGINE_STARTED", tasks=2, origin=origin, name="etl")
-    return telemetry(body, run_id=run_id, source=source, seq=1, **place)
+    return telemetry(body, run_id=run_id, source=source, seq=1, org_id=org_id)
 
 
-def _gate(run_id: str, source: str, seq: int) -> object:
+def _gate(run_id: str, source: str, seq: int) -> Message:
     body = TaskStateEvent(task_id="approve", task_name="approve", state="BLOCKED", held_by=[GATE])
     return telemetry(body, run_id=run_id, source=source, seq=seq)
 
@@ -79,7 +92,7 @@ def test_a_run_whose_engine_goes_offline_is_lost_over_and_holds_nothing() -> Non
 
 
 def test_a_carry_on_says_where_the_lost_run_went() -> None:
-    model, clock, changed = _model()
+    model, _clock, changed = _model()
     model.apply(_status("offline", "srv-1", 1))
     model.apply(_started("run-2", "srv-2", _carry_on("run-1")))
     lost = model.runs["run-1"]
@@ -127,7 +140,7 @@ def test_a_claim_of_another_place_or_engine_or_of_a_live_engine_changes_nothing(
 
 
 def test_a_straggler_leaves_the_run_lost_and_its_engine_back_brings_it_back() -> None:
-    model, clock, changed = _model()
+    model, _clock, changed = _model()
     model.apply(_status("offline", "srv-1", 1))
     done = TaskStateEvent(task_id="extract", task_name="extract", state="COMPLETED")
     model.apply(telemetry(done, run_id="run-1", source="srv-1", seq=3))  # sent before it died
@@ -177,3 +190,34 @@ async def test_a_crashed_engine_connection_loses_its_run_in_a_reader_over_a_brok
         await engine.crash()
         await broker.idle()
         assert model.runs["run-1"].status == "Lost"
+
+
+def test_a_view_of_statuses_and_summaries_alone_knows_a_run_lost_and_where_it_went() -> None:
+    """What `cascade status` reads (no telemetry): an offline engine whose last summary lists
+    the run live, and a summary of the run's org and project listing its carry-on; a claim of
+    another project carries nothing on. A run listed by an engine online is not lost."""
+    model = ReaderModel()
+    now = "2026-11-29T05:00:00+00:00"
+
+    def listed(run_id: str, project: str = "default", lost: str | None = None) -> SummaryRun:
+        return SummaryRun(
+            run_id=run_id, org_id="local", project_id=project, status="Running", started=now,
+            tasks=TaskTally(running=1), carried_on_from=lost,
+        )  # fmt: skip
+
+    def summarise(source: str, *runs: SummaryRun) -> None:
+        summary = EngineSummary(source=source, runs=RunTally(running=len(runs)), listed=[*runs])
+        for topic, said in summary_messages(summary):
+            model.apply(received(topic, said, retain=True))
+
+    dead = StatusMessage(status="offline", source="srv-1", session=1)
+    model.apply(received(status_topic("srv-1"), dead, retain=True))
+    model.apply(_status("online", "srv-2", 1))
+    model.apply(_status("online", "srv-3", 1))
+    summarise("srv-1", listed("run-1"), listed("run-3"))
+    summarise("srv-3", listed("run-8", "other", lost="run-1"))
+    assert lost_run(model, "run-1") == LostRun("run-1", "srv-1")
+    summarise("srv-2", listed("run-9", lost="run-1"), listed("run-4"))
+    assert lost_run(model, "run-1") == LostRun("run-1", "srv-1", None, "run-9", "srv-2")
+    assert lost_run(model, "run-4") is None  # its engine is online
+    assert lost_run(model, "run-7") is None  # unknown

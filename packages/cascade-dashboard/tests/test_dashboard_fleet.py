@@ -232,6 +232,14 @@ async def test_the_kept_totals_are_the_readers_through_every_kind_of_engine(
     agree()
     await engine.status("host-2", "offline")  # its live run is stranded
     agree()
+    carry_on = msgspec.structs.replace(listed("r4"), carried_on_from="r3")
+    await engine.summarise(summary("host-3", 1, carry_on))  # host-3 carries r3 on
+    agree()
+    assert hub.model.fleet.totals()["stranded"] == 0
+    await engine.summarise(summary("host-3", 0))  # a carry-on no longer listed
+    agree()
+    assert hub.model.fleet.totals()["stranded"] == 1
+    await engine.summarise(summary("host-3", 1, carry_on))
     await engine.status("stray", "online")  # now vouched for
     agree()
     await engine.summarise(summary("host-1", 0, listed("r2", "Succeeded"), events_per_s=0.5))

@@ -10,7 +10,7 @@ import pytest
 
 from cascade.history import History, Received
 
-from .messages import T0, lifecycle, task
+from .messages import T0, lifecycle, status, task
 
 NAMES = ["load_a", "load_b", "Load_c", "extract", "ex%ract", "ex_ract", "x]y", "x-y", "a\\b", "é1"]
 GLOBS = [
@@ -161,3 +161,25 @@ def test_a_report_is_the_run_its_first_page_and_its_summary(history: History) ->
     assert history.report("nope") is None
     with pytest.raises(ValueError, match="at least 1"):
         history.report("r1", limit=0)
+
+
+def test_a_lost_run_says_when_its_engine_went_offline_and_its_clock_stops_there(
+    history: History,
+) -> None:
+    """Lost: ``lost_at`` is when the first offline status after its last event was received,
+    and its duration runs to it; a run not lost has none (also in its JSON)."""
+    history.store(
+        [
+            lifecycle("r1", "ENGINE_STARTED", T0, tasks=2),
+            task("r1", "fetch-1", "RUNNING", T0 + 1),
+            lifecycle("r2", "ENGINE_STARTED", T0, tasks=1, source="host-2"),
+            status("host-1", "offline", 1, T0 + 30),
+            status("host-1", "offline", 2, T0 + 90),  # a later death says nothing of this one
+        ]
+    )
+    runs = {run.run_id: run for run in history.runs()}
+    assert (runs["r1"].status, runs["r1"].lost_at, runs["r1"].duration) == ("Lost", T0 + 30, 30)
+    assert (runs["r2"].status, runs["r2"].lost_at, runs["r2"].duration) == ("Running", None, None)
+    detail = history.run("r1")
+    assert detail is not None
+    assert detail.run.to_json()["lost_at"] == T0 + 30

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         RunEnds,
         wait_run,
     )
+    from ._run_lost import RunLostError
     from ._served import (
         Served,
         ServedHeard,

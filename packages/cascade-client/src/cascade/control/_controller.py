@@ -24,12 +24,14 @@ from cascade.interfaces._shared import (
 )
 from cascade.interfaces.commands import Cancel, Decide, Limit, Pause, Resume, Start
 from cascade.interfaces.serving import StartReply
+from cascade.reader import ReaderModel
 
 from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
 from ._decisions import DecisionAnswer, request_decision
 from ._publishing import clear_constraints, set_constraints
 from ._run_ids import find_run, live_wait
+from ._run_lost import refuse_lost
 from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
 from ._starting import send_start
@@ -74,6 +76,11 @@ class Controller:
     (a claim; default: ``user@host``), ``timeout`` how long each waits for the broker (and a
     cancel or a decision for the engine's answer), and ``login`` the broker login that says,
     on its own topic, what it did (for the history's audit; ``None``: nothing is said).
+
+    ``reader`` is what the caller knows of the runs (its :class:`~cascade.reader.ReaderModel`:
+    a view's, or one fed the engines' statuses and summaries): a decision or a cancel on a run
+    it knows lost raises :class:`RunLostError` at once, saying where the run went, instead of
+    waiting ``timeout`` for an answer no engine can give.
     """
 
     def __init__(
@@ -83,8 +90,10 @@ class Controller:
         issued_by: str | None = None,
         timeout: float = 5.0,
         login: str | None = None,
+        reader: ReaderModel | None = None,
     ) -> None:
         self.connector = connector
+        self.reader = reader
         self.issued_by = (
             default_operator(None)
             if issued_by is None
@@ -158,6 +167,7 @@ class Controller:
             )
             return Cleared(request.scope, tuple(topics))
         if isinstance(request, Cancel):
+            refuse_lost(self.reader, request.whole_run_id())
             return await request_cancel(
                 self.connector,
                 request.whole_run_id(),
@@ -171,6 +181,7 @@ class Controller:
                 project=request.project,
             )
         if isinstance(request, Decide):
+            refuse_lost(self.reader, request.run_id)
             return await request_decision(
                 self.connector,
                 request.wire_request(issued_by=self.issued_by),

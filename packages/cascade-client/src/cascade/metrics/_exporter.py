@@ -83,7 +83,8 @@ class CascadeMetrics:
         registry = self.registry
         self._runs = Counter(
             "cascade_runs",
-            "Runs that ended, by project and final state (Succeeded, Failed, Cancelled).",
+            "Runs that ended, by project and final state (Succeeded, Failed, Cancelled, and Lost: "
+            "their engine went offline before their end).",
             ["project", "state"],
             registry=registry,
         )
@@ -120,7 +121,9 @@ class CascadeMetrics:
         )
         self._dropped: dict[str, tuple[int | None, int]] = {}  # source: (session, reported)
         self._pruned = 0.0
+        self._lost: set[str] = set()  # the runs counted Lost, kept while the state has them
         registry.register(_StateCollector(self))
+        state.run_watchers.append(self._run_changed)
 
     # -- fed as messages arrive --------------------------------------------------------------
 
@@ -149,11 +152,19 @@ class CascadeMetrics:
             task = run.tasks.get(task_id)
             if task is not None and (task.state, task.ts) != key:
                 self._entered(task)
-        if not ended and run.finished:
+        if not ended and run.finished and run.run_id not in self._lost:  # each run ends once
             self._runs.labels(self.projects(run.project_id), run.status).inc()
         if isinstance(run.heartbeat, Heartbeat):
             self._reported_drops(run)
         self._prune()
+
+    def _run_changed(self, run: RunView) -> None:
+        """A run lost with its engine ends as ``Lost``: counted once, whatever is said of it
+        after (where it was carried on). A stub of a run lost before this reader heard of it
+        (known from its carry-on alone) ended before this reader counted anything: left out."""
+        if run.lost and run.run_id not in self._lost and run.last_heard:
+            self._lost.add(run.run_id)
+            self._runs.labels(self.projects(run.project_id), "Lost").inc()
 
     def _logged(self, message: Message) -> None:
         """Fold a log batch into :attr:`logs`; count its lines and those its engine dropped."""
@@ -196,6 +207,7 @@ class CascadeMetrics:
         if now - self._pruned >= _PRUNE_EVERY:
             self._pruned = now
             self.state.prune(now)
+            self._lost.intersection_update(self.state.runs)
 
     # -- read at scrape time --------------------------------------------------------------
 

@@ -62,9 +62,13 @@ if TYPE_CHECKING:
     from ._fleet import (
         MAX_MORE_LIVE,
         MAX_PLACES,
+        CarriedOn,
         FleetTotals,
+        carried_on,
+        carries,
         counted_summary,
         fleet_totals,
+        stranded_runs,
     )
     from ._fleet_switch import (
         FLEET_CHECK,
@@ -101,6 +105,7 @@ if TYPE_CHECKING:
         cut_message,
         line_matches,
     )
+    from ._lost_runs import LostRun, lost_run
     from ._model import ReaderModel
     from ._presence import (
         ENDED_FOLD_AFTER,

@@ -19,6 +19,7 @@ from cascade.interfaces import InvalidMessageError, Message, decode_level, same_
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
+    SummaryRun,
     TaskTally,
     decode_summary,
     misplaced_runs,
@@ -33,15 +34,19 @@ from ._refusals import (
     ahead,
 )
 from ._timestamps import parse_timestamp
-from ._views import EngineView
+from ._views import EngineView, RunView
 
 __all__ = [
     "MAX_MORE_LIVE",
     "MAX_PLACES",
+    "CarriedOn",
     "FleetTotals",
     "apply_summary",
+    "carried_on",
+    "carries",
     "counted_summary",
     "fleet_totals",
+    "stranded_runs",
 ]
 
 MAX_MORE_LIVE = 10_000
@@ -177,13 +182,60 @@ def counted_summary(engine: EngineView) -> EngineSummary | None:
     return engine.summary if engine.status is not None else None
 
 
+CarriedOn = dict[str, tuple[str, SummaryRun]]
+"""The runs the engines' summaries say are carried on (:func:`carried_on`): by the run each
+carries on, the source that carries it on and its run there."""
+
+
+def carried_on(engines: Iterable[EngineView]) -> CarriedOn:
+    """The runs ``engines``' counted summaries (:func:`counted_summary`) list as carrying on
+    another (:attr:`~cascade.interfaces.summaries.SummaryRun.carried_on_from`), by the run each
+    carries on (the latest started, where two say so)."""
+    carried: CarriedOn = {}
+    for engine in engines:
+        summary = counted_summary(engine)
+        if summary is None:
+            continue
+        for run in summary.listed:
+            lost = run.carried_on_from
+            if lost is not None and lost != run.run_id:
+                kept = carried.get(lost)
+                if kept is None or kept[1].started < run.started:
+                    carried[lost] = (engine.source, run)
+    return carried
+
+
+def carries(carried: CarriedOn, run: SummaryRun | RunView) -> tuple[str, SummaryRun] | None:
+    """The source and run that carry ``run`` on, as ``carried`` says, if of its org and project
+    (a claim of another place, which a broker's ACL lets anyone publish, carries nothing)."""
+    found = carried.get(run.run_id)
+    if found is None or (found[1].org_id, found[1].project_id) != (run.org_id, run.project_id):
+        return None
+    return found
+
+
+def stranded_runs(engine: EngineView, carried: CarriedOn) -> tuple[int, int]:
+    """An offline engine's live runs, as its last summary counts them: those stranded (lost:
+    nobody carries them on, or none that this view knows of) and those another server carries
+    on (``carried``: :func:`carried_on`); ``(0, 0)`` for an engine online or without a
+    counted summary."""
+    summary = counted_summary(engine)
+    if summary is None or engine.online:
+        return 0, 0
+    moved = sum(
+        run.status == "Running" and carries(carried, run) is not None for run in summary.listed
+    )
+    return max(0, summary.runs.running - moved), moved
+
+
 @dataclass
 class FleetTotals:
     """A fleet added up from its engines' summaries.
 
     ``runs`` and ``tasks`` count over the engines that are online (or whose status is
     unknown); an offline engine's live runs are ``stranded`` (it ended without ending
-    them). ``events_per_s`` and ``dropped`` add up the online engines' too;
+    them) but for those another server's summary says it carries on (``carried``).
+    ``events_per_s`` and ``dropped`` add up the online engines' too;
     ``without_summary``: engines heard of that publish none (older engines, or none yet);
     ``unconfirmed``: sources whose summary came without a status (:func:`counted_summary`),
     neither online nor counted; ``live_without_summary``: the live runs of the online engines
@@ -201,6 +253,7 @@ class FleetTotals:
     dropped: int = 0
     stranded: int = 0
     live_without_summary: int = 0
+    carried: int = 0
 
     @property
     def live_runs(self) -> int:
@@ -211,6 +264,8 @@ class FleetTotals:
 
 def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
     """The totals of ``engines``' summaries (see :class:`FleetTotals`)."""
+    engines = list(engines)
+    moved = carried_on(engines)
     totals = FleetTotals()
     tasks: dict[str, int] = dict.fromkeys(TaskTally.__struct_fields__, 0)
     runs: dict[str, int] = dict.fromkeys(RunTally.__struct_fields__, 0)
@@ -228,7 +283,9 @@ def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
                 totals.live_without_summary += len(engine.live_seen)
             continue
         if not engine.online:
-            totals.stranded += summary.runs.running
+            stranded, carried = stranded_runs(engine, moved)
+            totals.stranded += stranded
+            totals.carried += carried
             continue
         for name in tasks:
             tasks[name] += getattr(summary.tasks, name)

@@ -20,10 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from cascade.interfaces.summaries import SummaryRun
+
+from ._fleet import carried_on, carries, counted_summary
+from ._timestamps import parse_timestamp
 from ._views import EngineView, RunView
 
-__all__ = ["MAX_PENDING_CARRY_ONS", "CarryOn", "LostRuns"]
+if TYPE_CHECKING:
+    from ._model import ReaderModel
+
+__all__ = ["MAX_PENDING_CARRY_ONS", "CarryOn", "LostRun", "LostRuns", "lost_run"]
 
 MAX_PENDING_CARRY_ONS = 4096
 """Carry-ons a view keeps while the death they follow has not reached it (the oldest go)."""
@@ -127,3 +135,64 @@ class LostRuns:
         self.pending[lost_id] = claim
         if len(self.pending) > MAX_PENDING_CARRY_ONS:
             del self.pending[next(iter(self.pending))]
+
+
+@dataclass(frozen=True, slots=True)
+class LostRun:
+    """What a view knows of a lost run: its id, the engine that died with it (``engine``,
+    its source), when (``lost_at``, epoch seconds; ``None``: not known, as for a death this
+    view heard only as a retained will), and the run and server that carry it on
+    (``carried_on_as``, ``carried_on_by``; ``None`` while none is known)."""
+
+    run_id: str
+    engine: str
+    lost_at: float | None = None
+    carried_on_as: str | None = None
+    carried_on_by: str | None = None
+
+
+def lost_run(model: ReaderModel, run_id: str) -> LostRun | None:
+    """Whether ``model`` knows run ``run_id`` lost, and what it knows of it: from the run's
+    own view (:attr:`RunView.lost`), else from the engines' statuses and summaries alone (an
+    offline engine whose last summary lists the run live; what `cascade status` reads).
+    Either way, a run another summary of the run's org and project lists as carrying it on
+    (``carried_on_from``) says where it went. ``None``: not lost, as far as ``model`` knows
+    (its engine online, its end heard, or the run unknown)."""
+    carried = carried_on(model.engines.values())
+    run = model.runs.get(run_id)
+    if run is not None:
+        if not run.lost:
+            return None
+        lost = LostRun(run_id, run.source, run.lost_at, run.carried_on_as, run.carried_on_by)
+        by = carries(carried, run) if lost.carried_on_as is None else None
+        if by is not None:
+            return LostRun(run_id, run.source, run.lost_at, by[1].run_id, by[0])
+        return lost
+    for engine in model.engines.values():
+        listed = _listed_live(engine, run_id)
+        if listed is None or engine.online:
+            continue
+        by = carries(carried, listed)
+        when = _died_at(engine)
+        if by is None:
+            return LostRun(run_id, engine.source, when)
+        return LostRun(run_id, engine.source, when, by[1].run_id, by[0])
+    return None
+
+
+def _listed_live(engine: EngineView, run_id: str) -> SummaryRun | None:
+    summary = counted_summary(engine)
+    if summary is None:
+        return None
+    return next((r for r in summary.listed if r.run_id == run_id and r.status == "Running"), None)
+
+
+def _died_at(engine: EngineView) -> float | None:
+    """When ``engine`` went offline, as far as this view can tell: the will it heard live,
+    or the stamp of a shutdown's offline (a will's stamp is when its connection was made)."""
+    if engine.wills:
+        return engine.wills[-1]
+    status = engine.status
+    if status is not None and status.reason is not None:
+        return parse_timestamp(status.ts)
+    return None

@@ -95,7 +95,9 @@ class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ``status`` is ``Running`` until its ``ENGINE_STOPPED``, then that event's status;
     ``last_seq`` its latest event's number (a reader that opens the run asks for a snapshot
     from there). ``started`` and ``ended`` are ISO 8601 in UTC; ``name`` (additive) is the
-    run's name.
+    run's name; ``carried_on_from`` (additive) the run it carries on, where a server carried
+    on that run after its engine died (its ``origin.carried_on_from``): a reader of summaries
+    alone counts that run carried on, not stranded.
     """
 
     run_id: _Id
@@ -110,6 +112,7 @@ class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     cancelled: bool = False
     trace_id: TraceId | None = None
     name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    carried_on_from: _Id | None = None
 
 
 class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):

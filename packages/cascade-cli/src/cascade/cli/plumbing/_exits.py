@@ -59,6 +59,7 @@ EXITS: Final[dict[str, Exit]] = {
     "cascade.history.HistoryError": Exit(FAILURE),
     "cascade.control.StartError": Exit(FAILURE),
     "cascade.control.RunEndError": Exit(FAILURE),
+    "cascade.control.RunLostError": Exit(FAILURE),
     "cascade.control.access.RolesError": Exit(FAILURE),
     "cascade.cli.access.AclError": Exit(FAILURE),
     "cascade.cli.commands.record._record.CannotListen": Exit(FAILURE),

@@ -8,14 +8,23 @@ from typing import TYPE_CHECKING
 import typer
 
 from cascade.control.run_ids import Recorded, find_run, live_wait
-from cascade.interfaces import Connector
+from cascade.interfaces import Connector, encode_level, status_filter, status_topic
+from cascade.interfaces._shared import placed_summary_topic
+from cascade.reader import ReaderModel, subscribe_statuses
 
 from ._context import fail
 
 if TYPE_CHECKING:
     from cascade.history import History
 
-__all__ = ["WHERE_FULL_IDS", "no_run_named", "recorded_run", "recorded_run_ids", "run_named"]
+__all__ = [
+    "WHERE_FULL_IDS",
+    "lost_view",
+    "no_run_named",
+    "recorded_run",
+    "recorded_run_ids",
+    "run_named",
+]
 
 WHERE_FULL_IDS = "`cascade runs`, `cascade watch --json` and `cascade run PREFIX` show run ids"
 
@@ -120,3 +129,25 @@ def _run_in(history: History, run_id: str) -> tuple[str, str, str] | None:
     if detail is None or detail.run.run_id != run_id:
         return None
     return detail.run.source, detail.run.org_id, detail.run.project_id
+
+
+async def lost_view(
+    connector: Connector, owner: str | None, org: str | None, project: str | None
+) -> ReaderModel:
+    """What tells a command at once that a run is lost, and where it went: a reader of the
+    run's engine's status and summary (``owner``: exact topics, which every broker sends
+    retained) and of the statuses and summaries of the run's org and project (where a carry-on
+    lists the run it carries on); without its engine or place, every status and summary. Read
+    as it comes (no roll call waited for): a controller given it refuses a decision on a run
+    it knows lost (:class:`~cascade.control.RunLostError`)."""
+    prefix = connector.topic_prefix
+    view = ReaderModel(prefix=prefix, keep_runs=None, keep_for=None)
+    if owner is None or org is None or project is None:
+        await subscribe_statuses(connector, view.apply)
+        return view
+    place = f"{prefix}/summary/{encode_level(org)}/{encode_level(project)}/+"
+    await connector.subscribe(status_topic(owner, prefix), view.apply)
+    await connector.subscribe(placed_summary_topic(owner, org, project, prefix), view.apply)
+    await connector.subscribe(status_filter(prefix), view.apply)
+    await connector.subscribe(place, view.apply)
+    return view

@@ -12,7 +12,16 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cascade.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
+from cascade.reader import (
+    LEAVE_BELOW,
+    SHOWN,
+    CarriedOn,
+    EngineView,
+    ReaderModel,
+    carried_on,
+    inert,
+    stranded_runs,
+)
 
 from ._fleet_rank import needs_a_look
 from ._plural import counted
@@ -25,7 +34,7 @@ from ._render import (
     names_text,
     refused_lines,
 )
-from ._summary_text import NO_SUMMARY, fleet_line, rate
+from ._summary_text import NO_SUMMARY, fleet_line, offline_text, rate
 
 __all__ = ["FLEET_CHROME", "events_header", "fleet_header", "fleet_table", "render_fleet"]
 
@@ -55,7 +64,7 @@ def events_header(live_runs: int, threshold: int) -> Text:
     )
 
 
-def _row(engine: EngineView) -> list[RenderableType]:
+def _row(engine: EngineView, carried: CarriedOn) -> list[RenderableType]:
     source = Text(inert(engine.source, SHOWN["source"]))
     summary = engine.summary
     if summary is None:  # its live runs as its own events last showed them, if any
@@ -63,11 +72,13 @@ def _row(engine: EngineView) -> list[RenderableType]:
         said = Text(seen + NO_SUMMARY, style="dim")
         return [source, engine_status_text(engine), said, "", "", ""]
     live = Text(f"{summary.runs.running:,}")
-    if not engine.online and summary.runs.running:
-        live = Text(f"{summary.runs.running:,} stranded", style="red")
-    names = names_text(summary)
-    if names:
-        live.append(f" ({names})", style="dim")
+    if not engine.online:  # nothing is live on it: stranded, or carried on elsewhere
+        stranded = stranded_runs(engine, carried)[0]
+        live = Text(offline_text(engine, carried), style="red" if stranded else "")
+    else:
+        names = names_text(summary)
+        if names:
+            live.append(f" ({names})", style="dim")
     tasks = summary.tasks
     failed = f"{counted(summary.runs.failed, 'run')}, {counted(tasks.failed, 'task')}"
     return [
@@ -97,8 +108,9 @@ def fleet_table(state: ReaderModel, offline_max_age: float | None, rows: int) ->
     )
     for column in ("source", "status", "live runs", "tasks run/blocked/pending", "failed", "rate"):
         table.add_column(column)
+    carried = carried_on(state.engines.values())
     for engine in listed:
-        table.add_row(*_row(engine))
+        table.add_row(*_row(engine, carried))
     if not listed:
         table.add_row(Text("none", style="dim"), "", "", "", "", "")
     return table

@@ -24,12 +24,15 @@ from cascade.reader import (
     ENDED_FOLD_AFTER,
     LAST_TIMESTAMP,
     SHOWN,
+    CarriedOn,
     EngineView,
     ReaderModel,
     RunView,
     TaskView,
+    carried_on,
     inert,
     silence_line,
+    stranded_runs,
 )
 
 from ._decisions_text import decisions_text
@@ -52,6 +55,7 @@ __all__ = [
     "ignored_lines",
     "issued_text",
     "live_names",
+    "lost_text",
     "names_text",
     "render_status",
     "render_watch",
@@ -69,7 +73,14 @@ STATE_STYLES = {
     "RETRYING": "yellow",
     "CANCELLED": "bright_black",
 }
-_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
+_RUN_STYLES = {
+    "Running": "cyan",
+    "Succeeded": "green",
+    "Failed": "red",
+    "Cancelled": "yellow",
+    "Lost": "magenta",
+}
+_IN_FLIGHT = {"RUNNING": "in flight", "RETRYING": "in flight"}  # a lost run's: nothing runs
 _ACTIVE_SHOWN = 8
 _NONE = Text("none", style="dim")  # the row of a table with nothing in it
 _FAILED_SHOWN = 5
@@ -135,13 +146,33 @@ def _status_text(run: RunView) -> Text:
     return said
 
 
+def _said(state: str, run: RunView) -> str:
+    """A task's state as a run's rows say it: a lost run's running tasks were in flight when
+    its engine died (nothing runs them now)."""
+    return _IN_FLIGHT.get(state, state.lower()) if run.lost else state.lower()
+
+
+def lost_text(run: RunView, times: TimeFormat) -> Text:
+    """``lost at 14:02:11 when its engine srv-1 went offline; carried on as 9f3c2a17b0d4 at
+    srv-2`` (or ``; not carried on (yet)``) for a lost run."""
+    at = f" at {times.at(run.lost_at)}" if run.lost_at is not None else ""
+    said = f"lost{at} when its engine {inert(run.source, SHOWN['source'])} went offline; "
+    if run.carried_on_as is None:
+        said += "not carried on (yet)"
+    else:
+        carried = inert(short_id(run.carried_on_as), SHORT_ID)
+        said += f"carried on as {carried} at {inert(run.carried_on_by or '?', SHOWN['source'])}"
+    return Text(said, style="magenta")
+
+
 def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None) -> None:
     counts = run.counts()
     summary = Text(" ").join(
-        Text(f"{state.lower()} {counts[state]}{_reused(run, state)}", style=style)
+        Text(f"{_said(state, run)} {counts[state]}{_reused(run, state)}", style=style)
         for state, style in STATE_STYLES.items()
         if counts[state]
     )
+    now = run.lost_at if run.lost_at is not None else times.now  # a lost run's clock stopped
     bar, done = _progress(run)
     table.add_row(
         Text(inert(short_id(run.run_id), SHORT_ID), style="bold"),
@@ -151,6 +182,8 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
         done,
         summary,
     )
+    if run.lost:
+        table.add_row("", "", "", "", "", lost_text(run, times))
     if partial is not None:  # what this view lacks of the run, until its engine answers
         table.add_row("", "", "", "", "", Text(partial, style="yellow"))
     active, latest = _loops_folded(run.active_tasks(), run.tasks)
@@ -161,23 +194,23 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
         iteration = latest.get(task.task_id)
         if iteration is not None:  # a loop and its iteration under way: one row
             name = Text(inert(task.name, SHOWN["name"]), style=style)
-            label = Text(f"  {task.state.lower()} ", style=style) + name
-            said = f": iteration {number_of(iteration.task_id)} {iteration.state.lower()}"
+            label = Text(f"  {_said(task.state, run)} ", style=style) + name
+            said = f": iteration {number_of(iteration.task_id)} {_said(iteration.state, run)}"
             label.append(said, style=STATE_STYLES.get(iteration.state, ""))
             if iteration.state in ("BLOCKED", "HELD") and iteration.held_by is not None:
                 held = holds_text(iteration.held_by, times)
         elif parent is not None:  # a map's items in one state, held alike: one row
-            label = Text(f"  {counted(len(group), 'item')} {task.state.lower()} ", style=style)
+            label = Text(f"  {counted(len(group), 'item')} {_said(task.state, run)} ", style=style)
             label.append(f"(map {inert(parent, SHOWN['name'])})", style=style)
         elif len(group) == 1:
             name = Text(inert(task.name, SHOWN["name"]), style=style)
-            label = Text(f"  {task.state.lower()} ", style=style) + name
+            label = Text(f"  {_said(task.state, run)} ", style=style) + name
         else:  # one row and one reason for the tasks the same thing holds
             names = list(dict.fromkeys(inert(t.name, SHOWN["name"]) for t, _ in group))
             shown = ", ".join(names[:_NAMES_SHOWN]) + (", …" if len(names) > _NAMES_SHOWN else "")
-            label = Text(f"  {counted(len(group), 'task')} {task.state.lower()} ", style=style)
+            label = Text(f"  {counted(len(group), 'task')} {_said(task.state, run)} ", style=style)
             label.append(f"({shown})", style=style)
-        table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
+        table.add_row("", "", "", label, duration(now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
     for alike in _by_map(failed, run.tasks)[:_FAILED_SHOWN]:
         first = alike[0]
@@ -298,14 +331,16 @@ def engine_status_text(engine: EngineView) -> Text:
     return Text(label, style="green" if status.status == "online" else "red")
 
 
-def _summary_cell(engine: EngineView) -> Text:
-    said = summary_text(engine)
+def _summary_cell(engine: EngineView, carried: CarriedOn) -> Text:
+    said = summary_text(engine, carried)
     if engine.summary is None:
         return Text(said, style="dim")
+    if not engine.online:  # what it ran is stranded or carried on: nothing is live there
+        return Text(said, style="red" if stranded_runs(engine, carried)[0] else "")
     names = names_text(engine.summary)
     if names:
         said += f" · live: {names}"
-    return Text(said, style="red" if not engine.online and engine.summary.runs.running else "")
+    return Text(said)
 
 
 def engines_table(
@@ -354,6 +389,7 @@ def engines_table(
         shown = needs_a_look(shown, most)
     caption = "; ".join(said) or None
     table = Table(title="Engines", title_justify="left", expand=True, caption=caption)
+    carried = carried_on(state.engines.values()) if summaries else {}
     columns = ("source", "status", "session", "last seen", *(("summary",) if summaries else ()))
     for column in columns:
         table.add_column(column)
@@ -366,7 +402,7 @@ def engines_table(
             times.ago(engine.last_seen),
         ]
         if summaries:
-            cells.append(_summary_cell(engine))
+            cells.append(_summary_cell(engine, carried))
         table.add_row(*cells)
     if not shown:
         table.add_row(_NONE, *[""] * (len(columns) - 1))

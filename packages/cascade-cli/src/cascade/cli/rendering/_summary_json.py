@@ -54,7 +54,8 @@ def fleet_json(totals: FleetTotals) -> dict[str, Any]:
     with no status, not counted), ``live_runs`` (``live_without_summary`` of them known from
     the events of engines that send no summary: none for a view that reads no events),
     ``runs`` and ``tasks`` by
-    state, ``events_per_s``, ``dropped`` and ``stranded`` (live runs of offline engines)."""
+    state, ``events_per_s``, ``dropped``, ``stranded`` (runs live on offline engines at their
+    end that no server carries on) and ``carried`` (those another server carries on)."""
     return {
         "engines": totals.engines,
         "online": totals.online,
@@ -67,4 +68,5 @@ def fleet_json(totals: FleetTotals) -> dict[str, Any]:
         "events_per_s": totals.events_per_s,
         "dropped": totals.dropped,
         "stranded": totals.stranded,
+        "carried": totals.carried,
     }

@@ -7,11 +7,11 @@ text reaches the terminal through these lines.
 from __future__ import annotations
 
 from cascade.interfaces.summaries import TaskTally
-from cascade.reader import EngineView, FleetTotals
+from cascade.reader import CarriedOn, EngineView, FleetTotals, stranded_runs
 
 from ._plural import counted
 
-__all__ = ["NO_SUMMARY", "fleet_line", "rate", "summary_text"]
+__all__ = ["NO_SUMMARY", "fleet_line", "offline_text", "rate", "summary_text"]
 
 NO_SUMMARY = "no summary"
 """What an engine that publishes no summary (older, or none yet) shows instead."""
@@ -49,17 +49,29 @@ def fleet_line(totals: FleetTotals) -> str:
     ]
     if totals.stranded:
         parts.append(f"{counted(totals.stranded, 'run')} stranded on offline engines")
+    if totals.carried:
+        parts.append(f"{counted(totals.carried, 'run')} of offline engines carried on elsewhere")
     return " · ".join(parts)
 
 
-def summary_text(engine: EngineView) -> str:
+def offline_text(engine: EngineView, carried: CarriedOn) -> str:
+    """An offline engine's runs that were live at its end: ``2 runs stranded (offline), 1
+    carried on elsewhere`` (those ``carried`` says another server carries on); nothing live."""
+    stranded, moved = stranded_runs(engine, carried)
+    said = f"{counted(stranded, 'run')} stranded (offline)"
+    return said + (f", {moved:,} carried on elsewhere" if moved else "")
+
+
+def summary_text(engine: EngineView, carried: CarriedOn | None = None) -> str:
     """One engine's summary: ``3 live runs · tasks 5 running, ... · failed 1 runs, 2 tasks ·
-    12.5 ev/s``; an offline engine's live runs are stranded; :data:`NO_SUMMARY` without."""
+    12.5 ev/s``; an offline engine's runs live at its end are stranded but for those another
+    server carries on (``carried``: :func:`~cascade.reader.carried_on`, :func:`offline_text`);
+    :data:`NO_SUMMARY` without."""
     summary = engine.summary
     if summary is None:
         return NO_SUMMARY
     if not engine.online:
-        return f"{counted(summary.runs.running, 'live run')} stranded (offline)"
+        return offline_text(engine, carried or {})
     parts = [counted(summary.runs.running, "live run"), _tasks(summary.tasks)]
     if summary.runs.failed or summary.tasks.failed:
         parts.append(

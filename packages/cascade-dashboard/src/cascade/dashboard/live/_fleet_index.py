@@ -16,7 +16,13 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
-from cascade.reader import EngineView, counted_summary, parse_timestamp
+from cascade.reader import (
+    CarriedOn,
+    EngineView,
+    counted_summary,
+    parse_timestamp,
+    stranded_runs,
+)
 
 __all__ = ["EVENTS", "FLEET", "FleetIndex", "FleetRun", "summary_dict"]
 
@@ -39,11 +45,12 @@ _UNCONFIRMED: tuple[float, ...] = (1, 0, 0, 1, *_NO_TALLIES, 0.0, 0, 0, 0)
 RunKey = tuple[int, float, str]
 
 
-def _share(engine: EngineView | None) -> tuple[float, ...]:
+def _share(engine: EngineView | None, carried: CarriedOn) -> tuple[float, ...]:
     """What ``engine`` adds to the totals: :func:`~cascade.reader.fleet_totals` of
-    it alone (an offline engine's runs are stranded, not live; an unconfirmed summary counts
-    for nothing but itself), as one flat tuple. Worked out here, not by ``fleet_totals``
-    itself: it is asked at every summary, thousands a second in a fleet."""
+    it alone (an offline engine's runs are stranded, not live, but for those ``carried`` says
+    another server carries on; an unconfirmed summary counts for nothing but itself), as one
+    flat tuple. Worked out here, not by ``fleet_totals`` itself: it is asked at every
+    summary, thousands a second in a fleet."""
     if engine is None:
         return _NOTHING
     summary = counted_summary(engine)
@@ -54,7 +61,7 @@ def _share(engine: EngineView | None) -> tuple[float, ...]:
         live = len(engine.live_seen) if engine.status is not None and online else 0
         return (1, int(online), 1, 0, *_NO_TALLIES, 0.0, 0, 0, live)
     if not online:
-        return (1, 0, 0, 0, *_NO_TALLIES, 0.0, 0, summary.runs.running, 0)
+        return (1, 0, 0, 0, *_NO_TALLIES, 0.0, 0, stranded_runs(engine, carried)[0], 0)
     return (
         1,
         1,
@@ -132,7 +139,9 @@ class FleetIndex:
     :meth:`engine` is told of every engine whose summary or status changed; the totals
     (:meth:`totals`) and the runs' sorted list (:attr:`keys`, :attr:`items`) follow at the
     cost of that engine's share and its listed runs. A run listed by two engines stays the
-    first one's (the other cannot have it too).
+    first one's (the other cannot have it too). A listed run that carries on another
+    (``carried_on_from``) takes that run out of its offline engine's stranded ones: that
+    engine's share is worked out again, and only it.
     """
 
     def __init__(self, threshold: int | None = None) -> None:
@@ -152,6 +161,9 @@ class FleetIndex:
         self._summaries: dict[str, EngineSummary] = {}
         self._listed: dict[str, list[str]] = {}
         self._live_seen: dict[str, int] = {}
+        self._views: dict[str, EngineView] = {}
+        self._carried: CarriedOn = {}  # by the run carried on: its carrier and run there
+        self._carrying: dict[str, list[str]] = {}  # by carrier: the runs it carries on
 
     @property
     def live_runs(self) -> int:
@@ -166,7 +178,29 @@ class FleetIndex:
     def engine(self, source: str, engine: EngineView | None, version: int) -> bool:
         """``source``'s summary or status may have changed at ``version`` (``engine``: its
         view now, ``None`` once forgotten); whether its summary did."""
-        share = _share(engine)
+        summary = counted_summary(engine) if engine is not None else None
+        if engine is None:
+            self._views.pop(source, None)
+        else:
+            self._views[source] = engine
+        touched = self._carry(source, summary.listed if summary is not None else [])
+        self._reshare(source, engine)
+        for lost in touched:  # the offline engines of the runs it carries on, or no longer
+            kept = self.runs.get(lost)
+            if kept is not None and kept.source != source:
+                self._reshare(kept.source, self._views.get(kept.source))
+        if summary is self._summaries.get(source):
+            return False
+        if summary is None:
+            del self._summaries[source]
+        else:
+            self._summaries[source] = summary
+        self._relist(source, summary.listed if summary is not None else [], version)
+        return True
+
+    def _reshare(self, source: str, engine: EngineView | None) -> None:
+        """``source``'s part of the totals as ``engine`` (``None``: forgotten) says it now."""
+        share = _share(engine, self._carried)
         if engine is None or not engine.live_seen:
             self._live_seen.pop(source, None)
         else:
@@ -180,15 +214,29 @@ class FleetIndex:
                 self._shares.pop(source, None)
             else:
                 self._shares[source] = share
-        summary = counted_summary(engine) if engine is not None else None
-        if summary is self._summaries.get(source):
-            return False
-        if summary is None:
-            del self._summaries[source]
-        else:
-            self._summaries[source] = summary
-        self._relist(source, summary.listed if summary is not None else [], version)
-        return True
+
+    def _carry(self, source: str, listed: list[SummaryRun]) -> set[str]:
+        """Take the runs ``source`` lists as carrying others on; the runs carried on whose
+        carrier changed."""
+        now = {
+            run.carried_on_from: run
+            for run in listed
+            if run.carried_on_from is not None and run.carried_on_from != run.run_id
+        }
+        touched: set[str] = set()
+        for lost in self._carrying.pop(source, ()):
+            kept = self._carried.get(lost)
+            if lost not in now and kept is not None and kept[0] == source:
+                del self._carried[lost]
+                touched.add(lost)
+        for lost, run in now.items():
+            kept = self._carried.get(lost)
+            if kept is None or kept[0] != source or kept[1].run_id != run.run_id:
+                touched.add(lost)
+            self._carried[lost] = (source, run)
+        if now:
+            self._carrying[source] = list(now)
+        return touched
 
     def forget_gone(self, engines: dict[str, EngineView], version: int) -> None:
         """Drop what is kept of the engines no longer in ``engines`` (the model's)."""

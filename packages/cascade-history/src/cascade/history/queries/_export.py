@@ -53,6 +53,7 @@ RUN_COLUMNS = (
     "status",
     "started_at",
     "ended_at",
+    "lost_at",
     "duration",
     "error",
     "planned_tasks",
@@ -72,7 +73,7 @@ RUN_COLUMNS = (
     "line",
 )
 """A run's columns: ``RunSummary.to_json``'s fields."""
-RUN_TIMES = ("started_at", "ended_at", "received_at")
+RUN_TIMES = ("started_at", "ended_at", "lost_at", "received_at")
 """A run's columns that are times."""
 TASK_COLUMNS = (
     "task_name",

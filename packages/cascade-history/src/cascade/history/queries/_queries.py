@@ -79,8 +79,19 @@ _LOST = (runs.c.status == "Running") & sa.exists().where(
     presence.c.status == "offline",
     presence.c.received_at > runs.c.last_ts,
 )
+# When a lost run's engine went offline: the first offline status after its last event.
+_LOST_AT = (
+    sa.select(sa.func.min(presence.c.received_at))
+    .where(
+        presence.c.source == runs.c.source,
+        presence.c.status == "offline",
+        presence.c.received_at > runs.c.last_ts,
+    )
+    .scalar_subquery()
+)
 RUN_COLUMNS = [
     *(column for column in runs.c if column.name != "status"),
+    sa.case((_LOST, _LOST_AT), else_=sa.null()).label("lost_at"),
     sa.case((_LOST, "Lost"), else_=runs.c.status).label("status"),
 ]
 
@@ -247,6 +258,7 @@ def summaries(
             status=row.status,
             started_at=row.started_at,
             ended_at=row.ended_at,
+            lost_at=row.lost_at,
             error=row.error,
             planned_tasks=row.planned_tasks,
             tasks=by_state.get(row.run_id, {}),
@@ -303,13 +315,26 @@ def _links(
         chunk = ids[start : start + 500]
         if chunk:
             query = (
-                sa.select(runs.c.rerun_of, runs.c.run_id, runs.c.name, _STATUS, runs.c.lost_engine)
+                sa.select(
+                    runs.c.rerun_of,
+                    runs.c.run_id,
+                    runs.c.name,
+                    _STATUS,
+                    runs.c.lost_engine,
+                    runs.c.source,
+                )
                 .where(runs.c.rerun_of.in_(chunk))
                 .order_by(runs.c.started_at, runs.c.run_id)
             )
             for row in connection.execute(query):
                 replaced_by.setdefault(row.rerun_of, []).append(
-                    RunLink(row.run_id, row.status, row.name, lost_engine=row.lost_engine)
+                    RunLink(
+                        row.run_id,
+                        row.status,
+                        row.name,
+                        lost_engine=row.lost_engine,
+                        source=row.source if row.lost_engine is not None else None,
+                    )
                 )
     return rerun_of, replaced_by
 

@@ -63,16 +63,19 @@ class RunLink:
     not have it), its ``name`` where it had one, and, in a :attr:`RunSummary.line`, how many
     of its tasks ``reused`` a result of an earlier run (``None`` where not counted); in a
     :attr:`RunSummary.replaced_by`, the engine whose death it carried the run on after
-    (``lost_engine``; ``None``: a person or a request reran it)."""
+    (``lost_engine``; ``None``: a person or a request reran it) and the server that carried it
+    on (``source``; ``None`` but there)."""
 
     run_id: str
     status: str | None
     name: str | None = None
     reused: int | None = None
     lost_engine: str | None = None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """This link as a JSON object (``lost_engine`` only where it carried the run on)."""
+        """This link as a JSON object (``lost_engine`` and ``source`` only where it carried the
+        run on)."""
         out = {
             "run_id": self.run_id,
             "status": self.status,
@@ -81,6 +84,8 @@ class RunLink:
         }
         if self.lost_engine is not None:
             out["lost_engine"] = self.lost_engine
+        if self.source is not None:
+            out["source"] = self.source
         return out
 
 
@@ -138,6 +143,9 @@ class RunSummary:
     replaced_by: list[RunLink] = field(default_factory=list)
     decisions: list[DecisionCount] = field(default_factory=list)
     line: list[RunLink] = field(default_factory=list)
+    lost_at: float | None = None
+    """While ``Lost``: when the history heard its engine go offline (the first offline status
+    received after its last event); its clock stops there. ``None`` otherwise."""
 
     @property
     def workflow(self) -> str | None:
@@ -173,8 +181,10 @@ class RunSummary:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from start to end, ``None`` while the run has not ended."""
-        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
+        """Seconds from start to end (for a lost run, to its engine's death: :attr:`lost_at`),
+        ``None`` while the run has not ended."""
+        end = self.ended_at if self.ended_at is not None else self.lost_at
+        return None if end is None else max(0.0, end - self.started_at)
 
     def to_json(self) -> dict[str, Any]:
         """This run as a JSON object (``duration`` included)."""
@@ -186,6 +196,7 @@ class RunSummary:
             "status": self.status,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "lost_at": self.lost_at,
             "duration": self.duration,
             "error": self.error,
             "planned_tasks": self.planned_tasks,

@@ -71,6 +71,7 @@ class _Live:
 
     def listed(self) -> SummaryRun:
         counters = self.telemetry.counters
+        origin = self.telemetry.origin
         return SummaryRun(
             run_id=self.telemetry.run_id,
             org_id=self.org_id,
@@ -82,6 +83,7 @@ class _Live:
             last_seq=self.telemetry.seq,
             trace_id=self.trace_id,
             name=self.telemetry.name,
+            carried_on_from=None if origin is None else origin.carried_on_from,
         )
 
 

@@ -14,10 +14,17 @@ import typer
 from cascade.control import Controller, Decide, DecisionAnswer, RunHandle
 from cascade.control.run_ids import Recorded, is_full, short_id
 from cascade.interfaces._shared import Decision
+from cascade.reader import ReaderModel
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
-from ...plumbing._run_lookup import no_run_named, recorded_run, recorded_run_ids, run_named
+from ...plumbing._run_lookup import (
+    lost_view,
+    no_run_named,
+    recorded_run,
+    recorded_run_ids,
+    run_named,
+)
 from ..cancel._cancel_said import RefusalsSaid
 
 __all__ = ["Asked", "answer_json", "decide_one", "said_answer"]
@@ -51,9 +58,15 @@ class Asked:
             **given,
         )
 
-    def controller(self, connector: Any, timeout: float) -> Controller:
-        """Steering through the command's connection, issued by whom it says."""
-        return Controller(connector, issued_by=self.issued_by, timeout=timeout, login=self.login)
+    def controller(
+        self, connector: Any, timeout: float, reader: ReaderModel | None = None
+    ) -> Controller:
+        """Steering through the command's connection, issued by whom it says; with ``reader``
+        (:func:`~...plumbing._run_lookup.lost_view`), a decision on a run it knows lost is
+        refused at once (:class:`~cascade.control.RunLostError`)."""
+        return Controller(
+            connector, issued_by=self.issued_by, timeout=timeout, login=self.login, reader=reader
+        )
 
     async def decide(self, run: RunHandle, task: str, attempt: int | None) -> DecisionAnswer:
         """The decision sent on ``task`` of ``run``, at ``attempt``, and its answer."""
@@ -96,7 +109,8 @@ def decide_one(
     ctx: typer.Context, asked: Asked, run_id: str, task: str, broker: BrokerOptions
 ) -> None:
     """Resolve ``run_id`` (a prefix only one run has), send the decision on ``task`` and say
-    its answer: exit 0 only when applied; refused or unanswered, exit 1; bad input, exit 2."""
+    its answer: exit 0 only when applied; refused or unanswered, or the run lost (its engine
+    went offline: where it went is said), exit 1; bad input, exit 2."""
     wanted = asked.request(run_id, task, asked.attempt).run_id  # checked before anything is sent
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(asked.db, wanted)
     said = RefusalsSaid()
@@ -107,7 +121,8 @@ def decide_one(
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)
         owner, org, project = of_run if of_run is not None else (None, asked.org, asked.project)
-        control = asked.controller(connector, broker.timeout)
+        view = await lost_view(connector, owner, org, project)
+        control = asked.controller(connector, broker.timeout, view)
         run = control.run(target, owner=owner, org=org, project=project, on_refused=said)
         return await asked.decide(run, task, asked.attempt)
 

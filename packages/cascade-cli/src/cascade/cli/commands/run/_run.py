@@ -26,7 +26,7 @@ from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, decided_text, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
-from ._run_lineage import lineage_lines
+from ._run_lineage import lineage_lines, lost_lines
 
 if TYPE_CHECKING:
     from cascade.history import (
@@ -267,6 +267,8 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
     ``picked``: :func:`picked_text`)."""
     summary = report.detail.run
     took = duration(summary.duration) if summary.duration is not None else "running"
+    if summary.status == "Lost":  # over at its engine's death: its clock stops there
+        took = "lost" if summary.duration is None else f"lost after {took}"
     head = Text.assemble(
         ("run ", ""),
         (inert(summary.run_id, SHOWN["name"]), "bold"),
@@ -280,7 +282,8 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
-    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused, times), where]
+    lines: list[RenderableType] = [head, *lost_lines(summary, times)]
+    lines += [*lineage_lines(summary, report.reused, times), where]
     lines.append(Text("tasks: ").append_text(_counts(summary)))
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))

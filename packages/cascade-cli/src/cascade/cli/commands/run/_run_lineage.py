@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ...rendering._render import TimeFormat
 
-__all__ = ["lineage_lines"]
+__all__ = ["lineage_lines", "lost_lines"]
 
 _LINKS_SHOWN = 5  # the reruns of a run listed at most
 
@@ -104,3 +104,20 @@ def lineage_lines(summary: RunSummary, reused: dict[str, int], times: TimeFormat
         task_s = "task's result" if total == 1 else "tasks' results"
         lines.append(Text(f"reused: {total:,} {task_s} from run {runs}", style="cyan"))
     return lines
+
+
+def lost_lines(summary: RunSummary, times: TimeFormat) -> list[Text]:
+    """A lost run's line: ``lost at 14:02:11 when its engine srv-1 went offline; carried on
+    as 9f3c2a17b0d4 at srv-2`` (the last server that carried it on, where one did); none for
+    a run not lost."""
+    if summary.status != "Lost":
+        return []
+    when = f" at {times.at(summary.lost_at)}" if summary.lost_at is not None else ""
+    engine = inert(summary.source, SHOWN["source"])
+    said = Text(f"lost{when} when its engine {engine} went offline", style="magenta")
+    carried = [link for link in summary.replaced_by if link.lost_engine is not None]
+    if carried:
+        link = carried[-1]
+        by = f" at {inert(link.source, SHOWN['source'])}" if link.source is not None else ""
+        said.append(f"; carried on as {inert(short_id(link.run_id), SHOWN['name'])}{by}")
+    return [said]

@@ -108,6 +108,10 @@ def show_not_live(
     if run.ended_at is not None:
         ended = TimeFormat(time.time()).at(run.ended_at)
         state = f"it ended at {ended} ({run.status})"
+    elif run.status == "Lost":
+        at = f" at {TimeFormat(time.time()).at(run.lost_at)}" if run.lost_at is not None else ""
+        engine = inert(run.source, SHOWN["source"])
+        state = f"it was lost{at} when its engine {engine} went offline (Lost)"
     else:
         state = f"the history has it as {run.status}, its end not recorded"
     where = f"{listened}; {state}" if listened else state

@@ -12,6 +12,7 @@ from cascade.control.run_ids import short_id
 from cascade.reader import SHOWN, RunView, TaskView, inert
 
 from ...rendering._holds_text import decision_hold_text, holds_text
+from ...rendering._render import lost_text
 from ...rendering._status_json import iso_time
 from ...rendering._times import TimeFormat, duration
 
@@ -68,6 +69,9 @@ def _summary(run: RunView) -> str:
 def why_lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]:
     source = inert(run.source, SHOWN["source"])
     head = f"run {inert(short_id(run.run_id), SHOWN['name'])} ({source}): {_summary(run)}"
+    if run.lost:  # what it had running is no longer running anywhere
+        head = f"run {inert(short_id(run.run_id), SHOWN['name'])} ({source}): {run.status}"
+        return [head, f"  {lost_text(run, times).plain}: nothing waits"]
     if run.finished:
         return [head, "  it has ended: nothing waits"]
     lines = [head]
