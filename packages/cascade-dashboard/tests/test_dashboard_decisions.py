@@ -401,8 +401,11 @@ async def test_a_decision_on_a_lost_run_is_a_409_at_once_saying_where_it_went(
     carry_on = "d" * 32
     origin = RunOrigin(workflow="etl", carried_on_from=RUN, lost_engine="engine-1", carry_ons=1)
     started = LifecycleEvent(event="ENGINE_STARTED", tasks=2, origin=origin)
-    hub.model.apply(telemetry(started, run_id=carry_on, source="engine-3", seq=1,
-                              org_id="acme", project_id="etl"))  # fmt: skip
+    hub.model.apply(
+        telemetry(
+            started, run_id=carry_on, source="engine-3", seq=1, org_id="acme", project_id="etl"
+        )
+    )
     answer = await http.post(path, content=body, headers=ALICE)
     assert answer.status_code == 409, answer.text
     said = answer.json()

@@ -119,12 +119,18 @@ def test_a_lost_run_first_heard_of_from_its_carry_on_ended_at_its_engine_s_death
     """A dashboard started after the death: the broker keeps the engine's offline status."""
     clock = Clock()
     model = DashboardModel(clock=clock)
-    model.apply(received(status_topic("srv-1"), StatusMessage(status="offline", source="srv-1",
-                                                              session=1), retain=True))  # fmt: skip
+    model.apply(
+        received(
+            status_topic("srv-1"),
+            StatusMessage(status="offline", source="srv-1", session=1),
+            retain=True,
+        )
+    )
     model.apply(_started(CARRY_ON, "srv-2", _carry_on()))
     summary = model.run_summary(model.state.runs[LOST])
     assert (summary["status"], summary["carried_on_as"]) == ("Lost", CARRY_ON)
-    assert summary["started"] is not None and summary["ended"] is not None
+    assert summary["started"] is not None
+    assert summary["ended"] is not None
     assert summary["started"] <= summary["ended"]
 
 

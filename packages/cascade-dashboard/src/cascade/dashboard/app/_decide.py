@@ -3,14 +3,14 @@ complete or fail), asked of the run's engine as `cascade retry` asks it.
 
 Answers: 200 with the engine's answer when it applied the decision; 409 when it refused it
 (the hold was decided before: by whom, when, why; the task is not held; another attempt is
-held ...), and at once, without asking, for a run lost with its engine (``lost``: where it
-went, ``carried_on_as``, ``carried_on_by`` and ``link``, the carry-on's page, when a server
-carried it on: its holds are that run's now); 504 when no engine answered; 403 outside the asker's scopes (in a team's
-dashboard, an operator of the run's project, or of a ``task:<glob>`` the task's name
-matches); 404 for a run nobody heard of or the asker may not see, as a cancel's. In a team's
-dashboard every decision that reached the engine is a row of the access audit (who, the
-decision, ``run:<id>/task:<id>/attempt:<n>``, its outcome and the reason given), as every
-refusal is.
+held ...), and at once, without asking, for a run lost with its engine (``lost``; where it
+went when a server carried it on: ``carried_on_as``, ``carried_on_by`` and ``link``, the
+carry-on's page, whose holds are the ones to decide now); 504 when no engine answered; 403
+outside the asker's scopes (in a team's dashboard, an operator of the run's project, or of a
+``task:<glob>`` the task's name matches); 404 for a run nobody heard of or the asker may not
+see, as a cancel's. In a team's dashboard every decision that reached the engine is a row of
+the access audit (who, the decision, ``run:<id>/task:<id>/attempt:<n>``, its outcome and the
+reason given), as every refusal is.
 """
 
 from __future__ import annotations
