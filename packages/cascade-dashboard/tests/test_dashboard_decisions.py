@@ -390,7 +390,9 @@ async def test_a_decision_on_a_lost_run_is_a_409_at_once_saying_where_it_went(
     """Its engine died (the broker's will): nobody is asked, no timeout is waited for; once a
     server carries it on, the answer names the carry-on and links to its page."""
     hub.timeout = 0.5  # asked, nobody would answer: a 504
-    await engine.connector.crash()
+    connector = engine.connector
+    assert isinstance(connector, InMemoryConnector)
+    await connector.crash()
     await broker.idle()
     path, body = decide("load-1", "retry", attempt=1)
     answer = await http.post(path, content=body, headers=ALICE)
@@ -413,4 +415,6 @@ async def test_a_decision_on_a_lost_run_is_a_409_at_once_saying_where_it_went(
     assert said["link"] == f"/runs/{carry_on}"
     assert f"carried on as {carry_on} at engine-3" in said["error"]
     await audit[0].flush()
-    assert [row.reason for row in audit[1]][-1].startswith(f"refused: run {RUN} was lost")
+    reason = audit[1][-1].reason
+    assert reason is not None
+    assert reason.startswith(f"refused: run {RUN} was lost")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from cascade.connector_kit.testing import received, telemetry
 from cascade.dashboard import DashboardHub
@@ -37,7 +37,7 @@ class Clock:
         return self.now
 
 
-def _status(status: str, source: str) -> Message:
+def _status(status: Literal["online", "offline"], source: str) -> Message:
     return received(status_topic(source), StatusMessage(status=status, source=source, session=1))
 
 
