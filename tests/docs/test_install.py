@@ -109,8 +109,10 @@ def _external_requirements(wanted: list[tuple[str, str]]) -> set[str]:
             continue
         seen.add((package, extra))
         project = metadata[package]
-        needs = project.get("optional-dependencies", {})[extra] if extra else project.get(
-            "dependencies", []
+        needs = (
+            project.get("optional-dependencies", {})[extra]
+            if extra
+            else project.get("dependencies", [])
         )
         if extra:
             todo.append((package, ""))

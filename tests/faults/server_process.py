@@ -12,6 +12,8 @@ to wait on:
 ``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--unsafe-at N``:
 step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--every S``: a schedule
 ``nightly`` starts ``etl`` every ``S`` seconds too (a slot claimed by one server alone).
+``--gate``: ``etl`` ends with ``publish``, which waits for the gate ``approve`` too (held from
+the run's start until someone approves it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from datetime import timedelta
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, LazyResult, RunFinished, Schedule, current_task, task
+from cascade.runtime import (
+    Engine,
+    LazyResult,
+    RunFinished,
+    Schedule,
+    current_task,
+    gate,
+    task,
+)
 
 
 def say(**record: Any) -> None:
@@ -50,6 +60,7 @@ async def main() -> int:
     parser.add_argument("--die-at", type=int, default=0, help="the step that kills its engine")
     parser.add_argument("--unsafe-at", type=int, default=0, help="the step not safe to repeat")
     parser.add_argument("--every", type=int, default=0, help="a schedule's period, seconds")
+    parser.add_argument("--gate", action="store_true", help="etl waits for an approval too")
     options = parser.parse_args()
 
     async def step_fn(previous: int, i: int) -> int:
@@ -65,10 +76,16 @@ async def main() -> int:
     step = task(name="step")(step_fn)
     unsafe = task(name="step", repeatable=False)(step_fn)  # a payment, an email
 
+    @task(name="publish")
+    def publish(value: int, approved: object) -> int:
+        return value
+
     def etl() -> LazyResult[int]:
         value: LazyResult[int] = step(0, 1)
         for i in range(2, options.tasks + 1):
             value = (unsafe if i == options.unsafe_at else step)(value, i)
+        if options.gate:
+            return publish(value, gate("Publish the ETL's tables?", name="approve"))
         return value
 
     connector = MqttConnector(

@@ -92,7 +92,7 @@ def test_a_run_whose_engine_goes_offline_is_lost_over_and_holds_nothing() -> Non
 
 
 def test_a_carry_on_says_where_the_lost_run_went() -> None:
-    model, _clock, changed = _model()
+    model, _, changed = _model()
     model.apply(_status("offline", "srv-1", 1))
     model.apply(_started("run-2", "srv-2", _carry_on("run-1")))
     lost = model.runs["run-1"]
@@ -140,7 +140,7 @@ def test_a_claim_of_another_place_or_engine_or_of_a_live_engine_changes_nothing(
 
 
 def test_a_straggler_leaves_the_run_lost_and_its_engine_back_brings_it_back() -> None:
-    model, _clock, changed = _model()
+    model, _, changed = _model()
     model.apply(_status("offline", "srv-1", 1))
     done = TaskStateEvent(task_id="extract", task_name="extract", state="COMPLETED")
     model.apply(telemetry(done, run_id="run-1", source="srv-1", seq=3))  # sent before it died

@@ -251,6 +251,19 @@ def test_planned_total_from_the_start() -> None:
     assert (run.finished_tasks, run.total_tasks, run.progress) == (1, 30, 1 / 30)
 
 
+def test_tasks_beyond_the_planned_total_raise_it() -> None:
+    """A map's items are tasks its start did not count: 14 planned, 216 finished reads 216/216
+    (the total read first, as a page reads it), never 216/14."""
+    state = ReaderModel()
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=14)))
+    for i in range(216):
+        state.apply(_task(f"item-{i}", "COMPLETED"))
+    state.apply(_task("load", "RUNNING"))
+    run = state.runs["run-1"]
+    total = run.total_tasks
+    assert (run.finished_tasks, total, run.progress) == (216, 217, 216 / 217)
+
+
 def test_progress_never_goes_back() -> None:
     """The seen 28/30 of an older engine, then a heartbeat of 61 tasks: the bar does not go back."""
     state = ReaderModel()

@@ -17,7 +17,8 @@ from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.dashboard.live import Follower
-from cascade.interfaces import TaskStateEvent
+from cascade.interfaces import LifecycleEvent, TaskStateEvent
+from cascade.interfaces.serving import RunOrigin
 from cascade.testkit import HeldTask, HoldingEngine
 
 ROLES = Roles.parse("""
@@ -377,3 +378,43 @@ async def test_the_held_api_lists_at_most_500_and_says_how_many_match(
     assert (answer["total"], len(answer["tasks"]), answer["limit"]) == (501, 500, 500)
     assert answer["tasks"][0]["task_id"] == "load-0"  # the longest held first
     assert "load-500" not in {t["task_id"] for t in answer["tasks"]}
+
+
+async def test_a_decision_on_a_lost_run_is_a_409_at_once_saying_where_it_went(
+    hub: DashboardHub,
+    http: httpx.AsyncClient,
+    engine: HoldingEngine,
+    broker: InMemoryBroker,
+    audit: tuple[AccessLog, list[AccessEvent]],
+) -> None:
+    """Its engine died (the broker's will): nobody is asked, no timeout is waited for; once a
+    server carries it on, the answer names the carry-on and links to its page."""
+    hub.timeout = 0.5  # asked, nobody would answer: a 504
+    connector = engine.connector
+    assert isinstance(connector, InMemoryConnector)
+    await connector.crash()
+    await broker.idle()
+    path, body = decide("load-1", "retry", attempt=1)
+    answer = await http.post(path, content=body, headers=ALICE)
+    assert answer.status_code == 409, answer.text
+    said = answer.json()
+    assert (said["lost"], said["lost_engine"], said["carried_on_as"]) == (True, "engine-1", None)
+    assert said["error"].startswith(f"run {RUN} was lost with its engine engine-1")
+    carry_on = "d" * 32
+    origin = RunOrigin(workflow="etl", carried_on_from=RUN, lost_engine="engine-1", carry_ons=1)
+    started = LifecycleEvent(event="ENGINE_STARTED", tasks=2, origin=origin)
+    hub.model.apply(
+        telemetry(
+            started, run_id=carry_on, source="engine-3", seq=1, org_id="acme", project_id="etl"
+        )
+    )
+    answer = await http.post(path, content=body, headers=ALICE)
+    assert answer.status_code == 409, answer.text
+    said = answer.json()
+    assert (said["carried_on_as"], said["carried_on_by"]) == (carry_on, "engine-3")
+    assert said["link"] == f"/runs/{carry_on}"
+    assert f"carried on as {carry_on} at engine-3" in said["error"]
+    await audit[0].flush()
+    reason = audit[1][-1].reason
+    assert reason is not None
+    assert reason.startswith(f"refused: run {RUN} was lost")

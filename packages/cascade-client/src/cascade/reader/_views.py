@@ -209,19 +209,19 @@ class RunView:
         """How many tasks the run has, ``None`` while that is not known.
 
         Known from the start when the engine announced it; otherwise from the
-        first heartbeat, or from the tasks seen once the run has finished.
-        Never decreases.
+        first heartbeat, or from the tasks seen once the run has finished. Never fewer than
+        the tasks seen (a map's items are tasks its start did not count), nor than
+        :attr:`finished_tasks`. Never decreases.
         """
         known = self.planned
         beat = self.heartbeat
         if beat is not None:
             counted = beat.running + beat.completed + beat.failed + beat.skipped + beat.blocked
             known = max(known or 0, counted + beat.pending)
-        if known is None and self.finished:
-            known = sum(self._counts.values())
-        if known is None:
+        if known is None and not self.finished:
             return None
-        self._total_mark = max(self._total_mark, known, self._finished_mark)
+        seen = sum(self._counts.values())
+        self._total_mark = max(self._total_mark, known or 0, seen, self.finished_tasks)
         return self._total_mark
 
     @property

@@ -327,7 +327,12 @@ class _Dashboard:
         return {
             "version": model.version,
             "now": model.clock(),
-            "engines": [engine_dict(engine, summary=not bare) for engine in engines.items],
+            "engines": [
+                engine_dict(
+                    engine, summary=not bare, lost=None if bare else model.lost_with(engine.source)
+                )
+                for engine in engines.items
+            ],
             "engines_total": engines.total,
             "engines_matching": engines.matching,
             "engines_next": engines.next_after,

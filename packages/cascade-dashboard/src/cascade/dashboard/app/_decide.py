@@ -3,17 +3,20 @@ complete or fail), asked of the run's engine as `cascade retry` asks it.
 
 Answers: 200 with the engine's answer when it applied the decision; 409 when it refused it
 (the hold was decided before: by whom, when, why; the task is not held; another attempt is
-held ...); 504 when no engine answered; 403 outside the asker's scopes (in a team's
-dashboard, an operator of the run's project, or of a ``task:<glob>`` the task's name
-matches); 404 for a run nobody heard of or the asker may not see, as a cancel's. In a team's
-dashboard every decision that reached the engine is a row of the access audit (who, the
-decision, ``run:<id>/task:<id>/attempt:<n>``, its outcome and the reason given), as every
-refusal is.
+held ...), and at once, without asking, for a run lost with its engine (``lost``; where it
+went when a server carried it on: ``carried_on_as``, ``carried_on_by`` and ``link``, the
+carry-on's page, whose holds are the ones to decide now); 504 when no engine answered; 403
+outside the asker's scopes (in a team's dashboard, an operator of the run's project, or of a
+``task:<glob>`` the task's name matches); 404 for a run nobody heard of or the asker may not
+see, as a cancel's. In a team's dashboard every decision that reached the engine is a row of
+the access audit (who, the decision, ``run:<id>/task:<id>/attempt:<n>``, its outcome and the
+reason given), as every refusal is.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from starlette.requests import Request
@@ -68,6 +71,28 @@ def _answer_json(answer: DecisionAnswer) -> dict[str, Any]:
     }
 
 
+def _lost_run(controls: Controls, run_id: str) -> dict[str, Any] | None:
+    """The answer to a decision on a task of ``run_id`` when the live view holds it lost with
+    its engine (nobody runs it to decide: its engine is offline), else ``None``."""
+    run = controls.hub.model.state.runs.get(run_id)
+    if run is None or not run.lost:
+        return None
+    said = f"run {run_id} was lost with its engine {run.source} (it went offline)"
+    carried = run.carried_on_as
+    if carried is None:
+        said += ": no server carried it on (yet); rerun it to go on"
+    else:
+        said += f": carried on as {carried} at {run.carried_on_by}; decide there"
+    return {
+        "error": said,
+        "lost": True,
+        "lost_engine": run.source,
+        "carried_on_as": carried,
+        "carried_on_by": run.carried_on_by,
+        "link": None if carried is None else f"/runs/{quote(carried, safe='')}",
+    }
+
+
 async def decide_task(controls: Controls, request: Request) -> Response:
     """The handler (see the module)."""
     caller = controls.caller(request)
@@ -96,6 +121,10 @@ async def decide_task(controls: Controls, request: Request) -> Response:
             target,
             lambda a: may_decide(a, org_id, project_id, name),
         )
+        lost = _lost_run(controls, run_id)
+        if lost is not None:
+            controls.audited(caller, asked.decision, target, f"refused: {lost['error']}")
+            return JSONResponse(lost, status_code=409)
         run = controls.hub.run(run_id, holder, found.owner, org_id, project_id)
         answer = await run.decide(
             asked.task,

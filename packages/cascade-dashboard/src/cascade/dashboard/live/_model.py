@@ -134,6 +134,12 @@ class DashboardModel:
         # can be silent). Noted as their messages come, dropped once no longer so.
         self._offline: set[str] = set()
         self._suspects: set[str] = set()
+        # Runs the model changed without a message of theirs (lost with their engine, carried
+        # on, back): recorded once the message that changed them is counted.
+        self._restated: dict[str, RunView] = {}
+        self.state.run_watchers.append(self._run_restated)
+        self._lost: dict[str, dict[str, bool]] = {}
+        """By engine, the runs lost with it this model holds: whether each was carried on."""
 
     def _run_source(self, run_id: str) -> str | None:
         """The source the model takes ``run_id`` from (``None``: not held)."""
@@ -197,6 +203,37 @@ class DashboardModel:
                 self.versions.constraints[message.topic] = self.version
             else:
                 self.versions.constraints.pop(message.topic, None)
+        if self._restated:
+            restated, self._restated = self._restated, {}
+            for run in restated.values():
+                self._death_noted(run)
+
+    def _run_restated(self, run: RunView) -> None:
+        """The reader model's :attr:`~cascade.reader.ReaderModel.run_watchers`: ``run`` is
+        lost, carried on, or back, by a message not of its own."""
+        self._restated[run.run_id] = run
+
+    def _death_noted(self, run: RunView) -> None:
+        """``run`` was lost with its engine, carried on, or is back: its row, its page and
+        its engine's row change (the Decisions list follows the model's version)."""
+        if run.run_id not in self.state.runs:
+            return
+        self._record(run, None)
+        lost = self._lost.setdefault(run.source, {})
+        if run.lost:
+            lost[run.run_id] = run.carried_on_as is not None
+        else:
+            lost.pop(run.run_id, None)
+        if not lost:
+            del self._lost[run.source]
+        if run.source in self.state.engines:
+            self.versions.engine_summarised(run.source, self.version)
+
+    def lost_with(self, source: str) -> tuple[int, int]:
+        """The runs this model holds that were lost with the engine ``source``, and how many
+        of them another server carried on."""
+        lost = self._lost.get(source, {})
+        return len(lost), sum(lost.values())
 
     def _summarised(self, sources: set[Any]) -> None:
         """An engine's summary came: the engine changed if its summary did (it costs the
@@ -281,7 +318,9 @@ class DashboardModel:
         version = self.version
         line = self._timelines.get(run.run_id)
         if line is None:
-            line = self._timelines[run.run_id] = Timeline(first_seen=now, last_seen=now)
+            # a run first heard of as lost (from its carry-on) was not seen before its death
+            seen = now if run.lost_at is None else min(now, run.lost_at)
+            line = self._timelines[run.run_id] = Timeline(first_seen=seen, last_seen=now)
             line.log = TaskLog(born=version, changed=version)
             line.status = ""  # recorded below, with its key
             self._forget_gone_runs()
@@ -295,7 +334,7 @@ class DashboardModel:
             line.origin = run.origin
             self.versions.runs_order = version
         if run.status != "Running" and line.ended is None:
-            line.ended = now
+            line.ended = now if run.lost_at is None else run.lost_at  # its clock stops there
         elif run.status == "Running":
             line.ended = None
         self._note_compaction(run, line)
@@ -331,6 +370,11 @@ class DashboardModel:
         if len(self._timelines) > len(self.state.runs):
             for run_id in [r for r in self._timelines if r not in self.state.runs]:
                 del self._timelines[run_id]
+            for source, lost in list(self._lost.items()):
+                for run_id in [r for r in lost if r not in self.state.runs]:
+                    del lost[run_id]
+                if not lost:
+                    del self._lost[source]
             self.versions.runs_order = self.version
 
     def _prune(self) -> None:
@@ -370,7 +414,7 @@ class DashboardModel:
         return {
             "version": self.version,
             "now": self.clock(),
-            "engines": [engine_dict(e) for e in engines],
+            "engines": [engine_dict(e, lost=self.lost_with(e.source)) for e in engines],
             "engines_total": len(state.engines),
             "runs": listed,
             "runs_total": total,
@@ -452,6 +496,11 @@ class DashboardModel:
             "partial": self.state.partial(run),
             "started": line.first_seen if line else None,
             "ended": line.ended if line else None,
+            # lost with its engine (its status said offline before the run ended): when this
+            # view heard it, and the run another server carried it on as, and that server
+            "lost_at": run.lost_at,
+            "carried_on_as": run.carried_on_as,
+            "carried_on_by": run.carried_on_by,
         }
 
     def run_detail(self, run_id: str) -> dict[str, Any] | None:
@@ -531,7 +580,8 @@ class DashboardModel:
     def engine_json(self, engine: EngineView) -> bytes:
         """One engine as the engines' list shows it, as JSON, built once per change of it."""
         return self.versions.engine_json(
-            engine.source, lambda: json.dumps(engine_dict(engine)).encode()
+            engine.source,
+            lambda: json.dumps(engine_dict(engine, lost=self.lost_with(engine.source))).encode(),
         )
 
     def detail_extras(self, run_id: str) -> dict[str, Any]:

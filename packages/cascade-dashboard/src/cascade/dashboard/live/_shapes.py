@@ -51,11 +51,24 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
     }
 
 
-def engine_dict(engine: EngineView, *, summary: bool = True) -> dict[str, Any]:
+_LIVE_STATES = ("running", "blocked", "held", "pending")
+
+
+def engine_dict(
+    engine: EngineView, *, summary: bool = True, lost: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """One engine of the engines' list (without ``summary``: its summary left out, as for
-    a reader who may not see every project its runs are of)."""
+    a reader who may not see every project its runs are of). An offline engine runs nothing:
+    its last summary's live runs and tasks are left out of it (its runs were lost with it:
+    ``lost``, the runs this view holds that were lost with it and how many of them another
+    server carried on, said when there are any; ``None``: not said, as to a reader who may not
+    see every project)."""
     status = engine.status  # None: only its telemetry was seen
-    return {
+    shown = summary_dict(engine.summary) if summary else None
+    if shown is not None and status is not None and status.status == "offline":
+        shown["live_runs"] = shown["runs"]["running"] = 0
+        shown["tasks"].update(dict.fromkeys(_LIVE_STATES, 0))
+    shape = {
         "source": engine.source,
         "status": status.status if status else "unknown",
         "reason": status.reason if status else "",
@@ -65,8 +78,13 @@ def engine_dict(engine: EngineView, *, summary: bool = True) -> dict[str, Any]:
         # the runs its own events showed live (what counts it while it sends no summary)
         "live_seen": len(engine.live_seen),
         # its latest summary: live runs, tasks by state, events/s, drops (null: none)
-        "summary": summary_dict(engine.summary) if summary else None,
+        "summary": shown,
     }
+    if lost is not None and lost[0]:  # left out when none: a fleet's first answer is bounded
+        # the runs lost with it (its status said offline before they ended), and how many of
+        # those another server carried on
+        shape["lost"] = {"runs": lost[0], "carried_on": lost[1]}
+    return shape
 
 
 def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:

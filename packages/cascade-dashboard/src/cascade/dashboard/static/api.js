@@ -1,5 +1,5 @@
 // Asking the dashboard's API as the page's reader: with the token typed in (or none).
-import { $ } from "./dom.js";
+import { $, el } from "./dom.js";
 
 // A header value is bytes: the token goes as its UTF-8 bytes, which the server compares.
 export function bearer() {
@@ -18,6 +18,7 @@ export async function ask(method, url, body) {
   if (!response.ok) {
     const error = new Error(answer.error || response.statusText);
     error.status = response.status;
+    error.answer = answer;
     throw error;
   }
   return answer;
@@ -36,5 +37,12 @@ export async function control(status, { sending, method, url, body }, said) {
   } catch (error) {
     status.textContent = "refused: " + error.message;
     status.className = "error";
+    const moved = error.answer && error.answer.link; // a lost run's: the run that carries it on
+    if (moved) {
+      const link = el("a", "open " + error.answer.carried_on_as, "run-link");
+      link.setAttribute("href", moved);
+      link.setAttribute("data-go", "");
+      status.append(" \u00b7 ", link);
+    }
   }
 }

@@ -111,6 +111,16 @@ function renderFleet() {
     (fleet.stranded ? " \u00b7 " + count(fleet.stranded) + " runs stranded on offline engines" : "");
 }
 
+// An engine's live runs, as its last summary counts them, and the runs lost with it (an offline
+// engine runs none: "0 · 2 runs lost (1 carried on)").
+function liveRunsText(e) {
+  const s = e.summary;
+  const lost = e.lost && e.lost.runs ? count(e.lost.runs) + (e.lost.runs === 1 ? " run" : " runs") +
+    " lost (" + count(e.lost.carried_on) + " carried on)" : "";
+  const running = s ? count(s.live_runs) : "-";
+  return lost ? running + " \u00b7 " + lost : running;
+}
+
 function renderEngines() {
   const engines = shown(live.engines);
   fillTable($("engines"), engines.map((e) => {
@@ -120,7 +130,7 @@ function renderEngines() {
       span(e.status + (e.reason ? " (" + e.reason + ")" : ""), safeClass(e.status)),
       e.session == null ? "-" : e.session,
       seconds(live.now - e.last_seen) + " ago",
-      s ? count(s.live_runs) : "-",
+      liveRunsText(e),
       s ? tallyText(s.tasks) : "-",
       s ? s.events_per_s.toFixed(1) : "-",
       s ? count(s.dropped) : "-",

@@ -329,7 +329,8 @@ function drawFacts(liveRun, recorded) {
   // a live run's duration grows: it is part of what is drawn, so a repaint redraws it
   const duration = started == null ? null
     : seconds((ended == null ? live.now || Date.now() / 1000 : ended) - started);
-  const key = JSON.stringify([origin, run.source, started, ended, run.error, duration]);
+  const lostAt = liveRun ? liveRun.lost_at : null;
+  const key = JSON.stringify([origin, run.source, started, ended, run.error, duration, lostAt]);
   if (!changed("facts", key)) return;
   const facts = [];
   if (origin.workflow) facts.push(fact("workflow", origin.workflow));
@@ -340,7 +341,9 @@ function drawFacts(liveRun, recorded) {
   if (origin.schedule) facts.push(fact("schedule", scheduledText(origin)));
   facts.push(fact("engine", run.source || "-"));
   facts.push(fact("started", at(started)));
-  facts.push(fact("ended", ended == null ? "not yet" : at(ended)));
+  // lost: its engine went offline (the broker's word) before the run ended; its clock stops there
+  if (lostAt != null) facts.push(fact("lost", span(at(lostAt) + ": its engine " + run.source + " went offline before it ended", "Lost")));
+  else facts.push(fact("ended", ended == null ? "not yet" : at(ended)));
   if (duration != null) facts.push(fact("duration", duration));
   if (run.error) facts.push(fact("error", span(run.error, "error")));
   $("rp-facts").replaceChildren(...facts);
@@ -365,15 +368,22 @@ function drawLineage(liveRun, recorded) {
   }
   const line = (recorded && recorded.run.line) || [];
   const carried = origin.carried_on_from ? [origin.carried_on_from, origin.lost_engine || "its engine"] : null;
-  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], [...carriers], carried, line]);
+  // lost with its engine, and the run a server carried it on as (the live view's word)
+  const carriedAs = liveRun && liveRun.carried_on_as ? [liveRun.carried_on_as, liveRun.carried_on_by || "another server"] : null;
+  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns], [...carriers], carried, carriedAs, line]);
   if (!changed("lineage", key)) return;
   const parts = [];
   const work = lineOfWork(line, (runId) => runLink(runId));
   if (work) parts.push(work, el("br"));
+  if (carriedAs) {
+    const went = el("span", "carried on as ", "carried-on-as");
+    went.append(runLink(carriedAs[0]), span(" at " + carriedAs[1]));
+    parts.push(went);
+  }
   if (carried) {
-    const from = el("span", "carried on from ", "carried-on-from");
+    const from = el("span", (parts.length ? " \u00b7 " : "") + "carries on ", "carried-on-from");
     from.appendChild(runLink(carried[0], recordedOf && recordedOf.run_id === carried[0] ? recordedOf.status : undefined));
-    from.appendChild(span(" after " + carried[1] + " died"));
+    from.appendChild(span(", lost with " + carried[1]));
     parts.push(from);
   } else if (rerunOf) {
     const of = el("span", "rerun of ", "rerun-of");
@@ -467,7 +477,10 @@ function reuseCell(task) {
 // A running task's time so far (its duration_ms, while it runs, is not one yet), else its duration.
 function durationText(task) {
   const first = task.segments && task.segments[0];
-  if (first && RUNNING.includes(task.state)) return seconds(live.now - first.start) + " so far";
+  if (first && RUNNING.includes(task.state)) { // until now, or its run's end (lost: its engine's death)
+    const run = heard();
+    return seconds(((run && run.ended) || live.now) - first.start) + (run && run.lost_at != null ? " until lost" : " so far");
+  }
   if (task.duration_ms != null && !RUNNING.includes(task.state)) return took(task.duration_ms);
   return "-";
 }

@@ -1,6 +1,6 @@
 // Tasks by state, as the page says them.
 import { el, safeClass, span } from "./dom.js";
-import { count } from "./format.js";
+import { clock, count, shortId } from "./format.js";
 
 // A task's states, as the wire names them, in the order the page lists them.
 export const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
@@ -72,8 +72,36 @@ export function statusWithLine(run, linkOf) {
 export function statusCell(run) {
   const cell = span(run.status, safeClass(run.status));
   const decided = decisionsText(run);
-  if (!decided) return cell;
+  const lost = lostText(run);
+  if (!decided && !lost) return cell;
   const both = el("span");
-  both.append(cell, span(" \u00b7 " + decided, "decided"));
+  both.append(cell);
+  if (decided) both.append(span(" \u00b7 " + decided, "decided"));
+  if (lost) both.append(el("br"), lost);
   return both;
+}
+
+// A live run lost with its engine (the broker said it offline before the run ended): when,
+// with which engine, and the run a server carried it on as, a link to its page ("lost at
+// 06:12:03 UTC with server-a · carried on as 9c1e0d2f3a4b at server-b"); null for a run not lost.
+export function lostText(run) {
+  if (run.lost_at == null) return null;
+  const said = el("span", "lost at " + clock(run.lost_at) + " with " + run.source, "lost-note");
+  if (run.carried_on_as) {
+    said.append(span(" \u00b7 carried on as "), runAnchor(run.carried_on_as),
+      span(" at " + (run.carried_on_by || "another server")));
+  } else {
+    said.append(span(" \u00b7 not carried on (yet)", "note"));
+  }
+  return said;
+}
+
+// A link to a run's page that goes there without a reload (places.js: a[data-go]).
+export function runAnchor(runId) {
+  const link = el("a", shortId(runId), "run-link");
+  link.setAttribute("href", "/runs/" + encodeURIComponent(runId));
+  link.setAttribute("data-go", "");
+  link.setAttribute("data-run-id", runId);
+  link.title = runId;
+  return link;
 }
