@@ -230,7 +230,10 @@ class ResultStore:
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
         self.storage_options = storage_options
-        fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        # other servers write the store meanwhile: a listing is read afresh each time (s3fs
+        # kept each one, unexpired, for as long as the process lived), unless told otherwise
+        options = {"use_listings_cache": False, **(storage_options or {})}
+        fs, root = fsspec.core.url_to_fs(self.url, **options)
         self.fs: Any = fs
         self.root = str(root).rstrip("/")
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
