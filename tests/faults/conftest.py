@@ -26,12 +26,11 @@ from cascade.interfaces import (
     SubscriptionHandle,
     SyncCallback,
 )
-from cascade.runtime import ResultStore
 from cascade.testkit import (  # noqa: F401 - fixtures
     OwnBroker,
-    broker_family,
     family_own_broker,
     s3_server,
+    shared_store,
     sigint_default,
 )
 
@@ -79,7 +78,7 @@ def pytest_runtest_makereport(
     report = yield
     row = item.stash.get(_ROW_KEY, None)
     callspec = getattr(item, "callspec", None)
-    store = callspec.params.get("shared_results") if callspec is not None else None
+    store = callspec.params.get("shared_store") if callspec is not None else None
     if row is not None and store == "s3" and not row.scenario.endswith(" [S3]"):
         row.scenario += " [S3]"  # the scenario's variant with its shared store on S3
     if row is not None and (report.when == "call" or report.failed):
@@ -128,45 +127,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-@dataclass
-class SharedResults:
-    """A results store the servers of a scenario share: its ``url`` as they are told it, the
-    ``store`` as the test reads it, and the ``environment`` a server needs to reach it."""
-
-    url: str
-    store: ResultStore
-    environment: dict[str, str] = field(default_factory=dict)
-
-
-S3_FAMILIES = ("mosquitto", "rabbitmq")
-"""The broker families whose fault sessions also run the shared-store scenarios on S3 (CI's
-time: the store's part is the same on every broker)."""
-
-
-@pytest.fixture(
-    params=[
-        "directory",
-        pytest.param(
-            "s3",
-            marks=pytest.mark.skipif(
-                broker_family() not in S3_FAMILIES,
-                reason=f"the S3 variants run on {' and '.join(S3_FAMILIES)}",
-            ),
-        ),
-    ]
-)
-def shared_results(request: pytest.FixtureRequest, tmp_path: Path) -> SharedResults:
-    """The results store of servers sharing one: a directory, or a bucket of an S3 server
-    (moto's), which the servers reach through the AWS environment variables."""
-    if request.param == "directory":
-        url = str(tmp_path / "results")
-        return SharedResults(url, ResultStore(url))
-    s3 = request.getfixturevalue("s3_server")
-    url = f"{s3.new_bucket()}/results"
-    store = ResultStore(url, storage_options=s3.storage_options)
-    return SharedResults(url, store, s3.environment)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Scenario: a served run outlives its engine. Two servers of one workflow share a results store;
 a run of 30 tasks starts at one of them, which is killed (SIGKILL, as an OOM kill or a lost
 machine) once 10 are done; the other carries the run on from what it kept. Each scenario runs
-with the shared store in a directory and in an S3 bucket (moto's server: ``shared_results``)."""
+with the shared store in a directory and in an S3 bucket (moto's server: ``shared_store``)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from cascade.control import Controller
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import RerunError, ResultStore, RunManifest
 from cascade.runtime.testing import eventually
-from cascade.testkit import Inbox, OwnBroker, free_port
+from cascade.testkit import Inbox, OwnBroker, SharedStore, free_port
 
-from .conftest import EngineProcess, Figures, SharedResults, TcpProxy
+from .conftest import EngineProcess, Figures, TcpProxy
 
 SERVER_PROCESS = Path(__file__).with_name("server_process.py")
 KEEPALIVE = 2
@@ -42,7 +42,7 @@ async def _server(
     broker: OwnBroker | _Via,
     prefix: str,
     source: str,
-    results: SharedResults,
+    results: SharedStore,
     *options: str,
     log: Path | None = None,
 ) -> EngineProcess:
@@ -78,7 +78,7 @@ async def _serving(observer: MqttConnector, prefix: str, source: str) -> None:
 async def _two_servers(
     broker: OwnBroker,
     prefix: str,
-    results: SharedResults,
+    results: SharedStore,
     processes: list[EngineProcess],
     *options: str,
     via: _Via | None = None,
@@ -97,6 +97,11 @@ async def _two_servers(
         yield victim, survivor, observer
     finally:
         await observer.disconnect()
+
+
+def _opened(shared: SharedStore) -> ResultStore:
+    """The shared store, as the test reads it."""
+    return ResultStore(shared.url, storage_options=shared.storage_options)
 
 
 def _manifest(store: ResultStore, run_id: str) -> RunManifest | None:
@@ -140,10 +145,10 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     figures.scenario = "served run's engine SIGKILL, carried on"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(own_broker, prefix, results, engine_processes, "--stall-at", "11")
     async with servers as (victim, survivor, observer):
         request = StartRequest(id="nightly-1", workflow="etl", issued_by="ops", reason="nightly")
@@ -183,12 +188,12 @@ async def test_a_scheduled_run_whose_server_died_is_carried_on_and_its_slot_not_
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     """Two servers of a schedule every 10 s: the one that claimed a slot is killed mid-run;
     the other carries that run on (its slot in its origin), and neither fires the slot again."""
     figures.scenario = "scheduled run's engine SIGKILL, carried on"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     servers = {
         source: await _server(
             own_broker, prefix, source, results, "--every", "10", "--stall-at", "11"
@@ -238,12 +243,12 @@ async def test_a_carry_on_claimed_by_a_server_that_died_before_its_run_began_is_
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     """The claim of a carry-on whose claimant died before its run began (its run never began,
     its claim a minute old) holds nothing: the next server takes the carry-on over."""
     figures.scenario = "carry-on's claimant died before its run began, taken over"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(own_broker, prefix, results, engine_processes, "--stall-at", "6")
     async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-5", workflow="etl"))
@@ -268,10 +273,10 @@ async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     figures.scenario = "served run's engine SIGKILL, restarted in place"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     first = await _server(own_broker, prefix, "server-a", results, "--stall-at", "6")
     engine_processes.append(first)
     observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
@@ -302,13 +307,13 @@ async def test_a_server_cut_off_that_comes_back_stops_the_run_carried_on_elsewhe
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     """A partition is not a death: the broker takes the server cut off for dead and its run is
     carried on elsewhere; back on the broker, it finds that and stops its own copy, so the run
     does not finish twice."""
     figures.scenario = "served run's engine cut off, carried on, fenced"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     proxy = TcpProxy(own_broker.port, free_port())
     await proxy.start()
     slow = ("--sleep", "0.5")  # its run outlasts the partition
@@ -344,13 +349,13 @@ async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budg
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
     tmp_path: Path,
 ) -> None:
     """A crash loop: the fifth step kills whichever engine runs it. Carried on once
     (``max_carry_ons=1``), then the last server leaves it lost and says why."""
     figures.scenario = "served run kills its engine each time: budget"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     options = ("--die-at", "5", "--max-carry-ons", "1", "--sleep", "0.05")
     logs = {name: tmp_path / f"{name}.log" for name in ("server-a", "server-b", "server-c")}
     servers = {
@@ -399,12 +404,12 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     """``on_engine_lost="hold"``: the carry-on starts held (its task ``carry_on``, a gate, in
     the held list); nothing of it runs until a person completes the gate."""
     figures.scenario = "served run's engine SIGKILL, carry-on held"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(
         own_broker, prefix, results, engine_processes, "--policy", "hold", "--stall-at", "4"
     )
@@ -446,12 +451,12 @@ async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    shared_results: SharedResults,
+    shared_store: SharedStore,
 ) -> None:
     """``@task(repeatable=False)`` in flight when its engine died: the carry-on reuses what was
     done and holds that task behind a gate ``may_repeat`` until a person decides."""
     figures.scenario = "served run's engine SIGKILL, unsafe task held"
-    results, store = shared_results, shared_results.store
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(
         own_broker, prefix, results, engine_processes, "--unsafe-at", "4", "--stall-at", "4"
     )

@@ -1,16 +1,21 @@
 """An S3 server of the tests' own: moto's, over HTTP on a free loopback port, in a thread of the
-test's process; what a results store on it needs, for this process and for child processes."""
+test's process; what a results store on it needs, for this process and for child processes; and
+the results store servers share, in a directory or in a bucket of it (``shared_store``)."""
 
 from __future__ import annotations
 
 import importlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["S3Server", "s3_server"]
+from ._families import broker_family
+
+__all__ = ["S3_STORE_FAMILIES", "S3Server", "SharedStore", "s3_server", "shared_store"]
 
 
 class S3Server:
@@ -64,3 +69,43 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class SharedStore:
+    """A results store that servers share: its ``kind`` (``directory``, ``s3``), its ``url`` as
+    they are told it, the ``storage_options`` this process opens it with, and the
+    ``environment`` a child process needs to reach it."""
+
+    kind: str
+    url: str
+    storage_options: dict[str, Any] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+S3_STORE_FAMILIES = ("mosquitto", "rabbitmq")
+"""The broker families whose sessions also run the tests of ``shared_store`` on S3 (CI's time:
+the store's part is the same on every broker)."""
+
+
+@pytest.fixture(
+    params=[
+        "directory",
+        pytest.param(
+            "s3",
+            marks=pytest.mark.skipif(
+                broker_family() not in S3_STORE_FAMILIES,
+                reason=f"the S3 variants run on {' and '.join(S3_STORE_FAMILIES)}",
+            ),
+        ),
+    ]
+)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> SharedStore:
+    """Each test that takes it twice: the shared results store in a directory, then in a new
+    bucket of the session's :class:`S3Server` (which servers reach through the AWS variables
+    of its ``environment``)."""
+    if request.param == "directory":
+        return SharedStore("directory", str(tmp_path / "results"))
+    s3: S3Server = request.getfixturevalue("s3_server")
+    url = f"{s3.new_bucket()}/results"
+    return SharedStore("s3", url, s3.storage_options, s3.environment)
