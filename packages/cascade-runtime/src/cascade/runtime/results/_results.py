@@ -15,6 +15,7 @@ import re
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -505,6 +506,43 @@ class ResultStore:
                 ):
                     return held
             return self._create((*folder, f"{last + 1}.json"), claim)
+
+    def creates_exclusively(self) -> bool:
+        """Whether two creates of one new file in this store let the first alone succeed, as
+        the claims of served runs, schedule slots and reruns need (:meth:`claim_start`,
+        :meth:`claim_rerun`): a new file under ``probes/`` created twice, the second opened
+        before the first is written (a store that checks, then writes, lets both through).
+        The probe's file is removed. It blocks (call it off the event loop) and raises what
+        the store raises."""
+        name = f"{uuid.uuid4().hex}.json"
+        if self._local:  # the claims' own create (a link), twice
+            first = Claim(run_id="first", source="probe", at=time.time())
+            try:
+                self._create(("probes", name), first)
+                held = self._create(("probes", name), Claim(run_id="second", source="probe", at=0))
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self.root}/probes/{name}")
+                with contextlib.suppress(OSError):
+                    os.rmdir(f"{self.root}/probes")  # unless another server's probe is there
+            return held.run_id == "first"
+        path = f"{self.root}/probes/{name}"
+        try:
+            with self.fs.open(path, "xb") as first_file:
+                try:
+                    second_file = self.fs.open(path, "xb")
+                except FileExistsError:  # refused as the first was opened
+                    return True
+                first_file.write(b"first")
+            second_file.write(b"second")
+            try:
+                second_file.close()
+            except FileExistsError:  # refused as it was written (S3's conditional put)
+                return True
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
 
     def release(self, claim: Claim) -> None:
         """Give back a claim this server took for a run it did not start after all."""
