@@ -28,6 +28,7 @@ from cascade.interfaces import (
 )
 from cascade.testkit import (  # noqa: F401 - fixtures
     OwnBroker,
+    broker_family,
     family_own_broker,
     s3_server,
     shared_store,
@@ -124,6 +125,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
     for r in sorted(_ROWS, key=lambda r: r.scenario):
         for note in r.notes:
             write(f"  {r.scenario}: {note}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The scenarios' variants with their shared store on S3 run in the ``faults`` session
+    alone (mosquitto): the store's part is the same on every broker, and on RabbitMQ they
+    added two minutes (the schedules' fleet test, where RabbitMQ lets the store decide
+    slots, runs on S3 in ``integration-rabbitmq``)."""
+    if broker_family() == "mosquitto":
+        return
+    skip = pytest.mark.skip(reason="the S3 variants of the fault scenarios run on mosquitto")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("shared_store") == "s3":
+            item.add_marker(skip)
 
 
 # -- helpers ----------------------------------------------------------------------------------
