@@ -18,12 +18,11 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, ResultStore, task
-from cascade.runtime.serve import _store_probe
 from cascade.runtime.testing import eventually
 from cascade.testkit import S3Server
 
 
-class _Lax(MemoryFileSystem):
+class _Lax(MemoryFileSystem):  # type: ignore[misc]  # fsspec is untyped
     """A file system whose exclusive create is not: ``xb`` writes over a file there."""
 
     protocol = ("lax",)
@@ -118,11 +117,11 @@ async def test_a_store_that_refuses_the_probe_is_said_and_counted(
 
 
 async def test_a_store_that_hangs_is_said_after_the_probes_bound(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The probe waits for the store ``STORE_PROBE_TIMEOUT`` at most; serving never waits."""
-    monkeypatch.setattr(_store_probe, "STORE_PROBE_TIMEOUT", 0.2)
+    """The probe waits for the store its ``probe_timeout`` at most; serving never waits."""
     store = _store("hanging")
+    store.probe_timeout = 0.2
     try:
         with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
             async with serving(store) as engine:

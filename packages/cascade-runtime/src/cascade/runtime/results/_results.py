@@ -213,6 +213,11 @@ class ResultStore:
     :meth:`resolve`) blocks the caller.
     """
 
+    probe_timeout: float = 10.0
+    """How long a serving engine's probe of this store at serve start waits for it (seconds;
+    :meth:`creates_exclusively`): past it, the store is said not probed. Serving never waits
+    for the probe."""
+
     def __init__(
         self,
         url: str | os.PathLike[str],

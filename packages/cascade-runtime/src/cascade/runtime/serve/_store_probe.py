@@ -13,18 +13,16 @@ from .._stats import EngineStats
 from .._steps import explain
 from ..results._results import ResultStore
 
-__all__ = ["STORE_PROBE_TIMEOUT", "probe_store"]
+__all__ = ["probe_store"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 
-STORE_PROBE_TIMEOUT = 10.0
-"""How long the probe waits for the store (seconds): past it, the store is said not probed."""
 _NOT_EXACT = "a carried-on run may run twice, a schedule's slot or a rerun may start twice"
 
 
 async def probe_store(store: ResultStore, stats: EngineStats) -> None:
     """Probe ``store`` (:meth:`ResultStore.creates_exclusively`) in a thread of its own, for
-    :data:`STORE_PROBE_TIMEOUT` at most: a store whose create is not exclusive is warned about
+    ``store.probe_timeout`` at most: a store whose create is not exclusive is warned about
     and counted (``results_store_not_exclusive``), one that fails or does not answer too
     (``results_store_unprobed``). A store only this process opens (``memory://``) is not
     probed."""
@@ -43,14 +41,14 @@ async def probe_store(store: ResultStore, stats: EngineStats) -> None:
     # a daemon thread: a store that hangs keeps neither serving nor the process's exit waiting
     threading.Thread(target=probe, name="cascade-store-probe", daemon=True).start()
     try:
-        exclusive = await asyncio.wait_for(asyncio.wrap_future(answer), STORE_PROBE_TIMEOUT)
+        exclusive = await asyncio.wait_for(asyncio.wrap_future(answer), store.probe_timeout)
     except asyncio.TimeoutError:
         stats.results_store_unprobed += 1
         _log.warning(
             "cannot tell whether results store %s creates files exclusively: no answer within "
             "%g s; if it does not, %s",
             store.url,
-            STORE_PROBE_TIMEOUT,
+            store.probe_timeout,
             _NOT_EXACT,
         )
         return
