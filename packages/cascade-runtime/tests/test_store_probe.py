@@ -38,24 +38,24 @@ class _Lax(MemoryFileSystem):  # type: ignore[misc]  # fsspec is untyped
 
 
 class _Refusing(_Lax):
-    """A file system that refuses every new file under ``probes/``."""
+    """A file system that refuses the probe's file (``probe-{hex}.json``)."""
 
     protocol = ("refusing",)
 
     def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        if "/probes/" in path:
+        if "/probe-" in path:
             raise PermissionError("Access Denied")
         return super()._open(path, mode, *args, **kwargs)
 
 
 class _Hanging(_Lax):
-    """A file system whose creates under ``probes/`` hang until ``released``."""
+    """A file system whose creates of the probe's file hang until ``released``."""
 
     protocol = ("hanging",)
     released = threading.Event()
 
     def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        if "/probes/" in path:
+        if "/probe-" in path:
             self.released.wait(30)
         return super()._open(path, mode, *args, **kwargs)
 

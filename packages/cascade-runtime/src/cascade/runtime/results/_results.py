@@ -515,23 +515,21 @@ class ResultStore:
     def creates_exclusively(self) -> bool:
         """Whether two creates of one new file in this store let the first alone succeed, as
         the claims of served runs, schedule slots and reruns need (:meth:`claim_start`,
-        :meth:`claim_rerun`): a new file under ``probes/`` created twice, the second opened
+        :meth:`claim_rerun`): a new file, ``probe-{hex}.json``, created twice, the second opened
         before the first is written (a store that checks, then writes, lets both through).
         The probe's file is removed. It blocks (call it off the event loop) and raises what
         the store raises."""
-        name = f"{uuid.uuid4().hex}.json"
+        name = f"probe-{uuid.uuid4().hex}.json"  # in the root: no folder to remove after
+        path = f"{self.root}/{name}"
         if self._local:  # the claims' own create (a link), twice
             first = Claim(run_id="first", source="probe", at=time.time())
             try:
-                self._create(("probes", name), first)
-                held = self._create(("probes", name), Claim(run_id="second", source="probe", at=0))
+                self._create((name,), first)
+                held = self._create((name,), Claim(run_id="second", source="probe", at=0))
             finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(f"{self.root}/probes/{name}")
-                with contextlib.suppress(OSError):
-                    os.rmdir(f"{self.root}/probes")  # unless another server's probe is there
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             return held.run_id == "first"
-        path = f"{self.root}/probes/{name}"
         try:
             with self.fs.open(path, "xb") as first_file:
                 try:
