@@ -26,7 +26,14 @@ from cascade.interfaces import (
     SubscriptionHandle,
     SyncCallback,
 )
-from cascade.testkit import OwnBroker, family_own_broker, sigint_default  # noqa: F401 - fixture
+from cascade.testkit import (  # noqa: F401 - fixtures
+    OwnBroker,
+    broker_family,
+    family_own_broker,
+    s3_server,
+    shared_store,
+    sigint_default,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +78,10 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     row = item.stash.get(_ROW_KEY, None)
+    callspec = getattr(item, "callspec", None)
+    store = callspec.params.get("shared_store") if callspec is not None else None
+    if row is not None and store == "s3" and not row.scenario.endswith(" [S3]"):
+        row.scenario += " [S3]"  # the scenario's variant with its shared store on S3
     if row is not None and (report.when == "call" or report.failed):
         if report.failed:
             row.outcome = f"FAILED ({report.when})"
@@ -114,6 +125,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
     for r in sorted(_ROWS, key=lambda r: r.scenario):
         for note in r.notes:
             write(f"  {r.scenario}: {note}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The scenarios' variants with their shared store on S3 run in the ``faults`` session
+    alone (mosquitto): the store's part is the same on every broker, and on RabbitMQ they
+    added two minutes (the schedules' fleet test, where RabbitMQ lets the store decide
+    slots, runs on S3 in ``integration-rabbitmq``)."""
+    if broker_family() == "mosquitto":
+        return
+    skip = pytest.mark.skip(reason="the S3 variants of the fault scenarios run on mosquitto")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("shared_store") == "s3":
+            item.add_marker(skip)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ to wait on:
   as it returns; ``{"event": "finished", "run": ..., "status": ..., "carried_on": ...,
   "left_lost": ...}`` as a run ends, with the engine's carry-on counters.
 
-``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--unsafe-at N``:
+``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--stall-at N``:
+step N of a run that carries nothing on (no rerun) waits until the scenario kills its process
+there, however slowly the store journals the steps before it. ``--unsafe-at N``:
 step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--every S``: a schedule
 ``nightly`` starts ``etl`` every ``S`` seconds too (a slot claimed by one server alone).
 ``--gate``: ``etl`` ends with ``publish``, which waits for the gate ``approve`` too (held from
@@ -58,6 +60,7 @@ async def main() -> int:
     parser.add_argument("--policy", default="carry-on")
     parser.add_argument("--max-carry-ons", type=int, default=3)
     parser.add_argument("--die-at", type=int, default=0, help="the step that kills its engine")
+    parser.add_argument("--stall-at", type=int, default=0, help="the step a first run stops at")
     parser.add_argument("--unsafe-at", type=int, default=0, help="the step not safe to repeat")
     parser.add_argument("--every", type=int, default=0, help="a schedule's period, seconds")
     parser.add_argument("--gate", action="store_true", help="etl waits for an approval too")
@@ -69,6 +72,8 @@ async def main() -> int:
         say(event="running", i=i, run=run, at=time.time())
         if i == options.die_at:  # as a task that exhausts the machine's memory would
             os.kill(os.getpid(), signal.SIGKILL)
+        if i == options.stall_at and context is not None and context.root_run == run:
+            await asyncio.Event().wait()  # until the scenario kills this process
         await asyncio.sleep(options.sleep)
         say(event="done", i=i, run=run)
         return previous + i

@@ -1,6 +1,7 @@
 """Scenario: a served run outlives its engine. Two servers of one workflow share a results store;
 a run of 30 tasks starts at one of them, which is killed (SIGKILL, as an OOM kill or a lost
-machine) once 10 are done; the other carries the run on from what it kept."""
+machine) once 10 are done; the other carries the run on from what it kept. Each scenario runs
+with the shared store in a directory and in an S3 bucket (moto's server: ``shared_store``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from cascade.control import Controller
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import RerunError, ResultStore, RunManifest
 from cascade.runtime.testing import eventually
-from cascade.testkit import Inbox, OwnBroker, free_port
+from cascade.testkit import Inbox, OwnBroker, SharedStore, free_port
 
 from .conftest import EngineProcess, Figures, TcpProxy
 
@@ -41,13 +42,13 @@ async def _server(
     broker: OwnBroker | _Via,
     prefix: str,
     source: str,
-    results: Path,
+    results: SharedStore,
     *options: str,
     log: Path | None = None,
 ) -> EngineProcess:
     """``server_process.py`` serving as ``source``; its log lines to ``log`` where given."""
     args = ["--port", str(broker.port), "--prefix", prefix, "--source", source]
-    args += ["--results", str(results), "--tasks", str(TASKS), "--keepalive", str(KEEPALIVE)]
+    args += ["--results", results.url, "--tasks", str(TASKS), "--keepalive", str(KEEPALIVE)]
     with log.open("wb") if log is not None else contextlib.nullcontext() as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -57,6 +58,7 @@ async def _server(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
+            env={**os.environ, **results.environment},
         )
     return EngineProcess(process)
 
@@ -76,7 +78,7 @@ async def _serving(observer: MqttConnector, prefix: str, source: str) -> None:
 async def _two_servers(
     broker: OwnBroker,
     prefix: str,
-    results: Path,
+    results: SharedStore,
     processes: list[EngineProcess],
     *options: str,
     via: _Via | None = None,
@@ -95,6 +97,11 @@ async def _two_servers(
         yield victim, survivor, observer
     finally:
         await observer.disconnect()
+
+
+def _opened(shared: SharedStore) -> ResultStore:
+    """The shared store, as the test reads it."""
+    return ResultStore(shared.url, storage_options=shared.storage_options)
 
 
 def _manifest(store: ResultStore, run_id: str) -> RunManifest | None:
@@ -138,12 +145,11 @@ async def test_a_killed_server_s_run_is_carried_on_by_the_other(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     figures.scenario = "served run's engine SIGKILL, carried on"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
-    servers = _two_servers(own_broker, prefix, results, engine_processes)
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--stall-at", "11")
     async with servers as (victim, survivor, observer):
         request = StartRequest(id="nightly-1", workflow="etl", issued_by="ops", reason="nightly")
         await _start(observer, prefix, "server-a", request)
@@ -182,15 +188,16 @@ async def test_a_scheduled_run_whose_server_died_is_carried_on_and_its_slot_not_
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """Two servers of a schedule every 10 s: the one that claimed a slot is killed mid-run;
     the other carries that run on (its slot in its origin), and neither fires the slot again."""
     figures.scenario = "scheduled run's engine SIGKILL, carried on"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     servers = {
-        source: await _server(own_broker, prefix, source, results, "--every", "10")
+        source: await _server(
+            own_broker, prefix, source, results, "--every", "10", "--stall-at", "11"
+        )
         for source in ("server-a", "server-b")
     }
     engine_processes += servers.values()
@@ -236,24 +243,22 @@ async def test_a_carry_on_claimed_by_a_server_that_died_before_its_run_began_is_
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """The claim of a carry-on whose claimant died before its run began (its run never began,
     its claim a minute old) holds nothing: the next server takes the carry-on over."""
     figures.scenario = "carry-on's claimant died before its run began, taken over"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
-    servers = _two_servers(own_broker, prefix, results, engine_processes)
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--stall-at", "6")
     async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-5", workflow="etl"))
         lost = (await _step(victim, "running", 6))["run"]
         await _kept(store, lost, 5)
         # a third server claimed the carry-on ten minutes ago (the store's claim file, as
         # docs/durability.md lays it out), then died before its run began
-        claim = results / "claims" / "starts" / f"carry-{lost}.json"
-        claim.parent.mkdir(parents=True, exist_ok=True)
         taken = {"run_id": "0" * 32, "source": "server-z", "at": time.time() - 600}
-        claim.write_text(json.dumps(taken), encoding="utf-8")
+        claim = f"{store.root}/claims/starts/carry-{lost}.json"
+        store.write(claim, json.dumps(taken).encode())
         os.kill(victim.process.pid, signal.SIGKILL)
         first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
         carried = first["run"]
@@ -268,12 +273,11 @@ async def test_a_server_restarted_in_place_carries_on_the_run_that_died_with_it(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     figures.scenario = "served run's engine SIGKILL, restarted in place"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
-    first = await _server(own_broker, prefix, "server-a", results)
+    results, store = shared_store, _opened(shared_store)
+    first = await _server(own_broker, prefix, "server-a", results, "--stall-at", "6")
     engine_processes.append(first)
     observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
@@ -303,14 +307,13 @@ async def test_a_server_cut_off_that_comes_back_stops_the_run_carried_on_elsewhe
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """A partition is not a death: the broker takes the server cut off for dead and its run is
     carried on elsewhere; back on the broker, it finds that and stops its own copy, so the run
     does not finish twice."""
     figures.scenario = "served run's engine cut off, carried on, fenced"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     proxy = TcpProxy(own_broker.port, free_port())
     await proxy.start()
     slow = ("--sleep", "0.5")  # its run outlasts the partition
@@ -346,13 +349,13 @@ async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budg
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
+    shared_store: SharedStore,
     tmp_path: Path,
 ) -> None:
     """A crash loop: the fifth step kills whichever engine runs it. Carried on once
     (``max_carry_ons=1``), then the last server leaves it lost and says why."""
     figures.scenario = "served run kills its engine each time: budget"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     options = ("--die-at", "5", "--max-carry-ons", "1", "--sleep", "0.05")
     logs = {name: tmp_path / f"{name}.log" for name in ("server-a", "server-b", "server-c")}
     servers = {
@@ -375,7 +378,8 @@ async def test_a_run_that_kills_its_engine_each_time_is_left_lost_after_its_budg
         await eventually(lambda: said in logs[alive].read_text(encoding="utf-8"), timeout=20)
     finally:
         await observer.disconnect()
-    runs = {path.name.removesuffix(".json") for path in (results / "runs").iterdir()}
+    listed = store.fs.ls(f"{store.root}/runs", detail=False)
+    runs = {str(path).rstrip("/").rsplit("/", 1)[-1].removesuffix(".json") for path in listed}
     manifests = [store.manifest(run) for run in runs]
     assert sorted(m.status for m in manifests) == ["Unfinished", "Unfinished"]
     carried = [m for m in manifests if m.origin is not None and m.origin.carry_ons == 1]
@@ -400,14 +404,15 @@ async def test_a_held_carry_on_waits_for_a_person_then_carries_on(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """``on_engine_lost="hold"``: the carry-on starts held (its task ``carry_on``, a gate, in
     the held list); nothing of it runs until a person completes the gate."""
     figures.scenario = "served run's engine SIGKILL, carry-on held"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
-    servers = _two_servers(own_broker, prefix, results, engine_processes, "--policy", "hold")
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(
+        own_broker, prefix, results, engine_processes, "--policy", "hold", "--stall-at", "4"
+    )
     async with servers as (victim, survivor, observer):
         request = StartRequest(id="nightly-5", workflow="etl")
         await _start(observer, prefix, "server-a", request)
@@ -446,14 +451,15 @@ async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """``@task(repeatable=False)`` in flight when its engine died: the carry-on reuses what was
     done and holds that task behind a gate ``may_repeat`` until a person decides."""
     figures.scenario = "served run's engine SIGKILL, unsafe task held"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
-    servers = _two_servers(own_broker, prefix, results, engine_processes, "--unsafe-at", "4")
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(
+        own_broker, prefix, results, engine_processes, "--unsafe-at", "4", "--stall-at", "4"
+    )
     async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-6", workflow="etl"))
         lost = (await _step(victim, "running", 4))["run"]

@@ -4,42 +4,22 @@ were, or by ``storage_options``; a missing object fails its task."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import fsspec
 import pytest
 
 import cascade.runtime as cs
 from cascade.runtime import task
+from cascade.testkit import S3Server
 
 pytest.importorskip("s3fs", reason="cs.io.s3.* needs cascade-runtime[s3]")
-server = pytest.importorskip("moto.server", reason="moto[server] is the tests' S3 server")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port: its URL."""
-    moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    yield f"http://{host}:{port}"
-    moto.stop()
 
 
 @pytest.fixture
-def options(endpoint: str) -> dict[str, Any]:
+def options(s3_server: S3Server) -> dict[str, Any]:
     """s3fs's options for the test server, with a fresh bucket made: ``bucket`` beside them."""
-    settings: dict[str, Any] = {
-        "endpoint_url": endpoint,
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"region_name": "eu-west-1"},
-    }
-    bucket = f"b-{uuid.uuid4().hex[:12]}"
-    fsspec.filesystem("s3", skip_instance_cache=True, **settings).mkdir(bucket)
-    return {"bucket": bucket, "storage_options": settings}
+    bucket = s3_server.new_bucket().removeprefix("s3://")
+    return {"bucket": bucket, "storage_options": s3_server.storage_options}
 
 
 @task

@@ -5,12 +5,14 @@ once, while the slow schedule's run lives), each run naming its slot.
 mosquitto orders a topic's messages alike for every subscriber, so the slot's claim alone
 decides; RabbitMQ (each publisher's channel routes its own messages) and a NATS cluster (each
 server here on a node of its own) do not, so there the servers share a results store, whose
-exclusive create takes each slot's request id once (docs/schedules.md)."""
+exclusive create takes each slot's request id once (docs/schedules.md). It runs again with the
+store in an S3 bucket (moto's server), on mosquitto as on the others."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from cascade.testkit import BrokerEndpoint, broker_family
+from cascade.testkit import BrokerEndpoint, SharedStore, broker_family
 
 SERVER = """
 import asyncio, json, logging, signal, sys
@@ -83,7 +85,7 @@ def _read(process: subprocess.Popen[str], into: list[dict[str, str]]) -> None:
 
 
 def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives(
-    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path
+    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path, shared_store: SharedStore
 ) -> None:
     """Each 2 s slot of `tick` starts one run between the three servers, before and after
     one is killed (SIGKILL) at 5 s; `slow`'s run lasts 3 s, so with overlap skip a slot
@@ -91,16 +93,20 @@ def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives
     warning; no slot of either is both run and skipped, or run twice."""
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    shared_store = "" if broker_family() == "mosquitto" else str(tmp_path / "results")
+    directory = shared_store.kind == "directory"
+    store = "" if directory and broker_family() == "mosquitto" else shared_store.url
     said: list[dict[str, str]] = []
     servers = []
     readers = []
     for i in range(3):
         nodes = getattr(mqtt_broker, "nodes", [mqtt_broker])  # a cluster: one node each
         node = nodes[i % len(nodes)]
-        args = [str(node.host), str(node.port), prefix, f"srv-{i}", shared_store]
+        args = [str(node.host), str(node.port), prefix, f"srv-{i}", store]
         process = subprocess.Popen(
-            [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **shared_store.environment},
         )
         reader = threading.Thread(target=_read, args=(process, said), daemon=True)
         reader.start()

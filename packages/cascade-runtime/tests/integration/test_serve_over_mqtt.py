@@ -26,7 +26,7 @@ from cascade.interfaces.serving import (
     served_topic,
     start_topic,
 )
-from cascade.runtime import Engine, RunFinished, TaskRunning, task
+from cascade.runtime import Engine, ResultStore, RunFinished, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     NO_RABBITMQ,
@@ -34,6 +34,7 @@ from cascade.testkit import (
     BrokerEndpoint,
     OwnBroker,
     RabbitMQBroker,
+    SharedStore,
     broker_family,
     only_on_family,
     rabbitmq_server_path,
@@ -325,9 +326,10 @@ async def test_a_failed_served_run_is_rerun_by_a_request_reusing_what_succeeded(
 
 
 async def test_one_rerun_request_sent_to_two_servers_sharing_a_store_starts_one_run(
-    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path
+    mqtt_broker: BrokerEndpoint, prefix: str, shared_store: SharedStore
 ) -> None:
-    """Two engines serve the same workflow and keep results in one directory; a failed run's
+    """Two engines serve the same workflow and keep results in one store (a directory, an S3
+    bucket), each its own store object as in two processes; a failed run's
     rerun, one request addressed to both at once: one starts it, the other refuses, naming the
     server that took it (by the claim in the store, or by that server's announcement when it
     came first)."""
@@ -344,7 +346,15 @@ async def test_one_rerun_request_sent_to_two_servers_sharing_a_store_starts_one_
     def workflow(tag: str = "x") -> Any:
         return gate.waits(fails(tag))
 
-    engines = [_engine(mqtt_broker, prefix, s, results=tmp_path) for s in sources]
+    engines = [
+        _engine(
+            mqtt_broker,
+            prefix,
+            s,
+            results=ResultStore(shared_store.url, storage_options=shared_store.storage_options),
+        )
+        for s in sources
+    ]
     recorder = EventRecorder()
     for engine in engines:
         engine.events.subscribe(recorder)

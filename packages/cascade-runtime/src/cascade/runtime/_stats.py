@@ -71,6 +71,11 @@ class EngineStats(ConstraintStats):
     While it serves (docs/durability.md): ``runs_carried_on``: runs of a server that died which
     this engine carried on (it won their claim); ``runs_left_lost``: such runs it would have
     carried on but left lost, said why (its line over ``max_carry_ons``, or no results store).
+    ``results_store_not_exclusive``: 1 once its probe at serve start found that its results
+    store does not create a file exclusively (the claims that make a carry-on, a schedule's
+    slot and a rerun start once across the servers sharing it are then not exact: said in a
+    warning); ``results_store_unprobed``: 1 once that probe failed or had no answer in time
+    (said too).
     """
 
     runs: int = 0
@@ -105,3 +110,5 @@ class EngineStats(ConstraintStats):
     slots_backfilled: int = 0
     runs_carried_on: int = 0
     runs_left_lost: int = 0
+    results_store_not_exclusive: int = 0
+    results_store_unprobed: int = 0

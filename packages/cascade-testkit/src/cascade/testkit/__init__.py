@@ -24,7 +24,10 @@ test one family's session runs alone.
 :class:`PrivatePrometheus` a Prometheus server of the tests' own;
 :class:`DaskCluster` a Dask scheduler and workers of the tests' own;
 :class:`WebhookReceiver` a webhook receiver of the tests' own (an HTTP server on loopback);
-:class:`ForwardProxy` an HTTP proxy of the tests' own (proxy.py, a process on loopback).
+:class:`ForwardProxy` an HTTP proxy of the tests' own (proxy.py, a process on loopback);
+:class:`S3Server` (fixture ``s3_server``) an S3 server of the tests' own (moto's, on loopback);
+``shared_store`` runs a test with the results store its servers share in a directory, then in
+an S3 bucket (:class:`SharedStore`).
 :class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
 (:class:`HeldTask`), answering decisions as an engine does, for the faces that send them;
 :class:`ServingEngine` for a process serving named workflows (``Engine.serve``): it announces
@@ -95,12 +98,18 @@ from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user
 from ._rabbitmq_cluster import RabbitMQCluster
+from ._s3 import S3_STORE_FAMILIES, S3Server, SharedStore, s3_server, shared_store
 from ._serving import KeptRun, ServingEngine
 from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
 from ._webhooks import ForwardProxy, WebhookReceiver
 
 __all__ = [
+    "S3_STORE_FAMILIES",
+    "S3Server",
+    "SharedStore",
+    "s3_server",
+    "shared_store",
     "ForwardProxy",
     "WebhookReceiver",
     "HeldTask",

@@ -15,6 +15,7 @@ import re
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,11 @@ class ResultStore:
     :meth:`resolve`) blocks the caller.
     """
 
+    probe_timeout: float = 10.0
+    """How long a serving engine's probe of this store at serve start waits for it (seconds;
+    :meth:`creates_exclusively`): past it, the store is said not probed. Serving never waits
+    for the probe."""
+
     def __init__(
         self,
         url: str | os.PathLike[str],
@@ -233,7 +239,10 @@ class ResultStore:
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
         self.storage_options = storage_options
-        fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        # other servers write the store meanwhile: a listing is read afresh each time (s3fs
+        # kept each one, unexpired, for as long as the process lived), unless told otherwise
+        options = {"use_listings_cache": False, **(storage_options or {})}
+        fs, root = fsspec.core.url_to_fs(self.url, **options)
         self.fs: Any = fs
         self.root = str(root).rstrip("/")
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -505,6 +514,41 @@ class ResultStore:
                 ):
                     return held
             return self._create((*folder, f"{last + 1}.json"), claim)
+
+    def creates_exclusively(self) -> bool:
+        """Whether two creates of one new file in this store let the first alone succeed, as
+        the claims of served runs, schedule slots and reruns need (:meth:`claim_start`,
+        :meth:`claim_rerun`): a new file, ``probe-{hex}.json``, created twice, the second opened
+        before the first is written (a store that checks, then writes, lets both through).
+        The probe's file is removed. It blocks (call it off the event loop) and raises what
+        the store raises."""
+        name = f"probe-{uuid.uuid4().hex}.json"  # in the root: no folder to remove after
+        path = f"{self.root}/{name}"
+        if self._local:  # the claims' own create (a link), twice
+            first = Claim(run_id="first", source="probe", at=time.time())
+            try:
+                self._create((name,), first)
+                held = self._create((name,), Claim(run_id="second", source="probe", at=0))
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return held.run_id == "first"
+        try:
+            with self.fs.open(path, "xb") as first_file:
+                try:
+                    second_file = self.fs.open(path, "xb")
+                except FileExistsError:  # refused as the first was opened
+                    return True
+                first_file.write(b"first")
+            second_file.write(b"second")
+            try:
+                second_file.close()
+            except FileExistsError:  # refused as it was written (S3's conditional put)
+                return True
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
 
     def release(self, claim: Claim) -> None:
         """Give back a claim this server took for a run it did not start after all."""

@@ -66,6 +66,7 @@ from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, probe_topic
 from ._slot_claims import SlotClaims
+from ._store_probe import probe_store
 
 __all__ = ["Server"]
 
@@ -227,6 +228,8 @@ class Server:
                 await self._claims.start()
                 await self._pauses.start()
                 await self._enter_store()
+            if self._results is not None:  # said when known; serving goes on meanwhile
+                self._spawn(probe_store(self._results, context.stats), "cascade-store-probe")
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
