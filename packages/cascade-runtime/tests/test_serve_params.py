@@ -356,6 +356,25 @@ async def test_a_served_functions_graph_params_are_its_params_the_originals_way(
     assert EXTRACTED[-1] == "tue"
 
 
+async def _served_params(workflows: dict[str, Any]) -> dict[str, Any]:
+    """What serving ``workflows`` announces of each one's params, by workflow and name."""
+    broker = InMemoryBroker()
+    engine = Engine(InMemoryConnector(broker, source_id=SOURCE), heartbeat_interval=None)
+    serving = asyncio.create_task(engine.serve(workflows))
+    try:
+        topic = served_topic("local", "default", SOURCE)
+        await eventually(lambda: serving.done() or broker.retained(topic) is not None)
+        if serving.done():
+            serving.result()  # what serve() raised
+        return {
+            name: {p.name: p for p in _announced(broker, name).params} for name in workflows
+        }
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
 @pytest.mark.parametrize(
     "doc",
     [
@@ -366,35 +385,30 @@ async def test_a_served_functions_graph_params_are_its_params_the_originals_way(
     ids=["google", "numpy", "sphinx"],
 )
 async def test_a_parameter_is_described_from_a_docstring_of_each_style(doc: str) -> None:
-    from cascade.runtime.serve import _served_workflows as served_workflows
-
     def load(day: str) -> Any:
         return extract(day)
 
     load.__doc__ = doc
-    (described,) = served_workflows.served_functions({"load": load})["load"].described.params
-    assert described.description == "the day to load"
+    described = await _served_params({"load": load})
+    assert described["load"]["day"].description == "the day to load"
 
 
-def test_a_name_both_a_parameter_and_a_param_of_the_graph_is_refused_at_serve() -> None:
-    from cascade.runtime.serve import _served_workflows as served_workflows
-
+async def test_a_name_both_a_parameter_and_a_param_of_the_graph_is_refused_at_serve() -> None:
     def etl(day: str = "mon") -> Any:
         return extract(DAY)
 
     with pytest.raises(ValueError, match="day is both a parameter of the function and a Param"):
-        served_workflows.served_functions({"etl": etl})
+        await _served_params({"etl": etl})
 
 
-def test_listing_a_functions_graph_params_spends_no_task_id() -> None:
+async def test_listing_a_functions_graph_params_spends_no_task_id() -> None:
     """Serving builds the function once to find its Params: the task ids of what is built next
     are those it would have had (a served run's ids as the walkthrough prints them)."""
-    from cascade.runtime.serve import _served_workflows as served_workflows
 
     def etl() -> Any:
         return extract(DAY)
 
     before = extract("x").task_id
-    served_workflows.served_functions({"etl": etl})
+    assert "day" in (await _served_params({"etl": etl}))["etl"]
     after = extract("y").task_id
     assert int(after.rsplit("-", 1)[1]) == int(before.rsplit("-", 1)[1]) + 1

@@ -271,7 +271,7 @@ class EventBus:
 
     @overload
     def subscribe(
-        self, event_type: Any, handler: Callable[[Any], None], *, resources: bool = True
+        self, event_type: Any, handler: Callable[[Any], None], /, *, resources: bool = True
     ) -> Callable[[], None]: ...
 
     def subscribe(
