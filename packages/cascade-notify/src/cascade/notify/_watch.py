@@ -123,7 +123,7 @@ class EventWatch:
         while self._lost_due and self._lost_due[0][0] <= now:
             _, run_id = heapq.heappop(self._lost_due)
             run = self.model.runs.get(run_id)
-            if run is None or run.finished:
+            if run is None or (run.finished and not run.lost):
                 continue  # gone, or it ended after all (a will from a partition)
             if self._carried.get(run_id) == (run.org_id, run.project_id):
                 continue  # carried on in its own place

@@ -73,12 +73,13 @@ class Line:
         return self.runs[-1]
 
     def part(self) -> dict[str, Any]:
-        """What a row adds of its line: ``line``, its runs oldest first (empty for a run
-        that is the only one of its line, as the history's), at most :data:`MAX_LINE_SHOWN`
+        """What a row adds of its line: ``line``, its runs oldest first (nothing for a run
+        that is the only one of its line: a first answer of many runs stays small), at most
+        :data:`MAX_LINE_SHOWN`
         (the first and the latest), and ``line_more``: how many were left out between."""
         runs = self.runs
         if len(runs) < 2:
-            return {"line": [], "line_more": 0}
+            return {}
         shown = runs if len(runs) <= MAX_LINE_SHOWN else [runs[0], *runs[1 - MAX_LINE_SHOWN :]]
         return {"line": [run_link(run) for run in shown], "line_more": len(runs) - len(shown)}
 
@@ -138,7 +139,7 @@ class LinesOfWork:
     def part(self, run: RunView | FleetRun) -> dict[str, Any]:
         """What ``run``'s row adds of its line (:meth:`Line.part`; a run of no line: none)."""
         line = self.line(run)
-        return line.part() if line is not None else {"line": [], "line_more": 0}
+        return line.part() if line is not None else {}
 
     def folded_among(self, keep: Callable[[Any], bool]) -> set[str]:
         """The ids of the runs ``keep`` keeps that a later run it keeps of their line stands
@@ -164,7 +165,7 @@ class LinesOfWork:
         latest run's built once per ``version`` of it)."""
         line = self.line(run)
         if line is None:
-            return summary(run)[:-1] + _NO_LINE
+            return summary(run)
         kept = self._rows.get(run.run_id)
         if kept is not None and kept[0] == version:
             return kept[1]
@@ -172,9 +173,6 @@ class LinesOfWork:
         if line.latest is run:
             self._rows[run.run_id] = (version, row)
         return row
-
-
-_NO_LINE = b', "line": [], "line_more": 0}'
 
 
 def _same_runs(before: list[RunView], now: list[RunView]) -> bool:

@@ -474,7 +474,7 @@ class DashboardModel:
             return fleet_run_dict(run)
         line = self._timelines.get(run.run_id)
         counts = run.counts()
-        return {
+        summary: dict[str, Any] = {
             "run_id": run.run_id,
             "org_id": run.org_id,
             "project_id": run.project_id,
@@ -496,12 +496,14 @@ class DashboardModel:
             "partial": self.state.partial(run),
             "started": line.first_seen if line else None,
             "ended": line.ended if line else None,
-            # lost with its engine (its status said offline before the run ended): when this
-            # view heard it, and the run another server carried it on as, and that server
-            "lost_at": run.lost_at,
-            "carried_on_as": run.carried_on_as,
-            "carried_on_by": run.carried_on_by,
         }
+        if run.lost:  # lost with its engine (its status said offline before the run ended):
+            # when this view heard it, and the run another server carried it on as, and that
+            # server (left out of the others: a first answer of many runs stays small)
+            summary["lost_at"] = run.lost_at
+            summary["carried_on_as"] = run.carried_on_as
+            summary["carried_on_by"] = run.carried_on_by
+        return summary
 
     def run_detail(self, run_id: str) -> dict[str, Any] | None:
         """One run with each task's timeline and the failures, or ``None`` if unknown."""
