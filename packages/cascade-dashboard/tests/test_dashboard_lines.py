@@ -109,7 +109,8 @@ async def test_a_run_of_no_line_has_an_empty_line(hub: DashboardHub) -> None:
     """As the history's: a run never rerun, and no rerun, lists none."""
     feed(hub, start(A))
     [row] = (await state(hub))["runs"]
-    assert "line" not in row and "line_more" not in row
+    assert "line" not in row
+    assert "line_more" not in row
 
 
 async def test_a_carry_on_and_a_rerun_of_a_rerun_join_the_first_runs_line(

@@ -366,9 +366,7 @@ async def _served_params(workflows: dict[str, Any]) -> dict[str, Any]:
         await eventually(lambda: serving.done() or broker.retained(topic) is not None)
         if serving.done():
             serving.result()  # what serve() raised
-        return {
-            name: {p.name: p for p in _announced(broker, name).params} for name in workflows
-        }
+        return {name: {p.name: p for p in _announced(broker, name).params} for name in workflows}
     finally:
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
