@@ -11,6 +11,7 @@ import pytest
 import cascade.runtime as cs
 from cascade.runtime import task
 from cascade.testkit import S3Server
+from cascade.testkit import s3_server as s3_server  # fixture: moto's S3 server on loopback
 
 pytest.importorskip("s3fs", reason="cs.io.s3.* needs cascade-runtime[s3]")
 

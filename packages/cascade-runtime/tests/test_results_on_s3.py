@@ -11,6 +11,7 @@ import pytest
 from cascade.runtime import Engine, ResultStore, RunStarted, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import S3Server
+from cascade.testkit import s3_server as s3_server  # fixture: moto's S3 server on loopback
 
 pytest.importorskip("s3fs", reason="a store on S3 needs cascade-runtime[s3]")
 

@@ -20,6 +20,7 @@ from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, ResultStore, task
 from cascade.runtime.testing import eventually
 from cascade.testkit import S3Server
+from cascade.testkit import s3_server as s3_server  # fixture: moto's S3 server on loopback
 
 
 class _Lax(MemoryFileSystem):  # type: ignore[misc]  # fsspec is untyped
