@@ -9,6 +9,7 @@ and the decisions taken on them, and move a decided task on through the run's ow
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -32,6 +33,7 @@ from ._events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskQueued,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
@@ -63,6 +65,19 @@ from .workflow._task_context import CURRENT, RunContext
 __all__ = ["CancelReport", "HoldPolicy", "Run", "RunCounts"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+
+
+def _real_start(
+    handed: Attempt, attempt: int, started: float, attempt_started: float
+) -> tuple[float, float]:
+    """The first start and the attempt's start of an attempt that waited for a worker, once
+    it has ended: from when a worker started it (as they were, if none did), and no RUNNING
+    from it any more."""
+    handed.on_start = None
+    began = handed.began_at
+    if began is None:
+        return started, attempt_started
+    return (began if attempt == 1 else started), began
 
 
 async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
@@ -637,18 +652,21 @@ class Run:
                     return
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
-            if decided is not None:
-                emit(
-                    TaskRunning(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        attempt=attempt,
-                        decided=decided,
+            if spec.is_async:  # it starts as it is awaited; a plain function, once handed over
+                if decided is not None:
+                    emit(
+                        TaskRunning(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            attempt=attempt,
+                            decided=decided,
+                        )
                     )
-                )
-            else:
-                emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+                else:
+                    emit(
+                        TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt)
+                    )
             CURRENT.set((self.context, node, attempt))  # in its task, and its thread's context
             logs = self.logs
             if logs is not None:  # what this attempt logs, in its task and its thread, is its
@@ -670,6 +688,18 @@ class Run:
                     handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
                     running = executor.take(handed)
                     threaded = grant is not None
+                    if handed.waiting is None:  # a worker was free: it starts now
+                        emit(
+                            TaskRunning(
+                                run_id=run_id,
+                                task_id=task_id,
+                                task_name=name,
+                                attempt=attempt,
+                                decided=decided,
+                            )
+                        )
+                    else:  # RUNNING when a worker starts it (_began)
+                        self._queued(handed, attempt, decided)
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -681,6 +711,8 @@ class Run:
                         self.threads_left = True  # the run's end does not wait for them
                         raise
             except asyncio.CancelledError as exc:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
                     # a sync task stopped while its resources were set up started no thread
@@ -690,12 +722,17 @@ class Run:
                         and not waited
                         and self.executors.of(spec).started(task_id)
                     )
-                    self._cancelled(node, started, abandoned=abandoned)
+                    never = attempt == 1 and handed is not None and not self._began_yet(handed)
+                    self._cancelled(node, None if never else started, abandoned=abandoned)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
                 failure = exc
             else:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
                 if type(result) is Jump:  # a loop goes on (a jump's route is another task)
                     if self.loops is None:
                         self.loops = Loops(self)
@@ -783,6 +820,44 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    def _queued(self, handed: Attempt, attempt: int, decided: Decided | None) -> None:
+        """``handed`` waits for a worker of its executor: BLOCKED, held by its ``queued``
+        hold, until a worker starts it (:meth:`_began`)."""
+        lazy = handed.node.lazy
+        queued = TaskQueued(
+            run_id=self.run_id,
+            task_id=lazy.task_id,
+            task_name=lazy.name,
+            attempt=attempt,
+            held_by=(cast(Hold, handed.waiting),),
+        )
+        self.emit(queued)
+        handed.on_start = functools.partial(self._began, handed, attempt, decided, queued.ts)
+
+    def _began(
+        self, handed: Attempt, attempt: int, decided: Decided | None, queued: float, at: float
+    ) -> None:
+        """A worker started ``handed``, which waited for one, at ``at`` (``perf_counter``):
+        its RUNNING, stamped then (not before its BLOCKED, stamped ``queued``)."""
+        handed.on_start = None
+        lazy = handed.node.lazy
+        ts = max(queued, time.time() - (time.perf_counter() - at))
+        self.emit(
+            TaskRunning(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                attempt=attempt,
+                decided=decided,
+                ts=ts,
+            )
+        )
+
+    @staticmethod
+    def _began_yet(handed: Attempt) -> bool:
+        """Whether a worker started ``handed`` (one that never waited started when taken)."""
+        return handed.waiting is None or handed.began_at is not None
 
     async def _inject(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import pickle
@@ -24,10 +25,14 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import Hold
+from cascade.interfaces._shared import QUEUED
 
 from .._errors import ExecutorError, WorkerLost
 from .._steps import describe
@@ -78,6 +83,8 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._context = multiprocessing.get_context("spawn")
         self._said_lost: tuple[ProcessPoolExecutor, str] | None = None
+        self._slots = _Slots(self.max_workers)  # the pool's workers, busy or not
+        self.queued = Hold(type=QUEUED, executor="processes", workers=self.max_workers)
         self.pools_made = 0
         """Pools made so far: the first, and one after each pool a dead worker broke."""
 
@@ -107,22 +114,33 @@ class ProcessExecutor:
         return RunProcesses(self)
 
     def submit(
-        self, payload: bytes, context: Any, lines: Lines | None
-    ) -> tuple[Future[Outcome], ProcessPoolExecutor]:
-        """One attempt in the pool (made, or made again after a worker died, as needed), and
-        the pool."""
+        self,
+        payload: bytes,
+        context: Any,
+        lines: Lines | None,
+        began: Callable[[float], None] | None = None,
+    ) -> tuple[Future[Outcome], ProcessPoolExecutor, bool]:
+        """One attempt in the pool (made, or made again after a worker died, as needed), the
+        pool, and whether it waits for a worker (they are all busy): then ``began``, if given,
+        is called (in the pool's thread) with ``time.perf_counter()`` when one starts it."""
         with self._lock:
-            pool = self._pool
+            pool, slots = self._pool, self._slots
+            pooled: Future[Outcome] | None = None
             if pool is not None:
                 try:
-                    return pool.submit(run_attempt, payload, context, lines), pool
+                    pooled = pool.submit(run_attempt, payload, context, lines)
                 except BrokenProcessPool:
                     pass  # a worker died since: the next attempts go to a new pool
                 except RuntimeError:
                     pass  # shut down (by shutdown()): started again for a new run's attempt
-            pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
-            self.pools_made += 1
-            return pool.submit(run_attempt, payload, context, lines), pool
+            if pooled is None:
+                pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
+                slots = self._slots = _Slots(self.max_workers)
+                self.pools_made += 1
+                pooled = pool.submit(run_attempt, payload, context, lines)
+            waits = slots.take(pooled, began)
+        pooled.add_done_callback(slots.ended)
+        return pooled, pool, waits
 
     def lost(self, pool: ProcessPoolExecutor) -> WorkerLost:
         """The :class:`WorkerLost` of an attempt ``pool`` failed when a worker died (the pool
@@ -152,6 +170,55 @@ class ProcessExecutor:
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers})"
+
+
+class _Slots:
+    """Which attempts of one pool run and which wait for a worker, told from the pool's own
+    order: a pool hands its attempts to its workers in the order they came, so when one
+    ends (its worker is free), the longest waiting starts. No message from the worker: the
+    cheapest signal there is, a little late (by the time the ended attempt's result takes to
+    come back)."""
+
+    __slots__ = ("busy", "lock", "waiting", "workers")
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.busy = 0  # attempts in the pool that have not ended
+        self.waiting: deque[tuple[Future[Outcome], Callable[[float], None] | None]] = deque()
+        self.lock = threading.Lock()
+
+    def take(self, pooled: Future[Outcome], began: Callable[[float], None] | None) -> bool:
+        """``pooled`` is in the pool: whether it waits for a worker."""
+        with self.lock:
+            self.busy += 1
+            if self.busy <= self.workers:
+                return False
+            self.waiting.append((pooled, began))
+            return True
+
+    def ended(self, pooled: Future[Outcome]) -> None:
+        """``pooled`` ended (in the pool's thread): the longest waiting attempt starts, unless
+        it was cancelled while it waited (no worker was freed) or the pool broke (none will)."""
+        starts = None
+        with self.lock:
+            self.busy -= 1
+            waiting = self.waiting
+            if pooled.cancelled():
+                for entry in waiting:
+                    if entry[0] is pooled:
+                        waiting.remove(entry)
+                        break
+                return
+            if isinstance(pooled.exception(), BrokenProcessPool):
+                waiting.clear()
+                return
+            while waiting:
+                next_one, began = waiting.popleft()
+                if not next_one.done():
+                    starts = began
+                    break
+        if starts is not None:
+            starts(time.perf_counter())
 
 
 def _which_died(pool: ProcessPoolExecutor) -> str:
@@ -190,8 +257,12 @@ class RunProcesses:
         self._attempts: dict[str, Future[Outcome]] = {}  # in the pool, by task id
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
-        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        return attempt.submitted(self.submit)
+        """``attempt`` in a worker, as :meth:`submit` runs a call; if the workers are all busy,
+        it waits (``attempt.waiting``) and ``attempt.began`` is called on the run's loop when
+        one starts it. Nothing of it is kept where it runs."""
+        grant = attempt.grant
+        ended = None if grant is None else grant.release
+        return self._submit(attempt.fn, attempt.args, attempt.kwargs, ended, attempt)
 
     def submit(
         self,
@@ -205,8 +276,23 @@ class RunProcesses:
         """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
         its time in the pool); ``ended`` called when the pool is done with it; ``amounts`` are
         the machine's, held by the engine."""
+        return self._submit(fn, args, kwargs, ended, None)
+
+    def _submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ended: Callable[[], None] | None,
+        taken: Attempt | None,
+    ) -> asyncio.Future[Any]:
         attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
-        pooled, pool = self.executor.submit(attempt.payload, attempt.context, attempt.lines)
+        began = None if taken is None else functools.partial(self._began, taken)
+        pooled, pool, waits = self.executor.submit(
+            attempt.payload, attempt.context, attempt.lines, began
+        )
+        if waits and taken is not None:
+            taken.waiting = self.executor.queued
         future: asyncio.Future[Any] = self._loop.create_future()
         self._attempts[attempt.task_id] = pooled
         future.add_done_callback(lambda done: done.cancelled() and pooled.cancel())
@@ -214,6 +300,12 @@ class RunProcesses:
         if ended is not None:
             pooled.add_done_callback(lambda _: ended())
         return future
+
+    def _began(self, attempt: Attempt, at: float) -> None:
+        """In the pool's thread: a worker started ``attempt``, which waited; the run's loop is
+        told."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            self._loop.call_soon_threadsafe(attempt.began, at)
 
     def _settled(
         self,

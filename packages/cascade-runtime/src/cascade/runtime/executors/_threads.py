@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import Hold
+from cascade.interfaces._shared import QUEUED
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -45,7 +50,13 @@ class ThreadExecutor:
 
 
 class RunThreads:
-    """One run's threads: its plain-function tasks, and its sync resources' setups."""
+    """One run's threads: its plain-function tasks, and its sync resources' setups.
+
+    It counts the attempts in its pool: one taken while its threads are all busy waits
+    (:attr:`Attempt.waiting <cascade.runtime.executors._executor.Attempt>`), and its thread
+    tells the run's loop when it starts it, without waiting for the loop; one taken while a
+    thread is free starts at once and tells nothing.
+    """
 
     abandoned = "its thread runs on to its end; the result is discarded"
 
@@ -53,6 +64,10 @@ class RunThreads:
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self._loop = asyncio.get_running_loop()
+        self._busy = 0  # attempts in the pool that have not ended (ended: run or cancelled)
+        self._lock = threading.Lock()  # _busy goes up on the loop, down in the threads
+        self._waiting: set[str] = set()  # the task ids of attempts waiting for a thread
+        self.queued = Hold(type=QUEUED, executor="threads", workers=max_workers)
 
     def pool(self) -> ThreadPoolExecutor:
         """The run's thread pool, made on first use."""
@@ -64,8 +79,45 @@ class RunThreads:
         return pool
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
-        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        return attempt.submitted(self.submit)
+        """``attempt`` in a thread, as :meth:`submit` runs a call; if the threads are all
+        busy, it waits (``attempt.waiting``) and its thread calls ``attempt.began`` on the
+        run's loop when it starts it. Nothing of it is kept where it runs."""
+        call: Callable[[], Any] = functools.partial(attempt.fn, *attempt.args, **attempt.kwargs)
+        span = attempt.span
+        if span is not None:
+            call = span.bind(call)
+        call = functools.partial(contextvars.copy_context().run, call)
+        with self._lock:
+            waits = self._busy >= self.max_workers
+            self._busy += 1
+        if waits:
+            attempt.waiting = self.queued
+            self._waiting.add(attempt.node.lazy.task_id)
+            call = functools.partial(self._starts, attempt, call)
+        work = (self._pool or self.pool()).submit(call)
+        work.add_done_callback(self._ended)
+        grant = attempt.grant
+        if grant is not None:
+            release = grant.release
+            work.add_done_callback(lambda _: release())
+        return asyncio.wrap_future(work, loop=self._loop)
+
+    def _starts(self, attempt: Attempt, call: Callable[[], Any]) -> Any:
+        """In the thread: a waiting attempt starts; the run's loop is told, not waited for."""
+        try:
+            self._loop.call_soon_threadsafe(self._began, attempt, time.perf_counter())
+        except RuntimeError:  # the loop closed: nobody is told any more
+            pass
+        return call()
+
+    def _began(self, attempt: Attempt, at: float) -> None:
+        self._waiting.discard(attempt.node.lazy.task_id)
+        attempt.began(at)
+
+    def _ended(self, _: object) -> None:
+        """An attempt's thread is done with it, or it was cancelled before one started it."""
+        with self._lock:
+            self._busy -= 1
 
     def submit(
         self,
@@ -91,9 +143,9 @@ class RunThreads:
         return asyncio.wrap_future(work, loop=self._loop)
 
     def started(self, task_id: str) -> bool:
-        """Taken as started: a run's pool has a thread for each task it runs at once (up to
-        32)."""
-        return True
+        """Whether a thread started the attempt of ``task_id`` (it has not while it waits for
+        one)."""
+        return task_id not in self._waiting
 
     def close(self, *, wait: bool) -> None:
         """Shut the pool down (if the run made one), cancelling what has not started."""
