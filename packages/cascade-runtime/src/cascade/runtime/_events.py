@@ -246,7 +246,9 @@ class TaskQueued(TaskBlocked, frozen=True):
     A ``BLOCKED`` event, as it is published: ``held_by`` is its one
     :class:`~cascade.interfaces.Hold` of type ``queued`` (the ``executor``, ``threads`` or
     ``processes``, and its ``workers``), which readers that know it show ``QUEUED``. An
-    attempt handed over while a worker is free has none: it starts at once.
+    attempt handed over while a worker is free has none: it starts at once. Said at the
+    run's next look at its waiting attempts (every 10 ms while some wait), stamped when it
+    was handed over: an attempt that a worker started before has none either.
     """
 
 

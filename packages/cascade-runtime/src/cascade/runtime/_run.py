@@ -9,7 +9,6 @@ and the decisions taken on them, and move a decided task on through the run's ow
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import math
@@ -33,7 +32,6 @@ from ._events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
-    TaskQueued,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
@@ -44,6 +42,7 @@ from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
+from ._worker_starts import WorkerStarts
 from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .executors._executor import Attempt, RunView
@@ -68,13 +67,12 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 
 def _real_start(
-    handed: Attempt, attempt: int, started: float, attempt_started: float
+    starts: WorkerStarts, handed: Attempt, attempt: int, started: float, attempt_started: float
 ) -> tuple[float, float]:
     """The first start and the attempt's start of an attempt that waited for a worker, once
-    it has ended: from when a worker started it (as they were, if none did), and no RUNNING
-    from it any more."""
-    handed.on_start = None
-    began = handed.began_at
+    it has ended: from when a worker started it (as they were, if none did); its RUNNING said
+    now if it was not yet."""
+    began = starts.ended(handed)
     if began is None:
         return started, attempt_started
     return (began if attempt == 1 else started), began
@@ -231,6 +229,7 @@ class Run:
         self.maps = Maps(self)  # its maps whose items run
         self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
+        self.starts = WorkerStarts(run_id, self.emit, self.loop)  # of attempts that waited
         # None: no task injects one (graph.resources checked against them before the run)
         self.resources = (
             RunResources(resources or {}, run_id, self.executors.threads.pool, stats, emit_aside)
@@ -698,8 +697,8 @@ class Run:
                                 decided=decided,
                             )
                         )
-                    else:  # RUNNING when a worker starts it (_began)
-                        self._queued(handed, attempt, decided)
+                    else:  # RUNNING when a worker starts it
+                        self.starts.waits(handed, attempt, decided)
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -712,7 +711,9 @@ class Run:
                         raise
             except asyncio.CancelledError as exc:
                 if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
                     # a sync task stopped while its resources were set up started no thread
@@ -728,11 +729,15 @@ class Run:
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
                 if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 failure = exc
             else:
                 if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(handed, attempt, started, attempt_started)
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 if type(result) is Jump:  # a loop goes on (a jump's route is another task)
                     if self.loops is None:
                         self.loops = Loops(self)
@@ -820,39 +825,6 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
-
-    def _queued(self, handed: Attempt, attempt: int, decided: Decided | None) -> None:
-        """``handed`` waits for a worker of its executor: BLOCKED, held by its ``queued``
-        hold, until a worker starts it (:meth:`_began`)."""
-        lazy = handed.node.lazy
-        queued = TaskQueued(
-            run_id=self.run_id,
-            task_id=lazy.task_id,
-            task_name=lazy.name,
-            attempt=attempt,
-            held_by=(cast(Hold, handed.waiting),),
-        )
-        self.emit(queued)
-        handed.on_start = functools.partial(self._began, handed, attempt, decided, queued.ts)
-
-    def _began(
-        self, handed: Attempt, attempt: int, decided: Decided | None, queued: float, at: float
-    ) -> None:
-        """A worker started ``handed``, which waited for one, at ``at`` (``perf_counter``):
-        its RUNNING, stamped then (not before its BLOCKED, stamped ``queued``)."""
-        handed.on_start = None
-        lazy = handed.node.lazy
-        ts = max(queued, time.time() - (time.perf_counter() - at))
-        self.emit(
-            TaskRunning(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                attempt=attempt,
-                decided=decided,
-                ts=ts,
-            )
-        )
 
     @staticmethod
     def _began_yet(handed: Attempt) -> bool:

@@ -122,9 +122,9 @@ class Attempt:
 
     An executor that knows when a worker starts an attempt sets ``waiting`` when it takes one
     while its workers are all busy (the ``queued`` hold the run says it ``BLOCKED`` by), and
-    calls :meth:`began`, on the run's loop, once a worker starts it; one taken while a worker
-    is free starts at once. An executor that does not know (Dask, a user's) leaves
-    ``waiting`` unset: the attempt is taken as started when handed over.
+    ``began_at`` (``time.perf_counter()``, from any thread) once a worker starts it; one
+    taken while a worker is free starts at once. An executor that does not know (Dask, a
+    user's) leaves ``waiting`` unset: the attempt is taken as started when handed over.
     """
 
     __slots__ = (
@@ -136,7 +136,6 @@ class Attempt:
         "kwargs",
         "node",
         "run",
-        "on_start",
         "span",
         "waiting",
     )
@@ -161,15 +160,6 @@ class Attempt:
         self.kept: WorkerKeep | None = None
         self.waiting: Hold | None = None
         self.began_at: float | None = None  # perf_counter() when a worker started it (waiting)
-        self.on_start: Callable[[float], None] | None = None  # the run's, told of the start
-
-    def began(self, at: float) -> None:
-        """A worker started this attempt, which waited for one, at ``at``
-        (``time.perf_counter()``); called on the run's loop."""
-        self.began_at = at
-        on_start = self.on_start
-        if on_start is not None:
-            on_start(at)
 
     def submitted(self, submit: Callable[..., _T]) -> _T:
         """``submit`` (a :class:`RunExecutor`'s) called with this attempt: its call and span

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import multiprocessing
 import os
 import pickle
@@ -118,11 +117,11 @@ class ProcessExecutor:
         payload: bytes,
         context: Any,
         lines: Lines | None,
-        began: Callable[[float], None] | None = None,
+        taken: Attempt | None = None,
     ) -> tuple[Future[Outcome], ProcessPoolExecutor, bool]:
         """One attempt in the pool (made, or made again after a worker died, as needed), the
-        pool, and whether it waits for a worker (they are all busy): then ``began``, if given,
-        is called (in the pool's thread) with ``time.perf_counter()`` when one starts it."""
+        pool, and whether it waits for a worker (they are all busy): then ``taken``'s
+        ``began_at``, where given, is set (in the pool's thread) when one starts it."""
         with self._lock:
             pool, slots = self._pool, self._slots
             pooled: Future[Outcome] | None = None
@@ -138,7 +137,7 @@ class ProcessExecutor:
                 slots = self._slots = _Slots(self.max_workers)
                 self.pools_made += 1
                 pooled = pool.submit(run_attempt, payload, context, lines)
-            waits = slots.take(pooled, began)
+            waits = slots.take(pooled, taken)
         pooled.add_done_callback(slots.ended)
         return pooled, pool, waits
 
@@ -184,22 +183,21 @@ class _Slots:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.busy = 0  # attempts in the pool that have not ended
-        self.waiting: deque[tuple[Future[Outcome], Callable[[float], None] | None]] = deque()
+        self.waiting: deque[tuple[Future[Outcome], Attempt | None]] = deque()
         self.lock = threading.Lock()
 
-    def take(self, pooled: Future[Outcome], began: Callable[[float], None] | None) -> bool:
-        """``pooled`` is in the pool: whether it waits for a worker."""
+    def take(self, pooled: Future[Outcome], taken: Attempt | None) -> bool:
+        """``pooled`` (``taken``) is in the pool: whether it waits for a worker."""
         with self.lock:
             self.busy += 1
             if self.busy <= self.workers:
                 return False
-            self.waiting.append((pooled, began))
+            self.waiting.append((pooled, taken))
             return True
 
     def ended(self, pooled: Future[Outcome]) -> None:
         """``pooled`` ended (in the pool's thread): the longest waiting attempt starts, unless
         it was cancelled while it waited (no worker was freed) or the pool broke (none will)."""
-        starts = None
         with self.lock:
             self.busy -= 1
             waiting = self.waiting
@@ -213,12 +211,11 @@ class _Slots:
                 waiting.clear()
                 return
             while waiting:
-                next_one, began = waiting.popleft()
+                next_one, taken = waiting.popleft()
                 if not next_one.done():
-                    starts = began
+                    if taken is not None:
+                        taken.began_at = time.perf_counter()
                     break
-        if starts is not None:
-            starts(time.perf_counter())
 
 
 def _which_died(pool: ProcessPoolExecutor) -> str:
@@ -258,8 +255,7 @@ class RunProcesses:
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
         """``attempt`` in a worker, as :meth:`submit` runs a call; if the workers are all busy,
-        it waits (``attempt.waiting``) and ``attempt.began`` is called on the run's loop when
-        one starts it. Nothing of it is kept where it runs."""
+        it waits (``attempt.waiting``) and ``attempt.began_at`` is set when one starts it. Nothing of it is kept where it runs."""
         grant = attempt.grant
         ended = None if grant is None else grant.release
         return self._submit(attempt.fn, attempt.args, attempt.kwargs, ended, attempt)
@@ -287,9 +283,8 @@ class RunProcesses:
         taken: Attempt | None,
     ) -> asyncio.Future[Any]:
         attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
-        began = None if taken is None else functools.partial(self._began, taken)
         pooled, pool, waits = self.executor.submit(
-            attempt.payload, attempt.context, attempt.lines, began
+            attempt.payload, attempt.context, attempt.lines, taken
         )
         if waits and taken is not None:
             taken.waiting = self.executor.queued
@@ -300,12 +295,6 @@ class RunProcesses:
         if ended is not None:
             pooled.add_done_callback(lambda _: ended())
         return future
-
-    def _began(self, attempt: Attempt, at: float) -> None:
-        """In the pool's thread: a worker started ``attempt``, which waited; the run's loop is
-        told."""
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            self._loop.call_soon_threadsafe(attempt.began, at)
 
     def _settled(
         self,

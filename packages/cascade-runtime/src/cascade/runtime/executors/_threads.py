@@ -53,9 +53,9 @@ class RunThreads:
     """One run's threads: its plain-function tasks, and its sync resources' setups.
 
     It counts the attempts in its pool: one taken while its threads are all busy waits
-    (:attr:`Attempt.waiting <cascade.runtime.executors._executor.Attempt>`), and its thread
-    tells the run's loop when it starts it, without waiting for the loop; one taken while a
-    thread is free starts at once and tells nothing.
+    (``Attempt.waiting``), and the thread that starts it sets its ``began_at``, which the run
+    reads (nothing more for the thread to do: no call to the run's loop); one taken while a
+    thread is free starts at once.
     """
 
     abandoned = "its thread runs on to its end; the result is discarded"
@@ -66,7 +66,7 @@ class RunThreads:
         self._loop = asyncio.get_running_loop()
         self._busy = 0  # attempts in the pool that have not ended (ended: run or cancelled)
         self._lock = threading.Lock()  # _busy goes up on the loop, down in the threads
-        self._waiting: set[str] = set()  # the task ids of attempts waiting for a thread
+        self._waiting: dict[str, Attempt] = {}  # the attempts that waited, by task id
         self.queued = Hold(type=QUEUED, executor="threads", workers=max_workers)
 
     def pool(self) -> ThreadPoolExecutor:
@@ -80,8 +80,8 @@ class RunThreads:
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
         """``attempt`` in a thread, as :meth:`submit` runs a call; if the threads are all
-        busy, it waits (``attempt.waiting``) and its thread calls ``attempt.began`` on the
-        run's loop when it starts it. Nothing of it is kept where it runs."""
+        busy, it waits (``attempt.waiting``) and its thread sets ``attempt.began_at`` when it
+        starts it. Nothing of it is kept where it runs."""
         call: Callable[[], Any] = functools.partial(attempt.fn, *attempt.args, **attempt.kwargs)
         span = attempt.span
         if span is not None:
@@ -92,32 +92,31 @@ class RunThreads:
             self._busy += 1
         if waits:
             attempt.waiting = self.queued
-            self._waiting.add(attempt.node.lazy.task_id)
-            call = functools.partial(self._starts, attempt, call)
-        work = (self._pool or self.pool()).submit(call)
-        work.add_done_callback(self._ended)
+            task_id = attempt.node.lazy.task_id
+            self._waiting[task_id] = attempt
+            call = functools.partial(_starts, attempt, call)
+            work = (self._pool or self.pool()).submit(call)
+            work.add_done_callback(functools.partial(self._waited, task_id, attempt))
+        else:
+            work = (self._pool or self.pool()).submit(call)
+            work.add_done_callback(self._ended)
         grant = attempt.grant
         if grant is not None:
             release = grant.release
             work.add_done_callback(lambda _: release())
         return asyncio.wrap_future(work, loop=self._loop)
 
-    def _starts(self, attempt: Attempt, call: Callable[[], Any]) -> Any:
-        """In the thread: a waiting attempt starts; the run's loop is told, not waited for."""
-        try:
-            self._loop.call_soon_threadsafe(self._began, attempt, time.perf_counter())
-        except RuntimeError:  # the loop closed: nobody is told any more
-            pass
-        return call()
-
-    def _began(self, attempt: Attempt, at: float) -> None:
-        self._waiting.discard(attempt.node.lazy.task_id)
-        attempt.began(at)
-
     def _ended(self, _: object) -> None:
         """An attempt's thread is done with it, or it was cancelled before one started it."""
         with self._lock:
             self._busy -= 1
+
+    def _waited(self, task_id: str, attempt: Attempt, _: object) -> None:
+        """:meth:`_ended`, of an attempt that waited for a thread."""
+        with self._lock:
+            self._busy -= 1
+            if self._waiting.get(task_id) is attempt:
+                del self._waiting[task_id]
 
     def submit(
         self,
@@ -145,9 +144,16 @@ class RunThreads:
     def started(self, task_id: str) -> bool:
         """Whether a thread started the attempt of ``task_id`` (it has not while it waits for
         one)."""
-        return task_id not in self._waiting
+        waited = self._waiting.get(task_id)
+        return waited is None or waited.began_at is not None
 
     def close(self, *, wait: bool) -> None:
         """Shut the pool down (if the run made one), cancelling what has not started."""
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _starts(attempt: Attempt, call: Callable[[], Any]) -> Any:
+    """In the thread: an attempt that waited for one starts (its run reads when)."""
+    attempt.began_at = time.perf_counter()
+    return call()

@@ -19,7 +19,8 @@ class RunCounters:
     """Task counts of one run, and each task's latest event, kept up to date from its events.
 
     ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
-    back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
+    back by a constraint, or waiting for a worker of their executor (:class:`TaskQueued`)
+    (:attr:`blocked_events`: the BLOCKED event of each);
     ``pending`` the tasks that have not finished and are neither running nor
     blocked (a task between two attempts among them); ``held`` those of the blocked that
     are held for a decision (:class:`TaskHeld`); ``cancelled`` the tasks the
