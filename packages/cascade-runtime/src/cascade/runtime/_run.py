@@ -723,7 +723,7 @@ class Run:
                         and not waited
                         and self.executors.of(spec).started(task_id)
                     )
-                    never = attempt == 1 and handed is not None and not self._began_yet(handed)
+                    never = attempt == 1 and handed is not None and not self.starts.began(handed)
                     self._cancelled(node, None if never else started, abandoned=abandoned)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
@@ -825,11 +825,6 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
-
-    @staticmethod
-    def _began_yet(handed: Attempt) -> bool:
-        """Whether a worker started ``handed`` (one that never waited started when taken)."""
-        return handed.waiting is None or handed.began_at is not None
 
     async def _inject(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from cascade.interfaces import Hold
 from cascade.interfaces.commands import Decided
@@ -32,24 +32,16 @@ LOOK = 0.01
 """Seconds between two looks at a run's waiting attempts (only while some wait)."""
 
 
-class _Wait:
-    """An attempt waiting for a worker: its number, the decision it comes of, since when
-    (epoch seconds) and whether its queued state was said."""
-
-    __slots__ = ("attempt", "decided", "said", "since")
-
-    def __init__(self, attempt: int, decided: Decided | None, since: float) -> None:
-        self.attempt = attempt
-        self.decided = decided
-        self.since = since
-        self.said = False
+_Wait: TypeAlias = "tuple[int, Decided | None, float]"
+"""An attempt waiting for a worker: its number, the decision it comes of, and since when
+(epoch seconds)."""
 
 
 class WorkerStarts:
     """One run's attempts that waited for a worker, until each has been said ``RUNNING`` or
     has ended."""
 
-    __slots__ = ("_emit", "_look", "loop", "run_id", "waiting")
+    __slots__ = ("_emit", "_look", "loop", "run_id", "said", "waiting")
 
     def __init__(
         self, run_id: str, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop
@@ -58,11 +50,12 @@ class WorkerStarts:
         self._emit = emit
         self.loop = loop
         self.waiting: dict[Attempt, _Wait] = {}
+        self.said: set[Attempt] = set()  # those of them said queued
         self._look: asyncio.TimerHandle | None = None
 
     def waits(self, handed: Attempt, attempt: int, decided: Decided | None) -> None:
         """``handed`` (its task's ``attempt``) waits for a worker of its executor."""
-        self.waiting[handed] = _Wait(attempt, decided, time.time())
+        self.waiting[handed] = (attempt, decided, time.time())
         if self._look is None:
             self._look = self.loop.call_later(LOOK, self._looked)
 
@@ -72,29 +65,37 @@ class WorkerStarts:
         did."""
         wait = self.waiting.pop(handed, None)
         began = handed.began_at
-        if wait is not None and began is not None:
-            self._running(handed, wait, began)
+        if wait is not None:
+            self.said.discard(handed)
+            if began is not None:
+                self._running(handed, wait, began)
         return began
+
+    @staticmethod
+    def began(handed: Attempt) -> bool:
+        """Whether a worker started ``handed`` (one that did not wait started when taken)."""
+        return handed.waiting is None or handed.began_at is not None
 
     def _looked(self) -> None:
         self._look = None
-        waiting = self.waiting
+        waiting, said = self.waiting, self.said
         for handed, wait in list(waiting.items()):
             began = handed.began_at
             if began is not None:
                 del waiting[handed]
+                said.discard(handed)
                 self._running(handed, wait, began)
-            elif not wait.said:
-                wait.said = True
+            elif handed not in said:
+                said.add(handed)
                 lazy = handed.node.lazy
                 self._emit(
                     TaskQueued(
                         run_id=self.run_id,
                         task_id=lazy.task_id,
                         task_name=lazy.name,
-                        attempt=wait.attempt,
+                        attempt=wait[0],
                         held_by=(cast(Hold, handed.waiting),),
-                        ts=wait.since,
+                        ts=wait[2],
                     )
                 )
         if waiting:
@@ -107,8 +108,8 @@ class WorkerStarts:
                 run_id=self.run_id,
                 task_id=lazy.task_id,
                 task_name=lazy.name,
-                attempt=wait.attempt,
-                decided=wait.decided,
-                ts=max(wait.since, time.time() - (time.perf_counter() - began)),
+                attempt=wait[0],
+                decided=wait[1],
+                ts=max(wait[2], time.time() - (time.perf_counter() - began)),
             )
         )

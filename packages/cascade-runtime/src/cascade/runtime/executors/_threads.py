@@ -8,7 +8,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import Hold
@@ -66,7 +66,7 @@ class RunThreads:
         self._loop = asyncio.get_running_loop()
         self._busy = 0  # attempts in the pool that have not ended (ended: run or cancelled)
         self._lock = threading.Lock()  # _busy goes up on the loop, down in the threads
-        self._waiting: dict[str, Attempt] = {}  # the attempts that waited, by task id
+        self._waiting: dict[Future[Any], str] = {}  # attempts that waited: their task ids
         self.queued = Hold(type=QUEUED, executor="threads", workers=max_workers)
 
     def pool(self) -> ThreadPoolExecutor:
@@ -92,31 +92,23 @@ class RunThreads:
             self._busy += 1
         if waits:
             attempt.waiting = self.queued
-            task_id = attempt.node.lazy.task_id
-            self._waiting[task_id] = attempt
             call = functools.partial(_starts, attempt, call)
-            work = (self._pool or self.pool()).submit(call)
-            work.add_done_callback(functools.partial(self._waited, task_id, attempt))
-        else:
-            work = (self._pool or self.pool()).submit(call)
-            work.add_done_callback(self._ended)
+        work = (self._pool or self.pool()).submit(call)
+        if waits:
+            self._waiting[work] = attempt.node.lazy.task_id
+        work.add_done_callback(self._ended)
         grant = attempt.grant
         if grant is not None:
             release = grant.release
             work.add_done_callback(lambda _: release())
         return asyncio.wrap_future(work, loop=self._loop)
 
-    def _ended(self, _: object) -> None:
+    def _ended(self, work: Future[Any]) -> None:
         """An attempt's thread is done with it, or it was cancelled before one started it."""
         with self._lock:
             self._busy -= 1
-
-    def _waited(self, task_id: str, attempt: Attempt, _: object) -> None:
-        """:meth:`_ended`, of an attempt that waited for a thread."""
-        with self._lock:
-            self._busy -= 1
-            if self._waiting.get(task_id) is attempt:
-                del self._waiting[task_id]
+            if self._waiting:
+                self._waiting.pop(work, None)
 
     def submit(
         self,
@@ -142,10 +134,12 @@ class RunThreads:
         return asyncio.wrap_future(work, loop=self._loop)
 
     def started(self, task_id: str) -> bool:
-        """Whether a thread started the attempt of ``task_id`` (it has not while it waits for
-        one)."""
-        waited = self._waiting.get(task_id)
-        return waited is None or waited.began_at is not None
+        """Whether a thread started the attempt of ``task_id`` (one that waits for a thread
+        has not: it is cancelled with its run)."""
+        for work, waiting in list(self._waiting.items()):
+            if waiting == task_id:
+                return work.running() or work.done()
+        return True
 
     def close(self, *, wait: bool) -> None:
         """Shut the pool down (if the run made one), cancelling what has not started."""
