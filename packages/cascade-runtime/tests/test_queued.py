@@ -13,8 +13,8 @@ import pytest
 from cascade.runtime import (
     Engine,
     RunCancelledError,
-    TaskCancelled,
     TaskBlocked,
+    TaskCancelled,
     TaskCompleted,
     TaskQueued,
     TaskRunning,
@@ -78,7 +78,11 @@ async def test_six_tasks_on_two_threads_are_running_two_at_a_time() -> None:
         # from the worker's start: not the time it waited for one (before that thread began)
         assert ran_ms - 1 <= event.duration_ms <= ran_ms + 50, (i, event.duration_ms, ran_ms)
     # each RUNNING after its BLOCKED, and none of the waiting ones before a thread was free
-    order = [(type(e).__name__, e.task_id) for e in recorder.events if type(e) in (TaskQueued, TaskRunning)]
+    order = [
+        (type(e).__name__, e.task_id)
+        for e in recorder.events
+        if type(e) in (TaskQueued, TaskRunning)
+    ]
     for task_id in _of(recorder, TaskQueued):
         assert order.index(("TaskQueued", task_id)) < order.index(("TaskRunning", task_id))
 
@@ -130,4 +134,3 @@ async def test_a_queued_attempt_cancelled_with_its_run_never_ran() -> None:
     assert [e.duration_ms for e in cancelled] == [0.0]
     assert queued not in _of(recorder, TaskRunning)
     assert ran == [0]
-

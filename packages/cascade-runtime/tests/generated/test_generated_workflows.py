@@ -70,7 +70,7 @@ def test_a_generated_workflow_runs_as_the_docs_say(plan: Plan) -> None:
 @drawn(0.1)
 @given(plans(max_nodes=10))
 def test_a_generated_workflows_tasks_are_running_when_a_thread_starts_them(plan: Plan) -> None:
-    """On one thread, each body working 3 × ``SAID_WITHIN`` / 2: each attempt's RUNNING is
+    """On one thread, each body working 1.5 times ``SAID_WITHIN``: each attempt's RUNNING is
     when its body started (not when it was handed to the thread's queue), and the run is as the
     reference says."""
     STARTS.clear()

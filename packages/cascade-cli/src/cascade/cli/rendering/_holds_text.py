@@ -82,7 +82,8 @@ def queued_hold_text(hold: Hold) -> str:
     """A task handed to its executor whose workers are all busy: ``waiting for one of 32
     threads (all busy)``, ``waiting for one of 8 worker processes (all busy)``."""
     kind = {"threads": "threads", "processes": "worker processes"}.get(
-        hold.executor or "", f"workers of {inert(hold.executor, 64)}" if hold.executor else "workers"
+        hold.executor or "",
+        f"workers of {inert(hold.executor, 64)}" if hold.executor else "workers",
     )
     if hold.workers is None:
         return f"waiting for one of its executor's {kind} (all busy)"

@@ -219,11 +219,10 @@ def _task(
 ) -> TaskHistory:
     """A task's history from its events in time order.
 
-    A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` or ``QUEUED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
+    A state's attempt is the number of times the task had started by then; a ``BLOCKED`` or
+    ``QUEUED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
     failed; a gate's (``HELD`` before it ever started) and those after it, 1. ``omitted``: its
-    earliest
-    states were left out; how many, and its starts and first start counting them.
+    earliest states were left out; how many, and its starts and first start counting them.
     """
     kept_starts = sum(1 for event in events if event.state == "RUNNING")
     started = 0 if omitted is None else omitted[1] - kept_starts

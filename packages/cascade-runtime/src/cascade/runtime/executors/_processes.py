@@ -255,7 +255,8 @@ class RunProcesses:
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
         """``attempt`` in a worker, as :meth:`submit` runs a call; if the workers are all busy,
-        it waits (``attempt.waiting``) and ``attempt.began_at`` is set when one starts it. Nothing of it is kept where it runs."""
+        it waits (``attempt.waiting``) and ``attempt.began_at`` is set when one starts it.
+        Nothing of it is kept where it runs."""
         grant = attempt.grant
         ended = None if grant is None else grant.release
         return self._submit(attempt.fn, attempt.args, attempt.kwargs, ended, attempt)
