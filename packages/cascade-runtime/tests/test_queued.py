@@ -16,6 +16,7 @@ from cascade.runtime import (
     TaskBlocked,
     TaskCancelled,
     TaskCompleted,
+    TaskEvent,
     TaskQueued,
     TaskRunning,
     ThreadExecutor,
@@ -26,7 +27,7 @@ from cascade.runtime.testing import EventRecorder, eventually
 
 
 def _of(recorder: EventRecorder, kind: type) -> list[str]:
-    return [e.task_id for e in recorder.events if type(e) is kind]
+    return [e.task_id for e in recorder.events if isinstance(e, TaskEvent) and type(e) is kind]
 
 
 async def test_six_tasks_on_two_threads_are_running_two_at_a_time() -> None:
@@ -81,7 +82,7 @@ async def test_six_tasks_on_two_threads_are_running_two_at_a_time() -> None:
     order = [
         (type(e).__name__, e.task_id)
         for e in recorder.events
-        if type(e) in (TaskQueued, TaskRunning)
+        if isinstance(e, TaskEvent) and type(e) in (TaskQueued, TaskRunning)
     ]
     for task_id in _of(recorder, TaskQueued):
         assert order.index(("TaskQueued", task_id)) < order.index(("TaskRunning", task_id))

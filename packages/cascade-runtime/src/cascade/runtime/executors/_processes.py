@@ -123,7 +123,7 @@ class ProcessExecutor:
         pool, and whether it waits for a worker (they are all busy): then ``taken``'s
         ``began_at``, where given, is set (in the pool's thread) when one starts it."""
         with self._lock:
-            pool, slots = self._pool, self._slots
+            pool = self._pool
             pooled: Future[Outcome] | None = None
             if pool is not None:
                 try:
@@ -132,11 +132,12 @@ class ProcessExecutor:
                     pass  # a worker died since: the next attempts go to a new pool
                 except RuntimeError:
                     pass  # shut down (by shutdown()): started again for a new run's attempt
-            if pooled is None:
+            if pool is None or pooled is None:
                 pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
-                slots = self._slots = _Slots(self.max_workers)
+                self._slots = _Slots(self.max_workers)
                 self.pools_made += 1
                 pooled = pool.submit(run_attempt, payload, context, lines)
+            slots = self._slots
             waits = slots.take(pooled, taken)
         pooled.add_done_callback(slots.ended)
         return pooled, pool, waits
