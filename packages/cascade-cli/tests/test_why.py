@@ -67,6 +67,16 @@ def test_hold_texts() -> None:
     assert holds_text([], times) == NOTHING_HOLDS
 
 
+def test_queued_hold_texts() -> None:
+    """A task waiting for a worker of its executor: which workers, all busy."""
+    times = TimeFormat(1_000.0)
+    threads = Hold(type="queued", executor="threads", workers=32)
+    processes = Hold(type="queued", executor="processes", workers=8)
+    assert holds_text([threads], times) == "waiting for one of 32 threads (all busy)"
+    assert holds_text([processes], times) == "waiting for one of 8 worker processes (all busy)"
+    assert recorded_holds_brief([msgspec.to_builtins(threads)]) == "a worker"
+
+
 def test_resource_hold_texts() -> None:
     """A task waiting for a system resource: who holds it (the largest first), or who waits
     for it first; a resource hold from an engine that sends only its type and name."""

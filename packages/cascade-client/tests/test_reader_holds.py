@@ -258,3 +258,24 @@ def test_a_gate_reads_held_awaiting_approval_with_its_prompt() -> None:
     failed = found[("run-1", "load-1")]
     assert (failed.awaits_approval, failed.prompt) == (False, None)
     assert model.runs["run-1"].tasks["gate-2"].hold == gate
+
+
+QUEUED_HOLD = Hold(type="queued", executor="threads", workers=32)
+
+
+def test_a_task_waiting_for_a_worker_reads_queued_then_running() -> None:
+    """A BLOCKED event with a hold of type ``queued`` reads QUEUED (active, its hold kept), from
+    its event or a heartbeat; its RUNNING then replaces it. A reader of the wire's six states
+    reads BLOCKED."""
+    body = TaskStateEvent(task_id="x-1", task_name="x", state="BLOCKED", held_by=[QUEUED_HOLD])
+    assert body.state == "BLOCKED"
+    run = _model(body).runs["run-1"]
+    task = run.tasks["x-1"]
+    assert (task.state, task.held_by, task.hold) == ("QUEUED", (QUEUED_HOLD,), None)
+    assert (run.count("QUEUED"), run.count("BLOCKED"), run.held_tasks()) == (1, 0, [])
+    assert task in run.active_tasks()
+    running = TaskStateEvent(task_id="x-1", task_name="x", state="RUNNING")
+    assert _model(body, running).runs["run-1"].tasks["x-1"].state == "RUNNING"
+    listed = {"blocked_tasks": [{"task_id": "y-2", "task_name": "y", "held_by": [QUEUED_HOLD]}]}
+    beat = Heartbeat(blocked=1, blocked_tasks=msgspec.convert(listed, Heartbeat).blocked_tasks)
+    assert _model(beat).runs["run-1"].tasks["y-2"].state == "QUEUED"

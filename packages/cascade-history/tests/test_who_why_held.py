@@ -97,6 +97,30 @@ def test_what_held_a_task_is_in_its_run(history: History) -> None:
     assert "held_by" not in load.states[1].to_json()
 
 
+def test_a_task_that_waited_for_a_worker_is_queued_its_attempt_from_its_start(
+    history: History,
+) -> None:
+    """A BLOCKED event with a queued hold is stored QUEUED, counted in no blocked time; its
+    attempt (the one it held back) starts at its RUNNING, when a worker started it."""
+    queued = {"type": "queued", "executor": "threads", "workers": 32}
+    history.store(
+        [
+            lifecycle("r1", "ENGINE_STARTED", T0, tasks=1),
+            task("r1", "load_a-1", "BLOCKED", T0 + 1, held_by=[queued]),
+            task("r1", "load_a-1", "RUNNING", T0 + 3),
+            task("r1", "load_a-1", "COMPLETED", T0 + 5, duration_ms=2000.0),
+        ]
+    )
+    detail = history.run("r1")
+    assert detail is not None
+    (load,) = detail.tasks
+    assert [change.state for change in load.states] == ["QUEUED", "RUNNING", "COMPLETED"]
+    assert [change.attempt for change in load.states] == [1, 1, 1]
+    assert (load.blocked_s, load.started_at, load.duration_ms) == (0.0, T0 + 3, 2000.0)
+    (attempt,) = load.attempt_list
+    assert (attempt.started_at, attempt.duration) == (T0 + 3, 2.0)
+
+
 def test_a_cancelled_run_is_cancelled(history: History) -> None:
     """On the wire a cancelled run ends Failed with cancelled: true; the history says Cancelled."""
     history.store(

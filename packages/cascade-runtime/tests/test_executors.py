@@ -26,8 +26,10 @@ from cascade.runtime import (
     TaskCancelled,
     TaskCompleted,
     TaskContext,
+    TaskEvent,
     TaskFailedError,
     TaskHeld,
+    TaskQueued,
     TaskRetrying,
     TaskRunning,
     ThreadExecutor,
@@ -259,7 +261,7 @@ async def test_a_cancelled_run_cancels_queued_attempts_and_abandons_started_ones
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run(tasks.waits.map(folder=[str(tmp_path)] * 3, n=[0, 1, 2])))
     try:
-        await recorder.until(lambda: sum(type(e) is TaskRunning for e in recorder.events) == 3)
+        await recorder.until(lambda: sum(type(e) is TaskQueued for e in recorder.events) == 2)
         await eventually(lambda: (tmp_path / "started-0").exists())
         run_id = next(e.run_id for e in recorder.events if isinstance(e, RunStarted))
         report = engine.cancel(run_id, issued_by="test")
@@ -281,6 +283,44 @@ async def test_a_cancelled_run_cancels_queued_attempts_and_abandons_started_ones
         (tmp_path / "release").write_text("")
         executor.shutdown()
     assert not (tmp_path / "started-2").exists()
+
+
+async def test_processes_say_queued_until_a_worker_is_free(
+    tasks: ModuleType, tmp_path: Path
+) -> None:
+    """ProcessExecutor(1), three attempts: one RUNNING, two QUEUED (not started: the worker
+    runs the first); each RUNNING once the attempt before it has ended, in the order handed."""
+    executor = ProcessExecutor(1)
+    engine = Engine(executor=executor)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run(tasks.waits.map(folder=[str(tmp_path)] * 3, n=[0, 1, 2])))
+    try:
+        await recorder.until(lambda: sum(type(e) is TaskQueued for e in recorder.events) == 2)
+        await eventually(lambda: (tmp_path / "started-0").exists())
+        items = [e.task_id for e in recorder.events if type(e) is TaskRunning and "[" in e.task_id]
+        assert [task_id[-3:] for task_id in items] == ["[0]"]
+        queued = [e for e in recorder.events if type(e) is TaskQueued]
+        assert sorted(e.task_id[-3:] for e in queued) == ["[1]", "[2]"]
+        hold = queued[0].held_by[0]
+        assert (hold.type, hold.executor, hold.workers) == ("queued", "processes", 1)
+        assert not (tmp_path / "started-1").exists()
+        (tmp_path / "release").write_text("")
+        assert await run == [0, 1, 2]
+    finally:
+        (tmp_path / "release").write_text("")
+        executor.shutdown()
+    said = [
+        (type(e).__name__, e.task_id[-3:])
+        for e in recorder.events
+        if isinstance(e, TaskEvent) and "[" in e.task_id
+    ]
+    running = [item for kind, item in said if kind == "TaskRunning"]
+    assert running == ["[0]", "[1]", "[2]"]
+    for item in ("[1]", "[2]"):
+        before = f"[{int(item[1]) - 1}]"
+        assert said.index(("TaskRunning", before)) < said.index(("TaskRunning", item))
+        assert said.index(("TaskQueued", item)) < said.index(("TaskRunning", item))
 
 
 async def test_threads_are_the_default_and_keep_their_pool_a_run() -> None:

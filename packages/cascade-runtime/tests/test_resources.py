@@ -115,14 +115,17 @@ async def test_one_setup_for_many_tasks_at_once_async() -> None:
 
 
 async def test_one_setup_for_many_tasks_at_once_sync() -> None:
-    """A sync resource's setup runs once, in a thread, while twenty sync tasks wait for it."""
+    """A sync resource's setup runs once, in a thread, while twenty sync tasks wait for it: all
+    admitted at once, each asks for it before its setup's thread starts (a plain-function
+    task says nothing while it waits for its resources: it is RUNNING once a thread starts it,
+    so none is RUNNING before the setup ends)."""
     setups: list[str] = []
-    gate = threading.Event()
     threads: list[str] = []
+    said: list[int] = []
 
     @resource
     def pool() -> Iterator[list[str]]:
-        assert gate.wait(10)
+        said.append(running)
         threads.append(threading.current_thread().name)
         setups.append("set up")
         yield setups
@@ -138,12 +141,12 @@ async def test_one_setup_for_many_tasks_at_once_sync() -> None:
         nonlocal running
         if isinstance(event, TaskRunning):
             running += 1
-            if running == 20:
-                gate.set()
 
     engine.events.subscribe(on_event)
     assert await engine.run([use(i) for i in range(20)]) == [1] * 20
     assert setups == ["set up"]
+    assert said == [0]
+    assert running == 20
     assert threads[0].startswith("cascade-task")  # the run's pool, not the loop's thread
 
 

@@ -8,6 +8,7 @@ The task bodies live here, at the top level of a module on ``sys.path``, so that
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ KEY_PARAMS = {"p0": "x", "p1": "y"}
 """The parameters that select routes: their defaults (each takes ``"x"`` or ``"y"``)."""
 FLAG_PARAMS = {"c0": False, "c1": True}
 """The parameters that are conditions: their defaults."""
+
+
+STARTS: dict[tuple[str, int], float] = {}
+"""When each attempt's body started (``time.time()``), by task id and attempt: where the bodies
+run in this process (threads), what the engine's ``RUNNING`` is compared with."""
+WORK = [0.0]
+"""Seconds each body works before it returns (0: none), where a test asks (threads only)."""
+
+
+def started() -> Any:
+    """The attempt's ``current_task()``, its start recorded (:data:`STARTS`)."""
+    context = current_task()
+    assert context is not None
+    STARTS[(context.task_id, context.attempt)] = time.time()
+    if WORK[0]:
+        time.sleep(WORK[0])  # the body's work: a queue forms behind it
+    return context
 
 
 class Failure(Exception):
@@ -227,8 +245,7 @@ def number(*parts: Any) -> int:
 def call_body(label: str, width: int, failures: int, *args: Any) -> list[int]:
     """A generated call: fails its first ``failures`` attempts, then returns ``width`` numbers
     of its label and arguments."""
-    context = current_task()
-    assert context is not None
+    context = started()
     if context.attempt <= failures:
         raise Failure(f"{label} fails attempt {context.attempt}")
     return [number(label, args, k) for k in range(width)]
@@ -241,6 +258,7 @@ def unkept_body(label: str, width: int, failures: int, *args: Any) -> tuple[int,
 
 def choice_body(label: str, value: str | bool, fails: bool) -> str | bool:
     """A generated choice: ``value``, or a failure."""
+    started()
     if fails:
         raise Failure(f"{label} fails")
     return value
@@ -249,6 +267,7 @@ def choice_body(label: str, value: str | bool, fails: bool) -> str | bool:
 def item_body(label: str, failing: bool, x: int) -> int:
     """One item of a generated map: fails (every attempt) for a multiple of 3 when
     ``failing``, else a number of its label and value."""
+    started()
     if failing and x % 3 == 0:
         raise Failure(f"{label} fails at {x}")
     return number(label, x)
@@ -272,8 +291,7 @@ def loop_body(
     """A step of a generated loop: step ``failing`` fails its first ``failures`` attempts;
     a step before the last jumps to the next (its number the jump's data), the last ends the
     loop with its value (returned, or with ``exits`` as the data of a jump to ``None``)."""
-    context = current_task()
-    assert context is not None
+    context = started()
     if step == failing and context.attempt <= failures:
         raise Failure(f"{label} fails step {step} attempt {context.attempt}")
     if step < steps:

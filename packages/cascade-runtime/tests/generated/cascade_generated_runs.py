@@ -248,6 +248,30 @@ def compare(
     return found
 
 
+def start_disagreements(observed: Observed, starts: dict[tuple[str, int], float]) -> list[str]:
+    """Where an attempt's ``RUNNING`` is not when its body started (``starts``, recorded by the
+    bodies; :data:`SAID_WITHIN` seconds either way): said while it waited for a worker, or
+    after it started."""
+    found = []
+    for event in observed.events:
+        if type(event) is not TaskRunning:
+            continue
+        began = starts.get((event.task_id, event.attempt))
+        if began is None:
+            continue  # a map's own task or a loop's going on: no body of its own
+        if abs(began - event.ts) > SAID_WITHIN:
+            found.append(
+                f"{event.task_name} ({event.task_id}) attempt {event.attempt} said RUNNING "
+                f"{(began - event.ts) * 1000:+.1f} ms from its body's start"
+            )
+    return found
+
+
+SAID_WITHIN = 0.05
+"""How far an attempt's ``RUNNING`` may be from its body's start (a loaded machine's thread
+switches; an attempt that waits for a worker waits for a body's :data:`WORK` or more)."""
+
+
 def plan_disagreements(
     expected: Expected, kept: dict[int, Outcome], steps: list[PlanStep], rerun: Expected
 ) -> list[str]:

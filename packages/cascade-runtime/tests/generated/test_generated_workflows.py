@@ -17,17 +17,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cascade_generated_plans import Plan, build, plans
+from cascade_generated_plans import STARTS, WORK, Plan, build, plans
 from cascade_generated_reference import expect
 from cascade_generated_runs import (
+    SAID_WITHIN,
     disagreements,
     observe,
     plan_disagreements,
     rerun_disagreements,
+    start_disagreements,
 )
 from hypothesis import HealthCheck, Phase, given, settings
 
-from cascade.runtime import Engine, ProcessExecutor
+from cascade.runtime import Engine, ProcessExecutor, ThreadExecutor
 
 EXAMPLES = int(os.environ.get("CASCADE_GENERATED_EXAMPLES", "300"))
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
@@ -64,6 +66,21 @@ def test_a_generated_workflow_runs_as_the_docs_say(plan: Plan) -> None:
     """Tasks run (how often, in what order), results, each task's last state and why, on the
     wire too, and the run's outcome: as the reference says, on the default threads."""
     check(plan, disagreements(expect(plan), asyncio.run(observe(plan))))
+
+
+@drawn(0.1)
+@given(plans(max_nodes=10))
+def test_a_generated_workflows_tasks_are_running_when_a_thread_starts_them(plan: Plan) -> None:
+    """On one thread, each body working 1.5 times ``SAID_WITHIN``: each attempt's RUNNING is
+    when its body started (not when it was handed to the thread's queue), and the run is as the
+    reference says."""
+    STARTS.clear()
+    WORK[0] = SAID_WITHIN * 1.5
+    try:
+        observed = asyncio.run(observe(plan, {"executor": ThreadExecutor(1)}))
+    finally:
+        WORK[0] = 0.0
+    check(plan, disagreements(expect(plan), observed) + start_disagreements(observed, STARTS))
 
 
 @pytest.fixture(scope="module")

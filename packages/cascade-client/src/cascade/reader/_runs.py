@@ -9,8 +9,8 @@ from cascade.interfaces._shared import (
     MAX_HOLDERS,
     MAX_HOLDS,
     BlockedTask,
-    held_for_decision,
     truncate_traceback,
+    waiting_state,
 )
 from cascade.interfaces.commands import Decided
 from cascade.interfaces.serving import RunOrigin
@@ -31,7 +31,7 @@ __all__ = [
 
 # The states whose traceback is kept (not CANCELLED), and those whose holds are.
 _FAILURES = frozenset({"FAILED", "RETRYING", "HELD"})
-_WAITING = frozenset({"BLOCKED", "HELD"})
+_WAITING = frozenset({"BLOCKED", "HELD", "QUEUED"})
 
 
 def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, entered: float) -> None:
@@ -128,11 +128,11 @@ def apply_snapshot(
 
 def apply_blocked(run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:
     """A heartbeat's blocked tasks: what holds each now, and those the reader never saw (a task
-    held for a decision is ``HELD``)."""
+    held for a decision is ``HELD``, one that waits for a worker ``QUEUED``)."""
     for item in blocked[:MAX_BLOCKED_TASKS]:
         task = run.tasks.get(item.task_id)
         held = kept_holds(item.held_by)
-        state = "HELD" if held_for_decision("BLOCKED", item.held_by) else "BLOCKED"
+        state = waiting_state("BLOCKED", item.held_by)
         if task is None:
             since = item.since if item.since is not None else now
             name = truncate(item.task_name, KEPT["name"])

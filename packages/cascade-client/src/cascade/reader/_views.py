@@ -32,7 +32,7 @@ FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 """The last second of year 9999: docs/protocol.md reads an expiry beyond it as no expiry."""
 _KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
-_ACTIVE = ("RUNNING", "RETRYING", "BLOCKED", "HELD")
+_ACTIVE = ("RUNNING", "RETRYING", "BLOCKED", "HELD", "QUEUED")
 _DECIDERS = 16  # (decision, person) pairs a run lists; beyond them counted as others
 _DECISIONS_SEEN = 4096  # (task, attempt) decided a run remembers to count a copy once
 
@@ -50,8 +50,9 @@ class TaskView:
     ts: str = ""
     """The event's own time (ISO 8601): what a resent copy is told apart by."""
     held_by: tuple[Hold, ...] | None = None
-    """What holds it back, while BLOCKED or HELD, as its engine last said (``None``: it did not
-    say, an engine before ``held_by``; empty: nothing holds it now)."""
+    """What holds it back, while BLOCKED, HELD or QUEUED (waiting for a worker of its executor),
+    as its engine last said (``None``: it did not say, an engine before ``held_by``; empty:
+    nothing holds it now)."""
     seq: int = 0
     """The number of the event that set this state (``0``: an engine that does not number)."""
     traceback: str | None = None

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_HOLDERS",
     "MAX_HOLDS",
     "MAX_PROMPT_LENGTH",
+    "QUEUED",
     "BlockedTask",
     "Hold",
 ]
@@ -28,6 +29,8 @@ MAX_BLOCKED_TASKS = 16
 """The most blocked tasks a heartbeat lists (``blocked`` counts them all)."""
 MAX_PROMPT_LENGTH = 1024
 """The longest prompt (characters) an engine sends on a gate's hold."""
+QUEUED = "queued"
+"""The ``type`` of the hold of a task handed to its executor that waits for a worker."""
 APPROVAL = "approval"
 """The ``kind`` of a ``decision`` hold that is a gate's: it awaits a person's approval."""
 # What a reader accepts: more than engines send, so that a later engine's longer lists
@@ -62,7 +65,10 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
       (``with_constraints``), of which ``in_use`` of its ``capacity`` is held now by the
       tasks ``users`` names (task id and amount; at most :data:`MAX_HOLDERS`, the largest);
       or it would fit, but ``ahead`` (a task id) has waited for it since earlier, and
-      starts first.
+      starts first;
+    - ``queued``: the task was handed to its executor, whose ``workers`` are all busy
+      (``executor``: ``threads`` or ``processes``); it is ``RUNNING`` once a worker starts
+      it. Readers that know it show the task ``QUEUED``.
 
     Readers take other types too (a later engine's), showing at least the type.
     """
@@ -87,6 +93,8 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     ahead: str | None = None
     kind: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     prompt: Annotated[str, msgspec.Meta(max_length=4 * MAX_PROMPT_LENGTH)] | None = None
+    executor: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    workers: _Count | None = None
 
     @property
     def awaits_decision(self) -> bool:
@@ -97,6 +105,11 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     def awaits_approval(self) -> bool:
         """Whether this hold is a gate's, waiting for a person's approval (``prompt``)."""
         return self.type == "decision" and self.kind == APPROVAL
+
+    @property
+    def awaits_worker(self) -> bool:
+        """Whether this hold is an executor's: the task waits for one of its workers."""
+        return self.type == QUEUED
 
 
 Holds = Annotated[list[Hold], msgspec.Meta(max_length=_READ_LIMIT)]

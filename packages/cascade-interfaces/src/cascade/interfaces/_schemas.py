@@ -15,7 +15,7 @@ import msgspec
 
 from ._constraint import convert
 from ._decisions import Decided
-from ._holds import BlockedTasks, Hold, Holds
+from ._holds import QUEUED, BlockedTasks, Hold, Holds
 from ._limits import MAX_NUMBER
 from ._serving import RunOrigin
 
@@ -54,11 +54,20 @@ _SNAPSHOT_READ_LIMIT = 10_000
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 ReaderState: TypeAlias = Literal[
-    "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED", "HELD"
+    "RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "SKIPPED",
+    "BLOCKED",
+    "RETRYING",
+    "CANCELLED",
+    "HELD",
+    "QUEUED",
 ]
 """A task's state as readers show it: the wire's; ``CANCELLED`` for a ``FAILED`` task
 that carries ``cancelled``; ``HELD`` for a ``BLOCKED`` task held for a decision (a hold of
-type ``decision`` in its ``held_by``)."""
+type ``decision`` in its ``held_by``); ``QUEUED`` for a ``BLOCKED`` task handed to its
+executor that waits for a worker (a hold of type ``queued``)."""
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
 """Reader states a task never leaves."""
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
@@ -177,9 +186,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
         for a decision, else :attr:`state`."""
         if self.cancelled is True:
             return "CANCELLED"
-        if self.held is not None:
-            return "HELD"
-        return self.state
+        return waiting_state(self.state, self.held_by)
 
 
 def held_for_decision(state: str, held_by: Holds | msgspec.UnsetType) -> Hold | None:
@@ -187,6 +194,20 @@ def held_for_decision(state: str, held_by: Holds | msgspec.UnsetType) -> Hold | 
     if state != "BLOCKED" or held_by is msgspec.UNSET:
         return None
     return next((hold for hold in held_by if hold.type == "decision"), None)
+
+
+def waiting_state(state: TaskState, held_by: Holds | msgspec.UnsetType) -> ReaderState:
+    """The state a reader shows of a task whose wire state is ``state``: ``HELD`` for a
+    ``BLOCKED`` task held for a decision, ``QUEUED`` for one that waits for a worker of its
+    executor, else ``state``."""
+    if state != "BLOCKED" or held_by is msgspec.UNSET or not held_by:
+        return state
+    queued = False
+    for hold in held_by:
+        if hold.type == "decision":
+            return "HELD"
+        queued = queued or hold.type == QUEUED
+    return "QUEUED" if queued else state
 
 
 class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True):
@@ -238,7 +259,7 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
         """The state a reader shows, as :attr:`TaskStateEvent.reader_state`."""
         if self.cancelled is True:
             return "CANCELLED"
-        return "HELD" if held_for_decision(self.state, self.held_by) else self.state
+        return waiting_state(self.state, self.held_by)
 
     def event(self) -> TaskStateEvent:
         """The task's latest event."""

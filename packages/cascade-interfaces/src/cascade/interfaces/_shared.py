@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         MAX_HOLDERS,
         MAX_HOLDS,
         MAX_PROMPT_LENGTH,
+        QUEUED,
         BlockedTask,
     )
     from ._ids import (
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
         TaskState,
         TraceId,
         held_for_decision,
+        waiting_state,
     )
     from ._serving import (
         MAX_PARAMS_BYTES,

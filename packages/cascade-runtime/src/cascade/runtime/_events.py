@@ -239,6 +239,20 @@ class TaskHeld(TaskBlocked, frozen=True, gc=True):
     exception: BaseException | None = None
 
 
+class TaskQueued(TaskBlocked, frozen=True):
+    """A plain-function task's attempt was handed to its executor, whose workers are all
+    busy: it waits for one, and its ``TaskRunning`` comes when a worker starts it (its
+    ``duration_ms`` counted from then).
+
+    A ``BLOCKED`` event, as it is published: ``held_by`` is its one
+    :class:`~cascade.interfaces.Hold` of type ``queued`` (the ``executor``, ``threads`` or
+    ``processes``, and its ``workers``), which readers that know it show ``QUEUED``. An
+    attempt handed over while a worker is free has none: it starts at once. Said at the
+    run's next look at its waiting attempts (every 10 ms while some wait), stamped when it
+    was handed over: an attempt that a worker started before has none either.
+    """
+
+
 Event: TypeAlias = RunStarted | RunFinished | TaskEvent | ResourceAcquired | ResourceReleased
 """Any event of a run: a type at run time too (``isinstance(event, Event)``, and
 ``events.subscribe(Event, handler)`` as the original's bus takes it)."""

@@ -42,6 +42,7 @@ from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
+from ._worker_starts import WorkerStarts
 from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .executors._executor import Attempt, RunView
@@ -63,6 +64,18 @@ from .workflow._task_context import CURRENT, RunContext
 __all__ = ["CancelReport", "HoldPolicy", "Run", "RunCounts"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+
+
+def _real_start(
+    starts: WorkerStarts, handed: Attempt, attempt: int, started: float, attempt_started: float
+) -> tuple[float, float]:
+    """The first start and the attempt's start of an attempt that waited for a worker, once
+    it has ended: from when a worker started it (as they were, if none did); its RUNNING said
+    now if it was not yet."""
+    began = starts.ended(handed)
+    if began is None:
+        return started, attempt_started
+    return (began if attempt == 1 else started), began
 
 
 async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
@@ -216,6 +229,7 @@ class Run:
         self.maps = Maps(self)  # its maps whose items run
         self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
+        self.starts = WorkerStarts(run_id, self.emit, self.loop)  # of attempts that waited
         # None: no task injects one (graph.resources checked against them before the run)
         self.resources = (
             RunResources(resources or {}, run_id, self.executors.threads.pool, stats, emit_aside)
@@ -661,18 +675,21 @@ class Run:
                     return
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
-            if decided is not None:
-                emit(
-                    TaskRunning(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        attempt=attempt,
-                        decided=decided,
+            if spec.is_async:  # it starts as it is awaited; a plain function, once handed over
+                if decided is not None:
+                    emit(
+                        TaskRunning(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            attempt=attempt,
+                            decided=decided,
+                        )
                     )
-                )
-            else:
-                emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+                else:
+                    emit(
+                        TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt)
+                    )
             CURRENT.set((self.context, node, attempt))  # in its task, and its thread's context
             logs = self.logs
             if logs is not None:  # what this attempt logs, in its task and its thread, is its
@@ -694,6 +711,18 @@ class Run:
                     handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
                     running = executor.take(handed)
                     threaded = grant is not None
+                    if handed.waiting is None:  # a worker was free: it starts now
+                        emit(
+                            TaskRunning(
+                                run_id=run_id,
+                                task_id=task_id,
+                                task_name=name,
+                                attempt=attempt,
+                                decided=decided,
+                            )
+                        )
+                    else:  # RUNNING when a worker starts it
+                        self.starts.waits(handed, attempt, decided)
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -705,6 +734,10 @@ class Run:
                         self.threads_left = True  # the run's end does not wait for them
                         raise
             except asyncio.CancelledError as exc:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
                     # a sync task stopped while its resources were set up started no thread
@@ -714,12 +747,21 @@ class Run:
                         and not waited
                         and self.executors.of(spec).started(task_id)
                     )
-                    self._cancelled(node, started, abandoned=abandoned)
+                    never = attempt == 1 and handed is not None and not self.starts.began(handed)
+                    self._cancelled(node, None if never else started, abandoned=abandoned)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 failure = exc
             else:
+                if handed is not None and handed.waiting is not None:
+                    started, attempt_started = _real_start(
+                        self.starts, handed, attempt, started, attempt_started
+                    )
                 if type(result) is Jump:  # a loop goes on (a jump's route is another task)
                     if self.loops is None:
                         self.loops = Loops(self)

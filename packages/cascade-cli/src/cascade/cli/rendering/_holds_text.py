@@ -21,6 +21,7 @@ __all__ = [
     "decision_hold_text",
     "hold_text",
     "holds_text",
+    "queued_hold_text",
     "recorded_holds_brief",
     "recorded_holds_text",
     "resource_hold_text",
@@ -42,11 +43,13 @@ def _issued(hold: Hold) -> str:
 def hold_text(hold: Hold, times: TimeFormat) -> str:
     """One hold: ``pause on task:load_* by alice "maintenance"``, ``concurrency 2/2 on
     task:api_* (running: 2 api_get)``, ``rate_limit 10/m on global, next start 14:02:11
-    (in 3.2s)``, ``resource:gpu_slots needs 1 (1 of 1 in use by train-12)``, or that the
-    engine waits for the broker's constraints."""
+    (in 3.2s)``, ``resource:gpu_slots needs 1 (1 of 1 in use by train-12)``, ``waiting for
+    one of 32 threads (all busy)``, or that the engine waits for the broker's constraints."""
     kind = inert(hold.type, 64)
     if hold.type == "sync":
         return "waiting for the broker's retained constraints (after connecting)"
+    if hold.awaits_worker:
+        return queued_hold_text(hold)
     if hold.awaits_decision:
         return decision_hold_text(hold, times)
     if hold.type == "resource" and hold.resource is not None:
@@ -73,6 +76,18 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
             text += f", next start {times.at(hold.next_start)} (in {wait})"
         return text + _issued(hold)
     return f"{kind}{scope}" + _issued(hold)
+
+
+def queued_hold_text(hold: Hold) -> str:
+    """A task handed to its executor whose workers are all busy: ``waiting for one of 32
+    threads (all busy)``, ``waiting for one of 8 worker processes (all busy)``."""
+    kind = {"threads": "threads", "processes": "worker processes"}.get(
+        hold.executor or "",
+        f"workers of {inert(hold.executor, 64)}" if hold.executor else "workers",
+    )
+    if hold.workers is None:
+        return f"waiting for one of its executor's {kind} (all busy)"
+    return f"waiting for one of {hold.workers} {kind} (all busy)"
 
 
 def _amount(value: float | None) -> str:
@@ -136,6 +151,8 @@ def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str
 def _brief(hold: Hold) -> str:
     if hold.type == "sync":
         return "constraints sync"
+    if hold.awaits_worker:
+        return "a worker"
     if hold.awaits_approval:
         return "approval"
     if hold.awaits_decision:

@@ -69,6 +69,7 @@ STATE_STYLES = {
     "FAILED": "red",
     "SKIPPED": "yellow",
     "BLOCKED": "magenta",
+    "QUEUED": "blue",
     "HELD": "bold red",
     "RETRYING": "yellow",
     "CANCELLED": "bright_black",
@@ -82,6 +83,7 @@ _RUN_STYLES = {
 }
 _IN_FLIGHT = {"RUNNING": "in flight", "RETRYING": "in flight"}  # a lost run's: nothing runs
 _ACTIVE_SHOWN = 8
+_WAITING = ("BLOCKED", "HELD", "QUEUED")  # a task whose engine says what holds it
 _NONE = Text("none", style="dim")  # the row of a table with nothing in it
 _FAILED_SHOWN = 5
 _NAMES_SHOWN = 3  # the live runs' names an engine's summary cell shows
@@ -197,7 +199,7 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
             label = Text(f"  {_said(task.state, run)} ", style=style) + name
             said = f": iteration {number_of(iteration.task_id)} {_said(iteration.state, run)}"
             label.append(said, style=STATE_STYLES.get(iteration.state, ""))
-            if iteration.state in ("BLOCKED", "HELD") and iteration.held_by is not None:
+            if iteration.state in _WAITING and iteration.held_by is not None:
                 held = holds_text(iteration.held_by, times)
         elif parent is not None:  # a map's items in one state, held alike: one row
             label = Text(f"  {counted(len(group), 'item')} {_said(task.state, run)} ", style=style)
@@ -241,7 +243,7 @@ def _alike(tasks: list[TaskView], times: TimeFormat) -> list[list[tuple[TaskView
     by_reason: dict[tuple[str, str, str | None], list[tuple[TaskView, str]]] = {}
     for task in tasks:
         held = ""  # beside a blocked or held task: what holds it, as its engine said
-        if task.state in ("BLOCKED", "HELD") and task.held_by is not None:
+        if task.state in _WAITING and task.held_by is not None:
             held = holds_text(task.held_by, times)
         if task.state == "HELD" and task.error:
             held += f": {inert(task.error, SHOWN['error'])}"

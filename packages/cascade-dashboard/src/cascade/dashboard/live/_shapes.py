@@ -33,10 +33,10 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
         "error": task.error,
         # a failed attempt's traceback while FAILED, RETRYING or HELD (null: none sent)
         "traceback": task.traceback,
-        # what holds it back while BLOCKED or HELD (null: its engine did not say)
+        # what holds it back while BLOCKED, HELD or QUEUED (null: its engine did not say)
         "held_by": (
             msgspec.to_builtins(list(task.held_by))
-            if task.state in ("BLOCKED", "HELD") and task.held_by is not None
+            if task.state in ("BLOCKED", "HELD", "QUEUED") and task.held_by is not None
             else None
         ),
         # completed without running: its cache gave the result, or the run that kept it did

@@ -253,7 +253,7 @@ function paint(drawing, tasks, options) {
 
 // A mapped task's items by state, what came of them first ("1,980 completed, 3 failed, 17
 // running"), then any state the wire had that the page does not know.
-const TALLY = ["COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "HELD", "BLOCKED", "RETRYING", "RUNNING"];
+const TALLY = ["COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "HELD", "BLOCKED", "QUEUED", "RETRYING", "RUNNING"];
 function countsSaid(counts) {
   const states = TALLY.filter((s) => counts[s]).concat(Object.keys(counts).filter((s) => !TALLY.includes(s) && counts[s]));
   return states.map((s) => count(counts[s]) + " " + s.toLowerCase());

@@ -745,7 +745,7 @@ function drawFailures(liveRun, recorded, tasks) {
     const listed = new Set(failures.map((f) => f.task_id));
     for (const f of recordedFailures) { // those a decision ended: the live view says only how
       const now = liveById.get(f.task_id);
-      if (!listed.has(f.task_id) && (!now || !["RUNNING", "RETRYING", "BLOCKED"].includes(now.state))) failures.push(f);
+      if (!listed.has(f.task_id) && (!now || !["RUNNING", "RETRYING", "BLOCKED", "QUEUED"].includes(now.state))) failures.push(f);
     }
   } else {
     failures = recordedFailures;

@@ -2,8 +2,9 @@
 import { el, safeClass, span } from "./dom.js";
 import { clock, count, shortId } from "./format.js";
 
-// A task's states, as the wire names them, in the order the page lists them.
-export const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
+// A task's states, as the wire names them (QUEUED: BLOCKED waiting for a worker of its
+// executor, as HELD is BLOCKED held for a decision), in the order the page lists them.
+export const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "QUEUED", "HELD", "RETRYING"];
 
 // A run's tasks by state as counts ("running 3", "failed 1"), each in its state's colour.
 export function stateCounts(tasks) {

@@ -15,7 +15,7 @@ const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 
   7200, 10800, 21600, 43200, 86400];
 const MAX_TICKS = 6;     // intervals on the axis at most: its labels fit a narrow window
 // Merged bars of a group, drawn in this order: a failure is never hidden under a success.
-const LAYERS = ["s-BLOCKED", "s-SKIPPED", "s-RETRYING", "s-RUNNING", "o-COMPLETED", "o-SKIPPED",
+const LAYERS = ["s-QUEUED", "s-BLOCKED", "s-SKIPPED", "s-RETRYING", "s-RUNNING", "o-COMPLETED", "o-SKIPPED",
   "o-RETRYING", "o-CANCELLED", "s-HELD", "o-HELD", "o-FAILED"];
 const openGroups = new Map(); // timeline element id -> {run, names}: the groups opened there
 
@@ -314,6 +314,10 @@ function holdText(h, now) {
   const issued = (h.issued_by ? " by " + h.issued_by : "") +
     (h.reason ? " " + quoted(h.reason) : "");
   if (h.type === "sync") return "waiting for the broker's retained constraints";
+  if (h.type === "queued") {
+    const kind = { threads: "threads", processes: "worker processes" }[h.executor] || "workers";
+    return "waiting for one of " + (h.workers ?? "its executor's") + " " + kind + " (all busy)";
+  }
   if (h.type === "decision") {
     const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + dueAt(h.deadline, now) : "";
     if (h.kind === "approval") return "awaiting approval: " + quoted(h.prompt || "") + deadline;

@@ -17,6 +17,8 @@ from ._task_filters import ESCAPE, FINISHED_STATES, is_folded, matching, members
 
 __all__ = ["STATES_KEPT", "TaskOrder", "count_query", "ranked_query", "run_query"]
 
+_WAITING = ("BLOCKED", "QUEUED")  # before an attempt: a constraint, or a worker
+
 STATES_KEPT = 100
 """A task's last states a page of a run keeps (those before are counted, not listed)."""
 
@@ -217,11 +219,10 @@ def _task(
 ) -> TaskHistory:
     """A task's history from its events in time order.
 
-    A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
+    A state's attempt is the number of times the task had started by then; a ``BLOCKED`` or
+    ``QUEUED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
     failed; a gate's (``HELD`` before it ever started) and those after it, 1. ``omitted``: its
-    earliest
-    states were left out; how many, and its starts and first start counting them.
+    earliest states were left out; how many, and its starts and first start counting them.
     """
     kept_starts = sum(1 for event in events if event.state == "RUNNING")
     started = 0 if omitted is None else omitted[1] - kept_starts
@@ -231,7 +232,7 @@ def _task(
     for index, event in enumerate(events):
         if event.state == "RUNNING":
             started += 1
-        attempt = started + 1 if event.state == "BLOCKED" else started
+        attempt = started + 1 if event.state in _WAITING else started
         if event.state == "HELD" and not started:
             gate = True  # held from its start, awaiting approval: its hold's attempt, 1
         if gate and not attempt:

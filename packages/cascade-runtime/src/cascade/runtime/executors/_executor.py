@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 if TYPE_CHECKING:
+    from cascade.interfaces import Hold
+
     from .._tracing import AttemptSpan
     from ..constraints._capacity import Grant
     from ..results._on_worker import WorkerKeep
@@ -117,9 +119,26 @@ class Attempt:
     (``grant``: given back once its body has ended where it ran), its task's ``node`` and its
     ``run`` (:class:`RunView`). An executor whose worker keeps the result itself sets ``kept``:
     how, the run checking its report once the attempt has ended.
+
+    An executor that knows when a worker starts an attempt sets ``waiting`` when it takes one
+    while its workers are all busy (the ``queued`` hold the run says it ``BLOCKED`` by), and
+    ``began_at`` (``time.perf_counter()``, from any thread) once a worker starts it; one
+    taken while a worker is free starts at once. An executor that does not know (Dask, a
+    user's) leaves ``waiting`` unset: the attempt is taken as started when handed over.
     """
 
-    __slots__ = ("args", "fn", "grant", "kept", "kwargs", "node", "run", "span")
+    __slots__ = (
+        "args",
+        "began_at",
+        "fn",
+        "grant",
+        "kept",
+        "kwargs",
+        "node",
+        "run",
+        "span",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -139,6 +158,8 @@ class Attempt:
         self.node = node
         self.run = run
         self.kept: WorkerKeep | None = None
+        self.waiting: Hold | None = None
+        self.began_at: float | None = None  # perf_counter() when a worker started it (waiting)
 
     def submitted(self, submit: Callable[..., _T]) -> _T:
         """``submit`` (a :class:`RunExecutor`'s) called with this attempt: its call and span

@@ -24,10 +24,14 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import Hold
+from cascade.interfaces._shared import QUEUED
 
 from .._errors import ExecutorError, WorkerLost
 from .._steps import describe
@@ -78,6 +82,8 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._context = multiprocessing.get_context("spawn")
         self._said_lost: tuple[ProcessPoolExecutor, str] | None = None
+        self._slots = _Slots(self.max_workers)  # the pool's workers, busy or not
+        self.queued = Hold(type=QUEUED, executor="processes", workers=self.max_workers)
         self.pools_made = 0
         """Pools made so far: the first, and one after each pool a dead worker broke."""
 
@@ -107,22 +113,34 @@ class ProcessExecutor:
         return RunProcesses(self)
 
     def submit(
-        self, payload: bytes, context: Any, lines: Lines | None
-    ) -> tuple[Future[Outcome], ProcessPoolExecutor]:
-        """One attempt in the pool (made, or made again after a worker died, as needed), and
-        the pool."""
+        self,
+        payload: bytes,
+        context: Any,
+        lines: Lines | None,
+        taken: Attempt | None = None,
+    ) -> tuple[Future[Outcome], ProcessPoolExecutor, bool]:
+        """One attempt in the pool (made, or made again after a worker died, as needed), the
+        pool, and whether it waits for a worker (they are all busy): then ``taken``'s
+        ``began_at``, where given, is set (in the pool's thread) when one starts it."""
         with self._lock:
             pool = self._pool
+            pooled: Future[Outcome] | None = None
             if pool is not None:
                 try:
-                    return pool.submit(run_attempt, payload, context, lines), pool
+                    pooled = pool.submit(run_attempt, payload, context, lines)
                 except BrokenProcessPool:
                     pass  # a worker died since: the next attempts go to a new pool
                 except RuntimeError:
                     pass  # shut down (by shutdown()): started again for a new run's attempt
-            pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
-            self.pools_made += 1
-            return pool.submit(run_attempt, payload, context, lines), pool
+            if pool is None or pooled is None:
+                pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
+                self._slots = _Slots(self.max_workers)
+                self.pools_made += 1
+                pooled = pool.submit(run_attempt, payload, context, lines)
+            slots = self._slots
+            waits = slots.take(pooled, taken)
+        pooled.add_done_callback(slots.ended)
+        return pooled, pool, waits
 
     def lost(self, pool: ProcessPoolExecutor) -> WorkerLost:
         """The :class:`WorkerLost` of an attempt ``pool`` failed when a worker died (the pool
@@ -152,6 +170,53 @@ class ProcessExecutor:
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers})"
+
+
+class _Slots:
+    """Which attempts of one pool run and which wait for a worker, told from the pool's own
+    order: a pool hands its attempts to its workers in the order they came, so when one
+    ends (its worker is free), the longest waiting starts. No message from the worker: the
+    cheapest signal there is, a little late (by the time the ended attempt's result takes to
+    come back)."""
+
+    __slots__ = ("busy", "lock", "waiting", "workers")
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.busy = 0  # attempts in the pool that have not ended
+        self.waiting: deque[tuple[Future[Outcome], Attempt | None]] = deque()
+        self.lock = threading.Lock()
+
+    def take(self, pooled: Future[Outcome], taken: Attempt | None) -> bool:
+        """``pooled`` (``taken``) is in the pool: whether it waits for a worker."""
+        with self.lock:
+            self.busy += 1
+            if self.busy <= self.workers:
+                return False
+            self.waiting.append((pooled, taken))
+            return True
+
+    def ended(self, pooled: Future[Outcome]) -> None:
+        """``pooled`` ended (in the pool's thread): the longest waiting attempt starts, unless
+        it was cancelled while it waited (no worker was freed) or the pool broke (none will)."""
+        with self.lock:
+            self.busy -= 1
+            waiting = self.waiting
+            if pooled.cancelled():
+                for entry in waiting:
+                    if entry[0] is pooled:
+                        waiting.remove(entry)
+                        break
+                return
+            if isinstance(pooled.exception(), BrokenProcessPool):
+                waiting.clear()
+                return
+            while waiting:
+                next_one, taken = waiting.popleft()
+                if not next_one.done():
+                    if taken is not None:
+                        taken.began_at = time.perf_counter()
+                    break
 
 
 def _which_died(pool: ProcessPoolExecutor) -> str:
@@ -190,8 +255,12 @@ class RunProcesses:
         self._attempts: dict[str, Future[Outcome]] = {}  # in the pool, by task id
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
-        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        return attempt.submitted(self.submit)
+        """``attempt`` in a worker, as :meth:`submit` runs a call; if the workers are all busy,
+        it waits (``attempt.waiting``) and ``attempt.began_at`` is set when one starts it.
+        Nothing of it is kept where it runs."""
+        grant = attempt.grant
+        ended = None if grant is None else grant.release
+        return self._submit(attempt.fn, attempt.args, attempt.kwargs, ended, attempt)
 
     def submit(
         self,
@@ -205,8 +274,22 @@ class RunProcesses:
         """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
         its time in the pool); ``ended`` called when the pool is done with it; ``amounts`` are
         the machine's, held by the engine."""
+        return self._submit(fn, args, kwargs, ended, None)
+
+    def _submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ended: Callable[[], None] | None,
+        taken: Attempt | None,
+    ) -> asyncio.Future[Any]:
         attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
-        pooled, pool = self.executor.submit(attempt.payload, attempt.context, attempt.lines)
+        pooled, pool, waits = self.executor.submit(
+            attempt.payload, attempt.context, attempt.lines, taken
+        )
+        if waits and taken is not None:
+            taken.waiting = self.executor.queued
         future: asyncio.Future[Any] = self._loop.create_future()
         self._attempts[attempt.task_id] = pooled
         future.add_done_callback(lambda done: done.cancelled() and pooled.cancel())

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import Hold
+from cascade.interfaces._shared import QUEUED
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -45,7 +50,13 @@ class ThreadExecutor:
 
 
 class RunThreads:
-    """One run's threads: its plain-function tasks, and its sync resources' setups."""
+    """One run's threads: its plain-function tasks, and its sync resources' setups.
+
+    It counts the attempts in its pool: one taken while its threads are all busy waits
+    (``Attempt.waiting``), and the thread that starts it sets its ``began_at``, which the run
+    reads (nothing more for the thread to do: no call to the run's loop); one taken while a
+    thread is free starts at once.
+    """
 
     abandoned = "its thread runs on to its end; the result is discarded"
 
@@ -53,6 +64,10 @@ class RunThreads:
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self._loop = asyncio.get_running_loop()
+        self._busy = 0  # attempts in the pool that have not ended (ended: run or cancelled)
+        self._lock = threading.Lock()  # _busy goes up on the loop, down in the threads
+        self._waiting: dict[Future[Any], str] = {}  # attempts that waited: their task ids
+        self.queued = Hold(type=QUEUED, executor="threads", workers=max_workers)
 
     def pool(self) -> ThreadPoolExecutor:
         """The run's thread pool, made on first use."""
@@ -64,8 +79,36 @@ class RunThreads:
         return pool
 
     def take(self, attempt: Attempt) -> asyncio.Future[Any]:
-        """``attempt``, submitted (:meth:`submit`): nothing of it is kept where it runs."""
-        return attempt.submitted(self.submit)
+        """``attempt`` in a thread, as :meth:`submit` runs a call; if the threads are all
+        busy, it waits (``attempt.waiting``) and its thread sets ``attempt.began_at`` when it
+        starts it. Nothing of it is kept where it runs."""
+        call: Callable[[], Any] = functools.partial(attempt.fn, *attempt.args, **attempt.kwargs)
+        span = attempt.span
+        if span is not None:
+            call = span.bind(call)
+        call = functools.partial(contextvars.copy_context().run, call)
+        with self._lock:
+            waits = self._busy >= self.max_workers
+            self._busy += 1
+        if waits:
+            attempt.waiting = self.queued
+            call = functools.partial(_starts, attempt, call)
+        work = (self._pool or self.pool()).submit(call)
+        if waits:
+            self._waiting[work] = attempt.node.lazy.task_id
+        work.add_done_callback(self._ended)
+        grant = attempt.grant
+        if grant is not None:
+            release = grant.release
+            work.add_done_callback(lambda _: release())
+        return asyncio.wrap_future(work, loop=self._loop)
+
+    def _ended(self, work: Future[Any]) -> None:
+        """An attempt's thread is done with it, or it was cancelled before one started it."""
+        with self._lock:
+            self._busy -= 1
+            if self._waiting:
+                self._waiting.pop(work, None)
 
     def submit(
         self,
@@ -91,11 +134,20 @@ class RunThreads:
         return asyncio.wrap_future(work, loop=self._loop)
 
     def started(self, task_id: str) -> bool:
-        """Taken as started: a run's pool has a thread for each task it runs at once (up to
-        32)."""
+        """Whether a thread started the attempt of ``task_id`` (one that waits for a thread
+        has not: it is cancelled with its run)."""
+        for work, waiting in list(self._waiting.items()):
+            if waiting == task_id:
+                return work.running() or work.done()
         return True
 
     def close(self, *, wait: bool) -> None:
         """Shut the pool down (if the run made one), cancelling what has not started."""
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _starts(attempt: Attempt, call: Callable[[], Any]) -> Any:
+    """In the thread: an attempt that waited for one starts (its run reads when)."""
+    attempt.began_at = time.perf_counter()
+    return call()

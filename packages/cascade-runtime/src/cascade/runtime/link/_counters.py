@@ -19,7 +19,8 @@ class RunCounters:
     """Task counts of one run, and each task's latest event, kept up to date from its events.
 
     ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
-    back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
+    back by a constraint, or waiting for a worker of their executor (:class:`TaskQueued`)
+    (:attr:`blocked_events`: the BLOCKED event of each);
     ``pending`` the tasks that have not finished and are neither running nor
     blocked (a task between two attempts among them); ``held`` those of the blocked that
     are held for a decision (:class:`TaskHeld`); ``cancelled`` the tasks the
@@ -122,8 +123,8 @@ class RunCounters:
             else:
                 self.running -= 1
             self.completed += 1
-        elif state == "RETRYING":
-            self.running -= 1  # pending until its next attempt starts (or is blocked)
+        elif state == "RETRYING":  # pending until its next attempt starts (or is blocked)
+            self._ended_attempt(event.task_id)
         elif state == "FAILED":
             if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
                 before = latest.get(event.task_id)
@@ -138,7 +139,7 @@ class RunCounters:
             self.skipped += 1
         elif state == "BLOCKED":
             if isinstance(event, TaskHeld):
-                self.running -= 1  # its attempt failed
+                self._ended_attempt(event.task_id)  # its attempt failed
             self._blocked[event.task_id] = event
         elif state == "CANCELLED":
             before = latest.get(event.task_id)
@@ -147,3 +148,12 @@ class RunCounters:
             self._blocked.pop(event.task_id, None)
             self.failed += 1
             self.cancelled += 1
+
+    def _ended_attempt(self, task_id: str) -> None:
+        """An attempt of ``task_id`` failed: it ran, or it waited for a worker that never
+        started it (a timeout), or its call could not be made (its resources)."""
+        before = self.latest.get(task_id)
+        if before is not None and before.state == "RUNNING":
+            self.running -= 1
+        else:
+            self._blocked.pop(task_id, None)

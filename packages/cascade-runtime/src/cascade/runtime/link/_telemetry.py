@@ -29,7 +29,7 @@ from cascade.interfaces._shared import MAX_BLOCKED_TASKS, BlockedTask
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
-from .._events import RunFinished, TaskEvent, TaskHeld, WireEvent
+from .._events import RunFinished, TaskEvent, TaskHeld, TaskQueued, WireEvent
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes, event_body
 from ._run_snapshots import RunSnapshots
@@ -232,7 +232,7 @@ class TelemetrySubscriber:
         for event in itertools.islice(self.counters.blocked_events, MAX_BLOCKED_TASKS):
             name = event.task_name
             held: list[Hold] | None
-            if isinstance(event, TaskHeld):
+            if isinstance(event, TaskHeld | TaskQueued):  # held until decided, or started
                 held = list(event.held_by)
             elif holds is not None:
                 held = holds(name, event.task_id)

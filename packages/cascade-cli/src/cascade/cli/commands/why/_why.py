@@ -23,11 +23,12 @@ def _matches(task: TaskView, pattern: str | None) -> bool:
     return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
 
 
-_WAITING = ("HELD", "BLOCKED")
+_WAITING = ("HELD", "BLOCKED", "QUEUED")
 
 
 def _blocked(run: RunView, pattern: str | None) -> list[TaskView]:
-    """Its waiting tasks: those held for a decision first, then the blocked ones."""
+    """Its waiting tasks: those held for a decision first, then the blocked ones, then those
+    waiting for a worker of their executor."""
     tasks = [t for t in run.tasks.values() if t.state in _WAITING and _matches(t, pattern)]
     return sorted(tasks, key=lambda task: (_WAITING.index(task.state), task.since))
 
@@ -61,7 +62,12 @@ def _summary(run: RunView) -> str:
         }
     else:
         seen = run.counts()
-        counts = {"held": seen["HELD"], "blocked": seen["BLOCKED"], "running": seen["RUNNING"]}
+        counts = {
+            "held": seen["HELD"],
+            "blocked": seen["BLOCKED"],
+            "queued": seen["QUEUED"],
+            "running": seen["RUNNING"],
+        }
     said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
     return f"{run.status}" + (f", {said}" if said else "")
 
@@ -87,7 +93,8 @@ def why_lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]
         )
         name = inert(task.name, SHOWN["name"])
         waited = duration(times.now - task.since)
-        lines.append(f"  {name} ({inert(task.task_id, SHOWN['name'])}) blocked {waited}: {held}")
+        said = task.state.lower()  # blocked, or queued
+        lines.append(f"  {name} ({inert(task.task_id, SHOWN['name'])}) {said} {waited}: {held}")
     if not blocked:
         known = [t for t in run.tasks.values() if pattern is not None and _matches(t, pattern)]
         if known:
