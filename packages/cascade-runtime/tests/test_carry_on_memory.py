@@ -1,0 +1,255 @@
+"""A carry-on keeps what the lost run knew: the attempts its tasks made (a retry budget is not
+spent again), the deadline of each hold (a gate's, a held failure's), and that a slot of a
+schedule is carried on (its schedule's overlap counts it). Two servers share a broker and a
+results store; one "dies" (its connection dropped as a killed process's is, the broker sending
+its will) while its run is in flight, and the other carries the run on from its journal
+(tests/faults/test_carry_on.py kills real processes on real brokers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import cascade.runtime as cs
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
+from cascade.interfaces.serving import StartRequest, addressed_start_topic
+from cascade.runtime import (
+    Engine,
+    ResultStore,
+    RunFinished,
+    RunStarted,
+    TaskFailed,
+    TaskHeld,
+    TaskRunning,
+)
+from cascade.runtime.testing import EventRecorder, eventually
+
+ORG, PROJECT = "local", "default"
+
+
+class Server:
+    """A serving engine on ``broker`` keeping its results in ``results``."""
+
+    def __init__(self, engine: Engine, connector: InMemoryConnector) -> None:
+        self.engine = engine
+        self.connector = connector
+        self.recorder = EventRecorder()
+        engine.events.subscribe(self.recorder)
+
+    def finished(self, run_id: str) -> list[RunFinished]:
+        return [
+            e for e in self.recorder.events if isinstance(e, RunFinished) and e.run_id == run_id
+        ]
+
+    def started(self) -> list[RunStarted]:
+        return [e for e in self.recorder.events if isinstance(e, RunStarted)]
+
+    def events(self, kind: type[Any], run_id: str, name: str | None = None) -> list[Any]:
+        return [
+            e
+            for e in self.recorder.events
+            if isinstance(e, kind) and e.run_id == run_id and name in (None, e.task_name)
+        ]
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    broker: InMemoryBroker, results: Path, source: str, workflows: dict[str, Any], **options: Any
+) -> AsyncIterator[Server]:
+    connector = InMemoryConnector(broker, source_id=source)
+    engine = Engine(connector, heartbeat_interval=None, results=str(results))
+    server = Server(engine, connector)
+    served = asyncio.create_task(engine.serve(workflows, **options))
+    try:
+        await eventually(lambda: connector.is_connected, timeout=10)
+        yield server
+    finally:
+        served.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await served
+
+
+async def _start(broker: InMemoryBroker, source: str, workflow: str) -> None:
+    async with InMemoryConnector(broker, source_id="operator", presence=False) as operator:
+        request = StartRequest(id=f"start-{workflow}", workflow=workflow)
+        topic = addressed_start_topic(ORG, PROJECT, workflow, source)
+        await operator.publish(topic, request, qos=1)
+
+
+def _notes(store: ResultStore, run_id: str) -> dict[str, Any]:
+    """What ``run_id``'s journal notes of its tasks, by key, as its carry-on reads it."""
+    try:
+        return dict(store.manifest(run_id).notes or {})
+    except cs.RerunError:
+        return {}
+
+
+@contextlib.asynccontextmanager
+async def _carried(
+    tmp_path: Path,
+    workflows: dict[str, Any],
+    noted: Callable[[dict[str, Any]], bool],
+    *,
+    before_death: Callable[[Path, str], None] | None = None,
+) -> AsyncIterator[tuple[Server, str, Server, str]]:
+    """Serve ``workflows`` at server-a and server-b; start ``etl`` at server-a, wait until its
+    journal's notes satisfy ``noted``, then drop server-a's connection as its death would (its
+    run hangs on in this process, unheard); yields both servers, the lost run and its carry-on
+    at server-b."""
+    broker = InMemoryBroker()
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    async with (
+        _serving(broker, results, "server-a", workflows) as victim,
+        _serving(broker, results, "server-b", workflows) as survivor,
+    ):
+        await _start(broker, "server-a", "etl")
+        await victim.recorder.until(lambda: bool(victim.started()))
+        lost = victim.started()[0].run_id
+        await eventually(lambda: noted(_notes(store, lost)), timeout=10)
+        if before_death is not None:
+            before_death(results, lost)
+        await victim.connector.crash()
+        await survivor.recorder.until(lambda: bool(survivor.started()), timeout=10)
+        yield victim, lost, survivor, survivor.started()[0].run_id
+
+
+class Flaky:
+    """A map of three fetches whose item 1 fails at its first two attempts and hangs at its
+    third while ``dying`` (its server about to die), and succeeds once carried on."""
+
+    def __init__(self) -> None:
+        self.dying = True
+        self.hung = asyncio.Event()
+
+        @cs.task(name="fetch", retry=cs.RetryPolicy(max_attempts=3))
+        async def fetch(n: int) -> int:
+            context = cs.current_task()
+            assert context is not None
+            if n == 1 and self.dying:
+                if context.attempt < 3:
+                    raise ValueError(f"flaky at attempt {context.attempt}")
+                self.hung.set()
+                await asyncio.Event().wait()  # until its engine "dies"
+            return n * 10
+
+        @cs.task(name="total")
+        def total(values: list[int]) -> int:
+            return sum(values)
+
+        self.fetch, self.total = fetch, total
+
+    def workflow(self) -> Any:
+        return self.total(self.fetch.map(n=[0, 1, 2]))
+
+
+async def test_a_carried_on_item_goes_on_from_the_attempts_its_lost_run_made(
+    tmp_path: Path,
+) -> None:
+    flaky = Flaky()
+
+    def retried_twice(notes: dict[str, Any]) -> bool:
+        return getattr(notes.get("fetch#1[1]"), "attempt", 0) == 2 and flaky.hung.is_set()
+
+    async with _carried(tmp_path, {"etl": flaky.workflow}, retried_twice) as found:
+        victim, lost, survivor, carried = found
+        flaky.dying = False
+        await survivor.recorder.until(lambda: bool(survivor.finished(carried)), timeout=10)
+    lost_attempts = [
+        e.attempt for e in victim.events(TaskRunning, lost) if e.task_id.endswith("[1]")
+    ]
+    carried_attempts = [
+        e.attempt for e in survivor.events(TaskRunning, carried) if e.task_id.endswith("[1]")
+    ]
+    assert lost_attempts == [1, 2, 3]
+    assert carried_attempts == [3]  # the third again (in flight at the death), not a first
+    assert survivor.finished(carried)[0].status == "Succeeded"
+    assert survivor.engine.stats.journal_refused == 0
+
+
+async def test_a_held_gate_keeps_its_deadline_in_the_carry_on(tmp_path: Path) -> None:
+    @cs.task(name="ship")
+    def ship(approved: bool) -> str:
+        return "shipped"
+
+    def workflow() -> Any:
+        return ship(cs.gate("ship it?", deadline=3600, default="fail"))
+
+    def gate_held(notes: dict[str, Any]) -> bool:
+        return getattr(notes.get("gate#1"), "event", None) == "held"
+
+    async with _carried(tmp_path, {"etl": workflow}, gate_held) as found:
+        victim, lost, survivor, carried = found
+        await survivor.recorder.until(lambda: bool(survivor.events(TaskHeld, carried)))
+    (before,) = victim.events(TaskHeld, lost, "gate")
+    (after,) = survivor.events(TaskHeld, carried, "gate")
+    assert after.held_by[0].deadline == before.held_by[0].deadline  # not an hour from now
+
+
+async def test_a_held_failure_is_held_again_until_its_deadline_no_attempt_run(
+    tmp_path: Path,
+) -> None:
+    calls: list[tuple[str, int]] = []
+
+    @cs.task(
+        name="charge",
+        retry=cs.RetryPolicy(max_attempts=2),
+        on_failure="hold",
+        hold_timeout=3600,
+    )
+    def charge() -> int:
+        context = cs.current_task()
+        assert context is not None
+        calls.append((context.run_id, context.attempt))
+        raise ValueError("card declined")
+
+    def held(notes: dict[str, Any]) -> bool:
+        return getattr(notes.get("charge#1"), "event", None) == "held"
+
+    async with _carried(tmp_path, {"etl": lambda: charge()}, held) as found:
+        victim, lost, survivor, carried = found
+        await survivor.recorder.until(lambda: bool(survivor.events(TaskHeld, carried)))
+    (before,) = victim.events(TaskHeld, lost)
+    (after,) = survivor.events(TaskHeld, carried)
+    assert after.held_by[0].deadline == before.held_by[0].deadline
+    assert (after.attempt, after.held_by[0].attempt) == (2, 2)
+    assert after.error == (
+        f"FailedInLostRun: attempt 2 failed in run {lost}, whose engine died: "
+        "ValueError: card declined"
+    )
+    assert [run for run, _ in calls] == [lost, lost]  # nothing ran again in the carry-on
+
+
+async def test_a_note_no_honest_run_writes_is_refused_and_counted(tmp_path: Path) -> None:
+    flaky = Flaky()
+
+    def retried_twice(notes: dict[str, Any]) -> bool:
+        return getattr(notes.get("fetch#1[1]"), "attempt", 0) == 2 and flaky.hung.is_set()
+
+    def lie(results: Path, lost: str) -> None:
+        """Whoever may write the store says the item failed a billion times."""
+        for path in (results / "runs" / lost / "kept").iterdir():
+            lines = json.loads(path.read_text(encoding="utf-8"))
+            for line in lines:
+                if line.get("note"):
+                    line["note"]["attempt"] = 10**12
+            path.write_text(json.dumps(lines), encoding="utf-8")
+
+    async with _carried(tmp_path, {"etl": flaky.workflow}, retried_twice, before_death=lie) as (
+        _,
+        _,
+        survivor,
+        carried,
+    ):
+        flaky.dying = False
+        await survivor.recorder.until(lambda: bool(survivor.finished(carried)), timeout=10)
+    attempts = [
+        e.attempt for e in survivor.events(TaskRunning, carried) if e.task_id.endswith("[1]")
+    ]
+    assert attempts == [1]  # started afresh
+    assert survivor.engine.stats.journal_refused == 1
+    assert not survivor.events(TaskFailed, carried)
