@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,40 @@ async def test_a_note_no_honest_run_writes_is_refused_and_counted(tmp_path: Path
     assert attempts == [1]  # started afresh
     assert survivor.engine.stats.journal_refused == 1
     assert not survivor.events(TaskFailed, carried)
+
+
+async def test_a_restarted_server_skips_a_catch_up_slot_while_it_carries_on_the_last(
+    tmp_path: Path,
+) -> None:
+    """A server of a schedule every second (overlap skip) dies in a slot's run; restarted in
+    place after a slot or two went by, it carries that run on and skips the slot it catches
+    up: the carried-on slot's run is the schedule's live run."""
+    release = asyncio.Event()
+
+    @cs.task(name="step")
+    async def step() -> int:
+        await release.wait()
+        return 1
+
+    broker = InMemoryBroker()
+    results = tmp_path / "results"
+    store = ResultStore(str(results))
+    schedules = {"nightly": cs.Schedule(every=timedelta(seconds=1), workflow="etl")}
+    workflows = {"etl": lambda: step()}
+    async with _serving(broker, results, "server-a", workflows, schedules=schedules) as first:
+        await first.recorder.until(lambda: bool(first.started()), timeout=10)
+        lost = first.started()[0].run_id
+        await eventually(lambda: store.began(lost), timeout=10)
+        await first.connector.crash()  # its process dead (its run hangs on here, unheard)
+        origin = store.manifest(lost).origin
+        assert origin is not None
+        assert origin.scheduled_for is not None
+        slot = datetime.fromisoformat(origin.scheduled_for)
+        # a slot or two go by while no server of the schedule runs
+        await eventually(lambda: datetime.now(timezone.utc) - slot > timedelta(seconds=2.5))
+        async with _serving(broker, results, "server-a", workflows, schedules=schedules) as again:
+            await eventually(lambda: again.engine.stats.slots_skipped >= 1, timeout=10)
+            assert again.engine.stats.runs_carried_on == 1
+            (carried,) = again.started()  # the carry-on alone: its slot's catch-up skipped
+            assert store.manifest(carried.run_id).rerun_of == lost
+            release.set()

@@ -150,6 +150,10 @@ class Server:
             own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
             stats=context.stats,
             max_carry_ons=max_carry_ons,
+            changed=self._runs_changed,
+            cancel=lambda run_id, reason: context.cancel(
+                run_id, issued_by=self._connector.source_id, reason=reason
+            ),
         )
         self._peers = Peers(
             self._connector.source_id,
@@ -697,11 +701,15 @@ class Server:
         source = self._connector.source_id
         here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]
         schedule = self._schedules[name]
-        return here + self._peers.scheduled(name, schedule.workflow or name)
+        workflow = schedule.workflow or name
+        carried = [(source, run_id) for run_id in self._carry_ons.scheduled(name, workflow)]
+        return here + carried + self._peers.scheduled(name, workflow)
 
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
         if source == me:
+            if self._carry_ons.abandon(run_id, reason):
+                return  # its carry-on was under way: it is left lost, or stopped once started
             if self._context.cancel(run_id, issued_by=me, reason=reason) is None:
                 self._runs.drop_queued(run_id)  # queued: it never starts
             return
