@@ -158,6 +158,8 @@ async def test_a_carried_on_item_goes_on_from_the_attempts_its_lost_run_made(
 
     async with _carried(tmp_path, {"etl": flaky.workflow}, retried_twice) as found:
         victim, lost, survivor, carried = found
+        noted = _notes(ResultStore(str(tmp_path / "results")), lost)["fetch#1[1]"]
+        assert (noted.event, noted.error) == ("retrying", "ValueError: flaky at attempt 2")
         flaky.dying = False
         await survivor.recorder.until(lambda: bool(survivor.finished(carried)), timeout=10)
     lost_attempts = [

@@ -770,20 +770,24 @@ class Run:
                 and not isinstance(failure, ValueLost)  # what it takes is gone: the same again
             ):
                 outcome = "RETRYING"
+                said = describe(failure)
                 emit(
                     TaskRetrying(
                         run_id=run_id,
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - attempt_started) * 1000,
-                        error=describe(failure),
+                        error=said,
                         attempt=attempt,
                         exception=failure,
                     )
                 )
                 retry = Retry(node, attempt + 1, started, args, kwargs)
                 if self.results is not None:  # a carry-on's attempts go on from it
-                    self.results.note(node, JournalNote(event="retrying", attempt=attempt))
+                    note = JournalNote(
+                        event="retrying", attempt=attempt, error=said[:MAX_NOTED_ERROR]
+                    )
+                    self.results.note(node, note)
             elif self.held.holds(spec):
                 self.held.hold(node, attempt, failure, started, args, kwargs)
             else:
