@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import cascade.runtime as cs
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
@@ -258,13 +261,13 @@ async def test_a_note_no_honest_run_writes_is_refused_and_counted(tmp_path: Path
     assert not survivor.events(TaskFailed, carried)
 
 
-async def test_a_restarted_server_skips_a_catch_up_slot_while_it_carries_on_the_last(
-    tmp_path: Path,
-) -> None:
-    """A server of a schedule every second (overlap skip) dies in a slot's run; restarted in
-    place after a slot or two went by, it carries that run on and skips the slot it catches
-    up: the carried-on slot's run is the schedule's live run."""
-    release = asyncio.Event()
+@contextlib.asynccontextmanager
+async def _restarted_in_place(
+    tmp_path: Path, overlap: str, release: asyncio.Event
+) -> AsyncIterator[tuple[Server, ResultStore, str]]:
+    """A server of a schedule every second (its ``overlap``), whose slot's run waits for
+    ``release``, dies in that run; restarted in place (the same source) once a slot or two
+    went by, it carries that run on: yields it restarted, the store and the lost run."""
 
     @cs.task(name="step")
     async def step() -> int:
@@ -274,7 +277,8 @@ async def test_a_restarted_server_skips_a_catch_up_slot_while_it_carries_on_the_
     broker = InMemoryBroker()
     results = tmp_path / "results"
     store = ResultStore(str(results))
-    schedules = {"nightly": cs.Schedule(every=timedelta(seconds=1), workflow="etl")}
+    every = timedelta(seconds=1)
+    schedules = {"nightly": cs.Schedule(every=every, workflow="etl", overlap=overlap)}  # type: ignore[arg-type]
     workflows = {"etl": lambda: step()}
     async with _serving(broker, results, "server-a", workflows, schedules=schedules) as first:
         await first.recorder.until(lambda: bool(first.started()), timeout=10)
@@ -285,11 +289,78 @@ async def test_a_restarted_server_skips_a_catch_up_slot_while_it_carries_on_the_
         assert origin is not None
         assert origin.scheduled_for is not None
         slot = datetime.fromisoformat(origin.scheduled_for)
-        # a slot or two go by while no server of the schedule runs
+        # the outage is time passing: a slot or two go by while no server of the schedule runs
         await eventually(lambda: datetime.now(timezone.utc) - slot > timedelta(seconds=2.5))
         async with _serving(broker, results, "server-a", workflows, schedules=schedules) as again:
-            await eventually(lambda: again.engine.stats.slots_skipped >= 1, timeout=10)
-            assert again.engine.stats.runs_carried_on == 1
-            (carried,) = again.started()  # the carry-on alone: its slot's catch-up skipped
-            assert store.manifest(carried.run_id).rerun_of == lost
+            yield again, store, lost
             release.set()
+
+
+def _carries_on(store: ResultStore, run_id: str) -> str | None:
+    """The run ``run_id`` carries on, by its journal's head (``None``: none, or not yet)."""
+    try:
+        origin = store.manifest(run_id).origin
+    except cs.RerunError:
+        return None
+    return origin.carried_on_from if origin is not None else None
+
+
+async def test_a_restarted_server_skips_a_catch_up_slot_while_it_carries_on_the_last(
+    tmp_path: Path,
+) -> None:
+    """overlap skip: the slot it catches up is skipped, the carried-on slot's run being the
+    schedule's live run."""
+    async with _restarted_in_place(tmp_path, "skip", asyncio.Event()) as (again, store, lost):
+        await eventually(lambda: again.engine.stats.slots_skipped >= 1, timeout=10)
+        await again.recorder.until(lambda: bool(again.started()), timeout=10)
+        assert again.engine.stats.runs_carried_on == 1
+        (carried,) = again.started()  # the carry-on alone: its slot's catch-up skipped
+        await eventually(lambda: _carries_on(store, carried.run_id) == lost)
+
+
+async def test_a_restarted_server_queues_a_catch_up_slot_behind_the_carry_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """overlap queue: the slot it catches up waits for the carry-on, and starts once it ended."""
+    caplog.set_level(logging.INFO, logger="cascade.runtime.serve")
+    release = asyncio.Event()
+    async with _restarted_in_place(tmp_path, "queue", release) as (again, store, lost):
+        await eventually(lambda: "(overlap queue)" in caplog.text, timeout=10)
+        await again.recorder.until(lambda: bool(again.started()), timeout=10)
+        (carried,) = again.started()  # the carry-on alone: the slot waits
+        await eventually(lambda: _carries_on(store, carried.run_id) == lost)
+        release.set()
+        await again.recorder.until(lambda: len(again.started()) == 2, timeout=10)
+        assert again.finished(carried.run_id)[0].status == "Succeeded"
+
+
+async def test_a_restarted_server_s_catch_up_slot_cancels_the_carry_on(tmp_path: Path) -> None:
+    """overlap cancel: the slot it catches up cancels the carry-on, as it would any live run of
+    its schedule: one still under way (reading the lost run) is abandoned, left lost; one
+    started is stopped, by that slot (not a later one, after running beside it)."""
+    async with _restarted_in_place(tmp_path, "cancel", asyncio.Event()) as (again, store, _):
+
+        def origin(run: str) -> Any:
+            try:
+                return store.manifest(run).origin
+            except cs.RerunError:
+                return None
+
+        def settled() -> bool:
+            runs = [e.run_id for e in again.started()]
+            if not all(origin(run) is not None for run in runs):
+                return False
+            carried = [run for run in runs if origin(run).carried_on_from is not None]
+            slots = [run for run in runs if run not in carried]
+            left = again.engine.stats.runs_left_lost
+            return bool(slots) and (left == 1 or bool(carried and again.finished(carried[0])))
+
+        await eventually(settled, timeout=10)
+        runs = [e.run_id for e in again.started()]
+        carried = [run for run in runs if origin(run).carried_on_from is not None]
+        catch_up = min(origin(run).scheduled_for for run in runs if run not in carried)
+        for run in carried:  # started before the slot came: stopped by it
+            (ended,) = again.finished(run)
+            assert ended.status == "Cancelled"
+            assert f"slot {catch_up} of nightly (overlap cancel)" in ended.error
+        assert len(carried) + again.engine.stats.runs_left_lost == 1

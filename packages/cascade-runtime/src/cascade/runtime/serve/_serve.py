@@ -151,8 +151,8 @@ class Server:
             stats=context.stats,
             max_carry_ons=max_carry_ons,
             changed=self._runs_changed,
-            cancel=lambda run_id, reason: context.cancel(
-                run_id, issued_by=self._connector.source_id, reason=reason
+            cancel=lambda run_id, reason: self.cancel_run(
+                self._connector.source_id, run_id, reason
             ),
         )
         self._peers = Peers(
@@ -178,7 +178,13 @@ class Server:
             project_id=context.project_id,
         )
         self._runs = ServedRuns(
-            run, max_runs=max_runs, max_queued=max_queued, changed=self._runs_changed
+            run,
+            max_runs=max_runs,
+            max_queued=max_queued,
+            changed=self._runs_changed,
+            cancel=lambda run_id, reason: context.cancel(
+                run_id, issued_by=self._connector.source_id, reason=reason
+            ),
         )
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
@@ -710,8 +716,10 @@ class Server:
         if source == me:
             if self._carry_ons.abandon(run_id, reason):
                 return  # its carry-on was under way: it is left lost, or stopped once started
-            if self._context.cancel(run_id, issued_by=me, reason=reason) is None:
-                self._runs.drop_queued(run_id)  # queued: it never starts
+            cancelled = self._context.cancel(run_id, issued_by=me, reason=reason)
+            # not begun by the engine yet: once it has; queued: it never starts
+            if cancelled is None and not self._runs.cancel_at_start(run_id, reason):
+                self._runs.drop_queued(run_id)
             return
         context = self._context
         topic = cancel_topic(context.org_id, context.project_id, run_id, self._prefix)
