@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -259,6 +260,36 @@ async def test_a_note_no_honest_run_writes_is_refused_and_counted(tmp_path: Path
     assert attempts == [1]  # started afresh
     assert survivor.engine.stats.journal_refused == 1
     assert not survivor.events(TaskFailed, carried)
+
+
+async def test_a_hold_s_deadline_later_than_a_new_hold_s_is_refused(tmp_path: Path) -> None:
+    """A gate's note whose deadline is years ahead (a gate held for good) is not believed: the
+    carry-on holds the gate until its own deadline from now, and counts the note refused."""
+
+    @cs.task(name="ship")
+    def ship(approved: bool) -> str:
+        return "shipped"
+
+    def workflow() -> Any:
+        return ship(cs.gate("ship it?", deadline=60, default="fail"))
+
+    def gate_held(notes: dict[str, Any]) -> bool:
+        return getattr(notes.get("gate#1"), "event", None) == "held"
+
+    def lie(results: Path, lost: str) -> None:
+        for path in (results / "runs" / lost / "kept").iterdir():
+            lines = json.loads(path.read_text(encoding="utf-8"))
+            for line in lines:
+                if line.get("note"):
+                    line["note"]["deadline"] = 10.0**12
+            path.write_text(json.dumps(lines), encoding="utf-8")
+
+    async with _carried(tmp_path, {"etl": workflow}, gate_held, before_death=lie) as found:
+        _, _, survivor, carried = found
+        await survivor.recorder.until(lambda: bool(survivor.events(TaskHeld, carried)))
+    (held,) = survivor.events(TaskHeld, carried, "gate")
+    assert held.held_by[0].deadline < time.time() + 60
+    assert survivor.engine.stats.journal_refused == 1
 
 
 @contextlib.asynccontextmanager
