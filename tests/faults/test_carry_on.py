@@ -507,14 +507,13 @@ async def test_a_carried_on_task_goes_on_from_the_attempts_its_lost_run_made(
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """Step 4, tried up to 3 times, failed twice and was at its third attempt when its engine
     was killed: the carry-on runs its third attempt again, not a first (its budget is not
     spent again)."""
     figures.scenario = "served run's engine SIGKILL mid-retries, carried on"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(own_broker, prefix, results, engine_processes, "--flaky-at", "4")
     async with servers as (victim, survivor, observer):
         await _start(observer, prefix, "server-a", StartRequest(id="nightly-7", workflow="etl"))
@@ -540,14 +539,13 @@ async def test_a_held_task_is_held_again_by_the_carry_on_until_the_same_deadline
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """Step 4 failed its two attempts and was held for a decision (an hour) when its engine was
     killed: the carry-on holds it again at once, its attempt and deadline on the wire the lost
     run's, running nothing of it; a decision on it carries the run on."""
     figures.scenario = "served run's engine SIGKILL while a task is held, carried on"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     servers = _two_servers(own_broker, prefix, results, engine_processes, "--hold-at", "4")
     async with servers as (victim, survivor, observer):
         events = Inbox()
@@ -593,7 +591,7 @@ async def test_a_server_restarted_in_place_skips_the_slot_it_catches_up_while_it
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
-    tmp_path: Path,
+    shared_store: SharedStore,
 ) -> None:
     """A schedule every 2 s (overlap skip): its server is killed in a slot's run and restarted
     in place once a slot went by; it carries that run on and skips the slot it catches up (and
@@ -601,8 +599,7 @@ async def test_a_server_restarted_in_place_skips_the_slot_it_catches_up_while_it
     where reading the lost run from the store (a second a read) takes longer than the slot's
     claim on the broker."""
     figures.scenario = "scheduled run's engine SIGKILL, restarted in place, catch-up skipped"
-    results = tmp_path / "results"
-    store = ResultStore(str(results))
+    results, store = shared_store, _opened(shared_store)
     first = await _server(own_broker, prefix, "server-a", results, "--every", "2")
     engine_processes.append(first)
     lost = (await _step(first, "running", 6, timeout=40))["run"]
