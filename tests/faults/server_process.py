@@ -7,15 +7,20 @@ to wait on:
 
 - ``{"event": "running", "i": ..., "run": ...}`` as each step starts, ``{"event": "done", ...}``
   as it returns; ``{"event": "finished", "run": ..., "status": ..., "carried_on": ...,
-  "left_lost": ...}`` as a run ends, with the engine's carry-on counters.
+  "left_lost": ..., "skipped": ...}`` as a run ends, with the engine's carry-on counters and
+  the slots it skipped.
 
 ``--die-at N``: step N kills its own process (SIGKILL), each time it runs. ``--stall-at N``:
 step N of a run that carries nothing on (no rerun) waits until the scenario kills its process
 there, however slowly the store journals the steps before it. ``--unsafe-at N``:
-step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--every S``: a schedule
-``nightly`` starts ``etl`` every ``S`` seconds too (a slot claimed by one server alone).
-``--gate``: ``etl`` ends with ``publish``, which waits for the gate ``approve`` too (held from
-the run's start until someone approves it).
+step N is declared unsafe to repeat (``@task(repeatable=False)``). ``--flaky-at N``: step N,
+tried up to 3 times, fails its first two attempts and takes 2 s at its third. ``--hold-at N``:
+step N, tried twice, fails each attempt and is then held for a decision (an hour). ``--every
+S``: a schedule ``nightly`` starts ``etl`` every ``S`` seconds too (a slot claimed by one server
+alone). ``--gate``: ``etl`` ends with ``publish``, which waits for the gate ``approve`` too (held
+from the run's start until someone approves it). ``--slow-store S``: each run's manifest (or
+journal) takes ``S`` seconds more to read, as from an object store far away. A ``running``
+line says its step's ``attempt``.
 """
 
 from __future__ import annotations
@@ -34,12 +39,27 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.runtime import (
     Engine,
     LazyResult,
+    ResultStore,
+    RetryPolicy,
     RunFinished,
+    RunManifest,
     Schedule,
     current_task,
     gate,
     task,
 )
+
+
+class SlowStore(ResultStore):
+    """A results store whose manifests take ``delay`` seconds more to read."""
+
+    def __init__(self, url: str, delay: float) -> None:
+        super().__init__(url)
+        self.delay = delay
+
+    def manifest(self, run_id: str) -> RunManifest:
+        time.sleep(self.delay)  # called off the event loop, as every read of the store is
+        return super().manifest(run_id)
 
 
 def say(**record: Any) -> None:
@@ -64,22 +84,33 @@ async def main() -> int:
     parser.add_argument("--unsafe-at", type=int, default=0, help="the step not safe to repeat")
     parser.add_argument("--every", type=int, default=0, help="a schedule's period, seconds")
     parser.add_argument("--gate", action="store_true", help="etl waits for an approval too")
+    parser.add_argument("--flaky-at", type=int, default=0, help="the step that fails twice")
+    parser.add_argument("--hold-at", type=int, default=0, help="the step held on its failure")
+    parser.add_argument("--slow-store", type=float, default=0.0, help="seconds a manifest read")
     options = parser.parse_args()
 
     async def step_fn(previous: int, i: int) -> int:
         context = current_task()
         run = context.run_id if context is not None else None
-        say(event="running", i=i, run=run, at=time.time())
+        attempt = context.attempt if context is not None else 1
+        say(event="running", i=i, run=run, attempt=attempt, at=time.time())
         if i == options.die_at:  # as a task that exhausts the machine's memory would
             os.kill(os.getpid(), signal.SIGKILL)
         if i == options.stall_at and context is not None and context.root_run == run:
             await asyncio.Event().wait()  # until the scenario kills this process
-        await asyncio.sleep(options.sleep)
+        if i == options.hold_at or (i == options.flaky_at and attempt < 3):
+            raise ValueError(f"step {i} failed at attempt {attempt}")
+        await asyncio.sleep(2.0 if i == options.flaky_at else options.sleep)
         say(event="done", i=i, run=run)
         return previous + i
 
     step = task(name="step")(step_fn)
     unsafe = task(name="step", repeatable=False)(step_fn)  # a payment, an email
+    flaky = task(name="step", retry=RetryPolicy(max_attempts=3))(step_fn)
+    held = task(
+        name="step", retry=RetryPolicy(max_attempts=2), on_failure="hold", hold_timeout=3600
+    )(step_fn)
+    special = {options.unsafe_at: unsafe, options.flaky_at: flaky, options.hold_at: held}
 
     @task(name="publish")
     def publish(value: int, approved: object) -> int:
@@ -88,7 +119,7 @@ async def main() -> int:
     def etl() -> LazyResult[int]:
         value: LazyResult[int] = step(0, 1)
         for i in range(2, options.tasks + 1):
-            value = (unsafe if i == options.unsafe_at else step)(value, i)
+            value = special.get(i, step)(value, i)
         if options.gate:
             return publish(value, gate("Publish the ETL's tables?", name="approve"))
         return value
@@ -100,13 +131,20 @@ async def main() -> int:
         source_id=options.source,
         keepalive=options.keepalive,
     )
-    engine = Engine(connector, results=options.results, heartbeat_interval=None)
+    slow = SlowStore(options.results, options.slow_store) if options.slow_store else None
+    engine = Engine(connector, results=slow or options.results, heartbeat_interval=None)
 
     def finished(event: object) -> None:
         if isinstance(event, RunFinished):  # with what the engine counts of carry-ons
             stats = engine.stats
-            say(event="finished", run=event.run_id, status=event.status,
-                carried_on=stats.runs_carried_on, left_lost=stats.runs_left_lost)  # fmt: skip
+            say(
+                event="finished",
+                run=event.run_id,
+                status=event.status,
+                carried_on=stats.runs_carried_on,
+                left_lost=stats.runs_left_lost,
+                skipped=stats.slots_skipped,
+            )
 
     engine.events.subscribe(finished)
     every = timedelta(seconds=options.every)

@@ -12,12 +12,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
+from cascade.interfaces import Message
 from cascade.interfaces.serving import StartRequest, addressed_start_topic, served_topic
 from cascade.runtime import RerunError, ResultStore, RunManifest
 from cascade.runtime.testing import eventually
@@ -487,4 +489,139 @@ async def test_a_task_unsafe_to_repeat_in_flight_waits_for_a_person(
         await _status(store, carried, "Succeeded")
     assert first["i"] == 4
     assert first["at"] >= decided_at  # not run again before a person said so
+    figures.outcome = "ok"
+
+
+async def _noted(store: ResultStore, run_id: str, key: str, event: str, attempt: int) -> None:
+    """Until ``run_id``'s journal notes ``event`` of ``key``'s ``attempt`` (a batch, 50 ms)."""
+
+    def noted() -> bool:
+        note = (getattr(_manifest(store, run_id), "notes", None) or {}).get(key)
+        return note is not None and (note.event, note.attempt) == (event, attempt)
+
+    await eventually(noted, timeout=10)
+
+
+async def test_a_carried_on_task_goes_on_from_the_attempts_its_lost_run_made(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    shared_store: SharedStore,
+) -> None:
+    """Step 4, tried up to 3 times, failed twice and was at its third attempt when its engine
+    was killed: the carry-on runs its third attempt again, not a first (its budget is not
+    spent again)."""
+    figures.scenario = "served run's engine SIGKILL mid-retries, carried on"
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--flaky-at", "4")
+    async with servers as (victim, survivor, observer):
+        await _start(observer, prefix, "server-a", StartRequest(id="nightly-7", workflow="etl"))
+        third = await _step(victim, "running", 4)
+        while third["attempt"] != 3:
+            third = await _step(victim, "running", 4)
+        lost = third["run"]
+        await _noted(store, lost, "step#4", "retrying", 2)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        first = await survivor.expect("running", timeout=2 * KEEPALIVE + 10)
+        carried = first["run"]
+        await _status(store, carried, "Succeeded")
+    attempts = [line["attempt"] for line in survivor.lines if line.get("i") == 4]
+    figures.notes.append(f"step 4's attempts in the carry-on: {attempts}")
+    assert (first["i"], first["attempt"]) == (4, 3)
+    assert attempts == [3]
+    assert store.manifest(carried).rerun_of == lost
+    figures.outcome = "ok"
+
+
+async def test_a_held_task_is_held_again_by_the_carry_on_until_the_same_deadline(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    shared_store: SharedStore,
+) -> None:
+    """Step 4 failed its two attempts and was held for a decision (an hour) when its engine was
+    killed: the carry-on holds it again at once, its attempt and deadline on the wire the lost
+    run's, running nothing of it; a decision on it carries the run on."""
+    figures.scenario = "served run's engine SIGKILL while a task is held, carried on"
+    results, store = shared_store, _opened(shared_store)
+    servers = _two_servers(own_broker, prefix, results, engine_processes, "--hold-at", "4")
+    async with servers as (victim, survivor, observer):
+        events = Inbox()
+        await observer.subscribe(f"{prefix}/telemetry/{ORG}/{PROJECT}/+/events", events)
+
+        def held(run: str | None) -> Callable[[Message], bool]:
+            def matches(m: Message) -> bool:
+                body = m.payload.get("body", {})
+                return (
+                    body.get("task_name") == "step"
+                    and body.get("state") == "BLOCKED"
+                    and any(h.get("type") == "decision" for h in body.get("held_by") or [])
+                    and (run is None or m.payload.get("run_id") != run)
+                )
+
+            return matches
+
+        await _start(observer, prefix, "server-a", StartRequest(id="nightly-8", workflow="etl"))
+        before = await events.until(held(None), timeout=30)
+        lost = before.payload["run_id"]
+        await _noted(store, lost, "step#4", "held", 2)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        after = await events.until(held(lost), timeout=2 * KEEPALIVE + 10)
+        carried = after.payload["run_id"]
+        answer = (
+            await Controller(observer, issued_by="ops")
+            .run(carried, org=ORG, project=PROJECT)
+            .complete("step", 10, reason="charged by hand")
+        )
+        assert answer.applied, answer.describe()
+        await _status(store, carried, "Succeeded")
+    (hold_before,) = before.payload["body"]["held_by"]
+    (hold_after,) = after.payload["body"]["held_by"]
+    assert (hold_after["attempt"], hold_after["deadline"]) == (2, hold_before["deadline"])
+    assert answer.reply is not None
+    assert answer.reply.attempt == 2  # the decision named the lost run's attempt
+    assert [line for line in survivor.lines if line.get("i") == 4] == []  # not run again
+    figures.outcome = "ok"
+
+
+async def test_a_server_restarted_in_place_skips_the_slot_it_catches_up_while_it_carries_on(
+    own_broker: OwnBroker,
+    prefix: str,
+    engine_processes: list[EngineProcess],
+    figures: Figures,
+    shared_store: SharedStore,
+) -> None:
+    """A schedule every 2 s (overlap skip): its server is killed in a slot's run and restarted
+    in place once a slot went by; it carries that run on and skips the slot it catches up (and
+    those that come while the carry-on runs): no run starts beside the carried-on one, even
+    where reading the lost run from the store (a second a read) takes longer than the slot's
+    claim on the broker."""
+    figures.scenario = "scheduled run's engine SIGKILL, restarted in place, catch-up skipped"
+    results, store = shared_store, _opened(shared_store)
+    first = await _server(own_broker, prefix, "server-a", results, "--every", "2")
+    engine_processes.append(first)
+    lost = (await _step(first, "running", 6, timeout=40))["run"]
+    await _kept(store, lost, 5)
+    os.kill(first.process.pid, signal.SIGKILL)
+    await first.process.wait()
+    origin = store.manifest(lost).origin
+    assert origin is not None
+    assert origin.scheduled_for is not None
+    slot = datetime.fromisoformat(origin.scheduled_for)
+    # the outage is time passing: a slot or two go by while no server of the schedule runs
+    await eventually(lambda: datetime.now(timezone.utc) - slot > timedelta(seconds=4.5))
+    slow = ("--slow-store", "1")
+    again = await _server(own_broker, prefix, "server-a", results, "--every", "2", *slow)
+    engine_processes.append(again)
+    resumed = await again.expect("running", timeout=30)
+    carried = resumed["run"]
+    ended = await again.expect("finished", timeout=60)
+    started = {line["run"] for line in again.lines if line.get("event") == "running"}
+    figures.notes.append(f"slots skipped while carrying on: {ended['skipped']}")
+    assert ended["run"] == carried
+    assert started == {carried}  # nothing started beside the carry-on
+    assert ended["skipped"] >= 1
+    assert store.manifest(carried).rerun_of == lost
     figures.outcome = "ok"

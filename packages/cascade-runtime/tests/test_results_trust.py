@@ -322,3 +322,20 @@ async def test_a_manifest_that_is_not_a_regular_file_is_refused(tmp_path: Path) 
     make_fifo(Path(store.manifest_path(first)))
     with pytest.raises(RerunError, match=f"the manifest of run {first} is not a regular file"):
         await engine.run(wf.target(), rerun_of=first)
+
+
+def test_journals_that_name_each_other_as_the_run_they_rerun_make_a_manifest_still(
+    tmp_path: Path,
+) -> None:
+    """Whoever may write the store writes two journals, each the rerun (a carry-on) of the
+    other: an unfinished manifest is made from them, its line read so far and no further, not
+    a recursion without end."""
+    first, second = "a" * 32, "b" * 32
+    for run_id, rerun_of in ((first, second), (second, first)):
+        head = tmp_path / "runs" / run_id / "began.json"
+        head.parent.mkdir(parents=True)
+        origin = {"carried_on_from": rerun_of}
+        began = {"run_id": run_id, "status": "Running", "tasks": {}, "rerun_of": rerun_of}
+        head.write_bytes(msgspec.json.encode({**began, "origin": origin}))
+    manifest = ResultStore(str(tmp_path)).manifest(first)
+    assert (manifest.status, manifest.rerun_of, manifest.tasks) == ("Unfinished", second, {})

@@ -13,6 +13,7 @@ __all__ = [
     "CycleError",
     "DependencyMissingError",
     "ExecutorError",
+    "FailedInLostRun",
     "InvalidTargetError",
     "RerunError",
     "RunCancelledError",
@@ -25,6 +26,18 @@ __all__ = [
 class CascadeRuntimeError(CascadeError):
     """Base class of the errors raised by :class:`~cascade.runtime.Engine` (a
     :class:`~cascade.interfaces.CascadeError`)."""
+
+
+class FailedInLostRun(CascadeRuntimeError):
+    """What a task's last attempt raised in the run a carry-on carries on (``lost_run``, whose
+    engine died), as that run's journal said it (``error``, ``attempt``): the carry-on holds
+    or fails the task with it, its retry budget spent there."""
+
+    def __init__(self, lost_run: str, attempt: int, error: str) -> None:
+        self.lost_run = lost_run
+        self.attempt = attempt
+        self.error = error
+        super().__init__(f"attempt {attempt} failed in run {lost_run}, whose engine died: {error}")
 
 
 class InvalidTargetError(CascadeRuntimeError, TypeError):

@@ -27,6 +27,7 @@ from ._events import (
 )
 from ._loops import Loops
 from ._steps import describe
+from .results._memory import MAX_NOTED_ERROR, JournalNote
 from .results._run_results import RunResults
 from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node
@@ -161,23 +162,29 @@ class HeldTasks:
         started: float,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        deadline: float | None = None,
     ) -> None:
-        """Hold ``node``, whose ``attempt`` raised ``failure``, until a decision or its deadline."""
+        """Hold ``node``, whose ``attempt`` raised ``failure``, until a decision or its deadline
+        (``deadline``, epoch seconds: the one set when the run it carries on held it; else its
+        hold's timeout from now)."""
         lazy = node.lazy
         spec = lazy.task
-        timeout = self._timeout(spec)
+        timeout = self.hold_timeout(spec)
         default = spec.hold_default or self.policy.hold_default
-        deadline = time.time() + timeout
+        if deadline is None:
+            deadline = time.time() + timeout
         hold = Hold(type="decision", attempt=attempt, deadline=deadline, default=default)
-        held = self._keep(node, attempt, failure, started, args, kwargs, hold, timeout)
+        held = self._keep(node, attempt, failure, started, args, kwargs, hold)
+        error = describe(failure)
+        self._note(node, "held", attempt, deadline, error=error)
         _log.warning(
             "task %s (%s) held for a decision after attempt %d failed: %s (default %s in %g s)",
             lazy.name,
             lazy.task_id,
             attempt,
-            describe(failure),
+            error,
             default,
-            timeout,
+            max(0.0, deadline - time.time()),
         )
         self.run.emit(
             TaskHeld(
@@ -185,7 +192,7 @@ class HeldTasks:
                 task_id=lazy.task_id,
                 task_name=lazy.name,
                 duration_ms=held.duration_ms(),
-                error=describe(failure),
+                error=error,
                 attempt=attempt,
                 held_by=(hold,),
                 exception=failure,
@@ -197,25 +204,29 @@ class HeldTasks:
         its hold has its prompt, and ``kind`` ``approval``."""
         lazy = node.lazy
         spec = lazy.task
-        timeout = self._timeout(spec)
+        timeout = self.hold_timeout(spec)
         default = spec.hold_default or "fail"
         prompt = prompt_text(resolve(lazy.args[0], self.run.state))
+        deadline = self._remembered(node, timeout)
+        if deadline is None:
+            deadline = time.time() + timeout
         hold = Hold(
             type="decision",
             kind=APPROVAL,
             prompt=prompt,
             attempt=1,
-            deadline=time.time() + timeout,
+            deadline=deadline,
             default=default,
         )
-        self._keep(node, 1, None, time.perf_counter(), (), {}, hold, timeout)
+        self._keep(node, 1, None, time.perf_counter(), (), {}, hold)
+        self._note(node, "held", 1, deadline, gate=True)
         _log.info(
             "task %s (%s) awaits approval: %s (default %s in %g s)",
             lazy.name,
             lazy.task_id,
             prompt,
             default,
-            timeout,
+            max(0.0, deadline - time.time()),
         )
         self.run.emit(
             TaskHeld(
@@ -236,18 +247,48 @@ class HeldTasks:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         hold: Hold,
-        timeout: float,
     ) -> Held:
-        """``node`` is held now (:class:`Held` says what), its hold's default taken in
-        ``timeout`` seconds unless it is decided first."""
+        """``node`` is held now (:class:`Held` says what), its hold's default taken at its
+        deadline unless it is decided first (at once, a deadline passed)."""
         task_id = node.lazy.task_id
-        timer = self.run.loop.call_later(timeout, self._expire, task_id, attempt)
+        wait = max(0.0, (hold.deadline or 0.0) - time.time())
+        timer = self.run.loop.call_later(wait, self._expire, task_id, attempt)
         held = self.held[task_id] = Held(node, attempt, failure, started, args, kwargs, hold, timer)
         if self.stats is not None:
             self.stats.held += 1
         return held
 
-    def _timeout(self, spec: Task[Any, Any]) -> float:
+    def _remembered(self, node: Node, timeout: float) -> float | None:
+        """The deadline of the hold of gate ``node`` in the run this run carries on (its
+        journal's, believed: :meth:`RunMemory.take`), or ``None``."""
+        results = self.run.results
+        memory = results.memory if results is not None else None
+        if not memory:
+            return None
+        assert results is not None
+        found = memory.take(results.key(node), gate=True, timeout=timeout)
+        return found.deadline if found is not None and found.event == "held" else None
+
+    def _note(
+        self,
+        node: Node,
+        event: str,
+        attempt: int,
+        deadline: float | None = None,
+        *,
+        gate: bool = False,
+        error: str | None = None,
+    ) -> None:
+        """Journal what happened to ``node``'s hold (a carry-on goes on from it)."""
+        results = self.run.results
+        if results is not None:
+            error = error[:MAX_NOTED_ERROR] if error is not None else None
+            note = JournalNote(
+                event=event, attempt=attempt, deadline=deadline, gate=gate, error=error
+            )
+            results.note(node, note)
+
+    def hold_timeout(self, spec: Task[Any, Any]) -> float:
         """Seconds ``spec``'s hold waits for a decision: its own, else the engine's."""
         return self.policy.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
 
@@ -388,6 +429,7 @@ class HeldTasks:
         self._decided[(lazy.task_id, held.attempt)] = decided
         self._last[lazy.task_id] = decided
         self._names[lazy.task_id] = lazy.name
+        self._note(node, "decided", held.attempt, gate=held.failure is None)
         decision = decided.decision
         if decision == "retry":
             run.requeue(node, held.attempt + 1, held.started, held.args, held.kwargs, decided)

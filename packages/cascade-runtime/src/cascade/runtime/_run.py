@@ -22,7 +22,7 @@ from cascade.interfaces import Hold
 from cascade.interfaces._shared import TaskRef
 from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
 
-from ._errors import RunCancelledError, TaskFailedError, ValueLost
+from ._errors import FailedInLostRun, RunCancelledError, TaskFailedError, ValueLost
 from ._events import (
     Event,
     ResourceAcquired,
@@ -49,6 +49,7 @@ from .executors._executor import Attempt, RunView
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._cache import RunCache
+from .results._memory import MAX_NOTED_ERROR, JournalNote, Remembered
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
@@ -206,6 +207,8 @@ class Run:
         self.max_concurrency = max_concurrency
         self.tracing = tracing  # None: not traced, no tracing work per task
         self.results = results  # where its results are kept, if they are
+        # a carry-on's: what the run it carries on noted of its tasks (falsy once all taken)
+        self.memory = results.memory if results is not None else None
         self.logs = logs  # the run's log forwarding, if it forwards
         # what current_task() tells
         keys = results.keys if results is not None else None
@@ -670,6 +673,11 @@ class Run:
                     kwargs = resolve(lazy.kwargs, self.state)
                 else:
                     args, kwargs = lazy.args, lazy.kwargs
+                if self.memory and (found := self._remembered(node)) is not None:
+                    if found.event == "held" or found.event == "failed":
+                        self._ended_before(node, found, started, args, kwargs)
+                        return
+                    attempt = found.attempt + 1  # its budget spent there is spent
                 if cached is not None and await self._from_cache(node, args, kwargs, started):
                     outcome = "COMPLETED"
                     return
@@ -804,18 +812,24 @@ class Run:
                 and not isinstance(failure, ValueLost)  # what it takes is gone: the same again
             ):
                 outcome = "RETRYING"
+                said = describe(failure)
                 emit(
                     TaskRetrying(
                         run_id=run_id,
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - attempt_started) * 1000,
-                        error=describe(failure),
+                        error=said,
                         attempt=attempt,
                         exception=failure,
                     )
                 )
                 retry = Retry(node, attempt + 1, started, args, kwargs)
+                if self.results is not None:  # a carry-on's attempts go on from it
+                    note = JournalNote(
+                        event="retrying", attempt=attempt, error=said[:MAX_NOTED_ERROR]
+                    )
+                    self.results.note(node, note)
             elif self.held.holds(spec):
                 self.held.hold(node, attempt, failure, started, args, kwargs)
             else:
@@ -830,6 +844,11 @@ class Run:
                         exception=failure,
                     )
                 )
+                if self.results is not None:
+                    said = describe(failure)[:MAX_NOTED_ERROR]
+                    self.results.note(
+                        node, JournalNote(event="failed", attempt=attempt, error=said)
+                    )
                 self.failed(node, failure)
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
             _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
@@ -849,6 +868,33 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    def _remembered(self, node: Node) -> Remembered | None:
+        """What the run this carry-on carries on noted of ``node``'s attempts, believed
+        (:meth:`RunMemory.take`), or ``None``."""
+        results, memory = self.results, self.memory
+        assert results is not None
+        assert memory is not None
+        timeout = self.held.hold_timeout(node.lazy.task)
+        return memory.take(results.key(node), gate=False, timeout=timeout)
+
+    def _ended_before(
+        self,
+        node: Node,
+        found: Remembered,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """``node``'s last attempt failed in the run this carry-on carries on (``found``): held
+        there, it is held again until the deadline set then; failed for good, it fails, no
+        attempt run (its retry budget was spent there)."""
+        assert self.memory is not None
+        failure = FailedInLostRun(self.memory.lost_run, found.attempt, found.error)
+        if found.event == "held" and self.held.holds(node.lazy.task):
+            self.held.hold(node, found.attempt, failure, started, args, kwargs, found.deadline)
+        else:
+            self.fail_unstarted(node, failure, found.attempt)
 
     async def _inject(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -249,6 +249,8 @@ class RunLife:
         again = self.lineage = await host.reruns.prepare(
             results, graph, rerun_of, self.rerun, self.from_task, self.run_id
         )
+        if self.origin is not None and self.origin.carried_on_from == again.rerun_of:
+            results.remember(again.manifest)  # it goes on from what the lost run knew
         self.origin = msgspec.structs.replace(
             self.origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
         )

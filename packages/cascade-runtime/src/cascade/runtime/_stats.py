@@ -70,7 +70,10 @@ class EngineStats(ConstraintStats):
     request's do).
     While it serves (docs/durability.md): ``runs_carried_on``: runs of a server that died which
     this engine carried on (it won their claim); ``runs_left_lost``: such runs it would have
-    carried on but left lost, said why (its line over ``max_carry_ons``, or no results store).
+    carried on but left lost, said why (its line over ``max_carry_ons``, or no results store);
+    ``journal_refused``: notes of a lost run's journal (a task's failed attempts, its hold's
+    deadline) its carry-on did not believe, each said in a warning (an attempt out of bounds,
+    a deadline later than a hold made now would have): their tasks started afresh.
     ``results_store_not_exclusive``: 1 once its probe at serve start found that its results
     store does not create a file exclusively (the claims that make a carry-on, a schedule's
     slot and a rerun start once across the servers sharing it are then not exact: said in a
@@ -112,3 +115,4 @@ class EngineStats(ConstraintStats):
     runs_left_lost: int = 0
     results_store_not_exclusive: int = 0
     results_store_unprobed: int = 0
+    journal_refused: int = 0

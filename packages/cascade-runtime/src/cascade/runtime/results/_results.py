@@ -28,6 +28,7 @@ from cascade.interfaces.serving import RunOrigin
 
 from .._errors import RerunError
 from ..workflow._jump import Jump
+from ._memory import JournalNote
 
 __all__ = [
     "CacheEntry",
@@ -123,7 +124,10 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     its ``status`` (``Succeeded``, ``Failed``, ``Cancelled``), when it ``started`` and
     ``ended`` (ISO 8601), its ``tasks`` by stable task key (``name#n``), and where it came from
     (``origin``, as its ``ENGINE_STARTED`` says: who asked and why, a schedule's slot, the run
-    it carries on), also in its journal's head."""
+    it carries on), also in its journal's head. An :data:`UNFINISHED` manifest (made from a
+    journal) has ``notes`` too, by stable task key: what its journal last noted of each task
+    it had not finished (its failed attempts, its hold: :class:`JournalNote`), which a carry-on
+    goes on from."""
 
     run_id: str
     status: str
@@ -136,6 +140,7 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     started: str = ""
     ended: str = ""
     origin: RunOrigin | None = None
+    notes: dict[str, JournalNote] | None = None
 
 
 UNFINISHED = "Unfinished"
@@ -145,10 +150,13 @@ runs still (the store cannot tell which): made from its journal (:meth:`ResultSt
 
 class KeptTask(msgspec.Struct, kw_only=True, gc=False):
     """A line of a live run's journal, ``runs/{run_id}/kept/{n}.json`` (a list of them): a
-    task's stable ``key`` and its manifest row as it completed, its result just kept."""
+    task's stable ``key`` and its manifest row as it completed, its result just kept; or, with
+    a ``note`` (its row's ``state`` the note's: ``RETRYING``, ``HELD``, ``DECIDED``,
+    ``FAILED``, no ``from_run``), what happened to an attempt of a task not finished."""
 
     key: str
     task: ManifestTask
+    note: JournalNote | None = None
 
 
 class Claim(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -182,6 +190,7 @@ CLAIM_FRESH = 60.0
 run ended before (seconds): past it, the claiming server's announcement lists the rerun live."""
 _MAX_CLAIM_BYTES = 4096
 _GENERATION = re.compile(r"[0-9]{1,12}\.json")
+_MAX_LINE = 64  # unfinished runs read down a line of reruns, at most
 
 
 def _server_file(source: str) -> str:
@@ -332,10 +341,15 @@ class ResultStore:
         :class:`RerunError` when it is not kept here or cannot be read. A run that began and
         wrote no manifest (its engine died, or it runs still) has one made from its journal:
         status :data:`UNFINISHED`, the tasks whose results it kept ``COMPLETED``."""
+        return self._manifest(run_id, 0)
+
+    def _manifest(self, run_id: str, depth: int) -> RunManifest:
+        """:meth:`manifest`, ``depth`` unfinished runs down a line of reruns (a journal that
+        names a run that reruns it, written by whoever may write the store, ends there)."""
         try:
             data = self._read_file(("runs", f"{run_id}.json"), None, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
-            unfinished = self._unfinished(run_id)
+            unfinished = self._unfinished(run_id, depth)
             if unfinished is None:
                 raise RerunError(f"no run {run_id} in the results store {self.url}") from None
             return unfinished
@@ -348,7 +362,7 @@ class ResultStore:
         except msgspec.DecodeError as exc:
             raise RerunError(f"the manifest of run {run_id} cannot be read: {exc}") from None
 
-    def _unfinished(self, run_id: str) -> RunManifest | None:
+    def _unfinished(self, run_id: str, depth: int = 0) -> RunManifest | None:
         """The manifest of ``run_id`` made from its journal: what it began with and each task
         whose result it kept; ``None`` without a journal. A journal's file that cannot be read
         is passed over (its tasks run again)."""
@@ -364,6 +378,7 @@ class ResultStore:
         except FileNotFoundError:
             listed = []
         tasks: dict[str, ManifestTask] = {}
+        notes: dict[str, JournalNote] = {}  # the last of each task's
         for path in sorted(listed, key=lambda p: _generation(str(p))):
             name = str(path).rstrip("/").rsplit("/", 1)[-1]
             if not _GENERATION.fullmatch(name):
@@ -375,18 +390,32 @@ class ResultStore:
                 _log.warning("run %s's journal file %s is passed over: %s", run_id, name, exc)
                 continue
             for line in lines:
-                if line.task.from_run is not None and line.task.state == "COMPLETED":
+                if line.note is not None:
+                    notes[line.key] = line.note
+                elif line.task.from_run is not None and line.task.state == "COMPLETED":
                     tasks[line.key] = line.task
-        if began.rerun_of is not None:  # what it reused of the run it reruns, not journaled
+        if began.rerun_of is not None and depth < _MAX_LINE:  # what it reused, not journaled
             try:
-                earlier = self.manifest(began.rerun_of)
+                earlier = self._manifest(began.rerun_of, depth + 1)
             except RerunError:
                 earlier = None
             if earlier is not None:
                 for key, task in earlier.tasks.items():
                     if key not in tasks and task.from_run is not None:
                         tasks[key] = msgspec.structs.replace(task, state="COMPLETED")
-        return msgspec.structs.replace(began, status=UNFINISHED, tasks=tasks)
+                carried = (
+                    began.origin is not None and began.origin.carried_on_from == began.rerun_of
+                )
+                if carried and earlier.notes:  # a carry-on went on from them: so does its own
+                    for key, note in earlier.notes.items():
+                        if key not in tasks:
+                            notes.setdefault(key, note)
+        return msgspec.structs.replace(
+            began,
+            status=UNFINISHED,
+            tasks=tasks,
+            notes={k: notes[k] for k in notes if k not in tasks} or None,
+        )
 
     def write_began(self, began: RunManifest) -> None:
         """Write what a run began with (its manifest without tasks), the head of its journal

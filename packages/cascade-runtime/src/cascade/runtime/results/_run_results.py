@@ -26,6 +26,7 @@ from ..workflow._graph import Node, order_only
 from ..workflow._run_state import RunState
 from ..workflow._task import MapError, MappedLazyResult
 from ._fingerprints import Prints, code_hash, fingerprint_call
+from ._memory import NOTE_STATES, JournalNote, RunMemory
 from ._on_worker import WorkerKeep
 from ._rerun import Step, kept_results, map_items
 from ._results import (
@@ -208,6 +209,9 @@ class RunResults:
         self._batch_fingerprints: list[str] = []
         self._batch_data: list[bytes] = []
         self._batch_bytes = 0
+        # what the journal notes of attempts that failed, holds and decisions, with the batch
+        self._notes: list[KeptTask] = []
+        self.memory: RunMemory | None = None  # a carry-on's: what the run it carries on noted
         self._journaled = 0  # the journal's files written (the writer thread's)
         self._codes: dict[Any, str] = {}  # a loop's routes' tasks' code hashes, by function
         self._loop = asyncio.get_running_loop()
@@ -392,7 +396,7 @@ class RunResults:
                 size = len(data)
                 self.bytes_kept += size
                 batch = self._batch
-                if not batch:
+                if not batch and not self._notes:
                     self._loop.call_later(_HAND_OVER, self._hand_over)
                 batch.append(key)
                 self._batch_fingerprints.append(fingerprint)
@@ -577,14 +581,41 @@ class RunResults:
             "" if before else " (said once per task: engine.stats.results_not_kept_by_task counts)",
         )
 
+    def note(self, node: Node, note: JournalNote) -> None:
+        """Journal ``note`` of ``node`` with the next batch (within 50 ms, in the writer
+        thread): what a carry-on of this run goes on from (:meth:`remember`). Called where an
+        attempt fails, a task is held or decided, never where one starts or completes."""
+        if not self._batch and not self._notes:
+            self._loop.call_later(_HAND_OVER, self._hand_over)
+        lazy = node.lazy
+        task = ManifestTask(name=lazy.name, task_id=lazy.task_id, state=NOTE_STATES[note.event])
+        self._notes.append(KeptTask(key=self.keys[self._index[id(node)]], task=task, note=note))
+
+    def remember(self, manifest: RunManifest) -> None:
+        """This run carries on ``manifest``'s run, whose engine died: its tasks go on from what
+        that run's journal noted of them (:attr:`memory`), each note checked first."""
+        if manifest.notes:
+            self.memory = RunMemory(manifest.run_id, manifest.notes, self.stats)
+
+    def key(self, node: Node) -> str:
+        """``node``'s stable task key (``name#n``, a map's item ``name#n[i]``)."""
+        return self.keys[self._index[id(node)]]
+
     def _hand_over(self) -> None:
         batch = self._batch, self._batch_fingerprints, self._batch_data
         self._batch, self._batch_fingerprints, self._batch_data = [], [], []
         self._batch_bytes = 0
-        if batch[0]:
-            self.store.submit(lambda: self._write(*batch))
+        notes, self._notes = self._notes, []
+        if batch[0] or notes:
+            self.store.submit(lambda: self._write(*batch, notes))
 
-    def _write(self, nodes: list[int], fingerprints: list[str], encoded: list[bytes]) -> None:
+    def _write(
+        self,
+        nodes: list[int],
+        fingerprints: list[str],
+        encoded: list[bytes],
+        notes: list[KeptTask],
+    ) -> None:
         """In the writer thread."""
         store = self.store
         for key, fingerprint, data in zip(nodes, fingerprints, encoded, strict=True):
@@ -598,12 +629,18 @@ class RunResults:
         if self._indexed:
             sizes = [len(data) for data in encoded]
             self._index_cached(nodes, fingerprints, sizes, [digest.hex() for digest in digests])
-        self._journal(nodes, fingerprints, encoded, digests)
+        self._journal(nodes, fingerprints, encoded, digests, notes)
 
     def _journal(
-        self, nodes: list[int], fingerprints: list[str], encoded: list[bytes], digests: list[bytes]
+        self,
+        nodes: list[int],
+        fingerprints: list[str],
+        encoded: list[bytes],
+        digests: list[bytes],
+        notes: list[KeptTask],
     ) -> None:
-        """Write the journal's lines of a batch just written (in the writer thread)."""
+        """Write the journal's lines of a batch just written, then its notes (in the writer
+        thread)."""
         lines = []
         for key, fingerprint, data, digest in zip(
             nodes, fingerprints, encoded, digests, strict=True
@@ -623,6 +660,7 @@ class RunResults:
                 sha256=digest.hex(),
             )
             lines.append(KeptTask(key=self.keys[index], task=task))
+        lines += notes
         if not lines:
             return
         self._journaled += 1

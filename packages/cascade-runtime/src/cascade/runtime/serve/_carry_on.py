@@ -156,7 +156,14 @@ class CarryOnCounts(Protocol):
 class CarryOns:
     """Acts on the runs of dead engines (:meth:`lost`): each one of a workflow whose policy is
     ``carry-on``, begun (it has a journal in ``results``) and unfinished, is handed to
-    ``carry(lost)``, which starts its carry-on or raises why not (another server took it)."""
+    ``carry(lost)``, which starts its carry-on or raises why not (another server took it).
+
+    A run of a schedule's slot whose carry-on is under way here counts as that schedule's
+    live run (:meth:`scheduled`) from the moment its loss is heard until its carry-on has
+    started (then it is one of the server's runs) or is not to be (``changed`` is called
+    then), so that no slot starts beside it against the schedule's overlap; a slot whose
+    overlap cancels it (:meth:`abandon`) leaves it lost, or has ``cancel(run_id, reason)``
+    stop its carry-on once started."""
 
     def __init__(
         self,
@@ -167,6 +174,8 @@ class CarryOns:
         own_runs: Callable[[], set[str]],
         stats: CarryOnCounts,
         max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
+        changed: Callable[[], None] = lambda: None,
+        cancel: Callable[[str, str], object] = lambda *_: None,
     ) -> None:
         if max_carry_ons < 0:
             raise ValueError(f"max_carry_ons must be at least 0, not {max_carry_ons}")
@@ -178,6 +187,26 @@ class CarryOns:
         self._done: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stats = stats
+        self._changed = changed
+        self._pending: dict[str, ServedRun] = {}  # the carry-ons under way here, by lost run
+        self._abandoned: dict[str, str] = {}  # pending ones a slot's overlap cancelled: why
+        self._cancel = cancel
+
+    def abandon(self, run_id: str, reason: str) -> bool:
+        """Whether ``run_id``'s carry-on is under way here: it is abandoned then, for
+        ``reason`` (a later slot's overlap ``cancel``)."""
+        if run_id not in self._pending:
+            return False
+        self._abandoned[run_id] = reason
+        return True
+
+    def scheduled(self, schedule: str, workflow: str) -> list[str]:
+        """The lost runs of ``schedule`` (of ``workflow``) whose carry-on is under way here."""
+        return [
+            run_id
+            for run_id, entry in self._pending.items()
+            if (entry.schedule, entry.workflow) == (schedule, workflow)
+        ]
 
     def lost(self, source: str, runs: list[ServedRun]) -> None:
         """``source`` died with ``runs`` live (its last announcement's): act on each, once."""
@@ -190,6 +219,7 @@ class CarryOns:
             self._done[entry.run_id] = None
             while len(self._done) > _DONE_KEPT:
                 del self._done[next(iter(self._done))]
+            self._pending[entry.run_id] = entry
             task = asyncio.get_running_loop().create_task(
                 self._carry_on(source, entry), name="cascade-carry-on"
             )
@@ -197,6 +227,14 @@ class CarryOns:
             task.add_done_callback(self._tasks.discard)
 
     async def _carry_on(self, source: str, entry: ServedRun) -> None:
+        try:
+            await self._carry_on_here(source, entry)
+        finally:  # carried on here (one of this server's runs now), elsewhere, or not at all
+            self._abandoned.pop(entry.run_id, None)
+            if self._pending.pop(entry.run_id, None) is not None and entry.schedule is not None:
+                self._changed()
+
+    async def _carry_on_here(self, source: str, entry: ServedRun) -> None:
         results = self._results
         if results is None:
             self._stats.runs_left_lost += 1
@@ -242,10 +280,18 @@ class CarryOns:
                 kept=frozenset(manifest.tasks),
                 generation=generation,
             )
+            abandoned = self._abandoned.get(entry.run_id)
+            if abandoned is not None:
+                self._stats.runs_left_lost += 1
+                _log.warning("run %s of %s is not carried on: %s", run_id, source, abandoned)
+                return
             carried_as = await self._carry(lost)
         except Exception as exc:  # another server took it first, or it cannot start here
             _log.info("run %s is not carried on here: %s", run_id, explain(exc))
             return
+        abandoned = self._abandoned.get(entry.run_id)
+        if abandoned is not None:
+            self._cancel(carried_as, abandoned)
         self._stats.runs_carried_on += 1
         _log.warning(
             "carried on run %s of %s as %s%s: its engine %s died",

@@ -150,6 +150,10 @@ class Server:
             own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
             stats=context.stats,
             max_carry_ons=max_carry_ons,
+            changed=self._runs_changed,
+            cancel=lambda run_id, reason: self.cancel_run(
+                self._connector.source_id, run_id, reason
+            ),
         )
         self._peers = Peers(
             self._connector.source_id,
@@ -174,7 +178,13 @@ class Server:
             project_id=context.project_id,
         )
         self._runs = ServedRuns(
-            run, max_runs=max_runs, max_queued=max_queued, changed=self._runs_changed
+            run,
+            max_runs=max_runs,
+            max_queued=max_queued,
+            changed=self._runs_changed,
+            cancel=lambda run_id, reason: context.cancel(
+                run_id, issued_by=self._connector.source_id, reason=reason
+            ),
         )
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
@@ -697,13 +707,19 @@ class Server:
         source = self._connector.source_id
         here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]
         schedule = self._schedules[name]
-        return here + self._peers.scheduled(name, schedule.workflow or name)
+        workflow = schedule.workflow or name
+        carried = [(source, run_id) for run_id in self._carry_ons.scheduled(name, workflow)]
+        return here + carried + self._peers.scheduled(name, workflow)
 
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
         if source == me:
-            if self._context.cancel(run_id, issued_by=me, reason=reason) is None:
-                self._runs.drop_queued(run_id)  # queued: it never starts
+            if self._carry_ons.abandon(run_id, reason):
+                return  # its carry-on was under way: it is left lost, or stopped once started
+            cancelled = self._context.cancel(run_id, issued_by=me, reason=reason)
+            # not begun by the engine yet: once it has; queued: it never starts
+            if cancelled is None and not self._runs.cancel_at_start(run_id, reason):
+                self._runs.drop_queued(run_id)
             return
         context = self._context
         topic = cancel_topic(context.org_id, context.project_id, run_id, self._prefix)

@@ -44,7 +44,9 @@ class Accepted:
 
 class ServedRuns:
     """The accepted runs, each run by ``run`` (the engine's ``_run_target``); ``changed`` is
-    called whenever one is queued, starts or ends (the announcement's figures)."""
+    called whenever one is queued, starts or ends (the announcement's figures); ``cancel``
+    (the engine's, of a run id, for a reason) stops a run asked to stop before the engine
+    began it, once it has (:meth:`cancel_at_start`)."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class ServedRuns:
         max_runs: int,
         max_queued: int,
         changed: Callable[[], None],
+        cancel: Callable[[str, str], object] = lambda *_: None,
     ) -> None:
         if max_runs < 1:
             raise ValueError(f"max_runs must be at least 1, not {max_runs}")
@@ -65,6 +68,17 @@ class ServedRuns:
         self._run_target = run
         self._changed = changed
         self._held = 0  # places held for runs about to be accepted
+        self._cancel = cancel
+        self._cancel_at_start: dict[str, str] = {}  # run id -> why, once the engine began it
+
+    def cancel_at_start(self, run_id: str, reason: str) -> bool:
+        """Whether ``run_id`` has a slot but the engine has not begun it yet (planning it,
+        reading what a rerun reuses): it is cancelled for ``reason`` as soon as it has."""
+        entry = self.running.get(run_id)
+        if entry is None or entry.started:
+            return False
+        self._cancel_at_start[run_id] = reason
+        return True
 
     def busy(self) -> str | None:
         """Why no run can be accepted now (``max_runs`` run and ``max_queued`` wait, places
@@ -145,6 +159,9 @@ class ServedRuns:
             entry = self.running.get(event.run_id)
             if entry is not None:
                 entry.started = True
+                reason = self._cancel_at_start.pop(event.run_id, None)
+                if reason is not None:
+                    self._cancel(event.run_id, reason)
 
     async def _run(self, accepted: Accepted) -> None:
         try:
@@ -167,6 +184,7 @@ class ServedRuns:
             _log.info("run %s of %s ended: %s", accepted.run_id, accepted.workflow, explain(exc))
         finally:
             self.running.pop(accepted.run_id, None)
+            self._cancel_at_start.pop(accepted.run_id, None)
             while self.queue and len(self.running) < self.max_runs:
                 entry = self.queue.popleft()
                 self.running[entry.run_id] = entry
