@@ -22,7 +22,7 @@ from cascade.interfaces import Message, status_filter, telemetry_filter
 from cascade.interfaces.serving import StartRequest
 from cascade.interfaces.summaries import decode_summary, placed_summary_filter
 from cascade.reader import ReaderModel, RunView, subscribe_summaries
-from cascade.testkit import MOSQUITTO_ONLY, Inbox, OwnBroker, skip_on_family
+from cascade.testkit import MOSQUITTO_ONLY, Inbox, OwnBroker, SharedStore, skip_on_family
 
 from .conftest import EngineProcess
 from .test_carry_on import KEEPALIVE, _start, _step, _two_servers
@@ -43,7 +43,7 @@ async def _cascade(broker: OwnBroker, *args: str) -> Result:
 async def test_a_killed_servers_run_is_lost_in_every_view_and_says_where_it_went_on(
     own_broker: OwnBroker, engine_processes: list[EngineProcess], tmp_path: Path
 ) -> None:
-    results = tmp_path / "results"
+    results = SharedStore("directory", str(tmp_path / "results"))
     servers = _two_servers(own_broker, PREFIX, results, engine_processes)
     async with servers as (victim, survivor, observer):
         model = ReaderModel(prefix=PREFIX)
@@ -121,7 +121,7 @@ async def test_a_killed_servers_run_nobody_carries_on_is_stranded_and_says_so(
     """Served with ``on_engine_lost="none"``: the run stays lost. `cascade status` counts it
     stranded (no live run on the dead engine); a decision on it says no server is known to
     carry it on."""
-    results = tmp_path / "results"
+    results = SharedStore("directory", str(tmp_path / "results"))
     servers = _two_servers(own_broker, PREFIX, results, engine_processes, "--policy", "none")
     async with servers as (victim, _survivor, observer):
         offline = Inbox()
