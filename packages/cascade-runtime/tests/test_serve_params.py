@@ -288,7 +288,7 @@ async def test_a_served_target_takes_its_params_from_its_params() -> None:
     assert started.origin.params == {"rows": 5, "env": "staging"}
 
 
-DAY = Param("day", default="mon", description="the day to load")
+DAY: Param[str] = Param("day", default="mon", description="the day to load")
 
 
 EXTRACTED: list[str] = []
