@@ -684,20 +684,15 @@ class Run:
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
             if spec.is_async:  # it starts as it is awaited; a plain function, once handed over
-                if decided is not None:
-                    emit(
-                        TaskRunning(
-                            run_id=run_id,
-                            task_id=task_id,
-                            task_name=name,
-                            attempt=attempt,
-                            decided=decided,
-                        )
+                emit(
+                    TaskRunning(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        attempt=attempt,
+                        decided=decided,
                     )
-                else:
-                    emit(
-                        TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt)
-                    )
+                )
             CURRENT.set((self.context, node, attempt))  # in its task, and its thread's context
             logs = self.logs
             if logs is not None:  # what this attempt logs, in its task and its thread, is its

@@ -119,16 +119,11 @@ def engine_connector(broker: BrokerOptions, source_id: str | None = None) -> Con
         layout = default_sourced_topics()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        tls = broker.ssl_context() or False
-    except OSError as exc:  # ssl.SSLError is an OSError
-        reason = f"cannot set up TLS with CA file {broker.ca_file}: {exc}"
-        raise ConnectError(broker.host or "localhost", broker.port, reason) from None
     return MqttConnector(
         hosts=broker.hosts,
         username=broker.username,
         password=broker.password,
-        tls=tls,
+        tls=_tls(broker),
         connect_timeout=broker.timeout,
         protocol=broker.protocol,
         sourced_topics=layout,
@@ -146,11 +141,7 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
     """
     from cascade.connectors.mqtt import MqttConnector
 
-    try:
-        tls = options.ssl_context() or False
-    except OSError as exc:  # ssl.SSLError is an OSError
-        reason = f"cannot set up TLS with CA file {options.ca_file}: {exc}"
-        raise ConnectError(options.host or "localhost", options.port, reason) from None
+    tls = _tls(options)
     where: dict[str, Any] = {"hostname": options.host or "localhost", "port": options.port}
     if options.other_hosts:
         where = {"hosts": options.hosts}
@@ -167,6 +158,16 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
         session_expiry=options.session_expiry,
         protocol=options.protocol,
     )
+
+
+def _tls(options: BrokerOptions) -> ssl.SSLContext | bool:
+    """The connector's ``tls`` for ``--tls`` / ``--ca-file`` (``False``: plain TCP);
+    :class:`~cascade.interfaces.ConnectError` when they cannot be used."""
+    try:
+        return options.ssl_context() or False
+    except OSError as exc:  # ssl.SSLError is an OSError
+        reason = f"cannot set up TLS with CA file {options.ca_file}: {exc}"
+        raise ConnectError(options.host or "localhost", options.port, reason) from None
 
 
 def _protocol(value: str) -> str:
