@@ -16,6 +16,8 @@ from typing import Any
 
 from .._errors import CascadeRuntimeError
 from . import _http
+from ._bounds import MAX_RENDERED_CHARS
+from ._formatting import render_format, render_template
 from ._task import Task, task
 
 __all__ = ["ExtraMissing"]
@@ -34,9 +36,13 @@ class ExtraMissing(CascadeRuntimeError, ImportError):
 # --- the functions, each made a task once per provider name below ---
 
 
-def _format(template: str, *args: Any, **kwargs: Any) -> str:
-    """``template.format(*args, **kwargs)``: ``cs.format("Hello, {name}!", name=who)``."""
-    return template.format(*args, **kwargs)
+def _format(
+    template: str, *args: Any, max_length: int | None = MAX_RENDERED_CHARS, **kwargs: Any
+) -> str:
+    """``template.format(*args, **kwargs)``: ``cs.format("Hello, {name}!", name=who)``, with
+    plain fields only (no ``{0.attr}`` nor ``{0[key]}``: the format string may be a param's)
+    and at most ``max_length`` characters rendered (``None``: any)."""
+    return render_format(template, args, kwargs, max_length)
 
 
 def _dict(**kwargs: Any) -> dict[str, Any]:
@@ -77,15 +83,17 @@ def _load_yaml(path: str) -> Any:
         return yaml.safe_load(file)
 
 
-def _template(template_string: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+def _template(
+    template_string: str,
+    context: dict[str, Any] | None = None,
+    *,
+    max_length: int | None = MAX_RENDERED_CHARS,
+    **kwargs: Any,
+) -> str:
     """The Jinja2 template rendered with ``context`` and the keyword arguments (which win), in
     Jinja2's sandbox: a template that comes from a param or a file cannot reach Python's
-    internals through its values."""
-    from jinja2.sandbox import SandboxedEnvironment
-
-    template = SandboxedEnvironment().from_string(template_string)
-    rendered: str = template.render(**{**(context or {}), **kwargs})
-    return rendered
+    internals through its values, nor render more than ``max_length`` characters."""
+    return render_template(template_string, {**(context or {}), **kwargs}, max_length)
 
 
 def _read_text(path: str, encoding: str = "utf-8") -> str:
