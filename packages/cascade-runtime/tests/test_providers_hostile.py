@@ -5,6 +5,12 @@ the rule, and ordinary use is unchanged."""
 
 from __future__ import annotations
 
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import pytest
 
 import cascade.runtime as cs
@@ -84,3 +90,90 @@ def test_a_template_within_the_bound_renders_and_the_bound_is_an_option() -> Non
     assert rendered == "ababab   y  !"
     assert len(cs.run(cs.template("{{ 'A' * 2000000 }}", max_length=3_000_000))) == 2_000_000
     assert isinstance(_failure(cs.template("{{ x }}", x="y" * 20, max_length=10)), BoundExceeded)
+
+
+# --- items 3 and 4: cs.http's answers and uploads, against a real local HTTP server ---
+
+
+class Hostile(BaseHTTPRequestHandler):
+    """``/bomb``: 64 MiB of zeros gzipped (about 65 KB); ``/big``: 32 MiB plain;
+    ``/small.gz``: a small gzipped JSON; a POST answers with what it got."""
+
+    def do_GET(self) -> None:
+        encoding = None
+        if self.path == "/bomb":
+            body, encoding = BOMB, "gzip"
+        elif self.path == "/small.gz":
+            body, encoding = gzip.compress(b'{"ok": true}'), "gzip"
+        else:
+            body = b"B" * (32 * 1024 * 1024)
+        self.send_response(200)
+        if encoding:
+            self.send_header("content-encoding", encoding)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading: what a bound does
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A server of the test's own on a free loopback port: its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_gzip_bomb_is_refused_past_the_body_bound(server: str) -> None:
+    assert len(BOMB) < 100_000
+    error = _failure(cs.http.get(f"{server}/bomb"))
+    assert isinstance(error, BoundExceeded)
+    assert "max_body" in str(error) and "16,777,216" in str(error)
+
+
+def test_a_large_answer_is_refused_unless_the_bound_is_raised(server: str) -> None:
+    assert isinstance(_failure(cs.http.get(f"{server}/big")), BoundExceeded)
+    answer = cs.run(cs.http.get(f"{server}/big", max_body=40 * 1024 * 1024))
+    assert len(answer.body) == 32 * 1024 * 1024
+
+
+def test_a_gzipped_answer_within_the_bound_is_decoded(server: str) -> None:
+    assert cs.run(cs.http.get(f"{server}/small.gz")).json() == {"ok": True}
+
+
+def test_an_answer_streams_to_a_file(server: str, tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    answer = cs.run(cs.http.get(f"{server}/big", to_file=path, max_body=None))
+    assert answer.body == b"" and answer.body_file == str(path)
+    assert path.stat().st_size == 32 * 1024 * 1024
+    refused = tmp_path / "bomb.bin"
+    assert isinstance(_failure(cs.http.get(f"{server}/bomb", to_file=refused)), BoundExceeded)
+    assert not refused.exists()  # no part of a refused body kept
+
+
+def test_a_str_in_files_is_content_never_a_path(server: str, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    sent = cs.http.post(server, files={"note": cs.Param("note")})
+    body = cs.run(sent, params={"note": str(secret)}).body
+    assert b"PRIVATE KEY" not in body and str(secret).encode() in body
+    from_code = cs.run(cs.http.post(server, files={"note": secret})).body  # a Path: the file
+    assert b"PRIVATE KEY" in from_code
