@@ -177,3 +177,36 @@ def test_a_str_in_files_is_content_never_a_path(server: str, tmp_path: Path) -> 
     assert b"PRIVATE KEY" not in body and str(secret).encode() in body
     from_code = cs.run(cs.http.post(server, files={"note": secret})).body  # a Path: the file
     assert b"PRIVATE KEY" in from_code
+
+
+# --- item 3: YAML ---
+
+
+def _aliases(levels: int) -> str:
+    """A YAML document of ``levels`` nested aliases, each standing for nine of the one before:
+    a few hundred bytes that stand for 9**levels values."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_past_the_node_bound_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yml"
+    path.write_text(_aliases(9))
+    assert path.stat().st_size < 600
+    error = _failure(cs.load_yaml(str(path)))
+    assert isinstance(error, BoundExceeded) and "max_nodes" in str(error)
+    small = tmp_path / "small.yml"
+    small.write_text(_aliases(2))
+    assert len(cs.run(cs.load_yaml(str(small)))["a2"]) == 9
+    assert isinstance(_failure(cs.load_yaml(str(small), max_nodes=50)), BoundExceeded)
+
+
+def test_a_yaml_file_past_the_size_bound_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yml"
+    path.write_text("k: " + "v" * 2000 + "\n")
+    error = _failure(cs.load_yaml(str(path), max_bytes=1000))
+    assert isinstance(error, BoundExceeded) and "max_bytes" in str(error)
+    assert cs.run(cs.load_yaml(str(path))) == {"k": "v" * 2000}

@@ -24,7 +24,7 @@ largest width, precision or repetition one of their fields or expressions may as
 MAX_YAML_BYTES = 16 * 1024 * 1024
 """Bytes of a file ``cs.load_yaml`` reads at most (``max_bytes=``)."""
 
-MAX_YAML_NODES = 100_000
+MAX_YAML_NODES = 1_000_000
 """Nodes a document ``cs.load_yaml`` parses may have, each alias counted as the nodes it
 stands for (``max_nodes=``): a few bytes of nested aliases cannot become gigabytes."""
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from .._errors import CascadeRuntimeError
 from . import _http
-from ._bounds import MAX_RENDERED_CHARS
+from ._bounds import MAX_RENDERED_CHARS, MAX_YAML_BYTES, MAX_YAML_NODES
 from ._formatting import render_format, render_template
 from ._task import Task, task
+from ._yaml import load_yaml
 
 __all__ = ["ExtraMissing"]
 
@@ -75,12 +76,15 @@ def _lookup(source: Any, key: str) -> Any:
     return current
 
 
-def _load_yaml(path: str) -> Any:
-    """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``)."""
-    import yaml
-
-    with open(path, encoding="utf-8") as file:
-        return yaml.safe_load(file)
+def _load_yaml(
+    path: str,
+    *,
+    max_bytes: int | None = MAX_YAML_BYTES,
+    max_nodes: int | None = MAX_YAML_NODES,
+) -> Any:
+    """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``), of at most
+    ``max_bytes`` bytes and ``max_nodes`` nodes (each alias counted as what it stands for)."""
+    return load_yaml(path, max_bytes, max_nodes)
 
 
 def _template(
