@@ -17,6 +17,7 @@ import cascade.runtime as cs
 from cascade.runtime import TaskFailedError
 from cascade.runtime.workflow._bounds import BoundExceeded
 from cascade.runtime.workflow._formatting import FormatFieldRefused
+from cascade.runtime.workflow._from_params import PathRefused
 
 
 def _failure(target: object, **params: object) -> BaseException:
@@ -210,3 +211,61 @@ def test_a_yaml_file_past_the_size_bound_is_refused(tmp_path: Path) -> None:
     error = _failure(cs.load_yaml(str(path), max_bytes=1000))
     assert isinstance(error, BoundExceeded) and "max_bytes" in str(error)
     assert cs.run(cs.load_yaml(str(path))) == {"k": "v" * 2000}
+
+
+# --- item 4: paths and code from params ---
+
+
+def test_a_read_path_from_a_param_needs_a_root_and_stays_under_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ok.txt").write_text("fine")
+    (tmp_path / "secret.txt").write_text("SECRET")
+    with pytest.raises(PathRefused, match="root"):
+        cs.read.text(cs.Param("name"))  # no root named: refused as the graph is built
+    with pytest.raises(PathRefused, match="root"):
+        cs.read.text(cs.format("{}/x", cs.Param("name")))  # from a param, however far up
+    read = cs.read.text(cs.Param("name"), root=str(data))
+    assert cs.run(read, params={"name": "ok.txt"}) == "fine"
+    for hostile in ("../secret.txt", str(tmp_path / "secret.txt")):
+        error = _failure(read, name=hostile)
+        assert isinstance(error, PathRefused) and "SECRET" not in str(error)
+    (data / "out").symlink_to(tmp_path)
+    assert isinstance(_failure(read, name="out/secret.txt"), PathRefused)
+
+
+def test_a_root_or_a_bound_from_a_param_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PathRefused, match="root="):
+        cs.read.text("x.txt", root=cs.Param("root"))
+    with pytest.raises(PathRefused, match="max_length="):
+        cs.format("{}", 1, max_length=cs.Param("n"))
+    with pytest.raises(PathRefused, match="to_file="):
+        cs.http.get("http://127.0.0.1:9/", to_file=cs.Param("f"))
+
+
+def test_a_write_path_from_a_param_stays_under_its_root(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write = cs.write.text(cs.Param("name"), "hello", root=str(out))
+    cs.run(write, params={"name": "a.txt"})
+    assert (out / "a.txt").read_text() == "hello"
+    assert isinstance(_failure(write, name="../escaped.txt"), PathRefused)
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_paths_written_in_code_work_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "plain.txt"
+    written = cs.write.text(str(path), "plain")
+    assert cs.run(cs.read.text(cs.format("{}", str(path), written))) == "plain"
+
+
+def test_a_subflow_path_from_a_param_needs_a_root(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "ok.py").write_text("import cascade.runtime as cs\ntarget = cs.format('{}', 'in')\n")
+    (tmp_path / "evil.py").write_text("raise SystemExit('ran code outside its root')\n")
+    with pytest.raises(PathRefused, match="root"):
+        cs.subflow(cs.Param("flow"), "target")
+    flow = cs.subflow(cs.Param("flow"), "target", root=str(flows))
+    assert cs.run(flow, params={"flow": "ok.py"}) == "in"
+    assert isinstance(_failure(flow, flow="../evil.py"), PathRefused)

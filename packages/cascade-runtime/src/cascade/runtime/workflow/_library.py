@@ -18,6 +18,7 @@ from .._errors import CascadeRuntimeError
 from . import _http
 from ._bounds import MAX_RENDERED_CHARS, MAX_YAML_BYTES, MAX_YAML_NODES
 from ._formatting import render_format, render_template
+from ._from_params import Guard, GuardedTask, under_root
 from ._task import Task, task
 from ._yaml import load_yaml
 
@@ -79,12 +80,14 @@ def _lookup(source: Any, key: str) -> Any:
 def _load_yaml(
     path: str,
     *,
+    root: str | os.PathLike[str] | None = None,
     max_bytes: int | None = MAX_YAML_BYTES,
     max_nodes: int | None = MAX_YAML_NODES,
 ) -> Any:
     """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``), of at most
-    ``max_bytes`` bytes and ``max_nodes`` nodes (each alias counted as what it stands for)."""
-    return load_yaml(path, max_bytes, max_nodes)
+    ``max_bytes`` bytes and ``max_nodes`` nodes (each alias counted as what it stands for);
+    with ``root``, ``path`` is under it (:func:`~._from_params.under_root`)."""
+    return load_yaml(under_root(path, root, "load_yaml"), max_bytes, max_nodes)
 
 
 def _template(
@@ -100,33 +103,36 @@ def _template(
     return render_template(template_string, {**(context or {}), **kwargs}, max_length)
 
 
-def _read_text(path: str, encoding: str = "utf-8") -> str:
-    """The text of the file at ``path``."""
-    with open(path, encoding=encoding) as file:
+_Root = str | os.PathLike[str] | None
+
+
+def _read_text(path: str, encoding: str = "utf-8", *, root: _Root = None) -> str:
+    """The text of the file at ``path`` (with ``root``: under it)."""
+    with open(under_root(path, root, "read.text"), encoding=encoding) as file:
         return file.read()
 
 
-def _read_bytes(path: str) -> bytes:
-    """The bytes of the file at ``path``."""
-    with open(path, "rb") as file:
+def _read_bytes(path: str, *, root: _Root = None) -> bytes:
+    """The bytes of the file at ``path`` (with ``root``: under it)."""
+    with open(under_root(path, root, "read.bytes"), "rb") as file:
         return file.read()
 
 
-def _write_text(path: str, content: str, encoding: str = "utf-8") -> None:
-    """Write ``content`` to the file at ``path`` (replacing it)."""
-    with open(path, "w", encoding=encoding) as file:
+def _write_text(path: str, content: str, encoding: str = "utf-8", *, root: _Root = None) -> None:
+    """Write ``content`` to the file at ``path`` (replacing it; with ``root``: under it)."""
+    with open(under_root(path, root, "write.text"), "w", encoding=encoding) as file:
         file.write(content)
 
 
-def _write_bytes(path: str, content: bytes) -> None:
-    """Write ``content`` to the file at ``path`` (replacing it)."""
-    with open(path, "wb") as file:
+def _write_bytes(path: str, content: bytes, *, root: _Root = None) -> None:
+    """Write ``content`` to the file at ``path`` (replacing it; with ``root``: under it)."""
+    with open(under_root(path, root, "write.bytes"), "wb") as file:
         file.write(content)
 
 
-def _exists(path: str) -> bool:
-    """Whether ``path`` exists."""
-    return os.path.exists(path)
+def _exists(path: str, *, root: _Root = None) -> bool:
+    """Whether ``path`` exists (with ``root``: under it)."""
+    return os.path.exists(under_root(path, root, "fs.exists"))
 
 
 def _s3(storage_options: dict[str, Any] | None) -> Any:
@@ -238,6 +244,8 @@ class _Provider:
     name: str
     function: Callable[..., Any]
     needs: tuple[str, str] | None = None
+    paths: tuple[str, ...] = ()  # its arguments that are paths (from a param: under a root)
+    in_code: tuple[str, ...] = ()  # its options no param may give (a root, a bound)
 
     def create_factory(self) -> Task[Any, Any]:
         if self.needs is not None:
@@ -248,7 +256,12 @@ class _Provider:
                 raise ExtraMissing(self.name, module, extra) from None
         made = _made.get(self.name)
         if made is None:
-            made = _made[self.name] = task(name=self.name)(self.function)
+            if self.paths or self.in_code:
+                guard = Guard(self.name, self.paths, self.in_code)
+                made = GuardedTask(self.function, guard, name=self.name)
+            else:
+                made = task(name=self.name)(self.function)
+            _made[self.name] = made
         return made
 
 
@@ -269,6 +282,7 @@ class ShellProvider:
 class FormatProvider(_Provider):
     name = "format"
     function = staticmethod(_format)
+    in_code = ("max_length",)
 
 
 class DictProvider(_Provider):
@@ -290,37 +304,50 @@ class YamlLoaderProvider(_Provider):
     name = "load_yaml"
     function = staticmethod(_load_yaml)
     needs = ("yaml", "yaml")
+    paths = ("path",)
+    in_code = ("root", "max_bytes", "max_nodes")
 
 
 class TemplateProvider(_Provider):
     name = "template"
     function = staticmethod(_template)
     needs = ("jinja2", "template")
+    in_code = ("max_length",)
 
 
 class ReadTextProvider(_Provider):
     name = "read.text"
     function = staticmethod(_read_text)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class ReadBytesProvider(_Provider):
     name = "read.bytes"
     function = staticmethod(_read_bytes)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class WriteTextProvider(_Provider):
     name = "write.text"
     function = staticmethod(_write_text)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class WriteBytesProvider(_Provider):
     name = "write.bytes"
     function = staticmethod(_write_bytes)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class FsExistsProvider(_Provider):
     name = "fs.exists"
     function = staticmethod(_exists)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class IoLocalReadTextProvider(ReadTextProvider):
@@ -399,27 +426,32 @@ class HttpGetProvider(_Provider):
     name = "http.get"
     function = staticmethod(_http.get)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpPostProvider(_Provider):
     name = "http.post"
     function = staticmethod(_http.post)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpPutProvider(_Provider):
     name = "http.put"
     function = staticmethod(_http.put)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpDeleteProvider(_Provider):
     name = "http.delete"
     function = staticmethod(_http.delete)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpRequestProvider(_Provider):
     name = "http.request"
     function = staticmethod(_http.request)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
