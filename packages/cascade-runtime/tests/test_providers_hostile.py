@@ -269,3 +269,15 @@ def test_a_subflow_path_from_a_param_needs_a_root(tmp_path: Path) -> None:
     flow = cs.subflow(cs.Param("flow"), "target", root=str(flows))
     assert cs.run(flow, params={"flow": "ok.py"}) == "in"
     assert isinstance(_failure(flow, flow="../evil.py"), PathRefused)
+
+
+def test_a_kept_result_of_shared_values_is_refused_before_it_is_encoded(tmp_path: Path) -> None:
+    """A value of a few shared lists (what YAML aliases make) that stands for millions of
+    items is refused by the results store's bound before it is encoded whole."""
+    path = tmp_path / "aliases.yml"
+    path.write_text(_aliases(6))  # 9**7 values: about 10 MB encoded
+    value = cs.run(cs.load_yaml(str(path), max_nodes=None))
+    store = cs.ResultStore(str(tmp_path / "results"), max_bytes=1_000_000)
+    data, why = store.encode(value)
+    assert data is None and "before encoding" in why
+    assert store.encode({"small": [1, 2, 3]})[0] is not None

@@ -86,6 +86,28 @@ SAME = frozenset((type(None), bool, int, float, str, bytes))
 _partials = itertools.count()
 
 
+def over_bound(value: Any, limit: int) -> bool:
+    """Whether ``value``'s lists, tuples and dicts, walked as an encoder would (a value held
+    twice counted twice), surely encode to more than ``limit`` bytes: each item at least a
+    byte, a text or bytes its length. The walk stops once past ``limit``, so a value of a few
+    shared lists that stands for gigabytes is refused before it is encoded whole."""
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        size += 1
+        if isinstance(item, (str, bytes)):
+            size += len(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        if size > limit:
+            return True
+    return False
+
+
 class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One task of a run's manifest: its ``name``, its ``task_id`` in that run, its
     ``fingerprint`` (``None``: it has none, ``why_not`` says why), its code's hash (``code``),
@@ -544,6 +566,8 @@ class ResultStore:
 
     def encode(self, value: Any) -> tuple[bytes | None, str]:
         """``value``'s bytes as kept, or ``None`` and why it cannot be kept."""
+        if type(value) not in SAME and over_bound(value, self.max_bytes):
+            return None, f"over the bound of {self.max_bytes:,} bytes (seen before encoding)"
         try:
             data = encode_msgpack(value)
         except Exception as exc:
