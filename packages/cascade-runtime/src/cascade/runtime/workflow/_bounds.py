@@ -51,9 +51,7 @@ class BoundExceeded(CascadeRuntimeError, ValueError):
         return (type(self), (self.provider, self.what, self.limit, self.option))
 
 
-def check_bound(
-    amount: int, limit: int | None, provider: str, what: str, option: str
-) -> None:
+def check_bound(amount: int, limit: int | None, provider: str, what: str, option: str) -> None:
     """:class:`BoundExceeded` if ``amount`` is past ``limit`` (``None``: no bound)."""
     if limit is not None and amount > limit:
         raise BoundExceeded(provider, what, limit, option)

@@ -33,7 +33,9 @@ def _check_numbers(text: str, limit: int | None, provider: str) -> None:
         return
     for number in _NUMBERS.findall(text):
         if len(number) > len(str(limit)) or int(number) > limit:
-            raise BoundExceeded(provider, f"the width or precision {number[:20]}", limit, "max_length")
+            raise BoundExceeded(
+                provider, f"the width or precision {number[:20]}", limit, "max_length"
+            )
 
 
 class _Counted:
@@ -75,7 +77,9 @@ class _PlainFormatter(string.Formatter):
         return formatted
 
 
-def render_format(template: str, args: Sequence[Any], kwargs: Mapping[str, Any], limit: int | None) -> str:
+def render_format(
+    template: str, args: Sequence[Any], kwargs: Mapping[str, Any], limit: int | None
+) -> str:
     """``template.format(*args, **kwargs)`` with plain fields only, within ``limit``
     characters (``None``: any)."""
     if not isinstance(template, str):
@@ -102,6 +106,13 @@ def _size_of_repeat(left: Any, right: Any) -> int:
     return 0
 
 
+def _power_bits(base: Any, exponent: Any) -> int:
+    """About how many bits ``base ** exponent`` has, for two ints (else 0)."""
+    if not isinstance(base, int) or not isinstance(exponent, int) or exponent <= 0:
+        return 0
+    return exponent * max(abs(base).bit_length() - 1, 0)
+
+
 def _bounded_environment(limit: int | None) -> Any:
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -116,14 +127,13 @@ def _bounded_environment(limit: int | None) -> Any:
             if limit is not None:
                 if operator == "*" and _size_of_repeat(left, right) > limit:
                     raise refuse("a repetition (*)")
-                if operator == "**" and isinstance(left, int) and isinstance(right, int):
-                    if right > 0 and abs(left) > 1 and right * abs(left).bit_length() > limit * 4:
-                        raise refuse("a power (**)")
+                if operator == "**" and _power_bits(left, right) > limit * 4:
+                    raise refuse("a power (**)")
                 if operator == "%" and isinstance(left, str):
                     _check_numbers(left, limit, "template")
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             name = getattr(__obj, "__name__", "")
             owner = getattr(__obj, "__self__", None)
             if limit is not None and isinstance(owner, str) and name in _GROWING:
@@ -164,8 +174,16 @@ def _bounded_environment(limit: int | None) -> Any:
         filters[name] = bounded
 
     checked("center", lambda s, width=80, *_: int(width))
-    checked("indent", lambda s, width=4, *a, **k: len(str(s)) * (int(width) if isinstance(width, int) else len(str(width))))
-    checked("replace", lambda ctx, s, old, new, *a: len(str(s)) + (str(s).count(old) + 1) * len(str(new)))
+    checked(
+        "indent",
+        lambda s, width=4, *a, **k: (
+            len(str(s)) * (int(width) if isinstance(width, int) else len(str(width)))
+        ),
+    )
+    checked(
+        "replace",
+        lambda ctx, s, old, new, *a: len(str(s)) + (str(s).count(old) + 1) * len(str(new)),
+    )
     checked("format", lambda s, *a, **k: max((int(n) for n in _NUMBERS.findall(str(s))), default=0))
     return environment
 

@@ -197,7 +197,15 @@ async def get(
     to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``GET url``: its :class:`HttpResponse`, whatever its status."""
-    return await request(url, "GET", params=params, headers=headers, timeout=timeout, max_body=max_body, to_file=to_file)
+    return await request(
+        url,
+        "GET",
+        params=params,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
+    )
 
 
 async def post(
@@ -214,8 +222,16 @@ async def post(
 ) -> HttpResponse:
     """``POST url`` with a JSON body, form ``data`` (a dict) or raw ``data``, and ``files``."""
     return await request(
-        url, "POST", params, json=json, data=data, files=files, headers=headers, timeout=timeout,
-        max_body=max_body, to_file=to_file,
+        url,
+        "POST",
+        params,
+        json=json,
+        data=data,
+        files=files,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
     )
 
 
@@ -232,8 +248,15 @@ async def put(
 ) -> HttpResponse:
     """``PUT url``, its body as :func:`post`'s."""
     return await request(
-        url, "PUT", json=json, data=data, files=files, headers=headers, timeout=timeout,
-        max_body=max_body, to_file=to_file,
+        url,
+        "PUT",
+        json=json,
+        data=data,
+        files=files,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
     )
 
 
@@ -246,4 +269,6 @@ async def delete(
     to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``DELETE url``."""
-    return await request(url, "DELETE", headers=headers, timeout=timeout, max_body=max_body, to_file=to_file)
+    return await request(
+        url, "DELETE", headers=headers, timeout=timeout, max_body=max_body, to_file=to_file
+    )

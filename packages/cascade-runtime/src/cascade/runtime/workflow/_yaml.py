@@ -44,8 +44,6 @@ def _loader(limit: int | None) -> Any:
 
 def load_yaml(path: str | os.PathLike[str], max_bytes: int | None, max_nodes: int | None) -> Any:
     """The YAML document at ``path``, parsed safely, within ``max_bytes`` and ``max_nodes``."""
-    import yaml
-
     with open(path, "rb") as file:
         data = file.read() if max_bytes is None else file.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
