@@ -15,10 +15,7 @@ from pathlib import Path
 import pytest
 
 import cascade.runtime as cs
-from cascade.runtime import TaskFailedError
-from cascade.runtime.workflow._bounds import BoundExceeded
-from cascade.runtime.workflow._formatting import FormatFieldRefused
-from cascade.runtime.workflow._from_params import PathRefused
+from cascade.runtime import BoundExceeded, FormatFieldRefused, PathRefused, TaskFailedError
 
 
 def _failure(target: object, **params: object) -> BaseException:
