@@ -30,7 +30,9 @@ def _failure(target: object, **params: object) -> BaseException:
 # --- item 2: format strings and templates from params ---
 
 
-def test_a_format_string_from_a_param_cannot_reach_a_secret(monkeypatch) -> None:
+def test_a_format_string_from_a_param_cannot_reach_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HOSTILE_SECRET", "s3cret")
     fmt = "{0.raise_for_status.__globals__[os].environ[HOSTILE_SECRET]}"
     target = cs.format(cs.Param("fmt"), cs.HttpResponse(200))
@@ -50,7 +52,7 @@ def test_format_keeps_its_ordinary_meaning() -> None:
     ("fmt", "values"),
     [("{0:>40000000}", (1,)), ("{0:.40000000f}", (1.0,)), ("{0:{1}}", (1, ">40000000"))],
 )
-def test_a_format_spec_past_the_bound_is_refused(fmt: str, values: tuple) -> None:
+def test_a_format_spec_past_the_bound_is_refused(fmt: str, values: tuple[object, ...]) -> None:
     error = _failure(cs.format(cs.Param("fmt"), *values), fmt=fmt)
     assert isinstance(error, BoundExceeded)
     assert "max_length" in str(error)

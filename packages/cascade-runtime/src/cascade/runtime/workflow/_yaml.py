@@ -15,7 +15,7 @@ __all__ = ["load_yaml"]
 def _loader(limit: int | None) -> Any:
     import yaml
 
-    class BoundedLoader(yaml.SafeLoader):
+    class BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no types here
         def __init__(self, stream: Any) -> None:
             super().__init__(stream)
             self.weights: dict[int, int] = {}  # a node's id: the nodes it stands for
