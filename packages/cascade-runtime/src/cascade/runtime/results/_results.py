@@ -89,20 +89,27 @@ _partials = itertools.count()
 def over_bound(value: Any, limit: int) -> bool:
     """Whether ``value``'s lists, tuples and dicts, walked as an encoder would (a value held
     twice counted twice), surely encode to more than ``limit`` bytes: each item at least a
-    byte, a text or bytes its length. The walk stops once past ``limit``, so a value of a few
-    shared lists that stands for gigabytes is refused before it is encoded whole."""
+    byte, a text or bytes value its length too. Nothing is built, and the walk stops once past
+    ``limit``, so a value of a few shared lists that stands for gigabytes is refused before
+    it is encoded whole (a cycle too)."""
     size = 0
     stack = [value]
     while stack:
         item = stack.pop()
-        size += 1
-        if isinstance(item, (str, bytes)):
-            size += len(item)
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+        if type(item) is dict:
+            size += 1 + 2 * len(item)
+            parts: Any = item.values()  # each key counted a byte above: a lower bound
+        elif type(item) is list or type(item) is tuple:
+            size += 1 + len(item)
+            parts = item
+        else:
+            continue
+        for part in parts:
+            kind = type(part)
+            if kind is str or kind is bytes:
+                size += len(part)
+            elif kind is list or kind is tuple or kind is dict:
+                stack.append(part)
         if size > limit:
             return True
     return False
