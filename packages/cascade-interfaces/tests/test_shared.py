@@ -235,6 +235,7 @@ def test_payload_limits_by_kind() -> None:
     assert payload_limit("reply") == 64 * 1024
     assert payload_limit("logs") == 256 * 1024
     assert payload_limit("summary") == 64 * 1024
+    assert payload_limit("signal") == 64 * 1024  # what cs.recv takes
     assert payload_limit("index") is None
 
 

@@ -93,7 +93,7 @@ def test_post_put_delete_and_request_send_their_bodies(server: str, tmp_path: Pa
     posted, form, put, deleted, patched = cs.run(
         [
             seen(cs.http.post(f"{server}/p", json={"a": later(1)})),
-            seen(cs.http.post(f"{server}/f", data={"k": "v"}, files={"up": str(upload)})),
+            seen(cs.http.post(f"{server}/f", data={"k": "v"}, files={"up": upload})),
             seen(cs.http.put(f"{server}/u", data=b"raw")),
             seen(cs.http.delete(f"{server}/d", headers={"X-Why": "done"})),
             seen(cs.http.request(f"{server}/r", method="patch", json=[1])),

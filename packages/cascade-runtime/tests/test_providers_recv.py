@@ -129,3 +129,22 @@ async def test_a_pause_of_recv_holds_it(broker: InMemoryBroker, sender: InMemory
     assert await asyncio.wait_for(run, 10) == {"ok": 1}
     states = [e.state for e in events if isinstance(e, TaskEvent) and e.task_name == "recv"]
     assert states == ["BLOCKED", "RUNNING", "COMPLETED"]
+
+
+async def test_a_signal_over_the_bound_is_not_taken_and_is_counted(
+    broker: InMemoryBroker, sender: InMemoryConnector
+) -> None:
+    """A 16 MB signal does not reach ``recv`` (every other message kind has a bound): it is
+    counted and logged, and ``recv`` waits on for one within the bound."""
+    listening = Listening(broker)
+    engine = Engine(listening, org_id="acme", project_id="ops", heartbeat_interval=None)
+    run = asyncio.create_task(engine.run(greet(cs.recv("approvals/deploy", timeout=30))))
+    await asyncio.wait_for(listening.listening.wait(), 10)
+    topic = "cascade/signal/acme/ops/approvals/deploy"
+    await sender.publish(topic, {"by": "mallory", "pad": "x" * 16_000_000}, qos=1)
+    await broker.idle()
+    assert not run.done()
+    assert engine.stats.signals_rejected == 1
+    await sender.publish(topic, {"by": "alice", "pad": "x" * 60_000}, qos=1)  # within 64 KiB
+    assert await asyncio.wait_for(run, 10) == "approved by alice"
+    assert engine.stats.signals_rejected == 1

@@ -60,3 +60,19 @@ async def test_a_retained_signal_is_taken_at_once(
         assert await asyncio.wait_for(engine.run(cs.recv("go", timeout=20)), 30) == {"go": True}
     finally:
         await plain_client.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_a_signal_over_the_bound_is_not_taken(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """A plain client's 2 MB signal does not reach ``recv`` (64 KiB is the signal's bound):
+    counted, and ``recv`` takes the next one within the bound."""
+    connector = Listening(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix)
+    engine = Engine(connector, org_id="acme", project_id="ops", heartbeat_interval=None)
+    run = asyncio.create_task(engine.run(cs.recv("approvals/deploy", timeout=30)))
+    await asyncio.wait_for(connector.listening.wait(), 20)
+    topic = f"{prefix}/signal/acme/ops/approvals/deploy"
+    await plain_client.publish(topic, json.dumps({"by": "mallory", "pad": "x" * 2_000_000}), qos=1)
+    await plain_client.publish(topic, json.dumps({"by": "alice"}), qos=1)
+    assert await asyncio.wait_for(run, 20) == {"by": "alice"}
+    assert engine.stats.signals_rejected == 1

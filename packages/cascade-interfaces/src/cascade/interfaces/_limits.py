@@ -12,6 +12,7 @@ __all__ = [
     "MAX_NUMBER",
     "MAX_ERROR_LENGTH",
     "MAX_LOG_PAYLOAD_BYTES",
+    "MAX_SIGNAL_PAYLOAD_BYTES",
     "MAX_STATUS_PAYLOAD_BYTES",
     "MAX_SUMMARY_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
@@ -33,6 +34,10 @@ MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024
 MAX_LOG_PAYLOAD_BYTES = 256 * 1024
 """Task log batches (``{prefix}/logs/...``) larger than this are rejected before they are
 parsed."""
+
+MAX_SIGNAL_PAYLOAD_BYTES = 64 * 1024
+"""Signals (``{prefix}/signal/...``, what ``cs.recv`` waits for) larger than this are not
+taken."""
 
 MAX_SUMMARY_PAYLOAD_BYTES = 64 * 1024
 """Engine summary payloads larger than this are rejected before they are parsed."""
@@ -59,6 +64,7 @@ _LIMITS = {
     "served": MAX_CONTROL_PAYLOAD_BYTES,
     "start": MAX_CONTROL_PAYLOAD_BYTES,
     "logs": MAX_LOG_PAYLOAD_BYTES,
+    "signal": MAX_SIGNAL_PAYLOAD_BYTES,
     "status": MAX_STATUS_PAYLOAD_BYTES,
     "summary": MAX_SUMMARY_PAYLOAD_BYTES,
     "telemetry": MAX_TELEMETRY_PAYLOAD_BYTES,

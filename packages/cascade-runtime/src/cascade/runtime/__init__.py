@@ -77,8 +77,11 @@ from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .serve._schedule import Schedule
 from .workflow._amounts import CapacityError
+from .workflow._bounds import BoundExceeded
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._env import Env
+from .workflow._formatting import FormatFieldRefused
+from .workflow._from_params import PathRefused
 from .workflow._gate import GateError, GateRejected, gate
 from .workflow._http import HttpResponse, HttpStatusError
 from .workflow._jump import Jump, JumpError, bind, select_jump
@@ -108,6 +111,7 @@ from .workflow._task import (
 from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
+    "BoundExceeded",
     "CacheError",
     "CachePolicy",
     "CancelReport",
@@ -128,6 +132,7 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "FileExistenceCache",
+    "FormatFieldRefused",
     "GateError",
     "GateRejected",
     "HttpResponse",
@@ -140,6 +145,7 @@ __all__ = [
     "MappedLazyResult",
     "Param",
     "ParamError",
+    "PathRefused",
     "ProcessExecutor",
     "Provider",
     "ProviderMissing",

@@ -11,10 +11,13 @@ are levels a broker ACL binds, as in every other topic of a run. A run that does
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, Message, encode_level
+from cascade.interfaces._limits import MAX_SIGNAL_PAYLOAD_BYTES
 
 from ._errors import CascadeRuntimeError
 from .workflow._resource import Resource, ResourceMissing, inject, resource
@@ -25,6 +28,7 @@ __all__ = ["SIGNALS", "RecvProvider", "RecvTimeout", "RunSignals", "signal_topic
 SIGNALS = "cascade.signals"
 """The name of the resource :func:`signals` makes (what ``recv`` injects)."""
 _SIGNALS = inject(SIGNALS)
+_log = RateLimitedLogger(logging.getLogger("cascade.runtime.recv"))
 
 
 class RecvTimeout(CascadeRuntimeError, TimeoutError):
@@ -49,13 +53,17 @@ def signal_topic(org_id: str, project_id: str, topic: str, prefix: str = "cascad
 
 
 class RunSignals:
-    """What one run's tasks receive through the engine's connector."""
+    """What one run's tasks receive through the engine's connector; ``stats``: the engine's
+    (``signals_rejected`` counts the messages over :data:`MAX_SIGNAL_PAYLOAD_BYTES`)."""
 
-    def __init__(self, connector: Connector, org_id: str, project_id: str, prefix: str) -> None:
+    def __init__(
+        self, connector: Connector, org_id: str, project_id: str, prefix: str, stats: Any = None
+    ) -> None:
         self._connector = connector
         self._org = org_id
         self._project = project_id
         self._prefix = prefix
+        self._stats = stats
 
     def topic(self, topic: str) -> str:
         """The broker's topic (filter) for the run's ``topic``."""
@@ -68,6 +76,17 @@ class RunSignals:
         got: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
         def take(message: Message) -> None:
+            if len(message.raw) > MAX_SIGNAL_PAYLOAD_BYTES:  # as every other kind is bounded
+                if self._stats is not None:
+                    self._stats.signals_rejected += 1
+                _log.warning(
+                    "oversized-signal",
+                    "cs.recv did not take a signal of %d bytes on %r: at most %d are taken",
+                    len(message.raw),
+                    full,
+                    MAX_SIGNAL_PAYLOAD_BYTES,
+                )
+                return
             if not got.done():
                 got.set_result(message.payload)
 
@@ -83,12 +102,17 @@ class RunSignals:
             await handle.unsubscribe()
 
 
-def signals(connector: Connector | None, org_id: str, project_id: str, prefix: str) -> Resource:
+def signals(
+    connector: Connector | None, org_id: str, project_id: str, prefix: str, stats: Any = None
+) -> Resource:
     """The resource :data:`SIGNALS` of a run: its :class:`RunSignals`, or ``None`` for an
     engine without a connector (``recv`` then says so)."""
 
     async def run_signals() -> AsyncIterator[RunSignals | None]:
-        yield None if connector is None else RunSignals(connector, org_id, project_id, prefix)
+        if connector is None:
+            yield None
+        else:
+            yield RunSignals(connector, org_id, project_id, prefix, stats)
 
     return resource(name=SIGNALS)(run_signals)
 

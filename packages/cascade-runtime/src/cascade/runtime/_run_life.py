@@ -229,7 +229,7 @@ class RunLife:
         resources = self.resources = dict(host.resources)  # the run's, as registered now
         if SIGNALS in graph.resources and SIGNALS not in resources:  # cs.recv's, where used
             resources[SIGNALS] = signals(
-                host.connector, host.org_id, host.project_id, host.topic_prefix
+                host.connector, host.org_id, host.project_id, host.topic_prefix, host.stats
             )
         check_resources(graph, resources)
         host.placement.check(graph)

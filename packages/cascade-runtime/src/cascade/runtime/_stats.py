@@ -50,6 +50,8 @@ class EngineStats(ConstraintStats):
     ``constraints_unknown``: runs that started without the broker's retained constraints
     known within ``connect_wait`` (not connected yet, the subscription refused or not
     answered); each is warned about once, and the constraints apply when they arrive.
+    ``signals_rejected``: messages a task's ``cs.recv`` was sent and did not take, over the
+    signal bound (64 KiB; each logged at a limited rate; the task waits on).
     ``resources_set_up``: resources set up (once a run each, on first use);
     ``resource_teardowns_failed``: teardowns that raised (each logged; the run's outcome is
     what its tasks made it).
@@ -100,6 +102,7 @@ class EngineStats(ConstraintStats):
     results_reused: int = 0
     results_refused: int = 0
     results_cached: int = 0
+    signals_rejected: int = 0
     resources_set_up: int = 0
     resource_teardowns_failed: int = 0
     slots_claimed: int = 0

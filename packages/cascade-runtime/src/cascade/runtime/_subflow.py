@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import itertools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._engine import Engine
 from ._errors import CascadeRuntimeError
-from .workflow._task import Task, task
+from .workflow._from_params import Guard, GuardedTask, under_root
+from .workflow._task import Task
 
 __all__ = ["SubflowError", "SubflowProvider"]
 
@@ -47,10 +49,16 @@ def _load_target(path: str, target: str) -> Any:
     return getattr(module, target)
 
 
-async def _subflow(path: str, target: str, params: Mapping[str, Any] | None = None) -> Any:
-    """Run ``target``, a variable of the workflow file ``path``, with ``params`` (its
-    ``Param`` values), in an engine of its own: its result."""
-    value = await asyncio.to_thread(_load_target, path, target)
+async def _subflow(
+    path: str,
+    target: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Run ``target``, a variable of the workflow file ``path`` (with ``root``: under it),
+    with ``params`` (its ``Param`` values), in an engine of its own: its result."""
+    value = await asyncio.to_thread(_load_target, under_root(path, root, "subflow"), target)
     return await Engine().run(value, params=params)
 
 
@@ -62,5 +70,7 @@ class SubflowProvider:
 
     def create_factory(self) -> Task[Any, Any]:
         if SubflowProvider._made is None:
-            SubflowProvider._made = task(name="subflow")(_subflow)
+            # a path from a param names code to run: it stays under a root named in code
+            guard = Guard("subflow", paths=("path",), in_code=("root",))
+            SubflowProvider._made = GuardedTask(_subflow, guard, name="subflow")
         return SubflowProvider._made

@@ -88,6 +88,35 @@ SAME = frozenset((type(None), bool, int, float, str, bytes))
 _partials = itertools.count()
 
 
+def over_bound(value: Any, limit: int) -> bool:
+    """Whether ``value``'s lists, tuples and dicts, walked as an encoder would (a value held
+    twice counted twice), surely encode to more than ``limit`` bytes: each item at least a
+    byte, a text or bytes value its length too. Nothing is built, and the walk stops once past
+    ``limit``, so a value of a few shared lists that stands for gigabytes is refused before
+    it is encoded whole (a cycle too)."""
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            size += 1 + 2 * len(item)
+            parts: Any = item.values()  # each key counted a byte above: a lower bound
+        elif type(item) is list or type(item) is tuple:
+            size += 1 + len(item)
+            parts = item
+        else:
+            continue
+        for part in parts:
+            kind = type(part)
+            if kind is str or kind is bytes:
+                size += len(part)
+            elif kind is list or kind is tuple or kind is dict:
+                stack.append(part)
+        if size > limit:
+            return True
+    return False
+
+
 class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One task of a run's manifest: its ``name``, its ``task_id`` in that run, its
     ``fingerprint`` (``None``: it has none, ``why_not`` says why), its code's hash (``code``),
@@ -617,6 +646,8 @@ class ResultStore:
 
     def encode(self, value: Any) -> tuple[bytes | None, str]:
         """``value``'s bytes as kept, or ``None`` and why it cannot be kept."""
+        if type(value) not in SAME and over_bound(value, self.max_bytes):
+            return None, f"over the bound of {self.max_bytes:,} bytes (seen before encoding)"
         try:
             data = encode_msgpack(value)
         except Exception as exc:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import json as _json
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import CascadeRuntimeError
+from ._bounds import MAX_HTTP_BODY_BYTES, check_bound
 
 __all__ = ["HttpResponse", "HttpStatusError"]
 
@@ -39,13 +41,15 @@ class HttpStatusError(CascadeRuntimeError):
 class HttpResponse:
     """What ``cs.http.get`` and the others give: the answer whole, plain data (so it is
     kept, compared and sent to workers like any result). ``status``, ``headers`` (names
-    lower-cased), ``body`` (bytes), ``url`` (the one answered, after redirects); ``text()``
-    and ``json()`` decode the body."""
+    lower-cased), ``body`` (bytes), ``url`` (the one answered, after redirects),
+    ``body_file`` (the file the body was written to, with ``to_file=``; else ``None``);
+    ``text()`` and ``json()`` decode the body."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     url: str = ""
+    body_file: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,15 +75,65 @@ class HttpResponse:
 
 
 def _uploads(files: dict[str, Any]) -> dict[str, Any]:
-    """The files of a form: a path's file read whole (under its own name), else the value."""
+    """The files of a form: a path (a ``pathlib.Path``, never a ``str``: a str is content, as
+    a param's value is) read whole under its own name, else the value as it is."""
     uploads: dict[str, Any] = {}
     for name, value in files.items():
-        if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        if isinstance(value, os.PathLike):
             with open(value, "rb") as file:
                 uploads[name] = (os.path.basename(os.fspath(value)), file.read())
         else:
             uploads[name] = value
     return uploads
+
+
+_DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_CHUNK = 64 * 1024
+
+
+class _Body:
+    """An answer's body as it comes, decoded (gzip, deflate) a bounded piece at a time, so a
+    few kilobytes that inflate to gigabytes are refused once past ``limit``; held, or written
+    to ``to_file``."""
+
+    def __init__(self, encoding: str, limit: int | None, to_file: Any) -> None:
+        wbits = _DECODED.get(encoding.strip().lower())
+        self._inflate = None if wbits is None else zlib.decompressobj(wbits)
+        self._limit = limit
+        self._size = 0
+        self._held: list[bytes] = []
+        self._to_file = to_file
+        self._file = None if to_file is None else open(to_file, "wb")  # noqa: SIM115
+
+    def _take(self, data: bytes) -> None:
+        self._size += len(data)
+        check_bound(self._size, self._limit, "http", "the answer's body", "max_body")
+        if self._file is not None:
+            self._file.write(data)
+        else:
+            self._held.append(data)
+
+    def feed(self, raw: bytes) -> None:
+        if self._inflate is None:
+            self._take(raw)
+            return
+        data = raw
+        while data:  # a bounded piece at a time: one raw chunk may inflate a thousandfold
+            self._take(self._inflate.decompress(data, _CHUNK))
+            data = self._inflate.unconsumed_tail
+
+    def close(self) -> bytes:
+        if self._inflate is not None:
+            self._take(self._inflate.flush(_CHUNK))
+        if self._file is not None:
+            self._file.close()
+        return b"".join(self._held)
+
+    def discard(self) -> None:
+        """The body left: a file begun removed, so no part of a refused body is kept."""
+        if self._file is not None:
+            self._file.close()
+            os.remove(self._to_file)
 
 
 async def request(
@@ -91,24 +145,45 @@ async def request(
     files: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    *,
+    max_body: int | None = MAX_HTTP_BODY_BYTES,
+    to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
-    """Send one request with httpx and read its whole answer. ``files``: a form field to a
-    path (the file is sent, under its own name) or to bytes or text (sent as they are);
-    ``data`` beside ``files`` is the form's other fields."""
+    """Send one request with httpx and read its answer. ``files``: a form field to a path
+    (a ``pathlib.Path`` or an open file: the file is sent) or to bytes or text (sent as
+    they are: a ``str`` is content, never a path); ``data`` beside ``files`` is the form's
+    other fields. The body, decoded, is read as it comes, up to ``max_body`` bytes
+    (``None``: any); with ``to_file`` it is written there (the response's ``body`` empty,
+    its ``body_file`` that path) instead of held."""
     import httpx
 
     uploads = await asyncio.to_thread(_uploads, files) if files else None
     form = data if isinstance(data, dict) else None
     content = None if isinstance(data, dict) or data is None else data
-    async with httpx.AsyncClient(headers=headers, timeout=timeout) as client:
-        answer = await client.request(
+    asked = {k.lower(): v for k, v in (headers or {}).items()}
+    asked.setdefault("accept-encoding", ", ".join(_DECODED))  # the ones decoded here
+    async with httpx.AsyncClient(headers=asked, timeout=timeout) as client:
+        sent = client.build_request(
             method.upper(), url, params=params, json=json, data=form, content=content, files=uploads
         )
+        answer = await client.send(sent, stream=True)
+        try:
+            body = _Body(answer.headers.get("content-encoding", ""), max_body, to_file)
+            try:
+                async for raw in answer.aiter_raw(_CHUNK):
+                    body.feed(raw)
+                held = body.close()
+            except BaseException:
+                body.discard()
+                raise
+        finally:
+            await answer.aclose()
     return HttpResponse(
         status=answer.status_code,
         headers={k.lower(): v for k, v in answer.headers.items()},
-        body=answer.content,
+        body=held,
         url=str(answer.url),
+        body_file=None if to_file is None else os.fspath(to_file),
     )
 
 
@@ -117,9 +192,20 @@ async def get(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    *,
+    max_body: int | None = MAX_HTTP_BODY_BYTES,
+    to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``GET url``: its :class:`HttpResponse`, whatever its status."""
-    return await request(url, "GET", params=params, headers=headers, timeout=timeout)
+    return await request(
+        url,
+        "GET",
+        params=params,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
+    )
 
 
 async def post(
@@ -130,10 +216,22 @@ async def post(
     headers: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    *,
+    max_body: int | None = MAX_HTTP_BODY_BYTES,
+    to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``POST url`` with a JSON body, form ``data`` (a dict) or raw ``data``, and ``files``."""
     return await request(
-        url, "POST", params, json=json, data=data, files=files, headers=headers, timeout=timeout
+        url,
+        "POST",
+        params,
+        json=json,
+        data=data,
+        files=files,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
     )
 
 
@@ -144,10 +242,21 @@ async def put(
     files: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    *,
+    max_body: int | None = MAX_HTTP_BODY_BYTES,
+    to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``PUT url``, its body as :func:`post`'s."""
     return await request(
-        url, "PUT", json=json, data=data, files=files, headers=headers, timeout=timeout
+        url,
+        "PUT",
+        json=json,
+        data=data,
+        files=files,
+        headers=headers,
+        timeout=timeout,
+        max_body=max_body,
+        to_file=to_file,
     )
 
 
@@ -155,6 +264,11 @@ async def delete(
     url: str,
     headers: dict[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    *,
+    max_body: int | None = MAX_HTTP_BODY_BYTES,
+    to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
     """``DELETE url``."""
-    return await request(url, "DELETE", headers=headers, timeout=timeout)
+    return await request(
+        url, "DELETE", headers=headers, timeout=timeout, max_body=max_body, to_file=to_file
+    )

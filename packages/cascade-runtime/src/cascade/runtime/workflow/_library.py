@@ -16,7 +16,11 @@ from typing import Any
 
 from .._errors import CascadeRuntimeError
 from . import _http
+from ._bounds import MAX_RENDERED_CHARS, MAX_YAML_BYTES, MAX_YAML_NODES
+from ._formatting import render_format, render_template
+from ._from_params import Guard, GuardedTask, under_root
 from ._task import Task, task
+from ._yaml import load_yaml
 
 __all__ = ["ExtraMissing"]
 
@@ -34,9 +38,13 @@ class ExtraMissing(CascadeRuntimeError, ImportError):
 # --- the functions, each made a task once per provider name below ---
 
 
-def _format(template: str, *args: Any, **kwargs: Any) -> str:
-    """``template.format(*args, **kwargs)``: ``cs.format("Hello, {name}!", name=who)``."""
-    return template.format(*args, **kwargs)
+def _format(
+    template: str, *args: Any, max_length: int | None = MAX_RENDERED_CHARS, **kwargs: Any
+) -> str:
+    """``template.format(*args, **kwargs)``: ``cs.format("Hello, {name}!", name=who)``, with
+    plain fields only (no ``{0.attr}`` nor ``{0[key]}``: the format string may be a param's)
+    and at most ``max_length`` characters rendered (``None``: any)."""
+    return render_format(template, args, kwargs, max_length)
 
 
 def _dict(**kwargs: Any) -> dict[str, Any]:
@@ -69,52 +77,62 @@ def _lookup(source: Any, key: str) -> Any:
     return current
 
 
-def _load_yaml(path: str) -> Any:
-    """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``)."""
-    import yaml
+def _load_yaml(
+    path: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int | None = MAX_YAML_BYTES,
+    max_nodes: int | None = MAX_YAML_NODES,
+) -> Any:
+    """The YAML document at ``path``, parsed safely (PyYAML's ``safe_load``), of at most
+    ``max_bytes`` bytes and ``max_nodes`` nodes (each alias counted as what it stands for);
+    with ``root``, ``path`` is under it (:func:`~._from_params.under_root`)."""
+    return load_yaml(under_root(path, root, "load_yaml"), max_bytes, max_nodes)
 
-    with open(path, encoding="utf-8") as file:
-        return yaml.safe_load(file)
 
-
-def _template(template_string: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+def _template(
+    template_string: str,
+    context: dict[str, Any] | None = None,
+    *,
+    max_length: int | None = MAX_RENDERED_CHARS,
+    **kwargs: Any,
+) -> str:
     """The Jinja2 template rendered with ``context`` and the keyword arguments (which win), in
     Jinja2's sandbox: a template that comes from a param or a file cannot reach Python's
-    internals through its values."""
-    from jinja2.sandbox import SandboxedEnvironment
-
-    template = SandboxedEnvironment().from_string(template_string)
-    rendered: str = template.render(**{**(context or {}), **kwargs})
-    return rendered
+    internals through its values, nor render more than ``max_length`` characters."""
+    return render_template(template_string, {**(context or {}), **kwargs}, max_length)
 
 
-def _read_text(path: str, encoding: str = "utf-8") -> str:
-    """The text of the file at ``path``."""
-    with open(path, encoding=encoding) as file:
+_Root = str | os.PathLike[str] | None
+
+
+def _read_text(path: str, encoding: str = "utf-8", *, root: _Root = None) -> str:
+    """The text of the file at ``path`` (with ``root``: under it)."""
+    with open(under_root(path, root, "read.text"), encoding=encoding) as file:
         return file.read()
 
 
-def _read_bytes(path: str) -> bytes:
-    """The bytes of the file at ``path``."""
-    with open(path, "rb") as file:
+def _read_bytes(path: str, *, root: _Root = None) -> bytes:
+    """The bytes of the file at ``path`` (with ``root``: under it)."""
+    with open(under_root(path, root, "read.bytes"), "rb") as file:
         return file.read()
 
 
-def _write_text(path: str, content: str, encoding: str = "utf-8") -> None:
-    """Write ``content`` to the file at ``path`` (replacing it)."""
-    with open(path, "w", encoding=encoding) as file:
+def _write_text(path: str, content: str, encoding: str = "utf-8", *, root: _Root = None) -> None:
+    """Write ``content`` to the file at ``path`` (replacing it; with ``root``: under it)."""
+    with open(under_root(path, root, "write.text"), "w", encoding=encoding) as file:
         file.write(content)
 
 
-def _write_bytes(path: str, content: bytes) -> None:
-    """Write ``content`` to the file at ``path`` (replacing it)."""
-    with open(path, "wb") as file:
+def _write_bytes(path: str, content: bytes, *, root: _Root = None) -> None:
+    """Write ``content`` to the file at ``path`` (replacing it; with ``root``: under it)."""
+    with open(under_root(path, root, "write.bytes"), "wb") as file:
         file.write(content)
 
 
-def _exists(path: str) -> bool:
-    """Whether ``path`` exists."""
-    return os.path.exists(path)
+def _exists(path: str, *, root: _Root = None) -> bool:
+    """Whether ``path`` exists (with ``root``: under it)."""
+    return os.path.exists(under_root(path, root, "fs.exists"))
 
 
 def _s3(storage_options: dict[str, Any] | None) -> Any:
@@ -226,6 +244,8 @@ class _Provider:
     name: str
     function: Callable[..., Any]
     needs: tuple[str, str] | None = None
+    paths: tuple[str, ...] = ()  # its arguments that are paths (from a param: under a root)
+    in_code: tuple[str, ...] = ()  # its options no param may give (a root, a bound)
 
     def create_factory(self) -> Task[Any, Any]:
         if self.needs is not None:
@@ -236,7 +256,12 @@ class _Provider:
                 raise ExtraMissing(self.name, module, extra) from None
         made = _made.get(self.name)
         if made is None:
-            made = _made[self.name] = task(name=self.name)(self.function)
+            if self.paths or self.in_code:
+                guard = Guard(self.name, self.paths, self.in_code)
+                made = GuardedTask(self.function, guard, name=self.name)
+            else:
+                made = task(name=self.name)(self.function)
+            _made[self.name] = made
         return made
 
 
@@ -257,6 +282,7 @@ class ShellProvider:
 class FormatProvider(_Provider):
     name = "format"
     function = staticmethod(_format)
+    in_code = ("max_length",)
 
 
 class DictProvider(_Provider):
@@ -278,37 +304,50 @@ class YamlLoaderProvider(_Provider):
     name = "load_yaml"
     function = staticmethod(_load_yaml)
     needs = ("yaml", "yaml")
+    paths = ("path",)
+    in_code = ("root", "max_bytes", "max_nodes")
 
 
 class TemplateProvider(_Provider):
     name = "template"
     function = staticmethod(_template)
     needs = ("jinja2", "template")
+    in_code = ("max_length",)
 
 
 class ReadTextProvider(_Provider):
     name = "read.text"
     function = staticmethod(_read_text)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class ReadBytesProvider(_Provider):
     name = "read.bytes"
     function = staticmethod(_read_bytes)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class WriteTextProvider(_Provider):
     name = "write.text"
     function = staticmethod(_write_text)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class WriteBytesProvider(_Provider):
     name = "write.bytes"
     function = staticmethod(_write_bytes)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class FsExistsProvider(_Provider):
     name = "fs.exists"
     function = staticmethod(_exists)
+    paths = ("path",)
+    in_code = ("root",)
 
 
 class IoLocalReadTextProvider(ReadTextProvider):
@@ -387,27 +426,32 @@ class HttpGetProvider(_Provider):
     name = "http.get"
     function = staticmethod(_http.get)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpPostProvider(_Provider):
     name = "http.post"
     function = staticmethod(_http.post)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpPutProvider(_Provider):
     name = "http.put"
     function = staticmethod(_http.put)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpDeleteProvider(_Provider):
     name = "http.delete"
     function = staticmethod(_http.delete)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
 
 
 class HttpRequestProvider(_Provider):
     name = "http.request"
     function = staticmethod(_http.request)
     needs = ("httpx", "http")
+    in_code = ("to_file", "max_body")
