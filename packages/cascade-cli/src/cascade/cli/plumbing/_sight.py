@@ -34,13 +34,13 @@ def _said(before: tuple[int, ...], after: tuple[int, ...], what: str) -> str | N
     refused, cut, given_up = (a - b for a, b in zip(after, before, strict=True))
     if not (refused or cut or given_up):
         return None
-    how = (
-        "the broker refused"
+    said = (
+        f"the broker refused {what}"
         if refused
-        else "the broker did not answer (RabbitMQ closes the connection of a subscription its "
-        "ACL denies)"
+        else f"the broker did not answer {what} (RabbitMQ closes the connection of a "
+        "subscription its ACL denies)"
     )
-    return f"{how} {what}, so this command cannot see what it was asked about: {HOW}"
+    return f"{said}, so this command cannot see what it was asked about: {HOW}"
 
 
 def check_sight(connector: Any, before: tuple[int, ...]) -> None:
