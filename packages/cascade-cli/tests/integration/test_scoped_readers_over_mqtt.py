@@ -1,10 +1,10 @@
 """The CLI's readers under the ACL `cascade acl` generates, as logins over less than global:
-an operator over org:acme lists its org's held tasks and engines and decides one by a prefix of
-its run's id, a viewer over project:acme/etl watches its project, each within --org/--project;
-without them (or with an org the login lacks), a reader that RabbitMQ refuses exits 1 saying
-why, never a "nothing" with exit 0. mosquitto grants every subscription and drops, message by
-message, what the login may not read: there a reader without scopes shows what it may read.
-(NATS: `cascade acl` writes no NATS permissions.)"""
+an operator over org:acme lists its org's held tasks and engines, asks why its run waits and
+decides one by a prefix of its run's id, a viewer over project:acme/etl watches its project,
+each within --org/--project; without them (or with an org the login lacks), a reader that
+RabbitMQ refuses exits 1 saying why, never a "nothing" with exit 0. mosquitto grants every
+subscription and drops, message by message, what the login may not read: there a reader
+without scopes shows what it may read. (NATS: `cascade acl` writes no NATS permissions.)"""
 
 from __future__ import annotations
 
@@ -94,6 +94,11 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
         sources = [e["source"] for e in json.loads(status.stdout)["engines"]]
         assert sources == ["engine-1"]
 
+        why = await cli("otto", "why", run_id[:12], "--org", "acme", "--json")
+        assert why.exit_code == 0, why.output
+        (blocked,) = json.loads(why.stdout)["runs"]
+        assert blocked["run_id"] == run_id
+
         watched = await cli("vera", "watch", "--project", "acme/etl", "--json", "--count", "1")
         assert watched.exit_code == 0, watched.output
         assert run_id in watched.stdout
@@ -116,9 +121,7 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
                 assert "--org ORG" in refused.output
                 assert '"held": []' not in refused.stdout
 
-        skipped = await cli(
-            "otto", "skip", run_id[:12], load_name, "--org", "acme", "--project", "etl", "--json"
-        )
+        skipped = await cli("otto", "skip", run_id[:12], load_name, "--org", "acme", "--json")
         assert skipped.exit_code == 0, skipped.output
         assert json.loads(skipped.stdout)["outcome"] == "applied"
         with pytest.raises(DependencyMissingError):  # skipped: the run succeeds, no result
