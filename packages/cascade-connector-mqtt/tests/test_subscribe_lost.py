@@ -147,3 +147,20 @@ async def test_a_given_up_filter_is_not_unsubscribed_and_may_be_subscribed_anew(
     broker.route("t/denied", b"{}")
     await eventually(lambda: len(messages) == 1, "a message on t/denied")
     await connector.disconnect()
+
+
+async def test_a_subscribe_the_broker_leaves_unanswered_is_counted_as_it_returns(
+    broker: FakeBroker,
+) -> None:
+    """subscribe() of a filter on which the connection goes returns with it counted in
+    ``subscriptions_cut`` (what a reader checks to say it cannot see), and only it."""
+    connector = reconnecting(broker)
+    await connector.connect()
+    try:
+        await connector.subscribe("t/ok", lambda m: None)
+        assert connector.stats.subscriptions_cut == 0
+        broker.hang_up_on = {"t/denied"}
+        await connector.subscribe("t/denied", lambda m: None)
+        assert connector.stats.subscriptions_cut >= 1
+    finally:
+        await connector.disconnect()

@@ -19,7 +19,6 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     same_source,
-    telemetry_filter,
 )
 from cascade.interfaces._shared import is_full
 from cascade.interfaces.commands import ControlError
@@ -27,10 +26,9 @@ from cascade.interfaces.summaries import (
     SummaryRun,
     decode_summary,
     misplaced_runs,
-    placed_summary_filter,
     summary_filter,
 )
-from cascade.reader import ROLLCALL_WAIT
+from cascade.reader import ROLLCALL_WAIT, Place
 
 __all__ = [
     "LIVE_WAIT",
@@ -126,11 +124,15 @@ class HeardRuns:
         return run_id
 
 
-async def heard_run_ids(connector: Connector, prefix: str, wait: float) -> set[str]:
+async def heard_run_ids(
+    connector: Connector, prefix: str, wait: float, place: Place | None = None
+) -> set[str]:
     """The ids of the runs heard on ``connector`` within ``wait`` seconds that start with
-    ``prefix``."""
+    ``prefix`` (of ``place`` only, if given: the org and project a login may read)."""
     heard = HeardRuns(prefix)
-    handle = await connector.subscribe(telemetry_filter(prefix=connector.topic_prefix), heard)
+    topic_prefix = connector.topic_prefix
+    topics = (place or Place()).telemetry(topic_prefix)
+    handle = await connector.subscribe(topics, heard)
     try:
         await asyncio.sleep(wait)  # a window to listen in: live runs say their ids within it
     finally:
@@ -157,12 +159,15 @@ class Listed:
         return {run.run_id for _, run in self.runs if run.run_id.startswith(prefix)}
 
 
-async def listed_runs(connector: Connector) -> Listed:
+async def listed_runs(connector: Connector, place: Place | None = None) -> Listed:
     """The runs the engines' summaries on ``connector`` list: what the broker retains, read
     at once (no waiting: a subscription returns with its retained messages); where the broker
     sends a wildcard subscription none, what the engines answer a roll call within
     :data:`~cascade.reader.ROLLCALL_WAIT`. A summary that does not decode is left
-    out."""
+    out. With a ``place`` (an org, a project), only its summaries are read (a login over
+    less than ``global`` may read no engine's own), and they are every live run there when
+    one was read and none says it lists fewer."""
+    place = place or Place()
     runs: list[tuple[str, SummaryRun]] = []
     read = refused = 0
     unlisted = False
@@ -187,17 +192,23 @@ async def listed_runs(connector: Connector) -> Listed:
             runs.extend((summary.source, run) for run in summary.listed)
             unlisted = unlisted or summary.more_live > 0
 
-    handles = [
-        await connector.subscribe(placed_summary_filter(prefix), take),
-        await connector.subscribe(summary_filter(prefix), take),
-    ]
+    placed = 0
+
+    def take_placed(message: Message) -> None:
+        nonlocal placed
+        placed += 1
+        take(message)
+
+    handles = [await connector.subscribe(place.summaries(prefix), take_placed)]
+    if place.everywhere:
+        handles.append(await connector.subscribe(summary_filter(prefix), take))
     try:
         if await connector.call_roll():  # no retained summaries here: the engines answer live
             await asyncio.sleep(ROLLCALL_WAIT)  # nothing says when all are in
     finally:
         for handle in handles:
             await handle.unsubscribe()
-    whole = read > 0 and not unlisted
+    whole = (read if place.everywhere else placed) > 0 and not unlisted
     return Listed(runs, whole, refused)
 
 
@@ -209,21 +220,23 @@ async def find_run(
     more: bool = False,
     wait: float = LIVE_WAIT,
     waiting: Callable[[float], None] | None = None,
+    place: Place | None = None,
 ) -> str | None:
     """The whole id of the one run ``prefix`` (from :func:`checked_prefix`) names: itself when
     whole; else the one run the engines' summaries list (:func:`listed_runs`) or
     ``recorded`` holds (ids from a history, say; ``more``: it may hold others), at once; and
     only when they name none, or may not list every live run, the one heard live within
-    ``wait`` seconds (``waiting`` is told first, so a face can say why it waits). ``None``
-    when none does; :class:`ControlError` naming them when several do."""
+    ``wait`` seconds (``waiting`` is told first, so a face can say why it waits); with a
+    ``place``, among its runs only (what a login over an org or a project may read).
+    ``None`` when none does; :class:`ControlError` naming them when several do."""
     if is_full(prefix):
         return prefix
     recorded = list(recorded)
-    listed = await listed_runs(connector)
+    listed = await listed_runs(connector, place)
     found = one_run(prefix, listed.ids(prefix), recorded, more=more)
     if found is not None and listed.whole:
         return found
     if waiting is not None:
         waiting(wait)
-    live = await heard_run_ids(connector, prefix, wait)
+    live = await heard_run_ids(connector, prefix, wait, place)
     return one_run(prefix, listed.ids(prefix), live, recorded, more=more)

@@ -137,6 +137,7 @@ if TYPE_CHECKING:
     )
     from ._subscriptions import (
         ROLLCALL_WAIT,
+        Place,
         subscribe_statuses,
         subscribe_summaries,
     )

@@ -8,6 +8,7 @@ import typer
 
 from ..plumbing._broker import DEFAULT_BROKER, MAX_TIMEOUT, BrokerOptions, broker_options, finite
 from ..plumbing._context import CliContext
+from ..plumbing._place import PlaceOrg, PlaceProject, read_place
 from ..plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
     STATUS_JSON_ENGINES,
@@ -55,6 +56,8 @@ def status(
             "--timeout): more for a loaded machine or a large fleet.",
         ),
     ] = None,
+    org: PlaceOrg = None,
+    project: PlaceProject = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Engines online/offline and the constraints in force.
@@ -63,7 +66,9 @@ def status(
     most live runs and failures) and says how many more there are: --json lists at most
     1,000 of them (--every-engine: all), the tables 200; --engine GLOB picks some by source.
     Where the broker sends no retained status to a wildcard subscription (RabbitMQ, NATS), it
-    lists the engines online that answer its roll call within --rollcall-wait.
+    lists the engines online that answer its roll call within --rollcall-wait. With --org or
+    --project it reads the engines' summaries of that org or project only (without their
+    figures, which add up every org's): what a login over less than global may read.
 
     Example: cascade status --host broker.example
     """
@@ -77,11 +82,12 @@ def status(
     from ..rendering._status_json import ascii_json, status_json
 
     hide_after = offline_cutoff(show_all, offline_max_age)
+    place = read_place(org, project)
     state = ReaderModel()
 
     async def snapshot(connector: Any) -> None:
         state.prefix = connector.topic_prefix
-        called = await subscribe_statuses(connector, state.apply)
+        called = await subscribe_statuses(connector, state.apply, place=place)
         await connector.subscribe_constraints(state.apply)
         say_what_the_broker_lacks(called, STATUS_LACKS)
         if called:  # the roll call's answers: nothing says when all are in

@@ -137,6 +137,8 @@ class CliContext:
         ``waiting_for``: what the job waits for on the broker ("the log lines of run ..."),
         for a command that reads it: whenever it has heard nothing for :attr:`quiet_after`
         seconds, one line on stderr says which broker it is connected to and that.
+        A subscription the broker refuses (an ACL) ends the command (exit 1) saying so, at
+        once or when the job ends (:mod:`._sight`).
         ``if_silent``: what the job looked for, said on stderr with the broker's address when
         the job ends without a message heard (a command that listens for a few seconds only:
         an empty answer from a broker that may be the wrong one).
@@ -144,8 +146,12 @@ class CliContext:
 
         import asyncio  # what runs a command's broker work; its --help never needs it
 
+        from ._sight import SightedConnector, check_sight
+
         async def session() -> _T:
-            connector = self.connector_factory(options)
+            # a subscription the broker refuses ends the command: it cannot see what it was
+            # asked about, and must not answer "nothing"
+            connector = SightedConnector(self.connector_factory(options))
             watcher: asyncio.Task[None] | None = None
             try:
                 if connect:
@@ -157,6 +163,7 @@ class CliContext:
                     )
                     watcher = asyncio.create_task(quiet)
                 done = await job(connector)
+                check_sight(connector, connector.before)
                 if if_silent is not None and not connector.stats.received:
                     typer.echo(silent_line(options.address, if_silent), err=True)
                 return done

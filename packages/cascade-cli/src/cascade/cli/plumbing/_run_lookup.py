@@ -10,7 +10,7 @@ import typer
 from cascade.control.run_ids import Recorded, find_run, live_wait
 from cascade.interfaces import Connector, encode_level, status_filter, status_topic
 from cascade.interfaces._shared import placed_summary_topic
-from cascade.reader import ReaderModel, subscribe_statuses
+from cascade.reader import Place, ReaderModel, subscribe_statuses
 
 from ._context import fail
 
@@ -60,7 +60,11 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
 
 
 async def run_named(
-    connector: Connector, wanted: str, recorded: Recorded, timeout: float
+    connector: Connector,
+    wanted: str,
+    recorded: Recorded,
+    timeout: float,
+    place: Place | None = None,
 ) -> str | None:
     """The whole id of the one run ``wanted`` (from ``checked_prefix``) names: itself when
     whole, else the one run the engines' summaries list or ``recorded`` holds (from
@@ -68,7 +72,8 @@ async def run_named(
     the one heard live within :func:`~cascade.control.live_wait` (at most ``timeout``),
     saying so on stderr (:func:`~cascade.control.run_ids.find_run`). ``None`` when none does
     (say it with :func:`no_run_named`), and :class:`~cascade.control.ControlError` naming
-    them when several do (a usage error)."""
+    them when several do (a usage error). With a ``place`` (``--org``, ``--project``), among
+    its runs only: what a login over less than ``global`` may read."""
 
     def waiting(wait: float) -> None:
         typer.echo(
@@ -84,6 +89,7 @@ async def run_named(
         more=recorded.capped,
         wait=live_wait(timeout),
         waiting=waiting,
+        place=place,
     )
 
 
@@ -137,13 +143,14 @@ async def lost_view(
     """What tells a command at once that a run is lost, and where it went: a reader of the
     run's engine's status and summary (``owner``: exact topics, which every broker sends
     retained) and of the statuses and summaries of the run's org and project (where a carry-on
-    lists the run it carries on); without its engine or place, every status and summary. Read
+    lists the run it carries on); without its engine or place, every status and the summaries
+    of the org and project known (every one's when neither is). Read
     as it comes (no roll call waited for): a controller given it refuses a decision on a run
     it knows lost (:class:`~cascade.control.RunLostError`)."""
     prefix = connector.topic_prefix
     view = ReaderModel(prefix=prefix, keep_runs=None, keep_for=None)
     if owner is None or org is None or project is None:
-        await subscribe_statuses(connector, view.apply)
+        await subscribe_statuses(connector, view.apply, place=Place(org, project))
         return view
     place = f"{prefix}/summary/{encode_level(org)}/{encode_level(project)}/+"
     await connector.subscribe(status_topic(owner, prefix), view.apply)

@@ -20,10 +20,14 @@ class MqttConnectorStats(ConnectorStats):
     ``subscriptions_refused``: SUBACKs that refused a filter (0x80 or above: an ACL, NATS
     unable to create its consumer); each refused filter is subscribed again with backoff
     on the same connection until granted, and its subscribers' snapshot ends only then.
+    ``subscriptions_cut``: SUBSCRIBEs whose connection went before the broker answered them
+    (RabbitMQ 3.x closes the connection on a filter its topic permissions deny this client;
+    a network fault looks the same): a reader that counts one may not see what it asked for.
     ``bridged``: messages sent through the standby connection (``standby=True``) while no
     connection was served, counted in ``published`` too.
     """
 
     subscriptions_given_up: int = 0
     subscriptions_refused: int = 0
+    subscriptions_cut: int = 0
     bridged: int = 0

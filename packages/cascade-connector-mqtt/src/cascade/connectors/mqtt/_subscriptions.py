@@ -177,7 +177,11 @@ class Subscriptions:
             (f, self._subscription_id(f) if use_ids and f != marker_topic else None)
             for f in filters
         ]
-        codes = await connection.subscribe(pairs)
+        try:
+            codes = await connection.subscribe(pairs)
+        except LinkError:
+            self._stats.subscriptions_cut += 1
+            raise
         self._lone.answered(filters)
         # a short SUBACK: no crash
         return [(f, code) for f, code in zip(filters, codes, strict=False) if is_refused(code)]

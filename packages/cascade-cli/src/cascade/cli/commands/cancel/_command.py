@@ -9,6 +9,7 @@ import typer
 
 from cascade.control import Cancel, CancelAnswer, Controller
 from cascade.control.run_ids import Recorded, is_full, short_id
+from cascade.reader import Place
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail
@@ -70,7 +71,8 @@ def cancel(
     said = RefusalsSaid()
 
     async def ask(connector: Any) -> CancelAnswer | None:
-        target = await run_named(connector, wanted, recorded, broker.timeout)
+        place = Place(org, project)  # what a login over less than global may look in
+        target = await run_named(connector, wanted, recorded, broker.timeout, place)
         if target is None:
             return None
         recorded_run_of = await asyncio.to_thread(recorded_run, db, target)

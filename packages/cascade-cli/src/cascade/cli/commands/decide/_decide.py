@@ -14,7 +14,7 @@ import typer
 from cascade.control import Controller, Decide, DecisionAnswer, RunHandle
 from cascade.control.run_ids import Recorded, is_full, short_id
 from cascade.interfaces._shared import Decision
-from cascade.reader import ReaderModel
+from cascade.reader import Place, ReaderModel
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -116,7 +116,8 @@ def decide_one(
     said = RefusalsSaid()
 
     async def ask(connector: Any) -> DecisionAnswer | None:
-        target = await run_named(connector, wanted, recorded, broker.timeout)
+        place = Place(asked.org, asked.project)
+        target = await run_named(connector, wanted, recorded, broker.timeout, place)
         if target is None:
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)

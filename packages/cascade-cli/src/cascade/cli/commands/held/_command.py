@@ -12,6 +12,7 @@ from cascade.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext
+from ...plumbing._place import PlaceOrg, PlaceProject, read_place
 from ...plumbing._view_options import Json
 from ...rendering._fit import print_fitted
 from ...rendering._render import refused_lines
@@ -19,12 +20,8 @@ from ...rendering._times import TimeFormat
 from ._held import HeldFilters, incomplete_said, listen_for_held
 from ._held_view import held_json, held_table
 
-__all__ = ["HeldOrg", "HeldProject", "HeldTaskGlob", "HeldError", "held"]
+__all__ = ["HeldTaskGlob", "HeldError", "held"]
 
-HeldOrg = Annotated[str | None, typer.Option("--org", help="Only the runs of this org.")]
-HeldProject = Annotated[
-    str | None, typer.Option("--project", help="Only the runs of this project.")
-]
 HeldTaskGlob = Annotated[
     str | None,
     typer.Option("--task", help="Only the tasks of this id, or whose name matches this glob."),
@@ -39,8 +36,8 @@ HeldError = Annotated[
 def held(
     ctx: typer.Context,
     json_output: Json = False,
-    org: HeldOrg = None,
-    project: HeldProject = None,
+    org: PlaceOrg = None,
+    project: PlaceProject = None,
     task: HeldTaskGlob = None,
     error: HeldError = None,
     broker: BrokerOptions = DEFAULT_BROKER,
@@ -55,9 +52,12 @@ def held(
     listens to the live telemetry for one heartbeat period (5 s, at most --timeout) too. Decide with
     `cascade retry|skip|complete|fail RUN TASK`, or on every match with
     `cascade retry|skip|fail --held [filters]`.
-    Examples: cascade held; cascade held --task 'load_*' --error timeout --json
+    A login over less than global lists its org's (--org ORG) or project's (--project
+    ORG/PROJECT): the broker refuses it the others, and the command says so (exit 1).
+    Examples: cascade held --org acme; cascade held --task 'load_*' --error timeout --json
     """
-    filters = HeldFilters(org, project, task, error)
+    place = read_place(org, project)
+    filters = HeldFilters(place.org, place.project, task, error)
     state = ReaderModel(keep_runs=None, keep_for=None)
 
     partial: list[str] = []

@@ -24,9 +24,8 @@ from cascade.interfaces import (
     same_source,
     split_run_topic,
     status_filter,
-    telemetry_filter,
 )
-from cascade.reader import HeldTask, ReaderModel, SnapshotAsker, held_tasks
+from cascade.reader import HeldTask, Place, ReaderModel, SnapshotAsker, held_tasks
 
 __all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "incomplete_said", "listen_for_held"]
 
@@ -44,6 +43,11 @@ class HeldFilters:
     project: str | None = None
     task: str | None = None
     error: str | None = None
+
+    @property
+    def place(self) -> Place:
+        """The org and project whose runs are read (what a scoped login may read)."""
+        return Place(self.org, self.project)
 
     def __call__(self, held: HeldTask) -> bool:
         if self.org is not None and held.org_id != self.org:
@@ -114,13 +118,13 @@ async def listen_for_held(
             and message.payload.get("source") == source
         )
 
-    topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
+    topics = filters.place.telemetry(prefix)
     handles = [
         await connector.subscribe(status_filter(prefix), state.apply),  # who is online
         await connector.subscribe(topics, on_message),
     ]
     try:
-        listed = await listed_runs(connector)
+        listed = await listed_runs(connector, filters.place)
         live = [
             (source, run)
             for source, run in listed.runs

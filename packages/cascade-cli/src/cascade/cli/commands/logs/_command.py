@@ -10,6 +10,7 @@ import typer
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._export import Export
 from ...plumbing._history_db import SINCE_HELP, Db
+from ...plumbing._place import PlaceOrg, PlaceProject, read_place
 
 __all__ = ["LEVEL_HELP", "logs"]
 
@@ -50,6 +51,8 @@ def logs(
         ),
     ] = False,
     export: Export = None,
+    org: PlaceOrg = None,
+    project: PlaceProject = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """What a run's tasks logged: recorded, or live with -f.
@@ -75,7 +78,10 @@ def logs(
     cascade logs 58a88765 --format csv > logs.csv
 
     --format exports the recorded lines (not with -f: --json streams the live ones).
+    With -f, --org ORG or --project ORG/PROJECT: the run is looked for and followed there only
+    (a login over less than global must give its own).
     """
     from ._logs import print_logs  # the work, imported when it runs
 
-    print_logs(ctx, run_id, task, follow, db, level, since, json_output, export, broker)
+    place = read_place(org, project)
+    print_logs(ctx, run_id, task, follow, db, level, since, json_output, export, broker, place)

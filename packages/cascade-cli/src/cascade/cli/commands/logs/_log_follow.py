@@ -19,12 +19,12 @@ from cascade.interfaces import (
     same_source,
     split_run_topic,
     status_filter,
-    telemetry_filter,
 )
-from cascade.interfaces.logs import LogLine, logs_filter
+from cascade.interfaces.logs import LogLine
 from cascade.reader import (
     HeardBatch,
     LogFollower,
+    Place,
     ReaderModel,
     Refusals,
     RunLogs,
@@ -187,6 +187,7 @@ async def follow_logs(
     stamp: Callable[[LogLine], float | None],
     stop_grace: float = STOP_GRACE,
     following: Callable[[], None] | None = None,
+    place: Place | None = None,
 ) -> Followed:
     """Print ``run_id``'s lines as they arrive, after ``recorded()`` printed the history's
     (what arrives meanwhile waits, then goes through the printer's dedupe), until
@@ -290,8 +291,9 @@ async def follow_logs(
 
     # the statuses first: one that vouches for a source is known before its run's messages
     await connector.subscribe(status_filter(prefix), on_telemetry)
-    await connector.subscribe(logs_filter(run_id=run_id, prefix=prefix), on_logs)
-    await connector.subscribe(telemetry_filter(run_id=run_id, prefix=prefix), on_telemetry)
+    place = place or Place()  # a login over less than global reads its org's or project's
+    await connector.subscribe(place.logs(prefix, run_id), on_logs)
+    await connector.subscribe(place.telemetry(prefix, run_id), on_telemetry)
     if following is not None:
         following()
     await recorded()

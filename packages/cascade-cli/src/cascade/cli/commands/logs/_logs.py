@@ -13,7 +13,7 @@ import typer
 
 from cascade.control.run_ids import Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces.logs import LogLine
-from cascade.reader import SHOWN, Refusals, inert, parse_timestamp
+from cascade.reader import SHOWN, Place, Refusals, inert, parse_timestamp
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -168,6 +168,7 @@ def print_logs(
     json_output: bool,
     export: ExportFormat | None,
     broker: BrokerOptions,
+    place: Place | None = None,
 ) -> None:
     """`cascade logs` with its arguments, as :func:`~._command.logs` says it."""
     export = export_format(export, json_output)
@@ -201,7 +202,7 @@ def print_logs(
     history = _live_history(db)
 
     async def job(connector: Any) -> str | None:
-        found = await run_named(connector, wanted, recorded_ids, broker.timeout)
+        found = await run_named(connector, wanted, recorded_ids, broker.timeout, place)
         if found is None:
             return None
 
@@ -216,7 +217,7 @@ def print_logs(
 
         with contextlib.suppress(_Ended):
             followed = await follow_logs(
-                connector, found, printer, recorded, _stamp, following=following
+                connector, found, printer, recorded, _stamp, following=following, place=place
             )
             for line in _left_out(followed, found, printer):
                 typer.echo(f"cascade: {line}", err=True)

@@ -10,6 +10,7 @@ from cascade.reader import DEFAULT_KEEP_RUNS
 
 from ...plumbing._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
 from ...plumbing._history_db import Db
+from ...plumbing._place import PlaceOrg, PlaceProject
 from ...plumbing._view_options import (
     DEFAULT_FLEET_THRESHOLD,
     DEFAULT_KEEP_FOR_AGE,
@@ -27,7 +28,8 @@ __all__ = ["watch"]
 @broker_options
 def watch(
     ctx: typer.Context,
-    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    org: PlaceOrg = None,
+    project: PlaceProject = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run id.")] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON line per message (default when piped).")
@@ -51,6 +53,9 @@ def watch(
 
     A live view of runs, their tasks, the engines and the constraints in force.
 
+    --org ORG, --project ORG/PROJECT: only that org's or project's runs and summaries (a
+    login over less than global must name its own: the broker refuses the others).
+
     Without --project or --run, once the engines' summaries count --fleet-threshold live
     runs it stops reading the runs' events and shows the fleet from the summaries (fleet
     mode) until they count fewer than 80 % of it; --json prints a {"mode": ...} line at
@@ -62,12 +67,13 @@ def watch(
     the end its engine's summary says; with neither, that it is not live (exit 1). With
     --json, nothing heard for 6 s is said on stderr with the broker it is connected to.
 
-    Examples: cascade watch; cascade watch --project etl --json | jq .
+    Examples: cascade watch; cascade watch --project acme/etl --json | jq .
     """
     from ._watch import show_watch  # the work, imported when it runs
 
     show_watch(
         ctx,
+        org,
         project,
         run_id,
         json_output,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
 
-from cascade.interfaces import Message, telemetry_filter
+from cascade.interfaces import Message
 from cascade.reader import (
     ReaderModel,
     SnapshotAsker,
@@ -25,6 +25,7 @@ from ...plumbing._broker import BrokerOptions
 from ...plumbing._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
 from ...plumbing._context import CliContext
 from ...plumbing._pipes import stop_when_stdout_closes
+from ...plumbing._place import read_place
 from ...plumbing._view_options import (
     check_id,
     offline_cutoff,
@@ -47,6 +48,7 @@ def _note_mode(lines: JsonLines | None, switch: TelemetrySwitch) -> None:
 
 def show_watch(
     ctx: typer.Context,
+    org: str | None,
     project: str | None,
     run_id: str | None,
     json_output: bool,
@@ -61,9 +63,9 @@ def show_watch(
     broker: BrokerOptions,
 ) -> None:
     """`cascade watch` with its options, as :func:`~._command.watch` says it."""
-    for option, value in (("--project", project), ("--run", run_id)):
-        if value is not None:
-            check_id(value, option)
+    place = read_place(org, project)
+    if run_id is not None:
+        check_id(run_id, "--run")
     context = CliContext.of(ctx)
     console = context.out()
     as_json = json_output or not console.is_terminal
@@ -118,11 +120,11 @@ def show_watch(
                 not_heard.append(waited)
                 done.set()
 
-        telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
+        telemetry = place.telemetry(prefix, run_id)
         switch = None
         # the telemetry first, as before there were summaries: once the status of an engine
         # is seen, so will its runs' events be (0: fleet mode, no telemetry at all)
-        if project is None and run_id is None:  # the summaries say whether to read events
+        if place.project is None and run_id is None:  # the summaries say whether to read events
             switch = TelemetrySwitch(connector, state, telemetry, on_message, fleet_threshold)
             changed = await switch.update()
         else:
@@ -130,7 +132,7 @@ def show_watch(
             state.telemetry_filters.add(telemetry)
         if run_id is not None:  # not heard within a heartbeat period: not live
             waiting.append(asyncio.create_task(unless_heard(context.quiet_after)))
-        called = await subscribe_statuses(connector, on_message)
+        called = await subscribe_statuses(connector, on_message, place=place)
         await connector.subscribe_constraints(on_message)
         say_what_the_broker_lacks(called, WATCH_LACKS)
         switching: asyncio.Task[None] | None = None
@@ -183,7 +185,15 @@ def show_watch(
                 await asyncio.gather(refresher, return_exceptions=True)
             live.update(frame())
 
-    telemetry_of = f"project {project}" if project else "the runs"
+    telemetry_of = (
+        "the runs"
+        if place.everywhere
+        else f"project {place.project}"
+        if place.org is None
+        else f"project {place.org}/{place.project}"
+        if place.project is not None
+        else f"org {place.org}"
+    )
     # the live view says where it is connected in its last line; --json only on stderr; and
     # of --run, when it is not heard, that it is not live
     quiet = as_json and run_id is None

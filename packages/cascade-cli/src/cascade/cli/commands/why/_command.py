@@ -13,12 +13,13 @@ import typer
 
 from cascade.connector_kit import bounded
 from cascade.control.run_ids import HeardRuns, Recorded, checked_prefix, is_full, short_id
-from cascade.interfaces import Message, telemetry_filter
+from cascade.interfaces import Message
 from cascade.reader import ReaderModel, SnapshotAsker
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db
+from ...plumbing._place import PlaceOrg, PlaceProject, read_place
 from ...plumbing._run_lookup import recorded_run_ids, run_named
 from ...rendering._times import TimeFormat
 from ._why import why_json, why_lines
@@ -47,6 +48,8 @@ def why(
         ),
     ] = False,
     db: Db = None,
+    org: PlaceOrg = None,
+    project: PlaceProject = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Why a run's tasks wait: each blocked task and what holds it.
@@ -57,12 +60,14 @@ def why(
     heard (it has ended) is answered from the history (--db, or the default one if it exists),
     saying so; with no history, exit 1. A prefix is looked up as `cascade cancel` does (the
     engines' summaries and the history, then the runs heard within 5 s, at most --timeout);
-    one that several runs have exits 2.
+    one that several runs have exits 2. --org ORG or --project ORG/PROJECT: the run is
+    looked for there only (a login over less than global must give its own).
     With --history, from the history only: every task that was held back, for how long, by what.
     Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
     cascade why 58a88765 --history
     """
     wanted = checked_prefix(run_id)
+    place = read_place(org, project)
     if history:
         why_from_history(wanted, task, json_output=json_output, db=db)
         return
@@ -95,10 +100,10 @@ def why(
         state.ask = SnapshotAsker(connector).ask  # a run heard mid-way: its engine says all
         loop = asyncio.get_running_loop()
         deadline = loop.time() + broker.timeout
-        target = await run_named(connector, wanted, recorded, broker.timeout)
+        target = await run_named(connector, wanted, recorded, broker.timeout, place)
         if target is None:
             return None
-        await connector.subscribe(telemetry_filter(run_id=target, prefix=state.prefix), on_message)
+        await connector.subscribe(place.telemetry(state.prefix, target), on_message)
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
                 await ready[target].wait()

@@ -1,0 +1,162 @@
+"""The CLI's readers under the ACL `cascade acl` generates, as logins over less than global:
+an operator over org:acme lists its org's held tasks and engines, asks why its run waits and
+decides one by a prefix of its run's id, a viewer over project:acme/etl watches its project,
+each within --org/--project; without them (or with an org the login lacks), a reader that
+RabbitMQ refuses exits 1 saying why, never a "nothing" with exit 0. mosquitto grants every
+subscription and drops, message by message, what the login may not read: there a reader
+without scopes shows what it may read. (NATS: `cascade acl` writes no NATS permissions.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskBlocked, task
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import (
+    MOSQUITTO_ONLY,
+    NO_RABBITMQ,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    only_on_family,
+    rabbitmq_server_path,
+    rabbitmq_user,
+    skip_on_family,
+)
+
+from .test_generated_acl_over_mqtt import Logins
+
+ROLES = """
+[[grant]]
+role = "viewer"
+scopes = ["project:acme/etl"]
+broker_users = ["vera"]
+
+[[grant]]
+role = "operator"
+scopes = ["org:acme"]
+broker_users = ["otto"]
+
+[broker.engines]
+"org:acme" = ["engine-1"]
+"""
+PASSWORDS = {user: f"{user}-pw" for user in ("vera", "otto", "engine-1")}  # as Logins has them
+
+
+def _generated(tmp_path: Path, broker: str) -> str:
+    from typer.testing import CliRunner
+
+    from cascade.cli import app
+
+    roles, out = tmp_path / "roles.toml", tmp_path / "acl.out"
+    roles.write_text(ROLES, encoding="utf-8")
+    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out.read_text(encoding="utf-8")
+
+
+async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
+    """engine-1 holds a task of an acme/etl run; otto (org:acme) and vera (project:acme/etl)
+    read it within their scopes; without them, or in globex, RabbitMQ refuses and the CLI
+    says so."""
+    logins = Logins(broker)
+    load_name = f"load_{uuid.uuid4().hex[:6]}"
+
+    @task(name=load_name, on_failure="hold")
+    async def load() -> int:
+        raise ConnectionError("the API is down")
+
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id="acme", project_id="etl", heartbeat_interval=1.0)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run(load()))
+    try:
+        await recorder.until(lambda: load_name in recorder.names(TaskBlocked))
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+
+        async def cli(user: str, *args: str):  # type: ignore[no-untyped-def]
+            return await asyncio.to_thread(logins.cascade, user, *args)
+
+        held = await cli("otto", "held", "--org", "acme", "--json")
+        assert held.exit_code == 0, held.output
+        (one,) = json.loads(held.stdout)["held"]
+        assert (one["run_id"], one["task_name"]) == (run_id, load_name)
+
+        status = await cli("otto", "status", "--org", "acme", "--json")
+        assert status.exit_code == 0, status.output
+        sources = [e["source"] for e in json.loads(status.stdout)["engines"]]
+        assert sources == ["engine-1"]
+
+        why = await cli("otto", "why", run_id[:12], "--org", "acme", "--json")
+        assert why.exit_code == 0, why.output
+        (blocked,) = json.loads(why.stdout)["runs"]
+        assert blocked["run_id"] == run_id
+
+        watched = await cli("vera", "watch", "--project", "acme/etl", "--json", "--count", "1")
+        assert watched.exit_code == 0, watched.output
+        assert run_id in watched.stdout
+
+        if broker.is_mosquitto:  # granted, and what otto may not read is dropped
+            wide = await cli("otto", "held", "--json")
+            assert wide.exit_code == 0, wide.output
+            assert [h["run_id"] for h in json.loads(wide.stdout)["held"]] == [run_id]
+        else:  # refused: RabbitMQ closes the connection; said, exit 1
+            for user, *args in (
+                ("otto", "held", "--json"),
+                ("otto", "status", "--json"),
+                ("otto", "status", "--org", "globex"),
+                ("vera", "watch", "--json", "--count", "1"),
+                ("vera", "watch", "--project", "acme/web", "--json", "--count", "1"),
+            ):
+                refused = await cli(user, *args)
+                assert refused.exit_code == 1, (args, refused.output)
+                assert "the broker did not answer the subscription to cascade/" in refused.output
+                assert "--org ORG" in refused.output
+                assert '"held": []' not in refused.stdout
+
+        skipped = await cli("otto", "skip", run_id[:12], load_name, "--org", "acme", "--json")
+        assert skipped.exit_code == 0, skipped.output
+        assert json.loads(skipped.stdout)["outcome"] == "applied"
+        with pytest.raises(DependencyMissingError):  # skipped: the run succeeds, no result
+            await asyncio.wait_for(run, 30)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    assert engine.stats.decisions == 1
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_scoped_logins_read_their_own_org_on_mosquitto(tmp_path: Path) -> None:
+    """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
+    broker.start()
+    try:
+        await _scoped_readers(broker)
+    finally:
+        broker.close()
+
+
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
+@pytest.mark.timeout(300)
+async def test_scoped_logins_read_their_own_org_on_rabbitmq(tmp_path: Path) -> None:
+    """`cascade acl --rabbitmq`, as generated, loaded into a real RabbitMQ node."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
+    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
+        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
+    ]
+    definitions["permissions"].append(
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    )
+    with RabbitMQBroker(definitions=definitions) as broker:
+        await _scoped_readers(broker)
