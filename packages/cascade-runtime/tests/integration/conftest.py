@@ -13,6 +13,7 @@ from cascade.testkit import (  # noqa: F401 - fixtures
     family_mosquitto_broker,  # "mosquitto_broker"
     family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
     family_own_broker,  # "own_broker": a broker of the family for one test, free to restart
+    s3_server,  # moto's S3 server on loopback, a bucket per test (shared_store's S3)
     shared_store,  # a test run with its servers' results store in a directory, then on S3
 )
 

@@ -18,18 +18,15 @@ death comes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cascade.interfaces.summaries import SummaryRun
 
 from ._fleet import carried_on, carries, counted_summary
 from ._timestamps import parse_timestamp
 from ._views import EngineView, RunView
-
-if TYPE_CHECKING:
-    from ._model import ReaderModel
 
 __all__ = ["MAX_PENDING_CARRY_ONS", "CarryOn", "LostRun", "LostRuns", "lost_run"]
 
@@ -151,7 +148,18 @@ class LostRun:
     carried_on_by: str | None = None
 
 
-def lost_run(model: ReaderModel, run_id: str) -> LostRun | None:
+class Knowing(Protocol):
+    """What :func:`lost_run` reads of a view: its runs and its engines (a
+    :class:`~cascade.reader.ReaderModel` is one)."""
+
+    @property
+    def runs(self) -> Mapping[str, RunView]: ...
+
+    @property
+    def engines(self) -> Mapping[str, EngineView]: ...
+
+
+def lost_run(model: Knowing, run_id: str) -> LostRun | None:
     """Whether ``model`` knows run ``run_id`` lost, and what it knows of it: from the run's
     own view (:attr:`RunView.lost`), else from the engines' statuses and summaries alone (an
     offline engine whose last summary lists the run live; what `cascade status` reads).

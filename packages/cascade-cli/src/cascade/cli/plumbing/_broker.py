@@ -27,9 +27,9 @@ __all__ = [
     "StopAfter",
     "ConnectorFactory",
     "broker_options",
-    "engine_connector",
     "finite",
     "mqtt_connector",
+    "tls_of",
 ]
 
 MAX_TIMEOUT = 3600.0
@@ -105,32 +105,6 @@ ConnectorFactory = Callable[[BrokerOptions], "Connector"]
 DEFAULT_BROKER = BrokerOptions()
 
 
-def engine_connector(broker: BrokerOptions, source_id: str | None = None) -> Connector:
-    """An engine's connector to ``broker`` (`cascade serve`'s, `cascade rerun --entrypoint`'s):
-    its presence announced, as ``source_id`` (``None``: ``<hostname>-<pid>``), on the layout
-    ``$CASCADE_SOURCED_TOPICS`` asks for (a value it cannot read is a
-    :class:`~._context.UsageError`), waiting for the broker as long as ``--timeout``."""
-    from cascade.connector_kit import default_sourced_topics
-    from cascade.connectors.mqtt import MqttConnector
-
-    from ._context import UsageError
-
-    try:
-        layout = default_sourced_topics()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return MqttConnector(
-        hosts=broker.hosts,
-        username=broker.username,
-        password=broker.password,
-        tls=_tls(broker),
-        connect_timeout=broker.timeout,
-        protocol=broker.protocol,
-        sourced_topics=layout,
-        source_id=source_id,
-    )
-
-
 def mqtt_connector(options: BrokerOptions) -> Connector:
     """An MqttConnector for a CLI: no presence of its own, failing fast on connect; on the
     plain layout whatever ``$CASCADE_SOURCED_TOPICS`` says (it reads and steers: it publishes
@@ -141,7 +115,7 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
     """
     from cascade.connectors.mqtt import MqttConnector
 
-    tls = _tls(options)
+    tls = tls_of(options)
     where: dict[str, Any] = {"hostname": options.host or "localhost", "port": options.port}
     if options.other_hosts:
         where = {"hosts": options.hosts}
@@ -160,7 +134,7 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
     )
 
 
-def _tls(options: BrokerOptions) -> ssl.SSLContext | bool:
+def tls_of(options: BrokerOptions) -> ssl.SSLContext | bool:
     """The connector's ``tls`` for ``--tls`` / ``--ca-file`` (``False``: plain TCP);
     :class:`~cascade.interfaces.ConnectError` when they cannot be used."""
     try:

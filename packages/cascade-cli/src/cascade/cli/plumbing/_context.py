@@ -20,6 +20,7 @@ import typer
 from cascade.interfaces import CascadeError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+from ._fail import fail
 from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
 
 if TYPE_CHECKING:
@@ -83,15 +84,6 @@ def flagged(exc: ControlError) -> UsageError:
     elif exc.field == "scope" and text.startswith("scope:"):
         text = "SCOPE" + text[len("scope") :]
     return UsageError(text)
-
-
-def fail(message: str) -> typer.Exit:
-    """Say ``cascade: MESSAGE`` on stderr, on one line (a driver's or a library's message may
-    run to several: a script's log and a person read one line better); the command raises
-    what this returns (exit 1)."""
-    said = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    typer.echo(f"cascade: {said}", err=True)
-    return typer.Exit(1)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._context import fail
+from ._fail import fail
 
 __all__ = ["SightedConnector", "check_sight", "refusals"]
 

@@ -29,7 +29,8 @@ from cascade.runtime import (
     TaskFailedError,
 )
 
-from ...plumbing._broker import BrokerOptions, engine_connector
+from ...plumbing._broker import BrokerOptions
+from ...plumbing._engine_connector import engine_connector
 from ...plumbing._context import CliContext, UsageError, fail
 from ..start._said import print_steps
 from ._entrypoint import Entrypoint
