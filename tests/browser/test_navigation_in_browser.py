@@ -127,9 +127,12 @@ def test_the_nav_goes_between_places_and_back_and_forward_return(
 
 
 def _publish_runs(mqtt_broker: BrokerEndpoint, engine_thread: EngineThread) -> dict[str, str]:
-    """Two live runs heard of: one of project etl (failing), one of project web (running)."""
+    """Two live runs heard of: one of project etl (failing), one of project web (running). The
+    publisher announces no presence: an engine that said it went offline would have lost them."""
     runs = {"etl": "a" * 31 + "1", "web": "b" * 31 + "2"}
-    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="places-engine")
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, source_id="places-engine", presence=False
+    )
 
     async def publish() -> None:
         async with connector:

@@ -175,7 +175,10 @@ def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
     assert text(browser, "rp-id") == run_id
     assert f"This dashboard holds no run {run_id} now" in text(browser, "rp-note")
     assert not shown(browser, "rp-body")
-    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="late-engine")
+    # no presence: an engine that said it went offline after would have lost the run
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, source_id="late-engine", presence=False
+    )
     body = TaskStateEvent(task_id="late-1", task_name="late", state="RUNNING")
     heard = telemetry(body, run_id=run_id, source="late-engine")
 
