@@ -30,8 +30,8 @@ from cascade.runtime import (
 )
 
 from ...plumbing._broker import BrokerOptions
-from ...plumbing._engine_connector import engine_connector
 from ...plumbing._context import CliContext, UsageError, fail
+from ...plumbing._engine_connector import engine_connector
 from ..start._said import print_steps
 from ._entrypoint import Entrypoint
 

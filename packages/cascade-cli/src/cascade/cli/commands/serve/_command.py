@@ -16,8 +16,8 @@ import typer
 from cascade.runtime import Engine, LazyResult, Schedule
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._engine_connector import engine_connector
 from ...plumbing._context import UsageError
+from ...plumbing._engine_connector import engine_connector
 from ...plumbing._python_file import import_python_file
 
 __all__ = ["serve"]
