@@ -143,7 +143,7 @@ class CliContext:
         async def session() -> _T:
             # a subscription the broker refuses ends the command: it cannot see what it was
             # asked about, and must not answer "nothing"
-            connector = SightedConnector(self.connector_factory(options))
+            connector = SightedConnector(self.connector_factory(options), options.timeout)
             watcher: asyncio.Task[None] | None = None
             try:
                 if connect:
