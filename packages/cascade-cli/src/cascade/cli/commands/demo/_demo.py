@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.connector_kit import bounded, default_sourced_topics
+from cascade.connector_kit import bounded
 from cascade.control import Controller
 from cascade.interfaces import (
     Connector,
@@ -27,7 +27,7 @@ from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RunCancelledError, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory
-from ...plumbing._context import UsageError
+from ...plumbing._engine_connector import engine_connector
 from ...plumbing._invocation import cascade_command
 from ...rendering._plural import counted
 from ...rendering._render import render_watch
@@ -169,23 +169,10 @@ async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator
 
 
 def demo_engine_connector(broker: BrokerOptions) -> Connector:
-    """The demo engine's connector to ``broker`` (``cascade demo`` and ``dashboard --demo``),
-    on the layout ``$CASCADE_SOURCED_TOPICS`` asks for, as any engine's (a value it cannot
-    read: :class:`UsageError` saying so)."""
-    from cascade.connectors.mqtt import MqttConnector
-
-    try:
-        layout = default_sourced_topics()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return MqttConnector(
-        hosts=broker.hosts,
-        username=broker.username,
-        password=broker.password,
-        tls=broker.ssl_context() or False,
-        source_id="cascade-demo-engine",
-        sourced_topics=layout,
-    )
+    """The demo engine's connector to ``broker`` (``cascade demo`` and ``dashboard --demo``):
+    an engine's (:func:`~cascade.cli.plumbing._engine_connector.engine_connector`), as
+    ``cascade-demo-engine``."""
+    return engine_connector(broker, "cascade-demo-engine")
 
 
 async def steer(
@@ -271,11 +258,9 @@ async def run_demo(
             f"rate-limited task:api_* to {api_rate} until the run ends (at most {limit_ttl:g}s)",
         )
 
-        engine_connector = demo_engine_connector(broker)
+        engines_link = demo_engine_connector(broker)
         # Enough parallelism that a larger --tasks still finishes within a minute.
-        engine = Engine(
-            engine_connector, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0
-        )
+        engine = Engine(engines_link, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0)
         started = time.monotonic()
         run = asyncio.create_task(engine.run(build_workflow(tasks)))
         steering = asyncio.create_task(steer(control, state, changed, console))
