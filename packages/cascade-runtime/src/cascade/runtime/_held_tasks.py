@@ -9,7 +9,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,20 +17,13 @@ from cascade.interfaces._shared import APPROVAL, MAX_LISTED_TASKS, DecisionOutco
 from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
 
 from ._ended_runs import EndedDecisions
-from ._events import (
-    Event,
-    TaskCompleted,
-    TaskFailed,
-    TaskHeld,
-    TaskSkipped,
-)
 from ._loops import Loops
 from ._steps import describe
+from ._task_states import TaskStates
 from .results._memory import MAX_NOTED_ERROR, JournalNote
-from .results._run_results import RunResults
 from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node
-from .workflow._run_state import RunState, resolve
+from .workflow._run_state import resolve
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 
 __all__ = ["MAX_REQUEST_IDS", "Held", "HeldRun", "HeldTasks", "HoldCounts", "HoldPolicy"]
@@ -98,17 +90,14 @@ def _skipped_error(decided: Decided) -> str:
     return f"{text}: {decided.reason}" if decided.reason else text
 
 
-class HeldRun(Protocol):
-    """What a run's held tasks ask of their run (:class:`~cascade.runtime._run.Run`)."""
+class HeldRun(TaskStates, Protocol):
+    """What a run's held tasks ask of their run (:class:`~cascade.runtime._run.Run`): its
+    tasks' transitions, and the rest below."""
 
-    run_id: str
     graph: Graph
-    state: RunState
     loop: asyncio.AbstractEventLoop
     loops: Loops | None
-    results: RunResults | None
     wake: asyncio.Event
-    emit: Callable[[Event], None]
 
     def requeue(
         self,
@@ -119,12 +108,6 @@ class HeldRun(Protocol):
         kwargs: dict[str, Any],
         decided: Decided,
     ) -> None: ...
-
-    def completed(self, node: Node) -> None: ...
-
-    def failed(self, node: Node, exc: BaseException) -> None: ...
-
-    def skipped(self, node: Node, why: str) -> None: ...
 
 
 class HeldTasks:
@@ -186,17 +169,13 @@ class HeldTasks:
             default,
             max(0.0, deadline - time.time()),
         )
-        self.run.emit(
-            TaskHeld(
-                run_id=self.run.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=held.duration_ms(),
-                error=error,
-                attempt=attempt,
-                held_by=(hold,),
-                exception=failure,
-            )
+        self.run.awaiting_decision(
+            node,
+            hold,
+            attempt=attempt,
+            duration_ms=held.duration_ms(),
+            error=error,
+            failure=failure,
         )
 
     def gate(self, node: Node) -> None:
@@ -228,15 +207,7 @@ class HeldTasks:
             default,
             max(0.0, deadline - time.time()),
         )
-        self.run.emit(
-            TaskHeld(
-                run_id=self.run.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                attempt=1,
-                held_by=(hold,),
-            )
-        )
+        self.run.awaiting_decision(node, hold)
 
     def _keep(
         self,
@@ -436,50 +407,34 @@ class HeldTasks:
         elif decision == "complete":
             if held.failure is None and result is None:
                 result = True  # a gate approved without a value
-            run.state.result[node.index] = result
-            run.emit(
-                TaskCompleted(
-                    run_id=run.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    duration_ms=held.duration_ms(),
-                    attempt=held.attempt,
-                    decided=decided,
-                    not_kept=None if run.results is None else run.results.given(node, decided.by),
-                )
+            run.completed(
+                node,
+                result,
+                duration_ms=held.duration_ms(),
+                attempt=held.attempt,
+                decided=decided,
+                not_kept=None if run.results is None else run.results.given(node, decided.by),
             )
-            run.completed(node)
         elif decision == "skip":
-            why = _skipped_error(decided)
-            run.emit(
-                TaskSkipped(
-                    run_id=run.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    duration_ms=held.duration_ms(),
-                    error=why,
-                    attempt=held.attempt,
-                    decided=decided,
-                )
+            run.skipped(
+                node,
+                _skipped_error(decided),
+                attempt=held.attempt,
+                duration_ms=held.duration_ms(),
+                decided=decided,
             )
-            run.skipped(node, why)
         else:
             failure = held.failure
             if failure is None:  # a gate rejected: nothing was raised, so no traceback goes out
                 failure = GateRejected(decided.by, decided.reason, bool(decided.deadline))
-            run.emit(
-                TaskFailed(
-                    run_id=run.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    duration_ms=held.duration_ms(),
-                    error=describe(failure),
-                    attempt=held.attempt,
-                    exception=held.failure,
-                    decided=decided,
-                )
+            run.failed(
+                node,
+                failure,
+                attempt=held.attempt,
+                duration_ms=held.duration_ms(),
+                decided=decided,
+                raised=held.failure is not None,
             )
-            run.failed(node, failure)
         run.wake.set()
 
     def stop(self, node: Node, stopped_by: str) -> bool:
@@ -488,24 +443,18 @@ class HeldTasks:
         if held is None:
             return False
         held.timer.cancel()
-        self.run.state.done[node.index] = True
-        lazy = node.lazy
         if held.failure is None:
             error = f"awaiting approval when the run stopped: {stopped_by}"
         else:
             error = (
                 f"{describe(held.failure)} (held for a decision when the run stopped: {stopped_by})"
             )
-        self.run.emit(
-            TaskFailed(
-                run_id=self.run.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=held.duration_ms(),
-                error=error,
-                attempt=held.attempt,
-                exception=held.failure,
-            )
+        self.run.held_at_stop(
+            node,
+            attempt=held.attempt,
+            duration_ms=held.duration_ms(),
+            error=error,
+            failure=held.failure,
         )
         return True
 

@@ -17,13 +17,11 @@ one node at a time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from ._events import Event, TaskCompleted, TaskFailed, TaskRunning, TaskSkipped
-from ._steps import describe
+from ._task_states import TaskStates, since
 from .results._rerun import Step
-from .results._run_results import RunResults
 from .workflow._graph import Node, upstream
 from .workflow._jump import Jump, JumpError, jump_call
 from .workflow._resource import Inject
@@ -38,30 +36,14 @@ class _Held(Protocol):
     def added(self, nodes: list[Node]) -> None: ...
 
 
-class LoopingRun(Protocol):
-    """What :class:`Loops` asks of the run whose loops it keeps."""
+class LoopingRun(TaskStates, Protocol):
+    """What :class:`Loops` asks of the run whose loops it keeps: its tasks' transitions, and
+    the rest below."""
 
-    run_id: str
-    emit: Callable[[Event], None]
     total: int
-    finished: int
-
-    @property
-    def state(self) -> RunState: ...
-
-    @property
-    def results(self) -> RunResults | None: ...
 
     @property
     def held(self) -> _Held: ...
-
-    def ready(self, node: Node) -> None: ...
-
-    def completed(self, node: Node) -> None: ...
-
-    def failed(self, node: Node, exc: BaseException) -> None: ...
-
-    def skipped(self, node: Node, why: str) -> None: ...
 
     def reuse_later(self, nodes: list[Node], steps: list[Step]) -> None: ...
 
@@ -85,7 +67,8 @@ class Loops:
         self._run = run
         self._loops: dict[int, _Loop] = {}  # by id of the loop's node
         self._of: dict[int, _Loop] = {}  # an iteration under way's loop, by id of its node
-        self._reused: dict[int, Jump] = {}  # a rerun's loops' kept first jumps, by node
+        # a rerun's loops' kept first jumps, by node, and the run that kept each
+        self._reused: dict[int, tuple[Jump, str]] = {}
 
     def going(self) -> Iterator[Node]:
         """The iterations under way (a run that stops gives each its end)."""
@@ -93,17 +76,23 @@ class Loops:
             if loop.current is not None:
                 yield loop.current
 
-    def reused(self, node: Node, jump: Jump) -> None:
+    def reused(self, node: Node, jump: Jump, from_run: str) -> None:
         """A rerun reuses loop ``node``'s first jump: it goes on from it once ready, its
         iterations reused as far as its run kept them, so that it resumes where it failed."""
-        self._reused[id(node)] = jump
+        self._reused[id(node)] = jump, from_run
 
     def jumped(
-        self, node: Node, jump: Jump, started: float, attempt: int, *, reused: bool = False
+        self,
+        node: Node,
+        jump: Jump,
+        started: float,
+        attempt: int,
+        *,
+        reused_from: str | None = None,
     ) -> bool:
-        """``node``'s attempt (begun at ``started``) returned ``jump`` (``reused``: a rerun's
-        kept result, already said): go where it says; ``False`` where it cannot (``node``
-        failed with a :class:`JumpError`)."""
+        """``node``'s attempt (begun at ``started``) returned ``jump`` (``reused_from``: a
+        rerun's kept result, kept by that run): go where it says; ``False`` where it cannot
+        (``node`` failed with a :class:`JumpError`)."""
         run = self._run
         loop = self._of.pop(id(node), None)
         try:
@@ -118,37 +107,21 @@ class Loops:
         except (JumpError, RouteMissing) as exc:  # a route's router with no route: as a task's
             if loop is not None:
                 loop.current = None
-            run.emit(
-                TaskFailed(
-                    run_id=run.run_id,
-                    task_id=node.lazy.task_id,
-                    task_name=node.lazy.name,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    error=describe(exc),
-                    attempt=attempt,
-                    exception=exc,
-                )
-            )
-            run.failed(node, exc)
+            run.failed(node, exc, attempt=attempt, duration_ms=since(started))
             return False
         results = run.results
-        not_kept = None if results is None or reused else results.keep(node, jump)
+        not_kept = None if results is None or reused_from else results.keep(node, jump)
         if loop is None:  # the loop's own call: it goes on as its iterations
             loop = self._loops[id(node)] = _Loop(node, started, not_kept)
         else:  # an iteration that went on elsewhere ends, without ending its loop
-            run.state.done[node.index] = True
-            run.finished += 1
-            if not reused:
-                run.emit(
-                    TaskCompleted(
-                        run_id=run.run_id,
-                        task_id=node.lazy.task_id,
-                        task_name=node.lazy.name,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        attempt=attempt,
-                        not_kept=not_kept,
-                    )
-                )
+            duration = 0.0 if reused_from else since(started)
+            run.went_on(
+                node,
+                duration_ms=duration,
+                attempt=attempt,
+                not_kept=not_kept,
+                reused_from=reused_from,
+            )
         if call is None:
             self._end(loop, jump.data)
             return True
@@ -174,12 +147,11 @@ class Loops:
         """Whether ``node``, ready, is a loop that goes on without running its call: one whose
         last iteration has ended (it ends with that one's result), or one whose first jump a
         rerun reuses (it goes on from it)."""
-        jump = self._reused.pop(id(node), None) if self._reused else None
-        if jump is not None:
-            run = self._run
-            lazy = node.lazy
-            run.emit(TaskRunning(run_id=run.run_id, task_id=lazy.task_id, task_name=lazy.name))
-            self.jumped(node, jump, time.perf_counter(), 1, reused=True)
+        found = self._reused.pop(id(node), None) if self._reused else None
+        if found is not None:
+            jump, from_run = found
+            self._run.started(node.lazy)
+            self.jumped(node, jump, time.perf_counter(), 1, reused_from=from_run)
             return True
         loop = self._loops.get(id(node))
         if loop is None or loop.current is None:
@@ -192,16 +164,7 @@ class Loops:
             del self._loops[id(node)]
             loop.current = None
             run = self._run
-            why = f"its iteration {last.lazy.task_id} ended without a result"
-            run.emit(
-                TaskSkipped(
-                    run_id=run.run_id,
-                    task_id=node.lazy.task_id,
-                    task_name=node.lazy.name,
-                    error=why,
-                )
-            )
-            run.skipped(node, why)
+            run.skipped(node, f"its iteration {last.lazy.task_id} ended without a result")
             return True
         self._end(loop, state.result[last.index])
         return True
@@ -210,17 +173,8 @@ class Loops:
         run, node = self._run, loop.node
         del self._loops[id(node)]
         loop.current = None
-        run.state.result[node.index] = value
-        run.emit(
-            TaskCompleted(
-                run_id=run.run_id,
-                task_id=node.lazy.task_id,
-                task_name=node.lazy.name,
-                duration_ms=(time.perf_counter() - loop.started) * 1000,
-                not_kept=loop.not_kept,  # what is kept of a loop is its call's: its first jump
-            )
-        )
-        run.completed(node)
+        # what is kept of a loop is its call's: its first jump
+        run.completed(node, value, duration_ms=since(loop.started), not_kept=loop.not_kept)
 
     def _call(self, route: LazyResult[Any], data: Any) -> tuple[LazyResult[Any], Sequence[Inject]]:
         """The next iteration's call: ``route``'s task on its arguments with ``data`` in their

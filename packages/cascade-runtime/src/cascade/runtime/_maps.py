@@ -9,14 +9,12 @@ Its policies (:mod:`.workflow._policy`) ask here: :meth:`Maps.make` when it is f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from ._events import Event, TaskCompleted, TaskMapped
+from ._task_states import TaskStates, since
 from .results._rerun import Step
-from .results._run_results import RunResults
 from .workflow._graph import Node
-from .workflow._run_state import RunState, resolve
+from .workflow._run_state import resolve
 from .workflow._task import LazyResult, MapError, MappedLazyResult
 
 __all__ = ["MappingRun", "Maps"]
@@ -26,27 +24,14 @@ class _Held(Protocol):
     def added(self, nodes: list[Node]) -> None: ...
 
 
-class MappingRun(Protocol):
-    """What :class:`Maps` asks of the run whose maps it keeps."""
+class MappingRun(TaskStates, Protocol):
+    """What :class:`Maps` asks of the run whose maps it keeps: its tasks' transitions, and the
+    rest below."""
 
-    run_id: str
-    emit: Callable[[Event], None]
     total: int
 
     @property
-    def state(self) -> RunState: ...
-
-    @property
-    def results(self) -> RunResults | None: ...
-
-    @property
     def held(self) -> _Held: ...
-
-    def ready(self, node: Node) -> None: ...
-
-    def completed(self, node: Node) -> None: ...
-
-    def fail_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None: ...
 
     def reuse_later(self, items: list[Node], steps: list[Step]) -> None: ...
 
@@ -66,7 +51,7 @@ class Maps:
         try:
             rows = lazy.items(resolve(lazy.kwargs, run.state))
         except MapError as exc:
-            run.fail_unstarted(node, exc)
+            run.failed(node, exc)
             return
         spec, task_id = lazy.task, lazy.task_id
         first = len(run.state.done)  # the items' indexes: the run's state grows with them
@@ -84,9 +69,7 @@ class Maps:
         self._made[id(node)] = (items, time.perf_counter())
         run.total += len(items)
         run.held.added(items)
-        run.emit(
-            TaskMapped(run_id=run.run_id, task_id=task_id, task_name=lazy.name, items=len(items))
-        )
+        run.mapped(node, len(items))
         if not items:
             self.ends(node)
             return
@@ -106,19 +89,10 @@ class Maps:
         items, started = made
         run = self._run
         values = run.state.result
-        values[node.index] = result = [values[item.index] for item in items]
-        lazy = node.lazy
+        result = [values[item.index] for item in items]
         results = run.results
-        run.emit(
-            TaskCompleted(
-                run_id=run.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                not_kept=None if results is None else results.keep(node, result),
-            )
-        )
-        run.completed(node)
+        not_kept = None if results is None else results.keep(node, result)
+        run.completed(node, result, duration_ms=since(started), not_kept=not_kept)
         return True
 
     def made(self, node: Node) -> bool:

@@ -1,9 +1,10 @@
-"""One run: its state machine. Ready tasks admitted by the constraints, ``max_concurrency`` and
-the engine's system resources, attempts and retries, skips and cancels; what a cancel stopped.
+"""One run of a graph: ready tasks admitted by the constraints, ``max_concurrency`` and the
+engine's system resources; each attempt as its steps (its call resolved, or ended before it
+ran; started and awaited; where what it returned or raised takes it); what a cancel stopped.
 
-:class:`Run` owns all of it; its held tasks (:class:`~._held_tasks.HeldTasks`) keep the holds
-and the decisions taken on them, and move a decided task on through the run's own transitions
-(``requeue``, ``completed``, ``skipped``, ``failed``).
+:class:`Run` owns all of it. Every change of a task's state, and the task's event with it, is
+a transition of :class:`~._task_states.TaskStates`, which a run is; its held tasks
+(:class:`~._held_tasks.HeldTasks`), loops and maps move their tasks on through them too.
 """
 
 from __future__ import annotations
@@ -27,20 +28,13 @@ from ._events import (
     Event,
     ResourceAcquired,
     ResourceReleased,
-    TaskBlocked,
-    TaskCached,
-    TaskCancelled,
-    TaskCompleted,
-    TaskFailed,
-    TaskRetrying,
-    TaskRunning,
-    TaskSkipped,
 )
 from ._held_tasks import HeldTasks, HoldCounts, HoldPolicy
 from ._loops import Loops, first_jump
 from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
+from ._task_states import TaskStates, since
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from ._worker_starts import WorkerStarts
 from .constraints._capacity import Capacity, Grant, Ticket
@@ -49,13 +43,12 @@ from .executors._executor import Attempt, RunView
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._cache import RunCache
-from .results._memory import MAX_NOTED_ERROR, JournalNote, Remembered
+from .results._memory import Remembered
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
 from .workflow._graph import Node
 from .workflow._jump import Jump
-from .workflow._policy import upstream_ended
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED
 from .workflow._routing import Demand
@@ -65,18 +58,6 @@ from .workflow._task_context import CURRENT, RunContext
 __all__ = ["CancelReport", "HoldPolicy", "Run", "RunCounts"]
 
 _log = logging.getLogger("cascade.runtime.engine")
-
-
-def _real_start(
-    starts: WorkerStarts, handed: Attempt, attempt: int, started: float, attempt_started: float
-) -> tuple[float, float]:
-    """The first start and the attempt's start of an attempt that waited for a worker, once
-    it has ended: from when a worker started it (as they were, if none did); its RUNNING said
-    now if it was not yet."""
-    began = starts.ended(handed)
-    if began is None:
-        return started, attempt_started
-    return (began if attempt == 1 else started), began
 
 
 async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
@@ -136,6 +117,65 @@ class Retry:
         self.decided = decided  # a retry decided on a held task: one attempt, then held again
 
 
+class TaskAttempt:
+    """One attempt of a task as its run drives it (:meth:`Run._execute`): which one, since
+    when, its call as written (a retry or a hold keeps its injects, not their values), and
+    what became of it."""
+
+    __slots__ = (
+        "args",
+        "attempt",
+        "attempt_started",
+        "decided",
+        "error",
+        "handed",
+        "injected",
+        "kwargs",
+        "node",
+        "outcome",
+        "retry",
+        "span",
+        "started",
+        "threaded",
+    )
+
+    def __init__(
+        self,
+        node: Node,
+        attempt: int,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        decided: Decided | None = None,
+    ) -> None:
+        self.node = node
+        self.attempt = attempt
+        self.started = started  # of the task's first attempt, for duration_ms
+        self.attempt_started = started  # of this one, once it starts
+        self.args = args
+        self.kwargs = kwargs
+        self.decided = decided
+        self.handed: Attempt | None = None  # a plain function's, as its executor took it
+        self.span: AttemptSpan | None = None
+        self.injected = False  # its resources' values were had (it may have started)
+        self.threaded = False  # its grant went with it to its executor, which gives it back
+        self.outcome: AttemptState = "FAILED"
+        self.error: BaseException | None = None
+        self.retry: Retry | None = None  # the next attempt, where one follows
+
+    def waited(self, starts: WorkerStarts) -> None:
+        """It ended (or was given up on): if it waited for a worker, its times count from when
+        one started it, if one did (its RUNNING said now if it was not yet)."""
+        handed = self.handed
+        if handed is None or handed.waiting is None:
+            return
+        began = starts.ended(handed)
+        if began is not None:
+            if self.attempt == 1:
+                self.started = began
+            self.attempt_started = began
+
+
 class Group:
     """Ready nodes of one task name: constraints only look at the name, so one check serves all.
 
@@ -162,7 +202,7 @@ class RunCounts(HoldCounts, ResourceCounts, Protocol):
     """Where a run counts what it does (:class:`~cascade.runtime.EngineStats`)."""
 
 
-class Run:
+class Run(TaskStates):
     """One run of a graph, whose state is ``state`` (a run's own: the graph holds none):
     :meth:`execute` runs it; :meth:`cancel` and :meth:`decide` steer it.
 
@@ -217,7 +257,7 @@ class Run:
         # by task name; by (name, request as written) for the tasks that ask for resources
         self.groups: dict[Any, Group] = {}
         self.active: dict[asyncio.Task[None], Node | Retry] = {}  # its attempt, by task
-        self.cancelled: RunCancelledError | None = None
+        self.cancel_error: RunCancelledError | None = None
         self.running = 0
         self.finished = 0
         self.failures: list[tuple[Node, BaseException]] = []
@@ -232,7 +272,7 @@ class Run:
         self.maps = Maps(self)  # its maps whose items run
         self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
-        self.starts = WorkerStarts(run_id, self.emit, self.loop)  # of attempts that waited
+        self.starts = WorkerStarts(self, self.loop)  # of attempts that waited
         # None: no task injects one (graph.resources checked against them before the run)
         self.resources = (
             RunResources(resources or {}, run_id, self.executors.threads.pool, stats, emit_aside)
@@ -262,7 +302,7 @@ class Run:
         if self.results is not None and self.results.reused:
             self._reuse(self.results.reused)
         if self.results is not None and self.results.needless:
-            self._skip_needless(self.results.needless, self.results.skipped)
+            self._skip_needless(self.results.needless)
         # found before any is readied: readying one may release another (a map of no items
         # completes at once), which must not be readied twice, or end another (not routed)
         state = self.state  # no item made yet: a graph's node i is at index i, zipped
@@ -277,8 +317,8 @@ class Run:
         unlisten = self.capacity.listen(self.wake.set)  # another run's task may free some
         try:
             while True:
-                if self.cancelled is not None:
-                    raise self.cancelled
+                if self.cancel_error is not None:
+                    raise self.cancel_error
                 wait = self._dispatch()
                 if self.finished >= self.total:
                     break
@@ -289,8 +329,8 @@ class Run:
                     timer = self.loop.call_later(wait, self.wake.set)
                 await self.wake.wait()
                 self.wake.clear()
-            if self.cancelled is not None:  # in the same turn as its last task's end
-                raise self.cancelled
+            if self.cancel_error is not None:  # in the same turn as its last task's end
+                raise self.cancel_error
         except BaseException as stopped:
             stop = stopped
             raise
@@ -318,7 +358,6 @@ class Run:
         """The nodes a rerun reuses end ``COMPLETED`` at once with their stored values (they
         never run: their dependents get the values, and no longer wait for them)."""
         state = self.state
-        waiting = state.waiting
         for node in self.graph.nodes:
             found = reused.get(id(node))
             if found is None:
@@ -326,66 +365,38 @@ class Run:
             if state.wanted[node.index] is None:  # reused only where its routes are chosen
                 self.reusable[id(node)] = found
                 continue
-            if self._loop_reuses(node, found[0]):
+            if self._loop_reuses(node, *found):
                 continue
-            state.result[node.index], from_run = found
-            state.done[node.index] = True
-            self.finished += 1
-            for dependent in node.dependents:
-                waiting[dependent.index] -= 1
-            self._emit_reused(node, from_run)
+            self.reused_at_start(node, *found)
 
-    def _skip_needless(self, needless: dict[int, str], said: dict[int, str]) -> None:
+    def _skip_needless(self, needless: dict[int, str]) -> None:
         """The nodes a rerun need not run (no task it runs needs them) end ``SKIPPED`` at once,
-        saying why (in ``said`` too, for the manifest); what waits on them no longer does (it
-        is reused, or not needed too)."""
-        state = self.state
-        waiting = state.waiting
+        saying why; what waits on them no longer does (it is reused, or not needed too)."""
         for node in self.graph.nodes:
             why = needless.get(id(node))
-            if why is None:
-                continue
-            state.done[node.index] = state.skipped[node.index] = True
-            self.finished += 1
-            for dependent in node.dependents:
-                waiting[dependent.index] -= 1
-            lazy = node.lazy
-            self.emit(
-                TaskSkipped(
-                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why
-                )
-            )
-            said[id(node)] = why
+            if why is not None:
+                self.needless_at_start(node, why)
 
-    def _loop_reuses(self, node: Node, value: Any) -> bool:
-        """Whether ``value``, a rerun's kept result of ``node``, is a loop's first jump: the
-        loop goes on from it once ready (its policy asks :meth:`Loops.ready`)."""
+    def _loop_reuses(self, node: Node, value: Any, from_run: str) -> bool:
+        """Whether ``value``, a rerun's kept result of ``node`` (by ``from_run``), is a loop's
+        first jump: the loop goes on from it once ready (its policy asks :meth:`Loops.ready`)."""
         jump = first_jump(node, value)
         if jump is None:
             return False
         if self.loops is None:
             self.loops = Loops(self)
-        self.loops.reused(node, jump)
+        self.loops.reused(node, jump, from_run)
         return True
-
-    def _emit_reused(self, node: Node, from_run: str) -> None:
-        lazy = node.lazy
-        self.emit(
-            TaskCompleted(
-                run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, reused_from=from_run
-            )
-        )
 
     def _wanted(self, node: Node) -> None:
         """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
         found = self.reusable.pop(id(node), None)
-        if found is not None and self._loop_reuses(node, found[0]):
+        if found is not None and self._loop_reuses(node, *found):
             found = None
         if found is not None:
             self.parked.pop(id(node), None)
-            self.state.result[node.index], from_run = found
-            self._emit_reused(node, from_run)
-            self.completed(node)
+            value, from_run = found
+            self.completed(node, value, reused_from=from_run)
         elif self.parked.pop(id(node), None) is not None:
             self.ready(node)
         self.wake.set()
@@ -432,26 +443,7 @@ class Run:
             going = self.loops.going() if self.loops is not None else ()
             for node in itertools.chain(going, self.state.items, self.graph.nodes):
                 if not done[node.index] and not self.held.stop(node, self.stopped_by):
-                    self._cancelled(node, self.maps.started(node))
-
-    def _cancelled(self, node: Node, started: float | None, abandoned: bool = False) -> None:
-        """``node``'s task was stopped with the run (``started``: its first attempt's start;
-        ``abandoned``: a plain function that runs on where its executor runs it)."""
-        self.state.done[node.index] = True
-        lazy = node.lazy
-        error = self.stopped_by
-        if abandoned:
-            error += f" ({self.executors.of(lazy.task).abandoned})"
-        duration = 0.0 if started is None else (time.perf_counter() - started) * 1000
-        self.emit(
-            TaskCancelled(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=duration,
-                error=error,
-            )
-        )
+                    self.cancelled(node, self.maps.started(node))
 
     def cancel(self, issued_by: str | None = None, reason: str | None = None) -> CancelReport:
         """Stop the run: nothing new starts, and :meth:`execute` raises
@@ -479,9 +471,9 @@ class Run:
             for node in itertools.chain(self.graph.nodes, self.state.items)
             if not done[node.index] and id(node) not in running and not self.maps.made(node)
         )
-        already = self.cancelled is not None
+        already = self.cancel_error is not None
         if not already:
-            self.cancelled = RunCancelledError(self.run_id, issued_by, reason)
+            self.cancel_error = RunCancelledError(self.run_id, issued_by, reason)
             self.wake.set()
         return CancelReport(self.run_id, cancelled, abandoned, not_started, already)
 
@@ -546,21 +538,12 @@ class Run:
         upto = min(len(nodes), self.max_concurrency - self.running)
         if group.marked >= upto:
             return
-        name = group.name
-        held = tuple(holds(name))
+        held = tuple(holds(group.name))
         for node in itertools.islice(nodes, group.marked, upto):
-            task_id = node.lazy.task_id
+            lazy = node.lazy
             if group.needs is not None:
-                self.asking[task_id] = group
-            self.emit(
-                TaskBlocked(
-                    run_id=self.run_id,
-                    task_id=task_id,
-                    task_name=name,
-                    attempt=node.attempt if isinstance(node, Retry) else 1,
-                    held_by=held,
-                )
-            )
+                self.asking[lazy.task_id] = group
+            self.blocked(lazy, node.attempt if isinstance(node, Retry) else 1, held)
         group.marked = upto
 
     def _dispatch_asking(self, group: Group) -> float | None:
@@ -619,7 +602,7 @@ class Run:
         for item in group.nodes:
             node = item.node if isinstance(item, Retry) else item
             self.asking.pop(node.lazy.task_id, None)
-            self.fail_unstarted(node, exc, item.attempt if isinstance(item, Retry) else 1)
+            self.failed(node, exc, attempt=item.attempt if isinstance(item, Retry) else 1)
         group.nodes.clear()
         group.marked = 0
 
@@ -651,218 +634,184 @@ class Run:
         """
         node = item.node if isinstance(item, Retry) else item
         lazy = node.lazy
-        spec = lazy.task
-        policy = spec.retry
-        cached = spec.cache  # None but for with_cache: this task's one look at it
-        emit = self.emit
-        run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
-        retry: Retry | None = None
-        threaded = False  # grant handed to the attempt's executor, which gives it back
-        span: AttemptSpan | None = None
-        outcome: AttemptState = "FAILED"
-        error: BaseException | None = None
-        handed: Attempt | None = None  # a plain function's attempt, as its executor took it
+        go: TaskAttempt | None = None
         try:
             if isinstance(item, Retry):
-                attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
-                decided = item.decided
+                go = TaskAttempt(
+                    node, item.attempt, item.started, item.args, item.kwargs, item.decided
+                )
             else:
-                attempt, started, decided = 1, time.perf_counter(), None
-                if node.deps or node.binds:
-                    args = resolve(lazy.args, self.state)
-                    kwargs = resolve(lazy.kwargs, self.state)
-                else:
-                    args, kwargs = lazy.args, lazy.kwargs
-                if self.memory and (found := self._remembered(node)) is not None:
-                    if found.event == "held" or found.event == "failed":
-                        self._ended_before(node, found, started, args, kwargs)
-                        return
-                    attempt = found.attempt + 1  # its budget spent there is spent
-                if cached is not None and await self._from_cache(node, args, kwargs, started):
-                    outcome = "COMPLETED"
-                    return
-            if self.tracing is not None:
-                span = self.tracing.attempt(run_id, task_id, name, attempt)
-            if spec.is_async:  # it starts as it is awaited; a plain function, once handed over
-                emit(
-                    TaskRunning(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        attempt=attempt,
-                        decided=decided,
-                    )
-                )
-            CURRENT.set((self.context, node, attempt))  # in its task, and its thread's context
-            logs = self.logs
-            if logs is not None:  # what this attempt logs, in its task and its thread, is its
-                logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
-            attempt_started = time.perf_counter()
-            try:
-                if node.injects:
-                    kept = args, kwargs  # what a retry or a hold keeps: the injects, not values
-                    args, kwargs = await self._inject(node, args, kwargs)
-                if spec.is_async:
-                    if span is None:
-                        running = spec.fn(*args, **kwargs)
-                    else:
-                        running = span.run_async(spec.fn, args, kwargs)
-                else:
-                    executor = self.executors.of(spec) if spec.elsewhere else self.executor
-                    # it takes this task's context: its current_task(), its log scope; grant
-                    # given back when the body ends where it runs, not when we stop waiting
-                    handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
-                    running = executor.take(handed)
-                    threaded = grant is not None
-                    if handed.waiting is None:  # a worker was free: it starts now
-                        emit(
-                            TaskRunning(
-                                run_id=run_id,
-                                task_id=task_id,
-                                task_name=name,
-                                attempt=attempt,
-                                decided=decided,
-                            )
-                        )
-                    else:  # RUNNING when a worker starts it
-                        self.starts.waits(handed, attempt, decided)
-                if spec.timeout is None:
-                    result = await running
-                elif spec.is_async:
-                    result = await _within(running, spec.timeout)
-                else:
-                    try:
-                        result = await _within(running, spec.timeout)
-                    except TimeoutError:
-                        self.threads_left = True  # the run's end does not wait for them
-                        raise
-            except asyncio.CancelledError as exc:
-                if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(
-                        self.starts, handed, attempt, started, attempt_started
-                    )
-                if self.stopping:
-                    outcome, error = "CANCELLED", exc
-                    # a sync task stopped while its resources were set up started no thread
-                    waited = node.injects and kwargs is kept[1]
-                    abandoned = (
-                        not spec.is_async
-                        and not waited
-                        and self.executors.of(spec).started(task_id)
-                    )
-                    never = attempt == 1 and handed is not None and not self.starts.began(handed)
-                    self._cancelled(node, None if never else started, abandoned=abandoned)
-                    raise
-                failure: BaseException = exc  # raised by the task's own code: a failure
-            except Exception as exc:
-                if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(
-                        self.starts, handed, attempt, started, attempt_started
-                    )
-                failure = exc
-            else:
-                if handed is not None and handed.waiting is not None:
-                    started, attempt_started = _real_start(
-                        self.starts, handed, attempt, started, attempt_started
-                    )
-                if type(result) is Jump:  # a loop goes on (a jump's route is another task)
-                    if self.loops is None:
-                        self.loops = Loops(self)
-                    jumped = self.loops.jumped(node, result, started, attempt)
-                    outcome = "COMPLETED" if jumped else "FAILED"
-                    return
-                outcome = "COMPLETED"
-                self.state.result[node.index] = result
-                if cached is not None and cached.policy is not None:  # told the call, not
-                    called = kept if node.injects else (args, kwargs)  # its resources' values
-                    await cast(RunCache, self.cache).save(node, *called, result)
-                results = self.results
-                if results is None:
-                    not_kept = None
-                elif handed is not None and handed.kept is not None:  # by its worker
-                    not_kept = results.kept_by_worker(node, handed.kept, handed.kept.worker)
-                else:
-                    not_kept = results.keep(node, result)
-                emit(
-                    TaskCompleted(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        attempt=attempt,
-                        not_kept=not_kept,
-                    )
-                )
-                self.completed(node)
-                return
-            now = time.perf_counter()
-            error = failure
-            if node.injects:
-                args, kwargs = kept
-            if (
-                attempt < policy.max_attempts
-                and decided is None
-                and policy.retries(failure)
-                and not isinstance(failure, ResourceFailed)  # set up once a run: the same again
-                and not isinstance(failure, ValueLost)  # what it takes is gone: the same again
-            ):
-                outcome = "RETRYING"
-                said = describe(failure)
-                emit(
-                    TaskRetrying(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        duration_ms=(now - attempt_started) * 1000,
-                        error=said,
-                        attempt=attempt,
-                        exception=failure,
-                    )
-                )
-                retry = Retry(node, attempt + 1, started, args, kwargs)
-                if self.results is not None:  # a carry-on's attempts go on from it
-                    note = JournalNote(
-                        event="retrying", attempt=attempt, error=said[:MAX_NOTED_ERROR]
-                    )
-                    self.results.note(node, note)
-            elif self.held.holds(spec):
-                self.held.hold(node, attempt, failure, started, args, kwargs)
-            else:
-                emit(
-                    TaskFailed(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        duration_ms=(now - started) * 1000,
-                        error=describe(failure),
-                        attempt=attempt,
-                        exception=failure,
-                    )
-                )
-                if self.results is not None:
-                    said = describe(failure)[:MAX_NOTED_ERROR]
-                    self.results.note(
-                        node, JournalNote(event="failed", attempt=attempt, error=said)
-                    )
-                self.failed(node, failure)
+                go = await self._first_attempt(node)
+            if go is not None:
+                await self._attempt(go, grant)
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
-            _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
-            outcome, error = "FAILED", exc
-            self.failed(node, exc)
+            _log.error("task %s (%s) broke the engine", lazy.name, lazy.task_id, exc_info=exc)
+            self.broke(node, exc)
         finally:
-            if span is not None:
-                span.end(outcome, error)
             self.running -= 1
-            self.manager.finished(name)
-            if grant is not None and not threaded:
+            self.manager.finished(lazy.name)
+            if grant is not None and (go is None or not go.threaded):
                 grant.release()
             self.wake.set()
+        retry = None if go is None else go.retry
         if retry is not None:
-            delay = policy.delay_before(retry.attempt)
+            delay = lazy.task.retry.delay_before(retry.attempt)
             if delay:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    async def _first_attempt(self, node: Node) -> TaskAttempt | None:
+        """``node``'s first attempt here, its call resolved from what it takes; ``None`` where
+        it ended without one (its cache gave its result, or the run this carry-on carries on
+        ended it)."""
+        lazy = node.lazy
+        started = time.perf_counter()
+        if node.deps or node.binds:
+            args, kwargs = resolve(lazy.args, self.state), resolve(lazy.kwargs, self.state)
+        else:
+            args, kwargs = lazy.args, lazy.kwargs
+        attempt = 1
+        if self.memory and (found := self._remembered(node)) is not None:
+            if found.event == "held" or found.event == "failed":
+                self._ended_before(node, found, started, args, kwargs)
+                return None
+            attempt = found.attempt + 1  # its budget spent there is spent
+        if lazy.task.cache is not None and await self._from_cache(node, args, kwargs, started):
+            return None
+        return TaskAttempt(node, attempt, started, args, kwargs)
+
+    async def _attempt(self, go: TaskAttempt, grant: Grant | None) -> None:
+        """Run ``go``'s call, and take the task where its outcome says."""
+        lazy = go.node.lazy
+        if self.tracing is not None:
+            go.span = self.tracing.attempt(self.run_id, lazy.task_id, lazy.name, go.attempt)
+        try:
+            try:
+                result = await self._call(go, grant)
+            except asyncio.CancelledError as exc:
+                go.waited(self.starts)
+                if self.stopping:
+                    go.outcome, go.error = "CANCELLED", exc
+                    self._stopped(go)
+                    raise
+                failure: BaseException = exc  # raised by the task's own code: a failure
+            except Exception as exc:
+                go.waited(self.starts)
+                failure = exc
+            else:
+                go.waited(self.starts)
+                await self._returned(go, result)
+                return
+            self._raised(go, failure)
+        except Exception as exc:
+            go.outcome, go.error = "FAILED", exc
+            raise
+        finally:
+            if go.span is not None:
+                go.span.end(go.outcome, go.error)
+
+    async def _call(self, go: TaskAttempt, grant: Grant | None) -> Any:
+        """Start ``go``'s call and await its result: ``RUNNING`` as it starts (a coroutine as
+        it is awaited; a plain function when a worker of its executor takes it)."""
+        node = go.node
+        lazy, span = node.lazy, go.span
+        spec = lazy.task
+        if spec.is_async:
+            self.started(lazy, go.attempt, go.decided)
+        CURRENT.set((self.context, node, go.attempt))  # in its task, and its thread's context
+        logs = self.logs
+        if logs is not None:  # what this attempt logs, in its task and its thread, is its
+            logs.enter(lazy.task_id, lazy.name, go.attempt, None if span is None else span.span_id)
+        go.attempt_started = time.perf_counter()
+        args, kwargs = go.args, go.kwargs
+        if node.injects:
+            args, kwargs = await self._inject(node, args, kwargs)
+            go.injected = True
+        if spec.is_async:
+            if span is None:
+                running = spec.fn(*args, **kwargs)
+            else:
+                running = span.run_async(spec.fn, args, kwargs)
+        else:
+            executor = self.executors.of(spec) if spec.elsewhere else self.executor
+            # it takes this task's context: its current_task(), its log scope; grant given
+            # back when the body ends where it runs, not when we stop waiting
+            handed = go.handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
+            running = executor.take(handed)
+            go.threaded = grant is not None
+            if handed.waiting is None:  # a worker was free: it starts now
+                self.started(lazy, go.attempt, go.decided)
+            else:  # RUNNING when a worker starts it
+                self.starts.waits(handed, go.attempt, go.decided)
+        if spec.timeout is None:
+            return await running
+        try:
+            return await _within(running, spec.timeout)
+        except TimeoutError:
+            if not spec.is_async:
+                self.threads_left = True  # the run's end does not wait for them
+            raise
+
+    def _stopped(self, go: TaskAttempt) -> None:
+        """``go`` was stopped with the run: its task is ``CANCELLED``."""
+        node, handed = go.node, go.handed
+        spec = node.lazy.task
+        # a sync task stopped while its resources were set up started no thread
+        waited = node.injects and not go.injected
+        abandoned = (
+            not spec.is_async and not waited and self.executors.of(spec).started(node.lazy.task_id)
+        )
+        never = go.attempt == 1 and handed is not None and not self.starts.began(handed)
+        self.cancelled(node, None if never else go.started, abandoned=abandoned)
+
+    async def _returned(self, go: TaskAttempt, result: Any) -> None:
+        """``go``'s call returned ``result``: a loop goes on, any other task completes (its
+        result cached and kept where it is)."""
+        node, handed = go.node, go.handed
+        if type(result) is Jump:  # a loop goes on (a jump's route is another task)
+            if self.loops is None:
+                self.loops = Loops(self)
+            jumped = self.loops.jumped(node, result, go.started, go.attempt)
+            go.outcome = "COMPLETED" if jumped else "FAILED"
+            return
+        go.outcome = "COMPLETED"
+        cached = node.lazy.task.cache
+        if cached is not None and cached.policy is not None:  # told the call as written
+            await cast(RunCache, self.cache).save(node, go.args, go.kwargs, result)
+        results = self.results
+        if results is None:
+            not_kept = None
+        elif handed is not None and handed.kept is not None:  # by its worker
+            not_kept = results.kept_by_worker(node, handed.kept, handed.kept.worker)
+        else:
+            not_kept = results.keep(node, result)
+        duration = since(go.started)
+        self.completed(node, result, duration_ms=duration, attempt=go.attempt, not_kept=not_kept)
+
+    def _raised(self, go: TaskAttempt, failure: BaseException) -> None:
+        """``go``'s call raised ``failure``: another attempt follows where its retry policy
+        says, else the task is held for a decision where it holds, else it fails."""
+        node, attempt = go.node, go.attempt
+        spec = node.lazy.task
+        policy = spec.retry
+        now = time.perf_counter()
+        go.error = failure
+        if (
+            attempt < policy.max_attempts
+            and go.decided is None
+            and policy.retries(failure)
+            and not isinstance(failure, ResourceFailed)  # set up once a run: the same again
+            and not isinstance(failure, ValueLost)  # what it takes is gone: the same again
+        ):
+            go.outcome = "RETRYING"
+            self.retrying(node, attempt, failure, (now - go.attempt_started) * 1000)
+            go.retry = Retry(node, attempt + 1, go.started, go.args, go.kwargs)
+        elif self.held.holds(spec):
+            self.held.hold(node, attempt, failure, go.started, go.args, go.kwargs)
+        else:
+            duration = (now - go.started) * 1000
+            self.failed(node, failure, attempt=attempt, duration_ms=duration, journal=True)
 
     def _remembered(self, node: Node) -> Remembered | None:
         """What the run this carry-on carries on noted of ``node``'s attempts, believed
@@ -889,7 +838,7 @@ class Run:
         if found.event == "held" and self.held.holds(node.lazy.task):
             self.held.hold(node, found.attempt, failure, started, args, kwargs, found.deadline)
         else:
-            self.fail_unstarted(node, failure, found.attempt)
+            self.failed(node, failure, attempt=found.attempt)
 
     async def _inject(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -907,20 +856,11 @@ class Run:
         hit = await cast(RunCache, self.cache).take(node, args, kwargs)
         if hit is None:
             return False
-        self.state.result[node.index] = hit.value
-        lazy = node.lazy
         not_kept = None if hit.from_run is not None else cast(RunCache, self.cache).not_kept(node)
-        self.emit(
-            TaskCached(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                reused_from=hit.from_run,
-                not_kept=not_kept,
-            )
+        duration = since(started)
+        self.cached(
+            node, hit.value, duration_ms=duration, reused_from=hit.from_run, not_kept=not_kept
         )
-        self.completed(node)
         return True
 
     def requeue(
@@ -935,50 +875,6 @@ class Run:
         """A retry decided on a held task: its next ``attempt``, admitted like any."""
         self.ready(Retry(node, attempt, started, args, kwargs, decided))
 
-    def completed(self, node: Node) -> None:
-        """``node`` has its result: its dependents waiting on nothing else may start."""
-        self.state.done[node.index] = True
-        self.finished += 1
-        if self.demand is not None:
-            self.demand.ended(node)
-        self._release(node)
-
-    def _release(self, node: Node) -> None:
-        """``node`` has ended: its dependents waiting on nothing else may start."""
-        dependents = node.dependents
-        if not dependents:  # a fan-out's tasks: nothing of the run's state read
-            return
-        let_go = self.let_go
-        state = self.state
-        waiting = state.waiting
-        for dependent in dependents:
-            if let_go and (id(dependent), id(node)) in let_go:
-                continue  # it stopped waiting for node when its routers chose
-            at = dependent.index
-            waiting[at] -= 1
-            if waiting[at] == 0 and not state.skipped[at] and not state.done[at]:
-                self.ready(dependent)
-
-    def failed(self, node: Node, exc: BaseException) -> None:
-        """``node`` failed: the run will fail, its dependents are skipped."""
-        self.state.done[node.index] = self.state.failed[node.index] = True
-        self.finished += 1
-        self.failures.append((node, exc))
-        if self.demand is not None:
-            self.demand.ended(node)
-        self.skip_dependents(node, "failed")
-
-    def skipped(self, node: Node, why: str) -> None:
-        """``node`` was skipped for ``why`` (a decision on it held; a loop's iteration ended
-        without a result), said already: its dependents are skipped, the run goes on."""
-        self.state.done[node.index] = self.state.skipped[node.index] = True
-        self.finished += 1
-        if self.results is not None:
-            self.results.skipped[id(node)] = why
-        if self.demand is not None:
-            self.demand.ended(node)
-        self.skip_dependents(node, "was skipped")
-
     def _stops(self, node: Node) -> bool:
         """Whether one of ``node``'s policies (its call's features: a loop, routes, a map, a
         condition, a gate, see :mod:`.workflow._policy`) stops it from starting now."""
@@ -988,22 +884,6 @@ class Run:
         """Routed ``node`` is ready but for being wanted: it starts once it is
         (:meth:`_wanted`), or ends not routed (:meth:`_not_routed`)."""
         self.parked[id(node)] = node
-
-    def fail_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None:
-        """``node`` fails before its ``attempt`` starts: ``exc`` says why (no route for its
-        selector, lists it cannot map, resources it cannot have)."""
-        lazy = node.lazy
-        self.emit(
-            TaskFailed(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                error=describe(exc),
-                attempt=attempt,
-                exception=exc,
-            )
-        )
-        self.failed(node, exc)
 
     def reuse_later(self, items: list[Node], steps: list[Step]) -> None:
         """``items`` joined the run (a map's, a loop's iteration), some with results its rerun's
@@ -1028,64 +908,10 @@ class Run:
             if found is None:
                 rest.append(item)
                 continue
-            self.state.result[item.index], from_run = found
-            self._emit_reused(item, from_run)
-            value = self.state.result[item.index]
+            value, from_run = found
             if type(value) is Jump and self.loops is not None:  # a loop's iteration's
-                self.loops.jumped(item, value, time.perf_counter(), 1, reused=True)
+                self.loops.jumped(item, value, time.perf_counter(), 1, reused_from=from_run)
                 continue
-            self.completed(item)
+            self.completed(item, value, reused_from=from_run)
         for item in rest:
             self.ready(item)
-
-    def end_skipped(self, node: Node, why: str) -> None:
-        """``node`` ends ``SKIPPED``, ``why`` its error, without starting."""
-        self.state.done[node.index] = self.state.skipped[node.index] = True
-        self.finished += 1
-        if self.results is not None:
-            self.results.skipped[id(node)] = why
-        lazy = node.lazy
-        self.emit(
-            TaskSkipped(run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why)
-        )
-        if self.demand is not None:
-            self.demand.ended(node)
-
-    def skip_dependents(self, node: Node, what: str = "", reason: str = "") -> None:
-        """Skip what needs ``node`` (ended without a result: it ``what``), and what needs those,
-        each for ``reason`` (by default, naming ``node``). A task that takes a router or is
-        routed only stops waiting for it: it may not need it (its policy tells once it is
-        ready, with the reason noted here)."""
-        reason = reason or upstream_ended(node, what)
-        stack = [(node, dependent) for dependent in node.dependents]
-        demand = self.demand
-        if demand is not None:
-            self.skip_reasons[id(node)] = reason
-        state = self.state
-        skipped, done, waiting = state.skipped, state.done, state.waiting
-        while stack:
-            ended, dependent = stack.pop()
-            at = dependent.index
-            if skipped[at] or done[at]:  # done: a rerun reused it
-                continue
-            if demand is not None and demand.waits_out(dependent):
-                if (id(dependent), id(ended)) in self.let_go:
-                    continue  # it stopped waiting for it when its routers chose
-                waiting[at] -= 1
-                if waiting[at] == 0:
-                    self.ready(dependent)
-                continue
-            skipped[at] = done[at] = True
-            self.finished += 1
-            if self.results is not None:
-                self.results.skipped[id(dependent)] = reason
-            lazy = dependent.lazy
-            self.emit(
-                TaskSkipped(
-                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=reason
-                )
-            )
-            if demand is not None:
-                self.skip_reasons[id(dependent)] = reason
-                demand.ended(dependent)
-            stack.extend((dependent, after) for after in dependent.dependents)

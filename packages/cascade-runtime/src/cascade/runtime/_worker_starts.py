@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from cascade.interfaces import Hold
 from cascade.interfaces.commands import Decided
 
-from ._events import TaskQueued, TaskRunning
-
 if TYPE_CHECKING:
+    from ._task_states import TaskStates
     from .executors._executor import Attempt
 
 __all__ = ["LOOK", "WorkerStarts"]
@@ -41,13 +39,10 @@ class WorkerStarts:
     """One run's attempts that waited for a worker, until each has been said ``RUNNING`` or
     has ended."""
 
-    __slots__ = ("_emit", "_look", "loop", "run_id", "said", "waiting")
+    __slots__ = ("_look", "_tasks", "loop", "said", "waiting")
 
-    def __init__(
-        self, run_id: str, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.run_id = run_id
-        self._emit = emit
+    def __init__(self, tasks: TaskStates, loop: asyncio.AbstractEventLoop) -> None:
+        self._tasks = tasks
         self.loop = loop
         self.waiting: dict[Attempt, _Wait] = {}
         self.said: set[Attempt] = set()  # those of them said queued
@@ -87,29 +82,10 @@ class WorkerStarts:
                 self._running(handed, wait, began)
             elif handed not in said:
                 said.add(handed)
-                lazy = handed.node.lazy
-                self._emit(
-                    TaskQueued(
-                        run_id=self.run_id,
-                        task_id=lazy.task_id,
-                        task_name=lazy.name,
-                        attempt=wait[0],
-                        held_by=(cast(Hold, handed.waiting),),
-                        ts=wait[2],
-                    )
-                )
+                self._tasks.queued(handed.node.lazy, wait[0], cast(Hold, handed.waiting), wait[2])
         if waiting:
             self._look = self.loop.call_later(LOOK, self._looked)
 
     def _running(self, handed: Attempt, wait: _Wait, began: float) -> None:
-        lazy = handed.node.lazy
-        self._emit(
-            TaskRunning(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                attempt=wait[0],
-                decided=wait[1],
-                ts=max(wait[2], time.time() - (time.perf_counter() - began)),
-            )
-        )
+        at = max(wait[2], time.time() - (time.perf_counter() - began))
+        self._tasks.started(handed.node.lazy, wait[0], wait[1], at)

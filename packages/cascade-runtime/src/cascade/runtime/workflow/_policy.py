@@ -81,7 +81,7 @@ class PolicyRun(Protocol):
 
     def skip_dependents(self, node: Node, what: str = "", reason: str = "") -> None: ...
 
-    def fail_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None: ...
+    def failed(self, node: Node, failure: BaseException) -> None: ...
 
 
 class _Loop:
@@ -164,7 +164,7 @@ class _Routes:
         missing = self.routing.missing_route(node, run.state)
         if missing is None:
             return False
-        run.fail_unstarted(node, missing)
+        run.failed(node, missing)
         return True
 
 
