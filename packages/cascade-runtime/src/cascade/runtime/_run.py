@@ -641,7 +641,13 @@ class Run(TaskStates):
                     node, item.attempt, item.started, item.args, item.kwargs, item.decided
                 )
             else:
-                go = await self._first_attempt(node)
+                go = self._first_attempt(node)
+                if (
+                    go is not None
+                    and lazy.task.cache is not None
+                    and await self._from_cache(node, go.args, go.kwargs, go.started)
+                ):
+                    go = None  # its cache gave its result
             if go is not None:
                 await self._attempt(go, grant)
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
@@ -661,10 +667,9 @@ class Run(TaskStates):
             self.ready(retry)
             self.wake.set()
 
-    async def _first_attempt(self, node: Node) -> TaskAttempt | None:
+    def _first_attempt(self, node: Node) -> TaskAttempt | None:
         """``node``'s first attempt here, its call resolved from what it takes; ``None`` where
-        it ended without one (its cache gave its result, or the run this carry-on carries on
-        ended it)."""
+        the run this carry-on carries on ended it."""
         lazy = node.lazy
         started = time.perf_counter()
         if node.deps or node.binds:
@@ -677,18 +682,41 @@ class Run(TaskStates):
                 self._ended_before(node, found, started, args, kwargs)
                 return None
             attempt = found.attempt + 1  # its budget spent there is spent
-        if lazy.task.cache is not None and await self._from_cache(node, args, kwargs, started):
-            return None
         return TaskAttempt(node, attempt, started, args, kwargs)
 
     async def _attempt(self, go: TaskAttempt, grant: Grant | None) -> None:
-        """Run ``go``'s call, and take the task where its outcome says."""
-        lazy = go.node.lazy
-        if self.tracing is not None:
-            go.span = self.tracing.attempt(self.run_id, lazy.task_id, lazy.name, go.attempt)
+        """Start ``go``'s call (``RUNNING`` as it starts: a coroutine as it is awaited, a plain
+        function when a worker of its executor takes it), await it, and take the task where
+        what it returned or raised says."""
+        node = go.node
+        lazy = node.lazy
+        spec = lazy.task
+        span = go.span = (
+            None
+            if self.tracing is None
+            else self.tracing.attempt(self.run_id, lazy.task_id, lazy.name, go.attempt)
+        )
         try:
+            if spec.is_async:
+                self.started(lazy, go.attempt, go.decided)
+            CURRENT.set((self.context, node, go.attempt))  # in its task, and its thread's
+            if self.logs is not None:  # what this attempt logs, in its task and thread, is its
+                span_id = None if span is None else span.span_id
+                self.logs.enter(lazy.task_id, lazy.name, go.attempt, span_id)
+            go.attempt_started = time.perf_counter()
             try:
-                result = await self._call(go, grant)
+                args, kwargs = go.args, go.kwargs
+                if node.injects:
+                    args, kwargs = await self._inject(node, args, kwargs)
+                    go.injected = True
+                if spec.is_async:
+                    if span is None:
+                        running = spec.fn(*args, **kwargs)
+                    else:
+                        running = span.run_async(spec.fn, args, kwargs)
+                else:
+                    running = self._hand(go, args, kwargs, grant)
+                result = await (running if spec.timeout is None else self._within(go, running))
             except asyncio.CancelledError as exc:
                 go.waited(self.starts)
                 if self.stopping:
@@ -708,49 +736,36 @@ class Run(TaskStates):
             go.outcome, go.error = "FAILED", exc
             raise
         finally:
-            if go.span is not None:
-                go.span.end(go.outcome, go.error)
+            if span is not None:
+                span.end(go.outcome, go.error)
 
-    async def _call(self, go: TaskAttempt, grant: Grant | None) -> Any:
-        """Start ``go``'s call and await its result: ``RUNNING`` as it starts (a coroutine as
-        it is awaited; a plain function when a worker of its executor takes it)."""
+    def _hand(
+        self, go: TaskAttempt, args: tuple[Any, ...], kwargs: dict[str, Any], grant: Grant | None
+    ) -> Awaitable[Any]:
+        """Hand plain-function ``go`` to its executor: what its result comes as. It takes this
+        task's context (its current_task(), its log scope); ``grant`` is given back when the
+        body ends where it runs, not when the run stops waiting."""
         node = go.node
-        lazy, span = node.lazy, go.span
-        spec = lazy.task
-        if spec.is_async:
-            self.started(lazy, go.attempt, go.decided)
-        CURRENT.set((self.context, node, go.attempt))  # in its task, and its thread's context
-        logs = self.logs
-        if logs is not None:  # what this attempt logs, in its task and its thread, is its
-            logs.enter(lazy.task_id, lazy.name, go.attempt, None if span is None else span.span_id)
-        go.attempt_started = time.perf_counter()
-        args, kwargs = go.args, go.kwargs
-        if node.injects:
-            args, kwargs = await self._inject(node, args, kwargs)
-            go.injected = True
-        if spec.is_async:
-            if span is None:
-                running = spec.fn(*args, **kwargs)
-            else:
-                running = span.run_async(spec.fn, args, kwargs)
-        else:
-            executor = self.executors.of(spec) if spec.elsewhere else self.executor
-            # it takes this task's context: its current_task(), its log scope; grant given
-            # back when the body ends where it runs, not when we stop waiting
-            handed = go.handed = Attempt(spec.fn, args, kwargs, span, grant, node, self.view)
-            running = executor.take(handed)
-            go.threaded = grant is not None
-            if handed.waiting is None:  # a worker was free: it starts now
-                self.started(lazy, go.attempt, go.decided)
-            else:  # RUNNING when a worker starts it
-                self.starts.waits(handed, go.attempt, go.decided)
-        if spec.timeout is None:
-            return await running
+        spec = node.lazy.task
+        executor = self.executors.of(spec) if spec.elsewhere else self.executor
+        handed = go.handed = Attempt(spec.fn, args, kwargs, go.span, grant, node, self.view)
+        running = executor.take(handed)
+        go.threaded = grant is not None
+        if handed.waiting is None:  # a worker was free: it starts now
+            self.started(node.lazy, go.attempt, go.decided)
+        else:  # RUNNING when a worker starts it
+            self.starts.waits(handed, go.attempt, go.decided)
+        return running
+
+    async def _within(self, go: TaskAttempt, running: Awaitable[Any]) -> Any:
+        """``running``'s result within its task's timeout (a plain function's thread given up
+        on runs on: the run's end does not wait for it)."""
+        spec = go.node.lazy.task
         try:
-            return await _within(running, spec.timeout)
+            return await _within(running, cast(float, spec.timeout))
         except TimeoutError:
             if not spec.is_async:
-                self.threads_left = True  # the run's end does not wait for them
+                self.threads_left = True
             raise
 
     def _stopped(self, go: TaskAttempt) -> None:
