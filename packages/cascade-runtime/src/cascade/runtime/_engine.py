@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +15,21 @@ from cascade.connector_kit import default_org_id, default_project_id
 from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint, validate_id, validate_prefix
 from cascade.interfaces._shared import Decision, RerunMode
 from cascade.interfaces.commands import Decide, DecisionReply, DecisionRequest
-from cascade.interfaces.serving import PlanStep, RunOrigin
+from cascade.interfaces.serving import PlanStep
 
 from ._ended_runs import EndedRuns
 from ._errors import DependencyMissingError
 from ._events import EventBus
 from ._run import CancelReport, HoldPolicy, Run
-from ._run_life import Prepared, RunHost, RunLife, plan_rerun_of, prepare, rerun_store
+from ._run_life import (
+    Prepared,
+    RunHost,
+    RunLife,
+    RunRequest,
+    plan_rerun_of,
+    prepare,
+    rerun_store,
+)
 from ._run_notice import dashboard_address
 from ._sigterm import SIGTERM_REASON, stop_on_sigterm
 from ._stats import EngineStats
@@ -335,25 +342,24 @@ class Engine:
         would do. Raises :class:`RerunError` when the run is not in the store, results are
         not kept, or a rerun of the same run is live in this engine.
         """
-        run_id = uuid.uuid4().hex
+        check_rerun(rerun, from_task)  # before its graph is built
+        request = RunRequest(
+            prepared=target if isinstance(target, Prepared) else prepare(target, check=False),
+            params=params,
+            name=name,
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
+            direct=True,
+        )
         caller = asyncio.current_task()
 
         def stop() -> None:  # SIGTERM: cancelled as a cancel does, or before it began
-            if self.cancel(run_id, reason=SIGTERM_REASON) is None and caller is not None:
+            if self.cancel(request.run_id, reason=SIGTERM_REASON) is None and caller is not None:
                 caller.cancel()
 
         with stop_on_sigterm(stop):
-            return await self._run_target(
-                target,
-                run_id=run_id,
-                params=params,
-                name=name,
-                origin=None,
-                rerun_of=rerun_of,
-                rerun=rerun,
-                from_task=from_task,
-                direct=True,
-            )
+            return await self._run_target(request)
 
     async def plan(
         self,
@@ -414,51 +420,17 @@ class Engine:
             ended_runs=self._ended,
         )
 
-    async def _run_target(
-        self,
-        target: Any,
-        *,
-        run_id: str,
-        params: Mapping[str, Any] | None = None,
-        name: str | None,
-        origin: RunOrigin | None,
-        rerun_of: str | None,
-        rerun: RerunMode,
-        from_task: str | None,
-        direct: bool = False,
-        prepared: Prepared | None = None,
-    ) -> Any:
-        """:meth:`run` with its run id given, and where it came from (``origin``, published on
-        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in by its
-        run); ``prepared``: its graph, when a server's check built it already (``target`` may be
-        one: a command line read its params from it). Only a
-        ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing."""
-        check_rerun(rerun, from_task)
-        if rerun_of is None and rerun != "failure":
-            raise ValueError("rerun and from_task go with rerun_of")
-        if isinstance(target, Prepared):  # its graph built already (a command line's)
-            prepared = target
-        elif prepared is None:
-            prepared = prepare(target, check=False)
-        life = RunLife(
-            self._host(),
-            prepared,
-            run_id=run_id,
-            params=params,
-            name=name,
-            origin=origin,
-            rerun_of=rerun_of,
-            rerun=rerun,
-            from_task=from_task,
-            direct=direct,
-        )
+    async def _run_target(self, request: RunRequest) -> Any:
+        """Run what ``request`` asks for (:meth:`run`'s, or a served run's): its target's
+        results, or what ended it raised."""
+        life = RunLife(self._host(), request)
         value = await life.live()
-        if direct:
-            skipped = skipped_target(prepared.target, life.state)
+        if request.direct:
+            skipped = skipped_target(request.prepared.target, life.state)
             if skipped is not None:
                 where, node, first = skipped
                 raise DependencyMissingError(
-                    node.lazy.task_id, where, first.lazy.task_id, run_id=run_id
+                    node.lazy.task_id, where, first.lazy.task_id, run_id=request.run_id
                 )
         return value
 

@@ -13,8 +13,9 @@ machine of its tasks), and closed (its manifest, ``RunFinished``, tracing, wirin
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -45,6 +46,7 @@ from .results._cache import RunCache, check_cache
 from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
 from .results._rerun import (
+    check_rerun,
     plan_rerun,
     reused_loops,
     reused_selectors,
@@ -61,7 +63,15 @@ from .workflow._run_state import RunState, target_results
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["Prepared", "RunHost", "RunLife", "plan_rerun_of", "prepare", "rerun_store"]
+__all__ = [
+    "Prepared",
+    "RunHost",
+    "RunLife",
+    "RunRequest",
+    "plan_rerun_of",
+    "prepare",
+    "rerun_store",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -83,6 +93,31 @@ def prepare(target: Any, store: ResultStore | None = None, *, check: bool = True
     if check and graph.cached:
         check_cache(graph, store)
     return Prepared(target, graph, check)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """A run asked for, checked once as it is made: what it runs (``prepared``), its id, the
+    values of its target's params, its name (``None``: the run's it reruns, else its
+    target's), where it came from (``origin``: a served run's request, published on its start),
+    what it reruns (``rerun_of``, ``rerun``, ``from_task``) and whether :meth:`Engine.run
+    <cascade.runtime.Engine.run>` was called for it (``direct``: it prints its start line where
+    logging shows nothing)."""
+
+    prepared: Prepared
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    params: Mapping[str, Any] | None = None
+    name: str | None = None
+    origin: RunOrigin | None = None
+    rerun_of: str | None = None
+    rerun: RerunMode = "failure"
+    from_task: str | None = None
+    direct: bool = False
+
+    def __post_init__(self) -> None:
+        check_rerun(self.rerun, self.from_task)
+        if self.rerun_of is None and self.rerun != "failure":
+            raise ValueError("rerun and from_task go with rerun_of")
 
 
 def rerun_store(results: ResultStore | None, rerun_of: str) -> ResultStore:
@@ -168,32 +203,13 @@ class RunLife:
     """One run, from its prepared graph to its end: :meth:`live` runs it and gives its target's
     results (or raises what ended it)."""
 
-    def __init__(
-        self,
-        host: RunHost,
-        prepared: Prepared,
-        *,
-        run_id: str,
-        params: Mapping[str, Any] | None,
-        name: str | None,
-        origin: RunOrigin | None,
-        rerun_of: str | None,
-        rerun: RerunMode,
-        from_task: str | None,
-        direct: bool,
-    ) -> None:
+    def __init__(self, host: RunHost, request: RunRequest) -> None:
         self.host = host
-        self.prepared = prepared
-        self.graph = prepared.graph
-        self.run_id = run_id
-        self.params = params
-        self.given_name = name
-        self.name = name
-        self.origin = origin
-        self.rerun_of = rerun_of
-        self.rerun = rerun
-        self.from_task = from_task
-        self.direct = direct
+        self.request = request
+        self.graph = request.prepared.graph
+        self.run_id = request.run_id
+        self.name = request.name  # its own, or the run's it reruns, or its target's: once planned
+        self.origin = request.origin  # with a rerun's lineage once planned
         self.results: RunResults | None = None
         self.lineage: Lineage | None = None  # a rerun's, once planned
         self.resources: dict[str, Resource] = {}
@@ -204,7 +220,7 @@ class RunLife:
         ``direct`` run (``Engine.run``'s) prints its start line where logging shows nothing: a
         served run's id goes to whoever asked for it."""
         await self._plan()
-        announce_run(self.run_id, self.name, self.host.dashboard_url, direct=self.direct)
+        announce_run(self.run_id, self.name, self.host.dashboard_url, direct=self.request.direct)
         results, origin, again = self.results, self.origin, self.lineage
         if results is not None:  # its journal's head: a run whose engine dies is carried on
             results.begin(
@@ -224,8 +240,8 @@ class RunLife:
     async def _plan(self) -> None:
         """Its graph bound to its params and checked against the engine's resources and
         executors, its name, its results and, for a rerun, what it reuses and its lineage."""
-        host, graph, target = self.host, self.graph, self.prepared.target
-        state = self.state = RunState(graph, self.params)
+        host, graph, target = self.host, self.graph, self.request.prepared.target
+        state = self.state = RunState(graph, self.request.params)
         resources = self.resources = dict(host.resources)  # the run's, as registered now
         if SIGNALS in graph.resources and SIGNALS not in resources:  # cs.recv's, where used
             resources[SIGNALS] = signals(
@@ -233,10 +249,10 @@ class RunLife:
             )
         check_resources(graph, resources)
         host.placement.check(graph)
-        self.name = run_name(target, self.given_name)
-        rerun_of = self.rerun_of
+        self.name = run_name(target, self.request.name)
+        rerun_of = self.request.rerun_of
         store = host.results if rerun_of is None else rerun_store(host.results, rerun_of)
-        if graph.cached and not self.prepared.cache_checked:
+        if graph.cached and not self.request.prepared.cache_checked:
             check_cache(graph, store)
         if store is None:
             return
@@ -247,14 +263,14 @@ class RunLife:
         if rerun_of is None:
             return
         again = self.lineage = await host.reruns.prepare(
-            results, graph, rerun_of, self.rerun, self.from_task, self.run_id
+            results, graph, rerun_of, self.request.rerun, self.request.from_task, self.run_id
         )
         if self.origin is not None and self.origin.carried_on_from == again.rerun_of:
             results.remember(again.manifest)  # it goes on from what the lost run knew
         self.origin = msgspec.structs.replace(
             self.origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
         )
-        if self.given_name is None and again.manifest.name is not None:
+        if self.request.name is None and again.manifest.name is not None:
             self.name = again.manifest.name  # a rerun goes on under its run's name
 
     async def _run(self) -> Any:
@@ -336,7 +352,7 @@ class RunLife:
             started = True
             await run.execute()
             status, error = "Succeeded", ""
-            return target_results(self.prepared.target, self.state)
+            return target_results(self.request.prepared.target, self.state)
         except RunCancelledError as exc:
             status, error, failure = "Cancelled", describe(exc), exc
             raise

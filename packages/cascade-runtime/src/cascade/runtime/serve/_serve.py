@@ -43,7 +43,7 @@ from cascade.interfaces.serving import (
     start_topic,
 )
 
-from .._run_life import Prepared, prepare
+from .._run_life import Prepared, RunRequest, prepare
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
 from ..results._results import Claim, ResultStore
@@ -87,6 +87,40 @@ def _holder(claim: Claim) -> str:
     return f"{claim.run_id} on {claim.source}"
 
 
+def _origin(
+    request: StartRequest,
+    bound: dict[str, Any],
+    rerun_of: str | None,
+    root_run: str | None,
+    slot: tuple[str, datetime] | None,
+    carried: LostRun | None,
+) -> RunOrigin:
+    """Where a run ``request`` starts comes from, as its start says: the request (and the
+    schedule's ``slot`` it fills), or the origin of the run it carries on, carried once more."""
+    if carried is not None:
+        return msgspec.structs.replace(
+            carried.origin,
+            params=bound,
+            rerun_of=rerun_of,
+            root_run=root_run,
+            carried_on_from=carried.run_id,
+            lost_engine=carried.source,
+            carry_ons=carried.origin.carry_ons + 1,
+        )
+    return RunOrigin(
+        workflow=request.workflow,
+        params=bound,
+        rerun_of=rerun_of,
+        root_run=root_run,
+        request_id=request.id,
+        issued_by=request.issued_by,
+        reason=request.reason,
+        issued_at=request.issued_at if request.issued_at is not None else time.time(),
+        schedule=slot[0] if slot else None,
+        scheduled_for=slot[1].isoformat() if slot else None,
+    )
+
+
 class _Refused(Exception):
     """A request refused; the message says why (the answer's ``error``)."""
 
@@ -115,7 +149,7 @@ class Server:
         self,
         context: LinkContext,
         workflows: Mapping[str, Any],
-        run: Callable[..., Awaitable[Any]],
+        run: Callable[[RunRequest], Awaitable[Any]],
         *,
         plan: Callable[..., Awaitable[list[PlanStep]]],
         results: ResultStore | None,
@@ -495,46 +529,24 @@ class Server:
         live = None if rerun_of is None else self._live_rerun(rerun_of)
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        run_id = uuid.uuid4().hex
-        claims = await self._claim(request, rerun_of, run_id, by_store=by_store)
+        origin = _origin(request, bound, rerun_of, root_run, slot, carried)
+        run = RunRequest(
+            prepared=prepared,
+            params=served.run_params(params),
+            name=request.workflow,
+            origin=origin,
+            rerun_of=rerun_of,
+            rerun=request.rerun,
+            from_task=request.from_task,
+        )
+        claims = await self._claim(request, rerun_of, run.run_id, by_store=by_store)
         try:
             if not held:
                 self._check_room()  # again: others may have taken the room meanwhile
         except _Refused:
             await self._release(claims)
             raise
-        accepted = Accepted(
-            run_id=run_id,
-            workflow=request.workflow,
-            prepared=prepared,
-            params=served.run_params(params),
-            origin=RunOrigin(
-                workflow=request.workflow,
-                params=bound,
-                rerun_of=rerun_of,
-                root_run=root_run,
-                request_id=request.id,
-                issued_by=request.issued_by,
-                reason=request.reason,
-                issued_at=request.issued_at if request.issued_at is not None else time.time(),
-                schedule=slot[0] if slot else None,
-                scheduled_for=slot[1].isoformat() if slot else None,
-            )
-            if carried is None
-            else msgspec.structs.replace(
-                carried.origin,
-                params=bound,
-                rerun_of=rerun_of,
-                root_run=root_run,
-                carried_on_from=carried.run_id,
-                lost_engine=carried.source,
-                carry_ons=carried.origin.carry_ons + 1,
-            ),
-            rerun_of=rerun_of,
-            rerun=request.rerun,
-            from_task=request.from_task,
-            schedule=slot[0] if slot else None,
-        )
+        accepted = Accepted(run, request.workflow, slot[0] if slot else None)
         # its slot (or place), before the answer is sent
         queued = self._runs.accept(accepted, held=held)
         reply = self._reply(

@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces._shared import RerunMode, ServedRun
-from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces._shared import ServedRun
 
 from .._errors import RunCancelledError
 from .._events import Event, RunStarted
-from .._run_life import Prepared
+from .._run_life import RunRequest
 from .._steps import explain
 
 __all__ = ["Accepted", "ServedRuns"]
@@ -27,19 +26,22 @@ Cancel = Callable[[str], object]  # Engine.cancel of a run id: None when it runs
 
 @dataclass(slots=True, eq=False)
 class Accepted:
-    """A run a request started: it runs, or waits in the queue for a slot."""
+    """A run a request started (``request``: the run asked of the engine, its graph built
+    once for it): it runs, or waits in the queue for a slot."""
 
-    run_id: str
+    request: RunRequest
     workflow: str
-    prepared: Prepared  # its target, the graph built once for it
-    params: Mapping[str, Any] | None  # what its target's Params are bound to
-    origin: RunOrigin
-    rerun_of: str | None
-    rerun: RerunMode
-    from_task: str | None
     schedule: str | None = None  # the schedule whose slot it runs
     task: asyncio.Task[None] | None = field(default=None)
     started: bool = False  # its RunStarted is out: once the engine no longer runs it, it closes
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
+
+    @property
+    def rerun_of(self) -> str | None:
+        return self.request.rerun_of
 
 
 class ServedRuns:
@@ -50,7 +52,7 @@ class ServedRuns:
 
     def __init__(
         self,
-        run: Callable[..., Awaitable[Any]],
+        run: Callable[[RunRequest], Awaitable[Any]],
         *,
         max_runs: int,
         max_queued: int,
@@ -165,17 +167,7 @@ class ServedRuns:
 
     async def _run(self, accepted: Accepted) -> None:
         try:
-            await self._run_target(
-                accepted.prepared.target,
-                run_id=accepted.run_id,
-                params=accepted.params,
-                name=accepted.workflow,
-                origin=accepted.origin,
-                rerun_of=accepted.rerun_of,
-                rerun=accepted.rerun,
-                from_task=accepted.from_task,
-                prepared=accepted.prepared,
-            )
+            await self._run_target(accepted.request)
         except asyncio.CancelledError:
             raise
         except RunCancelledError as exc:
