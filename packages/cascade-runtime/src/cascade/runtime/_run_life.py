@@ -35,7 +35,7 @@ from ._run_notice import announce_run
 from ._run_resources import check_resources
 from ._stats import EngineStats
 from ._steps import describe
-from ._tracing import start_run
+from ._tracing import RunTrace, start_run
 from .constraints._capacity import Capacity
 from .constraints._constraints import ConstraintManager
 from .executors._placement import Placement
@@ -214,6 +214,10 @@ class RunLife:
         self.lineage: Lineage | None = None  # a rerun's, once planned
         self.resources: dict[str, Resource] = {}
         self.state: RunState  # the run's state of its graph, its params bound: made by _plan
+        # made with its Run, closed with it: its constraints, its tracing, its log forwarding
+        self.manager: ConstraintManager
+        self.tracing: RunTrace | None = None
+        self.logs: RunLogs | None = None
 
     async def live(self) -> Any:
         """Bind, check and plan the run, announce it, then start, run and close it. Only a
@@ -277,52 +281,11 @@ class RunLife:
         """Start the run (its constraints, tracing, log forwarding and wiring, ``RunStarted``),
         run its tasks, and close it whatever ended it."""
         host, graph, run_id = self.host, self.graph, self.run_id
-        name, origin, results, again = self.name, self.origin, self.results, self.lineage
         host.stats.runs += 1
-        manager = ConstraintManager(
-            clock=host.clock,
-            monotonic=host.monotonic,
-            stats=host.stats,
-            max_constraints=host.max_constraints,
-            prefix=host.topic_prefix,
-        )
-        host.managers[run_id] = manager
-        tracing = start_run(
-            run_id, len(graph.nodes), host.org_id, host.project_id, host.tracer_provider
-        )
-        connector = host.connector
-        logs = None
-        if connector is not None and host.logs is not None:
-            logs = RunLogs(
-                connector,
-                host.logs,
-                run_id=run_id,
-                org_id=host.org_id,
-                project_id=host.project_id,
-                prefix=host.topic_prefix,
-                trace_id=tracing.trace_id if tracing is not None else None,
-            )
-        run = Run(
-            self.state,
-            run_id,
-            emit=host.events.emit,
-            emit_aside=host.events.emit_aside,
-            manager=manager,
-            max_concurrency=host.max_concurrency,
-            tracing=tracing,
-            hold=host.hold_policy,
-            stats=host.stats,
-            source=connector.source_id if connector is not None else "",
-            results=results,
-            logs=logs,
-            root_run=again.root_run if again is not None else None,
-            resources=self.resources,
-            capacity=host.capacity,
-            cache=RunCache(results, host.stats) if graph.cached else None,
-            executors=host.placement,
-        )
+        run = self._make_run()
         host.runs[run_id] = run
         shape = wire_graph(graph)  # what its start and snapshots tell of its graph
+        connector = host.connector
         wiring: RunWiring | None = None
         started = False
         status: Any = "Failed"
@@ -333,8 +296,8 @@ class RunLife:
                 wiring = RunWiring(
                     host.link(connector),
                     run,
-                    name=name,
-                    origin=origin,
+                    name=self.name,
+                    origin=self.origin,
                     graph=shape,
                     manage=host.manage(connector),
                     decide=host.decide,
@@ -344,8 +307,8 @@ class RunLife:
                 RunStarted(
                     run_id=run_id,
                     task_count=len(graph.nodes),
-                    name=name,
-                    origin=origin,
+                    name=self.name,
+                    origin=self.origin,
                     graph=shape,
                 )
             )
@@ -363,41 +326,103 @@ class RunLife:
             status, error, failure = "Failed", describe(exc), exc
             raise
         finally:
-            host.runs.pop(run_id, None)
-            host.ended.ended(run.held.ended())
-            manager.close()
-            host.managers.pop(run_id, None)
-            if wiring is not None:
-                await wiring.close_logs()
-            closing: asyncio.Future[None] | None = None
-            try:
-                if results is not None:  # the run's results written, then its manifest
-                    failed = {id(node) for node, _ in run.failures}
-                    closing = asyncio.ensure_future(
-                        results.close(
-                            status,
-                            results.states(failed),
-                            name=name,
-                            workflow=origin.workflow if origin is not None else None,
-                            params=origin.params if origin is not None else None,
-                            rerun_of=again.rerun_of if again is not None else None,
-                            root_run=again.root_run if again is not None else run_id,
-                            origin=origin,
-                        )
+            await self._close(run, wiring, started, status, error, failure)
+
+    def _make_run(self) -> Run:
+        """The run's :class:`Run`, with its constraints (``manager``), its tracing and its log
+        forwarding (``logs``), each kept here to be closed with it."""
+        host, graph, run_id, again = self.host, self.graph, self.run_id, self.lineage
+        self.manager = manager = ConstraintManager(
+            clock=host.clock,
+            monotonic=host.monotonic,
+            stats=host.stats,
+            max_constraints=host.max_constraints,
+            prefix=host.topic_prefix,
+        )
+        host.managers[run_id] = manager
+        self.tracing = tracing = start_run(
+            run_id, len(graph.nodes), host.org_id, host.project_id, host.tracer_provider
+        )
+        connector = host.connector
+        if connector is not None and host.logs is not None:
+            self.logs = RunLogs(
+                connector,
+                host.logs,
+                run_id=run_id,
+                org_id=host.org_id,
+                project_id=host.project_id,
+                prefix=host.topic_prefix,
+                trace_id=tracing.trace_id if tracing is not None else None,
+            )
+        return Run(
+            self.state,
+            run_id,
+            emit=host.events.emit,
+            emit_aside=host.events.emit_aside,
+            manager=manager,
+            max_concurrency=host.max_concurrency,
+            tracing=tracing,
+            hold=host.hold_policy,
+            stats=host.stats,
+            source=connector.source_id if connector is not None else "",
+            results=self.results,
+            logs=self.logs,
+            root_run=again.root_run if again is not None else None,
+            resources=self.resources,
+            capacity=host.capacity,
+            cache=RunCache(self.results, host.stats) if graph.cached else None,
+            executors=host.placement,
+        )
+
+    async def _close(
+        self,
+        run: Run,
+        wiring: RunWiring | None,
+        started: bool,
+        status: Any,
+        error: str,
+        failure: BaseException | None,
+    ) -> None:
+        """Close the run however it ended (``status``, ``error``, what raised): its engine lets
+        go of it, its manifest is written, ``RunFinished`` said (where ``RunStarted`` was), its
+        trace and its wiring ended."""
+        host, run_id, origin, again = self.host, self.run_id, self.origin, self.lineage
+        results, logs = self.results, self.logs
+        host.runs.pop(run_id, None)
+        host.ended.ended(run.held.ended())
+        self.manager.close()
+        host.managers.pop(run_id, None)
+        if wiring is not None:
+            await wiring.close_logs()
+        closing: asyncio.Future[None] | None = None
+        try:
+            if results is not None:  # the run's results written, then its manifest
+                failed = {id(node) for node, _ in run.failures}
+                closing = asyncio.ensure_future(
+                    results.close(
+                        status,
+                        results.states(failed),
+                        name=self.name,
+                        workflow=origin.workflow if origin is not None else None,
+                        params=origin.params if origin is not None else None,
+                        rerun_of=again.rerun_of if again is not None else None,
+                        root_run=again.root_run if again is not None else run_id,
+                        origin=origin,
                     )
-                    # Its end waits for its manifest (whoever sees a run end may rerun it at
-                    # once), but no longer than shutdown_timeout: a hung store must not leave
-                    # the run shown RUNNING.
-                    await asyncio.wait({closing}, timeout=host.shutdown_timeout)
-            finally:
-                if started:
-                    logged = logs.numbered if logs is not None else None
-                    host.events.emit(
-                        RunFinished(run_id=run_id, status=status, error=error, log_lines=logged)
-                    )
-            if closing is not None:
-                await closing
-            if tracing is not None:
-                tracing.end(status, failure)
-            if wiring is not None:
-                await wiring.close(status)
+                )
+                # Its end waits for its manifest (whoever sees a run end may rerun it at
+                # once), but no longer than shutdown_timeout: a hung store must not leave
+                # the run shown RUNNING.
+                await asyncio.wait({closing}, timeout=host.shutdown_timeout)
+        finally:
+            if started:
+                logged = logs.numbered if logs is not None else None
+                host.events.emit(
+                    RunFinished(run_id=run_id, status=status, error=error, log_lines=logged)
+                )
+        if closing is not None:
+            await closing
+        if self.tracing is not None:
+            self.tracing.end(status, failure)
+        if wiring is not None:
+            await wiring.close(status)
