@@ -691,31 +691,9 @@ class RunResults:
                     describe(exc),
                 )
 
-    async def close(
-        self,
-        status: str,
-        states: dict[int, str],
-        *,
-        name: str | None,
-        workflow: str | None,
-        params: dict[str, Any] | None,
-        rerun_of: str | None,
-        root_run: str | None,
-        origin: RunOrigin | None = None,
-    ) -> None:
-        """Wait for the run's results to be written, then write its manifest (``states``: each
-        node's last state, by ``id``; ``origin``: where the run came from) and wait for it."""
-        store = self.store
-        self._hand_over()
-        await asyncio.wrap_future(store.flushed())
-        by_node = {id(node): node for node in self.nodes}
-        for key, (why, written) in list(self._failed.items()):
-            if self.kept.pop(key, None) is not None:
-                self.bytes_kept -= written
-                self._not_kept(by_node[key], f"it could not be written: {why}")
-        stats = self.stats  # counted here, not a task at a time: the hot path is keep()
-        stats.results_kept += sum(1 for run in self.kept.values() if run == self.run_id)
-        stats.results_bytes += self.bytes_kept
+    def _manifest_tasks(self, states: dict[int, str]) -> dict[str, ManifestTask]:
+        """Each task of the run as its manifest says it, by its key (``states``: each node's
+        last state, by ``id``)."""
         tasks = {}
         prints = self.prints
         kept, not_kept, proofs = self.kept, self.not_kept, self._proofs
@@ -749,6 +727,34 @@ class RunResults:
                 skipped=self.skipped.get(id(node)) if state == "SKIPPED" else None,
                 written_by=self.written_by.get(id(node)) if from_run == self.run_id else None,
             )
+        return tasks
+
+    async def close(
+        self,
+        status: str,
+        states: dict[int, str],
+        *,
+        name: str | None,
+        workflow: str | None,
+        params: dict[str, Any] | None,
+        rerun_of: str | None,
+        root_run: str | None,
+        origin: RunOrigin | None = None,
+    ) -> None:
+        """Wait for the run's results to be written, then write its manifest (``states``: each
+        node's last state, by ``id``; ``origin``: where the run came from) and wait for it."""
+        store = self.store
+        self._hand_over()
+        await asyncio.wrap_future(store.flushed())
+        by_node = {id(node): node for node in self.nodes}
+        for key, (why, written) in list(self._failed.items()):
+            if self.kept.pop(key, None) is not None:
+                self.bytes_kept -= written
+                self._not_kept(by_node[key], f"it could not be written: {why}")
+        stats = self.stats  # counted here, not a task at a time: the hot path is keep()
+        stats.results_kept += sum(1 for run in self.kept.values() if run == self.run_id)
+        stats.results_bytes += self.bytes_kept
+        tasks = self._manifest_tasks(states)
         manifest = RunManifest(
             run_id=self.run_id,
             status=status,

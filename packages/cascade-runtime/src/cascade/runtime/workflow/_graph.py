@@ -230,6 +230,15 @@ def _target_roots(target: Any) -> list[LazyResult[Any]]:
 def build_graph(target: Any) -> Graph:
     """Collect the target's nodes and check for cycles; raises before anything runs."""
     roots = _target_roots(target)
+    order, nodes, twins = _ordered(roots)
+    return _wired(roots, order, nodes, twins)
+
+
+def _ordered(
+    roots: list[LazyResult[Any]],
+) -> tuple[list[Node], dict[int, Node], dict[int, Node]]:
+    """The nodes of the calls ``roots`` need, each after those it needs (a pure task's equal
+    calls one node: ``twins``, by id of the call); :class:`CycleError` on a cycle."""
     nodes: dict[int, Node] = {}
     order: list[Node] = []
     pure: dict[bytes, Node] = {}  # a pure task's calls by what they are
@@ -273,6 +282,18 @@ def build_graph(target: Any) -> Graph:
             if state is None:
                 colour[id(dep)] = 1
                 stack.append((dep, iter(_scan(dep)[0])))
+    return order, nodes, twins
+
+
+def _wired(
+    roots: list[LazyResult[Any]],
+    order: list[Node],
+    nodes: dict[int, Node],
+    twins: dict[int, Node],
+) -> Graph:
+    """The graph of ``order``'s nodes: each one's dependencies and dependents, and what the
+    graph asks of its runs (params, resources, executors, caches, routers, the policies of the
+    nodes whose calls have features)."""
     params: dict[str, Param[Any]] = {}
     resources: dict[str, Node] = {}
     executors: dict[str, Node] = {}
