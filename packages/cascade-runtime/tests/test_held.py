@@ -106,7 +106,7 @@ def test_bad_hold_options_raise_naming_the_parameter() -> None:
     held = task(on_failure="hold", hold_timeout=60, hold_default="skip")(lambda: 1)
     again = held.with_retry(3)
     assert (again.on_failure, again.hold_timeout, again.hold_default) == ("hold", 60.0, "skip")
-    assert (task(lambda: 1).on_failure, Engine().hold_policy.on_failure) == (None, "fail")
+    assert (task(lambda: 1).on_failure, Engine().hold_defaults.on_failure) == (None, "fail")
 
 
 async def test_a_held_task_waits_with_its_failure_and_the_rest_goes_on() -> None:

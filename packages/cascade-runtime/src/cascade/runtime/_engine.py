@@ -20,7 +20,7 @@ from cascade.interfaces.serving import PlanStep
 from ._ended_runs import EndedRuns
 from ._errors import DependencyMissingError
 from ._events import EventBus
-from ._run import CancelReport, HoldPolicy, Run
+from ._run import CancelReport, HoldDefaults, Run
 from ._run_life import (
     Prepared,
     RunHost,
@@ -139,7 +139,7 @@ class Engine:
         self._runs: dict[str, Run] = {}
         self._ended = EndedRuns(self._monotonic)  # whose late decisions it still answers
         self._serving = False  # serve() holds the connection: its runs leave it alone
-        self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
+        self.hold_defaults = HoldDefaults(on_failure, float(hold_timeout), hold_default)
         self.results: ResultStore | None = open_store(results)
         """Where results are kept (``None``: they are not)."""
         self._reruns = LiveReruns(self.stats)
@@ -450,7 +450,7 @@ class Engine:
             max_constraints=self.max_constraints,
             clock=self._clock,
             monotonic=self._monotonic,
-            hold_policy=self.hold_policy,
+            hold_defaults=self.hold_defaults,
             capacity=self.capacity,
             placement=self._placement,
             resources=dict(self._resources),  # the run's, as registered now

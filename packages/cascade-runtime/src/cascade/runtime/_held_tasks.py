@@ -26,7 +26,7 @@ from .workflow._graph import Graph, Node
 from .workflow._run_state import resolve
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 
-__all__ = ["MAX_REQUEST_IDS", "Held", "HeldRun", "HeldTasks", "HoldCounts", "HoldPolicy"]
+__all__ = ["MAX_REQUEST_IDS", "Held", "HeldRun", "HeldTasks", "HoldCounts", "HoldDefaults"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -36,7 +36,7 @@ request the broker delivers again is answered the same and never applied twice."
 
 
 @dataclass(frozen=True, slots=True)
-class HoldPolicy:
+class HoldDefaults:
     """An engine's ``on_failure``, ``hold_timeout`` and ``hold_default``: what a task's own
     (``None``) stand for."""
 
@@ -120,7 +120,7 @@ class HeldTasks:
     """
 
     def __init__(
-        self, run: HeldRun, policy: HoldPolicy, stats: HoldCounts | None, source: str
+        self, run: HeldRun, policy: HoldDefaults, stats: HoldCounts | None, source: str
     ) -> None:
         self.run = run
         self.policy = policy

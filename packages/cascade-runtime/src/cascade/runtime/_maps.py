@@ -2,7 +2,7 @@
 each a task of the run named ``<map's id>[i]`` that the map waits for, and it ends once they
 have, with their results in order.
 
-Its policies (:mod:`.workflow._policy`) ask here: :meth:`Maps.make` when it is first ready,
+Its features (:mod:`.workflow._features`) ask here: :meth:`Maps.make` when it is first ready,
 :meth:`Maps.ends` when it is ready again (its items ended).
 """
 

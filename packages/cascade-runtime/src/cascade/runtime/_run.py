@@ -29,7 +29,7 @@ from ._events import (
     ResourceAcquired,
     ResourceReleased,
 )
-from ._held_tasks import HeldTasks, HoldCounts, HoldPolicy
+from ._held_tasks import HeldTasks, HoldCounts, HoldDefaults
 from ._loops import Loops, first_jump
 from ._maps import Maps
 from ._run_resources import ResourceCounts, RunResources
@@ -55,7 +55,7 @@ from .workflow._routing import Demand
 from .workflow._run_state import RunState, resolve
 from .workflow._task_context import CURRENT, RunContext
 
-__all__ = ["CancelReport", "HoldPolicy", "Run", "RunCounts"]
+__all__ = ["CancelReport", "HoldDefaults", "Run", "RunCounts"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -97,7 +97,7 @@ class Retry:
 
     __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
 
-    policies = ()  # its call's were asked before its first attempt
+    features = ()  # its call's were asked before its first attempt
 
     def __init__(
         self,
@@ -195,7 +195,7 @@ class Group:
         self.ticket: Ticket | None = None  # its first node's place in line for resources
 
 
-_NO_HOLD_OPTIONS = HoldPolicy()  # the engine's defaults
+_NO_HOLD_OPTIONS = HoldDefaults()  # the engine's defaults
 
 
 class RunCounts(HoldCounts, ResourceCounts, Protocol):
@@ -208,7 +208,7 @@ class Run(TaskStates):
 
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
-    policy and counters, where its results are kept (``results``), where its tasks' log lines
+    defaults and counters, where its results are kept (``results``), where its tasks' log lines
     go (``logs``), the first run of its line (``root_run``, for a rerun), the resources its
     tasks may inject, by name (``resources``: set up on first use, torn down at its end), the
     engine's system resources (``capacity``, shared by its runs), where its cached tasks look
@@ -226,7 +226,7 @@ class Run(TaskStates):
         manager: ConstraintManager,
         max_concurrency: int,
         tracing: RunTrace | None = None,
-        hold: HoldPolicy = _NO_HOLD_OPTIONS,
+        hold: HoldDefaults = _NO_HOLD_OPTIONS,
         stats: RunCounts | None = None,
         source: str = "",
         results: RunResults | None = None,
@@ -379,7 +379,7 @@ class Run(TaskStates):
 
     def _loop_reuses(self, node: Node, value: Any, from_run: str) -> bool:
         """Whether ``value``, a rerun's kept result of ``node`` (by ``from_run``), is a loop's
-        first jump: the loop goes on from it once ready (its policy asks :meth:`Loops.ready`)."""
+        first jump: the loop goes on from it once ready (its feature asks :meth:`Loops.ready`)."""
         jump = first_jump(node, value)
         if jump is None:
             return False
@@ -483,10 +483,10 @@ class Run(TaskStates):
 
     def ready(self, node: Node | Retry) -> None:
         """``node`` may start: queue it behind the ready tasks of its name (and of its request
-        for resources, if it has one; a retry ahead), unless one of its policies stops it
+        for resources, if it has one; a retry ahead), unless one of its features stops it
         first (:meth:`_stops`)."""
         lazy = node.lazy
-        if node.policies and self._stops(cast(Node, node)):
+        if node.features and self._stops(cast(Node, node)):
             return
         key: Any = lazy.name if lazy.resources is None else (lazy.name, lazy.resources)
         group = self.groups.get(key)
@@ -891,9 +891,9 @@ class Run(TaskStates):
         self.ready(Retry(node, attempt, started, args, kwargs, decided))
 
     def _stops(self, node: Node) -> bool:
-        """Whether one of ``node``'s policies (its call's features: a loop, routes, a map, a
-        condition, a gate, see :mod:`.workflow._policy`) stops it from starting now."""
-        return any(policy.stops(self, node) for policy in node.policies)
+        """Whether one of ``node``'s features (a loop, routes, a map, a
+        condition, a gate, see :mod:`.workflow._features`) stops it from starting now."""
+        return any(feature.stops(self, node) for feature in node.features)
 
     def park(self, node: Node) -> None:
         """Routed ``node`` is ready but for being wanted: it starts once it is

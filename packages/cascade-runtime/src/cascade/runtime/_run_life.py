@@ -30,7 +30,7 @@ from ._errors import RerunError, RunCancelledError
 from ._events import EventBus, RunFinished, RunStarted
 from ._loops import first_jump
 from ._recv import SIGNALS, signals
-from ._run import HoldPolicy, Run
+from ._run import HoldDefaults, Run
 from ._run_notice import announce_run
 from ._run_resources import check_resources
 from ._stats import EngineStats
@@ -184,7 +184,7 @@ class RunHost:
     max_constraints: int
     clock: Callable[[], float]
     monotonic: Callable[[], float]
-    hold_policy: HoldPolicy
+    hold_defaults: HoldDefaults
     capacity: Capacity
     placement: Placement
     resources: Mapping[str, Resource]
@@ -362,7 +362,7 @@ class RunLife:
             manager=manager,
             max_concurrency=host.max_concurrency,
             tracing=tracing,
-            hold=host.hold_policy,
+            hold=host.hold_defaults,
             stats=host.stats,
             source=connector.source_id if connector is not None else "",
             results=self.results,

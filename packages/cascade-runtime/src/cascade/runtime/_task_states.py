@@ -42,7 +42,7 @@ from ._events import (
 )
 from ._steps import describe
 from .results._memory import MAX_NOTED_ERROR, JournalNote
-from .workflow._policy import upstream_ended
+from .workflow._features import upstream_ended
 
 if TYPE_CHECKING:
     from .executors._placement import RunPlacement
@@ -63,7 +63,7 @@ def since(started: float) -> float:
 class TaskStates(Protocol):
     """The transitions of the tasks of one run (the run's own state, ``state``, and where its
     events go, ``emit``). :class:`~._run.Run` is one (it sets the attributes below and
-    readies tasks); what asks a run for transitions (its holds, loops, maps, policies) takes a
+    readies tasks); what asks a run for transitions (its holds, loops, maps, features) takes a
     protocol that extends this one."""
 
     run_id: str

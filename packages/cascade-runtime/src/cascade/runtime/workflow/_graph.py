@@ -7,9 +7,9 @@ from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
 from ._canonical import NotCanonical, canonical, encode
+from ._features import assign
 from ._node import Node
 from ._param import Param, ParamError, bind_params
-from ._policy import assign
 from ._resource import Inject
 from ._router import RouteMissing, Router
 from ._routing import routing

@@ -9,15 +9,15 @@ if TYPE_CHECKING:
     from ._router import Router
     from ._task import LazyResult
 
-__all__ = ["Node", "Policy"]
+__all__ = ["Node", "Feature"]
 
 
-class Policy(Protocol):
+class Feature(Protocol):
     """A feature of a node's call that its run asks, when the node is ready, whether it stops
-    it from starting (:mod:`._policy` has them)."""
+    it from starting (:mod:`._features` has them)."""
 
     def stops(self, run: Any, node: Node, /) -> bool:
-        """Whether ``node`` does not start now: the policy ended it, holds it, or made it go
+        """Whether ``node`` does not start now: the feature ended it, holds it, or made it go
         on in another way (its items, its iterations)."""
         ...
 
@@ -25,17 +25,17 @@ class Policy(Protocol):
 class Node:
     """A lazy result in a graph, with its edges; ``index``: its place in its run's state (a
     graph's node: in the graph's order; a map's item: given as its run makes it);
-    ``policies``: what its run asks before it starts, in order (none: most nodes)."""
+    ``features``: what its run asks of it before it starts, in order (none: most nodes)."""
 
     __slots__ = (
         "binds",
         "dependents",
         "deps",
+        "features",
         "index",
         "injects",
         "item_of",
         "lazy",
-        "policies",
         "routers",
     )
 
@@ -47,7 +47,7 @@ class Node:
         self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
-        self.policies: tuple[Policy, ...] = ()  # set once its graph is built
+        self.features: tuple[Feature, ...] = ()  # set once its graph is built
         self.injects = False  # a resource injected: by a default of its task, or where called
         self.deps: list[Node] = []
         self.dependents: list[Node] = []

@@ -1,17 +1,17 @@
-"""What the features of a task's call ask of its run before it starts: a node's policies.
+"""What the features of a task's call ask of its run before it starts: a node's features.
 
 A call with a condition (``run_if``), routers among its arguments, a place only on routes (it
 is *routed*), a map, a gate or a bound loop (``cs.bind``) is not simply started once ready:
 each of those features may end it first, hold it, or have it go on in another way. Which of
 them a node has is found once, when its graph is built (:func:`assign`), as the tuple
-:attr:`Node.policies <._node.Node.policies>`, in the order its run asks them (the first that
+:attr:`Node.features <._node.Node.features>`, in the order its run asks them (the first that
 stops it ends the asking); a node with none, most of a large fan-out's, costs its run an empty
 tuple's test. A retry, a map's item and a loop's iteration have none: their call's features
 were asked before its first attempt, or their map's or loop's were.
 
-A policy acts through what its run gives it (:class:`PolicyRun`): its state, its loops, maps
-and holds, and the run's own transitions (park, skip, fail before starting). What a task asks
-of the system resources is no policy: the run groups ready tasks by it (:class:`Run.ready
+A feature acts through what its run gives it (:class:`FeaturedRun`): its state, its loops,
+maps and holds, and the run's own transitions (park, skip, fail before starting). What a task
+asks of the system resources is none: the run groups ready tasks by it (:class:`Run.ready
 <cascade.runtime._run.Run.ready>`); nor are the resources a task injects, which its attempt
 asks for as it starts.
 """
@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from ._node import Node, Policy
+from ._node import Feature, Node
 from ._resolve import resolve
 from ._routing import Routing, RoutingState
 from ._task import ALWAYS, MappedLazyResult
 
-__all__ = ["CONDITION_FALSE", "PolicyRun", "PolicyState", "assign", "upstream_ended"]
+__all__ = ["CONDITION_FALSE", "FeaturedRun", "FeaturedState", "assign", "upstream_ended"]
 
 CONDITION_FALSE = "condition false"
 """A task skipped by its ``run_if``: its ``SKIPPED`` event's error."""
@@ -37,8 +37,8 @@ def upstream_ended(node: Node, what: str) -> str:
     return f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"
 
 
-class PolicyState(RoutingState, Protocol):
-    """What a policy reads of its run's state (:class:`~._run_state.RunState`)."""
+class FeaturedState(RoutingState, Protocol):
+    """What a feature reads of its run's state (:class:`~._run_state.RunState`)."""
 
     def deps(self, node: Node) -> list[Node]: ...
 
@@ -57,11 +57,11 @@ class _Holds(Protocol):
     def gate(self, node: Node) -> None: ...
 
 
-class PolicyRun(Protocol):
-    """What a policy asks of the run that asks it (:class:`~cascade.runtime._run.Run`)."""
+class FeaturedRun(Protocol):
+    """What a feature asks of the run that asks it (:class:`~cascade.runtime._run.Run`)."""
 
     @property
-    def state(self) -> PolicyState: ...
+    def state(self) -> FeaturedState: ...
 
     @property
     def loops(self) -> _Loops | None: ...
@@ -91,7 +91,7 @@ class _Loop:
 
     __slots__ = ()
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         loops = run.loops
         return loops is not None and loops.ready(node)
 
@@ -107,7 +107,7 @@ class _Routed:
     def __init__(self, routing: Routing) -> None:
         self.routing = routing
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         state = run.state
         if state.wanted[node.index] is None:
             run.park(node)
@@ -134,7 +134,7 @@ class _MapEnds:
 
     __slots__ = ()
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         return run.maps.ends(node)
 
 
@@ -143,7 +143,7 @@ class _Condition:
 
     __slots__ = ()
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         if resolve(node.lazy.condition, run.state):
             return False
         run.end_skipped(node, CONDITION_FALSE)
@@ -160,7 +160,7 @@ class _Routes:
     def __init__(self, routing: Routing) -> None:
         self.routing = routing
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         missing = self.routing.missing_route(node, run.state)
         if missing is None:
             return False
@@ -174,7 +174,7 @@ class _Map:
 
     __slots__ = ()
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         run.maps.make(node)
         return True
 
@@ -184,7 +184,7 @@ class _Gate:
 
     __slots__ = ()
 
-    def stops(self, run: PolicyRun, node: Node) -> bool:
+    def stops(self, run: FeaturedRun, node: Node) -> bool:
         run.held.gate(node)
         return True
 
@@ -193,17 +193,17 @@ _LOOP, _MAP_ENDS, _CONDITION, _MAP, _GATE = _Loop(), _MapEnds(), _Condition(), _
 
 
 def assign(nodes: Iterable[Node], routing: Routing | None) -> None:
-    """Give each of ``nodes`` (of a graph whose routing is ``routing``) the policies its call's
+    """Give each of ``nodes`` (of a graph whose routing is ``routing``) the features its call's
     features make, in the order its run asks them."""
     routed: set[int] = set()
-    waits: Policy | None = None
-    routes: Policy | None = None
+    waits: Feature | None = None
+    routes: Feature | None = None
     if routing is not None:
         routed = {id(node) for node in routing.routed}
         waits, routes = _Routed(routing), _Routes(routing)
     for node in nodes:
         lazy = node.lazy
-        found: list[Policy] = []
+        found: list[Feature] = []
         if lazy.jumps is not None:
             found.append(_LOOP)
         if waits is not None and (node.routers or id(node) in routed):
@@ -219,4 +219,4 @@ def assign(nodes: Iterable[Node], routing: Routing | None) -> None:
             found.append(_MAP)
         if lazy.task.awaits_approval:
             found.append(_GATE)
-        node.policies = tuple(found)
+        node.features = tuple(found)
