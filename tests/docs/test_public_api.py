@@ -30,6 +30,7 @@ MODULES = {
         "cascade.control",
         "cascade.control.access",
         "cascade.control.run_ids",
+        "cascade.control.checks",
         "cascade.control.schedules",
         "cascade.metrics",
     ],

@@ -19,8 +19,8 @@ Bad input raises :class:`ControlError` (a ``ValueError``) naming the field at fa
 anything is sent; :func:`read_request` reads a request from a JSON body (as the dashboard
 does) with the same checks. The `cascade` command and the dashboard steer through it, and
 say its answers and errors as exit codes and HTTP answers. Run ids as the faces resolve them
-are :mod:`cascade.control.run_ids`; who may steer what in a team is
-:mod:`cascade.control.access`.
+are :mod:`cascade.control.run_ids`; the checks of who asks and why,
+:mod:`cascade.control.checks`; who may steer what in a team, :mod:`cascade.control.access`.
 """
 
 from __future__ import annotations
@@ -30,13 +30,7 @@ from typing import TYPE_CHECKING
 from cascade.interfaces._shared import lazy_exports
 
 if TYPE_CHECKING:
-    from cascade.interfaces._shared import (
-        MAX_REASON_LENGTH,
-        checked_name,
-        checked_reason,
-        default_operator,
-        read_request,
-    )
+    from cascade.interfaces._shared import read_request
     from cascade.interfaces.commands import (
         Cancel,
         ControlError,

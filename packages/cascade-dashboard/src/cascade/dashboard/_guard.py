@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cascade.control import checked_name
+from cascade.control.checks import checked_name
 from cascade.interfaces import CascadeError
 
 from ._errors import SettingsError

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import MAX_REASON_LENGTH, checked_name, default_operator
+from cascade.control.checks import MAX_REASON_LENGTH, checked_name, default_operator
 
 from ._context import UsageError
 

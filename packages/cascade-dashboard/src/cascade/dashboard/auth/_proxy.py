@@ -12,8 +12,9 @@ from starlette.routing import BaseRoute
 from starlette.types import Scope
 
 from cascade.connector_kit import RateLimitedLogger
-from cascade.control import ControlError, checked_name
+from cascade.control import ControlError
 from cascade.control.access import Identity
+from cascade.control.checks import checked_name
 
 from .._errors import SettingsError
 

@@ -7,12 +7,8 @@ import logging
 from typing import Any
 
 from cascade.connector_kit import event_set
-from cascade.control import (
-    Controller,
-    Refusal,
-    RunHandle,
-    default_operator,
-)
+from cascade.control import Controller, Refusal, RunHandle
+from cascade.control.checks import default_operator
 from cascade.interfaces import Connector
 from cascade.interfaces.serving import served_filter
 from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses

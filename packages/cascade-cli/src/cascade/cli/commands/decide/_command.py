@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control import checked_reason
+from cascade.control.checks import checked_reason
 from cascade.interfaces._shared import Decision
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
