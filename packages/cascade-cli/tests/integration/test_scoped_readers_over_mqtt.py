@@ -2,9 +2,9 @@
 an operator over org:acme lists its org's held tasks and engines, asks why its run waits and
 decides one by a prefix of its run's id, a viewer over project:acme/etl watches its project,
 each within --org/--project; without them (or with an org the login lacks), a reader that
-RabbitMQ refuses exits 1 saying why, never a "nothing" with exit 0. mosquitto grants every
-subscription and drops, message by message, what the login may not read: there a reader
-without scopes shows what it may read. (NATS: `cascade acl` writes no NATS permissions.)"""
+RabbitMQ or NATS refuses exits 1 saying why, never a "nothing" with exit 0. mosquitto grants
+every subscription and drops, message by message, what the login may not read: there a reader
+without scopes shows what it may read."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskBloc
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
+    NO_NATS,
     NO_RABBITMQ,
     MosquittoBroker,
+    NatsNode,
     RabbitMQBroker,
     mosquitto_path,
+    nats_server_path,
     only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
@@ -60,10 +63,10 @@ def _generated(tmp_path: Path, broker: str) -> str:
     return out.read_text(encoding="utf-8")
 
 
-async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
+async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker | NatsNode) -> None:
     """engine-1 holds a task of an acme/etl run; otto (org:acme) and vera (project:acme/etl)
-    read it within their scopes; without them, or in globex, RabbitMQ refuses and the CLI
-    says so."""
+    read it within their scopes; without them, or in globex, RabbitMQ and NATS refuse and
+    the CLI says so."""
     logins = Logins(broker)
     load_name = f"load_{uuid.uuid4().hex[:6]}"
 
@@ -107,7 +110,12 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
             wide = await cli("otto", "held", "--json")
             assert wide.exit_code == 0, wide.output
             assert [h["run_id"] for h in json.loads(wide.stdout)["held"]] == [run_id]
-        else:  # refused: RabbitMQ closes the connection; said, exit 1
+        else:  # refused: RabbitMQ closes the connection, NATS says 0x80 in its SUBACK; exit 1
+            said = (
+                "the broker refused the subscription to cascade/"
+                if broker.family == "nats"
+                else "the broker did not answer the subscription to cascade/"
+            )
             for user, *args in (
                 ("otto", "held", "--json"),
                 ("otto", "status", "--json"),
@@ -117,7 +125,7 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker) -> None:
             ):
                 refused = await cli(user, *args)
                 assert refused.exit_code == 1, (args, refused.output)
-                assert "the broker did not answer the subscription to cascade/" in refused.output
+                assert said in refused.output
                 assert "--org ORG" in refused.output
                 assert '"held": []' not in refused.stdout
 
@@ -159,4 +167,15 @@ async def test_scoped_logins_read_their_own_org_on_rabbitmq(tmp_path: Path) -> N
         {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
     )
     with RabbitMQBroker(definitions=definitions) as broker:
+        await _scoped_readers(broker)
+
+
+@only_on_family("nats", "it starts a NATS node of its own")
+@pytest.mark.timeout(300)  # each refused subscription is said a --timeout later
+async def test_scoped_logins_read_their_own_org_on_nats(tmp_path: Path) -> None:
+    """`cascade acl --nats`, as generated, included in a real nats-server's config."""
+    if nats_server_path() is None:
+        pytest.skip(NO_NATS)
+    authorization = _generated(tmp_path, "nats")
+    with NatsNode(authorization=authorization, users=PASSWORDS) as broker:
         await _scoped_readers(broker)
