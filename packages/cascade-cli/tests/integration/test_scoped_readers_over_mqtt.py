@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from cascade.interfaces.serving import served_topic
 from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
+    Inbox,
     NO_NATS,
     NO_RABBITMQ,
     MosquittoBroker,
@@ -140,6 +142,56 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker | NatsNode) -
     assert engine.stats.decisions == 1
 
 
+async def _a_scoped_operator_reruns(
+    broker: MosquittoBroker | RabbitMQBroker | NatsNode, tmp_path: Path
+) -> None:
+    """engine-1 serves a workflow in acme/etl that fails until its cause is fixed; otto starts
+    it, then reruns it by its short id, looked up in acme/etl's summaries (no history): within
+    --org and --project; without them RabbitMQ and NATS refuse the lookup, said, exit 1."""
+    logins = Logins(broker)
+    name = f"etl_{uuid.uuid4().hex[:6]}"
+    fixed = tmp_path / "fixed"
+
+    @task(name=f"{name}_load")
+    def load(n: int) -> int:
+        if not fixed.exists():
+            raise ValueError("the source is not there yet")
+        return n
+
+    def etl(n: int = 3) -> int:
+        return load(n)  # type: ignore[return-value]
+
+    connector = logins.connector("engine-1", presence=True, sourced_topics=True)
+    engine = Engine(connector, org_id="acme", project_id="etl", results=str(tmp_path / "r"))
+    announced = Inbox()
+    async with logins.connector("otto") as otto:
+        await otto.subscribe(served_topic("acme", "etl", "engine-1"), announced)
+        serving = asyncio.create_task(engine.serve({name: etl}))
+        try:
+            await announced.until(lambda m: bool(m.payload))
+
+            async def cli(*args: str):  # type: ignore[no-untyped-def]
+                return await asyncio.to_thread(logins.cascade, "otto", *args)
+
+            place = ("--org", "acme", "--project", "etl")
+            started = await cli("start", name, *place, "--wait")
+            assert started.exit_code == 1, started.output  # it failed
+            short = started.stdout.split(" as run ", 1)[1][:12]
+            fixed.touch()
+            if not broker.is_mosquitto:
+                wide = await cli("rerun", short, "--wait")
+                assert wide.exit_code == 1, wide.output
+                assert "subscription to cascade/summary/" in wide.output
+                assert "--org ORG" in wide.output
+            rerun = await cli("rerun", short, *place, "--wait")
+            assert rerun.exit_code == 0, rerun.output
+            assert f"on engine-1 (a rerun of {short})" in rerun.stdout
+            assert rerun.stdout.splitlines()[-1].endswith(" Succeeded")
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_scoped_logins_read_their_own_org_on_mosquitto(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -149,6 +201,7 @@ async def test_scoped_logins_read_their_own_org_on_mosquitto(tmp_path: Path) -> 
     broker.start()
     try:
         await _scoped_readers(broker)
+        await _a_scoped_operator_reruns(broker, tmp_path)
     finally:
         broker.close()
 
@@ -168,6 +221,7 @@ async def test_scoped_logins_read_their_own_org_on_rabbitmq(tmp_path: Path) -> N
     )
     with RabbitMQBroker(definitions=definitions) as broker:
         await _scoped_readers(broker)
+        await _a_scoped_operator_reruns(broker, tmp_path)
 
 
 @only_on_family("nats", "it starts a NATS node of its own")
@@ -179,3 +233,4 @@ async def test_scoped_logins_read_their_own_org_on_nats(tmp_path: Path) -> None:
     authorization = _generated(tmp_path, "nats")
     with NatsNode(authorization=authorization, users=PASSWORDS) as broker:
         await _scoped_readers(broker)
+        await _a_scoped_operator_reruns(broker, tmp_path)

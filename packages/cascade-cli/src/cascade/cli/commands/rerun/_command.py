@@ -110,7 +110,8 @@ def rerun(
 
     The params are those the run ran with, updated by --param. RUN is looked up in the history
     (--db, or the default one if it exists), which also says the workflow it ran; else in the
-    engines' summaries on the broker, where the process that ran it serves the workflow it is
+    engines' summaries on the broker (of --org and --project only, when given: a login over
+    less than global must give them), where the process that ran it serves the workflow it is
     named after (the rerun then goes to that process, which keeps its results); else give
     --workflow. Exit 0 once acknowledged (--dry-run: once the plan came; --wait: once the run
     succeeded); 1 when refused (the run's results are not kept there, a rerun of it is live),
@@ -163,8 +164,11 @@ def rerun(
         raise UsageError("--results goes with --entrypoint (a serving process has its own)")
     found = run_to_rerun(db, prefix)
     if workflow is None and found.workflow is None:  # the process that ran it may say it
+        from cascade.reader import Place
+
+        place = Place(org, project)  # what a login over less than global may read
         heard = CliContext.of(ctx).run(
-            broker, lambda c: served_run(c, found.run_id, broker.timeout)
+            broker, lambda c: served_run(c, found.run_id, broker.timeout, place)
         )
         found = heard or found
         on = on or found.source  # its manifest and results are where it ran
