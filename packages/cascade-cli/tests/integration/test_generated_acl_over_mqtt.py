@@ -699,10 +699,18 @@ async def test_an_engine_serves_under_the_generated_nats_authorization(tmp_path:
 
     The other scenarios here count what the broker refused its publisher: nats-server takes a
     denied MQTT 3.1.1 publish, acknowledges it and drops it (its log says "Publish
-    Violation"), so the publisher cannot learn it there (docs/teams.md)."""
+    Violation"), so the publisher cannot learn it there (docs/teams.md): a viewer's pause is
+    said done and nothing is set."""
     if nats_server_path() is None:
         pytest.skip(NO_NATS)
     with NatsNode(authorization=_generated(tmp_path, "nats"), users=PASSWORDS) as broker:
         logins = Logins(broker)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
-
+        # a viewer's pause: acknowledged and dropped, so said done (docs/teams.md), never set
+        paused = await asyncio.to_thread(logins.cascade, "vera", "pause", "task:etl_*")
+        assert paused.exit_code == 0, paused.output
+        retained = Inbox()
+        async with logins.connector("otto") as otto:
+            await otto.subscribe("cascade/constraints/#", retained)  # returns after retained
+        assert retained.all == []
+        assert "Publish Violation" in broker.log_text()

@@ -20,9 +20,9 @@ from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskBloc
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
-    Inbox,
     NO_NATS,
     NO_RABBITMQ,
+    Inbox,
     MosquittoBroker,
     NatsNode,
     RabbitMQBroker,
