@@ -115,7 +115,7 @@ async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker | NatsNode) -
         else:  # refused: RabbitMQ closes the connection, NATS says 0x80 in its SUBACK; exit 1
             said = (
                 "the broker refused the subscription to cascade/"
-                if broker.family == "nats"
+                if isinstance(broker, NatsNode)
                 else "the broker did not answer the subscription to cascade/"
             )
             for user, *args in (
@@ -183,7 +183,7 @@ async def _a_scoped_operator_reruns(
                 assert wide.exit_code == 1, wide.output
                 assert "subscription to cascade/summary/" in wide.output
                 assert "--org ORG" in wide.output
-            rerun = await cli("rerun", short, *place, "--wait")
+            rerun = await cli("rerun", short, "--project", "acme/etl", "--wait")
             assert rerun.exit_code == 0, rerun.output
             assert f"on engine-1 (a rerun of {short})" in rerun.stdout
             assert rerun.stdout.splitlines()[-1].endswith(" Succeeded")
