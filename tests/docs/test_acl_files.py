@@ -1,12 +1,12 @@
 """The ACLs docs/protocol.md shows are the files in docs/acl/ that the integration tests load
 into real brokers, word for word; mosquitto's is what `cascade acl` writes today from the roles
-file beside it."""
+file beside it, and so are RabbitMQ's and NATS's."""
 
 from __future__ import annotations
 
 import shlex
 
-from cascade.cli.access import mosquitto_acl, rabbitmq_definitions_json
+from cascade.cli.access import mosquitto_acl, nats_authorization, rabbitmq_definitions_json
 from cascade.control.access import Roles
 
 from .examples import ROOT, examples
@@ -56,3 +56,16 @@ def test_the_rabbitmq_definitions_are_what_cascade_acl_generates_from_its_roles_
         "import_definitions",
         "docs/acl/rabbitmq-definitions.json",
     ]
+
+
+def test_the_nats_authorization_is_what_cascade_acl_generates_from_its_roles_file() -> None:
+    """docs/acl/nats-authorization.conf is `cascade acl docs/acl/roles.toml --nats`'s output,
+    as the command protocol.md shows writes it."""
+    roles = ACL_DIR / "roles.toml"
+    generated = nats_authorization(Roles.load(roles), "docs/acl/roles.toml", "cascade")
+    assert (ACL_DIR / "nats-authorization.conf").read_text(encoding="utf-8") == generated
+    shown = _block_after("<!-- docs-test: skip needs nats-server; tests/docs/test_teams.py")
+    assert shlex.split(shown) == [
+        "cascade", "acl", "docs/acl/roles.toml", "--nats",
+        "--output", "docs/acl/nats-authorization.conf",
+    ]  # fmt: skip

@@ -1,7 +1,8 @@
 """docs/teams.md's roles file is one the access package reads, its `cascade acl` commands run
-on it as written (but for the output paths), and its recipe for a team's mosquitto (the ACL
+on it as written (but for the output paths), its recipe for a team's mosquitto (the ACL
 and passwords, mosquitto's configuration, an engine, the CLI) runs end to end on a real
-mosquitto."""
+mosquitto, and its NATS one (the authorization and its passwords file, nats-server's
+configuration) on a real nats-server, where a scoped login reads within --project only."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.control.access import Roles
-from cascade.testkit import MosquittoBroker, mosquitto_path
+from cascade.testkit import (
+    MosquittoBroker,
+    free_port,
+    mosquitto_path,
+    mqtt_accepts,
+    nats_server_path,
+)
 
 from .examples import BROKER_HOST, ROOT, examples
 
@@ -62,6 +69,9 @@ def test_the_acl_commands_shown_run_on_it(tmp_path: Path) -> None:
     assert [p["user"] for p in definitions["topic_permissions"]] == [
         "dashboard", "engine-1", "olga", "recorder", "root", "vera"
     ]  # fmt: skip
+    nats = (tmp_path / "out-2").read_text(encoding="utf-8")
+    assert 'include "cascade-passwords.conf"' in nats
+    assert '"cascade.telemetry.acme.etl.>",' in nats  # vera's project
 
 
 def _secrets(tmp_path: Path, logins: list[str]) -> dict[str, str]:
@@ -194,3 +204,52 @@ def _cli(*args: str) -> str:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result.output
+
+
+@pytest.mark.skipif(nats_server_path() is None, reason="needs nats-server")
+def test_the_nats_recipe_runs_as_written_on_nats_server(tmp_path: Path) -> None:
+    """The NATS lines as written (but for the paths and ports) on a real nats-server: it
+    starts with the authorization and the passwords file they write; vera (a viewer over
+    project:acme/etl) reads her project, and a read of every org's is refused, exit 1."""
+    (tmp_path / "roles.toml").write_text(_block_after("<!-- roles-file:"), encoding="utf-8")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    logins = _cli("acl", str(tmp_path / "roles.toml"), "--logins").split()
+    passwords = _secrets(tmp_path, logins)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("CASCADE_")}
+    step = _block_after("needs nats-server and secrets/").replace("/etc/nats", str(etc))
+    _shell(step, tmp_path, env)
+    assert sorted(
+        line.split(":")[0] for line in (etc / "cascade-passwords.conf").read_text().splitlines()
+    ) == [f"CASCADE_PASSWORD_{login}" for login in logins]  # fmt: skip
+
+    client, mqtt = free_port(), free_port()
+    conf = _block_after("<!-- nats-conf:")
+    conf = conf.replace("127.0.0.1:4222", f"127.0.0.1:{client}")
+    conf = conf.replace("/var/lib/nats", str(tmp_path / "jetstream"))
+    conf = conf.replace("port: 1883", f"host: 127.0.0.1, port: {mqtt}")
+    (etc / "nats-server.conf").write_text(conf, encoding="utf-8")
+    server = subprocess.Popen(
+        [str(nats_server_path()), "-c", str(etc / "nats-server.conf")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not mqtt_accepts(mqtt, login=("vera", passwords["vera"])):
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "nats-server did not accept vera in 30 s"
+            time.sleep(0.05)  # polling another process's state
+        assert not mqtt_accepts(mqtt, login=("vera", "not-her-password"))
+        login = ["--port", str(mqtt), "--username", "vera", "--password", passwords["vera"]]
+        read = CliRunner().invoke(
+            app, ["held", "--project", "acme/etl", "--json", "--timeout", "3", *login]
+        )
+        assert read.exit_code == 0, read.output
+        assert json.loads(read.stdout) == {"held": []}
+        wide = CliRunner().invoke(app, ["held", "--json", "--timeout", "3", *login])
+        assert wide.exit_code == 1, wide.output
+        assert "the broker refused the subscription to cascade/" in wide.output
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)  # and closes its stderr

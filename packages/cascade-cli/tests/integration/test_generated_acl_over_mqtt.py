@@ -51,12 +51,15 @@ from cascade.runtime import (
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
+    NO_NATS,
     NO_RABBITMQ,
     Inbox,
     MosquittoBroker,
+    NatsNode,
     RabbitMQBroker,
     ServingEngine,
     mosquitto_path,
+    nats_server_path,
     only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
@@ -132,7 +135,7 @@ def _generated(tmp_path: Path, broker: str) -> str:
 class Logins:
     """The roles' logins on one broker, with its protocol (MQTT 5 on mosquitto: refusals said)."""
 
-    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
+    def __init__(self, broker: MosquittoBroker | RabbitMQBroker | NatsNode) -> None:
         self.broker = broker
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
@@ -687,3 +690,27 @@ async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
         await _a_summary_lists_runs_of_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)
+
+
+@only_on_family("nats", "it starts a NATS node of its own")
+async def test_an_engine_serves_under_the_generated_nats_authorization(tmp_path: Path) -> None:
+    """`cascade acl --nats`, as generated, included in a real nats-server's config: an engine
+    login serves, an operator over its org starts, a viewer lists but cannot start.
+
+    The other scenarios here count what the broker refused its publisher: nats-server takes a
+    denied MQTT 3.1.1 publish, acknowledges it and drops it (its log says "Publish
+    Violation"), so the publisher cannot learn it there (docs/teams.md): a viewer's pause is
+    said done and nothing is set."""
+    if nats_server_path() is None:
+        pytest.skip(NO_NATS)
+    with NatsNode(authorization=_generated(tmp_path, "nats"), users=PASSWORDS) as broker:
+        logins = Logins(broker)
+        await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
+        # a viewer's pause: acknowledged and dropped, so said done (docs/teams.md), never set
+        paused = await asyncio.to_thread(logins.cascade, "vera", "pause", "task:etl_*")
+        assert paused.exit_code == 0, paused.output
+        retained = Inbox()
+        async with logins.connector("otto") as otto:
+            await otto.subscribe("cascade/constraints/#", retained)  # returns after retained
+        assert retained.all == []
+        assert "Publish Violation" in broker.log_text()

@@ -10,23 +10,40 @@ _CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 _DISCONNECT = b"\xe0\x00"
 
 
-def _connect_packet(client_id: bytes) -> bytes:
-    """A minimal MQTT 3.1.1 CONNECT: clean session, keepalive 10 s, ``client_id``."""
-    return (
-        bytes([0x10, 10 + 2 + len(client_id)])
-        + b"\x00\x04MQTT\x04\x02\x00\x0a"
-        + len(client_id).to_bytes(2, "big")
-        + client_id
-    )
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _connect_packet(client_id: str, login: tuple[str, str] | None) -> bytes:
+    """A minimal MQTT 3.1.1 CONNECT: clean session, keepalive 10 s, ``client_id``, and the
+    username and password of ``login`` if given."""
+    flags, payload = 0x02, _string(client_id)
+    if login is not None:
+        flags |= 0xC0
+        payload += _string(login[0]) + _string(login[1])
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + b"\x00\x0a" + payload
+    length, remaining = bytearray(), len(body)
+    while True:  # the remaining length, 7 bits a byte
+        remaining, byte = divmod(remaining, 128)
+        length.append(byte | 0x80 if remaining else byte)
+        if not remaining:
+            break
+    return b"\x10" + bytes(length) + body
 
 
 def mqtt_accepts(
-    port: int, *, client_id: str = "cascade-ready-probe", timeout: float = 2.0
+    port: int,
+    *,
+    client_id: str = "cascade-ready-probe",
+    timeout: float = 2.0,
+    login: tuple[str, str] | None = None,
 ) -> bool:
-    """Whether an MQTT CONNECT to 127.0.0.1:``port`` is accepted now (CONNACK 0)."""
+    """Whether an MQTT CONNECT to 127.0.0.1:``port`` is accepted now (CONNACK 0), as
+    ``login`` (username, password) if given."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(_connect_packet(client_id.encode()))
+            sock.sendall(_connect_packet(client_id, login))
             answer = b""
             while len(answer) < len(_CONNACK_ACCEPTED):
                 chunk = sock.recv(len(_CONNACK_ACCEPTED) - len(answer))

@@ -33,6 +33,10 @@ class NatsNode(ChildProcess):
     keeps its streams. ``routes`` (set by :class:`NatsCluster`) are the other
     nodes' cluster ports; ``replicas`` the MQTT streams' replicas.
 
+    ``authorization`` (what ``cascade acl --nats`` writes) is included in its config, with
+    ``users`` (login: password) as the ``CASCADE_PASSWORD_<login>`` variables it reads from
+    ``cascade-passwords.conf``; the readiness probe then logs in as the first user.
+
     ``start()``/``stop()``/``kill()``/``restart()`` (same ports), ``pause()``
     (SIGSTOP) and ``resume()``; ``healthy()`` asks ``/healthz``. Also a context manager.
     """
@@ -42,7 +46,14 @@ class NatsNode(ChildProcess):
     supports_mqtt5 = False
     host = "127.0.0.1"
 
-    def __init__(self, name: str = "n1", *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str = "n1",
+        *,
+        startup_timeout: float = 30.0,
+        authorization: str | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         executable = nats_server_path()
         if executable is None:
             raise RuntimeError(NO_NATS)
@@ -60,6 +71,8 @@ class NatsNode(ChildProcess):
         self.config_path = self.directory / "nats.conf"
         self._startup_timeout = startup_timeout
         self.stop_timeout = 10.0
+        self._authorization = authorization
+        self._users = dict(users or {})
 
     def _write_config(self) -> None:
         lines = [
@@ -75,6 +88,15 @@ class NatsNode(ChildProcess):
                 f"cluster {{ name: cascade, listen: 127.0.0.1:{self.cluster_port}, "
                 f"routes: [{routes}] }}"
             )
+        if self._authorization is not None:
+            (self.directory / "cascade-authorization.conf").write_text(self._authorization)
+            (self.directory / "cascade-passwords.conf").write_text(
+                "".join(
+                    f"CASCADE_PASSWORD_{user}: {json.dumps(password)}\n"
+                    for user, password in self._users.items()
+                )
+            )
+            lines.append("include cascade-authorization.conf")
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def launch(self) -> None:
@@ -124,7 +146,8 @@ class NatsNode(ChildProcess):
             return False  # not listening yet, or 503 while JetStream catches up
 
     def _accepts_mqtt(self) -> bool:
-        return mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}")
+        login = next(iter(self._users.items()), None)
+        return mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}", login=login)
 
     def start(self, *, healthy: bool = True) -> None:
         """Start the server and wait until it is healthy and accepts MQTT connections.

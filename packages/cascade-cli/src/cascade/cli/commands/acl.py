@@ -11,7 +11,7 @@ import typer
 from cascade.control.access import Roles
 from cascade.interfaces import DEFAULT_PREFIX
 
-from ..access import mosquitto_acl, rabbitmq_definitions_json
+from ..access import mosquitto_acl, nats_authorization, rabbitmq_definitions_json
 from ..plumbing._context import fail
 
 __all__ = ["acl", "broker_logins"]
@@ -39,12 +39,21 @@ def acl(
             "for rabbitmqctl import_definitions; users and passwords are created separately.",
         ),
     ] = False,
+    nats: Annotated[
+        bool,
+        typer.Option(
+            "--nats",
+            help="Write nats-server's authorization block (users with publish and subscribe "
+            "allow lists, for its MQTT listener), to include in its config; it includes each "
+            "login's password from cascade-passwords.conf beside it.",
+        ),
+    ] = False,
     logins: Annotated[
         bool,
         typer.Option(
             "--logins",
             help="List every broker login the roles file names, one a line (to give each a "
-            "password: mosquitto_passwd, rabbitmqctl add_user).",
+            "password: mosquitto_passwd, rabbitmqctl add_user, cascade-passwords.conf).",
         ),
     ] = False,
     prefix: Annotated[
@@ -67,11 +76,12 @@ def acl(
     the broker cannot bind them to one (the dashboard checks that for its people).
     --logins lists the logins to give passwords to.
     Examples: cascade acl roles.toml --mosquitto -o cascade.acl; cascade acl roles.toml
-    --rabbitmq --vhost / -o cascade-definitions.json; cascade acl roles.toml --logins
+    --rabbitmq --vhost / -o cascade-definitions.json; cascade acl roles.toml --nats -o
+    cascade-authorization.conf; cascade acl roles.toml --logins
     """
-    if mosquitto + rabbitmq + logins != 1:
-        raise typer.BadParameter("give one of --mosquitto, --rabbitmq or --logins")
-    if mosquitto and vhost is not None:
+    if mosquitto + rabbitmq + nats + logins != 1:
+        raise typer.BadParameter("give one of --mosquitto, --rabbitmq, --nats or --logins")
+    if (mosquitto or nats) and vhost is not None:
         raise typer.BadParameter("--vhost is RabbitMQ's: give it with --rabbitmq")
     roles = Roles.load(roles_file)  # a RolesError, or an AclError below: exit 1 (_exits)
     source = str(roles_file)
@@ -79,6 +89,8 @@ def acl(
         text = "".join(f"{login}\n" for login in broker_logins(roles))
     elif mosquitto:
         text = mosquitto_acl(roles, source, prefix)
+    elif nats:
+        text = nats_authorization(roles, source, prefix)
     else:
         text = rabbitmq_definitions_json(roles, source, prefix, vhost or "/")
     if output is None:

@@ -15,6 +15,7 @@ from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, UsageError
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, operator_name
+from ...plumbing._place import read_place
 from ..start._ask import Asked, ask
 from ..start._command import JsonReply, On, Org, Project, Wait
 from ..start._params import Params, parsed_params
@@ -110,11 +111,13 @@ def rerun(
 
     The params are those the run ran with, updated by --param. RUN is looked up in the history
     (--db, or the default one if it exists), which also says the workflow it ran; else in the
-    engines' summaries on the broker, where the process that ran it serves the workflow it is
-    named after (the rerun then goes to that process, which keeps its results); else give
-    --workflow. Exit 0 once acknowledged (--dry-run: once the plan came; --wait: once the run
-    succeeded); 1 when refused (the run's results are not kept there, a rerun of it is live),
-    unanswered within --timeout, or (--wait) failed; 2 for bad input.
+    engines' summaries on the broker (of --org and --project only, when given, --project
+    ORG/PROJECT naming both: a login over less than global must give them), where the
+    process that ran it serves the workflow it is named after (the rerun then goes to that
+    process, which keeps its results); else give --workflow. Exit 0 once acknowledged
+    (--dry-run: once the plan came; --wait: once the run succeeded); 1 when refused (the
+    run's results are not kept there, a rerun of it is live), unanswered within --timeout,
+    or (--wait) failed; 2 for bad input.
     Examples: cascade rerun 58a88765cea2; cascade rerun 58a88765cea2 --from transform
     --dry-run; cascade rerun 58a88765cea2 --all --param day=tue --wait; cascade rerun
     58a88765cea2 --entrypoint etl.py:etl --results results --dry-run
@@ -161,10 +164,13 @@ def rerun(
         return
     if results is not None:
         raise UsageError("--results goes with --entrypoint (a serving process has its own)")
+    place = read_place(org, project)  # --project ORG/PROJECT too, as the readers take it
+    org, project = place.org, place.project
     found = run_to_rerun(db, prefix)
     if workflow is None and found.workflow is None:  # the process that ran it may say it
+        # within the place: what a login over less than global may read
         heard = CliContext.of(ctx).run(
-            broker, lambda c: served_run(c, found.run_id, broker.timeout)
+            broker, lambda c: served_run(c, found.run_id, broker.timeout, place)
         )
         found = heard or found
         on = on or found.source  # its manifest and results are where it ran

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cascade.control import Controller
 from cascade.control.run_ids import is_full, listed_runs, one_run
 from cascade.interfaces import Connector
+from cascade.reader import Place
 
 from ...plumbing._run_lookup import recorded_run_ids
 
@@ -58,12 +59,15 @@ def _recorded_workflow(db: str | None, run_id: str) -> str | None:
     return detail.run.workflow or None
 
 
-async def served_run(connector: Connector, prefix: str, timeout: float) -> RunToRerun | None:
-    """The run ``prefix`` names as the engines' retained summaries list it, with the workflow
-    the process that ran it serves under the run's name (a served run is named after its
-    workflow) and that process's source; ``None`` when no summary lists it or its process
+async def served_run(
+    connector: Connector, prefix: str, timeout: float, place: Place | None = None
+) -> RunToRerun | None:
+    """The run ``prefix`` names as the engines' retained summaries list it (those of
+    ``place`` only, if given: what a login over less than ``global`` may read), with the
+    workflow the process that ran it serves under the run's name (a served run is named after
+    its workflow) and that process's source; ``None`` when no summary lists it or its process
     serves no such workflow (``ControlError`` naming them when several runs have it)."""
-    listed = await listed_runs(connector)
+    listed = await listed_runs(connector, place)
     found = one_run(prefix, listed.ids(prefix))
     if found is None:
         return None
