@@ -1,4 +1,5 @@
-"""The pauses of a serving engine's schedules: the constraints on ``schedule:<name>`` scopes, read
+"""The pauses of a serving engine's schedules: the constraints on ``schedule:<name>`` scopes (and
+on ``org:ORG/schedule:<name>`` and ``project:ORG/PROJECT/schedule:<name>`` of its own), read
 from the broker as every constraint is (retained, cleared by a resume, ended by their
 ``expires_at``), so that the servers skip a paused schedule's slots."""
 
@@ -7,7 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import Connector, Constraint, SubscriptionHandle
+from cascade.interfaces import (
+    Connector,
+    Constraint,
+    SubscriptionHandle,
+    TopicKey,
+)
+from cascade.interfaces._shared import split_scope
 
 from .._steps import explain
 from ..constraints._constraints import ConstraintManager, ConstraintStats
@@ -22,9 +29,15 @@ class SchedulePauses:
     (through the constraints index where the broker sends retained messages to exact
     subscriptions only); ``changed`` is called when they change."""
 
-    def __init__(self, connector: Connector, prefix: str, changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        prefix: str,
+        changed: Callable[[], None],
+        place: tuple[str, str] | None = None,
+    ) -> None:
         self._connector = connector
-        self._constraints = ConstraintManager(prefix=prefix, stats=ConstraintStats())
+        self._constraints = ConstraintManager(prefix=prefix, stats=ConstraintStats(), place=place)
         self._constraints.on_change(changed)
         self._handle: SubscriptionHandle | None = None
 
@@ -35,10 +48,16 @@ class SchedulePauses:
             self._handle = await self._connector.subscribe_constraints(
                 self._constraints.handle_message,
                 on_sync=self._constraints.sync,
-                wanted=lambda key: key.scope.startswith("schedule:"),
+                wanted=self._wanted,
             )
         except Exception as exc:
             _log.warning("cannot read the schedules' pauses: %s", explain(exc))
+
+    def _wanted(self, key: TopicKey) -> bool:
+        """Whether the index's topic of ``key`` may hold a pause of one of its schedules."""
+        return self._constraints.governs_here(key.scope) and split_scope(
+            key.scope
+        ).target.startswith("schedule:")
 
     async def stop(self) -> None:
         handle, self._handle = self._handle, None
@@ -50,6 +69,10 @@ class SchedulePauses:
         """The pause on ``schedule:<name>`` in force; ``None`` if none."""
         scope = f"schedule:{name}"
         return next(
-            (c for c in self._constraints.constraints if c.scope == scope and c.type == "pause"),
+            (
+                c
+                for c in self._constraints.constraints
+                if c.type == "pause" and split_scope(c.scope).target == scope
+            ),
             None,
         )

@@ -226,7 +226,12 @@ class Server:
             set()
         )  # the servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
-        self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
+        self._pauses = SchedulePauses(
+            self._connector,
+            self._prefix,
+            self._announcer.changed,
+            place=(context.org_id, context.project_id),
+        )
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
