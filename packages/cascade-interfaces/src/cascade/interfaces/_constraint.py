@@ -120,8 +120,9 @@ def place_scope(target: str, org: str | None = None, project: str | None = None)
 def validate_scope(scope: str) -> str:
     """Return ``scope`` if it is one Cascade applies: ``global`` or ``task:<glob>`` (tasks,
     as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
-    its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``); or a
-    ``task:`` or ``schedule:`` scope placed in an org (``org:ORG/task:<glob>``) or a project
+    its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``), or
+    ``workflow:<name>`` (a served workflow, whose servers start no new run of it while it is
+    paused: a pause only, as a schedule's); or one of these three placed in an org (``org:ORG/task:<glob>``) or a project
     (``project:ORG/PROJECT/task:<glob>``), which only the engines of that org (and project)
     apply (:func:`split_scope`).
 
@@ -139,12 +140,12 @@ def validate_scope(scope: str) -> str:
     kind, sep, pattern = target.partition(":")
     if (target == "global" and parts.org is None) or (kind == "task" and sep and pattern):
         return scope
-    if kind == "schedule" and _SCHEDULE_NAME.fullmatch(pattern):
+    if kind in ("schedule", "workflow") and _SCHEDULE_NAME.fullmatch(pattern):
         return scope
     raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global', 'task:<glob>' or 'schedule:<name>' (a "
-        "name of 1 to 64 of A-Z a-z 0-9 _ -), or one of the last two in an org or a project "
-        "('org:ORG/task:<glob>', 'project:ORG/PROJECT/task:<glob>')",
+        f"unknown scope {scope!r}: expected 'global', 'task:<glob>', 'schedule:<name>' or "
+        "'workflow:<name>' (a name of 1 to 64 of A-Z a-z 0-9 _ -), or one of the last three "
+        "in an org or a project ('org:ORG/task:<glob>', 'project:ORG/PROJECT/task:<glob>')",
         "$.scope",
     )
 

@@ -1,7 +1,9 @@
-"""The pauses of a serving engine's schedules: the constraints on ``schedule:<name>`` scopes (and
-on ``org:ORG/schedule:<name>`` and ``project:ORG/PROJECT/schedule:<name>`` of its own), read
-from the broker as every constraint is (retained, cleared by a resume, ended by their
-``expires_at``), so that the servers skip a paused schedule's slots."""
+"""The pauses of a serving engine's schedules and workflows: the constraints on
+``schedule:<name>`` and ``workflow:<name>`` scopes (and on those placed in its own org or
+project, ``org:ORG/schedule:<name>``, ``project:ORG/PROJECT/workflow:<name>``), read from the
+broker as every constraint is (retained, cleared by a resume, ended by their ``expires_at``),
+so that the servers skip a paused schedule's slots, and start no new run of a paused
+workflow (its requests refused, its schedules' slots skipped)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ _log = logging.getLogger("cascade.runtime.serve")
 
 
 class SchedulePauses:
-    """The pauses on ``schedule:<name>`` in force, heard on ``{prefix}/constraints/#``
+    """The pauses on ``schedule:<name>`` and ``workflow:<name>`` in force, heard on
+    ``{prefix}/constraints/#``
     (through the constraints index where the broker sends retained messages to exact
     subscriptions only); ``changed`` is called when they change."""
 
@@ -55,9 +58,10 @@ class SchedulePauses:
 
     def _wanted(self, key: TopicKey) -> bool:
         """Whether the index's topic of ``key`` may hold a pause of one of its schedules."""
-        return self._constraints.governs_here(key.scope) and split_scope(
-            key.scope
-        ).target.startswith("schedule:")
+        target = split_scope(key.scope).target
+        return self._constraints.governs_here(key.scope) and target.startswith(
+            ("schedule:", "workflow:")
+        )
 
     async def stop(self) -> None:
         handle, self._handle = self._handle, None
@@ -65,9 +69,10 @@ class SchedulePauses:
         if handle is not None:
             await handle.unsubscribe()
 
-    def pause(self, name: str) -> Constraint | None:
-        """The pause on ``schedule:<name>`` in force; ``None`` if none."""
-        scope = f"schedule:{name}"
+    def pause(self, name: str, kind: str = "schedule") -> Constraint | None:
+        """The pause on ``schedule:<name>`` (or, ``kind="workflow"``, ``workflow:<name>``) in
+        force; ``None`` if none."""
+        scope = f"{kind}:{name}"
         return next(
             (
                 c
