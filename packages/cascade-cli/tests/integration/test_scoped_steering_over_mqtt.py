@@ -3,13 +3,17 @@ generates, on a real mosquitto and a real RabbitMQ (issue 90): olga, an operator
 ``org:acme`` with ``task:*``, pauses acme's ``etl_*`` tasks (``cascade pause task:etl_* --org
 acme``), which holds an acme engine's and not a globex engine's, pauses and resumes a narrower
 glob and a project of acme, and is refused, by the broker, a pause in globex and a fleet-wide
-one; gus, over ``project:globex/web`` with ``task:etl_*``, steers that project's ``etl_*`` only.
+one; gus, over ``project:globex/web`` with ``task:etl_*``, steers that project's ``etl_*`` only;
+wanda, over ``org:acme`` with ``workflow:load``, pauses acme's served workflow load: its
+schedule's slots are skipped and its starts refused until her resume (`cascade served` says it
+is paused), and she may pause no other workflow nor another org's load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, TaskBlocked, task
-from cascade.runtime.testing import EventRecorder
+from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
+from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_RABBITMQ,
@@ -43,10 +47,15 @@ role = "operator"
 scopes = ["project:globex/web", "task:etl_*"]
 broker_users = ["gus"]
 
+[[grant]]
+role = "operator"
+scopes = ["org:acme", "workflow:load"]
+broker_users = ["wanda"]
+
 [broker]
 engines = ["engine-1"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("olga", "gus", "engine-1")}
+PASSWORDS = {name: f"{name}-pw" for name in ("olga", "gus", "wanda", "engine-1")}
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -62,11 +71,14 @@ class Logins:
         self.broker = broker
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
-    def engine(self, org: str, project: str) -> tuple[Engine, EventRecorder]:
+    def engine(
+        self, org: str, project: str, *, presence: bool = False
+    ) -> tuple[Engine, EventRecorder]:
         connector = MqttConnector(self.broker.host, self.broker.port, username="engine-1",
                                   password=PASSWORDS["engine-1"], source_id="engine-1",
                                   protocol=self.protocol, backoff_initial=0.01,
-                                  backoff_max=0.1)  # fmt: skip
+                                  backoff_max=0.1, presence=presence,
+                                  sourced_topics=True)  # fmt: skip
         engine = Engine(connector, org_id=org, project_id=project, heartbeat_interval=None)
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
@@ -153,10 +165,56 @@ async def _a_project_operator_steers_that_project_only(logins: Logins) -> None:
     await logins.refused("gus", "pause", "task:*", "--project", "globex/web")
 
 
+async def _a_workflow_pause_holds_its_new_runs_and_its_slots(logins: Logins) -> None:
+    """engine-1 serves load in acme/etl with a schedule every second; wanda's pause of
+    workflow:load in acme skips its slots (counted paused), `cascade served` says so, and
+    olga's start of load is refused naming the pause; after wanda's resume, slots fire and
+    olga's start starts. wanda's pauses of another workflow, and of load in globex, are
+    refused by the broker."""
+
+    def load():  # type: ignore[no-untyped-def]
+        return web_report()
+
+    engine, recorder = logins.engine("acme", "etl", presence=True)
+    tick = Schedule(every=timedelta(seconds=1), workflow="load", catchup="none")
+
+    def slots() -> int:
+        origins = [e.origin for e in recorder.events if isinstance(e, RunStarted)]
+        return sum(1 for o in origins if o is not None and o.schedule == "tick")
+
+    serving = asyncio.create_task(engine.serve({"load": load}, schedules={"tick": tick}))
+    try:
+        await recorder.until(lambda: slots() >= 1, timeout=30)
+        said = await logins.done("wanda", "pause", "workflow:load", "--org", "acme",
+                                 "--reason", "db migration")  # fmt: skip
+        assert said.startswith("paused org:acme/workflow:load"), said
+        await eventually(lambda: engine.stats.slots_paused >= 1, timeout=30)
+        fired = slots()
+        listed = json.loads(await logins.done("olga", "served", "--json"))
+        (workflow,) = listed["served"][0]["workflows"]
+        assert (workflow["paused"], workflow["paused_by"], workflow["paused_reason"]) == (
+            True, "wanda", "db migration"
+        )  # fmt: skip
+        refused = await logins.cascade("olga", "start", "load", "--org", "acme")
+        assert refused.exit_code != 0, refused.output
+        assert "load is paused by wanda: db migration" in refused.output
+        assert slots() == fired  # no slot fired meanwhile
+        await logins.done("wanda", "resume", "workflow:load", "--org", "acme")
+        await recorder.until(lambda: slots() > fired, timeout=30)
+        await logins.done("olga", "start", "load", "--org", "acme")
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    await logins.refused("wanda", "pause", "workflow:other", "--org", "acme")
+    await logins.refused("wanda", "pause", "workflow:load", "--org", "globex")
+    await logins.refused("wanda", "pause", "workflow:load")
+
+
 STEPS = (
     _an_org_operator_steers_her_org_s_tasks_only,
     _task_star_in_an_org_steers_any_glob_and_project_there,
     _a_project_operator_steers_that_project_only,
+    _a_workflow_pause_holds_its_new_runs_and_its_slots,
 )
 
 

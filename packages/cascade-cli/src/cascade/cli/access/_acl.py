@@ -377,16 +377,18 @@ def _constraint_topics(
     glob, exactly: a deeper one, ``task/etl_%2A/x``, would be read as another scope, as the
     existing tools write a scope with '/') and its three per-type topics; a schedule is
     paused by its name, so ``schedule:*`` is every schedule's topics (``schedule/+``) and any
-    other glob, whose names no topic filter can hold, is refused."""
-    if scope.kind == "schedule" and scope.glob != "*" and any(c in "*?[" for c in scope.glob or ""):
+    other glob, whose names no topic filter can hold, is refused; a served workflow
+    (``workflow:``) likewise."""
+    named = scope.kind in ("schedule", "workflow")  # paused by its name, whose topic is its own
+    if named and scope.glob != "*" and any(c in "*?[" for c in scope.glob or ""):
         raise AclError(
-            f"{where}: {scope}: a broker binds a schedule's pause to its name's topic, not "
-            "to a glob: name the schedules (schedule:nightly) or give schedule:*"
+            f"{where}: {scope}: a broker binds a {scope.kind}'s pause to its name's topic, not "
+            f"to a glob: name the {scope.kind}s ({scope.kind}:nightly) or give {scope.kind}:*"
         )
     if scope.kind == "task" and scope.glob == "*":
         targets = ["task/#"]
     else:
-        path = "schedule/+" if scope.kind == "schedule" and scope.glob == "*" else None
+        path = f"{scope.kind}/+" if named and scope.glob == "*" else None
         if path is None:
             path = constraint_topic(str(scope), None, prefix)[len(f"{prefix}/constraints/") :]
             _checked(path, check_name, f"{where}: {scope}: its topic level")

@@ -1,5 +1,5 @@
 """What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``,
-``schedule:GLOB``.
+``schedule:GLOB``, ``workflow:GLOB``.
 
 Runs are seen and cancelled by their org and project; constraints are set and cleared by
 their scope, which names tasks or a schedule (``task:<glob>``, ``schedule:<name>``), fleet-wide
@@ -20,7 +20,7 @@ from cascade.interfaces._shared import split_scope
 
 __all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope", "steers"]
 
-Kind = Literal["global", "org", "project", "task", "schedule"]
+Kind = Literal["global", "org", "project", "task", "schedule", "workflow"]
 _UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -63,7 +63,7 @@ class GrantScope:
             return True
         kind, _, glob = scope.partition(":")
         return (
-            self.kind in ("task", "schedule")
+            self.kind in ("task", "schedule", "workflow")
             and kind == self.kind
             and glob_within(glob, self.glob or "")
         )
@@ -72,8 +72,8 @@ class GrantScope:
 def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
     """Whether a grant over ``scopes`` covers a constraint on ``scope``.
 
-    ``global`` covers every one. Otherwise its ``task:`` and ``schedule:`` scopes say which
-    tasks and schedules it steers, and its ``org:`` and ``project:`` scopes where: a grant
+    ``global`` covers every one. Otherwise its ``task:``, ``schedule:`` and ``workflow:``
+    scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and ``project:`` scopes where: a grant
     naming any steers only the constraints placed within them (``["org:acme", "task:*"]``
     steers ``org:acme/task:etl_*`` and ``project:acme/etl/task:*``, never the fleet-wide
     ``task:etl_*`` nor ``org:globex/task:*``); one naming none steers its targets
@@ -113,11 +113,11 @@ def parse_scope(text: str) -> GrantScope:
                 return GrantScope("project", org=org, project=project)
         if kind == "task":
             return GrantScope("task", glob=rest)
-        if kind == "schedule":
-            return GrantScope("schedule", glob=rest)
+        if kind in ("schedule", "workflow"):
+            return GrantScope(kind, glob=rest)  # type: ignore[arg-type]  # one of the two
     raise ScopeError(
-        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB or "
-        "schedule:GLOB"
+        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB, "
+        "schedule:GLOB or workflow:GLOB"
     )
 
 
