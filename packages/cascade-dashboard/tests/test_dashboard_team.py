@@ -207,12 +207,12 @@ async def test_someone_without_a_role_is_refused_and_audited(
 async def test_a_session_control_made_by_another_sites_page_is_refused(
     http: httpx.AsyncClient, broker: InMemoryBroker, headers: dict[str, str]
 ) -> None:
-    answer = await http.post("/api/constraints", json={"scope": "org:acme/task:etl_x", "type": "pause"},
-                             headers={**ALICE, **headers})  # fmt: skip
+    body = {"scope": "org:acme/task:etl_x", "type": "pause"}
+    answer = await http.post("/api/constraints", json=body, headers={**ALICE, **headers})
     assert answer.status_code == 403
     assert "use the dashboard's own page" in answer.json()["error"]
     assert broker.retained_topics == []
-    same = await http.post("/api/constraints", json={"scope": "org:acme/task:etl_x", "type": "pause"},
+    same = await http.post("/api/constraints", json=body,
                            headers={**ALICE, "sec-fetch-site": "same-origin",
                                     "origin": "http://127.0.0.1"})  # fmt: skip
     assert same.status_code == 200, same.text

@@ -44,4 +44,5 @@ async def test_an_engine_without_a_place_applies_no_placed_constraint() -> None:
     """A manager that knows no place sets every placed constraint aside."""
     manager = ConstraintManager()
     manager.handle_message(retained("org:acme/task:*"))
-    assert manager.constraints == [] and manager.stats.elsewhere == 1
+    assert manager.constraints == []
+    assert manager.stats.elsewhere == 1

@@ -80,10 +80,14 @@ async def test_a_paused_workflow_refuses_its_starts_and_skips_its_slots_until_re
             assert (await control.start("report")).outcome == "started"
             await eventually(lambda: len(runs) == 1)
             described = {w.name: w for w in seen[-1].workflows}
-            assert described["load"].paused and described["load"].paused_by == "alice"
+            assert described["load"].paused
+            assert described["load"].paused_by == "alice"
             assert described["load"].paused_reason == "db migration"
             assert not described["report"].paused
-            assert "its workflow load is paused by alice: db migration" in seen[-1].schedules[0].last_skipped
+            assert (
+                "its workflow load is paused by alice: db migration"
+                in seen[-1].schedules[0].last_skipped
+            )
             await control.resume("workflow:load")
             await eventually(lambda: not {w.name: w for w in seen[-1].workflows}["load"].paused)
             assert (await control.start("load")).outcome == "started"

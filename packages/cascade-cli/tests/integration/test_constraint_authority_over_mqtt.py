@@ -1,6 +1,7 @@
 """Issue 45's broker-side attacks, against the ACL `cascade acl` generates, on a real mosquitto
 and a real RabbitMQ: an operator over ``org:acme`` and ``task:etl_*`` (olga: acme's ``etl_*``,
-``org:acme/task:etl_*``) tries to steer the whole fleet through the topics her ACL grants, to lift the admin's pause, to write another
+``org:acme/task:etl_*``) tries to steer the whole fleet through the topics her ACL grants, to
+lift the admin's pause, to write another
 scope through the RabbitMQ constraints index, and to read another org's cancel answers. Each
 is refused, by the broker or by the engine (named in each step); her honest pause holds her
 scope, and her cancel of her org's run is answered."""
@@ -135,7 +136,8 @@ async def _run_until(
 async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
     """olga retains a global pause and a task:* limit of 1 on her own topics (the broker takes
     them: her ACL grants those topics) and lists them in the index: the engine (of her own
-    org) refuses both (``rejected_topic``), and her org's run goes on. She also lists the task:* limit
+    org) refuses both (``rejected_topic``), and her org's run goes on. She also lists the
+    task:* limit
     topic itself in the index, with her limit as its copy (the index's shards are every
     operator's to write): the engine reads that topic, which holds nothing, and applies
     nothing (on RabbitMQ; mosquitto keeps no index)."""

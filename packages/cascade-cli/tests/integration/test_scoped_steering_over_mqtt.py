@@ -127,7 +127,9 @@ async def _an_org_operator_steers_her_org_s_tasks_only(logins: Logins) -> None:
     acme, recorder = logins.engine("acme", "etl")
     run = asyncio.create_task(acme.run([etl_load(), web_report()]))
     try:
-        await asyncio.wait_for(recorder.until(lambda: "etl_load" in recorder.names(TaskBlocked)), 30)
+        await asyncio.wait_for(
+            recorder.until(lambda: "etl_load" in recorder.names(TaskBlocked)), 30
+        )
         assert "web_report" not in recorder.names(TaskBlocked)
         assert [c.scope for c in acme.constraints] == ["org:acme/task:etl_*"]
         said = await logins.done("olga", "resume", "task:etl_*", "--org", "acme")

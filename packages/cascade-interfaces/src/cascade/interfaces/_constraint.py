@@ -122,7 +122,8 @@ def validate_scope(scope: str) -> str:
     as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
     its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``), or
     ``workflow:<name>`` (a served workflow, whose servers start no new run of it while it is
-    paused: a pause only, as a schedule's); or one of these three placed in an org (``org:ORG/task:<glob>``) or a project
+    paused: a pause only, as a schedule's); or one of these three placed in an org
+    (``org:ORG/task:<glob>``) or a project
     (``project:ORG/PROJECT/task:<glob>``), which only the engines of that org (and project)
     apply (:func:`split_scope`).
 
@@ -161,7 +162,9 @@ def _check_placed(scope: str, parts: ScopeParts) -> None:
         )
     for name, value in (("org", parts.org), ("project", parts.project)):
         if value is not None and (not value or len(value.encode("utf-8", "surrogatepass")) > 1024):
-            raise InvalidMessageError(f"scope {scope[:200]!r}: an empty or too long {name}", "$.scope")
+            raise InvalidMessageError(
+                f"scope {scope[:200]!r}: an empty or too long {name}", "$.scope"
+            )
     if place_scope(parts.target, parts.org, parts.project) != scope:
         raise InvalidMessageError(
             f"scope {scope[:200]!r}: write its org and project as topic levels "
@@ -215,7 +218,9 @@ class Constraint(msgspec.Struct, kw_only=True):
         engines there only: none unless ``org`` and ``project`` are given and within it.
         """
         parts = split_scope(self.scope)
-        if parts.org is not None and (org is None or project is None or not parts.covers(org, project)):
+        if parts.org is not None and (
+            org is None or project is None or not parts.covers(org, project)
+        ):
             return False
         target = parts.target
         if target == "global":

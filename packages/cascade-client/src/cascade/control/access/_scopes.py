@@ -73,18 +73,19 @@ def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
     """Whether a grant over ``scopes`` covers a constraint on ``scope``.
 
     ``global`` covers every one. Otherwise its ``task:``, ``schedule:`` and ``workflow:``
-    scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and ``project:`` scopes where: a grant
-    naming any steers only the constraints placed within them (``["org:acme", "task:*"]``
-    steers ``org:acme/task:etl_*`` and ``project:acme/etl/task:*``, never the fleet-wide
+    scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and
+    ``project:`` scopes where: a grant naming any steers only the constraints placed within
+    them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and ``project:acme/etl/task:*``, never the fleet-wide
     ``task:etl_*`` nor ``org:globex/task:*``); one naming none steers its targets
     fleet-wide, and so in every org and project too."""
     if any(grant.kind == "global" for grant in scopes):
         return True
     parts = split_scope(scope)
     places = [grant for grant in scopes if grant.kind in ("org", "project")]
-    if places:
-        if parts.org is None or not any(_within(parts.org, parts.project, p) for p in places):
-            return False
+    if places and (
+        parts.org is None or not any(_within(parts.org, parts.project, p) for p in places)
+    ):
+        return False
     return any(grant.covers_constraint(parts.target) for grant in scopes)
 
 
