@@ -75,9 +75,10 @@ def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
     ``global`` covers every one. Otherwise its ``task:``, ``schedule:`` and ``workflow:``
     scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and
     ``project:`` scopes where: a grant naming any steers only the constraints placed within
-    them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and ``project:acme/etl/task:*``, never the fleet-wide
-    ``task:etl_*`` nor ``org:globex/task:*``); one naming none steers its targets
-    fleet-wide, and so in every org and project too."""
+    them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and
+    ``project:acme/etl/task:*``, never the fleet-wide ``task:etl_*`` nor
+    ``org:globex/task:*``); one naming none steers its targets fleet-wide, and so in every
+    org and project too."""
     if any(grant.kind == "global" for grant in scopes):
         return True
     parts = split_scope(scope)
