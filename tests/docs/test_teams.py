@@ -62,7 +62,7 @@ def test_the_acl_commands_shown_run_on_it(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     mosquitto = (tmp_path / "out-0").read_text(encoding="utf-8")
     assert "user vera\n" in mosquitto
-    assert "topic write cascade/constraints/task/etl_%2A/pause\n" in mosquitto
+    assert "topic write cascade/constraints/org/acme/task/etl_%2A/pause\n" in mosquitto
     assert "topic read cascade/reply/acme/#\n" in mosquitto  # olga: her org's answers only
     assert "pattern write cascade/reply/+/+/%u\n" in mosquitto
     definitions = json.loads((tmp_path / "out-1").read_text(encoding="utf-8"))

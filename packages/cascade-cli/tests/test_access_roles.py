@@ -53,14 +53,43 @@ def test_a_viewer_sees_its_project_only_and_steers_nothing() -> None:
 
 
 def test_an_operator_steers_within_its_scopes_only() -> None:
+    """An operator over org:acme and task:etl_* steers etl_* (and narrower globs) within acme
+    and its projects: not fleet-wide, not in another org, not a wider glob."""
     alice = access("alice@example.com", "data-eng")
     assert alice.role is Role.OPERATOR
     assert alice.may_cancel("acme", "web") is None
     assert alice.may_cancel("globex", "web") is not None
-    assert alice.may_steer("task:etl_*") is None
-    assert alice.may_steer("task:etl_load_[ab]") is None
-    assert alice.may_steer("task:*") == "alice@example.com is not an operator of scope task:*"
+    assert alice.may_steer("org:acme/task:etl_*") is None
+    assert alice.may_steer("org:acme/task:etl_load_[ab]") is None
+    assert alice.may_steer("project:acme/web/task:etl_*") is None
+    assert (
+        alice.may_steer("org:acme/task:*")
+        == "alice@example.com is not an operator of scope org:acme/task:*"
+    )
+    assert alice.may_steer("org:globex/task:etl_*") is not None
+    assert alice.may_steer("project:globex/acme/task:etl_*") is not None
+    assert alice.may_steer("task:etl_*") is not None  # every org's
     assert alice.may_steer("global") is not None
+
+
+def test_an_operator_of_a_project_steers_there_only() -> None:
+    """A grant over a project steers constraints placed in it, not in its org at large."""
+    roles = Roles.parse(
+        "[[grant]]\nrole='operator'\nscopes=['project:acme/etl', 'task:*']\npeople=['pia']\n"
+    )
+    pia = Access.of(roles, Identity("pia", "token"))
+    assert pia.may_steer("project:acme/etl/task:load") is None
+    assert pia.may_steer("org:acme/task:load") is not None
+    assert pia.may_steer("project:acme/web/task:load") is not None
+
+
+def test_an_operator_over_tasks_alone_steers_them_fleet_wide_and_in_each_place() -> None:
+    """Without an org or project in its grant, task:etl_* is every org's etl_*."""
+    roles = Roles.parse("[[grant]]\nrole='operator'\nscopes=['task:etl_*']\npeople=['fay']\n")
+    fay = Access.of(roles, Identity("fay", "token"))
+    for scope in ("task:etl_a", "org:acme/task:etl_*", "project:x/y/task:etl_b"):
+        assert fay.may_steer(scope) is None
+    assert fay.may_steer("org:acme/task:web") is not None
 
 
 def test_a_schedule_scope_steers_its_schedules_only() -> None:
@@ -89,7 +118,7 @@ def test_an_admin_over_global_may_do_anything() -> None:
 
 
 def test_broker_logins_are_matched_by_login_only() -> None:
-    assert access("alice", via="broker").may_steer("task:etl_x") is None
+    assert access("alice", via="broker").may_steer("org:acme/task:etl_x") is None
     assert access("vera", via="broker").sees("acme", "etl")
     # a person named like a login is not that login
     assert access("alice").role is None

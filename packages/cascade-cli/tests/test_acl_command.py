@@ -78,14 +78,17 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
 
 def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
     """The scope path is the CLI's (`*` escaped), its topics exactly (one deeper would be read
-    as another scope); an org scope reads the org, cancels, and reads that org's answers."""
+    as another scope), placed in the grant's org (and each of its projects), never
+    fleet-wide; an org scope reads the org, cancels, and reads that org's answers."""
     olga = blocks(mosquitto_acl(Roles.parse(ROLES)))["olga"]
-    for topic in (
-        "task/etl_%2A",
-        *(f"task/etl_%2A/{t}" for t in ("pause", "concurrency", "rate_limit")),
-    ):
-        assert f"topic write cascade/constraints/{topic}" in olga
-        assert f"topic write cascade/cleared/{topic}" in olga
+    for place in ("org/acme/", "project/acme/+/"):
+        for topic in (
+            "task/etl_%2A",
+            *(f"task/etl_%2A/{t}" for t in ("pause", "concurrency", "rate_limit")),
+        ):
+            assert f"topic write cascade/constraints/{place}{topic}" in olga
+            assert f"topic write cascade/cleared/{place}{topic}" in olga
+    assert not any("constraints/task/" in line or "cleared/task/" in line for line in olga)
     assert not any(line.endswith("etl_%2A/#") for line in olga)
     assert "topic write cascade/command/acme/+/+/cancel" in olga  # its org's runs only
     assert "topic write cascade/command/acme/+/+/decide" in olga  # decisions, likewise
@@ -104,6 +107,23 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
     assert "topic write cascade/signal/acme/#" in olga  # wakes its org's cs.recv only
     assert not any("cascade/signal/#" in line for line in olga)
     assert not any("served/olga" in line for line in olga)  # only engines announce
+
+
+def test_task_star_is_every_task_topic_of_its_places() -> None:
+    """task:* within org:acme writes every topic below acme's task/ (any glob, a narrower one
+    included), and below each of its projects'; without a place, every org's too."""
+    roles = Roles.parse(ROLES.replace('"task:etl_*", "org:acme"', '"task:*", "org:acme"'))
+    olga = [line for line in blocks(mosquitto_acl(roles))["olga"] if "constraints" in line]
+    assert olga == [
+        "topic read cascade/constraints/#",
+        "topic write cascade/constraints/org/acme/task/#",
+        "topic write cascade/constraints/project/acme/+/task/#",
+    ]
+    fleet = Roles.parse(ROLES.replace('"task:etl_*", "org:acme"', '"task:*"'))
+    olga = [line for line in blocks(mosquitto_acl(fleet))["olga"] if "write" in line]
+    assert "topic write cascade/constraints/task/#" in olga
+    assert "topic write cascade/constraints/org/+/task/#" in olga
+    assert "topic write cascade/constraints/project/+/+/task/#" in olga
 
 
 def test_a_task_scope_operator_and_a_viewer_start_nothing() -> None:
@@ -175,8 +195,11 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert {p["vhost"] for p in defined["permissions"] + defined["topic_permissions"]} == {"fleet"}
     olga = next(p for p in defined["topic_permissions"] if p["user"] == "olga")
     write, read = re.compile(olga["write"]), re.compile(olga["read"])
-    assert write.fullmatch("cascade.constraints.task.etl_%2A.pause")
-    assert not write.fullmatch("cascade.constraints.task.%2A.pause")
+    assert write.fullmatch("cascade.constraints.org.acme.task.etl_%2A.pause")
+    assert write.fullmatch("cascade.constraints.project.acme.etl.task.etl_%2A.pause")
+    assert not write.fullmatch("cascade.constraints.task.etl_%2A.pause")  # every org's
+    assert not write.fullmatch("cascade.constraints.org.globex.task.etl_%2A.pause")
+    assert not write.fullmatch("cascade.constraints.org.acme.task.%2A.pause")
     assert not write.fullmatch("cascade.constraints.global.pause")
     assert write.fullmatch("cascade.command.acme.etl.0123.cancel")
     assert write.fullmatch("cascade.command.acme.web.0123.decide")
@@ -505,13 +528,16 @@ broker_users = ["vic"]
 
 def test_a_schedule_operator_pauses_and_resumes_its_schedules_only() -> None:
     """schedule:nightly writes nightly's constraint topics (its pause) and clear notes, exactly;
-    schedule:* every schedule's, one level each; a viewer over schedule:* steers none. A
+    schedule:* every schedule's, one level each; a viewer over schedule:* steers none. sam's
+    grant names acme: he pauses nightly there (in acme and its projects), stan fleet-wide. A
     backfill is a start: sam's org:acme grant lets him start (so backfill) acme's slots."""
     found = blocks(mosquitto_acl(Roles.parse(SCHEDULES)))
     topics = ("", *(f"/{t}" for t in ("pause", "concurrency", "rate_limit")))
     for topic in topics:
         for kind in ("constraints", "cleared"):
-            assert f"topic write cascade/{kind}/schedule/nightly{topic}" in found["sam"]
+            for place in ("org/acme/", "project/acme/+/"):
+                assert f"topic write cascade/{kind}/{place}schedule/nightly{topic}" in found["sam"]
+            assert f"topic write cascade/{kind}/schedule/nightly{topic}" not in found["sam"]
             assert f"topic write cascade/{kind}/schedule/+{topic}" in found["stan"]
     assert not any("schedule/+" in line for line in found["sam"])
     assert "topic write cascade/start/acme/#" in found["sam"]
@@ -527,8 +553,9 @@ def test_a_schedule_operator_pauses_and_resumes_its_schedules_only() -> None:
     assert stan.fullmatch("cascade.constraints.schedule.hourly.pause")
     assert not stan.fullmatch("cascade.constraints.task.etl_%2A.pause")
     sam = re.compile(by_user["sam"]["write"])
-    assert sam.fullmatch("cascade.constraints.schedule.nightly.pause")
-    assert not sam.fullmatch("cascade.constraints.schedule.hourly.pause")
+    assert sam.fullmatch("cascade.constraints.org.acme.schedule.nightly.pause")
+    assert not sam.fullmatch("cascade.constraints.schedule.nightly.pause")
+    assert not sam.fullmatch("cascade.constraints.org.acme.schedule.hourly.pause")
 
 
 def test_a_schedule_glob_the_broker_cannot_bind_is_refused_naming_the_grant() -> None:

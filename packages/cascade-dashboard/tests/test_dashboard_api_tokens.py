@@ -171,7 +171,8 @@ async def test_an_operators_control_by_token_is_vouched_for_in_the_audit(
     """The pause as the recorder receives it names olga; the dashboard's row says an API token
     vouched for her; a pause claimed under her name by another writer is not vouched for."""
     secret = await make(http, "olga@example.com")
-    answer = await http.post("/api/constraints", json={"scope": "task:etl_*", "type": "pause"},
+    answer = await http.post("/api/constraints",
+                             json={"scope": "org:acme/task:etl_*", "type": "pause"},
                              headers=bearer(secret))  # fmt: skip
     assert answer.status_code == 200, answer.text
     await access_log.flush()
@@ -187,8 +188,8 @@ async def test_an_operators_control_by_token_is_vouched_for_in_the_audit(
         ]
     )
     by_scope = {e.scope: e for e in history.audit() if e.action == "set"}
-    assert by_scope["task:etl_*"].vouched == "api-token"
-    assert by_scope["task:etl_*"].issued_by == "olga@example.com"
+    assert by_scope["org:acme/task:etl_*"].vouched == "api-token"
+    assert by_scope["org:acme/task:etl_*"].issued_by == "olga@example.com"
     assert by_scope["global"].vouched is None
 
 

@@ -79,12 +79,14 @@ async def http(hub: DashboardHub) -> AsyncIterator[httpx.AsyncClient]:
 async def test_the_schedules_are_listed_with_who_may_pause_them(
     http: httpx.AsyncClient,
 ) -> None:
-    """Of acme/etl only; steerable by sam (schedule:nightly), not by vera nor otto."""
+    """Of acme/etl only; steerable by sam (schedule:nightly in acme/etl: on that project's
+    scope), not by vera nor otto."""
     for name, steerable in (("sam", True), ("otto", False), ("vera", False)):
         answer = await http.get("/api/schedules", headers=who(name))
         assert answer.status_code == 200, answer.text
         [nightly] = answer.json()["schedules"]
         assert nightly["steerable"] is steerable, name
+        assert nightly.get("scope") == ("project:acme/etl/schedule:nightly" if steerable else None)
         expected = {
             "name": "nightly", "workflow": "load", "cron": "0 2 * * *", "tz": "Europe/Berlin",
             "next": "2026-11-28T01:00:00+00:00", "last_slot": "2026-11-27T01:00:00+00:00",
@@ -96,17 +98,22 @@ async def test_the_schedules_are_listed_with_who_may_pause_them(
 
 
 async def test_a_schedules_pause_is_its_operators_only(http: httpx.AsyncClient) -> None:
-    """vera's and otto's pause of schedule:nightly is a 403 naming the scope; sam's is
-    published on the schedule's pause topic, and his resume clears it."""
-    body = {"scope": "schedule:nightly", "type": "pause", "reason": "db migration"}
+    """vera's and otto's pause of acme/etl's nightly is a 403 naming the scope; sam's is
+    published on the schedule's pause topic in that project, and his resume clears it; his
+    pause of every org's nightly is a 403 (his grant places schedule:nightly in acme/etl)."""
+    scope = "project:acme/etl/schedule:nightly"
+    body = {"scope": scope, "type": "pause", "reason": "db migration"}
     for name in ("vera", "otto"):
         refused = await http.post("/api/constraints", json=body, headers=who(name))
         assert refused.status_code == 403, refused.text
-        assert "schedule:nightly" in refused.json()["error"]
+        assert scope in refused.json()["error"]
+    everywhere = {**body, "scope": "schedule:nightly"}
+    refused = await http.post("/api/constraints", json=everywhere, headers=who("sam"))
+    assert refused.status_code == 403, refused.text
     paused = await http.post("/api/constraints", json=body, headers=who("sam"))
     assert paused.status_code == 200, paused.text
     assert [p["topic"] for p in paused.json()["published"]] == [
-        "cascade/constraints/schedule/nightly/pause"
+        "cascade/constraints/project/acme/etl/schedule/nightly/pause"
     ]
-    resumed = await http.delete("/api/constraints?scope=schedule:nightly", headers=who("sam"))
+    resumed = await http.delete(f"/api/constraints?scope={scope}", headers=who("sam"))
     assert resumed.status_code == 200, resumed.text

@@ -139,13 +139,18 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
     broker: InMemoryBroker,
     audit: tuple[AccessLog, list[AccessEvent]],
 ) -> None:
+    """alice (org:acme, task:etl_*) pauses acme's etl_load*: on its topic in acme; not every
+    org's, not another org's, not a wider glob."""
     inside = await http.post(
-        "/api/constraints", json={"scope": "task:etl_load*", "type": "pause"}, headers=ALICE
-    )
+        "/api/constraints", json={"scope": "org:acme/task:etl_load*", "type": "pause"},
+        headers=ALICE,
+    )  # fmt: skip
     assert inside.status_code == 200, inside.text
     (topic,) = broker.retained_topics
+    assert topic == "cascade/constraints/org/acme/task/etl_load%2A/pause"
     assert decode_constraint(broker.retained(topic) or b"").issued_by == "alice@example.com"
-    for scope in ("global", "task:*", "task:web_*"):
+    for scope in ("global", "org:acme/task:*", "org:acme/task:web_*", "task:etl_load*",
+                  "org:globex/task:etl_load*"):  # fmt: skip
         outside = await http.post(
             "/api/constraints", json={"scope": scope, "type": "pause"}, headers=ALICE
         )
@@ -160,10 +165,12 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
     await audit[0].flush()
     # the unknown run's cancel is the same refusal as the hidden one's: it folds into its row
     assert [(r.action, r.target, r.outcome, r.count) for r in audit[1]] == [
-        ("pause", "task:etl_load*", "allowed", 1),
+        ("pause", "org:acme/task:etl_load*", "allowed", 1),
         ("pause", "global", "refused", 1),
-        ("pause", "task:*", "refused", 1),
-        ("pause", "task:web_*", "refused", 1),
+        ("pause", "org:acme/task:*", "refused", 1),
+        ("pause", "org:acme/task:web_*", "refused", 1),
+        ("pause", "task:etl_load*", "refused", 1),
+        ("pause", "org:globex/task:etl_load*", "refused", 1),
         ("cancel", f"run:{GLOBEX}", "refused", 1),
         ("cancel", f"run:{GLOBEX}", "refused", 2),
     ]
@@ -200,12 +207,12 @@ async def test_someone_without_a_role_is_refused_and_audited(
 async def test_a_session_control_made_by_another_sites_page_is_refused(
     http: httpx.AsyncClient, broker: InMemoryBroker, headers: dict[str, str]
 ) -> None:
-    answer = await http.post("/api/constraints", json={"scope": "task:etl_x", "type": "pause"},
-                             headers={**ALICE, **headers})  # fmt: skip
+    body = {"scope": "org:acme/task:etl_x", "type": "pause"}
+    answer = await http.post("/api/constraints", json=body, headers={**ALICE, **headers})
     assert answer.status_code == 403
     assert "use the dashboard's own page" in answer.json()["error"]
     assert broker.retained_topics == []
-    same = await http.post("/api/constraints", json={"scope": "task:etl_x", "type": "pause"},
+    same = await http.post("/api/constraints", json=body,
                            headers={**ALICE, "sec-fetch-site": "same-origin",
                                     "origin": "http://127.0.0.1"})  # fmt: skip
     assert same.status_code == 200, same.text

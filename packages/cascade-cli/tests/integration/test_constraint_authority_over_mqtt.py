@@ -1,6 +1,7 @@
 """Issue 45's broker-side attacks, against the ACL `cascade acl` generates, on a real mosquitto
-and a real RabbitMQ: an operator over ``org:acme`` and ``task:etl_*`` (olga) tries to steer the
-whole fleet through the topics her ACL grants, to lift the admin's pause, to write another
+and a real RabbitMQ: an operator over ``org:acme`` and ``task:etl_*`` (olga: acme's ``etl_*``,
+``org:acme/task:etl_*``) tries to steer the whole fleet through the topics her ACL grants, to
+lift the admin's pause, to write another
 scope through the RabbitMQ constraints index, and to read another org's cancel answers. Each
 is refused, by the broker or by the engine (named in each step); her honest pause holds her
 scope, and her cancel of her org's run is answered."""
@@ -49,8 +50,9 @@ broker_users = ["root"]
 engines = ["engine-1"]
 """
 PASSWORDS = {name: f"{name}-pw" for name in ("olga", "root", "engine-1")}
-ETL_PAUSE = constraint_topic("task:etl_*", "pause")
-ETL_LIMIT = constraint_topic("task:etl_*", "concurrency")
+ETL = "org:acme/task:etl_*"  # her grant's task scope, within her grant's org
+ETL_PAUSE = constraint_topic(ETL, "pause")
+ETL_LIMIT = constraint_topic(ETL, "concurrency")
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -133,8 +135,9 @@ async def _run_until(
 
 async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
     """olga retains a global pause and a task:* limit of 1 on her own topics (the broker takes
-    them: her ACL grants those topics) and lists them in the index: the engine refuses both
-    (``rejected_topic``), and another org's run goes on. She also lists the task:* limit
+    them: her ACL grants those topics) and lists them in the index: the engine (of her own
+    org) refuses both (``rejected_topic``), and her org's run goes on. She also lists the
+    task:* limit
     topic itself in the index, with her limit as its copy (the index's shards are every
     operator's to write): the engine reads that topic, which holds nothing, and applies
     nothing (on RabbitMQ; mosquitto keeps no index)."""
@@ -144,7 +147,7 @@ async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
     async with logins.connector("olga") as olga:
         copy = json.loads(_forged("task:*", "concurrency", limit=1))
         await olga.index_constraints(put={wide: copy}, timeout=10)
-    engine, recorder = logins.engine("globex")
+    engine, recorder = logins.engine()
     # etl_load makes her scope's topics ones the engine reads on RabbitMQ (there it reads the
     # indexed topics of scopes that govern its run's tasks only)
     run = engine.run([web_report(), web_report(), etl_load()])
@@ -160,18 +163,18 @@ async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
 async def _the_admins_pause_is_not_lifted_by_her(logins: Logins) -> None:
     """root pauses global; olga sets the same key's payload on her topic and clears it: the
     engine keeps root's pause (her clear removes only what her topic held), until root
-    resumes. Her honest pause of task:etl_* holds etl_load meanwhile."""
+    resumes. Her honest pause of acme's task:etl_* holds etl_load meanwhile."""
     paused = await logins.run("root", "pause", "global")
     assert paused.exit_code == 0, paused.output
-    honest = await logins.run("olga", "pause", "task:etl_*")
+    honest = await logins.run("olga", "pause", "task:etl_*", "--org", "acme")
     assert honest.exit_code == 0, honest.output
     engine, recorder = logins.engine()
     run = await _run_until(engine, recorder, [web_report(), etl_load()],
                            lambda: len(recorder.names(TaskBlocked)) == 2)  # fmt: skip
     try:
-        await logins.retain("olga", constraint_topic("task:etl_*"), _forged("global"))
-        await logins.retain("olga", constraint_topic("task:etl_*"), b"")
-        cleared = await logins.run("olga", "resume", "task:etl_*")
+        await logins.retain("olga", constraint_topic(ETL), _forged("global"))
+        await logins.retain("olga", constraint_topic(ETL), b"")
+        cleared = await logins.run("olga", "resume", "task:etl_*", "--org", "acme")
         assert cleared.exit_code == 0, cleared.output
         await eventually(lambda: len(engine.constraints) == 1, timeout=10)
         assert {(c.scope, c.type) for c in engine.constraints} == {("global", "pause")}
@@ -186,12 +189,14 @@ async def _the_admins_pause_is_not_lifted_by_her(logins: Logins) -> None:
 
 
 async def _another_scope_is_not_hers_to_write(logins: Logins) -> None:
-    """The broker refuses olga's publish on the global scope's topic, whatever she indexes."""
-    async with logins.connector("olga") as olga:
-        await olga.publish(constraint_topic("global", "pause"), _forged("global"), qos=1,
-                           retain=True)  # fmt: skip
-        await olga.flush(10)
-        assert olga.stats.refused + olga.stats.dropped == 1
+    """The broker refuses olga's publish on the global scope's topic, whatever she indexes,
+    on her glob's fleet-wide topic and on its topic in another org."""
+    for scope in ("global", "task:etl_*", "org:globex/task:etl_*"):
+        async with logins.connector("olga") as olga:
+            await olga.publish(constraint_topic(scope, "pause"), _forged(scope), qos=1,
+                               retain=True)  # fmt: skip
+            await olga.flush(10)
+            assert olga.stats.refused + olga.stats.dropped == 1, scope
 
 
 async def _cancel_answers_are_read_by_their_org_only(logins: Logins) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeAlias, TypeVar
 
 import msgspec
 
@@ -13,13 +13,17 @@ from ._codec import DECODE_ERRORS, invalid_message
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
 from ._rules import parse_rate
+from ._topics import decode_level, encode_level
 
 __all__ = [
     "PROVENANCE",
     "Constraint",
     "ConstraintType",
+    "ScopeParts",
     "convert",
     "decode_constraint",
+    "place_scope",
+    "split_scope",
     "validate_scope",
 ]
 
@@ -66,26 +70,113 @@ _PARAMS: dict[str, type[msgspec.Struct]] = {
 _ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "ratelimit"}
 
 
+class ScopeParts(NamedTuple):
+    """A constraint's scope taken apart (:func:`split_scope`): the ``org`` and ``project`` it
+    is placed in (``None``: every org's, every project's) and its ``target``, the scope of
+    tasks or schedule within them (``global``, ``task:<glob>``, ``schedule:<name>``)."""
+
+    org: str | None
+    project: str | None
+    target: str
+
+    def covers(self, org: str, project: str) -> bool:
+        """Whether the tasks of an engine of ``org`` and ``project`` are within the place."""
+        return (self.org is None or self.org == org) and (
+            self.project is None or self.project == project
+        )
+
+
+def split_scope(scope: str) -> ScopeParts:
+    """``scope`` taken apart: ``org:acme/task:etl_*`` is ``ScopeParts("acme", None,
+    "task:etl_*")``, ``project:acme/etl/schedule:nightly`` is ``ScopeParts("acme", "etl",
+    "schedule:nightly")``, an unplaced scope (``task:etl_*``) its own target. An org or
+    project is written as its topic level (:func:`encode_level`: ``a/b`` is ``a%2Fb``) and
+    read back decoded. Never raises: :func:`validate_scope` says what is wrong with a scope."""
+    kind, sep, rest = scope.partition(":")
+    levels = {"org": 1, "project": 2}.get(kind)
+    if not sep or levels is None:
+        return ScopeParts(None, None, scope)
+    parts = rest.split("/", levels)
+    if len(parts) <= levels:
+        return ScopeParts(decode_level(parts[0]), None, "")
+    place = [decode_level(level) for level in parts[:levels]]
+    return ScopeParts(place[0], place[1] if levels == 2 else None, parts[levels])
+
+
+def place_scope(target: str, org: str | None = None, project: str | None = None) -> str:
+    """The scope of ``target`` (``task:etl_*``, ``schedule:nightly``) within ``org`` (and its
+    ``project``): ``org:acme/task:etl_*``, ``project:acme/etl/task:etl_*``; ``target`` itself
+    without ``org``. Raises :class:`ValueError` for a project without its org. Validate the
+    result with :func:`validate_scope`."""
+    if org is None:
+        if project is not None:
+            raise ValueError(f"project {project!r} without its org")
+        return target
+    if project is None:
+        return f"org:{encode_level(org)}/{target}"
+    return f"project:{encode_level(org)}/{encode_level(project)}/{target}"
+
+
 def validate_scope(scope: str) -> str:
     """Return ``scope`` if it is one Cascade applies: ``global`` or ``task:<glob>`` (tasks,
     as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
-    its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``).
+    its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``), or
+    ``workflow:<name>`` (a served workflow, whose servers start no new run of it while it is
+    paused: a pause only, as a schedule's); or one of these three placed in an org
+    (``org:ORG/task:<glob>``) or a project
+    (``project:ORG/PROJECT/task:<glob>``), which only the engines of that org (and project)
+    apply (:func:`split_scope`).
 
     docs/protocol.md lets readers store other scopes as matching nothing; Cascade's
     engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
     ``task:`` is reported rather than silently doing nothing. Raises
     :class:`InvalidMessageError` at ``$.scope``.
     """
-    kind, sep, pattern = scope.partition(":")
-    if scope == "global" or (kind == "task" and sep and pattern):
+    parts = split_scope(scope)
+    if parts.org is not None:
+        _check_placed(scope, parts)
+        target = parts.target
+    else:
+        target = scope
+    kind, sep, pattern = target.partition(":")
+    if (target == "global" and parts.org is None) or (kind == "task" and sep and pattern):
         return scope
-    if kind == "schedule" and _SCHEDULE_NAME.fullmatch(pattern):
+    if kind in ("schedule", "workflow") and _SCHEDULE_NAME.fullmatch(pattern):
         return scope
     raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global', 'task:<glob>' or 'schedule:<name>' (a "
-        "name of 1 to 64 of A-Z a-z 0-9 _ -)",
+        f"unknown scope {scope!r}: expected 'global', 'task:<glob>', 'schedule:<name>' or "
+        "'workflow:<name>' (a name of 1 to 64 of A-Z a-z 0-9 _ -), or one of the last three "
+        "in an org or a project ('org:ORG/task:<glob>', 'project:ORG/PROJECT/task:<glob>')",
         "$.scope",
     )
+
+
+def _check_placed(scope: str, parts: ScopeParts) -> None:
+    """An org's (and project's) levels must be their ids' one encoding, so that a placed scope
+    has exactly one topic, the one a broker ACL binds to that org's operators."""
+    if not parts.target:
+        raise InvalidMessageError(
+            f"scope {scope[:200]!r} names no tasks in its place: 'org:ORG/task:<glob>', "
+            "'project:ORG/PROJECT/task:<glob>'",
+            "$.scope",
+        )
+    for name, value in (("org", parts.org), ("project", parts.project)):
+        if value is not None and (not value or len(value.encode("utf-8", "surrogatepass")) > 1024):
+            raise InvalidMessageError(
+                f"scope {scope[:200]!r}: an empty or too long {name}", "$.scope"
+            )
+    if place_scope(parts.target, parts.org, parts.project) != scope:
+        raise InvalidMessageError(
+            f"scope {scope[:200]!r}: write its org and project as topic levels "
+            f"({place_scope(parts.target, parts.org, parts.project)[:200]!r})",
+            "$.scope",
+        )
+    if parts.target == "global":
+        raise InvalidMessageError(
+            f"scope {scope[:200]!r}: an org's or a project's tasks are all 'task:*' there, "
+            "not 'global'",
+            "$.scope",
+        )
 
 
 _SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -115,15 +206,26 @@ class Constraint(msgspec.Struct, kw_only=True):
     issued_by: str | msgspec.UnsetType = msgspec.UNSET
     issued_at: _Seconds | msgspec.UnsetType = msgspec.UNSET
 
-    def applies_to(self, task_name: str) -> bool:
-        """Whether this constraint governs the task ``task_name``.
+    def applies_to(
+        self, task_name: str, org: str | None = None, project: str | None = None
+    ) -> bool:
+        """Whether this constraint governs the task ``task_name`` (of an engine of ``org``
+        and ``project``).
 
         ``global`` governs every task and ``task:<glob>`` the tasks whose name
-        matches the glob (case-sensitive fnmatch); any other scope governs none.
+        matches the glob (case-sensitive fnmatch); any other scope governs none. A scope
+        placed in an org or a project (:func:`split_scope`) governs the tasks of the
+        engines there only: none unless ``org`` and ``project`` are given and within it.
         """
-        if self.scope == "global":
+        parts = split_scope(self.scope)
+        if parts.org is not None and (
+            org is None or project is None or not parts.covers(org, project)
+        ):
+            return False
+        target = parts.target
+        if target == "global":
             return True
-        kind, sep, pattern = self.scope.partition(":")
+        kind, sep, pattern = target.partition(":")
         return bool(sep) and kind == "task" and fnmatch.fnmatchcase(task_name, pattern)
 
     @property

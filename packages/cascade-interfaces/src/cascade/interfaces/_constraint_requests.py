@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from ._asked import ControlError
-from ._constraint import Constraint, ConstraintType
+from ._constraint import Constraint, ConstraintType, split_scope
 from ._constraint import validate_scope as check_scope
 from ._errors import InvalidMessageError
 from ._rules import canonical_rate, expiry_after
@@ -121,8 +121,9 @@ def limit_constraints(
 ) -> list[tuple[str, Constraint]]:
     """The topics (under ``prefix``) and payloads of a concurrency limit and/or a rate limit
     on ``scope``."""
-    if _constraint_scope(scope).startswith("schedule:"):
-        raise ControlError(f"{scope} is a schedule: it is paused and resumed, not limited", "scope")
+    kind = split_scope(_constraint_scope(scope)).target.partition(":")[0]
+    if kind in ("schedule", "workflow"):
+        raise ControlError(f"{scope} is a {kind}: it is paused and resumed, not limited", "scope")
     if concurrency is None and rate is None:
         raise ControlError("give concurrency, rate or both", "concurrency")
     expires_at = _expires_at(ttl)

@@ -173,11 +173,19 @@ class WorkflowParam(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ServedWorkflow(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A workflow a process serves: its ``name``, ``params`` and first line of ``doc``."""
+    """A workflow a process serves: its ``name``, ``params`` and first line of ``doc``;
+    ``paused`` (additive) while a pause on ``workflow:<name>`` holds its new runs (the
+    process refuses its starts and skips its schedules' slots), by whom (``paused_by``),
+    why (``paused_reason``) and until when (``paused_until``, epoch seconds; 0: until
+    resumed), as the pause says."""
 
     name: _WorkflowName
     params: Annotated[list[WorkflowParam], msgspec.Meta(max_length=64)] = []
     doc: _Text = ""
+    paused: bool = False
+    paused_by: _Text = ""
+    paused_reason: _Text = ""
+    paused_until: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
 
 class ServedRun(msgspec.Struct, kw_only=True, omit_defaults=True):

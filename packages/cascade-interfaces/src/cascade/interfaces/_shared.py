@@ -6,7 +6,8 @@ what it sends to and a reader checks what it takes by (docs/protocol.md states e
 cutting of errors and tracebacks, the checks of what a person puts in a request, the engine's
 side of the commands and served workflows (the strict decoding of the requests it takes, its
 filters, the topic it lists its runs of an org and project on), the parts of messages only an
-engine writes (a reader gets them as attributes), the slot claims by which serving processes
+engine writes (a reader gets them as attributes), a constraint scope's place (``split_scope``,
+``place_scope``), the slot claims by which serving processes
 fire a schedule's slot once, the engine's byte templates (``_wire``), the type aliases of the
 schemas' fields, and ``lazy_exports``. It may change at any time; nothing outside this
 repository imports it. Each name is imported from its room when first used, as the public
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     )
     from ._constraint import (
         ConstraintType,
+        ScopeParts,
+        place_scope,
+        split_scope,
     )
     from ._decisions import (
         DECISIONS,

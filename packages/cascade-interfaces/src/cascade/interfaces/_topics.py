@@ -354,18 +354,38 @@ def scope_to_path(scope: str) -> str:
     same on every broker, and back (see :func:`scope_from_path`), which is how
     readers take a constraint's scope from its topic: the existing tools' topics
     for the same scope (``task/api_*``) are read alike.
+
+    A scope placed in an org or a project (``org:acme/task:etl_*``,
+    ``project:acme/etl/task:etl_*``) is the place's levels, as written (its ids' topic
+    levels), then its target's path: ``org/acme/task/etl_%2A``,
+    ``project/acme/etl/task/etl_%2A``: what a broker ACL binds to that org's operators.
     """
     kind, sep, rest = scope.partition(":")
+    levels = _PLACE_LEVELS.get(kind)
+    if sep and levels is not None:
+        parts = rest.split("/", levels)
+        if len(parts) > levels:
+            return "/".join([kind, *parts[:levels], scope_to_path(parts[levels])])
     return f"{_encode(kind)}/{_encode(rest)}" if sep else _encode(scope)
+
+
+# The kinds of a placed scope, each with the number of levels of its place.
+_PLACE_LEVELS = {"org": 1, "project": 2}
 
 
 def scope_from_path(path: str) -> str:
     """Invert :func:`scope_to_path`.
 
     A path of more than two levels is read as the existing tools wrote it
-    (``task/a/b`` → ``task:a/b``).
+    (``task/a/b`` → ``task:a/b``), but for a placed scope's (``org/acme/task/etl_%2A`` →
+    ``org:acme/task:etl_*``).
     """
     kind, sep, rest = path.partition("/")
+    levels = _PLACE_LEVELS.get(kind)
+    if sep and levels is not None:
+        parts = rest.split("/", levels)
+        if len(parts) > levels:
+            return f"{kind}:{'/'.join(parts[:levels])}/{scope_from_path(parts[levels])}"
     if not sep:
         return unquote(kind, errors="surrogatepass")
     if "/" in rest:

@@ -338,6 +338,7 @@ class RunLife:
             stats=host.stats,
             max_constraints=host.max_constraints,
             prefix=host.topic_prefix,
+            place=(host.org_id, host.project_id),
         )
         host.managers[run_id] = manager
         self.tracing = tracing = start_run(

@@ -25,6 +25,8 @@ class EngineStats(ConstraintStats):
     cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
+    ``elsewhere``: constraints placed in another org or project than the engine's
+    (``org:globex/task:*``): none of its tasks is theirs, so they are set aside.
     ``held``: tasks held for a decision (each hold, a task held again after a retry
     included). ``decisions``: decisions applied (a hold's deadline's included).
     ``decisions_refused``: decision requests refused (already decided, not held, unknown

@@ -4,8 +4,10 @@ of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitm
 Runs are read by their org and project (telemetry, logs and an engine's summaries per org and
 project, ``{prefix}/summary/{org}/{project}/{source}``, carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
-their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``: no org), each scope's on
-its own topics only (engines take a constraint's scope and type from its topic). Cancels and
+their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``, fleet-wide, or placed
+in an org or a project: ``org/acme/task/etl_%2A``), each scope's on its own topics only
+(engines take a constraint's scope and type from its topic): an operator's ``task:`` and
+``schedule:`` scopes in its grant's orgs and projects. Cancels and
 decisions on held tasks name the run's org and project
 (``{prefix}/command/{org}/{project}/{run_id}/cancel`` and ``.../decide``; not the task), and
 so do starts (``{prefix}/start/{org}/{project}/{workflow}``, or ``.../{source}`` addressed to
@@ -329,6 +331,7 @@ def _person(
     for access, topic_filter in _reads(prefix, exact_retained):
         rights.grant(access, topic_filter)
     operator = grant.role >= Role.OPERATOR
+    places = [scope for scope in grant.scopes if scope.kind in ("org", "project")]
     for scope in grant.scopes:
         if scope.kind in ("global", "org", "project"):  # a run it runs itself (rerun --here)
             _runs_of(rights, prefix, login, _place(scope, check_name, where))
@@ -348,7 +351,7 @@ def _person(
                 _cancels(rights, prefix, place, f"{place[0]}/#")
                 _starts(rights, prefix, place)
         elif operator:  # a task or schedule scope: its constraint topics and clear notes
-            own = _constraint_topics(scope, prefix, check_name, where)
+            own = _constraint_topics(scope, places, prefix, check_name, where)
             rights.grant(WRITE, *own)
             rights.grant(WRITE, *(cleared_topic(t, prefix) for t in own))
             if exact_retained:
@@ -356,23 +359,47 @@ def _person(
 
 
 def _constraint_topics(
-    scope: GrantScope, prefix: str, check_name: NameCheck, where: str
+    scope: GrantScope,
+    places: list[GrantScope],
+    prefix: str,
+    check_name: NameCheck,
+    where: str,
 ) -> list[str]:
-    """The constraint topics an operator over a ``task:`` or ``schedule:`` scope writes: the
-    scope's own, and its three per-type ones. A task glob is a scope of its own (its topic
-    names the glob, exactly: a deeper one, ``task/etl_%2A/x``, would be read as another
-    scope, as the existing tools write a scope with '/'); a schedule is paused by its name,
-    so ``schedule:*`` is every schedule's topics (``schedule/+``) and any other glob, whose
-    names no topic filter can hold, is refused."""
-    if scope.kind == "schedule" and scope.glob == "*":
-        topic = f"{prefix}/constraints/schedule/+"
+    """The constraint topics an operator over a ``task:`` or ``schedule:`` scope writes, in
+    the grant's ``places`` (its ``org:`` and ``project:`` scopes: ``org/acme/...`` and
+    ``project/acme/+/...`` for ``org:acme``, ``project/acme/etl/...`` for
+    ``project:acme/etl``) or, without any, fleet-wide (the unplaced topics, and the same
+    target's in every org and project, which are within it).
+
+    Below each place: ``task:*`` is every task scope's topics (``task/#``: every topic below
+    ``task/`` reads as a task scope, so an operator of every task steers any glob, a
+    narrower one included); any other task glob is a scope of its own (its topic names the
+    glob, exactly: a deeper one, ``task/etl_%2A/x``, would be read as another scope, as the
+    existing tools write a scope with '/') and its three per-type topics; a schedule is
+    paused by its name, so ``schedule:*`` is every schedule's topics (``schedule/+``) and any
+    other glob, whose names no topic filter can hold, is refused; a served workflow
+    (``workflow:``) likewise."""
+    named = scope.kind in ("schedule", "workflow")  # paused by its name, whose topic is its own
+    if named and scope.glob != "*" and any(c in "*?[" for c in scope.glob or ""):
+        raise AclError(
+            f"{where}: {scope}: a broker binds a {scope.kind}'s pause to its name's topic, not "
+            f"to a glob: name the {scope.kind}s ({scope.kind}:nightly) or give {scope.kind}:*"
+        )
+    if scope.kind == "task" and scope.glob == "*":
+        targets = ["task/#"]
     else:
-        if scope.kind == "schedule" and any(char in "*?[" for char in scope.glob or ""):
-            raise AclError(
-                f"{where}: {scope}: a broker binds a schedule's pause to its name's topic, not "
-                "to a glob: name the schedules (schedule:nightly) or give schedule:*"
-            )
-        topic = constraint_topic(str(scope), None, prefix)
-        path = topic[len(f"{prefix}/constraints/") :]
-        _checked(path, check_name, f"{where}: {scope}: its topic level")
-    return [topic, *(f"{topic}/{kind}" for kind in _TYPES)]
+        path = f"{scope.kind}/+" if named and scope.glob == "*" else None
+        if path is None:
+            path = constraint_topic(str(scope), None, prefix)[len(f"{prefix}/constraints/") :]
+            _checked(path, check_name, f"{where}: {scope}: its topic level")
+        targets = [path, *(f"{path}/{kind}" for kind in _TYPES)]
+    heads = [""]  # fleet-wide: the unplaced topics and the same in every org and project
+    if places:
+        heads = []
+        for place in places:
+            org, project = _place(place, check_name, where)
+            heads += [f"org/{org}/", f"project/{org}/+/"] if project == "+" else []
+            heads += [f"project/{org}/{project}/"] if project != "+" else []
+    else:
+        heads += ["org/+/", "project/+/+/"]
+    return [f"{prefix}/constraints/{head}{target}" for head in heads for target in targets]

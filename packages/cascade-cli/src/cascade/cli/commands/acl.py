@@ -72,8 +72,9 @@ def acl(
     Write the broker's ACL from a roles file, so the broker refuses what a role may not do.
 
     Each broker_users login of a grant gets its roles' reads and writes; the [broker] table's
-    engines, recorders and dashboards get theirs. Constraint topics and cancels carry no org:
-    the broker cannot bind them to one (the dashboard checks that for its people).
+    engines, recorders and dashboards get theirs. An operator's task:, schedule: and
+    workflow: scopes are bound to its grant's org: and project: scopes (its constraints'
+    topics name them: cascade pause task:etl_* --org acme).
     --logins lists the logins to give passwords to.
     Examples: cascade acl roles.toml --mosquitto -o cascade.acl; cascade acl roles.toml
     --rabbitmq --vhost / -o cascade-definitions.json; cascade acl roles.toml --nats -o

@@ -72,7 +72,8 @@ class Access:
 
     def may_steer(self, scope: str) -> str | None:
         """Why it may not set or clear a constraint on ``scope``, or ``None``."""
-        if any(grant.covers_constraint(scope) for grant in self._scopes(Role.OPERATOR)):
+        grants = [grant for grant in self.grants if grant.role >= Role.OPERATOR]
+        if any(grant.covers_constraint(scope) for grant in grants):
             return None
         return f"{self._who()} is not an operator of scope {scope}"
 

@@ -41,7 +41,7 @@ from typing import Any
 from cascade.interfaces import CascadeError
 
 from ._identity import Identity
-from ._scopes import GrantScope, ScopeError, parse_scope
+from ._scopes import GrantScope, ScopeError, parse_scope, steers
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +85,12 @@ class Grant:
     """Compared without case (e-mail addresses are)."""
     groups: frozenset[str] = frozenset()
     broker_users: frozenset[str] = frozenset()
+
+    def covers_constraint(self, scope: str) -> bool:
+        """Whether this grant's scopes cover a constraint on ``scope``
+        (its ``task:`` and ``schedule:`` scopes
+        within its ``org:`` and ``project:`` ones)."""
+        return steers(self.scopes, scope)
 
     def names(self, identity: Identity) -> bool:
         """Whether this grant is ``identity``'s."""
@@ -176,7 +182,7 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
             scope = parse_scope(text)
         except ScopeError as exc:
             raise RolesError(f"{where}, engines: {exc}") from None
-        if scope.kind in ("task", "schedule"):
+        if scope.kind in ("task", "schedule", "workflow"):
             raise RolesError(
                 f"{where}, engines: {text!r} is a {scope.kind} scope; an engine serves a global, "
                 "org: or project: scope"

@@ -1,23 +1,26 @@
 """What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``,
-``schedule:GLOB``.
+``schedule:GLOB``, ``workflow:GLOB``.
 
 Runs are seen and cancelled by their org and project; constraints are set and cleared by
-their scope, which names tasks or a schedule only (``global``, ``task:<glob>``,
-``schedule:<name>``: their topics carry no org), so a grant's ``task:`` and ``schedule:``
-scopes say which constraints its holder may steer.
+their scope, which names tasks or a schedule (``task:<glob>``, ``schedule:<name>``), fleet-wide
+or placed in an org or a project (``org:acme/task:etl_*``, ``project:acme/etl/task:*``: their
+topics name the place), so a grant's ``task:`` and ``schedule:`` scopes say which constraints
+its holder may steer, and its ``org:`` and ``project:`` scopes where (:func:`steers`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from cascade.interfaces import CascadeError
+from cascade.interfaces._shared import split_scope
 
-__all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope"]
+__all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope", "steers"]
 
-Kind = Literal["global", "org", "project", "task", "schedule"]
+Kind = Literal["global", "org", "project", "task", "schedule", "workflow"]
 _UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -54,15 +57,44 @@ class GrantScope:
 
     def covers_constraint(self, scope: str) -> bool:
         """Whether a constraint on ``scope`` (``global``, ``task:<glob>``,
-        ``schedule:<name>``) is within this one."""
+        ``schedule:<name>``; unplaced: a placed one is a grant's question, :func:`steers`) is
+        within this one."""
         if self.kind == "global":
             return True
         kind, _, glob = scope.partition(":")
         return (
-            self.kind in ("task", "schedule")
+            self.kind in ("task", "schedule", "workflow")
             and kind == self.kind
             and glob_within(glob, self.glob or "")
         )
+
+
+def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
+    """Whether a grant over ``scopes`` covers a constraint on ``scope``.
+
+    ``global`` covers every one. Otherwise its ``task:``, ``schedule:`` and ``workflow:``
+    scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and
+    ``project:`` scopes where: a grant naming any steers only the constraints placed within
+    them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and
+    ``project:acme/etl/task:*``, never the fleet-wide ``task:etl_*`` nor
+    ``org:globex/task:*``); one naming none steers its targets fleet-wide, and so in every
+    org and project too."""
+    if any(grant.kind == "global" for grant in scopes):
+        return True
+    parts = split_scope(scope)
+    places = [grant for grant in scopes if grant.kind in ("org", "project")]
+    if places and (
+        parts.org is None or not any(_within(parts.org, parts.project, p) for p in places)
+    ):
+        return False
+    return any(grant.covers_constraint(parts.target) for grant in scopes)
+
+
+def _within(org: str, project: str | None, place: GrantScope) -> bool:
+    """Whether the place ``org`` (and ``project``: ``None``, all of the org's) is ``place``'s."""
+    if place.kind == "org":
+        return org == place.org
+    return org == place.org and project is not None and project == place.project
 
 
 def parse_scope(text: str) -> GrantScope:
@@ -83,11 +115,11 @@ def parse_scope(text: str) -> GrantScope:
                 return GrantScope("project", org=org, project=project)
         if kind == "task":
             return GrantScope("task", glob=rest)
-        if kind == "schedule":
-            return GrantScope("schedule", glob=rest)
+        if kind in ("schedule", "workflow"):
+            return GrantScope(kind, glob=rest)  # type: ignore[arg-type]  # one of the two
     raise ScopeError(
-        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB or "
-        "schedule:GLOB"
+        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB, "
+        "schedule:GLOB or workflow:GLOB"
     )
 
 

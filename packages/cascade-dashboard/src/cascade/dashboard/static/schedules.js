@@ -49,7 +49,8 @@ function lastCell(schedule) {
 }
 
 function steer(schedule, form) {
-  const scope = "schedule:" + schedule.name;
+  // the scope the asker may pause it on: every org's, or its org's or project's (/api/schedules)
+  const scope = schedule.scope || "schedule:" + schedule.name;
   if (form.contains(document.activeElement)) document.activeElement.blur(); // sent: redraw it
   if (schedule.paused) {
     control($("s-status"), { sending: "resuming " + schedule.name + "…", method: "DELETE",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 from cascade.interfaces import Constraint
+from cascade.interfaces._shared import split_scope
 
 __all__ = ["ConstraintMatcher", "Key"]
 
@@ -19,7 +20,9 @@ _MAX_CACHED_NAMES = 10_000
 class ConstraintMatcher:
     """The constraints in force, indexed by what their scope can match.
 
-    ``global`` governs every name, ``task:<name>`` without glob characters
+    A constraint is indexed by its scope's target (:func:`~cascade.interfaces.split_scope`:
+    ``org:acme/task:etl_*`` by ``task:etl_*``): whose place it governs, the manager decides
+    before it comes here. ``global`` governs every name, ``task:<name>`` without glob characters
     one name (a dict lookup), and each other ``task:<glob>`` is compiled once.
     :meth:`matching` answers from a per-name cache that every change updates
     in place (one glob test per cached name, never a rebuild), so asking costs
@@ -45,9 +48,10 @@ class ConstraintMatcher:
         """Index ``constraint`` under ``key`` (replacing what ``key`` held)."""
         self.remove(key)
         self._constraints[key] = constraint
-        kind, _, pattern = constraint.scope.partition(":")
+        target = split_scope(constraint.scope).target
+        kind, _, pattern = target.partition(":")
         applies: Callable[[str], object]
-        if constraint.scope == "global":
+        if target == "global":
             self._global.add(key)
             applies = _always
         elif kind == "task" and not _GLOB_CHARS.intersection(pattern):
@@ -69,11 +73,12 @@ class ConstraintMatcher:
             return None
         self._global.discard(key)
         self._globs.pop(key, None)
-        exact = self._exact.get(constraint.scope.partition(":")[2])
+        pattern = split_scope(constraint.scope).target.partition(":")[2]
+        exact = self._exact.get(pattern)
         if exact is not None:
             exact.discard(key)
             if not exact:
-                del self._exact[constraint.scope.partition(":")[2]]
+                del self._exact[pattern]
         for found in self._cache.values():
             found.pop(key, None)
         return constraint

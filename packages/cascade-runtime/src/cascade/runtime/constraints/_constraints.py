@@ -21,7 +21,7 @@ from cascade.interfaces import (
     SyncPhase,
     constraint_from_topic,
 )
-from cascade.interfaces._shared import MAX_CONTROL_PAYLOAD_BYTES
+from cascade.interfaces._shared import MAX_CONTROL_PAYLOAD_BYTES, split_scope
 
 from ._constraint_matcher import ConstraintMatcher
 from ._constraint_matcher import Key as _Key
@@ -50,6 +50,8 @@ class ConstraintStats:
     payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
+    ``elsewhere``: constraints placed in another org or project than the engine's
+    (``org:globex/task:*``), which govern none of its tasks: set aside, not applied.
     """
 
     accepted: int = 0
@@ -59,6 +61,7 @@ class ConstraintStats:
     cleared: int = 0
     expired: int = 0
     unretained: int = 0
+    elsewhere: int = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +87,11 @@ class ConstraintManager:
     limited rate. So only the writers of a scope's topics can take its keys. Both the
     per-scope topic of docs/protocol.md (any type) and the per-(scope, type) topics of
     ``constraint_topic(scope, type)`` work.
+
+    ``place``, the engine's ``(org, project)``: a constraint placed in an org or a project
+    (``org:acme/task:etl_*``, :func:`~cascade.interfaces.split_scope`) applies only if its
+    place covers it; one placed elsewhere is set aside (``stats.elsewhere``). Without
+    ``place``, only unplaced constraints apply.
 
     Converging on the broker: :meth:`sync` is the subscription's ``on_sync``.
     While a (re)subscription's retained snapshot arrives, no task is admitted
@@ -118,11 +126,13 @@ class ConstraintManager:
         max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         sync_hold: float = 5.0,
         prefix: str = DEFAULT_PREFIX,
+        place: tuple[str, str] | None = None,
     ) -> None:
         if max_constraints < 0:
             raise ValueError(f"max_constraints must be >= 0, not {max_constraints!r}")
         self._clock = clock
         self._prefix = prefix
+        self._place = place
         self._monotonic = monotonic
         self._max = max_constraints
         self._active: dict[_Key, _Entry] = {}
@@ -173,7 +183,16 @@ class ConstraintManager:
             self.stats.rejected_control += 1
             self._log.warning("rejected", "rejected control message on %r: %s", message.topic, exc)
             return
+        if not self.governs_here(constraint.scope):
+            self.stats.elsewhere += 1
+            return
         self.apply(constraint, message.topic)
+
+    def governs_here(self, scope: str) -> bool:
+        """Whether a constraint on ``scope`` can govern this engine's tasks by its place: an
+        unplaced one always, one placed in an org or a project if it is this engine's."""
+        parts = split_scope(scope)
+        return parts.org is None or (self._place is not None and parts.covers(*self._place))
 
     def apply(self, constraint: Constraint, topic: str = "") -> bool:
         """Put ``constraint`` in force (replacing its ``(scope, type)``), as set by ``topic``.

@@ -9,7 +9,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from cascade.interfaces import Connector, ConstraintsSubscription, SyncPhase, TopicKey
+from cascade.interfaces import (
+    Connector,
+    ConstraintsSubscription,
+    SyncPhase,
+    TopicKey,
+)
+from cascade.interfaces._shared import split_scope
 
 from .._steps import StepFailed, explain, within
 from ..constraints._constraints import ConstraintManager
@@ -183,9 +189,12 @@ class ControlLink:
         """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
         index's other topics are not read: they cannot change this run)."""
         names = self._task_names
-        if key.scope == "global":
+        if not self._manager.governs_here(key.scope):
+            return False  # placed in another org or project
+        target = split_scope(key.scope).target
+        if target == "global":
             return True
-        kind, _, glob = key.scope.partition(":")
+        kind, _, glob = target.partition(":")
         if kind != "task":
             return False  # a schedule's pause holds no task back
         if names is None:

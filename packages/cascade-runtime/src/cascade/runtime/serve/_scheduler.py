@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from cascade.interfaces import Constraint
-from cascade.interfaces._shared import check_workflow_name
+from cascade.interfaces._shared import check_workflow_name, split_scope
 from cascade.interfaces.serving import ServedSchedule
 
 from .._errors import CascadeRuntimeError
@@ -252,7 +252,12 @@ class Clock:
             by, why = f" by {by}" if by else "", f": {why}" if why else ""
             if await self._taken_to_skip(name, slot, by_store):
                 self._stats.slots_paused += 1
-                self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
+                what = (
+                    f"its workflow {split_scope(pause.scope).target[len('workflow:') :]} is"
+                    if split_scope(pause.scope).target.startswith("workflow:")
+                    else "the schedule is"
+                )
+                self._skip(name, slot, f"{what} paused{by}{why}", counted=False)
             return None
         live = self._hooks.live_runs(name)
         if live and schedule.overlap == "skip":

@@ -38,6 +38,7 @@ from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
+    ServedWorkflow,
     StartReply,
     StartRequest,
     start_topic,
@@ -226,7 +227,12 @@ class Server:
             set()
         )  # the servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
-        self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
+        self._pauses = SchedulePauses(
+            self._connector,
+            self._prefix,
+            self._announcer.changed,
+            place=(context.org_id, context.project_id),
+        )
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -268,9 +274,10 @@ class Server:
             self._own_handle = await connector.subscribe(self._announcer.topic, self._own_left)
             # who is offline: a dead server's runs carried on, its runs of schedules not counted
             await self._subscribe(status_filter(self._prefix), self._peers.on_status)
+            # the pauses of its workflows (and schedules): heard before it takes a request
+            await self._pauses.start()
             if self._schedules:
                 await self._claims.start()
-                await self._pauses.start()
                 await self._enter_store()
             if self._results is not None:  # said when known; serving goes on meanwhile
                 self._spawn(probe_store(self._results, context.stats), "cascade-store-probe")
@@ -425,7 +432,7 @@ class Server:
             source=self._connector.source_id,
             org_id=context.org_id,
             project_id=context.project_id,
-            workflows=[w.described for w in self._workflows.values()],
+            workflows=[self._described(name, w) for name, w in self._workflows.items()],
             capacity=self._runs.max_runs,
             running=len(self._runs.running),
             queued=len(self._runs.queue),
@@ -507,6 +514,15 @@ class Server:
             raise _Refused(
                 f"{self._connector.source_id} does not serve {request.workflow!r} "
                 f"(it serves {', '.join(self._workflows)})"
+            )
+        pause = self._pauses.pause(request.workflow, "workflow")
+        if pause is not None and not request.dry_run:
+            by = pause.issued_by if isinstance(pause.issued_by, str) and pause.issued_by else ""
+            why = pause.reason if isinstance(pause.reason, str) and pause.reason else ""
+            raise _Refused(
+                f"{request.workflow} is paused{f' by {by}' if by else ''}"
+                f"{f': {why}' if why else ''}: it starts no new run until resumed "
+                f"(cascade resume workflow:{request.workflow})"
             )
         if not request.dry_run and not held:
             self._check_room()  # before the workflow's code or the store is asked anything
@@ -743,7 +759,26 @@ class Server:
         task.add_done_callback(self._handling.discard)
 
     def pause(self, name: str) -> Constraint | None:
-        return self._pauses.pause(name)
+        """The pause that holds the schedule ``name``'s slots: its own, or its workflow's."""
+        schedule = self._schedules.get(name)
+        workflow = (schedule.workflow or name) if schedule is not None else None
+        own = self._pauses.pause(name)
+        if own is not None or workflow is None:
+            return own
+        return self._pauses.pause(workflow, "workflow")
+
+    def _described(self, name: str, served: Served) -> ServedWorkflow:
+        """What the announcement says of the workflow ``name``: its pause too, while held."""
+        pause = self._pauses.pause(name, "workflow")
+        if pause is None:
+            return served.described
+        return msgspec.structs.replace(
+            served.described,
+            paused=True,
+            paused_by=pause.issued_by if isinstance(pause.issued_by, str) else "",
+            paused_reason=pause.reason if isinstance(pause.reason, str) else "",
+            paused_until=pause.expires_at or 0.0,
+        )
 
     async def _claim(
         self, request: StartRequest, rerun_of: str | None, run_id: str, *, by_store: bool = False

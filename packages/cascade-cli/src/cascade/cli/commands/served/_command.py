@@ -9,7 +9,7 @@ import msgspec
 import typer
 
 from cascade.control import Controller, Served
-from cascade.interfaces.serving import WorkflowParam
+from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -47,6 +47,14 @@ def _load(server: Served) -> str:
     return said
 
 
+def _paused(workflow: ServedWorkflow) -> str:
+    """``, paused by alice`` while a pause on ``workflow:<name>`` holds its new runs."""
+    if not workflow.paused:
+        return ""
+    by = inert(workflow.paused_by, SHOWN["source"])
+    return ", paused" + (f" by {by}" if by else "")
+
+
 def _rows(found: list[Served]) -> list[list[str]]:
     rows = []
     for server in found:
@@ -57,7 +65,7 @@ def _rows(found: list[Served]) -> list[list[str]]:
                     workflow.name,
                     "\n".join(_param(p) for p in workflow.params) or "-",
                     inert(server.source, SHOWN["source"]),
-                    state if server.online else "offline",
+                    (state if server.online else "offline") + _paused(workflow),
                     _load(server),
                     inert(workflow.doc, SHOWN["reason"]) or "-",
                 ]
