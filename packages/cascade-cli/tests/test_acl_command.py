@@ -375,7 +375,9 @@ def test_nats_authorization_is_the_same_rules_as_nats_subjects(roles_file: Path)
     assert "cascade.telemetry.acme.etl.*.*.vera" in vera["publish"]
     olga = users["olga"]
     assert "cascade.command.acme.*.*.decide" in olga["publish"]
-    assert "cascade.constraints.task.etl_%2A.pause" in olga["publish"]
+    # her grant names an org: she steers its tasks there only (org:acme/task:etl_*)
+    assert "cascade.constraints.org.acme.task.etl_%2A.pause" in olga["publish"]
+    assert "cascade.constraints.task.etl_%2A.pause" not in olga["publish"]
     assert "cascade.constraints.global.pause" not in olga["publish"]
     for login, lists in users.items():
         assert "$MQTT.sub.>" in lists["subscribe"], login
