@@ -119,7 +119,11 @@ def _read_file(path: str, root: _Root, max_bytes: int | None, provider: str) -> 
 
 
 def _read_text(
-    path: str, encoding: str = "utf-8", *, root: _Root = None, max_bytes: int | None = MAX_READ_BYTES
+    path: str,
+    encoding: str = "utf-8",
+    *,
+    root: _Root = None,
+    max_bytes: int | None = MAX_READ_BYTES,
 ) -> str:
     """The text of the file at ``path`` (with ``root``: under it), of at most ``max_bytes``
     bytes (no more is read), its newlines read as ``open`` reads them in text mode."""
