@@ -391,7 +391,7 @@ class HeldTasks:
         for node in nodes:
             by_name.setdefault(node.lazy.name, []).append(node)
 
-    def went_on(self, last: Node | None, iteration: Node) -> None:
+    def next_iteration(self, last: Node | None, iteration: Node) -> None:
         """A loop's ``iteration`` joined the run after ``last`` (``None``: the loop's own
         call), which has ended: decisions may name it, and no longer ``last`` (a loop of any
         length holds one iteration here)."""

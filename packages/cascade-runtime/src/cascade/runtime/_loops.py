@@ -34,7 +34,7 @@ __all__ = ["LoopingRun", "Loops", "first_jump"]
 
 
 class _Held(Protocol):
-    def went_on(self, last: Node | None, iteration: Node) -> None: ...
+    def next_iteration(self, last: Node | None, iteration: Node) -> None: ...
 
 
 class LoopingRun(TaskStates, Protocol):
@@ -145,7 +145,7 @@ class Loops:
         loop.current = iteration
         self._of[id(iteration)] = loop
         run.total += 1
-        run.held.went_on(last, iteration)
+        run.held.next_iteration(last, iteration)
         step = None if results is None else results.add_iteration(loop.node, iteration)
         if step is None:
             run.ready(iteration)
