@@ -217,6 +217,24 @@ def test_a_yaml_file_past_the_size_bound_is_refused(tmp_path: Path) -> None:
     assert cs.run(cs.load_yaml(str(path))) == {"k": "v" * 2000}
 
 
+def test_a_file_past_the_read_bound_is_refused_reading_no_more_than_it(tmp_path: Path) -> None:
+    """``read.*`` and ``io.local.read_*`` read at most ``max_bytes`` (16 MiB by default): past
+    it, ``BoundExceeded`` naming it; a file with no end is read no further than the bound."""
+    path = tmp_path / "big.txt"
+    path.write_text("v" * 2000)
+    for read in (cs.read.text, cs.read.bytes, cs.io.local.read_text, cs.io.local.read_bytes):
+        error = _failure(read(str(path), max_bytes=1000))
+        assert isinstance(error, BoundExceeded)
+        assert "max_bytes" in str(error)
+        assert "1,000" in str(error)
+    assert cs.run(cs.read.text(str(path), max_bytes=2000)) == "v" * 2000
+    assert cs.run(cs.read.bytes(str(path))) == b"v" * 2000
+    endless = _failure(cs.read.bytes("/dev/zero", max_bytes=1 << 20))  # never ends: bounded
+    assert isinstance(endless, BoundExceeded)
+    (tmp_path / "lines.txt").write_bytes(b"a\r\nb\n")
+    assert cs.run(cs.read.text(str(tmp_path / "lines.txt"))) == "a\nb\n"  # as open() reads
+
+
 # --- item 4: paths and code from params ---
 
 
@@ -246,6 +264,10 @@ def test_a_root_or_a_bound_from_a_param_is_refused(tmp_path: Path) -> None:
         cs.format("{}", 1, max_length=cs.Param("n"))
     with pytest.raises(PathRefused, match="to_file="):
         cs.http.get("http://127.0.0.1:9/", to_file=cs.Param("f"))
+    with pytest.raises(PathRefused, match="max_bytes="):
+        cs.read.bytes("x.bin", max_bytes=cs.Param("n"))
+    with pytest.raises(PathRefused, match="max_bytes="):
+        cs.io.s3.read_text("bucket", "key", max_bytes=cs.Param("n"))
 
 
 def test_a_write_path_from_a_param_stays_under_its_root(tmp_path: Path) -> None:

@@ -71,3 +71,19 @@ def test_a_missing_object_fails_its_task(options: dict[str, Any]) -> None:
         )
     assert raised.value.task_name == "io.s3.read_text"
     assert isinstance(raised.value.exception, FileNotFoundError)
+
+
+def test_an_object_past_the_read_bound_is_refused(options: dict[str, Any]) -> None:
+    """``read_text``/``read_bytes`` read at most ``max_bytes`` of an object (16 MiB by
+    default; one byte more asked, a ranged read): past it, ``BoundExceeded`` naming it."""
+    bucket, settings = options["bucket"], options["storage_options"]
+    s3 = cs.io.s3
+    cs.run(s3.write_bytes(bucket, "big.bin", b"v" * 2000, storage_options=settings))
+    for read in (s3.read_text, s3.read_bytes):
+        with pytest.raises(cs.TaskFailedError) as raised:
+            cs.run(read(bucket, "big.bin", storage_options=settings, max_bytes=1000))
+        assert isinstance(raised.value.__cause__, cs.BoundExceeded)
+        assert "max_bytes=" in str(raised.value.__cause__)
+    whole = s3.read_bytes(bucket, "big.bin", storage_options=settings, max_bytes=2000)
+    assert cs.run(whole) == b"v" * 2000
+    assert cs.run(s3.read_text(bucket, "big.bin", storage_options=settings)) == "v" * 2000

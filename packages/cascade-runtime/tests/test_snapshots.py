@@ -11,7 +11,16 @@ import msgspec
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.interfaces import Message, RunSnapshot, decode_envelope, telemetry_filter
 from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
-from cascade.runtime import Engine, RunStarted, TaskCompleted, TaskRunning, task
+from cascade.runtime import (
+    Engine,
+    Jump,
+    RunStarted,
+    TaskCompleted,
+    TaskRunning,
+    bind,
+    select_jump,
+    task,
+)
 from cascade.runtime.testing import EventRecorder
 
 SNAPSHOT_INTERVAL = 1.0  # how often an engine answers a run's snapshot requests at most
@@ -210,3 +219,49 @@ async def test_a_snapshot_names_a_maps_items_mid_map_and_after_it() -> None:
         assert (after[mapped.task_id].state, after[mapped.task_id].items) == ("COMPLETED", 3)
         other_gate.set()
         assert await run == [[0, 1, 2], 0]
+
+
+async def test_a_snapshot_lists_a_loops_latest_thousand_iterations_and_counts_them_all() -> None:
+    """A loop at its 1,500th iteration: the answer lists the loop's task and its latest 1,000
+    iterations (what the engine holds of a loop is bounded), and counts every one."""
+    broker, gate, answers = InMemoryBroker(), asyncio.Event(), Answers()
+    reached = asyncio.Event()
+
+    @task(name="count")
+    async def count(n: int) -> int | Jump:
+        if n == 1_500:
+            reached.set()
+            await gate.wait()
+            return n
+        return Jump("again", n + 1)
+
+    async with InMemoryConnector(broker, presence=False) as reader:
+        await reader.subscribe(telemetry_filter(prefix="cascade"), answers)
+        engine = Engine(InMemoryConnector(broker, source_id="e1"), heartbeat_interval=None)
+        starts: list[RunStarted] = []
+        engine.events.subscribe(lambda e: starts.append(e) if isinstance(e, RunStarted) else None)
+        loop = count(1)
+        bind(loop, select_jump({"again": loop}))
+        run = asyncio.create_task(engine.run(loop))
+        try:
+            await asyncio.wait_for(reached.wait(), 60)
+            (started,) = starts
+            await broker.idle()
+            request = SnapshotRequest(run_id=started.run_id)
+            await reader.publish(snapshot_request_topic(started.run_id), request, qos=1)
+            snapshot = await answers.next_snapshot()
+            while True:  # one answer, in parts below the readers' bound
+                answers.arrived.clear()
+                if len(answers.snapshots) >= snapshot.parts:
+                    break
+                await asyncio.wait_for(answers.arrived.wait(), 5)
+            listed = {entry.task_id for _, part in answers.snapshots for entry in part.tasks}
+            latest = {f"{loop.task_id}@{n}" for n in range(501, 1_501)}
+            assert listed == {loop.task_id, *latest}
+            assert (snapshot.completed, snapshot.running) == (
+                1_498,
+                2,
+            )  # @2 to @1499; the loop, @1500
+        finally:
+            gate.set()
+        assert await run == 1_500

@@ -391,6 +391,22 @@ class HeldTasks:
         for node in nodes:
             by_name.setdefault(node.lazy.name, []).append(node)
 
+    def next_iteration(self, last: Node | None, iteration: Node) -> None:
+        """A loop's ``iteration`` joined the run after ``last`` (``None``: the loop's own
+        call), which has ended: decisions may name it, and no longer ``last`` (a loop of any
+        length holds one iteration here)."""
+        by_name = self._by_name
+        if by_name is None:
+            return
+        if last is not None:
+            named = by_name.get(last.lazy.name)
+            if named:
+                for at in range(len(named) - 1, -1, -1):  # it was added late: from the end
+                    if named[at] is last:
+                        del named[at]
+                        break
+        by_name.setdefault(iteration.lazy.name, []).append(iteration)
+
     def _apply(self, held: Held, decided: Decided, result: Any) -> None:
         node = held.node
         lazy = node.lazy

@@ -11,7 +11,8 @@ that jumps ends ``COMPLETED``; the loop ends with the last one's result (a jump 
 skipped) ends the loop as a failed map item ends its map: what needs it is skipped.
 
 Only the iteration under way is held here (and what it needs): a loop of any length holds
-one node at a time.
+one node at a time, and two slots of the run's state (:meth:`RunState.reset`), its iterations
+taking them in turn.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["LoopingRun", "Loops", "first_jump"]
 
 
 class _Held(Protocol):
-    def added(self, nodes: list[Node]) -> None: ...
+    def next_iteration(self, last: Node | None, iteration: Node) -> None: ...
 
 
 class LoopingRun(TaskStates, Protocol):
@@ -49,7 +50,7 @@ class LoopingRun(TaskStates, Protocol):
 
 
 class _Loop:
-    __slots__ = ("current", "iterations", "node", "not_kept", "started")
+    __slots__ = ("current", "iterations", "node", "not_kept", "slots", "started")
 
     def __init__(self, node: Node, started: float, not_kept: str | None) -> None:
         self.node = node
@@ -57,6 +58,9 @@ class _Loop:
         self.not_kept = not_kept  # why its own call's result (its first jump) was not kept
         self.iterations = 1
         self.current: Node | None = None  # the iteration under way
+        # the run's state's slots its iterations take in turn: the one that ended last
+        # still reads its own while it makes the next
+        self.slots: list[int] = []
 
 
 class Loops:
@@ -128,14 +132,20 @@ class Loops:
         loop.iterations += 1
         call.task_id = f"{loop.node.lazy.task_id}@{loop.iterations}"
         state = run.state
-        iteration = Node(call, state.add_node())
+        slots = loop.slots
+        if len(slots) < 2:
+            slots.append(state.add_node())
+        at = slots[loop.iterations % 2]
+        state.reset(at)
+        last = loop.current
+        iteration = Node(call, at)
         iteration.dependents.append(loop.node)
         iteration.injects = bool(injects) or _injects(call)
         state.waiting[loop.node.index] = 1
         loop.current = iteration
         self._of[id(iteration)] = loop
         run.total += 1
-        run.held.added([iteration])
+        run.held.next_iteration(last, iteration)
         step = None if results is None else results.add_iteration(loop.node, iteration)
         if step is None:
             run.ready(iteration)

@@ -12,7 +12,13 @@ from .._events import (
     TaskRunning,
 )
 
-__all__ = ["RunCounters"]
+__all__ = ["MAX_LISTED_ITERATIONS", "RunCounters"]
+
+MAX_LISTED_ITERATIONS = 1000
+"""The iterations of one loop a run's snapshot lists: the latest, those before them ended (the
+history, which records them as they happen, keeps them all; the counts count them all)."""
+
+_ENDED = frozenset(("COMPLETED", "FAILED", "SKIPPED", "CANCELLED"))
 
 
 class RunCounters:
@@ -27,8 +33,10 @@ class RunCounters:
     run stopped, which ``failed`` counts too (they are published as ``FAILED``).
     :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
     to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
-    so the run's garbage collector has no more to do); :attr:`mapped` each map's own task to
-    how many items it made, which its snapshot entry says whatever its latest state.
+    so the run's garbage collector has no more to do), a loop's latest
+    :data:`MAX_LISTED_ITERATIONS` iterations only (a loop of any length is listed in constant
+    memory; :attr:`unlisted` counts those let go); :attr:`mapped` each map's own task to how
+    many items it made, which its snapshot entry says whatever its latest state.
     """
 
     __slots__ = (
@@ -42,6 +50,7 @@ class RunCounters:
         "running",
         "skipped",
         "total",
+        "unlisted",
     )
 
     def __init__(self) -> None:
@@ -55,6 +64,7 @@ class RunCounters:
         self.latest: dict[str, TaskEvent] = {}
         self.numbers: dict[str, int] = {}
         self.mapped: dict[str, int] = {}
+        self.unlisted = 0
 
     @property
     def blocked(self) -> int:
@@ -100,8 +110,26 @@ class RunCounters:
                 self.total = event.task_count
             return
         task_id = event.task_id  # type: ignore[union-attr]
-        self.latest[task_id] = event  # type: ignore[assignment]
+        latest = self.latest
+        if "@" in task_id and task_id not in latest:
+            self._iteration(task_id)
+        latest[task_id] = event  # type: ignore[assignment]
         self.numbers[task_id] = seq
+
+    def _iteration(self, task_id: str) -> None:
+        """``task_id`` has its first event: a loop's iteration (``<loop>@<n>``, its loop a task
+        of the run) lets go of the one :data:`MAX_LISTED_ITERATIONS` before it, ended."""
+        loop, _, number = task_id.rpartition("@")
+        if not number.isdigit() or loop not in self.latest:
+            return
+        before = int(number) - MAX_LISTED_ITERATIONS
+        if before < 2:
+            return
+        old = f"{loop}@{before}"
+        event = self.latest.get(old)
+        if event is not None and event.state in _ENDED:
+            del self.latest[old], self.numbers[old]
+            self.unlisted += 1
 
     def _update_task(self, event: TaskEvent) -> None:
         """:meth:`update`'s counts of any other task event."""

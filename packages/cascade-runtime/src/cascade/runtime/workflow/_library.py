@@ -9,6 +9,7 @@ so it is shown, steered (``task:read.text``), retried, held and kept like any ot
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -16,7 +17,13 @@ from typing import Any
 
 from .._errors import CascadeRuntimeError
 from . import _http
-from ._bounds import MAX_RENDERED_CHARS, MAX_YAML_BYTES, MAX_YAML_NODES
+from ._bounds import (
+    MAX_READ_BYTES,
+    MAX_RENDERED_CHARS,
+    MAX_YAML_BYTES,
+    MAX_YAML_NODES,
+    read_within,
+)
 from ._formatting import render_format, render_template
 from ._from_params import Guard, GuardedTask, under_root
 from ._task import Task, task
@@ -106,16 +113,28 @@ def _template(
 _Root = str | os.PathLike[str] | None
 
 
-def _read_text(path: str, encoding: str = "utf-8", *, root: _Root = None) -> str:
-    """The text of the file at ``path`` (with ``root``: under it)."""
-    with open(under_root(path, root, "read.text"), encoding=encoding) as file:
-        return file.read()
+def _read_file(path: str, root: _Root, max_bytes: int | None, provider: str) -> bytes:
+    with open(under_root(path, root, provider), "rb") as file:
+        return read_within(file.read, max_bytes, provider, "the file's size")
 
 
-def _read_bytes(path: str, *, root: _Root = None) -> bytes:
-    """The bytes of the file at ``path`` (with ``root``: under it)."""
-    with open(under_root(path, root, "read.bytes"), "rb") as file:
-        return file.read()
+def _read_text(
+    path: str,
+    encoding: str = "utf-8",
+    *,
+    root: _Root = None,
+    max_bytes: int | None = MAX_READ_BYTES,
+) -> str:
+    """The text of the file at ``path`` (with ``root``: under it), of at most ``max_bytes``
+    bytes (no more is read), its newlines read as ``open`` reads them in text mode."""
+    data = _read_file(path, root, max_bytes, "read.text")
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding).read()
+
+
+def _read_bytes(path: str, *, root: _Root = None, max_bytes: int | None = MAX_READ_BYTES) -> bytes:
+    """The bytes of the file at ``path`` (with ``root``: under it), at most ``max_bytes``
+    (no more is read)."""
+    return _read_file(path, root, max_bytes, "read.bytes")
 
 
 def _write_text(path: str, content: str, encoding: str = "utf-8", *, root: _Root = None) -> None:
@@ -141,18 +160,45 @@ def _s3(storage_options: dict[str, Any] | None) -> Any:
     return fsspec.filesystem("s3", **(storage_options or {}))
 
 
-def _s3_read_bytes(bucket: str, key: str, storage_options: dict[str, Any] | None = None) -> bytes:
+def _s3_read(
+    bucket: str,
+    key: str,
+    storage_options: dict[str, Any] | None,
+    max_bytes: int | None,
+    provider: str,
+) -> bytes:
+    fs, path = _s3(storage_options), f"{bucket}/{key}"
+
+    def read(size: int) -> bytes:  # a ranged GET: S3 sends no more than it asks
+        data: bytes = fs.cat_file(path) if size < 0 else fs.cat_file(path, start=0, end=size)
+        return data
+
+    return read_within(read, max_bytes, provider, "the object's size")
+
+
+def _s3_read_bytes(
+    bucket: str,
+    key: str,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    max_bytes: int | None = MAX_READ_BYTES,
+) -> bytes:
     """The bytes of the object ``key`` in ``bucket``, through fsspec's ``s3`` (s3fs: the
-    credentials, region and endpoint of the environment, or ``storage_options``)."""
-    data: bytes = _s3(storage_options).cat_file(f"{bucket}/{key}")
-    return data
+    credentials, region and endpoint of the environment, or ``storage_options``), at most
+    ``max_bytes`` (no more is read)."""
+    return _s3_read(bucket, key, storage_options, max_bytes, "io.s3.read_bytes")
 
 
 def _s3_read_text(
-    bucket: str, key: str, encoding: str = "utf-8", storage_options: dict[str, Any] | None = None
+    bucket: str,
+    key: str,
+    encoding: str = "utf-8",
+    storage_options: dict[str, Any] | None = None,
+    *,
+    max_bytes: int | None = MAX_READ_BYTES,
 ) -> str:
-    """The text of the object ``key`` in ``bucket``."""
-    return _s3_read_bytes(bucket, key, storage_options).decode(encoding)
+    """The text of the object ``key`` in ``bucket``, of at most ``max_bytes`` bytes."""
+    return _s3_read(bucket, key, storage_options, max_bytes, "io.s3.read_text").decode(encoding)
 
 
 def _s3_write_bytes(
@@ -319,14 +365,14 @@ class ReadTextProvider(_Provider):
     name = "read.text"
     function = staticmethod(_read_text)
     paths = ("path",)
-    in_code = ("root",)
+    in_code = ("root", "max_bytes")
 
 
 class ReadBytesProvider(_Provider):
     name = "read.bytes"
     function = staticmethod(_read_bytes)
     paths = ("path",)
-    in_code = ("root",)
+    in_code = ("root", "max_bytes")
 
 
 class WriteTextProvider(_Provider):
@@ -374,12 +420,14 @@ class S3ReadTextProvider(_Provider):
     name = "io.s3.read_text"
     function = staticmethod(_s3_read_text)
     needs = ("s3fs", "s3")
+    in_code = ("max_bytes",)
 
 
 class S3ReadBytesProvider(_Provider):
     name = "io.s3.read_bytes"
     function = staticmethod(_s3_read_bytes)
     needs = ("s3fs", "s3")
+    in_code = ("max_bytes",)
 
 
 class S3WriteTextProvider(_Provider):

@@ -83,6 +83,15 @@ class RunState:
         self.wanted.append(True)
         return len(self.done) - 1
 
+    def reset(self, index: int) -> None:
+        """The node at ``index`` has ended and nothing reads it again (a loop's iteration two
+        before the one under way): a node that joins the run takes its slot, as new, so that
+        a loop of any length holds two slots."""
+        self.done[index] = self.failed[index] = self.skipped[index] = False
+        self.result[index] = None
+        self.waiting[index] = 0
+        self.wanted[index] = True
+
     def deps(self, node: Node) -> list[Node]:
         """What ``node`` is computed from in this run: its dependencies, and a map's items."""
         made = self.items_of.get(id(node)) if self.items_of else None
