@@ -185,6 +185,8 @@ class Recorder:
             refused=writer.refused + self._intake.refused + self._ends.refused,
             unfollowed=self._gaps.unfollowed,
             ends_from_summaries=self._ends.taken,
+            behind=writer.behind_since is not None,
+            times_behind=writer.times_behind,
         )
 
     async def start(self) -> None:
