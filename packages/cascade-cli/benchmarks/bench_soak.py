@@ -36,7 +36,7 @@ from cascade.testkit import MosquittoBroker
 
 READY_TIMEOUT = 60.0
 _RSS = re.compile(r"VmRSS:\s+(\d+) kB")
-_METRIC = re.compile(r"^(cascade_recorder_\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
+_METRIC = re.compile(r"^(cascade_\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
 
 
 def engine(host: str, port: int, tasks: int, runs_file: str) -> None:
@@ -111,13 +111,17 @@ def watch_on_pty(broker: list[str]) -> subprocess.Popen[bytes]:
     return process
 
 
-def recorder_metrics(http: httpx.Client, url: str) -> dict[str, float]:
-    """The recorder's own figures from its /metrics (empty when it does not answer)."""
+def scraped(http: httpx.Client, url: str) -> dict[str, float]:
+    """A reader's /metrics, each metric summed over its labels (empty when it does not
+    answer)."""
     try:
         text = http.get(url).text
     except httpx.HTTPError:
         return {}
-    return {name: float(value) for name, value in _METRIC.findall(text)}
+    figures: dict[str, float] = {}
+    for name, value in _METRIC.findall(text):
+        figures[name] = figures.get(name, 0.0) + float(value)
+    return figures
 
 
 def history_figures(db: str) -> tuple[int, int]:
@@ -167,7 +171,7 @@ def main() -> None:
         dashboard = processes["dashboard"] = subprocess.Popen(
             cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on), **piped
         )
-        started_on(dashboard, r"cascade dashboard on (http://\S+/)")
+        dashboard_metrics = started_on(dashboard, r"cascade dashboard on (http://\S+/)") + "metrics"
         processes["watch"] = watch_on_pty(on)
         runs_file = folder / "runs.txt"
         runs_file.touch()
@@ -179,8 +183,9 @@ def main() -> None:
         readers = ("dashboard", "record", "watch")
         print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks; history {db}\n")
         print("| min | runs | " + " | ".join(f"{r} MB" for r in readers)
-              + " | recorder queued | dropped | history runs | missing events |")  # fmt: skip
-        print("|--:|" + "--:|" * (len(readers) + 5))
+              + " | dashboard's live runs | dashboard missed | recorder queued | dropped"
+              " | history runs | missing events |")  # fmt: skip
+        print("|--:|" + "--:|" * (len(readers) + 7))
         samples: list[tuple[float, dict[str, float]]] = []
         http = stack.enter_context(httpx.Client(timeout=10))
         began = time.monotonic()
@@ -191,13 +196,17 @@ def main() -> None:
             rss = {name: rss_mb(processes[name].pid) for name in readers}
             samples.append((minutes, rss))
             runs = int(runs_file.read_text() or 0)
-            figures = recorder_metrics(http, metrics_url)
+            figures = scraped(http, metrics_url)
+            seen = scraped(http, dashboard_metrics)
+            live = seen.get("cascade_runs_running", float("nan"))
+            missed = seen.get("cascade_missed_events", float("nan"))
             queued = figures.get("cascade_recorder_queued", float("nan"))
             dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
             recorded, missing = history_figures(db)
             print(f"| {minutes:.1f} | {runs:,} | "
                   + " | ".join(f"{rss[name]:.0f}" for name in readers)
-                  + f" | {queued:,.0f} | {dropped:,.0f} | {recorded:,} | {missing:,} |",
+                  + f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f} | {dropped:,.0f}"
+                  f" | {recorded:,} | {missing:,} |",
                   flush=True)  # fmt: skip
             if time.monotonic() >= end:
                 break

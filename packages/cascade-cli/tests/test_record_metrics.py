@@ -14,15 +14,16 @@ def _stats(**changed: object) -> RecorderStats:
 
 def test_the_recorders_queue_lag_drops_and_whether_it_keeps_up_are_read_at_each_scrape() -> None:
     """Each scrape reads the stats now: a recorder behind shows it, then caught up."""
-    now = [_stats(stored=5, queued=12_000, lag=3.5, dropped=7, behind=True, times_behind=1)]
+    now = [_stats(stored=5, queued=12_000, lag=3.5, dropped=7, behind=True, shed=9)]
     exporter = Exporter("cascade", "127.0.0.1:0")
     exporter.follow(lambda: now[0])
     behind = exporter.metrics.render().decode()
-    now[0] = _stats(stored=12_005, dropped=7, times_behind=1)
+    now[0] = _stats(stored=12_005, dropped=7, shed=9)
     caught_up = exporter.metrics.render().decode()
     for line in ("cascade_recorder_queued 12000.0", "cascade_recorder_lag_seconds 3.5",
                  "cascade_recorder_behind 1.0", "cascade_recorder_dropped_total 7.0",
-                 "cascade_recorder_stored_total 5.0"):  # fmt: skip
+                 "cascade_recorder_stored_total 5.0",
+                 "cascade_recorder_shed_total 9.0"):  # fmt: skip
         assert line in behind.splitlines()
     for line in ("cascade_recorder_queued 0.0", "cascade_recorder_behind 0.0",
                  "cascade_recorder_stored_total 12005.0"):  # fmt: skip

@@ -33,7 +33,10 @@ class RecorderStats:
     message received); a summary refused counts as received and refused. ``behind``: whether
     its queue holds a tenth of ``max_queue`` or more, and has not yet gone back under a
     fiftieth of it (it keeps up no longer, and drops once the queue is full: said in a warning
-    as it happens); ``times_behind``: how many times it fell behind since it started.
+    as it happens), or its connector shed messages within the last 10 seconds (``shed``: what
+    the connector discarded unread, the recorder too slow to read what the broker delivered:
+    never received, so counted in no other field, but in ``gaps``); ``times_behind``: how
+    many times its queue fell behind since it started.
     """
 
     received: int
@@ -51,3 +54,4 @@ class RecorderStats:
     ends_from_summaries: int = 0
     behind: bool = False
     times_behind: int = 0
+    shed: int = 0

@@ -90,6 +90,8 @@ class _Progress:
             f" · gaps {'per run (shared)' if self.recorder.sharing else f'{stats.gaps:,}'}"
             f" · lag {duration(stats.lag)}"
         )
+        if stats.behind:
+            text.append(f" · behind ({stats.queued:,} queued, {stats.shed:,} shed)", style="red")
         if stats.last_error and stats.lag > 1:
             text.append(" · database: ", style="red").append(stats.last_error[:200], style="red")
         return text
@@ -154,6 +156,11 @@ class Exporter:
                     "cascade_recorder_dropped",
                     "Valid messages lost: the queue was full (or unwritten at the stop).",
                     value=now.dropped,
+                )
+                yield CounterMetricFamily(
+                    "cascade_recorder_shed",
+                    "Messages its connector discarded unread: it read too slowly for the broker.",
+                    value=now.shed,
                 )
                 yield CounterMetricFamily(
                     "cascade_recorder_stored",
