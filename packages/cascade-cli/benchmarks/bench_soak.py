@@ -41,7 +41,7 @@ _METRIC = re.compile(r"^(cascade_\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE
 
 def engine(host: str, port: int, tasks: int, runs_file: str) -> None:
     """The engine process: back-to-back runs of ``tasks`` coroutine tasks until killed; each
-    finished run adds a line to ``runs_file``."""
+    finished run writes how many have to ``runs_file``."""
     from cascade.connectors.mqtt import MqttConnector
     from cascade.runtime import Engine, task
 
@@ -183,9 +183,9 @@ def main() -> None:
         readers = ("dashboard", "record", "watch")
         print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks; history {db}\n")
         print("| min | runs | " + " | ".join(f"{r} MB" for r in readers)
-              + " | dashboard's live runs | dashboard missed | recorder queued | dropped"
+              + " | dashboard's live runs | dashboard missed | recorder queued | dropped | shed"
               " | history runs | missing events |")  # fmt: skip
-        print("|--:|" + "--:|" * (len(readers) + 7))
+        print("|--:|" + "--:|" * (len(readers) + 8))
         samples: list[tuple[float, dict[str, float]]] = []
         http = stack.enter_context(httpx.Client(timeout=10))
         began = time.monotonic()
@@ -202,10 +202,11 @@ def main() -> None:
             missed = seen.get("cascade_missed_events", float("nan"))
             queued = figures.get("cascade_recorder_queued", float("nan"))
             dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
+            shed = figures.get("cascade_recorder_shed_total", float("nan"))
             recorded, missing = history_figures(db)
             print(f"| {minutes:.1f} | {runs:,} | "
                   + " | ".join(f"{rss[name]:.0f}" for name in readers)
-                  + f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f} | {dropped:,.0f}"
+                  + f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f} | {dropped:,.0f} | {shed:,.0f}"
                   f" | {recorded:,} | {missing:,} |",
                   flush=True)  # fmt: skip
             if time.monotonic() >= end:
