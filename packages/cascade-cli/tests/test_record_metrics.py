@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
 from cascade.cli.commands.record._record import Exporter
 from cascade.history import RecorderStats
+
+METRICS_PAGE = Path(__file__).parents[3] / "docs" / "metrics.md"
 
 
 def _stats(**changed: object) -> RecorderStats:
@@ -28,3 +35,18 @@ def test_the_recorders_queue_lag_drops_and_whether_it_keeps_up_are_read_at_each_
     for line in ("cascade_recorder_queued 0.0", "cascade_recorder_behind 0.0",
                  "cascade_recorder_stored_total 12005.0"):  # fmt: skip
         assert line in caught_up.splitlines()
+
+
+def test_the_metrics_page_lists_the_recorders_own_figures_and_only_those() -> None:
+    """docs/metrics.md's `cascade_recorder_*` rows are what the recorder adds to a scrape."""
+    exporter = Exporter("cascade", "127.0.0.1:0")
+    exporter.follow(_stats)
+    scraped = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in text_string_to_metric_families(exporter.metrics.render().decode())
+        if family.name.startswith("cascade_recorder_")
+    }
+    page = METRICS_PAGE.read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(cascade_recorder_[a-z_]+)` \|", page, flags=re.M))
+    assert listed == scraped
+    assert len(listed) == 6
