@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cascade.cli.commands.record._record import Exporter
+from cascade.cli.commands.record import Exporter
 from cascade.history import RecorderStats
 
 METRICS_PAGE = Path(__file__).parents[3] / "docs" / "metrics.md"
