@@ -80,7 +80,7 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cascade.cli", *args]
 
 
-def started_on(process: subprocess.Popen[str], pattern: str) -> str:
+def started_on(process: subprocess.Popen[str], name: str, pattern: str) -> str:
     """The first match of ``pattern`` in ``process``'s output (its address); the rest of its
     output is drained in a thread."""
     assert process.stdout is not None
@@ -91,7 +91,12 @@ def started_on(process: subprocess.Popen[str], pattern: str) -> str:
             threading.Thread(target=process.stdout.read, daemon=True).start()
             return found.group(1)
         said.append(line)
-    raise RuntimeError(f"{process.args[3]} ended before it was ready: {''.join(said)[-2000:]}")
+    raise RuntimeError(f"{name} ended before it was ready: {''.join(said)[-2000:]}")
+
+
+def piped(command: list[str]) -> subprocess.Popen[str]:
+    """``command`` started, its output (and errors) read as text by :func:`started_on`."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def watch_on_pty(broker: list[str]) -> subprocess.Popen[bytes]:
@@ -163,15 +168,16 @@ def main() -> None:
                     process.kill()
 
         stack.callback(stop_all)
-        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-        record = processes["record"] = subprocess.Popen(
-            cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on), **piped
+        record = processes["record"] = piped(
+            cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on)
         )
-        metrics_url = started_on(record, r"metrics on (http://\S+/metrics)")
-        dashboard = processes["dashboard"] = subprocess.Popen(
-            cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on), **piped
+        metrics_url = started_on(record, "record", r"metrics on (http://\S+/metrics)")
+        dashboard = processes["dashboard"] = piped(
+            cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on)
         )
-        dashboard_metrics = started_on(dashboard, r"cascade dashboard on (http://\S+/)") + "metrics"
+        dashboard_metrics = (
+            started_on(dashboard, "dashboard", r"cascade dashboard on (http://\S+/)") + "metrics"
+        )
         processes["watch"] = watch_on_pty(on)
         runs_file = folder / "runs.txt"
         runs_file.touch()

@@ -53,11 +53,12 @@ def size_of(url: str, history: History) -> str:
     if url.startswith("sqlite"):
         path = Path(url.split("///", 1)[1])
         wal = Path(f"{path}-wal")
-        total = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-        return f"{total / 1e6:,.0f} MB"
+        on_disk = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        return f"{on_disk / 1e6:,.0f} MB"
     with sa.create_engine(url).connect() as connection:
-        total = connection.execute(sa.text("SELECT pg_database_size(current_database())"))
-        return f"{total.scalar_one() / 1e6:,.0f} MB"
+        query = sa.text("SELECT pg_database_size(current_database())")
+        size: int = connection.execute(query).scalar_one()
+        return f"{size / 1e6:,.0f} MB"
 
 
 def measure(name: str, url: str, chunks: int, runs: int) -> None:
