@@ -318,6 +318,18 @@ def fleet(session: nox.Session) -> None:
     session.run("python", str(script), *session.posargs)
 
 
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The readers under a steady load (issue 91): an engine's back-to-back runs of 1,000
+    coroutine tasks beside `cascade record`, `cascade dashboard` and `cascade watch` on a
+    private mosquitto, each reader's memory and the history's missing events printed over time
+    (3 minutes unless told: `-- --minutes 12`; `-- --db URL` for PostgreSQL;
+    packages/cascade-cli/benchmarks/bench_soak.py, `-- --help` for its options)."""
+    install_packages(session, "test")
+    script = ROOT / "packages" / "cascade-cli" / "benchmarks" / "bench_soak.py"
+    session.run("python", str(script), *session.posargs)
+
+
 # The peers' requirements, each installed in a virtualenv of its own (their pins may clash with
 # ours, and the existing engine's `cascade/__init__.py` would shadow our namespace).
 PEER_REQUIREMENTS = {"prefect": ["prefect>=3,<4"], "dask": ["dask>=2024.1,<2027"]}

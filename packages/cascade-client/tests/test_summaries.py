@@ -263,3 +263,54 @@ def test_a_summary_topic_of_another_depth_is_rejected() -> None:
     model.apply(received("cascade/summary/acme/e", _summary("e"), retain=True))
     assert model.rejected == 1
     assert model.engines == {}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ended(run_id: str, status: str = "Succeeded") -> SummaryRun:
+    return SummaryRun(run_id=run_id, org_id="local", project_id="default", status=status,
+                      started="2026-11-24T10:00:00+00:00", tasks=TaskTally(completed=1))  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_runs_whose_end_was_missed_end_as_their_engines_summary_lists_them_and_stay_bounded() -> (
+    None
+):
+    """A reader that missed runs' ends (shed under load) ends them once they are silent and the
+    engine's summary lists them ended: the finished runs' bound holds them, not ten minutes."""
+    clock = _Clock()
+    state = ReaderModel(clock=clock, keep_runs=5)
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    for n in range(50):
+        run_id = f"run-{n}"
+        state.apply(telemetry(LifecycleEvent(event="ENGINE_STARTED"), run_id=run_id, seq=1))
+        state.apply(telemetry(_running("a"), run_id=run_id, seq=2))  # its end never arrives
+        clock.now += 1
+        listed = [_ended(f"run-{m}", "Failed" if m % 2 else "Succeeded") for m in range(n + 1)]
+        said = _summary("host-1", runs=RunTally(running=1), listed=listed[-20:])
+        state.apply(_placed(said, "local", "default"))
+    # each ended once silent for 15 s (its engine's heartbeats would say it lives), the five
+    # last finished kept, and those not yet silent for long enough still live
+    assert state.ends_from_summaries == 36  # run-0 to run-35: silent for 15 s at the last
+    assert sorted(state.runs) == sorted(f"run-{n}" for n in range(31, 50))
+    assert [state.runs[f"run-{n}"].status for n in (33, 34)] == ["Failed", "Succeeded"]
+    assert all(state.runs[f"run-{n}"].status == "Running" for n in range(36, 50))
+
+
+def test_a_run_that_still_talks_or_is_listed_live_keeps_waiting_for_its_own_end() -> None:
+    """A summary's word on a run heard from lately, or listed live, ends nothing."""
+    clock = _Clock()
+    state = ReaderModel(clock=clock)
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    state.apply(telemetry(LifecycleEvent(event="ENGINE_STARTED"), seq=1))
+    clock.now += 14
+    state.apply(_placed(_summary("host-1", listed=[_ended("run-1")]), "local", "default"))
+    live = _summary("host-1", runs=RunTally(running=1), listed=[_live("run-1", "local", "default")])
+    clock.now += 30
+    state.apply(_placed(live, "local", "default"))
+    assert (state.runs["run-1"].finished, state.ends_from_summaries) == (False, 0)

@@ -58,8 +58,14 @@ def test_a_run_is_forgotten_a_minute_after_its_end_and_its_count_is_kept() -> No
     changes, counts = gaps.changes()
     assert changes == {"e1": SourceGaps(3, T0 + 61), "e2": SourceGaps(1, T0 + 61)}
     gaps.written(counts)
-    clock.now = T0 + 61 + 601  # r2 never ended: forgotten after ten quiet minutes
+    clock.now = T0 + 61 + 119  # r2 never ended, quiet for almost two minutes: followed
     gaps.sweep()
+    assert gaps.owner("r2") == "e2"
+    clock.now = (
+        T0 + 61 + 121
+    )  # forgotten after two quiet minutes (its heartbeats would be 5 s apart)
+    gaps.sweep()
+    assert gaps.owner("r2") is None
     assert gaps.changes()[0] == {}
     assert gaps.missed == 4
 

@@ -4,6 +4,7 @@ bounds; hostile payloads rejected; a database that fails carried by the buffer."
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -325,6 +326,35 @@ async def test_a_full_queue_drops_and_counts_never_blocking(
         await recorder.flush(timeout=5)
         await recorder.stop()
     assert (recorder.stats.stored, recorder.stats.dropped) == (stats.queued, stats.dropped)
+    history.close()
+
+
+async def test_falling_behind_is_said_while_it_happens_and_catching_up_too(
+    broker: InMemoryBroker, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue a tenth full: behind (a warning, the stats), before anything is dropped; once
+    written, caught up; the times it fell behind are counted."""
+    caplog.set_level("INFO", logger="cascade.history")
+    history = _BlockedHistory(database_url)
+    async with InMemoryConnector(broker, presence=False) as connector:
+        recorder = Recorder(connector, history, max_queue=100, batch_size=5, name="rec-1")
+        await recorder.start()
+        try:
+            await _publish_runs(broker, 8)
+            assert not recorder.stats.behind
+            await _publish_runs(broker, 10, first=8)
+            stats = recorder.stats
+        finally:
+            history.release.set()
+        assert (stats.behind, stats.times_behind, stats.dropped) == (True, 1, 0)
+        said = re.search(r"recorder rec-1 is falling behind: (\d+) messages queued", caplog.text)
+        assert said is not None
+        assert 10 <= int(said.group(1)) <= 18
+        assert "(it drops past 100)" in caplog.text
+        await recorder.flush(timeout=5)
+        await recorder.stop()
+    assert (recorder.stats.behind, recorder.stats.times_behind) == (False, 1)
+    assert "recorder rec-1 caught up after" in caplog.text
     history.close()
 
 

@@ -79,6 +79,10 @@ MAX_GRAPH_NODES_HELD = 1_000_000
 """The nodes of runs' graphs a :class:`ReaderModel` holds at most, across its runs (500 runs of
 2,000 tasks): beyond it, a run's graph is not kept (:attr:`ReaderModel.graphs_dropped`)."""
 
+SUMMARY_END_AFTER = 15.0
+"""Seconds an unfinished run must have sent nothing (three of its engine's heartbeats, 5 s
+apart while it lives) before its engine's summary, listing it as ended, ends it in a reader:
+its own end was missed. A run that still talks ends by its own end, with its error."""
 MAX_ENGINES = 50_000
 """Engines (sources) a :class:`ReaderModel` holds at most (see :meth:`ReaderModel.prune`):
 a fleet of tens of thousands, and its readers, whole; bounded against a publisher that
@@ -140,6 +144,9 @@ class ReaderModel:
     max_engines: int = MAX_ENGINES
     forgotten_runs: int = 0
     """Runs dropped by :meth:`prune` so far."""
+    ends_from_summaries: int = 0
+    """Runs ended as their engine's summary listed them, their own end missed (see
+    :data:`SUMMARY_END_AFTER`)."""
     forgotten_engines: int = 0
     """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
     max_graph_nodes: int = MAX_GRAPH_NODES_HELD
@@ -223,6 +230,7 @@ class ReaderModel:
             return
         now = self.clock()
         engine.summary_heard = now
+        self._ends_from_summary(engine, now)
         if not self.telemetry_filters:
             self._reading_since = None
             return
@@ -233,6 +241,36 @@ class ReaderModel:
             return  # heard before this view read telemetry: what came after may predate it
         filters, prefix = self.telemetry_filters, self.prefix
         note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
+
+    def _ends_from_summary(self, engine: EngineView, now: float) -> None:
+        """The runs of ``engine`` this view holds unfinished that its summary lists as ended,
+        and that sent nothing for :data:`SUMMARY_END_AFTER` seconds: their end was missed
+        (the broker or the connector shed it). They end as the summary says, so that the
+        bounds on finished runs hold them (``keep_runs``), not the ``keep_for`` of a run whose
+        engine went silent: a reader that sheds under load must not hold every run whose end
+        it missed for ten minutes."""
+        summary = engine.summary
+        if summary is None:
+            return
+        for listed in summary.listed:
+            if listed.status == "Running":
+                continue
+            run = self.runs.get(listed.run_id)
+            if (
+                run is None
+                or run.finished
+                or run.source != engine.source
+                or now - run.last_heard < SUMMARY_END_AFTER
+            ):
+                continue
+            run.status = "Cancelled" if listed.cancelled else listed.status
+            run.finish(now)
+            self.ends_from_summaries += 1
+            self._finished[run.run_id] = None
+            engine.live_seen.discard(run.run_id)
+            self._compact_if_whole(run)
+            self._changed(run)
+        self.forgotten_runs += self._retire_finished(now)
 
     def _ask_listed(self, engine: EngineView) -> None:
         """The live runs an engine's summary lists that this view reads the telemetry of and

@@ -29,7 +29,10 @@ MAX_FOLLOWED = 50_000
 """Runs a recorder follows at once; a new run beyond that takes the place of the one heard of
 least recently (counted in :attr:`RecorderGaps.unfollowed` if it had not ended)."""
 _ENDED_FOR = 60.0  # seconds a run is still followed after its end (late copies fill holes)
-_IDLE_FOR = 600.0  # seconds a run that has not ended is followed without news of it
+# seconds a run that has not ended is followed without news of it: a live run's engine sends
+# its heartbeat every 5 s, so a run that quiet ended unheard (its end shed under load) or lost
+# its engine; followed for ten minutes, every such run's numbers were held that long (issue 91)
+_IDLE_FOR = 120.0
 
 
 @dataclass(slots=True)
@@ -269,7 +272,7 @@ class RecorderGaps:
         return [run_id for run_id, run in self._runs.items() if not run.ended and run.heard < since]
 
     def sweep(self) -> None:
-        """Forget the runs that ended over a minute ago or were not heard of for ten."""
+        """Forget the runs that ended over a minute ago or were not heard of for two."""
         now = self._clock()
         for run_id, run in list(self._runs.items()):
             if now - run.heard >= (_ENDED_FOR if run.ended else _IDLE_FOR):

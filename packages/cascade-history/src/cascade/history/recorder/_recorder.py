@@ -55,6 +55,7 @@ __all__ = ["Recorder"]
 _log = logging.getLogger("cascade.history")
 _REJOIN_CHECK = 1.0  # seconds between two looks at whether the connector reconnected
 _REJOIN_FOR = 60.0  # seconds after a reconnection a run not heard of since is asked about
+_SHED_SAID_FOR = 10.0  # seconds a recorder whose connector shed is said to be behind
 
 
 class Recorder:
@@ -123,6 +124,8 @@ class Recorder:
         if share is not None:
             validate_filter(shared_filter(share, "x"))  # InvalidTopicError (a ValueError)
         self.connector = connector
+        self._shed_seen = connector.stats.shed
+        self._shed_at: float | None = None
         self.history = history
         self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.name = name if name is not None else connector.source_id
@@ -185,7 +188,19 @@ class Recorder:
             refused=writer.refused + self._intake.refused + self._ends.refused,
             unfollowed=self._gaps.unfollowed,
             ends_from_summaries=self._ends.taken,
+            behind=writer.behind_since is not None or self._shedding(),
+            times_behind=writer.times_behind,
+            shed=self._shed_seen,
         )
+
+    def _shedding(self) -> bool:
+        """Whether the connector shed what it received (the recorder read too slowly for the
+        broker) within the last :data:`_SHED_SAID_FOR` seconds of reading its stats."""
+        shed = self.connector.stats.shed
+        now = self._clock()
+        if shed != self._shed_seen:
+            self._shed_seen, self._shed_at = shed, now
+        return self._shed_at is not None and now - self._shed_at < _SHED_SAID_FOR
 
     async def start(self) -> None:
         """Start the writer and subscribe; messages are recorded from now on."""

@@ -30,7 +30,13 @@ class RecorderStats:
     ``missing_events`` of the run still counts it). ``ends_from_summaries``: runs whose end
     fell while it was away (a reconnection), stored as their engines' retained summaries
     listed them (each such end, and the heartbeat with its last event's number, counts as a
-    message received); a summary refused counts as received and refused.
+    message received); a summary refused counts as received and refused. ``behind``: whether
+    its queue holds a tenth of ``max_queue`` or more, and has not yet gone back under a
+    fiftieth of it (it keeps up no longer, and drops once the queue is full: said in a warning
+    as it happens), or its connector shed messages within the last 10 seconds (``shed``: what
+    the connector discarded unread, the recorder too slow to read what the broker delivered:
+    never received, so counted in no other field, but in ``gaps``); ``times_behind``: how
+    many times its queue fell behind since it started.
     """
 
     received: int
@@ -46,3 +52,6 @@ class RecorderStats:
     refused: int = 0
     unfollowed: int = 0
     ends_from_summaries: int = 0
+    behind: bool = False
+    times_behind: int = 0
+    shed: int = 0

@@ -5,6 +5,10 @@ gap and refusal counts not written yet. A write the database cannot take now
 (:class:`HistoryError`: server down, disk full, locked) keeps its batch and is retried with
 exponential backoff while the queue fills behind it; once the queue is full, new messages are
 dropped and counted. With ``keep``/``keep_logs`` the history is pruned between writes.
+
+The writer says when it falls behind while it happens, not only in the runs' missing counts
+afterwards: once :data:`BEHIND_AT` of its queue is taken it is ``behind`` (a warning, and the
+recorder's stats and metrics say so) until the queue is back under :data:`CAUGHT_UP_AT` of it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from ._pace import Pace
 __all__ = ["Writer"]
 
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
+BEHIND_AT = 0.1
+"""The share of its queue taken from which the writer says it is behind (it drops at 1.0)."""
+CAUGHT_UP_AT = 0.02
+"""The share of its queue under which a writer that was behind has caught up (the gap keeps a
+writer at the edge from flapping)."""
 
 
 class Writer:
@@ -81,6 +90,11 @@ class Writer:
         self.stored = self.duplicates = self.rejected = self.refused = 0
         self.dropped = self.write_errors = 0
         self.last_error: str | None = None
+        self.behind_since: float | None = None
+        """When the queue last reached :data:`BEHIND_AT` of ``max_queue`` (``None``: it is
+        not behind)."""
+        self.times_behind = 0
+        """How many times it fell behind since it started."""
 
     @property
     def queued(self) -> int:
@@ -103,6 +117,8 @@ class Writer:
         if not queue:  # else the writer is awake already, and not idle
             self.wake()
         queue.append(item)
+        if self.behind_since is None and len(queue) >= self.max_queue * BEHIND_AT:
+            self._fell_behind()
         if len(queue) == self.batch_size:
             self._pace.full()
 
@@ -198,7 +214,32 @@ class Writer:
             self.duplicates += result.duplicates
             self.rejected += result.rejected
             self.refused += result.refused
+            self._caught_up()
             await self._maybe_prune()
+
+    def _fell_behind(self) -> None:
+        self.behind_since = self._clock()
+        self.times_behind += 1
+        self._log.warning(
+            "behind",
+            "recorder %s is falling behind: %d messages queued (it drops past %d); the "
+            "database or this machine does not keep up with the broker",
+            self.name,
+            self.queued,
+            self.max_queue,
+        )
+
+    def _caught_up(self) -> None:
+        if self.behind_since is not None and self.queued <= self.max_queue * CAUGHT_UP_AT:
+            self._log.log(
+                logging.INFO,
+                "caught-up",
+                "recorder %s caught up after %.0f s behind (%d dropped in all)",
+                self.name,
+                self._clock() - self.behind_since,
+                self.dropped,
+            )
+            self.behind_since = None
 
     def _failed(self, exc: HistoryError) -> None:
         self.write_errors += 1

@@ -207,6 +207,7 @@ def record(
             )
             if exporter is not None and listen is not None:
                 exporter.metrics.count_gaps = not recorder.sharing  # a share's holes mean nothing
+                exporter.follow(lambda: recorder.stats)
                 url = await exporter.serve(listen)
                 console.print(f"metrics on {url}", markup=False, highlight=False, soft_wrap=True)
             console.file.flush()

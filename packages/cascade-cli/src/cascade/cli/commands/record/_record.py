@@ -90,6 +90,8 @@ class _Progress:
             f" · gaps {'per run (shared)' if self.recorder.sharing else f'{stats.gaps:,}'}"
             f" · lag {duration(stats.lag)}"
         )
+        if stats.behind:
+            text.append(f" · behind ({stats.queued:,} queued, {stats.shed:,} shed)", style="red")
         if stats.last_error and stats.lag > 1:
             text.append(" · database: ", style="red").append(stats.last_error[:200], style="red")
         return text
@@ -125,6 +127,48 @@ class Exporter:
         self.metrics = CascadeMetrics(ReaderModel(prefix=prefix))
         self.server: MetricsServer | None = None
         self.listen = listen
+
+    def follow(self, stats: Callable[[], RecorderStats]) -> None:
+        """Serve the recorder's own figures too (``cascade_recorder_*``), read from ``stats``
+        at each scrape: whether it keeps up, while it happens."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.registry import Collector
+
+        class RecorderCollector(Collector):
+            def collect(self) -> Any:
+                now = stats()
+                yield GaugeMetricFamily(
+                    "cascade_recorder_queued",
+                    "Messages received and not yet written to the history.",
+                    value=now.queued,
+                )
+                yield GaugeMetricFamily(
+                    "cascade_recorder_lag_seconds",
+                    "Seconds the oldest message not yet written has waited.",
+                    value=now.lag,
+                )
+                yield GaugeMetricFamily(
+                    "cascade_recorder_behind",
+                    "1 while the recorder does not keep up (its queue a tenth full or more).",
+                    value=int(now.behind),
+                )
+                yield CounterMetricFamily(
+                    "cascade_recorder_dropped",
+                    "Valid messages lost: the queue was full (or unwritten at the stop).",
+                    value=now.dropped,
+                )
+                yield CounterMetricFamily(
+                    "cascade_recorder_shed",
+                    "Messages its connector discarded unread: it read too slowly for the broker.",
+                    value=now.shed,
+                )
+                yield CounterMetricFamily(
+                    "cascade_recorder_stored",
+                    "Messages new to the history, written.",
+                    value=now.stored,
+                )
+
+        self.metrics.registry.register(RecorderCollector())
 
     async def serve(self, address: tuple[str, int]) -> str:
         """Listen on ``address`` (:attr:`listen`'s); the metrics' URL. :class:`CannotListen` if

@@ -1,0 +1,231 @@
+"""A soak of the readers (issue 91): one engine running back-to-back runs of coroutine tasks
+(every 10th logging a line) on a private mosquitto, with `cascade record`, `cascade dashboard`
+(on the same history) and `cascade watch` (on a pseudo-terminal) beside it as real processes.
+
+Every ``--every`` seconds it prints a row: the runs the engine finished, each reader's RSS
+(MB), the recorder's queue and what it dropped (from its metrics), and what the history holds:
+its runs, the events its recorder found missing (``History.gaps``) and the file's size. The
+end says how much each reader's memory grew after its first minutes (``--settle``): flat is
+what a reader that holds a steady load shows. A benchmark, not a timed test:
+
+    python bench_soak.py                      # 3 minutes, 1,000 tasks a run, SQLite
+    python bench_soak.py --minutes 12         # the issue's soak
+    python bench_soak.py --db postgresql+psycopg://postgres@127.0.0.1:5432/soak
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import pty
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from cascade.history import History
+from cascade.testkit import MosquittoBroker
+
+READY_TIMEOUT = 60.0
+_RSS = re.compile(r"VmRSS:\s+(\d+) kB")
+_METRIC = re.compile(r"^(cascade_\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
+
+
+def engine(host: str, port: int, tasks: int, runs_file: str) -> None:
+    """The engine process: back-to-back runs of ``tasks`` coroutine tasks until killed; each
+    finished run writes how many have to ``runs_file``."""
+    from cascade.connectors.mqtt import MqttConnector
+    from cascade.runtime import Engine, task
+
+    log = logging.getLogger("soak")
+    log.setLevel(logging.INFO)
+
+    @task
+    async def work(index: int) -> int:
+        if index % 10 == 0:
+            log.info("task %d logs a line", index)
+        return index
+
+    async def main() -> None:
+        async with MqttConnector(host, port, source_id="soak-engine") as connector:
+            runner = Engine(connector)
+            finished = 0
+            while True:
+                await runner.run([work(i) for i in range(tasks)])
+                finished += 1
+                Path(runs_file).write_text(f"{finished}\n")  # noqa: ASYNC240 a few bytes a run
+
+    asyncio.run(main())
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, MB (nan once it is gone)."""
+    try:
+        found = _RSS.search(Path(f"/proc/{pid}/status").read_text())
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def cli(*args: str) -> list[str]:
+    """``cascade ARGS``, as users run it, with this interpreter."""
+    return [sys.executable, "-m", "cascade.cli", *args]
+
+
+def started_on(process: subprocess.Popen[str], name: str, pattern: str) -> str:
+    """The first match of ``pattern`` in ``process``'s output (its address); the rest of its
+    output is drained in a thread."""
+    assert process.stdout is not None
+    said = []
+    for line in process.stdout:
+        found = re.search(pattern, line)
+        if found:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return found.group(1)
+        said.append(line)
+    raise RuntimeError(f"{name} ended before it was ready: {''.join(said)[-2000:]}")
+
+
+def piped(command: list[str]) -> subprocess.Popen[str]:
+    """``command`` started, its output (and errors) read as text by :func:`started_on`."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def watch_on_pty(broker: list[str]) -> subprocess.Popen[bytes]:
+    """`cascade watch` drawing its table on a pseudo-terminal (drained, never shown)."""
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "60", "TERM": "xterm"}
+    process = subprocess.Popen(cli("watch", *broker), stdin=secondary, stdout=secondary,
+                               stderr=secondary, env=env)  # fmt: skip
+    os.close(secondary)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(primary, 65_536):
+                pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    return process
+
+
+def scraped(http: httpx.Client, url: str) -> dict[str, float]:
+    """A reader's /metrics, each metric summed over its labels (empty when it does not
+    answer)."""
+    try:
+        text = http.get(url).text
+    except httpx.HTTPError:
+        return {}
+    figures: dict[str, float] = {}
+    for name, value in _METRIC.findall(text):
+        figures[name] = figures.get(name, 0.0) + float(value)
+    return figures
+
+
+def history_figures(db: str) -> tuple[int, int]:
+    """Runs the history holds, and the events its recorders found missing."""
+    with History(db) as history:
+        return history.count_runs(), sum(gap.missed for gap in history.gaps())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between two rows")
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks of each run")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="minutes after which a reader's memory must be flat")  # fmt: skip
+    parser.add_argument("--db", default=None, help="the history's URL (a SQLite file unless)")
+    parser.add_argument("--engine", nargs=4, metavar=("HOST", "PORT", "TASKS", "RUNS_FILE"),
+                        help=argparse.SUPPRESS)  # fmt: skip
+    args, _ = parser.parse_known_args()  # `nox -s soak -- ...` passes its flags
+    if args.engine:
+        host, port, tasks, runs_file = args.engine
+        engine(host, int(port), int(tasks), runs_file)
+        return
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
+        db = args.db or f"sqlite:///{folder}/history.db"
+        broker = stack.enter_context(MosquittoBroker())
+        on = ["--host", "127.0.0.1", "--port", str(broker.port)]
+        processes: dict[str, subprocess.Popen[str] | subprocess.Popen[bytes]] = {}
+
+        def stop_all() -> None:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+        stack.callback(stop_all)
+        record = processes["record"] = piped(
+            cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on)
+        )
+        metrics_url = started_on(record, "record", r"metrics on (http://\S+/metrics)")
+        dashboard = processes["dashboard"] = piped(
+            cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on)
+        )
+        dashboard_metrics = (
+            started_on(dashboard, "dashboard", r"cascade dashboard on (http://\S+/)") + "metrics"
+        )
+        processes["watch"] = watch_on_pty(on)
+        runs_file = folder / "runs.txt"
+        runs_file.touch()
+        processes["engine"] = subprocess.Popen(
+            [sys.executable, __file__, "--engine", "127.0.0.1", str(broker.port),
+             str(args.tasks), str(runs_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        readers = ("dashboard", "record", "watch")
+        print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks; history {db}\n")
+        print("| min | runs | " + " | ".join(f"{r} MB" for r in readers)
+              + " | dashboard's live runs | dashboard missed | recorder queued | dropped | shed"
+              " | history runs | missing events |")  # fmt: skip
+        print("|--:|" + "--:|" * (len(readers) + 8))
+        samples: list[tuple[float, dict[str, float]]] = []
+        http = stack.enter_context(httpx.Client(timeout=10))
+        began = time.monotonic()
+        end = began + args.minutes * 60
+        while True:
+            time.sleep(max(0.0, min(args.every, end - time.monotonic())))
+            minutes = (time.monotonic() - began) / 60
+            rss = {name: rss_mb(processes[name].pid) for name in readers}
+            samples.append((minutes, rss))
+            runs = int(runs_file.read_text() or 0)
+            figures = scraped(http, metrics_url)
+            seen = scraped(http, dashboard_metrics)
+            live = seen.get("cascade_runs_running", float("nan"))
+            missed = seen.get("cascade_missed_events", float("nan"))
+            queued = figures.get("cascade_recorder_queued", float("nan"))
+            dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
+            shed = figures.get("cascade_recorder_shed_total", float("nan"))
+            recorded, missing = history_figures(db)
+            print(f"| {minutes:.1f} | {runs:,} | "
+                  + " | ".join(f"{rss[name]:.0f}" for name in readers)
+                  + f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f} | {dropped:,.0f} | {shed:,.0f}"
+                  f" | {recorded:,} | {missing:,} |",
+                  flush=True)  # fmt: skip
+            if time.monotonic() >= end:
+                break
+        settled = [rss for minutes, rss in samples if minutes >= args.settle]
+        print(f"\nmemory after {args.settle:g} min (first sample to last):")
+        for name in readers:
+            if len(settled) >= 2:
+                first, last = settled[0][name], settled[-1][name]
+                span = samples[-1][0] - next(m for m, _ in samples if m >= args.settle)
+                rate = (last - first) / span if span else 0.0
+                print(f"  {name}: {first:.0f} -> {last:.0f} MB ({rate:+.1f} MB/min)")
+
+
+if __name__ == "__main__":
+    main()
