@@ -48,7 +48,7 @@ def server_made(request: StartRequest) -> str | None:
         return None
     return (
         f"request id {request.id} is one servers make themselves, for {made}: a start "
-        "request's id is its own (a fresh one, as cascade start and the dashboard make)"
+        "request takes a fresh id of its own (as cascade start and the dashboard do)"
     )
 
 
