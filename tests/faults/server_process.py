@@ -162,8 +162,9 @@ async def main() -> int:
             )
 
     engine.events.subscribe(finished)
-    served_log = logging.getLogger("cascade.runtime.serve")
-    served_log.addHandler(Said(logging.WARNING))
+    # warnings on stderr as ever (a handler of its own would end the last resort's), and said
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("cascade.runtime.serve").addHandler(Said(logging.WARNING))
     every = timedelta(seconds=options.every)
     await engine.serve(
         {"etl": etl},
