@@ -20,7 +20,9 @@ S``: a schedule ``nightly`` starts ``etl`` every ``S`` seconds too (a slot claim
 alone). ``--gate``: ``etl`` ends with ``publish``, which waits for the gate ``approve`` too (held
 from the run's start until someone approves it). ``--slow-store S``: each run's manifest (or
 journal) takes ``S`` seconds more to read, as from an object store far away. A ``running``
-line says its step's ``attempt``.
+line says its step's ``attempt``. ``--username`` and ``--password``: the broker login (a broker
+with an ACL: telemetry on the sourced topics, as its ACL has them). Each warning the serving
+engine logs is a line too, ``{"event": "warning", "message": ...}``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -67,6 +70,13 @@ def say(**record: Any) -> None:
     sys.stdout.flush()
 
 
+class Said(logging.Handler):
+    """The serving engine's warnings, each a line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(event="warning", message=record.getMessage())
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -87,6 +97,8 @@ async def main() -> int:
     parser.add_argument("--flaky-at", type=int, default=0, help="the step that fails twice")
     parser.add_argument("--hold-at", type=int, default=0, help="the step held on its failure")
     parser.add_argument("--slow-store", type=float, default=0.0, help="seconds a manifest read")
+    parser.add_argument("--username", default=None, help="the broker login")
+    parser.add_argument("--password", default=None)
     options = parser.parse_args()
 
     async def step_fn(previous: int, i: int) -> int:
@@ -130,6 +142,9 @@ async def main() -> int:
         topic_prefix=options.prefix,
         source_id=options.source,
         keepalive=options.keepalive,
+        username=options.username,
+        password=options.password,
+        sourced_topics=True if options.username else None,
     )
     slow = SlowStore(options.results, options.slow_store) if options.slow_store else None
     engine = Engine(connector, results=slow or options.results, heartbeat_interval=None)
@@ -147,6 +162,9 @@ async def main() -> int:
             )
 
     engine.events.subscribe(finished)
+    # warnings on stderr as ever (a handler of its own would end the last resort's), and said
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("cascade.runtime.serve").addHandler(Said(logging.WARNING))
     every = timedelta(seconds=options.every)
     await engine.serve(
         {"etl": etl},

@@ -73,6 +73,11 @@ def slot_from_stamp(stamp: str) -> datetime:
     return datetime.strptime(stamp, _STAMP).replace(tzinfo=timezone.utc)
 
 
+SLOT_REQUEST_PREFIX = "sched-"
+"""How a slot's request id begins (:func:`slot_request_id`): a serving engine refuses a start
+request whose id begins so unless it is the backfill of that slot."""
+
+
 def slot_request_id(schedule: str, slot: datetime) -> str:
     """The start request id that names ``schedule``'s ``slot`` (``sched-nightly-20261125T010000Z``;
     a name over 40 characters is cut and given a digest of itself, so the id fits 64): a
@@ -80,7 +85,7 @@ def slot_request_id(schedule: str, slot: datetime) -> str:
     name = _checked_name(schedule)
     if len(name) > 40:
         name = f"{name[:32]}_{hashlib.sha256(name.encode()).hexdigest()[:7]}"
-    return f"sched-{name}-{slot_stamp(slot)}"
+    return f"{SLOT_REQUEST_PREFIX}{name}-{slot_stamp(slot)}"
 
 
 def slot_claims_filter(

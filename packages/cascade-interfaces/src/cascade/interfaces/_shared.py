@@ -109,6 +109,7 @@ if TYPE_CHECKING:
         MIN_TTL,
     )
     from ._schedules import (
+        SLOT_REQUEST_PREFIX,
         Catchup,
         Overlap,
         SlotClaim,

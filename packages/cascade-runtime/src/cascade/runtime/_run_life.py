@@ -234,6 +234,7 @@ class RunLife:
                 rerun_of=again.rerun_of if again is not None else None,
                 root_run=again.root_run if again is not None else self.run_id,
                 origin=origin,
+                source=None if self.host.connector is None else self.host.connector.source_id,
             )
         try:
             return await self._run()

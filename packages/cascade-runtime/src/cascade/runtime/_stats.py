@@ -36,7 +36,10 @@ class EngineStats(ConstraintStats):
     ``starts_refused``: those it refused (answered ``refused``); ``starts_duplicated``: copies
     of a request it had already taken or refused (answered as the first was, or not at all
     while the first is under way); ``starts_rejected``: malformed requests (not answered,
-    logged at a limited rate).
+    logged at a limited rate); ``starts_reserved``: requests refused (and counted in
+    ``starts_refused``) for an id the servers make themselves, a carry-on's (``carry-...``) or
+    a schedule's slot's (``sched-...``) outside that slot's backfill (each logged at a
+    limited rate).
     With results kept (``Engine(results=...)``): ``results_kept`` and ``results_bytes``, the
     results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
     encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
@@ -75,6 +78,9 @@ class EngineStats(ConstraintStats):
     While it serves (docs/durability.md): ``runs_carried_on``: runs of a server that died which
     this engine carried on (it won their claim); ``runs_left_lost``: such runs it would have
     carried on but left lost, said why (its line over ``max_carry_ons``, or no results store);
+    ``carry_ons_refused``: runs announced live by a server found offline that the run's
+    journal says another engine ran (an engine login of the org may announce any run of it),
+    not carried on for that death, each said in a warning;
     ``journal_refused``: notes of a lost run's journal (a task's failed attempts, its hold's
     deadline) its carry-on did not believe, each said in a warning (an attempt out of bounds,
     a deadline later than a hold made now would have): their tasks started afresh.
@@ -97,6 +103,7 @@ class EngineStats(ConstraintStats):
     starts_refused: int = 0
     starts_duplicated: int = 0
     starts_rejected: int = 0
+    starts_reserved: int = 0
     results_kept: int = 0
     results_bytes: int = 0
     results_not_kept: int = 0
@@ -118,6 +125,7 @@ class EngineStats(ConstraintStats):
     slots_backfilled: int = 0
     runs_carried_on: int = 0
     runs_left_lost: int = 0
+    carry_ons_refused: int = 0
     results_store_not_exclusive: int = 0
     results_store_unprobed: int = 0
     journal_refused: int = 0

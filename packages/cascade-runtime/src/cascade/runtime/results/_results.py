@@ -153,10 +153,12 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     its ``status`` (``Succeeded``, ``Failed``, ``Cancelled``), when it ``started`` and
     ``ended`` (ISO 8601), its ``tasks`` by stable task key (``name#n``), and where it came from
     (``origin``, as its ``ENGINE_STARTED`` says: who asked and why, a schedule's slot, the run
-    it carries on), also in its journal's head. An :data:`UNFINISHED` manifest (made from a
-    journal) has ``notes`` too, by stable task key: what its journal last noted of each task
-    it had not finished (its failed attempts, its hold: :class:`JournalNote`), which a carry-on
-    goes on from."""
+    it carries on), also in its journal's head, and the engine that ran it (``source``: its
+    connector's source id; ``None`` for a run without one), which a server that would carry
+    the run on checks against the server whose death it heard (docs/durability.md). An
+    :data:`UNFINISHED` manifest (made from a journal) has ``notes`` too, by stable task key:
+    what its journal last noted of each task it had not finished (its failed attempts, its
+    hold: :class:`JournalNote`), which a carry-on goes on from."""
 
     run_id: str
     status: str
@@ -170,6 +172,7 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ended: str = ""
     origin: RunOrigin | None = None
     notes: dict[str, JournalNote] | None = None
+    source: str | None = None
 
 
 UNFINISHED = "Unfinished"

@@ -212,6 +212,7 @@ class RunResults:
         # what the journal notes of attempts that failed, holds and decisions, with the batch
         self._notes: list[KeptTask] = []
         self.memory: RunMemory | None = None  # a carry-on's: what the run it carries on noted
+        self.source: str | None = None  # the engine that runs it, once begun
         self._journaled = 0  # the journal's files written (the writer thread's)
         self._codes: dict[Any, str] = {}  # a loop's routes' tasks' code hashes, by function
         self._loop = asyncio.get_running_loop()
@@ -225,9 +226,12 @@ class RunResults:
         rerun_of: str | None,
         root_run: str | None,
         origin: RunOrigin | None,
+        source: str | None,
     ) -> None:
-        """Write the head of the run's journal, what it begins with, so that a run whose
-        engine dies can be carried on (its journal then lists the results it kept)."""
+        """Write the head of the run's journal, what it begins with and the engine that runs
+        it (``source``), so that a run whose engine dies can be carried on (its journal then
+        lists the results it kept), by a server that heard that engine die."""
+        self.source = source
         began = RunManifest(
             run_id=self.run_id,
             status="Running",
@@ -239,6 +243,7 @@ class RunResults:
             root_run=root_run,
             started=self.started,
             origin=origin,
+            source=source,
         )
         store = self.store
 
@@ -767,6 +772,7 @@ class RunResults:
             started=self.started,
             ended=_now(),
             origin=origin,
+            source=self.source,
         )
         failed: list[str] = []
 

@@ -17,6 +17,7 @@ from .._steps import explain
 from ..results._results import CLAIM_FRESH, UNFINISHED, Claim, ResultStore
 from ..workflow._gate import gate
 from ..workflow._graph import build_graph, task_keys
+from ._serve_requests import CARRY_REQUEST_PREFIX
 
 __all__ = [
     "DEFAULT_MAX_CARRY_ONS",
@@ -46,7 +47,8 @@ _DONE_KEPT = 10_000  # runs whose loss was acted on, remembered (a will heard tw
 def carry_request_id(run_id: str, generation: int = 1) -> str:
     """The start request id a carry-on of ``run_id`` is claimed as, in the shared store:
     ``carry-{run}``, then ``carry-{run}-{n}`` for the claim that takes over the one before."""
-    return f"carry-{run_id}" if generation == 1 else f"carry-{run_id}-{generation}"
+    claim = f"{CARRY_REQUEST_PREFIX}{run_id}"
+    return claim if generation == 1 else f"{claim}-{generation}"
 
 
 def carry_claim(results: ResultStore, run_id: str) -> Claim | None:
@@ -151,12 +153,18 @@ class CarryOnCounts(Protocol):
 
     runs_carried_on: int
     runs_left_lost: int
+    carry_ons_refused: int
 
 
 class CarryOns:
     """Acts on the runs of dead engines (:meth:`lost`): each one of a workflow whose policy is
-    ``carry-on``, begun (it has a journal in ``results``) and unfinished, is handed to
-    ``carry(lost)``, which starts its carry-on or raises why not (another server took it).
+    ``carry-on``, begun (it has a journal in ``results``), unfinished and run by the engine
+    that died (its journal's ``source``), is handed to ``carry(lost)``, which starts its
+    carry-on or raises why not (another server took it). A run whose journal names another
+    engine is not carried on (an announcement is its server's word only for its own runs:
+    any engine login of the org may announce another's run and go offline): said in a
+    warning and counted in ``carry_ons_refused``; the death of the engine that ran it is
+    acted on still.
 
     A run of a schedule's slot whose carry-on is under way here counts as that schedule's
     live run (:meth:`scheduled`) from the moment its loss is heard until its carry-on has
@@ -184,7 +192,8 @@ class CarryOns:
         self._carry = carry
         self._own_runs = own_runs
         self._max = max_carry_ons
-        self._done: dict[str, None] = {}
+        self._done: dict[tuple[str, str], None] = {}  # (source, run id): acted on
+        self._acting: dict[str, int] = {}  # run id -> its tasks under way (one a source)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stats = stats
         self._changed = changed
@@ -209,17 +218,20 @@ class CarryOns:
         ]
 
     def lost(self, source: str, runs: list[ServedRun]) -> None:
-        """``source`` died with ``runs`` live (its last announcement's): act on each, once."""
+        """``source`` died with ``runs`` live (its last announcement's): act on each, once a
+        source (the death of the engine that ran it is acted on whoever announced it
+        before)."""
         own = self._own_runs()
         for entry in runs:
-            if entry.run_id in self._done or entry.run_id in own:
+            if (source, entry.run_id) in self._done or entry.run_id in own:
                 continue
             if self._policies.get(entry.workflow, "none") == "none":
                 continue
-            self._done[entry.run_id] = None
+            self._done[(source, entry.run_id)] = None
             while len(self._done) > _DONE_KEPT:
                 del self._done[next(iter(self._done))]
-            self._pending[entry.run_id] = entry
+            self._pending.setdefault(entry.run_id, entry)
+            self._acting[entry.run_id] = self._acting.get(entry.run_id, 0) + 1
             task = asyncio.get_running_loop().create_task(
                 self._carry_on(source, entry), name="cascade-carry-on"
             )
@@ -230,9 +242,19 @@ class CarryOns:
         try:
             await self._carry_on_here(source, entry)
         finally:  # carried on here (one of this server's runs now), elsewhere, or not at all
-            self._abandoned.pop(entry.run_id, None)
-            if self._pending.pop(entry.run_id, None) is not None and entry.schedule is not None:
-                self._changed()
+            self._acted(entry.run_id)
+
+    def _acted(self, run_id: str) -> None:
+        """One death of ``run_id`` acted on: once no other is (another source's), it is no
+        longer pending here."""
+        acting = self._acting.pop(run_id, 1) - 1
+        if acting:
+            self._acting[run_id] = acting
+            return
+        self._abandoned.pop(run_id, None)
+        pending = self._pending.pop(run_id, None)
+        if pending is not None and pending.schedule is not None:
+            self._changed()
 
     async def _carry_on_here(self, source: str, entry: ServedRun) -> None:
         results = self._results
@@ -254,6 +276,17 @@ class CarryOns:
             return
         if manifest.status != UNFINISHED:
             return  # it ended before its engine died
+        if manifest.source != source:
+            self._stats.carry_ons_refused += 1
+            _log.warning(
+                "run %s of %s is not carried on: %s went offline with it announced live, but "
+                "its journal says %s ran it: only the engine that runs a run can lose it",
+                run_id,
+                entry.workflow,
+                source,
+                "no engine" if manifest.source is None else manifest.source,
+            )
+            return
         origin = manifest.origin or RunOrigin(workflow=entry.workflow, params=manifest.params)
         if origin.carry_ons >= self._max:
             self._stats.runs_left_lost += 1

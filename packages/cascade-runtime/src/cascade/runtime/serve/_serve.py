@@ -62,7 +62,7 @@ from ._carry_on import (
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
 from ._scheduler import Clock, SlotTaken, check_schedules
-from ._serve_requests import Answers, read_request
+from ._serve_requests import Answers, read_request, server_made
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, probe_topic
@@ -454,6 +454,13 @@ class Server:
         except InvalidMessageError as exc:
             stats.starts_rejected += 1
             self._log.warning("rejected", "rejected a start request on %r: %s", message.topic, exc)
+            return
+        reserved = server_made(request)
+        if reserved is not None:  # its claim would keep a carry-on or a slot from starting
+            stats.starts_refused += 1
+            stats.starts_reserved += 1
+            self._log.warning("reserved", "refused start request %s: %s", request.id, reserved)
+            await self._send(topic, self._reply(request, "refused", error=reserved))
             return
         seen = self._answers.seen(request.id)
         if seen is not False:

@@ -1,15 +1,23 @@
-"""Start requests as a serving engine takes them: read from their topic, checked, and each
-``id`` answered once (a copy gets the first answer)."""
+"""Start requests as a serving engine takes them: read from their topic, checked, each ``id``
+answered once (a copy gets the first answer), and the ids the servers make themselves kept
+theirs."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
 from cascade.interfaces import InvalidMessageError, Message
-from cascade.interfaces._shared import decode_start_request, start_topic_workflow
+from cascade.interfaces._shared import (
+    SLOT_REQUEST_PREFIX,
+    decode_start_request,
+    start_topic_workflow,
+)
 from cascade.interfaces.serving import StartReply, StartRequest
 
-__all__ = ["Answers", "read_request"]
+__all__ = ["CARRY_REQUEST_PREFIX", "Answers", "read_request", "server_made"]
+
+CARRY_REQUEST_PREFIX = "carry-"
+"""How the id a carry-on is claimed as begins (``carry-{run}``, ``carry-{run}-{n}``)."""
 
 ANSWERS_KEPT = 4096
 """Answers kept for copies of their request (QoS 1 resends one within seconds)."""
@@ -25,6 +33,23 @@ def read_request(message: Message, prefix: str) -> StartRequest:
             f"for workflow {request.workflow!r}, not the one its topic names", "$.workflow"
         )
     return request
+
+
+def server_made(request: StartRequest) -> str | None:
+    """Why ``request``, taken from the broker, may not have its ``id``: one the servers make
+    themselves (a carry-on's ``carry-...``; a schedule's slot's ``sched-...``, but in that
+    slot's backfill), whose claim in a shared results store would keep the carry-on of a run,
+    or a slot, from starting; ``None`` when it may."""
+    if request.id.startswith(CARRY_REQUEST_PREFIX):
+        made = "the carry-on of a run whose engine died (carry-RUN)"
+    elif request.id.startswith(SLOT_REQUEST_PREFIX) and request.backfill is None:
+        made = "a schedule's slot (sched-SCHEDULE-SLOT; a backfill of the slot may take it)"
+    else:
+        return None
+    return (
+        f"request id {request.id} is one servers make themselves, for {made}: a start "
+        "request takes a fresh id of its own (as cascade start and the dashboard do)"
+    )
 
 
 class Answers:
