@@ -30,6 +30,7 @@ __all__ = ["Listing", "main", "new_app"]
 
 _COMPLETING = "_CASCADE_COMPLETE"  # set by the shell's completion: it wants every command
 _BY_NAME = {command.name: command for command in COMMANDS}
+_PLAIN = {"max_content_width": 120}  # click's plain help as wide as the terminal, up to 120
 
 
 def _root(
@@ -57,7 +58,9 @@ class Listing(OneLineErrors):
         self._unbuilt = {command.name for command in COMMANDS} - set(self.commands)
         for command in COMMANDS:
             if command.name in self._unbuilt:
-                self.commands[command.name] = TyperCommand(command.name, help=command.summary)
+                self.commands[command.name] = TyperCommand(
+                    command.name, help=command.summary, short_help=command.summary
+                )
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         """The command ``args`` name, built (imported) now if it is one only listed so far."""
@@ -80,6 +83,9 @@ def new_app(*commands: Command, listing: bool = False) -> typer.Typer:
         add_completion=True,
         pretty_exceptions_enable=False,
         cls=Listing if listing else OneLineErrors,
+        # The listing's help in click's plain text: typer's framed help imports rich's markdown,
+        # syntax and traceback renderers, half of what `cascade --help` cost (issue 93).
+        **({"rich_markup_mode": None, "context_settings": _PLAIN} if listing else {}),
     )
     app.callback()(_root)
     for command in commands:
