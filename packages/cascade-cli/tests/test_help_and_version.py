@@ -36,8 +36,8 @@ def test_the_top_level_help_lists_every_command_in_one_line() -> None:
     text = _help()
     assert "<bool>" not in text
     for command in COMMANDS:
-        line = next(line for line in text.splitlines() if re.search(rf"│ {command}\s", line))
-        summary = line.split(command, 1)[1].strip(" │")
+        line = next(line for line in text.splitlines() if re.match(rf"  {command}\s", line))
+        summary = line.split(command, 1)[1].strip()
         assert summary.endswith("."), line
     assert "Run a sample workflow and watch it live." in text
 

@@ -173,8 +173,12 @@ def held_by(lock: Any = inject("engine_lock")) -> int:
 @resource(per_worker=True)
 def broken_vault() -> Any:
     """A per-worker resource whose setup raises."""
-    raise ConnectionRefusedError("vault is down")
+    _refuse()
     yield  # a generator function: its setup never gets here
+
+
+def _refuse() -> None:
+    raise ConnectionRefusedError("vault is down")
 
 
 @task

@@ -216,7 +216,7 @@ __all__ = [
     "visualize",
 ]
 
-_, _exported, _ = lazy_exports(__name__)
+_exported = lazy_exports(__name__)[1]  # __all__ above is the list; these import its names
 
 if TYPE_CHECKING:
     # The providers cascade-runtime ships, typed; at run time they are found as any other.

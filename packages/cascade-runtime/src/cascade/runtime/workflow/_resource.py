@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, overload
 
 from .._errors import CascadeRuntimeError
@@ -238,9 +238,9 @@ def made_here(module: str, qualname: str, name: str) -> Any:
         found: Any = importlib.import_module(module)
         for part in qualname.split("."):
             found = getattr(found, part)
-        fn = found.fn if isinstance(found, Resource) else found
+        fn: Any = found.fn if isinstance(found, Resource) else found  # a sync generator function
         try:
-            generator = fn()
+            generator: Generator[Any, None, None] = fn()
             value = next(generator)
         except StopIteration:
             raise ResourceFailed(name, "its generator ended without yielding a value") from None
@@ -252,7 +252,7 @@ def made_here(module: str, qualname: str, name: str) -> Any:
         return value
 
 
-def _tear_down(generator: Iterator[Any]) -> None:
+def _tear_down(generator: Generator[Any, None, None]) -> None:
     try:
         next(generator)
     except StopIteration:
