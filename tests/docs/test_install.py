@@ -153,3 +153,20 @@ def test_everything_installs_what_the_dev_environment_has() -> None:
         if found is not None:
             listed += [(found[1], e) for e in ["", *(found[2] or "").split(",")]]
     assert _external_requirements(listed) == _external_requirements(dev)
+
+
+def test_everything_speaks_http_with_one_client_pinned_once() -> None:
+    """`install/everything.txt` brings httpx2 (``cs.http``, the notifier's webhooks, the
+    dashboard's sign-in) and no httpx beside it, under one range whichever package asks."""
+    listed = []
+    text = (ROOT / "install" / "everything.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        found = re.fullmatch(r"\./packages/(cascade-[a-z-]+)(?:\[([a-z0-9,]+)\])?", line)
+        if found is not None:
+            listed += [(found[1], e) for e in ["", *(found[2] or "").split(",")]]
+    clients = {
+        requirement.replace(" ", "")
+        for requirement in _external_requirements(listed)
+        if re.match(r"httpx2?\b", requirement)
+    }
+    assert clients == {"httpx2>=2,<3"}

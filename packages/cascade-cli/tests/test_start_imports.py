@@ -119,3 +119,17 @@ def test_a_history_command_loads_the_history_only_when_it_runs() -> None:
     assert _loaded(modules, ("cascade.history", "sqlalchemy")) == []
     result, modules = _imported("runs", "--db", "sqlite:///:memory:")
     assert _loaded(modules, ("cascade.history",)) == ["cascade.history"], result.stderr
+
+
+def test_the_listing_is_plain_text() -> None:
+    """`cascade --help` lists the commands in click's plain text (the whole app's too: the
+    listing says what it says): typer's framed help imports rich's markdown, syntax and
+    traceback renderers, half of what the listing cost (issue 93); a command's own help is
+    framed as before."""
+    result, modules = _imported("--help")
+    assert result.returncode == 0, result.stderr
+    assert _loaded(modules, ("rich",)) == []
+    assert "Commands:\n  status " in result.stdout
+    result, modules = _imported("pause", "--help")
+    assert result.returncode == 0, result.stderr
+    assert _loaded(modules, ("rich",)) == ["rich"]

@@ -29,6 +29,7 @@ from cascade.runtime import (
     TaskContext,
     TaskFailedError,
     TaskRetrying,
+    ThreadExecutor,
     WorkerLost,
 )
 from cascade.runtime.testing import EventRecorder, eventually
@@ -230,3 +231,16 @@ async def test_an_attempts_span_says_the_worker_it_ran_on(
     with distributed.Client(on_dask.address, set_as_default=False) as client:
         names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
     assert names[worker] == "w0"
+
+
+async def test_a_per_worker_resource_is_made_on_the_dask_worker_beside_a_call_on_threads(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """With Dask the default: a task injecting a per-worker resource (a lock, which no pickle
+    crosses) gets the one its Dask worker's process made; the call kept on threads
+    (``.with_executor("threads")``) gets the run's, made in the engine's process."""
+    engine = Engine(executor=on_dask, executors={"threads": ThreadExecutor()})
+    engine.register(tasks.worker_lock)
+    there, here = await engine.run([tasks.locked(), tasks.locked().with_executor("threads")])
+    assert there["pid"] == there["made_in"] != os.getpid()
+    assert here["pid"] == here["made_in"] == os.getpid()

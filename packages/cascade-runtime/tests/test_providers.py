@@ -187,9 +187,9 @@ def test_the_entry_points_are_read_once(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without Jinja2 (PyYAML, httpx, s3fs), asking for ``template`` (``load_yaml``,
+    """Without Jinja2 (PyYAML, httpx2, s3fs), asking for ``template`` (``load_yaml``,
     ``http.get``, ``io.s3.read_text``) names the extra."""
-    for module in ("jinja2", "yaml", "httpx", "s3fs"):
+    for module in ("jinja2", "yaml", "httpx2", "s3fs"):
         monkeypatch.setitem(sys.modules, module, None)
     providers = Providers()
     with pytest.raises(ProviderMissing, match=r"pip install 'cascade-runtime\[template\]'"):

@@ -129,7 +129,7 @@ def test_an_error_status_is_a_response_not_a_failure(server: str) -> None:
 
 
 def test_no_answer_fails_the_task_and_is_retried() -> None:
-    """A refused connection fails ``http.get`` with httpx's error, after its retries."""
+    """A refused connection fails ``http.get`` with httpx2's error, after its retries."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
@@ -140,7 +140,8 @@ def test_no_answer_fails_the_task_and_is_retried() -> None:
     with pytest.raises(cs.TaskFailedError) as raised:
         asyncio.run(engine.run(target))
     assert raised.value.task_name == "http.get"
-    assert "ConnectError" in type(raised.value.exception).__name__
+    assert type(raised.value.exception).__name__ == "ConnectError"
+    assert type(raised.value.exception).__module__.split(".")[0] == "httpx2"  # the product's one
     states = [e.state for e in events if isinstance(e, TaskEvent)]
     assert states.count("RETRYING") == 1
 

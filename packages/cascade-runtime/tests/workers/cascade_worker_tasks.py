@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cascade.runtime import TaskContext, current_task, inject, task
+from cascade.runtime import TaskContext, current_task, inject, resource, task
 
 log = logging.getLogger("crunch")
 
@@ -126,3 +126,61 @@ def big(megabytes: float, folder: str) -> bytes:
 def size_of(data: bytes, after: Any = None) -> int:
     """How many bytes ``data`` is (``after``: what it waits for besides)."""
     return len(data)
+
+
+# --- per-call executors and per-worker resources (test_executor_per_call.py) ---
+
+TEARDOWNS = "CASCADE_TEST_TEARDOWNS"  # a folder each worker's teardown writes its pid into
+made_here = 0  # how often this process made `worker_lock`
+
+
+@resource(per_worker=True)
+def worker_lock() -> Any:
+    """A value no pickle crosses (a lock), made in the process that runs the task; its
+    teardown leaves a file named by that process's pid."""
+    global made_here
+    made_here += 1
+    yield {"pid": os.getpid(), "lock": threading.Lock()}
+    folder = os.environ.get(TEARDOWNS)
+    if folder:
+        Path(folder, str(os.getpid())).write_text("torn down")
+
+
+@resource(per_worker=True)
+def warehouse() -> Any:
+    """An SQLAlchemy engine on the SQLite file ``CASCADE_TEST_WAREHOUSE`` names."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{os.environ['CASCADE_TEST_WAREHOUSE']}")
+    yield engine
+    engine.dispose()
+
+
+@task
+def locked(box: Any = inject("worker_lock")) -> dict[str, Any]:
+    """Where it ran, where its resource was made, and how often this process made one."""
+    with box["lock"]:
+        return {"pid": os.getpid(), "made_in": box["pid"], "made": made_here}
+
+
+@task
+def held_by(lock: Any = inject("engine_lock")) -> int:
+    """The pid of the process it ran in, holding a lock the engine's process made."""
+    with lock:
+        return os.getpid()
+
+
+@resource(per_worker=True)
+def broken_vault() -> Any:
+    """A per-worker resource whose setup raises."""
+    _refuse()
+    yield  # a generator function: its setup never gets here
+
+
+def _refuse() -> None:
+    raise ConnectionRefusedError("vault is down")
+
+
+@task
+def opens_vault(vault: Any = inject("broken_vault")) -> Any:
+    return vault

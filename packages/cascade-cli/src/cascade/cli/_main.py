@@ -26,10 +26,11 @@ from .plumbing._group import OneLineErrors
 from .plumbing._pipes import guard_stdout
 from .plumbing._version import version_callback
 
-__all__ = ["Listing", "main", "new_app"]
+__all__ = ["Listing", "Root", "main", "new_app"]
 
 _COMPLETING = "_CASCADE_COMPLETE"  # set by the shell's completion: it wants every command
 _BY_NAME = {command.name: command for command in COMMANDS}
+_PLAIN = {"max_content_width": 120}  # click's plain help as wide as the terminal, up to 120
 
 
 def _root(
@@ -46,7 +47,20 @@ def _root(
     """Watch and steer running Cascade workflows through an MQTT broker."""
 
 
-class Listing(OneLineErrors):
+class Root(OneLineErrors):
+    """The `cascade` group: its own help (`cascade --help`, `cascade` alone) in click's plain
+    text, its commands' framed as typer frames them. typer's framed help imports rich's
+    markdown, syntax and traceback renderers: half of what `cascade --help` cost (issue 93)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = None
+        for name, command in self.commands.items():  # whole, as the listing's (click cuts help)
+            if name in _BY_NAME:
+                command.short_help = _BY_NAME[name].summary
+
+
+class Listing(Root):
     """The `cascade` group that lists every command of the registry without importing any: by
     its name and summary (what ``cascade --help`` shows of it, and what a mistyped name is
     matched against); a command it is asked to run is built then, and runs as in the whole
@@ -57,7 +71,9 @@ class Listing(OneLineErrors):
         self._unbuilt = {command.name for command in COMMANDS} - set(self.commands)
         for command in COMMANDS:
             if command.name in self._unbuilt:
-                self.commands[command.name] = TyperCommand(command.name, help=command.summary)
+                self.commands[command.name] = TyperCommand(
+                    command.name, help=command.summary, short_help=command.summary
+                )
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         """The command ``args`` name, built (imported) now if it is one only listed so far."""
@@ -79,7 +95,8 @@ def new_app(*commands: Command, listing: bool = False) -> typer.Typer:
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
-        cls=Listing if listing else OneLineErrors,
+        cls=Listing if listing else Root,
+        context_settings=_PLAIN,
     )
     app.callback()(_root)
     for command in commands:

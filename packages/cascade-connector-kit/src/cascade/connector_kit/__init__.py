@@ -18,29 +18,23 @@ for at most so long: use them, not ``asyncio.wait_for``, which before Python 3.1
 cancellation that arrives just as the awaited operation completes.
 """
 
-from ._broker_differences import BrokerDifferences
-from ._dispatch import Dispatcher, Subscription
-from ._identity import (
-    default_org_id,
-    default_project_id,
-    default_source_id,
-    default_sourced_topics,
-)
-from ._presence import PresenceGuard, PresenceVerdict
-from ._ratelimit import RateLimitedLogger
-from ._timeout import bounded, event_set
+from __future__ import annotations
 
-__all__ = [
-    "default_org_id",
-    "default_project_id",
-    "default_source_id",
-    "default_sourced_topics",
-    "BrokerDifferences",
-    "Dispatcher",
-    "PresenceGuard",
-    "PresenceVerdict",
-    "RateLimitedLogger",
-    "Subscription",
-    "bounded",
-    "event_set",
-]
+from typing import TYPE_CHECKING
+
+from cascade.interfaces._shared import lazy_exports
+
+if TYPE_CHECKING:
+    from ._broker_differences import BrokerDifferences
+    from ._dispatch import Dispatcher, Subscription
+    from ._identity import (
+        default_org_id,
+        default_project_id,
+        default_source_id,
+        default_sourced_topics,
+    )
+    from ._presence import PresenceGuard, PresenceVerdict
+    from ._ratelimit import RateLimitedLogger
+    from ._timeout import bounded, event_set
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__)

@@ -44,14 +44,14 @@ from .results._lineage import LiveReruns
 from .results._rerun import check_rerun
 from .results._results import ResultStore, open_store
 from .serve._carry_on import DEFAULT_MAX_CARRY_ONS, OnEngineLost
-from .serve._schedule import Schedule
-from .serve._serve import Server
 from .workflow._resource import Resource, ResourceError
 from .workflow._run_state import RunState, skipped_target
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
+
+    from .serve._schedule import Schedule
 
 __all__ = ["Engine"]
 
@@ -556,6 +556,8 @@ class Engine:
         """
         if self.connector is None:
             raise ValueError("serve() needs a connector: requests come over the broker")
+        from .serve._serve import Server  # serving's parts, imported by an engine that serves
+
         server = Server(
             self._link_context(self.connector),
             workflows,

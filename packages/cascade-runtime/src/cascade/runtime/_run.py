@@ -861,7 +861,9 @@ class Run(TaskStates):
         """``node``'s call with its resources' values in place of its injects."""
         resources = self.resources
         assert resources is not None  # the graph has injects: the run has resources
-        return await resources.inject(node, args, kwargs)
+        spec = node.lazy.task
+        in_worker = not spec.is_async and self.executors.sends_calls(spec)
+        return await resources.inject(node, args, kwargs, in_worker=in_worker)
 
     async def _from_cache(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any], started: float

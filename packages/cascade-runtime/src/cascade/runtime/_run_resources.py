@@ -136,11 +136,18 @@ class RunResources:
         self._closed = False
 
     async def inject(
-        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        node: Node,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        in_worker: bool = False,
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``args`` and ``kwargs`` for ``node``'s call: every :class:`Inject` in them replaced
         by its resource's value, and each inject default of its task that they give no value
-        added by name. :class:`ResourceFailed` when a resource's setup failed."""
+        added by name. ``in_worker``: the call goes to a worker process, where a per-worker
+        resource is made (:meth:`Resource.in_worker`), not here. :class:`ResourceFailed` when
+        a resource's setup failed."""
         passed: dict[str, None] = {}
         _markers(args, passed)
         _markers(kwargs, passed)
@@ -148,7 +155,12 @@ class RunResources:
         wanted = dict(passed)
         for default in defaults:
             wanted[default.resource] = None
-        values = {name: await self.get(name) for name in wanted}
+        values = {
+            name: self.registry[name].in_worker()
+            if in_worker and self.registry[name].per_worker
+            else await self.get(name)
+            for name in wanted
+        }
         if passed:
             args, kwargs = _substitute(args, values), _substitute(kwargs, values)
         else:

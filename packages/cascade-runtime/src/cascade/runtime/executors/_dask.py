@@ -101,6 +101,10 @@ class DaskExecutor:
     share, S3...), the worker that ran a task writes its kept result there.
     """
 
+    sends_calls = True
+    """Its attempts run in other processes, their calls sent there: a per-worker resource a
+    task injects is made in its worker (``@resource(per_worker=True)``)."""
+
     def __init__(
         self, address_or_client: str | Client, *, large_bytes: int = DEFAULT_LARGE_BYTES
     ) -> None:

@@ -38,7 +38,9 @@ _T = TypeVar("_T")
 class Executor(Protocol):
     """Where an engine runs its plain-function tasks (``Engine(executor=...)``, and by name,
     ``Engine(executors={...})`` with ``@task(executor="name")``): :class:`ThreadExecutor`
-    (the default), :class:`ProcessExecutor`, or one of your own.
+    (the default), :class:`ProcessExecutor`, or one of your own. One whose attempts run in
+    other processes says so with a class attribute ``sends_calls = True``: a per-worker
+    resource (``@resource(per_worker=True)``) its tasks inject is then made there.
     """
 
     def check(self, task: Task[Any, Any]) -> None:

@@ -124,6 +124,11 @@ class RunPlacement:
         name = self.placement.name_of(spec)
         return self.default if name is None else self.named(name)
 
+    def sends_calls(self, spec: Task[Any, Any]) -> bool:
+        """Whether an attempt of ``spec`` (a plain function) runs in another process, its call
+        sent there (its executor's ``sends_calls``: ProcessExecutor's and DaskExecutor's)."""
+        return bool(getattr(self.placement.executor_of(spec), "sends_calls", False))
+
     def close(self, *, wait: bool) -> None:
         """The run has ended: close every part it started."""
         runners = [self.default, *self._named.values()]

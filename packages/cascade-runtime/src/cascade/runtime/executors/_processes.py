@@ -74,6 +74,10 @@ class ProcessExecutor:
     or hold apply), and the pool is made again for the next attempts.
     """
 
+    sends_calls = True
+    """Its attempts run in other processes, their calls sent there: a per-worker resource a
+    task injects is made in its worker (``@resource(per_worker=True)``)."""
+
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")

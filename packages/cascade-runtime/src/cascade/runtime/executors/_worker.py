@@ -21,6 +21,7 @@ from typing import Any
 from cascade.interfaces import CascadeError
 
 from .._errors import ExecutorError
+from ..workflow._resource import ResourceFailed
 from ..workflow._task import Task
 from ..workflow._task_context import CURRENT, TaskContext
 
@@ -250,6 +251,9 @@ def run_attempt(
     try:
         try:
             fn, args, kwargs = loads(payload)
+        except ResourceFailed as exc:  # a per-worker resource's setup, run as it was loaded
+            text = "".join(traceback.format_exception(exc))
+            return _with_lines(Outcome(error=_sendable(exc, name, text), traceback=text), lines)
         except Exception as exc:
             error = ExecutorError(
                 f"task {name} cannot be loaded in the worker process: {type(exc).__name__}: "

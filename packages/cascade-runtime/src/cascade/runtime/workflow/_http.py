@@ -2,7 +2,7 @@
 
 The Cascade engine's meaning: a request that gets an answer succeeds whatever its status (a
 404 or a 500 is a response a later task may look at); only a request that gets no answer
-(refused, reset, timed out) fails the task, and so is retried like any failure. httpx makes
+(refused, reset, timed out) fails the task, and so is retried like any failure. httpx2 makes
 the request (the ``http`` extra); a client a request, as the Cascade engine opens a session
 a request.
 """
@@ -149,20 +149,20 @@ async def request(
     max_body: int | None = MAX_HTTP_BODY_BYTES,
     to_file: str | os.PathLike[str] | None = None,
 ) -> HttpResponse:
-    """Send one request with httpx and read its answer. ``files``: a form field to a path
+    """Send one request with httpx2 and read its answer. ``files``: a form field to a path
     (a ``pathlib.Path`` or an open file: the file is sent) or to bytes or text (sent as
     they are: a ``str`` is content, never a path); ``data`` beside ``files`` is the form's
     other fields. The body, decoded, is read as it comes, up to ``max_body`` bytes
     (``None``: any); with ``to_file`` it is written there (the response's ``body`` empty,
     its ``body_file`` that path) instead of held."""
-    import httpx
+    import httpx2
 
     uploads = await asyncio.to_thread(_uploads, files) if files else None
     form = data if isinstance(data, dict) else None
     content = None if isinstance(data, dict) or data is None else data
     asked = {k.lower(): v for k, v in (headers or {}).items()}
     asked.setdefault("accept-encoding", ", ".join(_DECODED))  # the ones decoded here
-    async with httpx.AsyncClient(headers=asked, timeout=timeout) as client:
+    async with httpx2.AsyncClient(headers=asked, timeout=timeout) as client:
         sent = client.build_request(
             method.upper(), url, params=params, json=json, data=form, content=content, files=uploads
         )

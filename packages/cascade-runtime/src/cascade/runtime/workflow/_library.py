@@ -473,33 +473,33 @@ class StdInReadLineProvider(_Provider):
 class HttpGetProvider(_Provider):
     name = "http.get"
     function = staticmethod(_http.get)
-    needs = ("httpx", "http")
+    needs = ("httpx2", "http")
     in_code = ("to_file", "max_body")
 
 
 class HttpPostProvider(_Provider):
     name = "http.post"
     function = staticmethod(_http.post)
-    needs = ("httpx", "http")
+    needs = ("httpx2", "http")
     in_code = ("to_file", "max_body")
 
 
 class HttpPutProvider(_Provider):
     name = "http.put"
     function = staticmethod(_http.put)
-    needs = ("httpx", "http")
+    needs = ("httpx2", "http")
     in_code = ("to_file", "max_body")
 
 
 class HttpDeleteProvider(_Provider):
     name = "http.delete"
     function = staticmethod(_http.delete)
-    needs = ("httpx", "http")
+    needs = ("httpx2", "http")
     in_code = ("to_file", "max_body")
 
 
 class HttpRequestProvider(_Provider):
     name = "http.request"
     function = staticmethod(_http.request)
-    needs = ("httpx", "http")
+    needs = ("httpx2", "http")
     in_code = ("to_file", "max_body")

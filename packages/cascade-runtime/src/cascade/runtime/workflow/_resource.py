@@ -9,8 +9,10 @@ called; a resource asks for another the same way, in its generator's signature.
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, overload
 
 from .._errors import CascadeRuntimeError
@@ -24,6 +26,7 @@ __all__ = [
     "ResourceMissing",
     "inject",
     "inject_defaults",
+    "WorkerMade",
     "resource",
 ]
 
@@ -49,6 +52,9 @@ class ResourceFailed(CascadeRuntimeError, RuntimeError):
         self.resource = resource
         self.detail = detail
         super().__init__(f"resource {resource!r} failed at its setup: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses from worker processes whole
+        return (type(self), (self.resource, self.detail))
 
 
 class Inject:
@@ -132,17 +138,22 @@ def inject_defaults(fn: Callable[..., Any], what: str) -> tuple[InjectDefault, .
 
 class Resource:
     """What :func:`resource` makes of a generator function: ``name`` (how tasks inject it),
-    ``fn``, whether it is an async generator (``is_async``), and the resources its generator
-    injects (``injects``). Register it on an engine: :meth:`Engine.register
+    ``fn``, whether it is an async generator (``is_async``), the resources its generator
+    injects (``injects``), and ``per_worker``: whether a worker process makes it for the tasks
+    it runs (see :func:`resource`). Register it on an engine: :meth:`Engine.register
     <cascade.runtime.Engine.register>`."""
 
-    __slots__ = ("fn", "injects", "is_async", "name")
+    __slots__ = ("fn", "injects", "is_async", "name", "per_worker")
 
     def __init__(
-        self, fn: Callable[..., Iterator[Any]] | Callable[..., AsyncIterator[Any]], name: str
+        self,
+        fn: Callable[..., Iterator[Any]] | Callable[..., AsyncIterator[Any]],
+        name: str,
+        per_worker: bool = False,
     ) -> None:
         self.fn = fn
         self.name = name
+        self.per_worker = bool(per_worker)
         self.is_async = inspect.isasyncgenfunction(fn)
         if not self.is_async and not inspect.isgeneratorfunction(fn):
             raise ResourceError(
@@ -160,9 +171,93 @@ class Resource:
                     f"resource {name}: parameter {param.name} has no default; a resource "
                     "takes only other resources (inject defaults) and defaults"
                 )
+        if self.per_worker:
+            _check_per_worker(self)
+
+    def in_worker(self) -> WorkerMade:
+        """What a task sent to a worker process gets in its place: made there (per_worker)."""
+        return WorkerMade(self.fn.__module__, self.fn.__qualname__, self.name)
 
     def __repr__(self) -> str:
         return f"<Resource {self.name}>"
+
+
+def _check_per_worker(made: Resource) -> None:
+    """:class:`ResourceError` unless a worker process can make ``made`` by itself: a sync
+    generator function it can import by name, that injects no other resource."""
+    where = getattr(made.fn, "__qualname__", "")
+    if made.is_async:
+        raise ResourceError(
+            f"resource {made.name}: per_worker=True takes a sync generator function (a worker "
+            "process calls it outside any event loop)"
+        )
+    if made.injects:
+        raise ResourceError(
+            f"resource {made.name}: per_worker=True takes no other resource (a worker process "
+            f"makes it by itself); it injects {', '.join(d.resource for d in made.injects)}"
+        )
+    if not where or "<locals>" in where or not getattr(made.fn, "__module__", None):
+        raise ResourceError(
+            f"resource {made.name}: per_worker=True needs a function a worker process can "
+            "import: defined at the top level of a module (or of a script run as __main__)"
+        )
+
+
+class WorkerMade:
+    """A per-worker resource as the engine sends it to a worker process: its function's name,
+    which the worker loads as the resource's value, made there once per process."""
+
+    __slots__ = ("module", "name", "qualname")
+
+    def __init__(self, module: str, qualname: str, name: str) -> None:
+        self.module = module
+        self.qualname = qualname
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (made_here, (self.module, self.qualname, self.name))
+
+    def __repr__(self) -> str:
+        return f"<resource {self.name!r}, made in its worker>"
+
+
+_made: dict[tuple[str, str], Any] = {}  # this process's per-worker resources' values
+_making = threading.Lock()  # a Dask worker runs tasks in threads: each made once
+
+
+def made_here(module: str, qualname: str, name: str) -> Any:
+    """The value of the per-worker resource ``module.qualname`` in this process: made by its
+    first task here (what its generator yields), torn down when the process exits (what
+    follows its yield). Called where a task's arguments are loaded in a worker process."""
+    from multiprocessing.util import Finalize  # in workers only
+
+    key = (module, qualname)
+    with _making:
+        if key in _made:
+            return _made[key]
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        fn: Any = found.fn if isinstance(found, Resource) else found  # a sync generator function
+        try:
+            generator: Generator[Any, None, None] = fn()
+            value = next(generator)
+        except StopIteration:
+            raise ResourceFailed(name, "its generator ended without yielding a value") from None
+        except Exception as exc:
+            raise ResourceFailed(name, f"{type(exc).__name__}: {exc}") from exc
+        _made[key] = value
+        # at the process's exit: a worker of a pool ends by os._exit, which skips atexit
+        Finalize(None, _tear_down, (generator,), exitpriority=10)
+        return value
+
+
+def _tear_down(generator: Generator[Any, None, None]) -> None:
+    try:
+        next(generator)
+    except StopIteration:
+        return
+    generator.close()
 
 
 @overload
@@ -172,11 +267,17 @@ def resource(
 
 
 @overload
-def resource(*, name: str | None = None) -> Callable[[Callable[..., Any]], Resource]: ...
+def resource(
+    *, name: str | None = None, per_worker: bool = False
+) -> Callable[[Callable[..., Any]], Resource]: ...
 
 
 def resource(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    per_worker: bool = False,
 ) -> Resource | Callable[[Callable[..., Any]], Resource]:
     """Make a generator function a resource: ``@resource`` or ``@resource(name="db")``
     (default: the function's name).
@@ -185,11 +286,20 @@ def resource(
     task that needs it; the value it yields is what every task of the run that injects it
     gets; what follows the ``yield`` is the teardown, run at the run's end whatever its
     outcome. A sync generator runs in the run's threads, an async one on its loop. Not a
-    generator function: :class:`ResourceError` (a ``TypeError``) naming it."""
+    generator function: :class:`ResourceError` (a ``TypeError``) naming it.
+
+    ``per_worker=True``: a value that cannot be sent to a worker process (a database engine,
+    a client, an open connection) is made there instead: a task that runs on a
+    :class:`~cascade.runtime.ProcessExecutor` or a :class:`~cascade.runtime.DaskExecutor`
+    gets the value its worker process made, by calling the generator once, at that worker's
+    first such task (its teardown runs when the process exits); a task that runs in the
+    engine's process (threads, the loop) gets the run's, as from any resource. It takes a
+    sync generator function defined at the top level of a module, injecting no other
+    resource (:class:`ResourceError` otherwise)."""
     if name is not None and (not isinstance(name, str) or not name):
         raise ResourceError(f"a resource's name is a non-empty str, not {name!r}")
 
     def make(f: Callable[..., Any]) -> Resource:
-        return Resource(f, name or getattr(f, "__name__", None) or repr(f))
+        return Resource(f, name or getattr(f, "__name__", None) or repr(f), per_worker)
 
     return make(fn) if fn is not None else make

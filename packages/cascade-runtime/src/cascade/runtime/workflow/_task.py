@@ -305,6 +305,13 @@ class Task(Generic[P, R]):
         not a number of at least 0."""
         return self._copy(resources=_requested(amounts))
 
+    def with_executor(self, name: str | None) -> Task[P, R]:
+        """A copy of this task that runs on the engine's executor named ``name``
+        (``Engine(executors={"io": ThreadExecutor()})``; ``None``: its default executor), as
+        ``@task(executor=name)`` says; its other options kept. A plain function only: a
+        coroutine task runs on the engine's loop (:class:`~cascade.runtime.ExecutorError`)."""
+        return self._copy(executor=name)
+
     def _copy(self, **changed: Any) -> Task[P, R]:
         options: dict[str, Any] = {
             "name": self.name,
@@ -453,6 +460,15 @@ class LazyResult(Generic[R]):
         """This call's result taken from a cache when it has one, as :meth:`Task.with_cache`
         says (the task's other calls keep theirs). Returns this lazy result."""
         self.task = self.task.with_cache(policy, expire=expire)
+        return self
+
+    def with_executor(self, name: str | None) -> LazyResult[R]:
+        """This call runs on the engine's executor named ``name`` (``None``: its default
+        executor), as :meth:`Task.with_executor` says: ``load(db).with_executor("io")`` keeps
+        one call on threads beside a process default (the task's other calls keep theirs; a
+        name the engine does not have fails the run before it starts). Returns this lazy
+        result."""
+        self.task = self.task.with_executor(name)
         return self
 
     def with_constraints(self, **amounts: Any) -> LazyResult[R]:
