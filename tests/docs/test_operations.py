@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
+from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control.access import Roles
 from cascade.interfaces import ConnectError
@@ -169,3 +172,36 @@ def test_the_history_steps_run_on_postgresql(database_url: str, tmp_path: Path) 
     (block,) = [e for e in examples(ROOT / "docs" / "upgrading.md") if e.line == line]
     _shell(block.code.replace(documented, database_url), tmp_path, _environment())
     assert "nothing to run" in (tmp_path / "upgrade.sql").read_text(encoding="utf-8")
+
+
+def _command_lines(path: Path) -> list[tuple[str, list[str]]]:
+    """Each `cascade ...` line of the console blocks of ``path`` that are not transcripts
+    (a line continued with a backslash joined), split as a shell would."""
+    found = []
+    for example in examples(path):
+        if example.language != "console" or example.code.startswith("$ "):
+            continue
+        for line in example.code.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split(" > ")[0])
+            if words[:1] == ["cascade"]:
+                found.append((example.name, words[1:]))
+    return found
+
+
+@pytest.mark.parametrize("path", ["operations.md", "upgrading.md"])
+def test_each_command_shown_is_one_the_cli_takes(path: str) -> None:
+    """Every `cascade` line the pages show but cannot run here names a command and options it
+    has, each value one it accepts (`--nats` only where its writer is merged)."""
+    group = typer.main.get_command(app)
+    lines = _command_lines(ROOT / "docs" / path)
+    assert lines
+    for where, words in lines:
+        command, rest = group, words
+        while hasattr(command, "commands"):  # a group (typer's own click: no isinstance)
+            command, rest = command.commands[rest[0]], rest[1:]
+        assert not hasattr(command, "commands"), where
+        if "--nats" in rest and not any("--nats" in getattr(p, "opts", ()) for p in command.params):
+            continue
+        context = command.make_context(command.name, list(rest))  # raises on what it lacks
+        assert context.params, where
+        assert "--password" not in rest, where
