@@ -67,7 +67,7 @@ def test_the_acl_commands_shown_run_on_it(tmp_path: Path) -> None:
     assert "pattern write cascade/reply/+/+/%u\n" in mosquitto
     definitions = json.loads((tmp_path / "out-1").read_text(encoding="utf-8"))
     assert [p["user"] for p in definitions["topic_permissions"]] == [
-        "dashboard", "engine-1", "olga", "recorder", "root", "vera"
+        "dashboard", "engine-1", "notifier", "olga", "recorder", "root", "vera"
     ]  # fmt: skip
     nats = (tmp_path / "out-2").read_text(encoding="utf-8")
     assert 'include "cascade-passwords.conf"' in nats
@@ -141,7 +141,7 @@ def test_the_recipe_runs_as_written_on_mosquitto(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     etc.mkdir()
     logins = _cli("acl", str(tmp_path / "roles.toml"), "--logins").split()
-    assert logins == ["dashboard", "engine-1", "olga", "recorder", "root", "vera"]
+    assert logins == ["dashboard", "engine-1", "notifier", "olga", "recorder", "root", "vera"]
     passwords = _secrets(tmp_path, logins)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env = {k: v for k, v in env.items() if not k.startswith("CASCADE_")}

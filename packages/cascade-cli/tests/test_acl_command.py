@@ -12,7 +12,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
-from cascade.cli.access import AclError, mosquitto_acl, nats_authorization, rabbitmq_definitions
+from cascade.cli.access import (
+    AclError,
+    mosquitto_acl,
+    nats_authorization,
+    rabbitmq_definitions,
+    rabbitmq_definitions_json,
+)
+from cascade.cli.commands.acl import broker_logins
 from cascade.control.access import Roles, RolesError
 
 ROLES = """
@@ -163,6 +170,23 @@ def test_services_and_global_viewers() -> None:
     assert "pattern write cascade/reply/+/+/%u" in text
     assert "telemetry/+/+/+/+/%u" not in text  # bound to each login's orgs, in its block
     assert list(found) == sorted(found)
+
+
+def test_a_notifier_reads_runs_and_statuses_and_writes_nothing_else() -> None:
+    """`[broker] notifiers`: `cascade notify`'s login reads the telemetry and the statuses, and
+    writes only as itself (its marker; on RabbitMQ the roll call), and `--logins` lists it."""
+    roles = Roles.parse(ROLES + 'notifiers = ["notifier"]\n')
+    assert blocks(mosquitto_acl(roles))["notifier"] == [
+        "topic readwrite cascade/_marker/#",
+        "topic read cascade/status/#",
+        "topic read cascade/telemetry/#",
+    ]
+    definitions = json.loads(rabbitmq_definitions_json(roles))
+    (granted,) = [p for p in definitions["topic_permissions"] if p["user"] == "notifier"]
+    assert "rollcall" in granted["write"]
+    assert "constraints" not in granted["write"]
+    assert "command" not in granted["write"]
+    assert "notifier" in broker_logins(roles)
 
 
 def test_the_output_is_generated_deterministically_with_a_header(roles_file: Path) -> None:

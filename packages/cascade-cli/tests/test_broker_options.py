@@ -170,3 +170,28 @@ def test_an_error_of_several_lines_is_said_in_one() -> None:
     )
     assert result.exit_code == 1, result.output
     assert result.stderr == "cascade: cannot connect: the broker said no (try again)\n"
+
+
+def test_a_password_on_the_command_line_is_warned_of_and_the_variable_is_not() -> None:
+    """`--password` works and says on stderr that `ps` shows it, naming the variable that
+    does not; $CASCADE_MQTT_PASSWORD says nothing."""
+    seen: list[BrokerOptions] = []
+
+    def factory(options: BrokerOptions) -> Connector:
+        seen.append(options)
+        return InMemoryConnector(InMemoryBroker(), presence=False)
+
+    context = CliContext(connector_factory=factory)
+    given = CliRunner().invoke(app, ["status", "--password", "s3cret"], obj=context)
+    assert given.exit_code == 0, given.output
+    assert seen[-1].password == "s3cret"
+    assert given.stderr.splitlines()[0] == (
+        "cascade: warning: --password on the command line is visible to every user of this "
+        "machine (ps, /proc/PID/cmdline); give it in $CASCADE_MQTT_PASSWORD instead"
+    )
+    quiet = CliRunner().invoke(
+        app, ["status"], env={"CASCADE_MQTT_PASSWORD": "s3cret"}, obj=context
+    )
+    assert quiet.exit_code == 0, quiet.output
+    assert seen[-1].password == "s3cret"
+    assert "--password" not in quiet.stderr

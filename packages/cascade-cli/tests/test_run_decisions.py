@@ -129,15 +129,32 @@ def test_run_state_held_picks_the_held_tasks(db: str) -> None:
     assert [task["task_id"] for task in json.loads(result.output)["tasks"]] == ["side-1"]
 
 
+def _rows(output: str) -> list[list[str]]:
+    """The table's rows, each a list of its cells' text (a cell's lines joined by a space)."""
+    rows: list[list[str]] = []
+    for line in output.splitlines():
+        cells = line.rstrip().removesuffix("\u2502").split("\u2502")[1:]  # a cut right edge too
+        cells = [cell.strip() for cell in cells]
+        if not cells:
+            continue
+        if cells[0] or not rows:  # a row's first line has its time
+            rows.append(cells)
+        else:
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=False)]
+    return rows
+
+
 def test_audit_lists_the_decisions(db: str) -> None:
     result = _invoke("audit", "--db", db, "--since", "3650d")
     assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if " decided " in line]
+    rows = _rows(result.output)
     assert len(rows) == 2
-    assert "skip" in rows[0]
-    assert "refused (already_decided: retry by" in rows[0]
-    assert "bob (claimed)" in rows[0]
-    assert "load (load-1) attempt 1 on host-1: applied" in rows[1]
+    assert rows[0][1:4] == ["refused", "run:feed0048c1d0", "skip"]
+    said = "load (load-1) attempt 1 on host-1: refused: already decided: retry by alice"
+    assert rows[0][4] == said
+    assert rows[0][6] == "bob (claimed)"
+    assert rows[1][1:4] == ["decided", "run:feed0048c1d0", "retry"]
+    assert rows[1][4] == "load (load-1) attempt 1 on host-1: applied"
     events = json.loads(_invoke("audit", "--db", db, "--since", "3650d", "--json").output)
     assert [(e["action"], e["type"], e["issued_by"]) for e in events] == [
         ("decided", "skip", "bob"),
@@ -183,3 +200,29 @@ def test_the_lists_of_runs_say_the_decisions_that_made_a_run(db: str) -> None:
     assert '""by"": ""alice""' in exported[1]
     head = _invoke("run", RUN, "--db", db).stdout.splitlines()[0]
     assert head.startswith(f"run {RUN}  Running · 1 retried by alice  started ")
+
+
+def test_audit_shows_a_decision_the_engine_refused_as_refused_with_why(tmp_path: Path) -> None:
+    """A decision on a task that was not held is a ``refused`` row saying why in words, on a
+    terminal of 80 columns too (it read ``decided retry OPERATOR (claimed)``, its refusal in
+    the params cut first); ``--json`` keeps its ``action`` and ``decided.outcome``."""
+    path = str(tmp_path / "history.sqlite3")
+    batch = [
+        _event(T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, 1),
+        _task("load-1", "RUNNING", T0 + 1, 2),
+        _reply("req-9", T0 + 2, decision="retry", outcome="not_held", issued_by="OPERATOR"),
+    ]
+    with History(path, mode="write") as history:
+        assert history.store(batch).rejected == 0
+    result = CliRunner().invoke(
+        app, ["audit", "--db", path, "--since", "3650d"],
+        obj=CliContext(console=Console(width=80)),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((_, action, _, decision, params, *_),) = _rows(result.output)
+    assert (action, decision) == ("refused", "retry"), result.output
+    assert params == "load (load-1) attempt 1 on host-1: refused: the task is not held"
+    events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)
+    assert [(e["action"], e["type"], e["decided"]["outcome"]) for e in events] == [
+        ("decided", "retry", "not_held")
+    ]

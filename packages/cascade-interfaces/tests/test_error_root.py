@@ -34,8 +34,8 @@ PACKAGES = (
 NO_ERRORS = {
     "cascade.cli:_Ended": "stops following a run's log lines once the history has the run's end;"
     " raised and caught in one module",
-    "cascade.runtime:_Refused": "a start request refused: raised and caught in one module, and"
-    " said in the request's answer",
+    "cascade.runtime:_Refused": "a start request refused: said in the request's answer, and by"
+    " its message alone where a carry-on or a slot logs it (a private class is never named)",
     "cascade.runtime:_Taken": "a _Refused: a start request's id taken already in the results"
     " store; raised and caught in one module",
     "cascade.runtime:_Busy": "a _Refused: no room for a start request's run now; raised and"

@@ -395,3 +395,40 @@ async def test_a_restarted_server_s_catch_up_slot_cancels_the_carry_on(tmp_path:
             assert ended.status == "Cancelled"
             assert f"slot {catch_up} of nightly (overlap cancel)" in ended.error
         assert len(carried) + again.engine.stats.runs_left_lost == 1
+
+
+async def test_a_full_server_says_in_words_why_it_carries_no_run_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server with no room for a dead server's run says why in words, never naming a
+    private class of its own (the line said ``_Busy: busy: ...``)."""
+    release = asyncio.Event()
+
+    @cs.task(name="wait")
+    async def wait() -> None:
+        await release.wait()
+
+    broker = InMemoryBroker()
+    results = tmp_path / "results"
+    full = {"max_runs": 1, "max_queued": 0}
+    with caplog.at_level(logging.INFO, "cascade.runtime.serve"):
+        async with (
+            _serving(broker, results, "server-a", {"etl": wait}) as victim,
+            _serving(broker, results, "server-b", {"etl": wait}, **full) as survivor,
+        ):
+            async with InMemoryConnector(broker, source_id="ops", presence=False) as operator:
+                for number, source in enumerate(("server-b", "server-a")):
+                    request = StartRequest(id=f"start-{number}", workflow="etl")
+                    topic = addressed_start_topic(ORG, PROJECT, "etl", source)
+                    await operator.publish(topic, request, qos=1)
+            await survivor.recorder.until(lambda: bool(survivor.started()))
+            await victim.recorder.until(lambda: bool(victim.started()))
+            lost = victim.started()[0].run_id
+            await victim.connector.crash()
+            await eventually(lambda: f"run {lost} is not carried on here" in caplog.text, 10)
+            release.set()
+    (said,) = [r.getMessage() for r in caplog.records if "not carried on here" in r.getMessage()]
+    assert said == (
+        f"run {lost} is not carried on here: busy: 1 runs running and 0 queued "
+        "(max_runs 1, max_queued 0)"
+    )

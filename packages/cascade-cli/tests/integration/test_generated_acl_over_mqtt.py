@@ -39,6 +39,7 @@ from cascade.interfaces.summaries import (
     placed_summary_filter,
     summary_topic,
 )
+from cascade.notify import Destinations, Notifier, Webhook
 from cascade.reader import ReaderModel, subscribe_summaries
 from cascade.runtime import (
     DependencyMissingError,
@@ -46,6 +47,7 @@ from cascade.runtime import (
     RunStarted,
     Schedule,
     TaskBlocked,
+    TaskFailedError,
     task,
 )
 from cascade.runtime.testing import EventRecorder, eventually
@@ -58,6 +60,7 @@ from cascade.testkit import (
     NatsNode,
     RabbitMQBroker,
     ServingEngine,
+    WebhookReceiver,
     mosquitto_path,
     nats_server_path,
     only_on_family,
@@ -99,6 +102,7 @@ broker_users = ["sam"]
 
 [broker]
 recorders = ["rec"]
+notifiers = ["notifier"]
 
 [broker.engines]
 "org:acme" = ["engine-1"]
@@ -118,6 +122,7 @@ PASSWORDS = {
         "engine-1",
         "engine-g",
         "rec",
+        "notifier",
         DOTTED,
     )
 }
@@ -158,8 +163,9 @@ class Logins:
     def cascade(self, user: str, *args: str) -> Result:
         """`cascade ARGS` in-process, logged in as ``user``."""
         address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--password", PASSWORDS[user], "--protocol", self.protocol]
-        return CliRunner().invoke(app, [*args, *address, *login])
+        login = ["--username", user, "--protocol", self.protocol]
+        password = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as the docs say: never in ps
+        return CliRunner().invoke(app, [*args, *address, *login], env=password)
 
 
 def _refused(result: Result) -> None:
@@ -182,6 +188,36 @@ def _started(org: str, project: str, run_id: str, source: str = "engine-1") -> d
         "seq": 1,
         "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1},
     }
+
+
+async def _a_notifier_posts_a_failed_run_and_steers_nothing(logins: Logins) -> None:
+    """The notifier login of `[broker] notifiers` hears engine-1's acme run fail (its
+    telemetry) and posts it; its pause of global is refused by the broker."""
+
+    @task(name="etl_check")
+    async def etl_check() -> int:
+        raise ValueError("checksum mismatch")
+
+    with WebhookReceiver() as receiver:
+        reader = logins.connector("notifier")
+        hook = Webhook(receiver.url, destinations=Destinations(allow=["127.0.0.1"]))
+        notifier = Notifier(reader, hook, events=["run.failed"])
+        await notifier.start()
+        await reader.connect(require=True)
+        try:
+            engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                            org_id="acme", project_id="etl", heartbeat_interval=None)  # fmt: skip
+            with pytest.raises(TaskFailedError):
+                await engine.run(etl_check())
+            assert await asyncio.to_thread(receiver.wait_for, 1, 0, 30)
+        finally:
+            await notifier.stop()
+            await reader.disconnect()
+        ((_, posted),) = receiver.posts
+    assert (posted["event"], posted["org_id"], posted["project_id"]) == (
+        "run.failed", "acme", "etl"
+    )  # fmt: skip
+    _refused(await asyncio.to_thread(logins.cascade, "notifier", "pause", "global"))
 
 
 async def _a_viewer_reads_its_project_only(logins: Logins) -> None:
@@ -624,6 +660,7 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
+        await _a_notifier_posts_a_failed_run_and_steers_nothing(logins)
     finally:
         broker.close()
 
@@ -661,6 +698,7 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
+        await _a_notifier_posts_a_failed_run_and_steers_nothing(logins)
 
 
 def _rabbitmq_definitions(tmp_path: Path) -> dict[str, Any]:

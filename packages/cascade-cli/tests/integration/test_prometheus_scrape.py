@@ -1,13 +1,17 @@
-"""A real Prometheus scrapes `cascade dashboard` and `cascade record --metrics-listen` (real
-processes on the test broker) with the scrape config and alert rules of docs/prometheus/, while
-a real engine runs a workflow: the counters it reports equal the run's counts, and every metric
-docs/metrics.md names is in the scrape."""
+"""A real Prometheus scrapes a team's `cascade dashboard` (with its bearer token, as a person of
+the roles file over global) and `cascade record --metrics-listen` (real processes on the test
+broker) with the scrape config and alert rules of docs/prometheus/, while a real engine runs a
+workflow: the counters it reports equal the run's counts, and every metric docs/metrics.md names
+is in the scrape. The dashboard's /metrics answers 401 without a token and 403 to a viewer of
+one project, as docs/metrics.md says."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
@@ -61,13 +66,16 @@ async def flaky(key: str) -> str:
     return key
 
 
-def _start(args: list[str], lines: int) -> tuple[subprocess.Popen[str], list[str]]:
+def _start(
+    args: list[str], lines: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], list[str]]:
     """A `cascade` process and the first ``lines`` lines it prints (printed once it serves)."""
     process = subprocess.Popen(
         [*CASCADE, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
         preexec_fn=sigint_default,  # a Ctrl-C before its handlers are set still ends it
     )
     assert process.stdout is not None
@@ -90,14 +98,38 @@ def _stop(process: subprocess.Popen[str]) -> str:
     return err
 
 
+# Prometheus is a person of the team's roles file, a viewer over global (the metrics count every
+# project); vera sees one project only
+ROLES = """
+[[grant]]
+role = "viewer"
+scopes = ["global"]
+people = ["prometheus"]
+
+[[grant]]
+role = "viewer"
+scopes = ["project:acme/etl"]
+people = ["vera"]
+"""
+TOKENS = {"prometheus": secrets.token_urlsafe(24), "vera": secrets.token_urlsafe(24)}
+
+
 @pytest.fixture
 def readers(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A dashboard and a recorder on the test broker: each one's metrics target (host:port)."""
+    """A team's dashboard and a recorder on the test broker: each one's metrics target
+    (host:port)."""
     broker = f"{mqtt_broker.host}:{mqtt_broker.port}"
-    # its history (none here: the default, in the test's own data directory), then its address
-    dashboard, printed = _start(["dashboard", "--host", broker, "--listen", "127.0.0.1:0"], 2)
+    roles = tmp_path / "roles.toml"
+    roles.write_text(ROLES, encoding="utf-8")
+    tokens = " ".join(f"{name}={secret}" for name, secret in TOKENS.items())
+    # (its history: none here, the default in the test's own data directory)
+    dashboard, printed = _start(
+        ["dashboard", "--host", broker, "--listen", "127.0.0.1:0", "--roles", str(roles)],
+        3,  # its history, its access audit's, then its address
+        env={"CASCADE_DASHBOARD_TOKEN": tokens},
+    )
     try:
-        found = re.search(r"on http://(127\.0\.0\.1:\d+)/", printed[1])
+        found = re.search(r"on http://(127\.0\.0\.1:\d+)/", printed[2])
         assert found, printed
         recorder, said = _start(
             ["record", "--host", broker, "--db", str(tmp_path / "h.sqlite3"),
@@ -113,11 +145,14 @@ def readers(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Iterator[dict[str, s
         _stop(dashboard)
 
 
-def _config(targets: dict[str, str]) -> str:
-    """docs/prometheus/prometheus.yml, scraping the test's targets every second."""
+def _config(targets: dict[str, str], token_file: Path) -> str:
+    """docs/prometheus/prometheus.yml, scraping the test's targets every second, the
+    dashboard with Prometheus's token (in ``token_file``)."""
     text = (DOCS / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    token = "/etc/prometheus/cascade-dashboard.token"
     for documented, real in (("15s", "1s"), ("127.0.0.1:8787", targets["cascade-dashboard"]),
-                             ("127.0.0.1:9464", targets["cascade-recorder"])):  # fmt: skip
+                             ("127.0.0.1:9464", targets["cascade-recorder"]),
+                             (token, str(token_file))):  # fmt: skip
         assert documented in text, f"docs/prometheus/prometheus.yml no longer has {documented}"
         text = text.replace(documented, real)
     return text
@@ -143,12 +178,29 @@ async def _workflow(broker: BrokerEndpoint, project: str) -> None:
         await engine.run([report(validate([extract(n) for n in range(5)])), flaky(project)])
 
 
+def test_a_teams_dashboard_answers_metrics_to_a_reader_over_global_only(
+    readers: dict[str, str],
+) -> None:
+    """As docs/metrics.md says: 401 without a token, 403 to a viewer of one project, 200 with
+    the token of a person over global."""
+    url = f"http://{readers['cascade-dashboard']}/metrics"
+
+    def status(who: str | None) -> int:
+        headers = {"Authorization": f"Bearer {TOKENS[who]}"} if who else {}
+        return httpx.get(url, headers=headers, timeout=10).status_code
+
+    assert [status(None), status("vera"), status("prometheus")] == [401, 403, 200]
+
+
 def test_prometheus_scrapes_the_runs_counts(
-    readers: dict[str, str], mqtt_broker: BrokerEndpoint
+    readers: dict[str, str], mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
     """Prometheus's answers equal the run's counts, for the dashboard and the recorder alike."""
     rules = (DOCS / "prometheus" / "cascade-rules.yml").read_text(encoding="utf-8")
-    with PrivatePrometheus(_config(readers), {"cascade-rules.yml": rules}) as prometheus:
+    token_file = tmp_path / "cascade-dashboard.token"
+    token_file.write_text(TOKENS["prometheus"], encoding="utf-8")
+    config = _config(readers, token_file)
+    with PrivatePrometheus(config, {"cascade-rules.yml": rules}) as prometheus:
         prometheus.wait_for('up{job=~"cascade-.*"} == 1', lambda up: len(up) == 2)
         project = f"it-metrics-{uuid.uuid4().hex[:8]}"
         asyncio.run(_workflow(mqtt_broker, project))

@@ -16,9 +16,14 @@ __all__ = ["StepFailed", "describe", "explain", "within"]
 
 def describe(exc: BaseException) -> str:
     """``ExcType: message``, as docs/protocol.md's ``error`` field has it (a run's failed task
-    without the run's id: the field is on the run's own topic)."""
+    without the run's id: the field is on the run's own topic). A private exception class of
+    Cascade's own (a start refused, ``_Refused``) is not named: its message says what happened
+    in words, and its name would mean nothing to whoever reads the line."""
     text = exc.task_failed if isinstance(exc, TaskFailedError) else str(exc)
-    return f"{type(exc).__name__}: {text}"
+    kind = type(exc)
+    if kind.__name__.startswith("_") and kind.__module__.startswith("cascade.") and text:
+        return text
+    return f"{kind.__name__}: {text}"
 
 
 def explain(exc: BaseException) -> str:

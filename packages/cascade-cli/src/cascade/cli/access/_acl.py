@@ -114,7 +114,7 @@ def broker_rights(
         where = f"{name}, [broker] engines"
         scopes = roles.broker.scopes_of(login)
         _engine(of(login, where), prefix, exact_retained, login, scopes, check_name, where)
-    kinds = (("recorders", _recorder), ("dashboards", _dashboard))
+    kinds = (("recorders", _recorder), ("dashboards", _dashboard), ("notifiers", _notifier))
     for key, add in kinds:
         for login in getattr(roles.broker, key):
             add(of(login, f"{name}, [broker] {key}"), prefix, exact_retained)
@@ -300,6 +300,17 @@ def _recorder(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.roles.add("recorder: reads everything a recorder reads, asks for snapshots")
     _everything(rights, prefix, exact_retained)
     rights.grant(READ, f"{prefix}/cleared/#", f"{prefix}/reply/#", f"{prefix}/issued/+")
+
+
+def _notifier(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    """`cascade notify`: it reads the runs' telemetry and the statuses (an engine lost), calls
+    the roll where the broker sends no retained status to a wildcard (RabbitMQ), and writes
+    nothing else: no constraint, command, start or snapshot request."""
+    rights.roles.add("notifier: reads the runs and the statuses, steers nothing")
+    rights.grant(READ, f"{prefix}/telemetry/#", f"{prefix}/status/#")
+    rights.grant("readwrite", f"{prefix}/_marker/#")
+    if exact_retained:
+        rights.grant(WRITE, f"{prefix}/rollcall")
 
 
 def _dashboard(rights: LoginRights, prefix: str, exact_retained: bool) -> None:

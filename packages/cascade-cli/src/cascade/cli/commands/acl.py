@@ -21,7 +21,8 @@ def broker_logins(roles: Roles) -> list[str]:
     """Every broker login ``roles`` names (grants' ``broker_users`` and the ``[broker]``
     table's), sorted, each once."""
     broker = roles.broker
-    return sorted({*roles.broker_users(), *broker.engines, *broker.recorders, *broker.dashboards})
+    services = (*broker.engines, *broker.recorders, *broker.dashboards, *broker.notifiers)
+    return sorted({*roles.broker_users(), *services})
 
 
 def acl(
@@ -72,8 +73,8 @@ def acl(
     Write the broker's ACL from a roles file, so the broker refuses what a role may not do.
 
     Each broker_users login of a grant gets its roles' reads and writes; the [broker] table's
-    engines, recorders and dashboards get theirs. An operator's task:, schedule: and
-    workflow: scopes are bound to its grant's org: and project: scopes (its constraints'
+    engines, recorders, dashboards and notifiers get theirs. An operator's task:, schedule:
+    and workflow: scopes are bound to its grant's org: and project: scopes (its constraints'
     topics name them: cascade pause task:etl_* --org acme).
     --logins lists the logins to give passwords to.
     Examples: cascade acl roles.toml --mosquitto -o cascade.acl; cascade acl roles.toml

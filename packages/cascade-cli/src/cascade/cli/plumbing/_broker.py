@@ -167,7 +167,12 @@ _PARAMETERS: dict[str, Any] = {
         str | None, typer.Option(envvar="CASCADE_MQTT_USERNAME", help="Broker user.")
     ],
     "password": Annotated[
-        str | None, typer.Option(envvar="CASCADE_MQTT_PASSWORD", help="Broker password.")
+        str | None,
+        typer.Option(
+            envvar="CASCADE_MQTT_PASSWORD",
+            help="Broker password; better $CASCADE_MQTT_PASSWORD: `ps` shows a command line "
+            "to every user of the machine (a warning says so).",
+        ),
     ],
     "tls": Annotated[bool, typer.Option("--tls", help="Connect with TLS (system CA store).")],
     "ca_file": Annotated[
@@ -217,6 +222,8 @@ def broker_options(command: _F) -> _F:
         context = next((a for a in (*args, *kwargs.values()) if _is_context(a)), None)
         host, port, others = _nodes(values["host"], values["port"], context)
         values["host"], values["port"] = host, port
+        if values["password"] is not None and _source(context, "password") == _COMMAND_LINE:
+            typer.echo(f"cascade: warning: {_PASSWORD_SHOWN}", err=True)
         return command(*args, broker=BrokerOptions(**values, other_hosts=others), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
@@ -226,6 +233,14 @@ def broker_options(command: _F) -> _F:
 
 # Where a parameter's value came from, lowest precedence first.
 _LEVELS = ("DEFAULT", "DEFAULT_MAP", "ENVIRONMENT", "PROMPT", "COMMANDLINE")
+
+
+_COMMAND_LINE = _LEVELS.index("COMMANDLINE")
+_PASSWORD_SHOWN = (
+    "--password on the command line is visible to every user of this machine (ps, "
+    "/proc/PID/cmdline); give it in $CASCADE_MQTT_PASSWORD instead"
+)
+"""What every command says on stderr when given ``--password`` (the variable works alike)."""
 
 
 def _is_context(value: object) -> bool:

@@ -19,6 +19,7 @@ The broker's other logins, for `cascade acl`, are in an optional ``[broker]`` ta
     engines = ["engine-1", "engine-2"]     # each engine's login, its source_id
     recorders = ["recorder"]               # `cascade record`: reads everything
     dashboards = ["dashboard"]             # steers for the people signed in to it
+    notifiers = ["notifier"]               # `cascade notify`: reads runs and statuses only
 
 ``engines`` as a list serve every org; as a table, each key a scope (``global``,
 ``org:ORG``, ``project:ORG/PROJECT``) and its value the logins of that scope's engines, so
@@ -52,7 +53,7 @@ __all__ = ["BrokerLogins", "Grant", "Role", "Roles", "RolesError"]
 
 _KEYS = frozenset({"role", "scopes", "people", "groups", "broker_users"})
 _WHO = ("people", "groups", "broker_users")
-_SERVICES = ("engines", "recorders", "dashboards")
+_SERVICES = ("engines", "recorders", "dashboards", "notifiers")
 
 
 class RolesError(CascadeError, ValueError):
@@ -103,12 +104,13 @@ class Grant:
 
 @dataclass(frozen=True)
 class BrokerLogins:
-    """The ``[broker]`` table: the logins of engines, recorders and dashboards, and each
-    engine's scopes (``global`` for an engine of the plain list)."""
+    """The ``[broker]`` table: the logins of engines, recorders, dashboards and notifiers,
+    and each engine's scopes (``global`` for an engine of the plain list)."""
 
     engines: tuple[str, ...] = ()
     recorders: tuple[str, ...] = ()
     dashboards: tuple[str, ...] = ()
+    notifiers: tuple[str, ...] = ()
     engine_scopes: Mapping[str, tuple[GrantScope, ...]] = field(default_factory=dict)
 
     def scopes_of(self, engine: str) -> tuple[GrantScope, ...]:
@@ -172,10 +174,11 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
     unknown = set(raw) - set(_SERVICES)
     if unknown:
         raise RolesError(f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {list(_SERVICES)})")
-    recorders, dashboards = (tuple(_strings(raw, key, where)) for key in _SERVICES[1:])
+    recorders, dashboards, notifiers = (tuple(_strings(raw, key, where)) for key in _SERVICES[1:])
     engines = raw.get("engines", [])
     if not isinstance(engines, dict):
-        return BrokerLogins(tuple(_strings(raw, "engines", where)), recorders, dashboards)
+        engine_logins = tuple(_strings(raw, "engines", where))
+        return BrokerLogins(engine_logins, recorders, dashboards, notifiers)
     scopes: dict[str, list[GrantScope]] = {}
     for text in engines:
         try:
@@ -193,6 +196,7 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
         tuple(scopes),
         recorders,
         dashboards,
+        notifiers,
         engine_scopes={login: tuple(found) for login, found in scopes.items()},
     )
 

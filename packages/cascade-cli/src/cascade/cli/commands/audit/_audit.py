@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_STYLES",
+    "action_style",
     "action_text",
     "by_text",
     "decided_text",
     "notified_text",
+    "refused_decision",
     "scope_and_params",
     "started_text",
     "stopped_text",
@@ -46,6 +48,15 @@ _VOUCHED = (
     "start",
 )  # what a writer or a dashboard names
 _NAMES_SHOWN = 5
+# why an engine refused a decision, in words (cascade.interfaces.commands.DecisionOutcome)
+_REFUSALS = {
+    "already_decided": "already decided",
+    "not_held": "the task is not held",
+    "unknown_task": "the run has no such task",
+    "ambiguous": "several held tasks have that name",
+    "stale_attempt": "the task is held at another attempt",
+    "not_retryable": "a gate has no attempt to retry",
+}
 
 
 def who_text(event: AuditEvent) -> str | None:
@@ -58,10 +69,23 @@ def who_text(event: AuditEvent) -> str | None:
     return f"{event.issued_by} ({event.vouched or 'claimed'})"
 
 
+def refused_decision(event: AuditEvent) -> bool:
+    """Whether ``event`` is a decision on a held task that its run's engine refused."""
+    return event.action == "decided" and (event.decided or {}).get("outcome") != "applied"
+
+
 def action_text(event: AuditEvent) -> str:
     """The action, with how many a row of refusals stands for (``refused``, a multiplication
-    sign and ``300``)."""
+    sign and ``300``); a decision the engine refused is ``refused`` (its row's ``action`` stays
+    ``decided`` in ``--json``)."""
+    if refused_decision(event):
+        return "refused"
     return f"{event.action} \u00d7{event.count}" if event.count > 1 else event.action
+
+
+def action_style(event: AuditEvent) -> str:
+    """The style of the action's cell: a refused decision's is a refusal's."""
+    return ACTION_STYLES.get("refused" if refused_decision(event) else event.action, "")
 
 
 def by_text(event: AuditEvent) -> Text:
@@ -100,8 +124,8 @@ def stopped_text(event: AuditEvent) -> str:
 
 def decided_text(event: AuditEvent) -> str:
     """What came of a decision on a held task, as the engine that ran the run answered:
-    ``load (load-1) attempt 1 on host-1: applied``, or ``...: refused (already_decided: retry
-    by alice)``."""
+    ``load (load-1) attempt 1 on host-1: applied``, or ``...: refused: already decided: retry
+    by alice``, ``...: refused: the task is not held``."""
     said = event.decided or {}
     task = inert(str(said.get("task_name") or said.get("task_id") or "?"), SHOWN["name"])
     if said.get("task_id") and said.get("task_id") != said.get("task_name"):
@@ -115,8 +139,11 @@ def decided_text(event: AuditEvent) -> str:
     if first is not None:
         by = "the hold's deadline" if first.get("deadline") else str(first.get("by") or "someone")
         decision = inert(str(first.get("decision")), SHOWN["params"])
-        won = f": {decision} by {inert(by, SHOWN['source'])}"
-    return head + f"refused ({inert(str(said.get('outcome')), SHOWN['params'])}{won})"
+        won = f"{decision} by {inert(by, SHOWN['source'])}"
+        won = f": {won}" if said.get("outcome") == "already_decided" else f" (last: {won})"
+    outcome = str(said.get("outcome"))
+    why = _REFUSALS.get(outcome) or inert(outcome, SHOWN["params"])
+    return head + f"refused: {why}{won}"
 
 
 def started_text(event: AuditEvent) -> str:

@@ -28,7 +28,7 @@ from ...plumbing._history_db import (
 )
 from ...rendering._fit import Cell, Column, fitted, print_fitted
 from ...rendering._render import TimeFormat, duration
-from ._audit import ACTION_STYLES, action_text, by_text, scope_and_params
+from ._audit import action_style, action_text, by_text, scope_and_params
 
 __all__ = ["audit"]
 
@@ -75,7 +75,8 @@ def audit(
     said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope is
     its run (`run:` and the run's short id), its params what the engine that ran it stopped. A
     `decided` row's type is the decision (retry, skip, complete, fail), its params the task, the
-    attempt and what came of it (applied, or refused and who had decided). A `refused` row's
+    attempt and what came of it: applied; a decision its engine refused is a `refused` row
+    whose params say why (the task is not held; already decided, and by whom). A `refused` row's
     type is the action refused, its reason the dashboard's; the refusals of one person, action
     and reason within a minute are one row: `refused` with its count. A `start` row is a run a
     start request started (`cascade start`, `cascade rerun`, the dashboard), as its engine
@@ -126,7 +127,7 @@ def audit(
         rows.append(
             [
                 times.short(event.at),
-                Text(action_text(event), style=ACTION_STYLES.get(event.action, "")),
+                Text(action_text(event), style=action_style(event)),
                 cell(scope, SHOWN["scope"]),
                 cell(event.type, SHOWN["name"]),
                 cell(params, SHOWN["params"]),
