@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import msgspec
 import pytest
@@ -273,9 +274,15 @@ class _Clock:
         return self.now
 
 
-def _ended(run_id: str, status: str = "Succeeded") -> SummaryRun:
-    return SummaryRun(run_id=run_id, org_id="local", project_id="default", status=status,
-                      started="2026-11-24T10:00:00+00:00", tasks=TaskTally(completed=1))  # type: ignore[arg-type]  # fmt: skip
+def _ended(run_id: str, status: Literal["Succeeded", "Failed"] = "Succeeded") -> SummaryRun:
+    return SummaryRun(
+        run_id=run_id,
+        org_id="local",
+        project_id="default",
+        status=status,
+        started="2026-11-24T10:00:00+00:00",
+        tasks=TaskTally(completed=1),
+    )
 
 
 def test_runs_whose_end_was_missed_end_as_their_engines_summary_lists_them_and_stay_bounded() -> (

@@ -92,10 +92,30 @@ class CancelReport:
     already: bool = False
 
 
-class Retry:
-    """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
+class TaskAttempt:
+    """One attempt of a task as its run drives it (:meth:`Run._execute`): which one, since
+    when, its call as written (a retry or a hold keeps its injects, not their values), and
+    what became of it. A retry is the next one, ready once its delay is over: it is admitted
+    and starts like a first attempt (``decided``: a retry decided on a held task, one attempt,
+    then held again)."""
 
-    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
+    __slots__ = (
+        "args",
+        "attempt",
+        "attempt_started",
+        "decided",
+        "error",
+        "handed",
+        "injected",
+        "kwargs",
+        "lazy",
+        "node",
+        "outcome",
+        "retry",
+        "span",
+        "started",
+        "threaded",
+    )
 
     features = ()  # its call's were asked before its first attempt
 
@@ -111,45 +131,6 @@ class Retry:
         self.node = node
         self.lazy = node.lazy
         self.attempt = attempt
-        self.started = started  # of the first attempt, for duration_ms
-        self.args = args
-        self.kwargs = kwargs
-        self.decided = decided  # a retry decided on a held task: one attempt, then held again
-
-
-class TaskAttempt:
-    """One attempt of a task as its run drives it (:meth:`Run._execute`): which one, since
-    when, its call as written (a retry or a hold keeps its injects, not their values), and
-    what became of it."""
-
-    __slots__ = (
-        "args",
-        "attempt",
-        "attempt_started",
-        "decided",
-        "error",
-        "handed",
-        "injected",
-        "kwargs",
-        "node",
-        "outcome",
-        "retry",
-        "span",
-        "started",
-        "threaded",
-    )
-
-    def __init__(
-        self,
-        node: Node,
-        attempt: int,
-        started: float,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        decided: Decided | None = None,
-    ) -> None:
-        self.node = node
-        self.attempt = attempt
         self.started = started  # of the task's first attempt, for duration_ms
         self.attempt_started = started  # of this one, once it starts
         self.args = args
@@ -161,7 +142,7 @@ class TaskAttempt:
         self.threaded = False  # its grant went with it to its executor, which gives it back
         self.outcome: AttemptState = "FAILED"
         self.error: BaseException | None = None
-        self.retry: Retry | None = None  # the next attempt, where one follows
+        self.retry: TaskAttempt | None = None  # the next attempt, where one follows
 
     def waited(self, starts: WorkerStarts) -> None:
         """It ended (or was given up on): if it waited for a worker, its times count from when
@@ -189,7 +170,7 @@ class Group:
     def __init__(self, name: str, needs: Amounts | None = None) -> None:
         self.name = name
         self.needs = needs
-        self.nodes: deque[Node | Retry] = deque()
+        self.nodes: deque[Node | TaskAttempt] = deque()
         self.marked = 0  # how many nodes at the front have had their BLOCKED event
         self.asked: dict[str, float] | None = None  # needs resolved and checked
         self.ticket: Ticket | None = None  # its first node's place in line for resources
@@ -256,7 +237,7 @@ class Run(TaskStates):
         self.held = HeldTasks(self, hold, stats, source)
         # by task name; by (name, request as written) for the tasks that ask for resources
         self.groups: dict[Any, Group] = {}
-        self.active: dict[asyncio.Task[None], Node | Retry] = {}  # its attempt, by task
+        self.active: dict[asyncio.Task[None], Node | TaskAttempt] = {}  # its attempt, by task
         self.cancel_error: RunCancelledError | None = None
         self.running = 0
         self.finished = 0
@@ -464,7 +445,9 @@ class Run(TaskStates):
                 abandoned.append(ref)
             else:
                 queued += 1
-        running = {id(it.node if isinstance(it, Retry) else it) for it in self.active.values()}
+        running = {
+            id(it.node if isinstance(it, TaskAttempt) else it) for it in self.active.values()
+        }
         done = self.state.done
         not_started = queued + sum(
             1
@@ -481,7 +464,7 @@ class Run(TaskStates):
         """Apply a decision on a held task of this run, and answer it (see :class:`HeldTasks`)."""
         return self.held.decide(request)
 
-    def ready(self, node: Node | Retry) -> None:
+    def ready(self, node: Node | TaskAttempt) -> None:
         """``node`` may start: queue it behind the ready tasks of its name (and of its request
         for resources, if it has one; a retry ahead), unless one of its features stops it
         first (:meth:`_stops`)."""
@@ -492,7 +475,7 @@ class Run(TaskStates):
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = Group(lazy.name, lazy.resources)
-        if isinstance(node, Retry):
+        if isinstance(node, TaskAttempt):
             # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
             group.nodes.insert(group.marked, node)
         else:
@@ -543,7 +526,7 @@ class Run(TaskStates):
             lazy = node.lazy
             if group.needs is not None:
                 self.asking[lazy.task_id] = group
-            self.blocked(lazy, node.attempt if isinstance(node, Retry) else 1, held)
+            self.blocked(lazy, node.attempt if isinstance(node, TaskAttempt) else 1, held)
         group.marked = upto
 
     def _dispatch_asking(self, group: Group) -> float | None:
@@ -600,9 +583,9 @@ class Run(TaskStates):
     def _cannot_have(self, group: Group, exc: Exception) -> None:
         """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
         for item in group.nodes:
-            node = item.node if isinstance(item, Retry) else item
+            node = item.node if isinstance(item, TaskAttempt) else item
             self.asking.pop(node.lazy.task_id, None)
-            self.failed(node, exc, attempt=item.attempt if isinstance(item, Retry) else 1)
+            self.failed(node, exc, attempt=item.attempt if isinstance(item, TaskAttempt) else 1)
         group.nodes.clear()
         group.marked = 0
 
@@ -622,24 +605,22 @@ class Run(TaskStates):
             held = self.capacity.holds(group.asked, group.ticket) + held
         return held
 
-    async def _execute(self, item: Node | Retry, grant: Grant | None = None) -> None:
+    async def _execute(self, item: Node | TaskAttempt, grant: Grant | None = None) -> None:
         """Run one attempt of a task admitted by :meth:`_dispatch`, holding ``grant`` (the
         system resources it asked for, if any) until it ends.
 
         A failed attempt with attempts left gives its admission back and, after
-        the retry delay, goes back to the ready groups as a :class:`Retry`:
+        the retry delay, goes back to the ready groups as its next :class:`TaskAttempt`:
         every attempt is admitted by the constraints and ``max_concurrency``. A plain
         function's executor gives ``grant`` back when its body ends where it runs (a thread, a
         worker): one given up on (a timeout, a cancel) still uses what it asked for.
         """
-        node = item.node if isinstance(item, Retry) else item
+        node = item.node if isinstance(item, TaskAttempt) else item
         lazy = node.lazy
         go: TaskAttempt | None = None
         try:
-            if isinstance(item, Retry):
-                go = TaskAttempt(
-                    node, item.attempt, item.started, item.args, item.kwargs, item.decided
-                )
+            if isinstance(item, TaskAttempt):  # a retry
+                go = item
             else:
                 go = self._first_attempt(node)
                 if (
@@ -821,7 +802,7 @@ class Run(TaskStates):
         ):
             go.outcome = "RETRYING"
             self.retrying(node, attempt, failure, (now - go.attempt_started) * 1000)
-            go.retry = Retry(node, attempt + 1, go.started, go.args, go.kwargs)
+            go.retry = TaskAttempt(node, attempt + 1, go.started, go.args, go.kwargs)
         elif self.held.holds(spec):
             self.held.hold(node, attempt, failure, go.started, go.args, go.kwargs)
         else:
@@ -890,7 +871,7 @@ class Run(TaskStates):
         decided: Decided,
     ) -> None:
         """A retry decided on a held task: its next ``attempt``, admitted like any."""
-        self.ready(Retry(node, attempt, started, args, kwargs, decided))
+        self.ready(TaskAttempt(node, attempt, started, args, kwargs, decided))
 
     def _stops(self, node: Node) -> bool:
         """Whether one of ``node``'s features (a loop, routes, a map, a
