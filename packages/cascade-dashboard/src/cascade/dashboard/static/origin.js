@@ -2,7 +2,7 @@
 // CLI's `cascade runs` says a schedule's slot so): the schedule and the slot it fills, the run
 // a server carried on after its engine died, the run it reruns, the person (or token) whose
 // request started it, else "-" (a script's engine.run). From the run's origin (docs/protocol.md:
-// ENGINE_STARTED's ``origin``), live or recorded alike; the whole of it is the cell's title.
+// ENGINE_STARTED's ``origin``), live or recorded alike; the cell's title says it, then all of it.
 import { shortId } from "./format.js";
 
 // {text, title}: the cell's words and all the origin says.
@@ -25,7 +25,8 @@ export function originSaid(origin) {
   for (const [key, value] of Object.entries(origin)) {
     if (value != null && key !== "params") told.push(key + ": " + (typeof value === "object" ? JSON.stringify(value) : text(value)));
   }
-  return { text: parts.join(" \u00b7 ") || "-", title: told.join("\n") };
+  const said = parts.join(" \u00b7 ") || "-";
+  return { text: said, title: told.length ? said + "\n" + told.join("\n") : "" };
 }
 
 // A slot (ISO, UTC) as the list has room for: "11-27 02:00" ("2026-11-27T02:00:00Z" else).
