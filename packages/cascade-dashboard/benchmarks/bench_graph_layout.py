@@ -2,15 +2,21 @@
 dashboard's own layered layout (static/layout.js, as it wrapped at 1,280 px and unwrapped),
 @dagrejs/dagre and ELK.js (layered), each fetched from the npm registry by ``npm pack``.
 
+``--baseline REV``: the layout.js of that git revision too (by default main's, which wrapped its
+layers into bands at the page's width: given the room of a 1,280 px page). A layout that keeps
+the page busy for more than ``--cap`` seconds (at most the WebDriver client's 120) is said as
+"> CAP s" and its page opened anew.
+
 For each graph (a seeded random DAG of 10, 200 and 2,000 tasks in layers, each task after one
 to three tasks of earlier layers, as the graph tests draw; and the 14-task ETL of issue 91)
 a row per engine: its edge crossings (points where two edges that share no task cross, every
 edge taken as the polyline through its points), its backward edges (those whose target's box
 is not right of its source's), and its layout time in ms (the median of 3 after one run
-to warm up left out; of 1 at 2,000). Every engine is given the same boxes (200 x 40, a map's 240 x 76) and
-left to right.
+to warm up left out; of 1 at 2,000). Every engine is given layout.js's boxes and gaps, left to
+right.
 
-    python bench_graph_layout.py [--dagre 1] [--elk 0]   (needs npm, chromium, chromedriver)
+    python bench_graph_layout.py [--dagre 1] [--elk 0] [--baseline main] [--sizes 10,200,2000]
+        [--cap 110]   (needs git, npm, chromium, chromedriver)
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "cascade" / "dashboard" / "static"
+ROOT = Path(__file__).resolve().parents[3]
 SIZES = (10, 200, 2000)
 
 # the 14-task ETL of issue 91, as its engine sends its graph
@@ -56,82 +63,11 @@ PAGE = """<!doctype html><meta charset="utf-8">
 <script src="dagre.min.js"></script><script src="elk.bundled.js"></script>
 <script type="module">
 import { layOut, NODE, MAPPED } from "./layout.js";
-window.layOut = layOut; window.NODE = NODE; window.MAPPED = MAPPED; window.ready = true;
+import { layOut as layOutBefore } from "./layout-baseline.js";
+Object.assign(window, { layOut, layOutBefore, NODE, MAPPED, ready: true });
 </script>"""
 
-BENCH = r"""
-const [graph, engine, room, runs] = arguments;
-window.benchResult = null;
-const done = (found) => { window.benchResult = found; };
-const box = (n) => (n.map ? window.MAPPED : window.NODE);
-async function lay() {
-  if (engine === "layout.js") {
-    const laid = window.layOut(graph, room ?? Infinity);
-    return { nodes: laid.nodes, edges: laid.edges.map((e) => ({ from: e.from, to: e.to, points: e.points })) };
-  }
-  if (engine === "dagre") {
-    const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 16, ranksep: 64, marginx: 8, marginy: 8 });
-    g.setDefaultEdgeLabel(() => ({}));
-    for (const n of graph.nodes) g.setNode(n.id, { width: box(n).width, height: box(n).height });
-    for (const n of graph.nodes) for (const a of n.after) g.setEdge(a, n.id);
-    dagre.layout(g);
-    const nodes = graph.nodes.map((n) => { const v = g.node(n.id);
-      return { id: n.id, x: v.x - v.width / 2, y: v.y - v.height / 2, width: v.width, height: v.height }; });
-    const edges = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points.map((p) => [p.x, p.y]) }));
-    return { nodes, edges };
-  }
-  const elk = new ELK();
-  const laid = await elk.layout({ id: "root",
-    layoutOptions: { "elk.algorithm": "layered", "elk.direction": "RIGHT",
-      "elk.spacing.nodeNode": "16", "elk.layered.spacing.nodeNodeBetweenLayers": "64" },
-    children: graph.nodes.map((n) => ({ id: n.id, width: box(n).width, height: box(n).height })),
-    edges: graph.nodes.flatMap((n) => n.after.map((a, i) => ({ id: n.id + "\u0000" + i, sources: [a], targets: [n.id] }))) });
-  const nodes = laid.children.map((v) => ({ id: v.id, x: v.x, y: v.y, width: v.width, height: v.height }));
-  const edges = laid.edges.map((e) => { const s = e.sections[0];
-    return { from: e.sources[0], to: e.targets[0],
-      points: [s.startPoint, ...(s.bendPoints || []), s.endPoint].map((p) => [p.x, p.y]) }; });
-  return { nodes, edges };
-}
-function measure(laid) {
-  const at = new Map(laid.nodes.map((n) => [n.id, n]));
-  let backward = 0;
-  for (const e of laid.edges) if (at.get(e.to).x < at.get(e.from).x + at.get(e.from).width) backward += 1;
-  // crossings: segment pairs of edges sharing no task, bucketed by 64 px columns of x
-  const segments = [];
-  laid.edges.forEach((e, k) => { for (let i = 1; i < e.points.length; i += 1)
-    segments.push({ k, from: e.from, to: e.to, a: e.points[i - 1], b: e.points[i] }); });
-  const W = 64, buckets = new Map();
-  for (const s of segments) {
-    s.lo = Math.floor(Math.min(s.a[0], s.b[0]) / W); s.hi = Math.floor(Math.max(s.a[0], s.b[0]) / W);
-    for (let c = s.lo; c <= s.hi; c += 1) (buckets.get(c) || buckets.set(c, []).get(c)).push(s);
-  }
-  const cross = (p, q, r, s) => { const d = (q[0] - p[0]) * (s[1] - r[1]) - (q[1] - p[1]) * (s[0] - r[0]);
-    if (Math.abs(d) < 1e-9) return false;
-    const t = ((r[0] - p[0]) * (s[1] - r[1]) - (r[1] - p[1]) * (s[0] - r[0])) / d;
-    const u = ((r[0] - p[0]) * (q[1] - p[1]) - (r[1] - p[1]) * (q[0] - p[0])) / d;
-    return t > 1e-6 && t < 1 - 1e-6 && u > 1e-6 && u < 1 - 1e-6; };
-  let crossings = 0;
-  for (const [c, list] of buckets) for (let i = 0; i < list.length; i += 1) for (let j = i + 1; j < list.length; j += 1) {
-    const s = list[i], t = list[j];
-    if (s.k === t.k || Math.max(s.lo, t.lo) !== c) continue;
-    if (s.from === t.from || s.from === t.to || s.to === t.from || s.to === t.to) continue;
-    if (cross(s.a, s.b, t.a, t.b)) crossings += 1;
-  }
-  return { backward, crossings, edges: laid.edges.length };
-}
-(async () => {
-  const times = [];
-  let laid;
-  for (let i = 0; i < runs; i += 1) {
-    const started = performance.now();
-    laid = await lay();
-    times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  done({ ms: times[Math.floor(times.length / 2)], ...measure(laid) });
-})().catch((error) => done({ error: String(error) }));
-"""
+BENCH = (Path(__file__).parent / "bench_graph_layout.js").read_text()
 
 
 def random_graph(size: int) -> dict[str, Any]:
@@ -170,15 +106,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dagre", default="1", help="@dagrejs/dagre's major")
     parser.add_argument("--elk", default="0", help="elkjs's major")
+    parser.add_argument("--baseline", default="main", help="a git revision's layout.js too")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="the random graphs' sizes"
+    )
+    parser.add_argument(
+        "--cap", type=float, default=110.0, help="s a layout may keep its page busy"
+    )
     options = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not (shutil.which("npm") and chromium and driver_path):
         print("skipped: needs npm, chromium and chromedriver")
         return
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         dagre = fetched(f"@dagrejs/dagre@{options.dagre}", root)
@@ -186,6 +126,10 @@ def main() -> None:
         served = root / "served"
         served.mkdir()
         shutil.copy(STATIC / "layout.js", served)
+        relative = (STATIC / "layout.js").relative_to(ROOT)
+        baseline = subprocess.run(["git", "show", f"{options.baseline}:{relative}"], cwd=ROOT,
+                                  check=True, capture_output=True, text=True).stdout  # fmt: skip
+        (served / "layout-baseline.js").write_text(baseline)
         shutil.copy(dagre / "dist" / "dagre.min.js", served)
         shutil.copy(elk / "lib" / "elk.bundled.js", served)
         (served / "index.html").write_text(PAGE)
@@ -193,49 +137,98 @@ def main() -> None:
             "dagre": json.loads((dagre / "package.json").read_text())["version"],
             "ELK.js": json.loads((elk / "package.json").read_text())["version"],
         }
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+        handler = functools.partial(Quiet, directory=str(served))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        chrome = webdriver.ChromeOptions()
-        chrome.binary_location = chromium
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-            chrome.add_argument(argument)
-        driver = webdriver.Chrome(options=chrome, service=Service(executable_path=driver_path))
-        driver.set_script_timeout(600)
+        page = Page(chromium, driver_path, f"http://127.0.0.1:{server.server_port}/index.html",
+                    options.cap)  # fmt: skip
         try:
-            driver.get(f"http://127.0.0.1:{server.server_port}/index.html")
-            while not driver.execute_script("return window.ready === true"):
-                time.sleep(0.1)
-            print(f"Chromium {driver.capabilities.get('browserVersion')}; dagre {versions['dagre']},"
-                  f" ELK.js {versions['ELK.js']}")  # fmt: skip
-            print(f"{'graph':<14}{'engine':<30}{'edges':>7}{'crossings':>11}{'backward':>10}{'ms':>9}")
-            graphs = [("ETL, 14 tasks", ETL14)] + [(f"{n:,} tasks", random_graph(n)) for n in SIZES]
+            print(f"Chromium {page.driver.capabilities.get('browserVersion')}; dagre"
+                  f" {versions['dagre']}, ELK.js {versions['ELK.js']}")  # fmt: skip
+            print(
+                f"{'graph':<14}{'engine':<34}{'edges':>7}{'crossings':>11}{'backward':>10}{'ms':>10}"
+            )
+            sizes = [int(n) for n in options.sizes.split(",") if n]
+            graphs = [("ETL, 14 tasks", ETL14)] + [(f"{n:,} tasks", random_graph(n)) for n in sizes]
             engines = [
-                ("layout.js, wrapped at 1,280", "layout.js", 1280 - 2 * 19 - 20),
-                ("layout.js, unwrapped", "layout.js", None),
+                (f"layout.js of {options.baseline}, 1,280 px", "baseline", 1280 - 2 * 19 - 20),
+                ("layout.js", "layout.js", None),
                 (f"dagre {versions['dagre']}", "dagre", None),
                 (f"ELK.js {versions['ELK.js']} layered", "elk", None),
             ]
             for name, graph in graphs:
                 for label, engine, room in engines:
-                    runs = 1 if len(graph["nodes"]) > 1000 else 3  # a warm-up each, then these
-                    driver.execute_script(BENCH, graph, engine, room, 1)
-                    while driver.execute_script("return window.benchResult") is None:
-                        time.sleep(0.5)
-                    driver.execute_script(BENCH, graph, engine, room, runs)
-                    while (found := driver.execute_script("return window.benchResult")) is None:
-                        time.sleep(0.5)
-                    if "error" in found:
-                        print(f"{name:<14}{label:<30} failed: {found['error']}")
-                        continue
-                    print(
-                        f"{name:<14}{label:<30}{found['edges']:>7,}{found['crossings']:>11,}"
-                        f"{found['backward']:>10,}{found['ms']:>9.1f}",
-                        flush=True,
-                    )
+                    found = page.measure(graph, engine, room)
+                    if found is None:
+                        capped = f"> {options.cap:.0f} s"
+                        print(f"{name:<14}{label:<34}{'':>28}{capped:>10}", flush=True)
+                    elif "error" in found:
+                        print(f"{name:<14}{label:<34} failed: {found['error']}", flush=True)
+                    else:
+                        said = (
+                            f"{found['edges']:>7,}{found['crossings']:>11,}{found['backward']:>10,}"
+                        )
+                        print(f"{name:<14}{label:<34}{said}{found['ms']:>10.1f}", flush=True)
         finally:
-            driver.quit()
+            page.close()
             server.shutdown()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    """The page's files, served without a line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Page:
+    """The benchmark's page in a headless Chromium, opened anew where a layout keeps it busy
+    past ``cap`` seconds (a WebDriver command waits on a busy page)."""
+
+    def __init__(self, chromium: str, driver_path: str, url: str, cap: float) -> None:
+        self.chromium, self.driver_path, self.url, self.cap = chromium, driver_path, url, cap
+        self.driver = self._open()
+
+    def _open(self) -> Any:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        chrome = webdriver.ChromeOptions()
+        chrome.binary_location = self.chromium
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+            chrome.add_argument(argument)
+        service = Service(executable_path=self.driver_path)
+        driver = webdriver.Chrome(options=chrome, service=service)
+        driver.get(self.url)
+        while not driver.execute_script("return window.ready === true"):
+            time.sleep(0.1)
+        return driver
+
+    def measure(self, graph: dict[str, Any], engine: str, room: int | None) -> Any:
+        """What BENCH found (None: it kept the page busy past the cap)."""
+        runs = 1 if len(graph["nodes"]) > 1000 else 3
+        warm = len(graph["nodes"]) <= 1000  # a run to warm up first, but of a small graph
+        began = time.monotonic()
+        try:
+            for times in (1, runs) if warm else (runs,):
+                self.driver.execute_script(BENCH, graph, engine, room, times)
+                while (found := self.driver.execute_script("return window.benchResult")) is None:
+                    if time.monotonic() - began > self.cap:
+                        raise TimeoutError
+                    time.sleep(0.5)
+            return found
+        except Exception:  # the client's read timed out on the busy page, or the cap passed
+            self.close()
+            self.driver = self._open()
+            return None
+
+    def close(self) -> None:
+        try:
+            self.driver.quit()
+        except Exception:
+            service = self.driver.service
+            if service.process is not None:
+                service.process.kill()
 
 
 if __name__ == "__main__":
