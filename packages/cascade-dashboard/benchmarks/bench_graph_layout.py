@@ -27,7 +27,6 @@ import http.server
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -232,4 +231,4 @@ class Page:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
