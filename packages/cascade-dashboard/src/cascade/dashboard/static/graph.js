@@ -52,10 +52,17 @@ export function drawGraph(container, graph, tasks, options = {}) {
   let drawing = drawings.get(container);
   if (!drawing || drawing.nodesKey !== nodesKey || !drawing.svg.isConnected ||
       drawing.view.parentNode !== container) {
+    if (drawing) drawing.resized.disconnect();
+    // its width read before the drawing is in it: the page laid out once, not again for it
+    const room = container.clientWidth;
     drawing = draw(container, layoutOf(nodesKey, graph), nodesKey);
     drawings.set(container, drawing);
+    sized(drawing, room);
+    // a container that changes width (the window's, or shown from hidden) fits it again,
+    // without a new layout and without reading its width at each repaint
+    drawing.resized = new ResizeObserver(([entry]) => sized(drawing, Math.floor(entry.contentRect.width)));
+    drawing.resized.observe(container);
   }
-  sized(drawing); // the container's width may have changed since: fitted again, not laid out
   paint(drawing, tasks, options);
 }
 
@@ -191,18 +198,17 @@ function draw(container, layout, nodesKey) {
   shown.push(view);
   container.replaceChildren(...shown);
   const drawing = { nodesKey, svg: root, scene, view, scale, nodes, layout, container, current: null,
-    room: null, fitted: true, k: 1, x: 0, y: 0, height: 0 };
+    room: null, fitted: true, k: 1, x: 0, y: 0, height: 0, resized: null };
   if (order.length) makeCurrent(drawing, order[0].id);
   listen(drawing);
-  sized(drawing);
   return drawing;
 }
 
-// The drawing's box sized to its container's width (a container not laid out, hidden: the
-// drawing's own), and the drawing fitted to it again unless zoomed or panned since.
-function sized(drawing) {
+// The drawing's box sized to its container's width ``width`` (0: a container not laid out,
+// hidden: the drawing's own), and the drawing fitted to it again unless zoomed or panned since.
+function sized(drawing, width) {
   const { layout } = drawing;
-  const room = drawing.container.clientWidth || Math.ceil(layout.width);
+  const room = width || Math.ceil(layout.width);
   if (room === drawing.room) return;
   drawing.room = room;
   const k = fitScale(layout, room);
