@@ -22,6 +22,16 @@ export function row(cells) {
   return tr;
 }
 
+// Each cell of a one-line row titled with its whole text (a cell cut with an ellipsis says
+// it all on hover), unless it has a title of its own; ``tr`` returned.
+export function titled(tr) {
+  for (const td of tr.cells) {
+    const text = td.textContent.replace(/\s+/g, " ").trim();
+    if (text && !td.hasAttribute("title")) td.title = text;
+  }
+  return tr;
+}
+
 export function span(text, className) { return el("span", text, className); }
 
 export function safeClass(value) { return /^[A-Za-z_]+$/.test(String(value)) ? String(value) : "unknown"; }

@@ -23,6 +23,9 @@ export function dueAt(epoch, now) { return clock(epoch) + " (in " + seconds(epoc
 export function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
 
 // A duration in milliseconds: "850 ms", else as seconds() says it.
+// As at(), as short as a list's column has room for: "11-29 09:03:30" (UTC; at() its title).
+export function shortAt(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(5, 19); }
+
 export function took(ms) { return ms == null ? "-" : ms < 1000 ? Math.round(ms) + " ms" : seconds(ms / 1000); }
 
 export function count(n) { return Number(n).toLocaleString("en"); }

@@ -3,9 +3,12 @@
 // condition's dashed, an order-only one's dotted). A mapped task is one box with its items' counts by state ("2,000 items:
 // 1,980 completed, 3 failed, 17 running"), never a box per item, and a button that opens it.
 // Drawn again with the same graph, only what the tasks changed is redrawn: the layout is kept
-// per graph and width. The graph fits the container's width: its layers wrap into bands
-// (layout.js), and a layer wider than the container (it never is at a page's width) is scaled down. Every string from the broker reaches the page through textContent or setAttribute
-// only.
+// per graph. Its layers stand left to right, never wrapped back (layout.js): the drawing opens
+// scaled to fit its box (as wide as the container, at most MAX_HEIGHT tall, never above its own
+// size), and zooms and pans: the box's "+", "−" and "fit" buttons, Ctrl (or ⌘) and the
+// wheel, a drag, the keys +, - and 0 on a box; a box focused out of sight is brought into it.
+// However small a box is drawn, its title says its name and state on hover. Every string from
+// the broker reaches the page through textContent or setAttribute only.
 //
 // A box is a button: a click, Enter or Space on it dispatches "graph-select" ({taskId}) on the
 // container, the open button of a mapped task's box "graph-open" ({taskId}). The graph is one
@@ -20,9 +23,11 @@ const SVG = "http://www.w3.org/2000/svg";
 const LAYOUTS_KEPT = 8;   // the last few graphs' layouts: a page that goes back and forth
 const CHAR = { name: 7.3, line: 6.7 }; // a character's width in px: the boxes' text is monospace
 const PAD = 10;
-const SCROLLBAR = 20;       // px
-const GROWN = 64;           // px a wrapped drawing's container grows by before it is laid out again
-const BACK = 48;            // how far an edge to the next band of a wrapped graph swings out
+const MAX_HEIGHT = 440;     // px: the tallest a graph's box opens (a 900 px screen keeps room)
+const MIN_HEIGHT = 120;     // px: the shortest, where the controls and a drag have room
+const ZOOM_STEP = 1.25;     // a "+" or "−"
+const MAX_SCALE = 2;        // the most a drawing is zoomed in
+const DRAGGED = 4;          // px a pointer moves before a press is a drag, not a click
 const layouts = new Map();  // a graph's key (its nodes as JSON) -> its layout
 const keys = new WeakMap(); // a graph -> its key
 const drawings = new WeakMap(); // a container -> what is drawn in it
@@ -44,27 +49,29 @@ export function drawGraph(container, graph, tasks, options = {}) {
   }
   let nodesKey = keys.get(graph);
   if (nodesKey === undefined) keys.set(graph, nodesKey = JSON.stringify(graph.nodes));
-  // the width it may take (a container not laid out, hidden: any); laid out again when the
-  // drawing no longer fits it, or a wrapped one has room for more (not for a scrollbar's come and gone)
-  const room = container.clientWidth || Infinity;
   let drawing = drawings.get(container);
-  const fits = (d) => d.layout.width <= room && (d.layout.bands <= 1 || room < d.room + GROWN);
-  if (!drawing || drawing.nodesKey !== nodesKey || !fits(drawing) || !drawing.svg.isConnected ||
-      drawing.svg.parentNode !== container) {
-    const key = room + "\u0000" + nodesKey;
-    // laid out a scrollbar narrower: the one its height may bring does not make it lay out again
-    drawing = draw(container, layoutOf(key, graph, room - SCROLLBAR), nodesKey, room);
+  if (!drawing || drawing.nodesKey !== nodesKey || !drawing.svg.isConnected ||
+      drawing.view.parentNode !== container) {
+    if (drawing) drawing.resized.disconnect();
+    // its width read before the drawing is in it: the page laid out once, not again for it
+    const room = container.clientWidth;
+    drawing = draw(container, layoutOf(nodesKey, graph), nodesKey);
     drawings.set(container, drawing);
+    sized(drawing, room);
+    // a container that changes width (the window's, or shown from hidden) fits it again,
+    // without a new layout and without reading its width at each repaint
+    drawing.resized = new ResizeObserver(([entry]) => sized(drawing, Math.floor(entry.contentRect.width)));
+    drawing.resized.observe(container);
   }
   paint(drawing, tasks, options);
 }
 
-function layoutOf(key, graph, room) {
+function layoutOf(key, graph) {
   let layout = layouts.get(key);
   if (layout) {
     layouts.delete(key); // most recently used last
   } else {
-    layout = layOut(graph, room);
+    layout = layOut(graph);
     window.cascadeGraphLayouts += 1;
   }
   layouts.set(key, layout);
@@ -87,8 +94,7 @@ function fitted(text, room) {
 const round = (value) => Math.round(value * 10) / 10;
 
 // An edge through its points: a curve between layers, straight across each layer it crosses
-// (points 2, 4, ...: where it leaves a layer it entered at the point before); from a wrapped
-// graph's band to the next one, a curve back to the left, out of its end's side and into the other's.
+// (points 2, 4, ...: where it leaves a layer it entered at the point before).
 function edgePath(points) {
   let d = "M" + round(points[0][0]) + "," + round(points[0][1]);
   for (let i = 1; i < points.length; i += 1) {
@@ -97,10 +103,8 @@ function edgePath(points) {
     if (i % 2 === 0) {
       d += "L" + round(x1) + "," + round(y1);
     } else {
-      const back = x1 < x0;
-      const out = back ? round(x0 + BACK) : round((x0 + x1) / 2);
-      const into = back ? round(x1 - BACK) : out;
-      d += "C" + out + "," + round(y0) + " " + into + "," + round(y1) + " " + round(x1) + "," + round(y1);
+      const middle = round((x0 + x1) / 2);
+      d += "C" + middle + "," + round(y0) + " " + middle + "," + round(y1) + " " + round(x1) + "," + round(y1);
     }
   }
   return d;
@@ -118,14 +122,13 @@ function boxTemplate(node) {
   return box;
 }
 
-function draw(container, layout, nodesKey, room) {
+function draw(container, layout, nodesKey) {
   const marker = "graph-arrow-" + (markers += 1);
-  const root = svg("svg", { class: "graph", width: Math.ceil(layout.width), height: Math.ceil(layout.height),
-    viewBox: "0 0 " + Math.ceil(layout.width) + " " + Math.ceil(layout.height), role: "group",
+  const root = svg("svg", { class: "graph", role: "group",
     // no stop of Tab of its own (Chrome makes an svg one where most of what it holds is not)
     tabindex: -1,
     "aria-label": "task graph: " + count(layout.nodes.length) + " tasks, " + count(layout.edges.length) +
-      " dependencies; the arrow keys move between tasks" });
+      " dependencies; the arrow keys move between tasks, + and - zoom, 0 fits it to its box" });
   const defs = svg("defs", {});
   const arrow = svg("marker", { id: marker, viewBox: "0 0 8 8", refX: 8, refY: 4, markerWidth: 8,
     markerHeight: 8, orient: "auto", markerUnits: "userSpaceOnUse" });
@@ -165,7 +168,24 @@ function draw(container, layout, nodesKey, room) {
       parts.open = open;
     }
   }
-  root.append(defs, edges, boxes);
+  const scene = svg("g", { class: "scene" });
+  scene.append(edges, boxes);
+  root.append(defs, scene);
+  const view = el("div", null, "graph-view");
+  const tools = el("div", null, "graph-tools");
+  // buttons for a mouse: the keyboard's are +, - and 0 on a box (the graph stays one stop of Tab)
+  for (const [zoom, label, title] of [["in", "+", "zoom in"], ["out", "\u2212", "zoom out"],
+    ["fit", "fit", "the whole graph in its box"]]) {
+    const button = el("button", label);
+    button.type = "button";
+    button.tabIndex = -1;
+    button.title = title;
+    button.setAttribute("data-zoom", zoom);
+    tools.appendChild(button);
+  }
+  const scale = el("span", "", "note graph-scale");
+  tools.appendChild(scale);
+  view.append(root, tools);
   const shown = [];
   const { dropped } = layout;
   const left = [[dropped.nodes, "node without an id", "nodes without an id"],
@@ -175,12 +195,68 @@ function draw(container, layout, nodesKey, room) {
     .filter(([n]) => n).map(([n, one, many]) => count(n) + " " + (n === 1 ? one : many));
   if (left.length) shown.push(el("p", "left out of the graph: " + left.join(", "), "note graph-dropped"));
   if (!layout.nodes.length) shown.push(el("p", "the graph has no tasks", "note graph-why"));
-  shown.push(root);
+  shown.push(view);
   container.replaceChildren(...shown);
-  const drawing = { nodesKey, room, svg: root, nodes, layout, container, current: null };
+  const drawing = { nodesKey, svg: root, scene, view, scale, nodes, layout, container, current: null,
+    room: null, fitted: true, k: 1, x: 0, y: 0, height: 0, resized: null };
   if (order.length) makeCurrent(drawing, order[0].id);
   listen(drawing);
   return drawing;
+}
+
+// The drawing's box sized to its container's width ``width`` (0: a container not laid out,
+// hidden: the drawing's own), and the drawing fitted to it again unless zoomed or panned since.
+function sized(drawing, width) {
+  const { layout } = drawing;
+  const room = width || Math.ceil(layout.width);
+  if (room === drawing.room) return;
+  drawing.room = room;
+  const k = fitScale(layout, room);
+  drawing.height = Math.max(MIN_HEIGHT, Math.ceil(layout.height * k));
+  drawing.svg.setAttribute("width", String(room));
+  drawing.svg.setAttribute("height", String(drawing.height));
+  if (drawing.fitted) fit(drawing);
+  else moveTo(drawing, drawing.k, drawing.x, drawing.y);
+}
+
+// The scale at which the whole drawing fits ``room`` px wide and MAX_HEIGHT tall, never above 1.
+function fitScale(layout, room) {
+  return Math.min(1, room / Math.max(1, layout.width), MAX_HEIGHT / Math.max(1, layout.height));
+}
+
+function fit(drawing) {
+  const { layout, room, height } = drawing;
+  const k = fitScale(layout, room);
+  moveTo(drawing, k, (room - layout.width * k) / 2, (height - layout.height * k) / 2);
+  drawing.fitted = true;
+}
+
+// The drawing at scale ``k``, its top left at (x, y) of its box; kept from leaving the box
+// wholly (a part of it stays in sight).
+function moveTo(drawing, k, x, y) {
+  const { layout, room, height } = drawing;
+  const keep = 40;
+  x = Math.min(room - keep, Math.max(keep - layout.width * k, x));
+  y = Math.min(height - keep, Math.max(keep - layout.height * k, y));
+  Object.assign(drawing, { k, x, y, fitted: false });
+  drawing.scene.setAttribute("transform", "translate(" + round(x) + "," + round(y) + ") scale(" + k.toFixed(4) + ")");
+  drawing.scale.textContent = Math.round(100 * k) + "%";
+}
+
+// Zoomed by ``factor`` about the point (px, py) of its box (its middle where not given).
+function zoom(drawing, factor, px = drawing.room / 2, py = drawing.height / 2) {
+  const least = Math.min(fitScale(drawing.layout, drawing.room), 1);
+  const k = Math.min(MAX_SCALE, Math.max(least, drawing.k * factor));
+  moveTo(drawing, k, px - (px - drawing.x) * (k / drawing.k), py - (py - drawing.y) * (k / drawing.k));
+}
+
+// A box brought into sight where it is not (focused by the keyboard while zoomed in).
+function reveal(drawing, node) {
+  const { k, room, height } = drawing;
+  const left = drawing.x + node.x * k, top = drawing.y + node.y * k;
+  const right = left + node.width * k, bottom = top + node.height * k;
+  if (left >= 0 && top >= 0 && right <= room && bottom <= height) return;
+  moveTo(drawing, k, room / 2 - (node.x + node.width / 2) * k, height / 2 - (node.y + node.height / 2) * k);
 }
 
 // The one box Tab stops at (and its open button, a map's), the last one focused: a graph of
@@ -291,16 +367,59 @@ function listen(drawing) {
     const box = target.closest("[data-task-id]");
     if (box) send("graph-select", box.getAttribute("data-task-id"));
   };
-  root.addEventListener("click", (event) => act(event.target));
+  let press = null; // a pointer down on the drawing: where, and whether it became a drag
+  root.addEventListener("click", (event) => {
+    if (press && press.dragged) { press = null; return; } // a drag's end is no click
+    act(event.target);
+  });
+  root.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    press = { id: event.pointerId, from: [event.clientX, event.clientY], at: [drawing.x, drawing.y], dragged: false };
+  });
+  root.addEventListener("pointermove", (event) => {
+    if (!press || press.id !== event.pointerId) return;
+    const dx = event.clientX - press.from[0], dy = event.clientY - press.from[1];
+    if (!press.dragged && Math.hypot(dx, dy) < DRAGGED) return;
+    if (!press.dragged) root.setPointerCapture(event.pointerId);
+    press.dragged = true;
+    moveTo(drawing, drawing.k, press.at[0] + dx, press.at[1] + dy);
+  });
+  const release = (event) => {
+    if (press && press.id === event.pointerId && !press.dragged) press = null;
+  };
+  root.addEventListener("pointerup", release);
+  root.addEventListener("pointercancel", () => { press = null; });
+  root.addEventListener("wheel", (event) => {
+    if (!event.ctrlKey && !event.metaKey) return; // a bare wheel scrolls the page, as everywhere
+    event.preventDefault();
+    const bounds = root.getBoundingClientRect();
+    zoom(drawing, event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, event.clientX - bounds.left, event.clientY - bounds.top);
+  }, { passive: false });
+  drawing.view.querySelector(".graph-tools").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-zoom]");
+    if (!button) return;
+    const how = button.getAttribute("data-zoom");
+    if (how === "fit") fit(drawing);
+    else zoom(drawing, how === "in" ? ZOOM_STEP : 1 / ZOOM_STEP);
+  });
   root.addEventListener("focusin", (event) => {
     const box = event.target.closest("[data-task-id], [data-open]");
     const id = box && (box.getAttribute("data-task-id") ?? box.getAttribute("data-open"));
     if (id !== null && id !== drawing.current && drawing.nodes.has(id)) makeCurrent(drawing, id);
+    if (id !== null && drawing.nodes.has(id)) reveal(drawing, drawing.nodes.get(id).node);
   });
   root.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       act(event.target);
+      return;
+    }
+    if (event.key === "+" || event.key === "=" || event.key === "-" || event.key === "0") {
+      event.preventDefault();
+      if (event.key === "0") fit(drawing);
+      else zoom(drawing, event.key === "-" ? 1 / ZOOM_STEP : ZOOM_STEP);
+      const box = event.target.closest("[data-task-id]");
+      if (box) reveal(drawing, drawing.nodes.get(box.getAttribute("data-task-id")).node);
       return;
     }
     const box = event.target.closest("[data-task-id]");

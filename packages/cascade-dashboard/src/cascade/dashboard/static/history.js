@@ -11,7 +11,7 @@ import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.
 import { live, ROWS } from "./live.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
-import { DONE, stateCounts, statusWithLine } from "./states.js";
+import { DONE, runRow, stateCounts, statusWithLine } from "./states.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NO_HISTORY = "This dashboard has no history: run cascade record and give the dashboard --db URL.";
@@ -142,10 +142,10 @@ async function loadRuns() {
     const done = el("span");
     done.append(stateCounts(run.tasks), missing);
     const said = statusWithLine(run, (runId) => runButton(runId, "link", () => openRecorded(runId)));
-    const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      said, span("recorded", "note"), "-", done, at(run.started_at),
+    const tr = runRow([open, run.name == null ? span("-", "note") : run.name, run.project_id,
+      said, run.origin, span("recorded", "note"), "-", done, run.started_at,
       run.duration == null ? "running" : seconds(run.duration),
-      run.source, span(run.error || "", "error")]);
+      run.source, run.error]);
     tr.setAttribute("data-run-id", run.run_id);
     tr.className = "recorded";
     return tr;

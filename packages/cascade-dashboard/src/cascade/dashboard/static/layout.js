@@ -9,13 +9,12 @@
 // one id, a dependency on a task the graph does not have, a cycle. Each is left out, counted in
 // `dropped`, and the rest laid out; nothing it holds can make this loop forever.
 
-export const NODE = { width: 200, height: 40 };   // a task's box
-export const MAPPED = { width: 240, height: 76 }; // a mapped task's: its items' counts under it
-const LAYER_GAP = 64;   // between a layer's boxes and the next's: room for the edges' curves
+export const NODE = { width: 160, height: 40 };   // a task's box
+export const MAPPED = { width: 200, height: 76 }; // a mapped task's: its items' counts under it
+const LAYER_GAP = 48;   // between a layer's boxes and the next's: room for the edges' curves
 const NODE_GAP = 16;    // between two boxes of a layer
 const BEND_GAP = 6;     // beside a bend point of an edge crossing a layer
 const MARGIN = 8;
-const BAND_GAP = 40;    // between a wrapped graph's bands: room for the edges that go on to the next
 const SWEEPS = 8;       // barycentre sweeps at most (down, up, ...)
 const PLACEMENTS = 4;   // placement passes (down, up, down, up), then one on both sides
 // Bend points an edge spanning several layers gets, at most this many per node in all: past
@@ -28,9 +27,9 @@ const BENDS_PER_NODE = 8;
 // Returns {nodes: [{id, name, map, layer, x, y, width, height}] (x, y: the box's top left),
 // edges: [{from, to, condition, order, points: [[x, y], ...]}] (points: where the edge starts, passes
 // each layer it crosses (entering and leaving it), and ends), width, height, crossings,
-// dropped: {nodes, duplicates, unknown, cycles}, bands: how many rows of layers}. ``room``: the width
-// in px the drawing may take; where its layers side by side need more, they wrap into bands.
-export function layOut(graph, room = Infinity) {
+// dropped: {nodes, duplicates, unknown, cycles}}. Its layers stand side by side however many
+// there are, never wrapped back below one another: the drawing is scaled to its room (graph.js).
+export function layOut(graph) {
   const { nodes, edges, dropped } = readGraph(graph);
   const layerOf = longestPathLayers(nodes.length, edges, dropped);
   const layers = [];
@@ -59,14 +58,13 @@ export function layOut(graph, room = Infinity) {
   best.forEach((layer) => layer.forEach((vertex, position) => { vertex.position = position; }));
   placeHeights(best);
   const columns = placeColumns(best);
-  const bands = wrapBands(best, columns, room);
-  const at = (layer) => bands.of[layer];
+  const { top, bottom } = extent(best);
+  const dy = MARGIN - top;
   const laid = nodes.map((node, index) => {
     const v = vertices[index];
     const column = columns[v.layer];
-    const band = at(v.layer);
     return { id: node.id, name: node.name, map: node.map, layer: v.layer, width: v.width, height: v.height,
-      x: column.x + band.dx + (column.width - v.width) / 2, y: v.y + band.dy - v.height / 2 };
+      x: column.x + (column.width - v.width) / 2, y: v.y + dy - v.height / 2 };
   });
   const laidEdges = chains.map(({ edge, bends }) => {
     const from = laid[edge.from];
@@ -74,44 +72,25 @@ export function layOut(graph, room = Infinity) {
     const points = [[from.x + from.width, from.y + from.height / 2]];
     for (const bend of bends) {
       const column = columns[bend.layer];
-      const band = at(bend.layer);
-      points.push([column.x + band.dx, bend.y + band.dy], [column.x + band.dx + column.width, bend.y + band.dy]);
+      points.push([column.x, bend.y + dy], [column.x + column.width, bend.y + dy]);
     }
     points.push([to.x, to.y + to.height / 2]);
     return { from: from.id, to: to.id, condition: edge.condition, order: edge.order, points };
   });
-  return { nodes: laid, edges: laidEdges, crossings: fewest, dropped, width: bands.width, height: bands.height,
-    bands: bands.count };
+  const last = columns[columns.length - 1];
+  return { nodes: laid, edges: laidEdges, crossings: fewest, dropped,
+    width: last ? last.x + last.width + MARGIN : 2 * MARGIN, height: bottom - top + 2 * MARGIN };
 }
 
-// The layers in bands stacked top to bottom, each as many layers as fit ``room`` px side by side
-// (one at least): a long graph wraps rather than runs off the page's side. Each layer's shift
-// ({dx, dy}) from where placeColumns and placeHeights put it; the drawing's width and height.
-function wrapBands(layers, columns, room) {
-  const of = [];
-  let width = 2 * MARGIN;
-  let y = MARGIN;  // the next band's top
-  let count = 0;
-  for (let first = 0; first < layers.length;) {
-    let last = first;
-    const start = columns[first].x;
-    while (last + 1 < layers.length && columns[last + 1].x + columns[last + 1].width - start + 2 * MARGIN <= room) last += 1;
-    let top = Infinity;
-    let bottom = -Infinity;
-    for (let l = first; l <= last; l += 1) for (const vertex of layers[l]) {
-      top = Math.min(top, vertex.y - vertex.height / 2);
-      bottom = Math.max(bottom, vertex.y + vertex.height / 2);
-    }
-    if (!isFinite(top)) top = bottom = 0;
-    const shift = { dx: MARGIN - start, dy: y - top };
-    for (let l = first; l <= last; l += 1) of[l] = shift;
-    width = Math.max(width, columns[last].x + columns[last].width - start + 2 * MARGIN);
-    y += bottom - top + BAND_GAP;
-    count += 1;
-    first = last + 1;
+// The topmost and bottommost edge of the boxes and bend points (0, 0 without any).
+function extent(layers) {
+  let top = Infinity;
+  let bottom = -Infinity;
+  for (const layer of layers) for (const vertex of layer) {
+    top = Math.min(top, vertex.y - vertex.height / 2);
+    bottom = Math.max(bottom, vertex.y + vertex.height / 2);
   }
-  const height = count ? y - BAND_GAP + MARGIN : 2 * MARGIN;
-  return { of, width, height, count };
+  return isFinite(top) ? { top, bottom } : { top: 0, bottom: 0 };
 }
 
 // The nodes with a usable id (the first of each id), and their dependencies on nodes the

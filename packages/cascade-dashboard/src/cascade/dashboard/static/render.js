@@ -7,10 +7,10 @@ import { renderHeldMatches } from "./bulkdecide.js";
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
 import { $, el, fillTable, row, runButton, safeClass, span, updateRows } from "./dom.js";
-import { at, clock, count, seconds } from "./format.js";
+import { clock, count, seconds } from "./format.js";
 import { connecting, live, ROWS, select, selected, view } from "./live.js";
 import { renderRunPage } from "./runpage.js";
-import { stateCounts, statusWithLine, tallyText } from "./states.js";
+import { runRow, stateCounts, statusWithLine, tallyText } from "./states.js";
 import { signedIn } from "./who.js";
 
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
@@ -81,10 +81,10 @@ function renderRuns() {
     const end = run.ended || live.now;
     // a run and its reruns and carry-ons are one row, the latest's, with their line of work
     const said = statusWithLine(run, (runId) => runButton(runId, "link", () => select(runId)));
-    const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      said, bar,
-      run.finished + "/" + (run.total ?? "?"), counts, run.started ? at(run.started) : "-",
-      run.started ? seconds(end - run.started) : "-", run.source || "-", span(run.error || "", "error")]);
+    const tr = runRow([open, run.name == null ? span("-", "note") : run.name, run.project_id,
+      said, run.origin, bar,
+      run.finished + "/" + (run.total ?? "?"), counts, run.started,
+      run.started ? seconds(end - run.started) : "-", run.source || "-", run.error]);
     tr.setAttribute("data-run-id", run.run_id);
     if (run.run_id === selected) tr.className = "selected";
     return tr;

@@ -474,6 +474,19 @@ function reuseCell(task) {
   return task.cached ? "cached" : "-";
 }
 
+// A map's or a loop's reuse, as a task's: its own task's ("reused from 9c1e0d2f3a4b": a rerun
+// took the whole of it from that run), else its items' or iterations' ("3 reused from ...").
+function mapReuse(entry) {
+  if (entry.head && (entry.head.reused_from || entry.head.cached)) return reuseCell(entry.head);
+  const reused = entry.items.filter((t) => t.reused_from);
+  if (!reused.length) return "-";
+  const from = new Set(reused.map((t) => t.reused_from));
+  const cell = el("span", count(reused.length) + " " + (entry.loop ? "iterations" : "items") + " reused from ");
+  if (from.size === 1) cell.appendChild(runLink(reused[0].reused_from));
+  else cell.appendChild(span(count(from.size) + " runs"));
+  return cell;
+}
+
 // A running task's time so far (its duration_ms, while it runs, is not one yet), else its duration.
 function durationText(task) {
   const first = task.segments && task.segments[0];
@@ -618,7 +631,7 @@ function mapRows(entry, recordedById) {
   const counts = stateCounts(entry.counts);
   if (entry.notStarted) counts.appendChild(span("not started " + count(entry.notStarted), "count"));
   const tr = row([button, counts, head ? head.attempts ?? "-" : "-",
-    mapDuration(entry), mapProgress(entry), "-", "-"]);
+    mapDuration(entry), mapProgress(entry), mapReuse(entry), "-"]);
   tr.className = "map";
   tr.setAttribute("data-map", entry.map);
   tr.setAttribute("data-count", String(entry.total));
@@ -750,6 +763,10 @@ function drawFailures(liveRun, recorded, tasks) {
   } else {
     failures = recordedFailures;
   }
+  drawDecisions(failures);
+  // a decision is no failure: a gate approved, rejected or skipped, or awaiting approval, is
+  // among the decisions (and "Needs a decision"), a failure held then decided among both
+  failures = failures.filter(failed);
   const run = liveRun || (recorded && recorded.run);
   const key = JSON.stringify([failures.map((f) => [f.task_id, f.state, f.error, (f.attempt_list || []).length]), run && run.error,
     recorded && recorded.tasks.length, recorded && recorded.next]);
@@ -767,6 +784,51 @@ function drawFailures(liveRun, recorded, tasks) {
   // with pages of tasks still to read, "none" would speak of tasks not read yet
   const unread = !liveRun && recorded && recorded.next != null;
   fillList($("rp-failures"), items, unread ? "none among the " + count(recorded.tasks.length) + " tasks shown" : "none");
+}
+
+// Whether a task of the failures' list failed: an attempt of it did (a gate's hold, awaiting
+// approval or decided, is no failure), or, without its attempts, it is failed or held.
+function failed(task) {
+  const attempts = task.attempt_list || [];
+  if (task.awaits_approval) return false;
+  if (!attempts.length) return task.state === "FAILED" || (task.state === "HELD" && !isGate(task));
+  return task.state === "FAILED" || attempts.some((a) => a.error || a.state === "FAILED" || a.state === "RETRYING" ||
+    (a.state === "HELD" && !(a.hold && a.hold.kind === "approval")));
+}
+
+// A gate's task (held from its start for a person's approval): its hold says so, the live
+// view's (``held_by``) or the history's (each attempt's ``hold``).
+function isGate(task) {
+  const approval = (hold) => Boolean(hold && hold.kind === "approval");
+  return Boolean(task.awaits_approval || (Array.isArray(task.held_by) && task.held_by.some(approval)) ||
+    (task.attempt_list || []).some((a) => approval(a.hold)));
+}
+
+const GATE_DONE = { complete: "approved", fail: "rejected", skip: "skipped" };
+
+// The decisions taken on the run's holds (the history's, on each decided attempt): what, on
+// which task, by whom, when, why ("approve: approved by ops-1 at 10:02:11 UTC “looks right”").
+function drawDecisions(tasks) {
+  const items = [];
+  for (const task of tasks) {
+    const gate = isGate(task);
+    for (const a of task.attempt_list || []) {
+      const d = a.decided;
+      if (!d) continue;
+      const li = el("li");
+      li.setAttribute("data-task-id", task.task_id);
+      li.setAttribute("data-decision", String(d.decision));
+      const what = (gate ? GATE_DONE : DONE)[d.decision] || String(d.decision);
+      li.appendChild(span((task.name || task.task_name) + (gate ? " (gate)" : " (attempt " + a.number + " held)") + ": "));
+      li.appendChild(span(what + (d.deadline ? " at the hold's deadline" : " by " + (d.by || "someone unnamed")), "decided"));
+      if (d.at != null) li.appendChild(span(" at " + clock(d.at), "note"));
+      if (d.reason) li.appendChild(span(" " + quoted(d.reason)));
+      items.push(li);
+    }
+  }
+  const key = JSON.stringify(items.map((li) => li.textContent));
+  if (!changed("decisions", key)) return;
+  fillList($("rp-decisions"), items, "none");
 }
 
 // The page drawn from what the live view and the history hold of its run (repaint.js calls

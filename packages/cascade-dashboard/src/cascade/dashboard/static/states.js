@@ -1,6 +1,7 @@
 // Tasks by state, as the page says them.
-import { el, safeClass, span } from "./dom.js";
-import { clock, count, shortId } from "./format.js";
+import { el, row, safeClass, span, titled } from "./dom.js";
+import { at, clock, count, shortAt, shortId } from "./format.js";
+import { originSaid } from "./origin.js";
 
 // A task's states, as the wire names them (QUEUED: BLOCKED waiting for a worker of its
 // executor, as HELD is BLOCKED held for a decision), in the order the page lists them.
@@ -105,4 +106,17 @@ export function runAnchor(runId) {
   link.setAttribute("data-run-id", runId);
   link.title = runId;
   return link;
+}
+
+// A row of the Runs list (a live run's, a recorded one's: history.js) from its cells: run,
+// name, project, status, origin (the run's origin), progress, done, tasks by state, started
+// (epoch seconds), duration, engine, error (text). One line at 1,280 px: each cell cut to its
+// column with an ellipsis, its whole text its title; the origin's title all of the origin.
+export function runRow([open, name, project, status, origin, progress, done, counts, started, duration, engine, error]) {
+  const from = originSaid(origin);
+  const tr = row([open, name, project, status, span(from.text, "origin"), progress, done, counts,
+    started == null ? "-" : shortAt(started), duration, engine, span(error || "", "error")]);
+  if (from.title) tr.cells[4].title = from.title;
+  if (started != null) tr.cells[8].title = at(started);
+  return titled(tr);
 }
