@@ -159,7 +159,7 @@ def test_a_provider_is_found_by_its_own_name(plugin: Path) -> None:
 def test_a_missing_name_is_an_attribute_error_naming_it_and_the_installed() -> None:
     """``cs.nope`` says it is missing and which providers are installed; ``hasattr`` works."""
     with pytest.raises(AttributeError) as raised:
-        cs.no_such_provider  # type: ignore[attr-defined]  # noqa: B018
+        cs.no_such_provider  # noqa: B018
     assert isinstance(raised.value, ProviderMissing)
     message = str(raised.value)
     assert "'no_such_provider'" in message
@@ -171,7 +171,7 @@ def test_a_missing_name_is_an_attribute_error_naming_it_and_the_installed() -> N
     with pytest.raises(ProviderMissing, match=r"'read\.nope'"):
         cs.read.nope  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(AttributeError) as dunder:
-        cs.__no_such_dunder__  # type: ignore[attr-defined]  # noqa: B018
+        cs.__no_such_dunder__  # noqa: B018
     assert not isinstance(dunder.value, ProviderMissing)  # probes read no entry points
 
 
