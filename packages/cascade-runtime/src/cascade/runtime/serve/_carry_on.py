@@ -28,6 +28,7 @@ __all__ = [
     "LostRun",
     "OnEngineLost",
     "engine_lost_policies",
+    "fence",
     "carried_target",
 ]
 
@@ -366,3 +367,30 @@ class CarryOns:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def fence(
+    store: ResultStore | None,
+    me: str,
+    run_ids: list[str],
+    cancel: Callable[..., object],
+) -> None:
+    """Back on the broker: stop each of ``run_ids`` (server ``me``'s) that another server
+    carried on meanwhile (the broker took ``me`` for dead: cut off past its keepalive), saying
+    why, through ``cancel`` (the engine's)."""
+    if store is None:
+        return
+    for run_id in run_ids:
+        try:
+            claim = await asyncio.to_thread(carry_claim, store, run_id)
+        except Exception as exc:  # the store: unreachable now; the next connection asks
+            _log.warning("cannot tell whether run %s was carried on: %s", run_id, explain(exc))
+            return
+        if claim is None or claim.source == me:
+            continue
+        reason = (
+            f"carried on as {claim.run_id} by {claim.source} while this engine was cut off "
+            "from the broker"
+        )
+        _log.warning("stopping run %s: %s", run_id, reason)
+        cancel(run_id, issued_by=me, reason=reason)

@@ -26,9 +26,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces._shared import (
     MAX_CONTROL_PAYLOAD_BYTES,
-    MAX_PLAN_STEPS,
     SHARED_GROUP,
-    BackfillSlot,
     new_request_id,
     slot_request_id,
     start_filter,
@@ -36,7 +34,6 @@ from cascade.interfaces._shared import (
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
-    RunOrigin,
     ServedAnnouncement,
     ServedWorkflow,
     StartReply,
@@ -44,20 +41,20 @@ from cascade.interfaces.serving import (
     start_topic,
 )
 
-from .._run_life import Prepared, RunRequest, prepare
+from .._run_life import RunRequest
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
-from ..results._results import Claim, ResultStore
+from ..results._results import ResultStore
+from ._admission import Admission, _Busy, _Refused, _Taken, _Unclaimed
 from ._announce import Announcer, Peers
 from ._carry_on import (
     DEFAULT_MAX_CARRY_ONS,
     CarryOns,
     LostRun,
     OnEngineLost,
-    carried_target,
-    carry_claim,
     carry_request_id,
     engine_lost_policies,
+    fence,
 )
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
@@ -74,69 +71,9 @@ __all__ = ["Server"]
 _log = logging.getLogger("cascade.runtime.serve")
 
 _MAX_LIVE = 256  # ServedAnnouncement.live's bound
-_MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes of JSON
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
-_BACKFILL_WAIT = 10.0  # seconds a backfill's claim of its slot waits to be heard back
-
-
-def _holder(claim: Claim) -> str:
-    """The run a claim names, said."""
-    if not claim.run_id:
-        return "its claim in the results store cannot be read"
-    return f"{claim.run_id} on {claim.source}"
-
-
-def _origin(
-    request: StartRequest,
-    bound: dict[str, Any],
-    rerun_of: str | None,
-    root_run: str | None,
-    slot: tuple[str, datetime] | None,
-    carried: LostRun | None,
-) -> RunOrigin:
-    """Where a run ``request`` starts comes from, as its start says: the request (and the
-    schedule's ``slot`` it fills), or the origin of the run it carries on, carried once more."""
-    if carried is not None:
-        return msgspec.structs.replace(
-            carried.origin,
-            params=bound,
-            rerun_of=rerun_of,
-            root_run=root_run,
-            carried_on_from=carried.run_id,
-            lost_engine=carried.source,
-            carry_ons=carried.origin.carry_ons + 1,
-        )
-    return RunOrigin(
-        workflow=request.workflow,
-        params=bound,
-        rerun_of=rerun_of,
-        root_run=root_run,
-        request_id=request.id,
-        issued_by=request.issued_by,
-        reason=request.reason,
-        issued_at=request.issued_at if request.issued_at is not None else time.time(),
-        schedule=slot[0] if slot else None,
-        scheduled_for=slot[1].isoformat() if slot else None,
-    )
-
-
-class _Refused(Exception):
-    """A request refused; the message says why (the answer's ``error``)."""
-
-
-class _Taken(_Refused):
-    """A request refused: another server took its id in the results store they share."""
-
-
-class _Busy(_Refused):
-    """A request refused: no room for its run here now."""
-
-
-class _Unclaimed(_Refused):
-    """A backfill refused before its slot was claimed (its answer, under the slot's request
-    id, is not remembered: the slot's backfill asked again is considered afresh)."""
 
 
 class Server:
@@ -162,43 +99,16 @@ class Server:
         max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
     ) -> None:
         self._context = context
-        self._plan_rerun = plan
         self._results = results
         self._manage_connection = manage_connection
         self._connector: Connector = context.connector
         self._prefix = context.topic_prefix
         self._workflows = served_functions(workflows)
-        described = len(_encode([w.described for w in self._workflows.values()]))
-        if described > _MAX_DESCRIBED:
-            raise ValueError(
-                f"the workflows take {described} bytes to describe in the announcement; at most "
-                f"{_MAX_DESCRIBED}: serve fewer, or with shorter docstrings and annotations"
-            )
         schedules = dict(schedules or {})
         check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._carry_ons = CarryOns(
-            engine_lost_policies(on_engine_lost, self._workflows),
-            results,
-            self._carry,
-            own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
-            stats=context.stats,
-            max_carry_ons=max_carry_ons,
-            changed=self._runs_changed,
-            cancel=lambda run_id, reason: self.cancel_run(
-                self._connector.source_id, run_id, reason
-            ),
-        )
-        self._peers = Peers(
-            self._connector.source_id,
-            self._runs_changed,
-            lambda *fired: self._clock.peer_fired(*fired),
-            self._carry_ons.lost,
-            org_id=context.org_id,
-            project_id=context.project_id,
-            prefix=self._prefix,
-        )
+        self._carry_ons, self._peers = self._fleet(on_engine_lost, max_carry_ons)
         self._handles: list[SubscriptionHandle] = []
         self._own_handle: SubscriptionHandle | None = None
         self._shared = False
@@ -223,9 +133,7 @@ class Server:
         )
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
-        self._sharing: set[str] = (
-            set()
-        )  # the servers known to keep their results in this one's store
+        self._sharing: set[str] = set()  # servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
         self._pauses = SchedulePauses(
             self._connector,
@@ -233,6 +141,47 @@ class Server:
             self._announcer.changed,
             place=(context.org_id, context.project_id),
         )
+        self._admission = Admission(
+            self._connector.source_id,
+            self._workflows,
+            runs=self._runs,
+            results=results,
+            plan=plan,
+            peers=self._peers,
+            pauses=self._pauses,
+            schedules=schedules,
+            claims=self._claims,
+            stats=context.stats,
+        )
+
+    def _fleet(
+        self,
+        on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost],
+        max_carry_ons: int,
+    ) -> tuple[CarryOns, Peers]:
+        """What this server hears of its peers (their announcements: their live runs, their
+        slots fired, their deaths) and what it carries on of the runs of those that die."""
+        context, me = self._context, self._connector.source_id
+        carry_ons = CarryOns(
+            engine_lost_policies(on_engine_lost, self._workflows),
+            self._results,
+            self._carry,
+            own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
+            stats=context.stats,
+            max_carry_ons=max_carry_ons,
+            changed=self._runs_changed,
+            cancel=lambda run_id, reason: self.cancel_run(me, run_id, reason),
+        )
+        peers = Peers(
+            me,
+            self._runs_changed,
+            lambda *fired: self._clock.peer_fired(*fired),
+            carry_ons.lost,
+            org_id=context.org_id,
+            project_id=context.project_id,
+            prefix=self._prefix,
+        )
+        return carry_ons, peers
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -302,27 +251,6 @@ class Server:
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
 
-    async def _fence(self) -> None:
-        """Back on the broker: stop each run of this server that another carried on meanwhile
-        (the broker took this server for dead: cut off past its keepalive), saying why."""
-        store, me = self._results, self._connector.source_id
-        if store is None:
-            return
-        for run_id in list(self._runs.running):
-            try:
-                claim = await asyncio.to_thread(carry_claim, store, run_id)
-            except Exception as exc:  # the store: unreachable now; the next connection asks
-                _log.warning("cannot tell whether run %s was carried on: %s", run_id, explain(exc))
-                return
-            if claim is None or claim.source == me:
-                continue
-            reason = (
-                f"carried on as {claim.run_id} by {claim.source} while this engine was cut off "
-                "from the broker"
-            )
-            _log.warning("stopping run %s: %s", run_id, reason)
-            self._context.cancel(run_id, issued_by=me, reason=reason)
-
     async def _own_left(self, message: Message) -> None:
         self._peers(message)
         handle, self._own_handle = self._own_handle, None
@@ -346,7 +274,15 @@ class Server:
             self._announcer.changed()
             self._probe_once_connected()
             if self._runs.running:
-                self._spawn(self._fence(), "cascade-served-fence")
+                self._spawn(
+                    fence(
+                        self._results,
+                        self._connector.source_id,
+                        list(self._runs.running),
+                        self._context.cancel,
+                    ),
+                    "cascade-served-fence",
+                )
 
     def _probe_once_connected(self) -> None:
         """Once serving and connected (what the broker does is known then): probe."""
@@ -460,7 +396,7 @@ class Server:
             stats.starts_refused += 1
             stats.starts_reserved += 1
             self._log.warning("reserved", "refused start request %s: %s", request.id, reserved)
-            await self._send(topic, self._reply(request, "refused", error=reserved))
+            await self._send(topic, self._admission.reply(request, "refused", error=reserved))
             return
         seen = self._answers.seen(request.id)
         if seen is not False:
@@ -478,12 +414,12 @@ class Server:
         accepted: Accepted | None = None
         try:
             if request.backfill is not None:
-                reply, accepted = await self._take_backfill(request, request.backfill)
+                reply, accepted = await self._admission.take_backfill(request, request.backfill)
             else:
-                reply, accepted = await self._take(request)
+                reply, accepted = await self._admission.take(request)
         except _Refused as exc:
             stats.starts_refused += 1
-            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
             if isinstance(exc, (_Busy, _Unclaimed)) and request.backfill is not None:
                 self._answers.forget(request.id)  # its slot left unclaimed: asked again afresh
                 await self._send(topic, reply)
@@ -491,7 +427,7 @@ class Server:
         except Exception as exc:  # the workflow's own code, or the results store
             stats.starts_refused += 1
             _log.warning("start request %s failed: %s", request.id, explain(exc))
-            reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
         else:
             stats.starts_taken += 1
         self._answers.answered(reply)
@@ -501,143 +437,6 @@ class Server:
             if request.backfill is not None:
                 slot = datetime.fromisoformat(request.backfill.slot)
                 self._clock.fired(request.backfill.schedule, slot, accepted.run_id)
-
-    async def _take(
-        self,
-        request: StartRequest,
-        slot: tuple[str, datetime] | None = None,
-        *,
-        held: bool = False,
-        carried: LostRun | None = None,
-        by_store: bool = False,
-    ) -> tuple[StartReply, Accepted | None]:
-        """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
-        queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills;
-        ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes;
-        ``carried``: the run it carries on, whose origin it keeps; ``by_store``: only the
-        results store's claim lets it start (a slot whose claim went to another server)."""
-        served = self._workflows.get(request.workflow)
-        if served is None:
-            raise _Refused(
-                f"{self._connector.source_id} does not serve {request.workflow!r} "
-                f"(it serves {', '.join(self._workflows)})"
-            )
-        pause = self._pauses.pause(request.workflow, "workflow")
-        if pause is not None and not request.dry_run:
-            by = pause.issued_by if isinstance(pause.issued_by, str) and pause.issued_by else ""
-            why = pause.reason if isinstance(pause.reason, str) and pause.reason else ""
-            raise _Refused(
-                f"{request.workflow} is paused{f' by {by}' if by else ''}"
-                f"{f': {why}' if why else ''}: it starts no new run until resumed "
-                f"(cascade resume workflow:{request.workflow})"
-            )
-        if not request.dry_run and not held:
-            self._check_room()  # before the workflow's code or the store is asked anything
-        params = dict(request.params)
-        rerun_of = root_run = None
-        if request.rerun_of is not None:
-            rerun_of, root_run, params = await self._rerun_params(request.rerun_of, request, params)
-        try:
-            params = served.convert(params)  # typed at the door: before any code runs
-            bound = served.bind(params)
-        except TypeError as exc:  # ParamError too
-            raise _Refused(f"{request.workflow}: {exc}") from None
-        prepared = await self._target(served, params, carried)
-        plan: dict[str, Any] = {}
-        if rerun_of is not None:
-            steps = await self._plan(prepared, request, rerun_of, served.run_params(params))
-            plan = {"rerun_of": rerun_of, "plan": steps[:MAX_PLAN_STEPS], "plan_count": len(steps)}
-        if request.dry_run:
-            return self._reply(request, "planned", **plan), None
-        live = None if rerun_of is None else self._live_rerun(rerun_of)
-        if live is not None:  # again: another request may have started one meanwhile
-            raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        origin = _origin(request, bound, rerun_of, root_run, slot, carried)
-        run = RunRequest(
-            prepared=prepared,
-            params=served.run_params(params),
-            name=request.workflow,
-            origin=origin,
-            rerun_of=rerun_of,
-            rerun=request.rerun,
-            from_task=request.from_task,
-        )
-        claims = await self._claim(request, rerun_of, run.run_id, by_store=by_store)
-        try:
-            if not held:
-                self._check_room()  # again: others may have taken the room meanwhile
-        except _Refused:
-            await self._release(claims)
-            raise
-        accepted = Accepted(run, request.workflow, slot[0] if slot else None)
-        # its slot (or place), before the answer is sent
-        queued = self._runs.accept(accepted, held=held)
-        reply = self._reply(
-            request,
-            "started",
-            run_id=accepted.run_id,
-            name=request.workflow,
-            queued=queued,
-            **plan,
-        )
-        return reply, accepted
-
-    async def _take_backfill(
-        self, request: StartRequest, asked: BackfillSlot
-    ) -> tuple[StartReply, Accepted | None]:
-        """Take a backfill's start request: the past slot it names is claimed as the clock
-        would claim it, and started only if no claim was there before (asked twice, or a
-        slot its clock fired, it is refused: "claimed already"). A place for its run is held
-        before the claim, so a slot is claimed only when its run starts or is queued: refused
-        as busy, it is left unclaimed, to ask again. A backfill starts its schedule's workflow
-        with its params: one asking for a rerun (or a rerun's dry run) is refused before any
-        claim. Refused before the claim, the slot is asked afresh (:class:`_Unclaimed`)."""
-        name = asked.schedule
-        schedule = self._schedules.get(name)
-        if schedule is None:
-            raise _Unclaimed(f"{self._connector.source_id} does not serve schedule {name!r}")
-        try:
-            slot = datetime.fromisoformat(asked.slot)
-        except ValueError:
-            slot = None
-        if slot is None or slot.tzinfo is None or not schedule.is_slot(slot):
-            raise _Unclaimed(f"{asked.slot!r} is not a slot of schedule {name}")
-        if request.id != slot_request_id(name, slot):
-            raise _Unclaimed(
-                f"a backfill's request id is its slot's: {slot_request_id(name, slot)}"
-            )
-        if request.workflow != (schedule.workflow or name):
-            raise _Unclaimed(f"schedule {name} starts {schedule.workflow or name!r}")
-        if request.rerun_of is not None or request.dry_run:
-            raise _Unclaimed(
-                f"a backfill starts its schedule's run ({name}, with its params): no rerun_of "
-                "nor dry_run; nothing was claimed"
-            )
-        if slot > datetime.now(timezone.utc):
-            raise _Unclaimed(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
-        busy = self._runs.hold()
-        if busy is not None:
-            raise _Busy(
-                f"{busy}: slot {slot.isoformat()} of {name} is left unclaimed; ask again once a "
-                "run here ends (its announcement's running and queued say)"
-            )
-        accepted: Accepted | None = None
-        try:
-            won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
-            if first is None:
-                raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
-            if not won:
-                by = " (a backfill)" if first.backfill else ""
-                raise _Refused(
-                    f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
-                )
-            self._context.stats.slots_backfilled += 1
-            scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
-            reply, accepted = await self._take(scheduled, (name, slot), held=True)
-            return reply, accepted
-        finally:
-            if accepted is None:
-                self._runs.unhold()
 
     # -- schedules (the clock's hooks) ------------------------------------------------------
 
@@ -664,12 +463,12 @@ class Server:
             raise _Refused(f"request {request.id} was taken already")
         accepted: Accepted | None = None
         try:
-            reply, accepted = await self._take(request, (name, slot), by_store=by_store)
+            reply, accepted = await self._admission.take(request, (name, slot), by_store=by_store)
         except _Taken as exc:
-            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
             raise SlotTaken(str(exc)) from None
         except Exception as exc:
-            reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
             raise
         finally:
             self._answers.answered(reply)
@@ -694,16 +493,16 @@ class Server:
         if origin.schedule is not None and origin.scheduled_for is not None:
             with contextlib.suppress(ValueError):
                 slot = (origin.schedule, datetime.fromisoformat(origin.scheduled_for))
-        _, accepted = await self._take(request, slot, carried=lost)
+        _, accepted = await self._admission.take(request, slot, carried=lost)
         assert accepted is not None
-        self._answers.answered(self._reply(request, "started", run_id=accepted.run_id))
+        self._answers.answered(self._admission.reply(request, "started", run_id=accepted.run_id))
         self._runs.launch(accepted)
         return accepted.run_id
 
     async def take_slot(self, name: str, slot: datetime, *, by_store: bool = False) -> bool:
         request = StartRequest(id=slot_request_id(name, slot), workflow=name)
         try:  # kept, as a started slot's is
-            await self._claim(request, None, uuid.uuid4().hex, by_store=by_store)
+            await self._admission.claim(request, None, uuid.uuid4().hex, by_store=by_store)
         except _Taken:
             return False
         return True
@@ -785,141 +584,6 @@ class Server:
             paused_by=pause.issued_by if isinstance(pause.issued_by, str) else "",
             paused_reason=pause.reason if isinstance(pause.reason, str) else "",
             paused_until=pause.expires_at or 0.0,
-        )
-
-    async def _claim(
-        self, request: StartRequest, rerun_of: str | None, run_id: str, *, by_store: bool = False
-    ) -> list[Claim]:
-        """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
-        results store, once across the servers that share it; raises :class:`_Refused` when
-        another took it first. A store that cannot take claims (no exclusive create) leaves
-        reruns one at a time by the servers' announcements only, and says so; ``by_store``:
-        the store alone may let it start, so one that cannot take it refuses it."""
-        store = self._results
-        if store is None:
-            return []
-        mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
-
-        def take() -> tuple[list[Claim], _Refused | None]:
-            held = store.claim_start(request.id, mine)
-            if held.run_id != run_id:
-                return [], _Taken(f"request {request.id} was taken already: {_holder(held)}")
-            if rerun_of is None:
-                return [held], None
-            rerun = store.claim_rerun(rerun_of, mine)
-            if rerun.run_id != run_id:
-                store.release(held)
-                return [], _Refused(f"already rerun as {_holder(rerun)}")
-            return [held, rerun], None
-
-        try:
-            claims, refused = await asyncio.to_thread(take)
-        except Exception as exc:  # the store: unreachable, or without an exclusive create
-            if by_store:
-                raise _Taken(
-                    f"the results store {store.url} cannot take it: {explain(exc)}"
-                ) from None
-            self._log.warning(
-                "claims",
-                "cannot take start request %s in the results store %s (%s): only "
-                "the announcements keep its reruns one at a time",
-                request.id,
-                store.url,
-                explain(exc),
-            )
-            return []
-        if refused is not None:
-            raise refused
-        return claims
-
-    async def _release(self, claims: list[Claim]) -> None:
-        store = self._results
-        if store is not None and claims:
-            try:
-                for claim in claims:
-                    await asyncio.to_thread(store.release, claim)
-            except Exception as exc:
-                self._log.warning("claims", "cannot release a claim: %s", explain(exc))
-
-    def _check_room(self) -> None:
-        busy = self._runs.busy()
-        if busy is not None:
-            raise _Busy(busy)
-
-    async def _rerun_params(
-        self, prefix: str, request: StartRequest, params: dict[str, Any]
-    ) -> tuple[str, str, dict[str, Any]]:
-        """The run ``request`` reruns (``prefix``, its id or a prefix of it: its full id), the
-        first run of its line, and the params to rerun it with (those it ran with, updated by
-        the request's)."""
-        results = self._results
-        if results is None:
-            raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
-        try:  # the store may be remote: read in a thread, as the engine does
-            rerun_of = await asyncio.to_thread(results.resolve, prefix)
-            manifest = await asyncio.to_thread(results.manifest, rerun_of)
-        except ValueError as exc:  # RerunError: not there, ambiguous, unreadable
-            raise _Refused(str(exc)) from None
-        if manifest.workflow is not None and manifest.workflow != request.workflow:
-            raise _Refused(
-                f"run {rerun_of} ran workflow {manifest.workflow!r}, not {request.workflow!r}"
-            )
-        live = self._live_rerun(rerun_of)
-        if live is not None:
-            raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        root_run = manifest.root_run or rerun_of
-        return rerun_of, root_run, {**(manifest.params or {}), **params}
-
-    def _live_rerun(self, rerun_of: str) -> str | None:
-        """What reruns ``rerun_of`` now, here or at another server; ``None`` if nothing."""
-        entry = self._runs.rerunning(rerun_of)
-        if entry is not None:
-            return f"{entry.run_id} on {self._connector.source_id}"
-        source = self._peers.rerunning(rerun_of)
-        return None if source is None else f"on {source}"
-
-    async def _target(
-        self, served: Served, params: Mapping[str, Any], carried: LostRun | None = None
-    ) -> Prepared:
-        """The workflow's target for ``params``, its graph built once, for its run: a bad
-        target is refused now, not as a failed run, and so is a task cached in a store this
-        engine does not keep. A carry-on held for a decision waits for it (``carried``)."""
-        try:
-            target = await served.target(params)
-            if carried is not None:
-                target = carried_target(target, carried)
-            return prepare(target, self._results)
-        except Exception as exc:
-            raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
-
-    async def _plan(
-        self,
-        prepared: Prepared,
-        request: StartRequest,
-        rerun_of: str,
-        params: Mapping[str, Any] | None,
-    ) -> list[PlanStep]:
-        try:
-            return await self._plan_rerun(
-                prepared,
-                rerun_of=rerun_of,
-                rerun=request.rerun,
-                from_task=request.from_task,
-                params=params,
-            )
-        except ValueError as exc:  # RerunError: from_task not in the graph, ...
-            raise _Refused(str(exc)) from None
-
-    def _reply(self, request: StartRequest, outcome: Any, **fields: Any) -> StartReply:
-        return StartReply(
-            id=request.id,
-            source=self._connector.source_id,
-            workflow=request.workflow,
-            outcome=outcome,
-            issued_by=request.issued_by,
-            reason=request.reason,
-            issued_at=request.issued_at,
-            **fields,
         )
 
     async def _send(self, topic: str, reply: StartReply) -> None:

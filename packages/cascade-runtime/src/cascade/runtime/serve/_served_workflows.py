@@ -137,7 +137,7 @@ class ServedGraph:
 Served = ServedFunction | ServedGraph
 
 
-def served_functions(workflows: Mapping[str, Any]) -> dict[str, Served]:
+def _served(workflows: Mapping[str, Any]) -> dict[str, Served]:
     """Each of ``workflows`` checked and described; ``ValueError`` (a bad name, neither
     callable nor a target, a parameter that a request cannot give by name, two Params of one
     name that differ) or ``TypeError`` (an annotation that does not resolve, or that no JSON
@@ -301,3 +301,20 @@ def _json(value: Any) -> tuple[bool, Any]:
         return True, msgspec.json.decode(msgspec.json.encode(value))
     except (TypeError, ValueError, msgspec.EncodeError):
         return False, None
+
+
+MAX_DESCRIBED = 24 * 1024
+"""Bytes of JSON the workflows' part of a server's announcement takes at most."""
+
+
+def served_functions(workflows: Mapping[str, Any]) -> dict[str, Served]:
+    """Each of ``workflows`` checked and described (see :func:`_served`), their description
+    within :data:`MAX_DESCRIBED` (``ValueError`` beyond)."""
+    served = _served(workflows)
+    described = len(msgspec.json.encode([w.described for w in served.values()]))
+    if described > MAX_DESCRIBED:
+        raise ValueError(
+            f"the workflows take {described} bytes to describe in the announcement; at most "
+            f"{MAX_DESCRIBED}: serve fewer, or with shorter docstrings and annotations"
+        )
+    return served
