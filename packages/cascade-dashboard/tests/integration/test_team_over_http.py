@@ -254,11 +254,12 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
     async with httpx.AsyncClient(timeout=10) as http:
         await seen_by_root(http, dashboard, web)
         await sign_in_as(http, dashboard, "olga", "/")
-        scope = f"task:{scope_name}_load"
+        # her grant names a project: she steers its tasks there, never every org's
+        scope = f"project:acme/etl/task:{scope_name}_load"
         pause = {"scope": scope, "type": "pause", "reason": "db upgrade"}
         paused = await http.post(f"{dashboard}/api/constraints", json=pause)
         assert paused.status_code == 200, paused.text
-        for outside in ("global", "task:*"):
+        for outside in ("global", "task:*", f"task:{scope_name}_load"):
             answer = await http.post(f"{dashboard}/api/constraints",
                                      json={"scope": outside, "type": "pause"})  # fmt: skip
             assert answer.status_code == 403, outside
@@ -278,5 +279,6 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
             if "count" not in r]  # fmt: skip
     assert said[0] == ("allowed", "olga@example.com", "oidc", "pause", scope)
     assert said[-1] == ("allowed", "olga@example.com", "oidc", "resume", scope)
-    # global, task:*, and the cancels of a hidden and an unknown run folded in one row
-    assert sum(r[:2] == ("refused", "olga@example.com") for r in said) == 3
+    # global, task:*, the fleet-wide task:..._load, and the cancels of a hidden and an
+    # unknown run folded in one row
+    assert sum(r[:2] == ("refused", "olga@example.com") for r in said) == 4
