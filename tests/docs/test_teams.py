@@ -241,13 +241,14 @@ def test_the_nats_recipe_runs_as_written_on_nats_server(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "nats-server did not accept vera in 30 s"
             time.sleep(0.05)  # polling another process's state
         assert not mqtt_accepts(mqtt, login=("vera", "not-her-password"))
-        login = ["--port", str(mqtt), "--username", "vera", "--password", passwords["vera"]]
+        login = ["--port", str(mqtt), "--username", "vera"]
+        env = {"CASCADE_MQTT_PASSWORD": passwords["vera"]}  # as a person gives it: not in `ps`
         read = CliRunner().invoke(
-            app, ["held", "--project", "acme/etl", "--json", "--timeout", "3", *login]
+            app, ["held", "--project", "acme/etl", "--json", "--timeout", "3", *login], env=env
         )
         assert read.exit_code == 0, read.output
         assert json.loads(read.stdout) == {"held": []}
-        wide = CliRunner().invoke(app, ["held", "--json", "--timeout", "3", *login])
+        wide = CliRunner().invoke(app, ["held", "--json", "--timeout", "3", *login], env=env)
         assert wide.exit_code == 1, wide.output
         assert "the broker refused the subscription to cascade/" in wide.output
     finally:

@@ -86,8 +86,9 @@ class Logins:
 
     async def cascade(self, user: str, *args: str) -> Result:
         address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--password", PASSWORDS[user], "--protocol", self.protocol]
-        return await asyncio.to_thread(CliRunner().invoke, app, [*args, *address, *login])
+        login = ["--username", user, "--protocol", self.protocol]
+        env = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as a person gives it: not in `ps`
+        return await asyncio.to_thread(CliRunner().invoke, app, [*args, *address, *login], env=env)
 
     async def done(self, user: str, *args: str) -> str:
         result = await self.cascade(user, *args)

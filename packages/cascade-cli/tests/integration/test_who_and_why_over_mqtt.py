@@ -28,10 +28,12 @@ from cascade.testkit import (
 )
 
 
-def cascade(broker: BrokerEndpoint, *args: str) -> Result:
-    """`cascade ARGS` in-process against ``broker``."""
+def cascade(broker: BrokerEndpoint, *args: str, password: str | None = None) -> Result:
+    """`cascade ARGS` in-process against ``broker``; ``password`` from the environment, as a
+    person gives it (on the command line, `ps` would show it, and the CLI warns)."""
     address = ["--host", broker.host, "--port", str(broker.port), "--timeout", "5"]
-    return CliRunner().invoke(app, [*args, *address])
+    env = {} if password is None else {"CASCADE_MQTT_PASSWORD": password}
+    return CliRunner().invoke(app, [*args, *address], env=env)
 
 
 def test_a_reasoned_pause_is_listed_with_who_and_why_and_holds_an_engine(
@@ -103,8 +105,7 @@ def acl_broker() -> MosquittoBroker:
 
 
 def _as(broker: MosquittoBroker, user: str, *args: str) -> Result:
-    login = ["--username", user, "--password", USERS[user]]
-    return cascade(broker, *args, *login)
+    return cascade(broker, *args, "--username", user, password=USERS[user])
 
 
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
@@ -186,4 +187,4 @@ def test_rabbitmq_permissions_decide_who_may_write_constraints() -> None:
 
 
 def _as_on(broker: BrokerEndpoint, user: str, password: str, *args: str) -> Result:
-    return cascade(broker, *args, "--username", user, "--password", password)
+    return cascade(broker, *args, "--username", user, password=password)
