@@ -107,29 +107,26 @@ async def test_a_run_that_ends_well_cancels_nothing() -> None:
     assert not any(isinstance(e, TaskCancelled) for e in recorder.events)
 
 
-async def test_an_attempt_that_breaks_the_engine_ends_its_task_failed_and_said(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A bug of ours in an attempt's step (here, taking what a task returned) fails that task
-    with a FAILED event saying so: the run ends failed, never waiting for it, and no view is
-    left showing it RUNNING."""
-    from cascade.runtime import TaskFailed, TaskFailedError
-    from cascade.runtime._run import Run
+async def test_an_attempt_that_breaks_the_engine_ends_its_task_failed_and_said() -> None:
+    """A step of an attempt that raises where the engine does not expect it (here the task's
+    retry policy, asked whether a failure is retried) fails that task with a FAILED event
+    saying so: the run ends failed, never waiting for it, and no view is left showing it
+    RUNNING."""
+    from cascade.runtime import RetryPolicy, TaskFailed, TaskFailedError
 
-    async def broken(self: Run, go: Any, result: Any) -> None:
-        raise RuntimeError("a step of ours broke")
+    class Broken(RetryPolicy):
+        def retries(self, failure: BaseException) -> bool:
+            raise RuntimeError("a step broke")
 
-    monkeypatch.setattr(Run, "_returned", broken)
-
-    @task(name="fine")
-    async def fine() -> int:
-        return 1
+    @task(name="flaky", retry=Broken(max_attempts=2))
+    async def flaky() -> int:
+        raise ValueError("first attempt")
 
     engine = Engine()
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     with pytest.raises(TaskFailedError):
-        await asyncio.wait_for(engine.run(fine()), 5)
+        await asyncio.wait_for(engine.run(flaky()), 5)
     (failed,) = [e for e in recorder.events if isinstance(e, TaskFailed)]
-    assert failed.task_name == "fine"
-    assert failed.error == "RuntimeError: a step of ours broke"
+    assert failed.task_name == "flaky"
+    assert failed.error == "RuntimeError: a step broke"
