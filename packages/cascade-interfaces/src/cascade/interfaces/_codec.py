@@ -53,7 +53,8 @@ def decode_payload(raw: bytes) -> dict[str, Any]:
 
 
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-"""What msgspec raises for untrusted input (bad UTF-8 inside a JSON string: UnicodeDecodeError)."""
+"""What msgspec raises for untrusted input (bad UTF-8 inside a JSON string: UnicodeDecodeError
+before msgspec 0.23, a DecodeError since)."""
 
 
 def invalid_message(exc: BaseException, prefix: str | None = None) -> InvalidMessageError:
@@ -66,7 +67,9 @@ def invalid_message(exc: BaseException, prefix: str | None = None) -> InvalidMes
     if prefix is not None and isinstance(exc, msgspec.ValidationError):
         reason, _, path = str(exc).partition(" - at `")
         return InvalidMessageError(reason, prefix + path.rstrip("`").removeprefix("$"))
-    if isinstance(exc, UnicodeDecodeError):
+    # msgspec before 0.23 raises UnicodeDecodeError for bad UTF-8 inside a JSON string, 0.23 a
+    # DecodeError saying "Invalid UTF-8 encoded string": either is the same refusal
+    if isinstance(exc, UnicodeDecodeError) or "UTF-8" in str(exc):
         return InvalidMessageError(f"payload is not valid UTF-8: {exc}")
     if isinstance(exc, RecursionError):
         return InvalidMessageError("payload is nested too deeply")
