@@ -118,6 +118,10 @@ def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives
             assert time.time() < deadline, said
             time.sleep(0.1)
         time.sleep(5)
+        # Killed mid-slot (the slots are on even seconds): a server killed in the instant after
+        # it won a slot and before its run began loses that slot, as docs/schedules.md says
+        # (with a shared store, a write in between): that loss is not what this test is about.
+        time.sleep((1.0 - time.time() % 2.0) % 2.0)  # the wall clock, not a condition
         servers[0].kill()  # SIGKILL: no goodbye; the broker's will says it is gone
         killed_at = time.time()
         time.sleep(7)
