@@ -106,6 +106,9 @@ async def test_a_pause_retained_before_the_run_holds_its_tasks(
     run = asyncio.create_task(engine.run([slow(1), fast(2)] if scope != "global" else [slow(1)]))
     await eventually(lambda: engine.stats.accepted == 1)  # held first by the snapshot's hold
     await operator.broker.idle()
+    # the run's first dispatch comes after the constraint is taken, on a later turn of the loop:
+    # waited for (CI once asserted before it), then it must be BLOCKED, never RUNNING
+    await eventually(lambda: bool(recorder.states("slow")))
     assert recorder.states("slow") == ["BLOCKED"]
     await clear_constraint(operator, topic)
     assert await run == ([1, 2] if scope != "global" else [1])
