@@ -524,3 +524,40 @@ async def test_a_backfill_starts_each_past_slot_once_even_if_asked_twice(
     assert said == [(s.isoformat(), f"sched-h-{s:%Y%m%dT%H%M%SZ}") for s in slots]
     assert all(r.origin and r.origin.params == {"day": "past"} for r in runs)
     assert engine.stats.slots_backfilled == 3
+
+
+async def test_serving_stopped_while_a_slot_is_being_taken_stops_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Serving cancelled (SIGTERM, a person) while a slot's start is being taken in the results
+    store stops: the cancel goes on, never turned into a slot 'skipped' by an error of ours
+    that left the clock running (a stopped server that never stopped)."""
+    import threading
+
+    from cascade.runtime import ResultStore
+
+    taking = threading.Event()
+    let_go = threading.Event()
+
+    class SlowStore(ResultStore):
+        def claim_start(self, request_id: str, claim: Any) -> Any:
+            taking.set()
+            let_go.wait(10)  # the store is slow: the claim is under way when serving stops
+            return super().claim_start(request_id, claim)
+
+    engine = Engine(
+        InMemoryConnector(InMemoryBroker(), source_id="s0"),
+        heartbeat_interval=None,
+        results=SlowStore(tmp_path / "results"),
+    )
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    served = asyncio.create_task(engine.serve({"load": load}, schedules=schedules))
+    try:
+        await eventually(taking.is_set, timeout=8)
+        served.cancel()
+        done, _ = await asyncio.wait({served}, timeout=5)
+    finally:
+        let_go.set()
+    assert done, "serving did not stop while a slot was being taken"
+    assert served.cancelled()
+    assert "cannot access local variable" not in caplog.text

@@ -462,6 +462,7 @@ class Server:
         if seen is not False:
             raise _Refused(f"request {request.id} was taken already")
         accepted: Accepted | None = None
+        reply: StartReply | None = None
         try:
             reply, accepted = await self._admission.take(request, (name, slot), by_store=by_store)
         except _Taken as exc:
@@ -471,7 +472,10 @@ class Server:
             reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
             raise
         finally:
-            self._answers.answered(reply)
+            if reply is not None:
+                self._answers.answered(reply)
+            else:  # serving stopped while the slot was taken: its cancel goes on, unanswered
+                self._answers.forget(request.id)
         assert accepted is not None
         self._runs.launch(accepted)
         return accepted.run_id
