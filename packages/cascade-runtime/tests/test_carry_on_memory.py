@@ -21,7 +21,12 @@ import pytest
 
 import cascade.runtime as cs
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.interfaces.serving import StartRequest, addressed_start_topic
+from cascade.interfaces.serving import (
+    StartRequest,
+    addressed_start_topic,
+    decode_served,
+    served_topic,
+)
 from cascade.runtime import (
     Engine,
     ResultStore,
@@ -85,6 +90,24 @@ async def _start(broker: InMemoryBroker, source: str, workflow: str) -> None:
         await operator.publish(topic, request, qos=1)
 
 
+async def _until_losable(broker: InMemoryBroker, results: Path, source: str, run_id: str) -> None:
+    """Wait until ``run_id`` could be lost with ``source``: its journal is written and
+    ``source``'s retained announcement lists it live (a run is carried on from what its server
+    last announced; the announcement goes out on a later turn than the run's start)."""
+
+    def losable() -> bool:
+        retained = broker.retained(served_topic(ORG, PROJECT, source))
+        if not retained or run_id not in {r.run_id for r in decode_served(retained).live}:
+            return False
+        try:
+            ResultStore(str(results)).manifest(run_id)
+        except cs.RerunError:
+            return False
+        return True
+
+    await eventually(losable, timeout=10)
+
+
 def _notes(store: ResultStore, run_id: str) -> dict[str, Any]:
     """What ``run_id``'s journal notes of its tasks, by key, as its carry-on reads it."""
     try:
@@ -116,6 +139,7 @@ async def _carried(
         await victim.recorder.until(lambda: bool(victim.started()))
         lost = victim.started()[0].run_id
         await eventually(lambda: noted(_notes(store, lost)), timeout=10)
+        await _until_losable(broker, results, "server-a", lost)
         if before_death is not None:
             before_death(results, lost)
         await victim.connector.crash()
@@ -424,6 +448,7 @@ async def test_a_full_server_says_in_words_why_it_carries_no_run_on(
             await survivor.recorder.until(lambda: bool(survivor.started()))
             await victim.recorder.until(lambda: bool(victim.started()))
             lost = victim.started()[0].run_id
+            await _until_losable(broker, results, "server-a", lost)
             await victim.connector.crash()
             await eventually(lambda: f"run {lost} is not carried on here" in caplog.text, 10)
             release.set()
