@@ -7,6 +7,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class Measured:
     seconds: float = 0.0  # engine.run() called to returned
     working: float = 0.0  # to its RunFinished: the tasks' time; the rest sends what is queued
     stall: float = 0.0  # the longest wait between two task completions
+    cpu: float = 0.0  # this process's CPU time over the same span as ``working``
     buffered: list[int] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
 
@@ -69,11 +71,13 @@ async def _run(
     completed = 0
     loop = asyncio.get_running_loop()
     started = last = loop.time()
+    cpu_started = time.process_time()
 
     def sample(event: Event) -> None:
         nonlocal completed, last
         if isinstance(event, RunFinished):
             measured.working = loop.time() - started
+            measured.cpu = time.process_time() - cpu_started
         if isinstance(event, TaskCompleted):
             completed += 1
             now = loop.time()
@@ -129,8 +133,16 @@ def _stopped(message: Message) -> bool:
 
 @pytest.mark.timeout(180)
 async def test_broker_hung_mid_run(own_broker: OwnBroker, prefix: str, figures: Figures) -> None:
-    """10 s of SIGSTOP: wall time within 10 % of the same work without telemetry at the same
-    time, publish() in microseconds, bounded memory, resume."""
+    """10 s of SIGSTOP: the run neither waits (its wall time against the same work without
+    telemetry at the same time, its longest wait between two tasks' ends) nor works more (its
+    process's CPU time against the undisturbed run's); publish() in microseconds, bounded
+    memory, resume.
+
+    The wall time's bound is the gross one (a run that waited out the hang would take 75 %
+    more): under CI's other lanes, a process's wall time stretches with the CPU it asks for,
+    and this one asks for more than its witness (its telemetry, and the observer here reading
+    every message), which once read +11.6 % on a loaded machine with nothing waiting. What the
+    hang could add is bounded where load does not reach: CPU time and the longest wait."""
     figures.scenario = "3 broker hung (SIGSTOP 10 s)"
     broker = own_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
@@ -188,7 +200,8 @@ async def test_broker_hung_mid_run(own_broker: OwnBroker, prefix: str, figures: 
         f"({hung.working / hung_witness - 1:+.1%}); undisturbed {calm.working:.2f} s against "
         f"{calm_witness:.2f} s ({calm.working / calm_witness - 1:+.1%}); longest wait between "
         f"two tasks' ends {hung.stall * 1e3:.0f} ms hung, {calm.stall * 1e3:.0f} ms undisturbed; "
-        f"undisturbed run delivered {calm_delivered}",
+        f"undisturbed run delivered {calm_delivered}; this process's CPU time over the tasks "
+        f"{hung.cpu:.2f} s hung, {calm.cpu:.2f} s undisturbed ({hung.cpu / calm.cpu - 1:+.1%})",
         f"run() returned {hung.seconds - hung.working:.2f} s after its end hung, "
         f"{calm.seconds - calm.working:.2f} s undisturbed (sending what was queued)",
         f"publish(): median {statistics.median(latencies) * 1e6:.1f} us, "
@@ -197,7 +210,9 @@ async def test_broker_hung_mid_run(own_broker: OwnBroker, prefix: str, figures: 
         f"QoS 0 telemetry waits in the socket buffers); "
         f"RSS grew {(max(hung.rss) - hung.rss[0]) / 2**20:.1f} MiB",
     ]
-    assert hung.working <= 1.10 * hung_witness
+    assert hung.working <= 1.25 * hung_witness
+    assert hung.stall < 5.0  # a wave is 65 ms, the hang 10 s; CI has starved a process ~3 s
+    assert hung.cpu <= 1.10 * calm.cpu + 0.1
     # the end sends what is queued while the broker takes it, up to shutdown_timeout without
     assert hung.seconds - hung.working <= recovered + engine.shutdown_timeout
     assert statistics.median(latencies) < 50e-6
