@@ -37,13 +37,14 @@ DEMO_PYTHON = DEMO_BIN / ("python.exe" if os.name == "nt" else "python")
 # side, each lane's sessions one after another. The integration suites wait on brokers much of
 # the time (two lanes left half of the two cores idle), so they run in three lanes, each broker
 # family's suite in a lane of its own; the connector's suite runs again there with the sender's
-# fast path off ("on" is in tests and integration). The timed fault scenarios and the browser
-# keep to two lanes, the mosquitto sessions beside the other families'.
+# fast path off ("on" is in tests and integration), and the compat sessions run the connector's
+# and the notifier's tests at their dependencies' lowest and highest pins. The timed fault
+# scenarios and the browser keep to two lanes, the mosquitto sessions beside the other families'.
 TEST_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (
         ("integration-rabbitmq", "connector(fast_path='off')"),
         ("tests", "integration-nats"),
-        ("integration", "docs"),
+        ("integration", "docs", "compat(versions='lowest')", "compat(versions='highest')"),
     ),
     (("faults", "browser"), ("faults-rabbitmq", "faults-nats")),
 )
