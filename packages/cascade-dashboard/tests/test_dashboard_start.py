@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from ipaddress import ip_network
 
 import httpx
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.control.access import Roles
-from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
+from cascade.dashboard import DashboardHub
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.testkit import ServingEngine
 
-ROLES = Roles.parse("""
-[[grant]]
-role = "viewer"
-scopes = ["project:acme/etl"]
-people = ["vera@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/etl"]
-people = ["alice@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/other"]
-people = ["oscar@example.com"]
-""")
 NIGHTLY = ServedWorkflow(
     name="nightly",
     params=[
@@ -51,12 +33,6 @@ def who(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def audit() -> tuple[AccessLog, list[AccessEvent]]:
-    rows: list[AccessEvent] = []
-    return AccessLog(rows.append), rows
-
-
-@pytest.fixture
 async def serving(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[ServingEngine]:
     """``nightly`` served by ``server-1`` of acme/etl (its runs stay live)."""
     server = ServingEngine(InMemoryConnector(broker, source_id="server-1"), [NIGHTLY],
@@ -67,17 +43,6 @@ async def serving(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[Se
     yield server
     await server.stop()
     await server.connector.disconnect()
-
-
-@pytest.fixture
-async def http(
-    hub: DashboardHub, audit: tuple[AccessLog, list[AccessEvent]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    sign_in = ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user", "x-test-groups")
-    app = create_app(hub, DashboardSettings(roles=ROLES, sign_in=sign_in), access_log=audit[0])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        yield client
 
 
 def start(**body: object) -> tuple[str, bytes]:
