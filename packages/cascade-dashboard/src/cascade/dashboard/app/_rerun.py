@@ -27,28 +27,23 @@ from cascade.control import ControlError
 from cascade.control.run_ids import short_id
 from cascade.reader import RunView
 
-from .._guard import Refused, json_body, refusal
+from .._guard import refusal
 from ..live._visible_runs import HistoryUnreadable, find_run, recorded_run
 from ._controls import Controls
-from ._start import ask_start
+from ._start import ask_start, read_asking
 
 __all__ = ["rerun_run"]
 
 
 async def rerun_run(controls: Controls, request: Request) -> Response:
     """``POST /api/runs/{run_id}/rerun`` (see the module)."""
-    caller = controls.caller(request)
-    try:
-        body = await json_body(
-            request,
-            controls.max_body,
-            'send the rerun as application/json: {"dry_run": true}',
-            optional=True,
-        )
-    except Refused as refused:
-        return refusal(refused.status, refused.message)
+    read = await read_asking(
+        controls, request, 'send the rerun as application/json: {"dry_run": true}'
+    )
+    if isinstance(read, Response):
+        return read
+    caller, among, body = read
     given = request.path_params["run_id"]
-    among = caller.among() if not isinstance(caller, str) else None
     try:
         found = await find_run(controls.hub.model, controls.source.history, given, among)
         if found is None:  # never heard of, or hidden from the asker: the same answer

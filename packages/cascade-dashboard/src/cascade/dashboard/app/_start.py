@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from cascade.control.access import Access, Among
     from cascade.interfaces.serving import StartReply
 
-__all__ = ["ask_start", "list_workflows", "send_start", "start_workflow"]
+__all__ = ["ask_start", "list_workflows", "read_asking", "send_start", "start_workflow"]
 
 # what a start's body may not give: a rerun is the CLI's (`cascade rerun`)
 _NO_RERUN: dict[str, Any] = {
@@ -77,21 +77,29 @@ async def list_workflows(controls: Controls, request: Request) -> Response:
 
 async def start_workflow(controls: Controls, request: Request) -> Response:
     """``POST /api/workflows/{name}/start`` (see the module)."""
-    caller = controls.caller(request)
-    try:
-        body = await json_body(
-            request,
-            controls.max_body,
-            'send the start as application/json: {"params": {...}}',
-            optional=True,
-        )
-    except Refused as refused:
-        return refusal(refused.status, refused.message)
+    read = await read_asking(
+        controls, request, 'send the start as application/json: {"params": {...}}'
+    )
+    if isinstance(read, Response):
+        return read
+    caller, among, body = read
     name = request.path_params["name"]
-    among = caller.among() if not isinstance(caller, str) else None
     return await ask_start(
         controls, request, caller, among, body, f"workflow:{name}", workflow=name, **_NO_RERUN
     )
+
+
+async def read_asking(
+    controls: Controls, request: Request, not_json: str
+) -> Response | tuple[str | Access, Among | None, Any]:
+    """Who asks a start or a rerun, what they may see (``None``: all) and the body they sent
+    (``None``: none), else the refusal of a body that is not JSON (415 says ``not_json``)."""
+    caller = controls.caller(request)
+    try:
+        body = await json_body(request, controls.max_body, not_json, optional=True)
+    except Refused as refused:
+        return refusal(refused.status, refused.message)
+    return caller, caller.among() if not isinstance(caller, str) else None, body
 
 
 async def ask_start(
