@@ -1,18 +1,22 @@
 """The dashboard on an in-memory broker; and, for the tests that check the dashboard says what
 `cascade` says, the command on the same broker (the fixtures: ``cascade.testkit``'s); a team's
-dashboard of operators who start and rerun served workflows (``audit``, ``http``)."""
+dashboard of operators who start and rerun served workflows (``audit``, ``http``) and the
+processes serving them (``serve``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from ipaddress import ip_network
 
 import httpx
 import pytest
 
+from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
+from cascade.interfaces.serving import ServedWorkflow
+from cascade.testkit import ServingEngine
 from cascade.testkit import broker as broker  # fixture
 from cascade.testkit import hub as hub  # fixture
 from cascade.testkit import invoke as invoke  # fixture
@@ -56,3 +60,29 @@ async def http(
     transport = httpx.ASGITransport(app=create_app(hub, settings, access_log=audit[0]))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
+
+
+Serve = Callable[..., Awaitable[ServingEngine]]
+
+
+@pytest.fixture
+async def serve(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[Serve]:
+    """``serve(workflows, source="server-1", **options)``: a started :class:`ServingEngine` of
+    ``source`` on ``broker`` (its ``options`` the engine's), announced by the time it returns;
+    each stopped after the test."""
+    served: list[ServingEngine] = []
+
+    async def start(
+        workflows: list[ServedWorkflow], source: str = "server-1", **options: object
+    ) -> ServingEngine:
+        server = ServingEngine(InMemoryConnector(broker, source_id=source), workflows, **options)  # type: ignore[arg-type]
+        await server.connector.connect()
+        await server.start()
+        await broker.idle()
+        served.append(server)
+        return server
+
+    yield start
+    for server in served:
+        await server.stop()
+        await server.connector.disconnect()

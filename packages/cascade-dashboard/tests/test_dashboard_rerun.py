@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.dashboard import DashboardHub
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.interfaces import Envelope, LifecycleEvent, encode_payload, events_topic
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
@@ -36,16 +35,10 @@ def who(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def serving(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[ServingEngine]:
+async def serving(serve: Any) -> ServingEngine:
     """``nightly`` served by ``server-1`` of acme/etl, its rerun's plan ``PLAN``."""
-    server = ServingEngine(InMemoryConnector(broker, source_id="server-1"), [NIGHTLY],
-                           org_id="acme", project_id="etl", plan=PLAN)  # fmt: skip
-    await server.connector.connect()
-    await server.start()
-    await broker.idle()
-    yield server
-    await server.stop()
-    await server.connector.disconnect()
+    server: ServingEngine = await serve([NIGHTLY], org_id="acme", project_id="etl", plan=PLAN)
+    return server
 
 
 @pytest.fixture
