@@ -8,37 +8,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from ipaddress import ip_network
+from typing import Any
 
 import httpx
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.control.access import Roles
-from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.interfaces import Envelope, LifecycleEvent, encode_payload, events_topic
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
 from cascade.testkit import ServingEngine
 
-ROLES = Roles.parse("""
-[[grant]]
-role = "viewer"
-scopes = ["project:acme/etl"]
-people = ["vera@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/etl"]
-people = ["alice@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/other"]
-people = ["oscar@example.com"]
-""")
 NIGHTLY = ServedWorkflow(
     name="nightly", params=[WorkflowParam(name="day", annotation="str")], doc="The day's load."
 )
@@ -54,33 +35,10 @@ def who(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def audit() -> tuple[AccessLog, list[AccessEvent]]:
-    rows: list[AccessEvent] = []
-    return AccessLog(rows.append), rows
-
-
-@pytest.fixture
-async def serving(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[ServingEngine]:
+async def serving(serve: Any) -> ServingEngine:
     """``nightly`` served by ``server-1`` of acme/etl, its rerun's plan ``PLAN``."""
-    server = ServingEngine(InMemoryConnector(broker, source_id="server-1"), [NIGHTLY],
-                           org_id="acme", project_id="etl", plan=PLAN)  # fmt: skip
-    await server.connector.connect()
-    await server.start()
-    await broker.idle()
-    yield server
-    await server.stop()
-    await server.connector.disconnect()
-
-
-@pytest.fixture
-async def http(
-    hub: DashboardHub, audit: tuple[AccessLog, list[AccessEvent]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    sign_in = ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user", "x-test-groups")
-    app = create_app(hub, DashboardSettings(roles=ROLES, sign_in=sign_in), access_log=audit[0])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        yield client
+    server: ServingEngine = await serve([NIGHTLY], org_id="acme", project_id="etl", plan=PLAN)
+    return server
 
 
 @pytest.fixture

@@ -7,35 +7,17 @@ then on the page with its name and who started it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from ipaddress import ip_network
+from typing import Any
 
 import httpx
 import pytest
 
-from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
-from cascade.control.access import Roles
-from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
+from cascade.connector_kit.testing import InMemoryBroker
+from cascade.dashboard import DashboardHub
 from cascade.dashboard.auth import AccessEvent, AccessLog
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.testkit import ServingEngine
 
-ROLES = Roles.parse("""
-[[grant]]
-role = "viewer"
-scopes = ["project:acme/etl"]
-people = ["vera@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/etl"]
-people = ["alice@example.com"]
-
-[[grant]]
-role = "operator"
-scopes = ["project:acme/other"]
-people = ["oscar@example.com"]
-""")
 NIGHTLY = ServedWorkflow(
     name="nightly",
     params=[
@@ -51,33 +33,10 @@ def who(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def audit() -> tuple[AccessLog, list[AccessEvent]]:
-    rows: list[AccessEvent] = []
-    return AccessLog(rows.append), rows
-
-
-@pytest.fixture
-async def serving(broker: InMemoryBroker, hub: DashboardHub) -> AsyncIterator[ServingEngine]:
+async def serving(serve: Any) -> ServingEngine:
     """``nightly`` served by ``server-1`` of acme/etl (its runs stay live)."""
-    server = ServingEngine(InMemoryConnector(broker, source_id="server-1"), [NIGHTLY],
-                           org_id="acme", project_id="etl", end=None)  # fmt: skip
-    await server.connector.connect()
-    await server.start()
-    await broker.idle()
-    yield server
-    await server.stop()
-    await server.connector.disconnect()
-
-
-@pytest.fixture
-async def http(
-    hub: DashboardHub, audit: tuple[AccessLog, list[AccessEvent]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    sign_in = ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user", "x-test-groups")
-    app = create_app(hub, DashboardSettings(roles=ROLES, sign_in=sign_in), access_log=audit[0])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        yield client
+    server: ServingEngine = await serve([NIGHTLY], org_id="acme", project_id="etl", end=None)
+    return server
 
 
 def start(**body: object) -> tuple[str, bytes]:
@@ -155,18 +114,11 @@ async def test_the_answers_that_are_not_a_start(
 
 
 async def test_a_server_that_does_not_answer_is_a_504(
-    broker: InMemoryBroker, hub: DashboardHub, http: httpx.AsyncClient
+    serve: Any, hub: DashboardHub, http: httpx.AsyncClient
 ) -> None:
-    silent = ServingEngine(InMemoryConnector(broker, source_id="silent-1"), [NIGHTLY],
-                           org_id="acme", project_id="etl", answer=False)  # fmt: skip
-    await silent.connector.connect()
-    await silent.start()
-    await broker.idle()
+    await serve([NIGHTLY], "silent-1", org_id="acme", project_id="etl", answer=False)
     hub.timeout = 0.3
-    try:
-        path, body = start(params={"day": "x"})
-        response = await http.post(path, content=body, headers=who("alice"))
-    finally:
-        await silent.connector.disconnect()
+    path, body = start(params={"day": "x"})
+    response = await http.post(path, content=body, headers=who("alice"))
     assert response.status_code == 504
     assert "no answer to start nightly" in response.json()["error"]

@@ -1,5 +1,6 @@
 """with_cache: a task takes the result any earlier run kept for its fingerprint (proven, within
-its expire, never a value decided upstream), or asks a cache policy of the user's."""
+its expire; never a value decided upstream: ``test_results_trust``), or asks a cache policy of
+the user's."""
 
 from __future__ import annotations
 
@@ -388,61 +389,6 @@ async def test_a_cache_that_does_not_answer_holds_the_run_no_longer_than_read_ti
     assert ticks >= 10  # the loop was free while the entry was not read
     assert wf.calls["extract"] == 1
     assert engine.stats.results_refused == 1
-
-
-class Report:
-    """``report(load(n))`` with report cached; ``load`` fails while ``broken`` and is held."""
-
-    def __init__(self) -> None:
-        self.broken = False
-        self.failed = asyncio.Event()
-        self.calls = {"load": 0, "report": 0}
-
-        @task(name="load", on_failure="hold")
-        async def load(n: int) -> list[int]:
-            self.calls["load"] += 1
-            if self.broken:
-                self.failed.set()
-                raise ConnectionError("the API is down")
-            return list(range(n))
-
-        @task(name="report")
-        async def report(rows: list[int]) -> int:
-            self.calls["report"] += 1
-            return sum(rows)
-
-        self.load, self.report = load, report
-
-    def target(self) -> Any:
-        return self.report(self.load(4)).with_cache()
-
-
-async def test_a_value_decided_upstream_is_never_served_from_the_cache() -> None:
-    """A run whose load is completed by a decision computes report from the given value,
-    though an honest run's report of the same fingerprint is kept; it keeps neither, and the
-    next honest run still takes the honest one."""
-    wf = Report()
-    engine = Engine(results=memory_url())
-    recorded = Recorded(engine)
-    _, honest = await run_once(engine, wf.target())
-    wf.broken = True
-    running = asyncio.create_task(engine.run(wf.target()))
-    await wf.failed.wait()
-    decided = recorded.run_ids()[-1]
-    await eventually(lambda: engine.decide(decided, "load", "complete", result=[999000],
-                                           issued_by="ops-1") is not None)  # fmt: skip
-    assert await running == 999000
-    assert wf.calls["report"] == 2
-    report = recorded.completed(decided, "report")
-    assert (report.cached, report.not_kept) == (False, "decided upstream: load completed by ops-1")
-    store = engine.results
-    assert store is not None
-    row = store.manifest(decided).tasks["report#1"]
-    assert (row.refused, row.from_run) == ("decided upstream: load completed by ops-1", None)
-    wf.broken = False
-    assert (await run_once(engine, wf.target()))[0] == 6
-    assert wf.calls["report"] == 2
-    assert recorded.completed(recorded.run_ids()[-1], "report").reused_from == honest
 
 
 async def test_a_rerun_that_forces_a_task_does_not_take_it_from_the_cache() -> None:

@@ -1,5 +1,5 @@
-"""What a rerun believes: a value a person gave never passes for a computed one, and a kept
-result proves itself (its digest and size, a regular file, read within bounds)."""
+"""What a rerun and a cache believe: a value a person gave never passes for a computed one, and
+a kept result proves itself (its digest and size, a regular file, read within bounds)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.runtime import Engine, RerunError, ResultMissing, ResultStore, RunStarted, task
+from cascade.runtime import (
+    Engine,
+    Event,
+    RerunError,
+    ResultMissing,
+    ResultStore,
+    RunStarted,
+    TaskCompleted,
+    task,
+)
 from cascade.runtime.testing import eventually
 
 
@@ -23,9 +32,11 @@ def memory_url() -> str:
 
 
 class Report:
-    """``report(load(n))``: ``load`` fails while ``broken`` and is held for a decision."""
+    """``report(load(n))``: ``load`` fails while ``broken`` and is held for a decision;
+    ``cached``: ``report`` taken from the cache when it has one (``with_cache``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cached: bool = False) -> None:
+        self.cached = cached
         self.broken = False
         self.failed = asyncio.Event()
         self.calls = {"load": 0, "report": 0}
@@ -46,7 +57,8 @@ class Report:
         self.load, self.report = load, report
 
     def target(self) -> Any:
-        return self.report(self.load(4))
+        made = self.report(self.load(4))
+        return made.with_cache() if self.cached else made
 
 
 def run_ids(engine: Engine) -> list[str]:
@@ -68,6 +80,36 @@ async def completed_by_decision(engine: Engine, wf: Report, started: list[str]) 
     assert await running == 999000
     wf.broken = False
     return run_id
+
+
+async def test_a_value_decided_upstream_is_never_served_from_the_cache() -> None:
+    """A run whose load is completed by a decision computes report from the given value,
+    though an honest run's report of the same fingerprint is kept; it keeps neither, and the
+    next honest run still takes the honest one."""
+    wf = Report(cached=True)
+    engine = Engine(results=memory_url())
+    started = run_ids(engine)
+    reports: list[TaskCompleted] = []
+
+    def report_completed(event: Event) -> None:
+        if isinstance(event, TaskCompleted) and event.task_name == "report":
+            reports.append(event)
+
+    engine.events.subscribe(report_completed)
+    assert await engine.run(wf.target()) == 6
+    honest = started[-1]
+    decided = await completed_by_decision(engine, wf, started)
+    assert wf.calls["report"] == 2
+    report = reports[-1]
+    assert report.run_id == decided
+    assert (report.cached, report.not_kept) == (False, "decided upstream: load completed by ops-1")
+    store = engine.results
+    assert store is not None
+    row = store.manifest(decided).tasks["report#1"]
+    assert (row.refused, row.from_run) == ("decided upstream: load completed by ops-1", None)
+    assert await engine.run(wf.target()) == 6
+    assert wf.calls["report"] == 2
+    assert reports[-1].reused_from == honest
 
 
 async def test_a_decided_value_and_what_was_computed_from_it_are_never_reused() -> None:

@@ -14,26 +14,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner, Result
-
-from cascade.cli import app
-from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import constraint_topic
 from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import (
-    MOSQUITTO_ONLY,
-    NO_RABBITMQ,
-    Inbox,
-    MosquittoBroker,
-    RabbitMQBroker,
-    mosquitto_path,
-    only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
-    skip_on_family,
-)
+from cascade.testkit import MOSQUITTO_ONLY, Inbox, only_on_family, skip_on_family
+
+from . import acl_logins
+from .acl_logins import acl_mosquitto, acl_rabbitmq, generated_acl
 
 ROLES = """
 [[grant]]
@@ -49,18 +36,10 @@ broker_users = ["root"]
 [broker]
 engines = ["engine-1"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("olga", "root", "engine-1")}
+USERS = ("olga", "root", "engine-1")
 ETL = "org:acme/task:etl_*"  # her grant's task scope, within her grant's org
 ETL_PAUSE = constraint_topic(ETL, "pause")
 ETL_LIMIT = constraint_topic(ETL, "concurrency")
-
-
-def _generated(tmp_path: Path, broker: str) -> str:
-    roles, out = tmp_path / "roles.toml", tmp_path / f"acl-{broker}.out"
-    roles.write_text(ROLES, encoding="utf-8")
-    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out.read_text(encoding="utf-8")
 
 
 def _forged(scope: str, kind: str = "pause", **params: Any) -> bytes:
@@ -68,35 +47,7 @@ def _forged(scope: str, kind: str = "pause", **params: Any) -> bytes:
                        "expires_at": None}).encode()  # fmt: skip
 
 
-class Logins:
-    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
-        self.broker = broker
-        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
-
-    def connector(
-        self, user: str, *, presence: bool = False, sourced_topics: bool = False
-    ) -> MqttConnector:
-        return MqttConnector(self.broker.host, self.broker.port, username=user,
-                             password=PASSWORDS[user], source_id=user, protocol=self.protocol,
-                             presence=presence, sourced_topics=sourced_topics,
-                             backoff_initial=0.01, backoff_max=0.1)  # fmt: skip
-
-    def cascade(self, user: str, *args: str) -> Result:
-        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--protocol", self.protocol]
-        password = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as the docs say: never in ps
-        return CliRunner().invoke(app, [*args, *address, *login], env=password)
-
-    async def run(self, user: str, *args: str) -> Result:
-        return await asyncio.to_thread(self.cascade, user, *args)
-
-    def engine(self, org: str = "acme") -> tuple[Engine, EventRecorder]:
-        engine = Engine(self.connector("engine-1", presence=True, sourced_topics=True),
-                        org_id=org, project_id="p", heartbeat_interval=None)  # fmt: skip
-        recorder = EventRecorder()
-        engine.events.subscribe(recorder)
-        return engine, recorder
-
+class Logins(acl_logins.Logins):
     async def retain(self, user: str, topic: str, raw: bytes, *, index: bool = False) -> None:
         """``raw`` retained on ``topic`` as ``user`` (taken by the broker: her ACL grants it),
         and with ``index``, listed in the constraints index with that payload as its copy."""
@@ -148,7 +99,7 @@ async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
     async with logins.connector("olga") as olga:
         copy = json.loads(_forged("task:*", "concurrency", limit=1))
         await olga.index_constraints(put={wide: copy}, timeout=10)
-    engine, recorder = logins.engine()
+    engine, recorder = logins.engine("acme", "p", presence=True)
     # etl_load makes her scope's topics ones the engine reads on RabbitMQ (there it reads the
     # indexed topics of scopes that govern its run's tasks only)
     run = engine.run([web_report(), web_report(), etl_load()])
@@ -169,7 +120,7 @@ async def _the_admins_pause_is_not_lifted_by_her(logins: Logins) -> None:
     assert paused.exit_code == 0, paused.output
     honest = await logins.run("olga", "pause", "task:etl_*", "--org", "acme")
     assert honest.exit_code == 0, honest.output
-    engine, recorder = logins.engine()
+    engine, recorder = logins.engine("acme", "p", presence=True)
     run = await _run_until(engine, recorder, [web_report(), etl_load()],
                            lambda: len(recorder.names(TaskBlocked)) == 2)  # fmt: skip
     try:
@@ -217,7 +168,7 @@ async def _cancel_answers_are_read_by_their_org_only(logins: Logins) -> None:
         wide = "cascade/reply/#" if logins.broker.is_mosquitto else "cascade/reply/globex/#"
         await snoop.subscribe(wide, snooped)
         for org, user in (("globex", "root"), ("acme", "olga")):
-            engine, recorder = logins.engine(org)
+            engine, recorder = logins.engine(org, "p", presence=True)
             run = await _run_until(engine, recorder, etl_wait(), _running("etl_wait", recorder))
             run_id = str(recorder.events[-1].run_id)
             answer = await logins.run(user, "cancel", run_id, "--org", org)
@@ -244,26 +195,11 @@ STEPS = (
 
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_an_operator_steers_and_reads_only_her_own_on_mosquitto(tmp_path: Path) -> None:
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
-    broker.start()
-    try:
+    with acl_mosquitto(generated_acl(ROLES, tmp_path, "mosquitto"), USERS) as broker:
         await _all(Logins(broker), *STEPS)
-    finally:
-        broker.close()
 
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_an_operator_steers_and_reads_only_her_own_on_rabbitmq(tmp_path: Path) -> None:
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    with RabbitMQBroker(definitions=definitions) as broker:
+    with acl_rabbitmq(generated_acl(ROLES, tmp_path, "rabbitmq"), USERS) as broker:
         await _all(Logins(broker), *STEPS)

@@ -21,10 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from cascade.cli import app
-from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Start
 from cascade.control.run_ids import listed_runs
 from cascade.history import History, Recorder
@@ -54,20 +51,17 @@ from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_NATS,
-    NO_RABBITMQ,
     Inbox,
-    MosquittoBroker,
     NatsNode,
-    RabbitMQBroker,
     ServingEngine,
     WebhookReceiver,
-    mosquitto_path,
     nats_server_path,
     only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
     skip_on_family,
 )
+
+from .acl_logins import Logins, acl_mosquitto, acl_rabbitmq, generated_acl, passwords
+from .acl_logins import refused as _refused
 
 ROLES = """
 [[grant]]
@@ -110,71 +104,8 @@ notifiers = ["notifier"]
 global = ["worker1.example.com"]
 """
 DOTTED = "worker1.example.com"
-PASSWORDS = {
-    name: f"{name}-pw"
-    for name in (
-        "vera",
-        "olga",
-        "otto",
-        "pia",
-        "gina",
-        "sam",
-        "engine-1",
-        "engine-g",
-        "rec",
-        "notifier",
-        DOTTED,
-    )
-}
-
-
-def _generated(tmp_path: Path, broker: str) -> str:
-    """What `cascade acl ROLES --BROKER -o FILE` wrote."""
-    roles, out = tmp_path / "roles.toml", tmp_path / "acl.out"
-    roles.write_text(ROLES, encoding="utf-8")
-    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out.read_text(encoding="utf-8")
-
-
-class Logins:
-    """The roles' logins on one broker, with its protocol (MQTT 5 on mosquitto: refusals said)."""
-
-    def __init__(self, broker: MosquittoBroker | RabbitMQBroker | NatsNode) -> None:
-        self.broker = broker
-        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
-
-    def connector(
-        self, user: str, *, presence: bool = False, sourced_topics: bool = False
-    ) -> MqttConnector:
-        return MqttConnector(
-            self.broker.host,
-            self.broker.port,
-            username=user,
-            password=PASSWORDS[user],
-            source_id=user,
-            protocol=self.protocol,
-            presence=presence,
-            sourced_topics=sourced_topics,
-            backoff_initial=0.01,  # RabbitMQ closes the connection on each denied subscription
-            backoff_max=0.1,
-        )
-
-    def cascade(self, user: str, *args: str) -> Result:
-        """`cascade ARGS` in-process, logged in as ``user``."""
-        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--protocol", self.protocol]
-        password = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as the docs say: never in ps
-        return CliRunner().invoke(app, [*args, *address, *login], env=password)
-
-
-def _refused(result: Result) -> None:
-    """MQTT 5 (mosquitto) says the broker refused it; RabbitMQ closed the connection each time."""
-    assert result.exit_code == 1, result.output
-    assert (
-        "the broker refused 1 of 1 messages" in result.output
-        or "the broker did not take 1 of 1 messages" in result.output
-    ), result.output
+USERS = ("vera", "olga", "otto", "pia", "gina", "sam", "engine-1", "engine-g", "rec", "notifier",
+         DOTTED)  # fmt: skip
 
 
 def _started(org: str, project: str, run_id: str, source: str = "engine-1") -> dict[str, Any]:
@@ -649,11 +580,7 @@ async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
-    broker.start()
-    try:
+    with acl_mosquitto(generated_acl(ROLES, tmp_path, "mosquitto"), USERS) as broker:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
@@ -661,26 +588,18 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
         await _a_notifier_posts_a_failed_run_and_steers_nothing(logins)
-    finally:
-        broker.close()
 
 
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_path: Path) -> None:
     """Two orgs' engines and operators on a real mosquitto with `cascade acl`'s acl_file."""
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
-    broker.start()
-    try:
+    with acl_mosquitto(generated_acl(ROLES, tmp_path, "mosquitto"), USERS) as broker:
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _a_login_claims_runs_in_its_own_orgs_only(logins)
         await _a_summary_lists_runs_of_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)
-    finally:
-        broker.close()
 
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
@@ -689,9 +608,7 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
 ) -> None:
     """`cascade acl --rabbitmq`, as generated, loaded into a real RabbitMQ node beside its users
     (created separately, as the docs say)."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
+    with acl_rabbitmq(generated_acl(ROLES, tmp_path, "rabbitmq"), USERS) as broker:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
@@ -701,27 +618,13 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
         await _a_notifier_posts_a_failed_run_and_steers_nothing(logins)
 
 
-def _rabbitmq_definitions(tmp_path: Path) -> dict[str, Any]:
-    """`cascade acl --rabbitmq`'s definitions with the logins' users (and an admin) added."""
-    definitions: dict[str, Any] = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    return definitions
-
-
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 @pytest.mark.timeout(300)  # each denied subscription closes a connection: the CLI reconnects
 async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
     tmp_path: Path,
 ) -> None:
     """Two orgs' engines and operators on a real RabbitMQ with `cascade acl`'s definitions."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
+    with acl_rabbitmq(generated_acl(ROLES, tmp_path, "rabbitmq"), USERS) as broker:
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _a_login_claims_runs_in_its_own_orgs_only(logins)
@@ -741,7 +644,9 @@ async def test_an_engine_serves_under_the_generated_nats_authorization(tmp_path:
     said done and nothing is set."""
     if nats_server_path() is None:
         pytest.skip(NO_NATS)
-    with NatsNode(authorization=_generated(tmp_path, "nats"), users=PASSWORDS) as broker:
+    with NatsNode(
+        authorization=generated_acl(ROLES, tmp_path, "nats"), users=passwords(USERS)
+    ) as broker:
         logins = Logins(broker)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         # a viewer's pause: acknowledged and dropped, so said done (docs/teams.md), never set

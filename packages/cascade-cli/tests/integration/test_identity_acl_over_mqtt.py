@@ -10,16 +10,13 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, events_topic, status_filter, telemetry_filter
 from cascade.interfaces.commands import cancel_topic, decide_topic, reply_filter, reply_topic
@@ -29,47 +26,25 @@ from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, 
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
-    NO_RABBITMQ,
     Inbox,
     MosquittoBroker,
-    RabbitMQBroker,
-    mosquitto_path,
     only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
     skip_on_family,
 )
 
+from .acl_logins import Logins, acl_rabbitmq
+from .acl_logins import acl_mosquitto as acl_mosquitto_of
+
 ACL_DIR = Path(__file__).resolve().parents[4] / "docs" / "acl"
-PASSWORDS = {name: f"{name}-pw" for name in ("engine-1", "engine-2", "alice", "viewer", "mallory")}
+USERS = ("engine-1", "engine-2", "alice", "viewer", "mallory")
 ORG, PROJECT = "acme", "shop"
 CLEARED = "cascade/cleared/task/nightly/pause"
 
 
-def _rabbitmq_definitions() -> dict[str, Any]:
-    """docs/acl/rabbitmq-definitions.json as written (what `cascade acl --rabbitmq` makes of
-    docs/acl/roles.toml), with the users above and an administrator ``guest``."""
-    definitions: dict[str, Any] = json.loads((ACL_DIR / "rabbitmq-definitions.json").read_text())
-    assert {p["user"] for p in definitions["topic_permissions"]} == set(PASSWORDS)
-    everything = {"configure": ".*", "write": ".*", "read": ".*"}
-    return {
-        **definitions,
-        "users": [rabbitmq_user("guest", "guest", "administrator")]
-        + [rabbitmq_user(name, password) for name, password in PASSWORDS.items()],
-        "permissions": [
-            *definitions["permissions"],
-            {"user": "guest", "vhost": "/", **everything},
-        ],
-    }
-
-
 @pytest.fixture
-def acl_mosquitto() -> MosquittoBroker:
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=(ACL_DIR / "mosquitto.acl").read_text())
-    broker.start()
-    return broker
+def acl_mosquitto() -> Iterator[MosquittoBroker]:
+    with acl_mosquitto_of((ACL_DIR / "mosquitto.acl").read_text(), USERS) as broker:
+        yield broker
 
 
 def _envelope(run_id: str, source: str, seq: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -83,51 +58,6 @@ def _envelope(run_id: str, source: str, seq: int, body: dict[str, Any]) -> dict[
         "seq": seq,
         "body": body,
     }
-
-
-class Logins:
-    """Connectors that log in as the users above, on one broker, with its protocol."""
-
-    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
-        self.broker = broker
-        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
-
-    def connector(
-        self,
-        user: str,
-        *,
-        presence: bool = False,
-        source: str | None = None,
-        sourced_topics: bool = False,
-    ) -> MqttConnector:
-        return MqttConnector(
-            self.broker.host,
-            self.broker.port,
-            username=user,
-            password=PASSWORDS[user],
-            source_id=source or user,
-            protocol=self.protocol,
-            presence=presence,
-            sourced_topics=sourced_topics,
-            backoff_initial=0.01,  # RabbitMQ closes the connection on each denied publish
-            backoff_max=0.1,
-        )
-
-    @asynccontextmanager
-    async def login(self, user: str, source: str | None = None) -> AsyncIterator[MqttConnector]:
-        connector = self.connector(user, source=source)
-        await connector.connect(require=True)
-        try:
-            yield connector
-        finally:
-            await connector.disconnect()
-
-    def cascade(self, user: str, *args: str) -> Result:
-        """`cascade ARGS` in-process, logged in as ``user``."""
-        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--protocol", self.protocol]
-        password = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as the docs say: never in ps
-        return CliRunner().invoke(app, [*args, *address, *login], env=password)
 
 
 async def _not_taken(connector: MqttConnector, topic: str, payload: Any) -> None:
@@ -278,12 +208,9 @@ async def test_mosquittos_acl_refuses_every_forgery(
 ) -> None:
     """docs/acl/mosquitto.acl, as written, on a real mosquitto (MQTT 5: each refusal said)."""
     logins = Logins(acl_mosquitto)
-    try:
-        await _forgeries_are_refused(logins)
-        await _engine_answers_only_as_itself(logins, scope_name)
-        await _only_operators_and_engines_send_signals(logins)
-    finally:
-        acl_mosquitto.close()
+    await _forgeries_are_refused(logins)
+    await _engine_answers_only_as_itself(logins, scope_name)
+    await _only_operators_and_engines_send_signals(logins)
 
 
 async def _one_run(logins: Logins, scope: str, *, sourced: bool) -> tuple[str, int]:
@@ -347,9 +274,9 @@ async def test_only_the_connectors_sourced_layout_gets_an_engines_runs_past_the_
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_rabbitmqs_topic_permissions_refuse_every_forgery(scope_name: str) -> None:
     """docs/acl/rabbitmq-definitions.json, as written, on a real RabbitMQ node."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    with RabbitMQBroker(definitions=_rabbitmq_definitions()) as broker:
+    definitions: dict[str, Any] = json.loads((ACL_DIR / "rabbitmq-definitions.json").read_text())
+    assert {p["user"] for p in definitions["topic_permissions"]} == set(USERS)
+    with acl_rabbitmq(definitions, USERS) as broker:
         logins = Logins(broker)
         await _forgeries_are_refused(logins)
         await _only_operators_and_engines_send_signals(logins)

@@ -21,20 +21,16 @@ from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_NATS,
-    NO_RABBITMQ,
     Inbox,
     MosquittoBroker,
     NatsNode,
     RabbitMQBroker,
-    mosquitto_path,
     nats_server_path,
     only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
     skip_on_family,
 )
 
-from .test_generated_acl_over_mqtt import Logins
+from .acl_logins import Logins, acl_mosquitto, acl_rabbitmq, generated_acl, passwords
 
 ROLES = """
 [[grant]]
@@ -50,19 +46,7 @@ broker_users = ["otto"]
 [broker.engines]
 "org:acme" = ["engine-1"]
 """
-PASSWORDS = {user: f"{user}-pw" for user in ("vera", "otto", "engine-1")}  # as Logins has them
-
-
-def _generated(tmp_path: Path, broker: str) -> str:
-    from typer.testing import CliRunner
-
-    from cascade.cli import app
-
-    roles, out = tmp_path / "roles.toml", tmp_path / "acl.out"
-    roles.write_text(ROLES, encoding="utf-8")
-    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out.read_text(encoding="utf-8")
+USERS = ("vera", "otto", "engine-1")
 
 
 async def _scoped_readers(broker: MosquittoBroker | RabbitMQBroker | NatsNode) -> None:
@@ -195,31 +179,16 @@ async def _a_scoped_operator_reruns(
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_scoped_logins_read_their_own_org_on_mosquitto(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
-    broker.start()
-    try:
+    with acl_mosquitto(generated_acl(ROLES, tmp_path, "mosquitto"), USERS) as broker:
         await _scoped_readers(broker)
         await _a_scoped_operator_reruns(broker, tmp_path)
-    finally:
-        broker.close()
 
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 @pytest.mark.timeout(300)
 async def test_scoped_logins_read_their_own_org_on_rabbitmq(tmp_path: Path) -> None:
     """`cascade acl --rabbitmq`, as generated, loaded into a real RabbitMQ node."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    with RabbitMQBroker(definitions=definitions) as broker:
+    with acl_rabbitmq(generated_acl(ROLES, tmp_path, "rabbitmq"), USERS) as broker:
         await _scoped_readers(broker)
         await _a_scoped_operator_reruns(broker, tmp_path)
 
@@ -230,7 +199,7 @@ async def test_scoped_logins_read_their_own_org_on_nats(tmp_path: Path) -> None:
     """`cascade acl --nats`, as generated, included in a real nats-server's config."""
     if nats_server_path() is None:
         pytest.skip(NO_NATS)
-    authorization = _generated(tmp_path, "nats")
-    with NatsNode(authorization=authorization, users=PASSWORDS) as broker:
+    authorization = generated_acl(ROLES, tmp_path, "nats")
+    with NatsNode(authorization=authorization, users=passwords(USERS)) as broker:
         await _scoped_readers(broker)
         await _a_scoped_operator_reruns(broker, tmp_path)

@@ -15,26 +15,14 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from cascade.cli import app
-from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
-from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import (
-    MOSQUITTO_ONLY,
-    NO_RABBITMQ,
-    MosquittoBroker,
-    RabbitMQBroker,
-    mosquitto_path,
-    only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
-    skip_on_family,
-)
+from cascade.runtime import RunStarted, Schedule, TaskBlocked, task
+from cascade.runtime.testing import eventually
+from cascade.testkit import MOSQUITTO_ONLY, only_on_family, skip_on_family
+
+from .acl_logins import Logins, acl_mosquitto, acl_rabbitmq, generated_acl
 
 ROLES = """
 [[grant]]
@@ -55,54 +43,7 @@ broker_users = ["wanda"]
 [broker]
 engines = ["engine-1"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("olga", "gus", "wanda", "engine-1")}
-
-
-def _generated(tmp_path: Path, broker: str) -> str:
-    roles, out = tmp_path / "roles.toml", tmp_path / f"acl-{broker}.out"
-    roles.write_text(ROLES, encoding="utf-8")
-    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out.read_text(encoding="utf-8")
-
-
-class Logins:
-    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
-        self.broker = broker
-        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
-
-    def engine(
-        self, org: str, project: str, *, presence: bool = False
-    ) -> tuple[Engine, EventRecorder]:
-        connector = MqttConnector(self.broker.host, self.broker.port, username="engine-1",
-                                  password=PASSWORDS["engine-1"], source_id="engine-1",
-                                  protocol=self.protocol, backoff_initial=0.01,
-                                  backoff_max=0.1, presence=presence,
-                                  sourced_topics=True)  # fmt: skip
-        engine = Engine(connector, org_id=org, project_id=project, heartbeat_interval=None)
-        recorder = EventRecorder()
-        engine.events.subscribe(recorder)
-        return engine, recorder
-
-    async def cascade(self, user: str, *args: str) -> Result:
-        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
-        login = ["--username", user, "--protocol", self.protocol]
-        env = {"CASCADE_MQTT_PASSWORD": PASSWORDS[user]}  # as a person gives it: not in `ps`
-        return await asyncio.to_thread(CliRunner().invoke, app, [*args, *address, *login], env=env)
-
-    async def done(self, user: str, *args: str) -> str:
-        result = await self.cascade(user, *args)
-        assert result.exit_code == 0, result.output
-        return result.stdout.strip()
-
-    async def refused(self, user: str, *args: str) -> None:
-        """MQTT 5 (mosquitto) says the broker refused it; RabbitMQ closes the connection."""
-        result = await self.cascade(user, *args)
-        assert result.exit_code == 1, result.output
-        assert (
-            "the broker refused 1 of 1 messages" in result.output
-            or "the broker did not take 1 of 1 messages" in result.output
-        ), result.output
+USERS = ("olga", "gus", "wanda", "engine-1")
 
 
 @task(name="etl_load")
@@ -198,7 +139,7 @@ async def _a_workflow_pause_holds_its_new_runs_and_its_slots(logins: Logins) -> 
         assert (workflow["paused"], workflow["paused_by"], workflow["paused_reason"]) == (
             True, "wanda", "db migration"
         )  # fmt: skip
-        refused = await logins.cascade("olga", "start", "load", "--org", "acme")
+        refused = await logins.run("olga", "start", "load", "--org", "acme")
         assert refused.exit_code != 0, refused.output
         assert "load is paused by wanda: db migration" in refused.output
         assert slots() == fired  # no slot fired meanwhile
@@ -223,31 +164,16 @@ STEPS = (
 
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_operators_steer_their_own_org_and_project_on_mosquitto(tmp_path: Path) -> None:
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
-    broker.start()
-    try:
+    with acl_mosquitto(generated_acl(ROLES, tmp_path, "mosquitto"), USERS) as broker:
         logins = Logins(broker)
         for step in STEPS:
             await step(logins)
-    finally:
-        broker.close()
 
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 @pytest.mark.timeout(300)  # each refused publish closes a connection: the CLI reconnects
 async def test_operators_steer_their_own_org_and_project_on_rabbitmq(tmp_path: Path) -> None:
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    definitions: dict[str, Any] = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    with RabbitMQBroker(definitions=definitions) as broker:
+    with acl_rabbitmq(generated_acl(ROLES, tmp_path, "rabbitmq"), USERS) as broker:
         logins = Logins(broker)
         for step in STEPS:
             await step(logins)

@@ -53,7 +53,7 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, entered: f
     decided = body.decided
     if isinstance(decided, Decided) and not decided.deadline:
         by = None if decided.by is None else truncate(decided.by, KEPT["name"])
-        run.decide(body.task_id, decided.attempt, decided.decision, by)
+        run.count_decision(body.task_id, decided.attempt, decided.decision, by)
     held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
     said = body.traceback  # a failed attempt's, bounded as an engine sends it
     traceback = truncate_traceback(said) if said and state in _FAILURES else None

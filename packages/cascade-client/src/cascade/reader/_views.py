@@ -190,7 +190,7 @@ class RunView:
         decisions of people beyond them are counted in :attr:`decisions_others`."""
         return [DecisionCount(kind, by, count) for (kind, by), count in self._decided.items()]
 
-    def decide(self, task_id: str, attempt: int, decision: str, by: str | None) -> None:
+    def count_decision(self, task_id: str, attempt: int, decision: str, by: str | None) -> None:
         """Count a decision applied on ``task_id``'s held ``attempt``, once (a task event
         resent is not a second decision: decisions are taken per task and attempt)."""
         key = (task_id, attempt)

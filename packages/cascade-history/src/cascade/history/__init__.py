@@ -74,6 +74,7 @@ if TYPE_CHECKING:
         SUMMARY_TASKS,
         RunReport,
     )
+    from .queries._run_filters import RunFilters
     from .queries._run_query import (
         STATES_KEPT,
         TaskOrder,

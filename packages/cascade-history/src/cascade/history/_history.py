@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Literal, TypeVar
 
 import sqlalchemy as sa
-from typing_extensions import Self
+from typing_extensions import Self, Unpack
 
 from cascade.reader import SourceGaps
 
@@ -53,17 +53,16 @@ from .queries._loops import LoopIterations, loop_iterations_query
 from .queries._maps import MapItems, map_items_query
 from .queries._queries import (
     audit_query,
-    count_runs_query,
     executions_query,
     gaps_query,
     glob_to_like,
     lineage_query,
     run_ids_query,
-    runs_query,
     status_name,
     tasks_query,
 )
 from .queries._report import RunReport, report_query
+from .queries._run_filters import RunFilters, count_runs_query, runs_query
 from .queries._run_query import TaskOrder, count_query, ranked_query, run_query
 from .records._attempts import DecisionRecord
 from .records._audit_records import AuditEvent
@@ -283,79 +282,18 @@ class History:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def runs(
-        self,
-        *,
-        since: Since = None,
-        status: str | None = None,
-        project: str | None = None,
-        task: str | None = None,
-        source: str | None = None,
-        limit: int = 100,
-        among: Iterable[tuple[str, str | None]] | None = None,
-        name: str | None = None,
-        schedule: str | None = None,
-    ) -> list[RunSummary]:
-        """Runs newest first (by start), at most ``limit``.
+    def runs(self, *, limit: int = 100, **filters: Unpack[RunFilters]) -> list[RunSummary]:
+        """Runs newest first (by start), at most ``limit``, those ``filters`` pick (see
+        :class:`~cascade.history.RunFilters`: ``since``, ``status``, ``project``, ``task``,
+        ``source``, ``name``, ``schedule``, ``among``)."""
+        after = _checked(filters)
+        return self._read(lambda c: runs_query(c, filters, after, limit))
 
-        ``since``: runs first received since then (an aware datetime or epoch
-        seconds, or a timedelta: that long ago; the history's clock, not the messages').
-        ``status``: ``running``, ``succeeded``, ``failed`` (any case; ``ValueError`` for
-        another).
-        ``project``, ``source``: exactly those. ``task``: runs with a task of
-        that name. ``name``: the runs of that name (:attr:`RunSummary.name`), exactly.
-        ``schedule``: the runs that schedule started (:attr:`RunSummary.schedule`).
-        ``among``: the runs of these orgs (``(org, None)``) and projects
-        (``(org, project)``) only (what someone may see; none when empty).
-        """
-        if status is not None:
-            status_name(status)
-        after = since_epoch(since)
-        return self._read(
-            lambda c: runs_query(
-                c,
-                since=after,
-                status=status,
-                project=project,
-                task=task,
-                source=source,
-                limit=limit,
-                among=among,
-                name=name,
-                schedule=schedule,
-            )
-        )
-
-    def count_runs(
-        self,
-        *,
-        since: Since = None,
-        status: str | None = None,
-        project: str | None = None,
-        task: str | None = None,
-        source: str | None = None,
-        among: Iterable[tuple[str, str | None]] | None = None,
-        name: str | None = None,
-        schedule: str | None = None,
-    ) -> int:
+    def count_runs(self, **filters: Unpack[RunFilters]) -> int:
         """How many runs :meth:`runs` would list with these filters and no limit: what a
         page of them leaves out."""
-        if status is not None:
-            status_name(status)
-        after = since_epoch(since)
-        return self._read(
-            lambda c: count_runs_query(
-                c,
-                since=after,
-                status=status,
-                project=project,
-                task=task,
-                source=source,
-                among=among,
-                name=name,
-                schedule=schedule,
-            )
-        )
+        after = _checked(filters)
+        return self._read(lambda c: count_runs_query(c, filters, after))
 
     def lineage(
         self,
@@ -897,3 +835,11 @@ class History:
                 return job(connection)
         except sa.exc.SQLAlchemyError as exc:
             raise from_database_error(what, exc) from None
+
+
+def _checked(filters: RunFilters) -> float | None:
+    """``filters``' ``since`` as epoch seconds, its ``status`` checked first (``ValueError``)."""
+    status = filters.get("status")
+    if status is not None:
+        status_name(status)
+    return since_epoch(filters.get("since"))

@@ -62,7 +62,7 @@ class EndedDecisions:
         self._max_replies = max_replies
         self._stats = stats
 
-    def decide(self, request: DecisionRequest) -> DecisionReply:
+    def answer_late(self, request: DecisionRequest) -> DecisionReply:
         """Answer ``request`` (counted refused): ``already_decided`` with the decision that
         ended the hold of the task it names, else ``not_held``; a copy of a request answered
         before gets that answer again."""

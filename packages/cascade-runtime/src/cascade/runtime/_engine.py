@@ -287,7 +287,7 @@ class Engine:
         if run is not None:
             return run.decide(request)
         ended = self._ended.get(request.run_id)
-        return None if ended is None else ended.decide(request)
+        return None if ended is None else ended.answer_late(request)
 
     async def run(
         self,

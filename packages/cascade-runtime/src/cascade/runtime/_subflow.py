@@ -21,7 +21,7 @@ from typing import Any
 from ._engine import Engine
 from ._errors import CascadeRuntimeError
 from .workflow._from_params import Guard, GuardedTask, under_root
-from .workflow._task import Task
+from .workflow._task import Task, TaskOptions
 
 __all__ = ["SubflowError", "SubflowProvider"]
 
@@ -72,5 +72,5 @@ class SubflowProvider:
         if SubflowProvider._made is None:
             # a path from a param names code to run: it stays under a root named in code
             guard = Guard("subflow", paths=("path",), in_code=("root",))
-            SubflowProvider._made = GuardedTask(_subflow, guard, name="subflow")
+            SubflowProvider._made = GuardedTask(_subflow, guard, TaskOptions(name="subflow"))
         return SubflowProvider._made

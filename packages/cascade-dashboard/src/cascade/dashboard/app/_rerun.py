@@ -20,37 +20,30 @@ with what came of it), as every start.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from cascade.control import ControlError, Start, read_request
+from cascade.control import ControlError
 from cascade.control.run_ids import short_id
 from cascade.reader import RunView
 
-from .._guard import Refused, json_body, refusal
+from .._guard import refusal
 from ..live._visible_runs import HistoryUnreadable, find_run, recorded_run
 from ._controls import Controls
-from ._start import send_start
+from ._start import ask_start, read_asking
 
 __all__ = ["rerun_run"]
 
 
 async def rerun_run(controls: Controls, request: Request) -> Response:
     """``POST /api/runs/{run_id}/rerun`` (see the module)."""
-    caller = controls.caller(request)
-    try:
-        body = await json_body(
-            request,
-            controls.max_body,
-            'send the rerun as application/json: {"dry_run": true}',
-            optional=True,
-        )
-    except Refused as refused:
-        return refusal(refused.status, refused.message)
+    read = await read_asking(
+        controls, request, 'send the rerun as application/json: {"dry_run": true}'
+    )
+    if isinstance(read, Response):
+        return read
+    caller, among, body = read
     given = request.path_params["run_id"]
-    among = caller.among() if not isinstance(caller, str) else None
     try:
         found = await find_run(controls.hub.model, controls.source.history, given, among)
         if found is None:  # never heard of, or hidden from the asker: the same answer
@@ -71,49 +64,20 @@ async def rerun_run(controls: Controls, request: Request) -> Response:
     servers = controls.hub.workflows.servers_of(workflow, among)
     # the process that ran it keeps its results: the rerun goes there while it serves it
     on = ran_on if any(s.online and s.announcement.source == ran_on for s in servers) else None
-    try:
-        asked = read_request(
-            Start,
-            body,
-            workflow=workflow,
-            rerun_of=run_id,
-            on=on,
-            org=found.org_id,
-            project=found.project_id,
-        )
-    except (ControlError, UnicodeError) as exc:
-        return refusal(400, str(exc))
-    target = f"run:{run_id}"
-    sent = await send_start(controls, request, caller, asked, among, target, action="rerun")
-    if isinstance(sent, Response):
-        return sent
-    reply, answer = sent
-    if reply.outcome == "planned":
-        controls.audited(caller, "rerun", target, f"planned on {reply.source} (dry run)")
-        return JSONResponse(_planned(reply.plan_count, answer))
-    controls.audited(caller, "rerun", target, f"started run {reply.run_id} on {reply.source}")
-    return JSONResponse(
-        {
-            "run_id": reply.run_id,
-            "name": reply.name,
-            "rerun_of": reply.rerun_of,
-            "queued": reply.queued,
-            "source": reply.source,
-            "reply": answer,
-        }
+    return await ask_start(
+        controls,
+        request,
+        caller,
+        among,
+        body,
+        f"run:{run_id}",
+        action="rerun",
+        workflow=workflow,
+        rerun_of=run_id,
+        on=on,
+        org=found.org_id,
+        project=found.project_id,
     )
-
-
-def _planned(plan_count: int, answer: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "planned": True,
-        "workflow": answer.get("workflow"),
-        "source": answer.get("source"),
-        "rerun_of": answer.get("rerun_of"),
-        "plan": answer.get("plan", []),
-        "plan_count": plan_count,
-        "reply": answer,
-    }
 
 
 async def _workflow_of(controls: Controls, run_id: str) -> tuple[str | None, str | None]:

@@ -45,10 +45,15 @@ if TYPE_CHECKING:
     from cascade.control.access import Access, Among
     from cascade.interfaces.serving import StartReply
 
-__all__ = ["list_workflows", "send_start", "start_workflow"]
+__all__ = ["ask_start", "list_workflows", "read_asking", "send_start", "start_workflow"]
 
 # what a start's body may not give: a rerun is the CLI's (`cascade rerun`)
-_NO_RERUN = {"rerun_of": None, "rerun": "failure", "from_task": None, "dry_run": False}
+_NO_RERUN: dict[str, Any] = {
+    "rerun_of": None,
+    "rerun": "failure",
+    "from_task": None,
+    "dry_run": False,
+}
 
 
 def _startable(controls: Controls, access: Access | None, name: str) -> bool:
@@ -72,37 +77,81 @@ async def list_workflows(controls: Controls, request: Request) -> Response:
 
 async def start_workflow(controls: Controls, request: Request) -> Response:
     """``POST /api/workflows/{name}/start`` (see the module)."""
+    read = await read_asking(
+        controls, request, 'send the start as application/json: {"params": {...}}'
+    )
+    if isinstance(read, Response):
+        return read
+    caller, among, body = read
+    name = request.path_params["name"]
+    return await ask_start(
+        controls, request, caller, among, body, f"workflow:{name}", workflow=name, **_NO_RERUN
+    )
+
+
+async def read_asking(
+    controls: Controls, request: Request, not_json: str
+) -> Response | tuple[str | Access, Among | None, Any]:
+    """Who asks a start or a rerun, what they may see (``None``: all) and the body they sent
+    (``None``: none), else the refusal of a body that is not JSON (415 says ``not_json``)."""
     caller = controls.caller(request)
     try:
-        body = await json_body(
-            request,
-            controls.max_body,
-            'send the start as application/json: {"params": {...}}',
-            optional=True,
-        )
+        body = await json_body(request, controls.max_body, not_json, optional=True)
     except Refused as refused:
         return refusal(refused.status, refused.message)
-    name = request.path_params["name"]
-    among = caller.among() if not isinstance(caller, str) else None
+    return caller, caller.among() if not isinstance(caller, str) else None, body
+
+
+async def ask_start(
+    controls: Controls,
+    request: Request,
+    caller: str | Access,
+    among: Among | None,
+    body: Any,
+    target: str,
+    *,
+    action: str = "start",
+    **fixed: Any,
+) -> Response:
+    """The answer to a start or a rerun (``action``) asked with ``body``: read as a
+    :class:`~cascade.control.Start` whose ``fixed`` fields the endpoint sets (400 for a
+    malformed one), sent (:func:`send_start`), and what came of it answered and audited on
+    ``target``: the plan of a dry run, else the run started."""
     try:
-        asked = read_request(Start, body, workflow=name, **_NO_RERUN)
+        asked = read_request(Start, body, **fixed)
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
-    target = f"workflow:{name}"
-    sent = await send_start(controls, request, caller, asked, among, target)
+    sent = await send_start(controls, request, caller, asked, among, target, action)
     if isinstance(sent, Response):
         return sent
     reply, answer = sent
-    controls.audited(caller, "start", target, f"started run {reply.run_id} on {reply.source}")
+    if reply.outcome == "planned":
+        controls.audited(caller, action, target, f"planned on {reply.source} (dry run)")
+        return JSONResponse(_planned(reply.plan_count, answer))
+    controls.audited(caller, action, target, f"started run {reply.run_id} on {reply.source}")
+    rerun = {"rerun_of": reply.rerun_of} if asked.rerun_of is not None else {}
     return JSONResponse(
         {
             "run_id": reply.run_id,
             "name": reply.name,
+            **rerun,
             "queued": reply.queued,
             "source": reply.source,
             "reply": answer,
         }
     )
+
+
+def _planned(plan_count: int, answer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "planned": True,
+        "workflow": answer.get("workflow"),
+        "source": answer.get("source"),
+        "rerun_of": answer.get("rerun_of"),
+        "plan": answer.get("plan", []),
+        "plan_count": plan_count,
+        "reply": answer,
+    }
 
 
 async def send_start(

@@ -17,14 +17,14 @@ from cascade.interfaces._shared import MAX_LISTED_TASKS, TaskRef
 from cascade.interfaces.commands import CancelReply
 
 from .._received import Received
-from .._text import MAX_TEXT_BYTES, checked_id, clean
+from .._text import clean
 from ..records._audit_records import AuditEvent
 from ..store._inserts import insert_new
 from ..store._schema import cancels
+from ._answers import answer_columns, request_columns
 
 __all__ = ["cancel_events", "cancel_row", "store_cancels"]
 
-_MAX_ISSUER_BYTES = 256  # cancels.issued_by
 _INT64 = 2**63 - 1
 
 
@@ -43,30 +43,19 @@ def _tasks(tasks: list[TaskRef]) -> list[dict[str, str]]:
     ]
 
 
-def _said(text: str | None, limit: int) -> str | None:
-    return None if text is None else clean(text, limit)
-
-
 def cancel_row(item: Received) -> dict[str, Any]:
     """The ``cancels`` row of a received answer; :class:`InvalidMessageError` if it cannot
     be one (an id the protocol refuses, a count no column holds)."""
     reply = item.message
     assert isinstance(reply, CancelReply)
     return {
-        "request_id": reply.id,
-        "run_id": checked_id(reply.run_id, "run_id"),
-        "source": checked_id(reply.source, "source"),
+        **answer_columns(item, reply),
         "outcome": clean(reply.outcome, 64),
         "cancelled": _tasks(reply.cancelled),
         "cancelled_count": _count(reply.cancelled_count, "cancelled_count"),
         "abandoned": _tasks(reply.abandoned),
         "abandoned_count": _count(reply.abandoned_count, "abandoned_count"),
         "not_started": _count(reply.not_started, "not_started"),
-        "reason": _said(reply.reason, MAX_TEXT_BYTES),
-        "issued_by": _said(reply.issued_by, _MAX_ISSUER_BYTES),
-        "issued_at": reply.issued_at,
-        "topic": clean(item.topic, None),
-        "at": item.received_at,
     }
 
 
@@ -101,18 +90,9 @@ def cancel_events(
             row.at,
             "cancelled",
             f"run:{row.run_id}",
-            None,
-            None,
-            None,
-            row.topic,
-            None,
-            reason=row.reason,
-            issued_by=row.issued_by,
-            issued_at=row.issued_at,
-            run_id=row.run_id,
-            source=row.source,
-            request_id=row.request_id,
+            topic=row.topic,
             stopped=_stopped(row),
+            **request_columns(row),
         )
         for row in connection.execute(query)
     ]

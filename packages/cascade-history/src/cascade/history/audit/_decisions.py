@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from cascade.interfaces.commands import DecisionReply
 
 from .._received import Received
-from .._text import MAX_TEXT_BYTES, checked_id, clean
+from .._text import clean
 from ..records._attempts import DecisionRecord
 from ..records._audit_records import AuditEvent
 from ..store._inserts import insert_new
 from ..store._schema import decisions
+from ._answers import answer_columns, request_columns, said
 
 __all__ = [
     "decision_events",
@@ -33,7 +34,6 @@ __all__ = [
     "store_decisions",
 ]
 
-_MAX_ISSUER_BYTES = 256  # decisions.issued_by
 _CANDIDATES = 32  # the task ids of an ambiguous answer kept
 
 
@@ -42,10 +42,6 @@ def decision_target(run_id: str, task: str | None, attempt: int | None) -> str:
     row on a decision says the same, so that it vouches for the engine's answer)."""
     target = f"run:{run_id}/task:{task or '?'}"
     return target if attempt is None else f"{target}/attempt:{attempt}"
-
-
-def _said(text: str | None, limit: int) -> str | None:
-    return None if text is None else clean(text, limit)
 
 
 def decision_row(item: Received) -> dict[str, Any]:
@@ -58,21 +54,14 @@ def decision_row(item: Received) -> dict[str, Any]:
     if reply.candidates is not None:
         candidates = [clean(task_id) for task_id in reply.candidates[:_CANDIDATES]]
     return {
-        "request_id": reply.id,
-        "run_id": checked_id(reply.run_id, "run_id"),
-        "source": checked_id(reply.source, "source"),
+        **answer_columns(item, reply),
         "decision": reply.decision,
         "outcome": clean(reply.outcome, 64),
-        "task_id": _said(reply.task_id, 1024),
-        "task_name": _said(reply.task_name, 1024),
+        "task_id": said(reply.task_id, 1024),
+        "task_name": said(reply.task_name, 1024),
         "attempt": reply.attempt,
         "decided": decided,
         "candidates": candidates,
-        "reason": _said(reply.reason, MAX_TEXT_BYTES),
-        "issued_by": _said(reply.issued_by, _MAX_ISSUER_BYTES),
-        "issued_at": reply.issued_at,
-        "topic": clean(item.topic, None),
-        "at": item.received_at,
     }
 
 
@@ -132,17 +121,9 @@ def decision_events(
                 "decided",
                 decision_target(row.run_id, row.task_id, row.attempt),
                 row.decision,
-                None,
-                None,
-                row.topic,
-                None,
-                reason=row.reason,
-                issued_by=row.issued_by,
-                issued_at=row.issued_at,
-                run_id=row.run_id,
-                source=row.source,
-                request_id=row.request_id,
+                topic=row.topic,
                 decided=record.to_json(),
+                **request_columns(row),
             )
         )
     return events

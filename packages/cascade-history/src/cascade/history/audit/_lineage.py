@@ -19,9 +19,10 @@ import sqlalchemy as sa
 
 from cascade.interfaces import LifecycleEvent
 
-from .._text import MAX_TEXT_BYTES, clean
+from .._text import MAX_TEXT_BYTES
 from ..records._audit_records import AuditEvent
 from ..store._schema import runs, task_events
+from ._answers import request_columns, said
 
 __all__ = [
     "NO_ORIGIN",
@@ -57,30 +58,26 @@ _NAME_BYTES = 256  # runs.name, runs.issued_by
 _SLOT_BYTES = 64  # runs.scheduled_for
 
 
-def _said(text: str | None, limit: int | None) -> str | None:
-    return None if text is None else clean(text, limit)
-
-
 def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
     """The origin columns of a run's ``ENGINE_STARTED`` (its ``name`` and ``origin``), every
     one of :data:`ORIGIN_COLUMNS` (``None`` where it says nothing)."""
-    columns: dict[str, Any] = {**NO_ORIGIN, "name": _said(event.name, _NAME_BYTES)}
+    columns: dict[str, Any] = {**NO_ORIGIN, "name": said(event.name, _NAME_BYTES)}
     origin = event.origin
     if origin is not None:
         params: Any = None if origin.params is None else msgspec.to_builtins(origin.params)
         columns.update(
             workflow=origin.workflow,
             params=None if params is None else json.dumps(params, sort_keys=True),
-            rerun_of=_said(origin.rerun_of, MAX_TEXT_BYTES),
-            root_run=_said(origin.root_run, MAX_TEXT_BYTES),
+            rerun_of=said(origin.rerun_of, MAX_TEXT_BYTES),
+            root_run=said(origin.root_run, MAX_TEXT_BYTES),
             request_id=origin.request_id,
-            issued_by=_said(origin.issued_by, _NAME_BYTES),
-            reason=_said(origin.reason, MAX_TEXT_BYTES),
+            issued_by=said(origin.issued_by, _NAME_BYTES),
+            reason=said(origin.reason, MAX_TEXT_BYTES),
             issued_at=origin.issued_at,
             schedule=origin.schedule,
-            scheduled_for=_said(origin.scheduled_for, _SLOT_BYTES),
-            carried_on_from=_said(origin.carried_on_from, MAX_TEXT_BYTES),
-            lost_engine=_said(origin.lost_engine, _NAME_BYTES),
+            scheduled_for=said(origin.scheduled_for, _SLOT_BYTES),
+            carried_on_from=said(origin.carried_on_from, MAX_TEXT_BYTES),
+            lost_engine=said(origin.lost_engine, _NAME_BYTES),
         )
     return columns
 
@@ -160,16 +157,8 @@ def start_events(connection: sa.Connection, *, since: float | None, limit: int) 
                 f"run:{row.run_id}",
                 row.workflow,
                 params,
-                None,
-                "",
-                None,
-                reason=row.reason,
-                issued_by=row.issued_by,
-                issued_at=row.issued_at,
-                run_id=row.run_id,
-                source=row.source,
-                request_id=row.request_id,
                 started=started,
+                **request_columns(row),
             )
         )
     return events

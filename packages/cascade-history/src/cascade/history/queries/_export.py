@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from ..records._audit_records import AUDIT_COLUMNS
+
 __all__ = [
     "AUDIT_COLUMNS",
     "AUDIT_TIMES",
@@ -87,31 +89,6 @@ TASK_COLUMNS = (
     "approximate",
 )
 """A task name's columns: ``TaskStats.to_json``'s fields."""
-AUDIT_COLUMNS = (
-    "at",
-    "action",
-    "scope",
-    "type",
-    "params",
-    "expires_at",
-    "ttl",
-    "topic",
-    "constraint_id",
-    "reason",
-    "issued_by",
-    "issued_at",
-    "run_id",
-    "source",
-    "request_id",
-    "stopped",
-    "decided",
-    "vouched",
-    "count",
-    "last_at",
-    "started",
-    "notified",
-)
-"""An audit row's columns: ``AuditEvent.to_json``'s fields."""
 AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
 """An audit row's columns that are times."""
 

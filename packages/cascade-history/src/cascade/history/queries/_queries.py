@@ -53,15 +53,14 @@ __all__ = [
     "RUN_COLUMNS",
     "Among",
     "among_filter",
+    "LOST",
     "audit_query",
-    "count_runs_query",
     "escape_like",
     "executions_query",
     "gaps_query",
     "glob_to_like",
     "lineage_query",
     "run_ids_query",
-    "runs_query",
     "status_name",
     "summaries",
     "tasks_query",
@@ -74,7 +73,7 @@ died, or its end was lost; an event after that makes it ``Running`` again); ``Fi
 older engine's end that did not say how it went."""
 
 # A run that is Running by its events, and whose engine went offline after the last of them.
-_LOST = (runs.c.status == "Running") & sa.exists().where(
+LOST = (runs.c.status == "Running") & sa.exists().where(
     presence.c.source == runs.c.source,
     presence.c.status == "offline",
     presence.c.received_at > runs.c.last_ts,
@@ -91,8 +90,8 @@ _LOST_AT = (
 )
 RUN_COLUMNS = [
     *(column for column in runs.c if column.name != "status"),
-    sa.case((_LOST, _LOST_AT), else_=sa.null()).label("lost_at"),
-    sa.case((_LOST, "Lost"), else_=runs.c.status).label("status"),
+    sa.case((LOST, _LOST_AT), else_=sa.null()).label("lost_at"),
+    sa.case((LOST, "Lost"), else_=runs.c.status).label("status"),
 ]
 
 
@@ -127,87 +126,6 @@ def status_name(status: str) -> str:
 def escape_like(text: str) -> str:
     """``text`` as a ``LIKE`` pattern matching it alone (``%``, ``_`` and ``\\`` escaped)."""
     return "".join(ESCAPE + c if c in "%_\\" else c for c in text)
-
-
-def runs_query(
-    connection: sa.Connection,
-    *,
-    since: float | None,
-    status: str | None,
-    project: str | None,
-    task: str | None,
-    source: str | None,
-    limit: int,
-    among: Among | None = None,
-    name: str | None = None,
-    schedule: str | None = None,
-) -> list[RunSummary]:
-    """Runs newest first (by start), filtered as :meth:`History.runs` says."""
-    query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
-    query = query.limit(limit).where(
-        *_run_filters(since, status, project, task, source, among, name, schedule)
-    )
-    rows = connection.execute(query).all()
-    return summaries(connection, rows)
-
-
-def count_runs_query(
-    connection: sa.Connection,
-    *,
-    since: float | None,
-    status: str | None,
-    project: str | None,
-    task: str | None,
-    source: str | None,
-    among: Among | None = None,
-    name: str | None = None,
-    schedule: str | None = None,
-) -> int:
-    """How many runs :func:`runs_query` would list, without a limit."""
-    filters = _run_filters(since, status, project, task, source, among, name, schedule)
-    query = sa.select(sa.func.count()).select_from(runs).where(*filters)
-    return int(connection.execute(query).scalar_one())
-
-
-def _run_filters(
-    since: float | None,
-    status: str | None,
-    project: str | None,
-    task: str | None,
-    source: str | None,
-    among: Among | None,
-    name: str | None,
-    schedule: str | None,
-) -> list[sa.ColumnElement[bool]]:
-    """The conditions on ``runs`` that :meth:`History.runs`' filters say."""
-    where: list[sa.ColumnElement[bool]] = []
-    if since is not None:
-        where.append(runs.c.received_at >= since)
-    if status is not None:
-        wanted = status_name(status)
-        if wanted == "Lost":
-            where.append(_LOST)
-        elif wanted == "Running":
-            where += [runs.c.status == wanted, ~_LOST]
-        else:
-            where.append(runs.c.status == wanted)
-    for column, value in (
-        (runs.c.project_id, project),
-        (runs.c.source, source),
-        (runs.c.name, name),
-        (runs.c.schedule, schedule),
-    ):
-        if value is not None:
-            where.append(column == value)
-    if among is not None:
-        where.append(among_filter(among))
-    if task is not None:
-        where.append(
-            sa.exists().where(
-                task_events.c.run_id == runs.c.run_id, task_events.c.task_name == task
-            )
-        )
-    return where
 
 
 def summaries(

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["AuditEvent"]
+__all__ = ["AUDIT_COLUMNS", "AuditEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +71,12 @@ class AuditEvent:
 
     at: float
     action: str
-    scope: str | None
-    type: str | None
-    params: dict[str, Any] | None
-    expires_at: float | None
-    topic: str
-    constraint_id: str | None
+    scope: str | None = None
+    type: str | None = None
+    params: dict[str, Any] | None = None
+    expires_at: float | None = None
+    topic: str = ""
+    constraint_id: str | None = None
     reason: str | None = None
     issued_by: str | None = None
     issued_at: float | None = None
@@ -100,27 +100,15 @@ class AuditEvent:
 
     def to_json(self) -> dict[str, Any]:
         """This event as a JSON object (``ttl`` included)."""
-        return {
-            "at": self.at,
-            "action": self.action,
-            "scope": self.scope,
-            "type": self.type,
-            "params": self.params,
-            "expires_at": self.expires_at,
-            "ttl": self.ttl,
-            "topic": self.topic,
-            "constraint_id": self.constraint_id,
-            "reason": self.reason,
-            "issued_by": self.issued_by,
-            "issued_at": self.issued_at,
-            "run_id": self.run_id,
-            "source": self.source,
-            "request_id": self.request_id,
-            "stopped": self.stopped,
-            "decided": self.decided,
-            "vouched": self.vouched,
-            "count": self.count,
-            "last_at": self.last_at,
-            "started": self.started,
-            "notified": self.notified,
-        }
+        return {column: getattr(self, column) for column in AUDIT_COLUMNS}
+
+
+def _columns() -> tuple[str, ...]:
+    names = [field.name for field in fields(AuditEvent)]
+    at = names.index("expires_at") + 1
+    return (*names[:at], "ttl", *names[at:])
+
+
+AUDIT_COLUMNS = _columns()
+"""An audit row's columns: ``AuditEvent.to_json``'s fields (its own, ``ttl`` after
+``expires_at``)."""

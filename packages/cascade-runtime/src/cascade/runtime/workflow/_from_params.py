@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import CascadeRuntimeError
 from ._param import Param
 from ._router import Router
-from ._task import LazyResult, MappedLazyResult, Task, Unmapped
+from ._task import LazyResult, MappedLazyResult, Task, TaskOptions, Unmapped
 
 __all__ = ["Guard", "GuardedTask", "PathRefused", "comes_from_param", "under_root"]
 
@@ -105,8 +105,8 @@ class Guard:
 class GuardedTask(Task[Any, Any]):
     """A provider's task whose calls its :class:`Guard` checks as the graph is built."""
 
-    def __init__(self, fn: Callable[..., Any], guard: Guard, **options: Any) -> None:
-        super().__init__(fn, **options)
+    def __init__(self, fn: Callable[..., Any], guard: Guard, options: TaskOptions) -> None:
+        super().__init__(fn, options)
         self.guard = guard
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[Any]:
@@ -118,8 +118,4 @@ class GuardedTask(Task[Any, Any]):
         return super().map(**kwargs)
 
     def _copy(self, **changed: Any) -> Task[Any, Any]:
-        plain = super()._copy(**changed)
-        copy = object.__new__(GuardedTask)
-        copy.__dict__.update(plain.__dict__)
-        copy.guard = self.guard
-        return copy
+        return GuardedTask(self.fn, self.guard, self.options.replace(**changed))

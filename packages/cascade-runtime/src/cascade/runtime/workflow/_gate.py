@@ -10,7 +10,7 @@ from cascade.interfaces._shared import MAX_PROMPT_LENGTH
 
 from .._errors import CascadeRuntimeError
 from ._param import Param
-from ._task import LazyResult, Task
+from ._task import LazyResult, Task, TaskOptions
 
 __all__ = [
     "GATE_DEFAULTS",
@@ -68,7 +68,7 @@ class Gate(Task[[], Any]):
     awaits_approval = True
 
     def __init__(self, name: str, deadline: float | None, default: GateDefault) -> None:
-        super().__init__(_approval, name=name, hold_timeout=deadline)
+        super().__init__(_approval, TaskOptions(name=name, hold_timeout=deadline))
         self.hold_default = default
 
     def _copy(self, **changed: Any) -> Task[[], Any]:

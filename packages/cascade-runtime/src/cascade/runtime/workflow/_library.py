@@ -26,7 +26,7 @@ from ._bounds import (
 )
 from ._formatting import render_format, render_template
 from ._from_params import Guard, GuardedTask, under_root
-from ._task import Task, task
+from ._task import Task, TaskOptions, task
 from ._yaml import load_yaml
 
 __all__ = ["ExtraMissing"]
@@ -304,7 +304,7 @@ class _Provider:
         if made is None:
             if self.paths or self.in_code:
                 guard = Guard(self.name, self.paths, self.in_code)
-                made = GuardedTask(self.function, guard, name=self.name)
+                made = GuardedTask(self.function, guard, TaskOptions(name=self.name))
             else:
                 made = task(name=self.name)(self.function)
             _made[self.name] = made

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import itertools
 import math
@@ -35,6 +36,7 @@ __all__ = [
     "OnFailure",
     "RetryPolicy",
     "Task",
+    "TaskOptions",
     "Unmapped",
     "check_hold_options",
     "pipeline",
@@ -194,14 +196,55 @@ def _requested(amounts: dict[str, Any]) -> Amounts | None:
     return tuple(amounts.items()) or None
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskOptions:
+    """A task's options, checked once when made: what :func:`task` takes (see it), plus the
+    ``resources`` and ``cache`` only its ``with_constraints`` and ``with_cache`` give. ``None``:
+    the engine's (``on_failure``, ``hold_*``), no limit (``timeout``), the default executor."""
+
+    name: str | None = None
+    retry: RetryPolicy | None = None
+    on_failure: OnFailure | None = None
+    hold_timeout: float | None = None
+    hold_default: str | None = None
+    timeout: float | None = None
+    executor: str | None = None
+    resources: Amounts | None = None
+    cache: Cache | None = None
+    mode: Mode = "blocking"
+    pure: bool = False
+    repeatable: bool = True
+
+    def __post_init__(self) -> None:
+        check_hold_options(self.on_failure, self.hold_timeout, self.hold_default, unset_ok=True)
+        check_timeout(self.timeout)
+        for seconds in ("hold_timeout", "timeout"):
+            value = getattr(self, seconds)
+            if value is not None:
+                object.__setattr__(self, seconds, float(value))
+        object.__setattr__(self, "pure", bool(self.pure))
+        object.__setattr__(self, "repeatable", bool(self.repeatable))
+
+    def replace(self, **changed: Any) -> TaskOptions:
+        """These options with ``changed`` ones, checked again."""
+        return dataclasses.replace(self, **changed)
+
+
+_TASK_KEYWORDS = frozenset(field.name for field in dataclasses.fields(TaskOptions)) - {
+    "resources",
+    "cache",
+}  # what task() takes: the with_ methods give the others
+
+
 class Task(Generic[P, R]):
     """A function made into a task by :func:`task`.
 
     Calling it does not run the function: it returns a :class:`LazyResult`
     that an :class:`~cascade.runtime.Engine` runs once its arguments are ready.
-    ``on_failure``, ``hold_timeout``, ``hold_default`` and ``executor``: see :func:`task`
-    (``None``: the engine's). ``resources``: what each call asks of the engine's system
-    resources (see :meth:`with_constraints`).
+    ``options``: its :class:`TaskOptions` (``on_failure``, ``hold_timeout``, ``hold_default``
+    and ``executor``: see :func:`task`; ``None``: the engine's), each also an attribute (a
+    ``retry`` of ``None`` the :class:`RetryPolicy` of one attempt). ``resources``: what each
+    call asks of the engine's system resources (see :meth:`with_constraints`).
     """
 
     awaits_approval = False
@@ -211,44 +254,35 @@ class Task(Generic[P, R]):
     def __init__(
         self,
         fn: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R],
-        *,
-        name: str | None = None,
-        retry: RetryPolicy | None = None,
-        on_failure: OnFailure | None = None,
-        hold_timeout: float | None = None,
-        hold_default: str | None = None,
-        timeout: float | None = None,
-        executor: str | None = None,
-        resources: Amounts | None = None,
-        cache: Cache | None = None,
-        mode: Mode = "blocking",
-        pure: bool = False,
-        repeatable: bool = True,
+        options: TaskOptions | None = None,
     ) -> None:
-        check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
-        check_timeout(timeout)
+        options = options or TaskOptions()
+        self.options = options
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", None) or repr(fn)
-        check_executor(executor, fn, self.name, mode)
-        self.executor = executor
-        self.mode = mode
+        self.name = options.name or getattr(fn, "__name__", None) or repr(fn)
+        check_executor(options.executor, fn, self.name, options.mode)
+        self.executor = options.executor
+        self.mode = options.mode
         # where an attempt runs is not the default executor: one test a task in a run
-        self.elsewhere = executor is not None or mode == "compute"
-        self.pure = bool(pure)
-        self.repeatable = bool(repeatable)
-        self.retry = retry or RetryPolicy()
-        self.on_failure = on_failure
-        self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
-        self.hold_default = hold_default
-        self.timeout = None if timeout is None else float(timeout)
-        self.resources = resources
-        self.cache = cache  # with_cache's, else None: one attribute test a task in a run
+        self.elsewhere = options.executor is not None or options.mode == "compute"
+        self.pure = options.pure
+        self.repeatable = options.repeatable
+        self.retry = options.retry or RetryPolicy()
+        self.on_failure = options.on_failure
+        self.hold_timeout = options.hold_timeout
+        self.hold_default = options.hold_default
+        self.timeout = options.timeout
+        self.resources = options.resources
+        self.cache = options.cache  # with_cache's, else None: one attribute test a task in a run
         self.is_async = inspect.iscoroutinefunction(fn)
         # the parameters whose defaults are injects: found once, here, never per call
         self.injects = inject_defaults(fn, f"task {self.name}")
         # any of these: looked at when a graph is built (most tasks have none: one test)
         self.special = bool(
-            self.injects or executor is not None or cache is not None or self.awaits_approval
+            self.injects
+            or options.executor is not None
+            or options.cache is not None
+            or self.awaits_approval
         )
         self.__doc__ = fn.__doc__
 
@@ -313,22 +347,7 @@ class Task(Generic[P, R]):
         return self._copy(executor=name)
 
     def _copy(self, **changed: Any) -> Task[P, R]:
-        options: dict[str, Any] = {
-            "name": self.name,
-            "retry": self.retry,
-            "on_failure": self.on_failure,
-            "hold_timeout": self.hold_timeout,
-            "hold_default": self.hold_default,
-            "timeout": self.timeout,
-            "executor": self.executor,
-            "resources": self.resources,
-            "cache": self.cache,
-            "mode": self.mode,
-            "pure": self.pure,
-            "repeatable": self.repeatable,
-        }
-        options.update(changed)
-        return Task(self.fn, **options)
+        return Task(self.fn, self.options.replace(**changed))
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         """A lazy result of this task on these arguments (lazy results among them allowed)."""
@@ -650,21 +669,7 @@ def task(
 ) -> _Decorator: ...
 
 
-def task(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    retry: RetryPolicy | None = None,
-    on_failure: OnFailure | None = None,
-    hold_timeout: float | None = None,
-    hold_default: str | None = None,
-    timeout: float | None = None,
-    executor: str | None = None,
-    mode: Mode = "blocking",
-    pure: bool = False,
-    repeatable: bool = True,
-) -> Task[Any, Any] | _Decorator:
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
     Calling the task returns a :class:`LazyResult`; for an async function its
@@ -703,29 +708,17 @@ def task(
     been in flight then, it waits behind a gate, ``may_repeat``, for a person to decide
     whether it runs again (docs/durability.md).
     """
-    check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
-    check_timeout(timeout)
-    options: dict[str, Any] = {
-        "name": name,
-        "retry": retry,
-        "on_failure": on_failure,
-        "hold_timeout": hold_timeout,
-        "hold_default": hold_default,
-        "timeout": timeout,
-        "executor": executor,
-        "mode": mode,
-        "pure": pure,
-        "repeatable": repeatable,
-    }
-    if fn is not None:
-        return Task(fn, **options)
-    return _Decorator(options)
+    unknown = sorted(options.keys() - _TASK_KEYWORDS)
+    if unknown:
+        raise TypeError(f"task() got an unexpected keyword argument {unknown[0]!r}")
+    made = TaskOptions(**options)
+    return _Decorator(made) if fn is None else Task(fn, made)
 
 
 class _Decorator:
     """What ``@task(...)`` returns: applies the options to the function it decorates."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: TaskOptions) -> None:
         self.options = options
 
     @overload
@@ -735,7 +728,7 @@ class _Decorator:
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
-        return Task(fn, **self.options)
+        return Task(fn, self.options)
 
 
 @task(name="run_if")

@@ -47,7 +47,7 @@ class Asked:
 
     def request(self, run_id: str, task: str, attempt: int | None) -> Decide:
         """The request on ``task`` of ``run_id`` (:class:`~cascade.control.ControlError` for
-        bad input): what :meth:`decide` sends, checked before anything is."""
+        bad input): what :meth:`send` sends, checked before anything is."""
         given = {"result": self.result} if self.decision == "complete" else {}
         return Decide(
             run_id=run_id,
@@ -68,7 +68,7 @@ class Asked:
             connector, issued_by=self.issued_by, timeout=timeout, login=self.login, reader=reader
         )
 
-    async def decide(self, run: RunHandle, task: str, attempt: int | None) -> DecisionAnswer:
+    async def send(self, run: RunHandle, task: str, attempt: int | None) -> DecisionAnswer:
         """The decision sent on ``task`` of ``run``, at ``attempt``, and its answer."""
         given = {"result": self.result} if self.decision == "complete" else {}
         return await run.decide(task, self.decision, attempt=attempt, reason=self.reason, **given)
@@ -125,7 +125,7 @@ def decide_one(
         view = await lost_view(connector, owner, org, project)
         control = asked.controller(connector, broker.timeout, view)
         run = control.run(target, owner=owner, org=org, project=project, on_refused=said)
-        return await asked.decide(run, task, asked.attempt)
+        return await asked.send(run, task, asked.attempt)
 
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"

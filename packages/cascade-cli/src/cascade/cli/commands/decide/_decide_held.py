@@ -75,7 +75,7 @@ def decide_held(
                 on_refused=said,
             )
             async with limit:
-                return await asked.decide(run, held.task_id, held.attempt)
+                return await asked.send(run, held.task_id, held.attempt)
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))
 

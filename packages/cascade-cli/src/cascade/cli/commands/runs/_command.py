@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -33,6 +33,9 @@ from ._runs import (
     gap_lines,
     runs_table,
 )
+
+if TYPE_CHECKING:
+    from cascade.history import RunFilters
 
 __all__ = ["runs"]
 
@@ -92,7 +95,7 @@ def runs(
     """
     export = export_format(export, json_output)
     after = since_seconds(since)
-    filters: dict[str, Any] = {
+    filters: RunFilters = {
         "since": after,
         "status": status,
         "project": project,
