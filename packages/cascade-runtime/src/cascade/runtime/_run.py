@@ -47,6 +47,7 @@ from .results._memory import Remembered
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
+from .workflow._cache_policy import Cache
 from .workflow._graph import Node
 from .workflow._jump import Jump
 from .workflow._resource import Resource, ResourceFailed
@@ -419,6 +420,7 @@ class Run(TaskStates):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.active.clear()
         if stop is not None:
             done = self.state.done
             going = self.loops.going() if self.loops is not None else ()
@@ -507,9 +509,7 @@ class Run(TaskStates):
                 if group.marked:
                     group.marked -= 1
                 self.running += 1
-                task = self.loop.create_task(self._execute(node))
-                self.active[task] = node
-                task.add_done_callback(self.active.pop)
+                self.active[self.loop.create_task(self._execute(node))] = node
             if not nodes:
                 del self.groups[name]
         return earliest
@@ -575,9 +575,7 @@ class Run(TaskStates):
             grant = capacity.take(asked, task_id, ticket)
             self.asking.pop(task_id, None)
             self.running += 1
-            task = self.loop.create_task(self._execute(item, grant))
-            self.active[task] = item
-            task.add_done_callback(self.active.pop)
+            self.active[self.loop.create_task(self._execute(item, grant))] = item
         return math.inf
 
     def _cannot_have(self, group: Group, exc: Exception) -> None:
@@ -647,6 +645,9 @@ class Run(TaskStates):
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+        # it leaves the attempts under way itself (a done callback costs each task a turn of
+        # the loop's work); one the run's stop cancelled is let go of there
+        del self.active[cast("asyncio.Task[None]", asyncio.current_task(self.loop))]
 
     def _first_attempt(self, node: Node) -> TaskAttempt | None:
         """``node``'s first attempt here, its call resolved from what it takes; ``None`` where
@@ -699,18 +700,23 @@ class Run(TaskStates):
                     running = self._hand(go, args, kwargs, grant)
                 result = await (running if spec.timeout is None else self._within(go, running))
             except asyncio.CancelledError as exc:
-                go.waited(self.starts)
+                if go.handed is not None:
+                    go.waited(self.starts)
                 if self.stopping:
                     go.outcome, go.error = "CANCELLED", exc
                     self._stopped(go)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
-                go.waited(self.starts)
+                if go.handed is not None:
+                    go.waited(self.starts)
                 failure = exc
             else:
-                go.waited(self.starts)
-                await self._returned(go, result)
+                if go.handed is not None:
+                    go.waited(self.starts)
+                if spec.cache is not None and type(result) is not Jump:
+                    await self._save(go, result)
+                self._returned(go, result)
                 return
             self._raised(go, failure)
         except Exception as exc:
@@ -761,9 +767,15 @@ class Run(TaskStates):
         never = go.attempt == 1 and handed is not None and not self.starts.began(handed)
         self.cancelled(node, None if never else go.started, abandoned=abandoned)
 
-    async def _returned(self, go: TaskAttempt, result: Any) -> None:
+    async def _save(self, go: TaskAttempt, result: Any) -> None:
+        """Tell the cache policy of ``go``'s task (where it has one) ``result``, its call as
+        written (before :meth:`_returned` completes it)."""
+        if cast(Cache, go.lazy.task.cache).policy is not None:
+            await cast(RunCache, self.cache).save(go.node, go.args, go.kwargs, result)
+
+    def _returned(self, go: TaskAttempt, result: Any) -> None:
         """``go``'s call returned ``result``: a loop goes on, any other task completes (its
-        result cached and kept where it is)."""
+        result kept where it is)."""
         node, handed = go.node, go.handed
         if type(result) is Jump:  # a loop goes on (a jump's route is another task)
             if self.loops is None:
@@ -772,9 +784,6 @@ class Run(TaskStates):
             go.outcome = "COMPLETED" if jumped else "FAILED"
             return
         go.outcome = "COMPLETED"
-        cached = node.lazy.task.cache
-        if cached is not None and cached.policy is not None:  # told the call as written
-            await cast(RunCache, self.cache).save(node, go.args, go.kwargs, result)
         results = self.results
         if results is None:
             not_kept = None
@@ -782,8 +791,8 @@ class Run(TaskStates):
             not_kept = results.kept_by_worker(node, handed.kept, handed.kept.worker)
         else:
             not_kept = results.keep(node, result)
-        duration = since(go.started)
-        self.completed(node, result, duration_ms=duration, attempt=go.attempt, not_kept=not_kept)
+        duration = (time.perf_counter() - go.started) * 1000
+        self.completed(node, result, duration, go.attempt, not_kept)
 
     def _raised(self, go: TaskAttempt, failure: BaseException) -> None:
         """``go``'s call raised ``failure``: another attempt follows where its retry policy

@@ -151,15 +151,17 @@ class TaskStates(Protocol):
         self,
         node: Node,
         value: Any,
-        *,
         duration_ms: float = 0.0,
         attempt: int = 1,
         not_kept: str | None = None,
+        *,
         decided: Decided | None = None,
         reused_from: str | None = None,
     ) -> None:
         """``node`` ended with ``value`` (``reused_from``: the run that kept it, a rerun's; it
-        did not run): its dependents waiting on nothing else may start."""
+        did not run): its dependents waiting on nothing else may start. (An attempt that
+        returned passes its duration, attempt and ``not_kept`` by position: a keyword call
+        costs a task's hot path more.)"""
         self.state.result[node.index] = value
         lazy = node.lazy
         self.emit(
@@ -484,17 +486,15 @@ class TaskStates(Protocol):
         self.finished += 1
         if self.demand is not None:
             self.demand.ended(node)
-        self._release(node)
+        if node.dependents:  # a fan-out's tasks have none: nothing more to do
+            self._release(node)
 
     def _release(self, node: Node) -> None:
         """``node`` has ended: its dependents waiting on nothing else may start."""
-        dependents = node.dependents
-        if not dependents:  # a fan-out's tasks: nothing of the run's state read
-            return
         let_go = self.let_go
         state = self.state
         waiting = state.waiting
-        for dependent in dependents:
+        for dependent in node.dependents:
             if let_go and (id(dependent), id(node)) in let_go:
                 continue  # it stopped waiting for node when its routers chose
             at = dependent.index
