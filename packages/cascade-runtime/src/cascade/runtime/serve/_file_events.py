@@ -272,11 +272,9 @@ class FileWatch:
         # a store's glob says nothing of a bucket or directory that is not there: it lists none
         if not files and not self._fs.isdir(self._anchor):
             where = f"{self._prefix}{self._anchor}"
-            why = (
-                f"{where} is no directory"
-                if self._fs.root_marker
-                else (f"bucket {where} does not exist (or cannot be listed)")
-            )
+            why = f"{where} is no directory"
+            if not self._fs.root_marker:
+                why = f"bucket {where} does not exist (or cannot be listed)"
             raise FileWatchError(self.pattern, why)
         for name, why in refused[:1]:
             self._refusals.log(
@@ -299,14 +297,11 @@ class FileWatch:
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(st.st_mode):
-            return "a link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            return "a link (not followed)" if stat.S_ISLNK(st.st_mode) else "not a regular file"
         modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, timezone.utc).isoformat()
         version = f"{st.st_mtime_ns}:{st.st_size}"
-        return FileEvent(self._prefix + name, version, st.st_size, modified), (
-            0,
-            st.st_mtime_ns,
-            name,
-        )
+        event = FileEvent(self._prefix + name, version, st.st_size, modified)
+        return event, (0, st.st_mtime_ns, name)
 
     def _stored_file(self, name: str, info: Mapping[str, Any]) -> _File | str:
         """A stored file's event from its listing's ``info``; why it is refused when it is no
