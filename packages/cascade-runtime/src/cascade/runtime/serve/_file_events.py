@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cascade.connector_kit import RateLimitedLogger
+from cascade.interfaces import CascadeError
 
 from .._steps import explain
 
@@ -54,7 +55,7 @@ _Listing = tuple[list[_File], int]
 """A listing's files and how many of its names were refused."""
 
 
-class FileWatchError(Exception):
+class FileWatchError(CascadeError):
     """A listing of a :class:`FileWatch`'s pattern failed (a missing bucket or directory, a
     permission refused, a listing that did not end): :attr:`pattern` and :attr:`reason` say
     which and why. The next poll lists again."""
