@@ -163,6 +163,16 @@ if TYPE_CHECKING:
     from ._topics import (
         levels_match,
     )
+    from ._triggers import (
+        TRIGGER_REQUEST_PREFIX,
+        EndStatus,
+        TriggerKind,
+        event_key,
+        split_trigger_claim_topic,
+        trigger_claim_topic,
+        trigger_claims_filter,
+        trigger_request_id,
+    )
     from ._wire import (
         LOG_LINE_FORMAT,
         SNAPSHOT_TASK_FORMAT,
