@@ -37,6 +37,7 @@ from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
+    ServedTrigger,
     ServedWorkflow,
     StartReply,
     StartRequest,
@@ -73,8 +74,8 @@ class ServingEngine:
     ``ENGINE_STARTED`` (its name the workflow's, its ``origin`` the request's) follows the
     answer, then its ``ENGINE_STOPPED`` with ``end`` (``None``: the run stays live until
     :meth:`finish`). One request id is applied once (a copy gets the same answer).
-    ``refuse``: every request is refused with that reason; ``answer=False``: none answered.
-    :meth:`stop` clears the announcement.
+    ``refuse``: every request is refused with that reason; ``answer=False``: none answered;
+    ``triggers``: the triggers its announcement lists. :meth:`stop` clears the announcement.
 
     :attr:`requests` are the requests received, in order; :attr:`started` the runs started
     (run id, request); :attr:`live` those not ended.
@@ -94,8 +95,10 @@ class ServingEngine:
         kept: Mapping[str, KeptRun] | None = None,
         refuse: str | None = None,
         answer: bool = True,
+        triggers: list[ServedTrigger] | None = None,
     ) -> None:
         self.connector = connector
+        self.triggers = list(triggers or [])
         self.workflows = {w.name: w for w in workflows}
         self.org_id = org_id
         self.project_id = project_id
@@ -145,6 +148,7 @@ class ServingEngine:
             live=list(self.live.values()),
             shared=self.shared,
             ts=datetime.now(timezone.utc).isoformat(),
+            triggers=self.triggers,
         )
 
     async def start(self) -> None:
