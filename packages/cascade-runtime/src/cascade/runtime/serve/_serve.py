@@ -114,7 +114,7 @@ class Server:
         schedules = dict(schedules or {})
         check_schedules(schedules, self._workflows)
         triggers = dict(triggers or {})
-        check_triggers(triggers, self._workflows, schedules)
+        check_triggers(triggers, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
         self._carry_ons, self._peers = self._fleet(on_engine_lost, max_carry_ons)
@@ -542,27 +542,7 @@ class Server:
             reason=f"trigger {name}: {fired.event}"[:1024],
             issued_at=time.time(),
         )
-        if self._answers.seen(request.id) is not False:
-            raise SlotTaken(f"request {request.id} was taken already")
-        reply: StartReply | None = None
-        try:
-            reply, accepted = await self._admission.take(
-                request, held=True, by_store=by_store, fired=fired
-            )
-        except _Taken as exc:
-            reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
-            raise SlotTaken(str(exc)) from None
-        except Exception as exc:
-            reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
-            raise
-        finally:
-            if reply is not None:
-                self._answers.answered(reply)
-            else:
-                self._answers.forget(request.id)
-        assert accepted is not None
-        self._runs.launch(accepted)
-        return accepted.run_id
+        return await self._start_made(request, SlotTaken, held=True, by_store=by_store, fired=fired)
 
     async def start_slot(
         self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
@@ -578,13 +558,19 @@ class Server:
             reason=f"schedule {name}",
             issued_at=time.time(),
         )
-        seen = self._answers.seen(request.id)
-        if seen is not False:
-            raise _Refused(f"request {request.id} was taken already")
+        return await self._start_made(request, _Refused, slot=(name, slot), by_store=by_store)
+
+    async def _start_made(self, request: StartRequest, seen: type[Exception], **take: Any) -> str:
+        """Start ``request``, one this server made itself (a slot's, a trigger's event's), its
+        id taken once here (``seen`` raised for one taken already) and once in a results store
+        shared with other servers (:class:`SlotTaken` when another took it): its run id;
+        raises with why not. ``take``: :meth:`Admission.take`'s options."""
+        if self._answers.seen(request.id) is not False:
+            raise seen(f"request {request.id} was taken already")
         accepted: Accepted | None = None
         reply: StartReply | None = None
         try:
-            reply, accepted = await self._admission.take(request, (name, slot), by_store=by_store)
+            reply, accepted = await self._admission.take(request, **take)
         except _Taken as exc:
             reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
             raise SlotTaken(str(exc)) from None
@@ -594,7 +580,7 @@ class Server:
         finally:
             if reply is not None:
                 self._answers.answered(reply)
-            else:  # serving stopped while the slot was taken: its cancel goes on, unanswered
+            else:  # serving stopped while it was taken: its cancel goes on, unanswered
                 self._answers.forget(request.id)
         assert accepted is not None
         self._runs.launch(accepted)

@@ -26,45 +26,30 @@ from cascade.interfaces import (
     same_source,
 )
 from cascade.interfaces._limits import MAX_SIGNAL_PAYLOAD_BYTES
-from cascade.interfaces._shared import check_workflow_name, event_key
+from cascade.interfaces._shared import event_key
 from cascade.interfaces.serving import ServedTrigger, decode_run_ended, ended_filter
 
 from .._recv import signal_topic
 from .._stats import EngineStats
 from .._steps import explain
 from ..constraints._tokenbucket import TokenBucket
+from ._scheduler import SlotTaken, check_starters
 from ._slot_claims import SlotClaims
 from ._trigger import MAX_TRIGGER_DEPTH, Fired, RunEnd, SignalEvent, Trigger, TriggerEvent
 
 __all__ = ["TriggerHooks", "Triggers", "check_triggers"]
 
 _log = logging.getLogger("cascade.runtime.serve")
-_MAX_TRIGGERS = 256
 
 
 def _said(note: object) -> str:
     return note if isinstance(note, str) else ""
 
 
-def check_triggers(
-    triggers: Mapping[str, Trigger],
-    workflows: Mapping[str, object],
-    schedules: Mapping[str, object],
-) -> None:
+def check_triggers(triggers: Mapping[str, Trigger], workflows: Mapping[str, object]) -> None:
     """``ValueError`` for a bad name, a value that is no :class:`Trigger`, or a trigger of a
     workflow not served."""
-    if len(triggers) > _MAX_TRIGGERS:
-        raise ValueError(f"serve() takes at most {_MAX_TRIGGERS} triggers, not {len(triggers)}")
-    for name, trigger in triggers.items():
-        check_workflow_name(name)
-        if not isinstance(trigger, Trigger):
-            raise TypeError(f"trigger {name!r} is {trigger!r}, not a Trigger")
-        workflow = trigger.workflow or name
-        if workflow not in workflows:
-            raise ValueError(
-                f"trigger {name!r} starts workflow {workflow!r}, which is not served "
-                f"(served: {', '.join(workflows)})"
-            )
+    check_starters("trigger", Trigger, triggers, workflows)
 
 
 class TriggerHooks(Protocol):
@@ -383,8 +368,6 @@ class Triggers:
     async def _start(self, name: str, trigger: Trigger, waiting: _Waiting) -> None:
         """Claim ``waiting``'s event and start its run in the place held (given back when it
         does not start)."""
-        from ._scheduler import SlotTaken
-
         won, first = await self.claims.claim(name, waiting.key)
         if first is None:
             self._hooks.unhold()
