@@ -122,6 +122,7 @@ class Server:
         self._own_handle: SubscriptionHandle | None = None
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
+        self._stopping = False
         self._probe: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._announcer = Announcer(
@@ -344,6 +345,7 @@ class Server:
     async def _stop(self, manage: bool) -> None:
         context = self._context
         timeout = context.shutdown_timeout
+        self._stopping = True
         await self._clock.stop()
         await self._carry_ons.stop()
         try:
@@ -483,8 +485,8 @@ class Server:
     def _on_event(self, event: Event) -> None:
         """A served run ended: say so on this server's ``ended`` topic (what ``after``
         triggers hear, here and at every server of the org and project)."""
-        if not isinstance(event, RunFinished):
-            return
+        if not isinstance(event, RunFinished) or self._stopping:
+            return  # a run its server's stop cancels ends by no doing of its own: not said
         entry = self._runs.running.get(event.run_id)
         if entry is None:
             return
