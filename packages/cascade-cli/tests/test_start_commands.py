@@ -21,13 +21,7 @@ from cascade.interfaces import (
     encode_payload,
     events_topic,
 )
-from cascade.interfaces.serving import (
-    PlanStep,
-    RunOrigin,
-    ServedTrigger,
-    ServedWorkflow,
-    WorkflowParam,
-)
+from cascade.interfaces.serving import PlanStep, RunOrigin, ServedWorkflow, WorkflowParam
 from cascade.testkit import KeptRun, ServingEngine
 
 OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"
@@ -129,11 +123,11 @@ def test_served_lists_each_trigger_with_its_last_event_and_runs_started(
     cascade: Invoke, servers: Servers
 ) -> None:
     """Under the workflows, a table of triggers; in --json, each announcement's triggers."""
-    report = ServedTrigger(
-        name="report_after_etl", workflow="nightly", kind="after", on="etl Succeeded",
-        events=3, started=2, last_event="run 1234 of etl Succeeded on host-1",
-        paused=True, paused_by="alice",
-    )  # fmt: skip
+    report = {
+        "name": "report_after_etl", "workflow": "nightly", "kind": "after",
+        "on": "etl Succeeded", "events": 3, "started": 2,
+        "last_event": "run 1234 of etl Succeeded on host-1", "paused": True, "paused_by": "alice",
+    }  # fmt: skip
     servers["host-1"] = {"triggers": [report]}
     result = cascade("served")
     assert result.exit_code == 0, result.output

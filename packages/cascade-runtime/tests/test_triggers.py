@@ -14,13 +14,7 @@ import pytest
 import cascade.runtime
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
-from cascade.interfaces.serving import (
-    RunEnded,
-    ServedAnnouncement,
-    decode_served,
-    ended_topic,
-    served_topic,
-)
+from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
 from cascade.runtime import MAX_TRIGGER_DEPTH, Engine, RunStarted, Trigger, task
 from cascade.runtime.testing import eventually
 
@@ -169,10 +163,11 @@ async def test_a_forged_run_end_starts_nothing(broker: InMemoryBroker) -> None:
         InMemoryConnector(broker, source_id="mallory", presence=False) as forger,
     ):
         await _serving_all(broker, "s1")
-        forged = RunEnded(source="s1", run_id="a" * 32, workflow="etl", status="Succeeded")
-        await forger.publish(ended_topic("local", "default", "mallory"), forged, qos=1)
-        other_org = RunEnded(source="mallory", run_id="b" * 32, workflow="etl", status="Succeeded")
-        await forger.publish(ended_topic("acme", "default", "mallory"), other_org, qos=1)
+        # the wire's run end (docs/protocol.md), on the topic of the login that sends it
+        forged = {"source": "s1", "run_id": "a" * 32, "workflow": "etl", "status": "Succeeded"}
+        await forger.publish("cascade/served/local/default/mallory/ended", forged, qos=1)
+        other_org = {**forged, "source": "mallory", "run_id": "b" * 32}
+        await forger.publish("cascade/served/acme/default/mallory/ended", other_org, qos=1)
         await eventually(lambda: engine.stats.trigger_events_refused == 1)
         assert _triggered(started) == []
         assert engine.stats.trigger_events == 0

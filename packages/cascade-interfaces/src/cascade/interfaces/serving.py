@@ -21,21 +21,9 @@ from ._serving import (
     served_topic,
     start_topic,
 )
-from ._triggers import (
-    RunEnded,
-    ServedTrigger,
-    decode_run_ended,
-    ended_filter,
-    ended_topic,
-)
 
 __all__ = [
-    "RunEnded",
     "ServedSchedule",
-    "ServedTrigger",
-    "decode_run_ended",
-    "ended_filter",
-    "ended_topic",
     "PlanStep",
     "RunOrigin",
     "ServedAnnouncement",

@@ -27,6 +27,8 @@ from cascade.interfaces import (
 from cascade.interfaces._shared import (
     MAX_CONTROL_PAYLOAD_BYTES,
     SHARED_GROUP,
+    RunEnded,
+    ended_topic,
     new_request_id,
     slot_request_id,
     start_filter,
@@ -35,12 +37,10 @@ from cascade.interfaces._shared import (
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
-    RunEnded,
     ServedAnnouncement,
     ServedWorkflow,
     StartReply,
     StartRequest,
-    ended_topic,
     start_topic,
 )
 

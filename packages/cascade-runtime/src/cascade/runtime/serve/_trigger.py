@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol, get_args
 
-from cascade.interfaces._shared import EndStatus, TriggerKind, check_workflow_name
-from cascade.interfaces.serving import ServedTrigger
+from cascade.interfaces._shared import EndStatus, ServedTrigger, TriggerKind, check_workflow_name
 
 __all__ = [
     "MAX_TRIGGER_DEPTH",
