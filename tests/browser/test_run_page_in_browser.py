@@ -23,15 +23,23 @@ from selenium.webdriver.common.by import By
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Received, Recorder
-from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
+from cascade.interfaces.serving import (
+    PlanStep,
+    ServedWorkflow,
+    StartRequest,
+    WorkflowParam,
+    addressed_start_topic,
+)
 from cascade.runtime import (
     DependencyMissingError,
     Event,
     Router,
+    RunStarted,
     TaskCompleted,
     TaskFailed,
     TaskHeld,
     TaskSkipped,
+    Trigger,
     task,
 )
 from cascade.testkit import BrokerEndpoint, ServingEngine
@@ -620,3 +628,60 @@ def test_a_runs_page_says_why_it_shows_no_tasks_when_only_its_engines_summary_li
     finally:
         assert board.stop() == 0, "".join(board.output)
         engine_thread.submit(connector.disconnect()).result(20)
+
+
+def test_a_triggered_runs_page_names_its_trigger_and_links_the_run_it_followed(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A report a trigger started after an etl run (docs/triggers.md): its page says the
+    trigger and its event, and links the etl run it followed."""
+    suffix = uuid.uuid4().hex[:8]
+
+    @task(name=f"load_{suffix}")
+    def load() -> int:
+        return 1
+
+    def etl() -> Any:
+        return load()
+
+    def report(source_run: str = "") -> Any:
+        return load()
+
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    trigger = Trigger(after="etl", workflow="report", params=lambda e: {"source_run": e.run_id})
+    serving = engine_thread.submit(
+        engine.serve({"etl": etl, "report": report}, triggers={"report_after_etl": trigger})
+    )
+    source = engine.connector.source_id  # type: ignore[union-attr]
+    topic = addressed_start_topic("local", "default", "etl", source, "cascade")
+    request = StartRequest(id=f"etl-{suffix}", workflow="etl")
+
+    def triggered() -> RunStarted | None:
+        runs = engine_thread.call(lambda: list(events))
+        return next(
+            (e for e in runs if isinstance(e, RunStarted) and e.origin and e.origin.trigger), None
+        )
+
+    try:
+        # the same request again until the server takes it (it answers a copy once)
+        def asked(driver: Any) -> RunStarted | None:
+            engine_thread.submit(engine.connector.publish(topic, request, qos=1)).result(10)  # type: ignore[union-attr]
+            return triggered()
+
+        report_run = wait(browser, asked)
+        assert report_run.origin is not None
+        etl_run = report_run.origin.followed_run
+        browser.get(dashboard.url + "runs/" + report_run.run_id)
+        wait(browser, lambda d: text(d, "rp-id") == report_run.run_id)
+        trigger_fact = "[...document.querySelectorAll('#rp-facts .fact')].map(f => f.textContent)"
+        wait(browser, lambda d: any(f.startswith("trigger") for f in d.execute_script(
+            "return " + trigger_fact)))  # fmt: skip
+        [said] = [
+            f for f in browser.execute_script("return " + trigger_fact) if f.startswith("trigger")
+        ]
+        assert f"report_after_etl: run {etl_run} of etl Succeeded on {source}" in said
+        click(browser, f'#rp-facts a[data-run-id="{etl_run}"]')
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == etl_run)
+    finally:
+        serving.cancel()

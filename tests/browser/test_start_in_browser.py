@@ -55,7 +55,9 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
     )
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port,
                               source_id=f"serve-{uuid.uuid4().hex[:6]}")  # fmt: skip
-    server = ServingEngine(connector, [served])
+    trigger = {"name": "after_etl", "workflow": name, "kind": "after", "on": "etl Succeeded",
+               "events": 3, "started": 2, "last_event": XSS}  # fmt: skip
+    server = ServingEngine(connector, [served], triggers=[trigger])
 
     async def serve() -> None:
         await connector.connect()
@@ -73,6 +75,9 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
         wait(browser, lambda d: css(d, f"{row} form"))
         assert not browser.find_element(By.ID, "workflows").get_attribute("hidden")
         assert XSS in texts(browser, row)[0]  # the doc, shown as text
+        # the trigger that starts it, and its last event shown as text (docs/triggers.md)
+        assert "after_etl (after: etl Succeeded)" in texts(browser, row)[0]
+        assert "2 of 3 events; last: " + XSS in texts(browser, row)[0]
         form = f'{row} form[data-workflow="{name}"]'
         browser.find_element(By.CSS_SELECTOR, f'{form} input[data-param="day"]').send_keys(
             '"2026-11-25"'

@@ -154,7 +154,9 @@ def test_services_and_global_viewers() -> None:
         "topic write cascade/logs/+/+/+/engine-1",
         "topic readwrite cascade/schedule/+/+/+/+",
         "topic read cascade/served/+/+/+",
+        "topic read cascade/served/+/+/+/ended",
         "topic write cascade/served/+/+/engine-1",
+        "topic write cascade/served/+/+/engine-1/ended",
         "topic readwrite cascade/served/+/+/engine-1/probe",
         "topic readwrite cascade/signal/#",
         "topic read cascade/start/+/+/+",
@@ -162,6 +164,7 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/status/+",
         "topic write cascade/summary/+/+/engine-1",
         "topic write cascade/telemetry/+/+/+/+/engine-1",
+        "topic readwrite cascade/trigger/+/+/+/+",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
     assert "topic write cascade/start/#" in found["dashboard"]
@@ -499,7 +502,9 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic write cascade/logs/acme/+/+/engine-a",
         "topic readwrite cascade/schedule/acme/+/+/+",
         "topic read cascade/served/+/+/+",
+        "topic read cascade/served/acme/+/+/ended",  # its org's run ends only
         "topic write cascade/served/acme/+/engine-a",
+        "topic write cascade/served/acme/+/engine-a/ended",
         "topic readwrite cascade/served/acme/+/engine-a/probe",
         "topic readwrite cascade/signal/acme/#",  # cs.recv's, its org's
         "topic read cascade/start/acme/+/+",
@@ -507,6 +512,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/status/+",
         "topic write cascade/summary/acme/+/engine-a",  # its org's runs listed only
         "topic write cascade/telemetry/acme/+/+/+/engine-a",  # its org's runs only
+        "topic readwrite cascade/trigger/acme/+/+/+",
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]
     assert "topic readwrite cascade/signal/globex/web/#" in found["engine-g"]

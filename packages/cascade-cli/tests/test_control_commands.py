@@ -140,6 +140,18 @@ def test_resume_by_payload_scope_leaves_other_scopes_and_types(
     assert broker.retained_topics == ["cascade/constraints/task/a/pause/x"]
 
 
+def test_a_trigger_is_paused_and_resumed_by_its_scope(
+    invoke: Callable[..., Result], broker: InMemoryBroker
+) -> None:
+    """cascade pause trigger:NAME: a pause retained on the trigger's own topic; resume clears it."""
+    result = invoke("pause", "trigger:report_after_etl", "--reason", "db migration")
+    assert result.exit_code == 0, result.output
+    (topic,) = broker.retained_topics
+    assert topic == "cascade/constraints/trigger/report_after_etl/pause"
+    assert invoke("resume", "trigger:report_after_etl").exit_code == 0
+    assert broker.retained_topics == []
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
@@ -162,6 +174,8 @@ def test_resume_by_payload_scope_leaves_other_scopes_and_types(
         (["limit", "bad scope", "--concurrency", "1"], "unknown scope"),
         (["limit", "schedule:nightly", "--concurrency", "1"], "paused and resumed, not limited"),
         (["pause", "schedule:night*"], "unknown scope"),
+        (["limit", "trigger:report", "--concurrency", "1"], "paused and resumed, not limited"),
+        (["pause", "trigger:rep*"], "unknown scope"),
         (["resume", "--type", "stop"], "--type"),
     ],
 )

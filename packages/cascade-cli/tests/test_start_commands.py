@@ -119,6 +119,29 @@ def test_served_json_says_presence_and_the_announcement(cascade: Invoke) -> None
     assert server["workflows"][0]["params"][1]["description"] == "rows to load"
 
 
+def test_served_lists_each_trigger_with_its_last_event_and_runs_started(
+    cascade: Invoke, servers: Servers
+) -> None:
+    """Under the workflows, a table of triggers; in --json, each announcement's triggers."""
+    report = {
+        "name": "report_after_etl", "workflow": "nightly", "kind": "after",
+        "on": "etl Succeeded", "events": 3, "started": 2,
+        "last_event": "run 1234 of etl Succeeded on host-1", "paused": True, "paused_by": "alice",
+    }  # fmt: skip
+    servers["host-1"] = {"triggers": [report]}
+    result = cascade("served")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stdout.splitlines() if "report_after_etl" in line]
+    assert "after: etl" in line  # folded in its column on a narrow terminal
+    assert "online," in line
+    assert "Triggers" in result.stdout
+    assert "2 of" in line
+    listed = cascade("served", "--json")
+    (server,) = json.loads(listed.stdout)["served"]
+    (trigger,) = server["triggers"]
+    assert (trigger["name"], trigger["started"], trigger["events"]) == ("report_after_etl", 2, 3)
+
+
 def test_served_says_when_nobody_serves(cascade: Invoke, servers: Servers) -> None:
     servers.clear()
     result = cascade("served")

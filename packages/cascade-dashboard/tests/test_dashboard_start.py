@@ -35,7 +35,18 @@ def who(name: str) -> dict[str, str]:
 @pytest.fixture
 async def serving(serve: Any) -> ServingEngine:
     """``nightly`` served by ``server-1`` of acme/etl (its runs stay live)."""
-    server: ServingEngine = await serve([NIGHTLY], org_id="acme", project_id="etl", end=None)
+    trigger = {
+        "name": "nightly_after_etl",
+        "workflow": "nightly",
+        "kind": "after",
+        "on": "etl Succeeded",
+        "events": 2,
+        "started": 1,
+        "last_event": "run 1 of etl",
+    }
+    server: ServingEngine = await serve(
+        [NIGHTLY], org_id="acme", project_id="etl", end=None, triggers=[trigger]
+    )
     return server
 
 
@@ -54,6 +65,11 @@ async def test_the_workflows_are_listed_with_who_may_start_them(
     assert [p["name"] for p in nightly["params"]] == ["day", "n"]
     [server] = nightly["servers"]
     assert (server["source"], server["online"], server["org_id"]) == ("server-1", True, "acme")
+    [trigger] = nightly["triggers"]  # the triggers that start it, as its servers say
+    assert (trigger["name"], trigger["on"], trigger["source"]) == (
+        "nightly_after_etl", "etl Succeeded", "server-1",
+    )  # fmt: skip
+    assert (trigger["started"], trigger["events"], trigger["paused"]) == (1, 2, False)
     vera = (await http.get("/api/workflows", headers=who("vera"))).json()["workflows"]
     assert [w["startable"] for w in vera] == [False]
     oscar = (await http.get("/api/workflows", headers=who("oscar"))).json()["workflows"]

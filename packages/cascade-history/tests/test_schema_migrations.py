@@ -328,3 +328,31 @@ def test_a_database_of_revision_19_upgrades_with_runs_that_carry_nothing_on(
             ("r2", "server-a")
         ]
         assert lost.run.replaced_by[0].to_json()["lost_engine"] == "server-a"
+
+
+def test_a_database_of_revision_20_upgrades_with_runs_no_trigger_started(
+    database_url: str,
+) -> None:
+    """Revision 0021 adds what started a run on an event to a history written at 0020: its
+    runs name no trigger; a run a trigger started, recorded after, says the trigger, its event
+    and the run it followed (docs/triggers.md)."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0020")
+            _insert_revision_1_data(connection)
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        (first,) = history.runs()
+        assert first.origin is None or "trigger" not in first.origin
+        origin = {"workflow": "report", "trigger": "report_after_etl", "followed_run": "r1",
+                  "trigger_event": "run r1 of etl Succeeded on s1", "trigger_depth": 1}  # fmt: skip
+        history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, origin=origin)])
+        triggered = history.run("r2")
+        assert triggered is not None
+        said = triggered.run.origin
+        assert said is not None
+        assert (said["trigger"], said["followed_run"]) == ("report_after_etl", "r1")
+        assert said["trigger_event"] == "run r1 of etl Succeeded on s1"

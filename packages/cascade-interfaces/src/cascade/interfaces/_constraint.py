@@ -122,7 +122,9 @@ def validate_scope(scope: str) -> str:
     as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
     its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``), or
     ``workflow:<name>`` (a served workflow, whose servers start no new run of it while it is
-    paused: a pause only, as a schedule's); or one of these three placed in an org
+    paused: a pause only, as a schedule's), or ``trigger:<name>`` (a served trigger, whose
+    servers start nothing on its events while it is paused: a pause only); or one of these
+    placed in an org
     (``org:ORG/task:<glob>``) or a project
     (``project:ORG/PROJECT/task:<glob>``), which only the engines of that org (and project)
     apply (:func:`split_scope`).
@@ -141,11 +143,12 @@ def validate_scope(scope: str) -> str:
     kind, sep, pattern = target.partition(":")
     if (target == "global" and parts.org is None) or (kind == "task" and sep and pattern):
         return scope
-    if kind in ("schedule", "workflow") and _SCHEDULE_NAME.fullmatch(pattern):
+    if kind in ("schedule", "workflow", "trigger") and _SCHEDULE_NAME.fullmatch(pattern):
         return scope
     raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global', 'task:<glob>', 'schedule:<name>' or "
-        "'workflow:<name>' (a name of 1 to 64 of A-Z a-z 0-9 _ -), or one of the last three "
+        f"unknown scope {scope!r}: expected 'global', 'task:<glob>', 'schedule:<name>', "
+        "'workflow:<name>' or 'trigger:<name>' (a name of 1 to 64 of A-Z a-z 0-9 _ -), or one "
+        "of the last four "
         "in an org or a project ('org:ORG/task:<glob>', 'project:ORG/PROJECT/task:<glob>')",
         "$.scope",
     )

@@ -122,7 +122,7 @@ def limit_constraints(
     """The topics (under ``prefix``) and payloads of a concurrency limit and/or a rate limit
     on ``scope``."""
     kind = split_scope(_constraint_scope(scope)).target.partition(":")[0]
-    if kind in ("schedule", "workflow"):
+    if kind in ("schedule", "workflow", "trigger"):
         raise ControlError(f"{scope} is a {kind}: it is paused and resumed, not limited", "scope")
     if concurrency is None and rate is None:
         raise ControlError("give concurrency, rate or both", "concurrency")

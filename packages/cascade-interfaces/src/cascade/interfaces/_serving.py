@@ -27,6 +27,7 @@ from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
 from ._schedules import ServedSchedule
 from ._topics import DEFAULT_PREFIX, decode_level, encode_level
+from ._triggers import ServedTrigger
 
 __all__ = [
     "MAX_PARAMS_BYTES",
@@ -208,7 +209,8 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     else only those addressed to it. ``capacity``: runs it runs at once; ``running``: those
     it runs now; ``queued``: those waiting for a slot (``live`` lists both, running first, at
     most 256).
-    ``schedules``: the schedules it fires (additive; docs/schedules.md).
+    ``schedules``: the schedules it fires (additive; docs/schedules.md); ``triggers``: its
+    triggers (additive; docs/triggers.md).
     Published again whenever a run starts or ends, so requesters see the load.
     """
 
@@ -223,6 +225,7 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     shared: bool = False
     ts: _Text = ""
     schedules: Annotated[list[ServedSchedule], msgspec.Meta(max_length=256)] = []
+    triggers: Annotated[list[ServedTrigger], msgspec.Meta(max_length=256)] = []
 
 
 class BackfillSlot(msgspec.Struct, kw_only=True):
@@ -323,7 +326,11 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     a run a schedule started, its ``schedule`` and the slot it fills, ``scheduled_for`` (ISO,
     UTC; both additive); for a run a server carried on after the engine of the run it carries
     on died, that run (``carried_on_from``), that engine (``lost_engine``) and how many times
-    the line was carried on (``carry_ons``; all three additive)."""
+    the line was carried on (``carry_ons``; all three additive); for a run a trigger started,
+    the ``trigger``, its event said (``trigger_event``: the run it followed, the file, the
+    signal), the run it followed (``followed_run``, an ``after`` trigger's) and how many
+    triggered runs led to it (``trigger_depth``, 1 for the first; all four additive,
+    docs/triggers.md)."""
 
     workflow: _WorkflowName | None = None
     params: Params | None = None
@@ -338,6 +345,10 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     carried_on_from: _RunId | None = None
     lost_engine: _Text | None = None
     carry_ons: _Count = 0
+    trigger: _WorkflowName | None = None
+    trigger_event: _Text | None = None
+    followed_run: _RunId | None = None
+    trigger_depth: _Count = 0
 
 
 def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:

@@ -8,7 +8,8 @@ side of the commands and served workflows (the strict decoding of the requests i
 filters, the topic it lists its runs of an org and project on), the parts of messages only an
 engine writes (a reader gets them as attributes), a constraint scope's place (``split_scope``,
 ``place_scope``), the slot claims by which serving processes
-fire a schedule's slot once, the engine's byte templates (``_wire``), the type aliases of the
+fire a schedule's slot once (and a trigger's event: the run ends triggers hear, what an
+announcement says of a trigger), the engine's byte templates (``_wire``), the type aliases of the
 schemas' fields, and ``lazy_exports``. It may change at any time; nothing outside this
 repository imports it. Each name is imported from its room when first used, as the public
 modules' names are.
@@ -162,6 +163,21 @@ if TYPE_CHECKING:
     )
     from ._topics import (
         levels_match,
+    )
+    from ._triggers import (
+        TRIGGER_REQUEST_PREFIX,
+        EndStatus,
+        RunEnded,
+        ServedTrigger,
+        TriggerKind,
+        decode_run_ended,
+        ended_filter,
+        ended_topic,
+        event_key,
+        split_trigger_claim_topic,
+        trigger_claim_topic,
+        trigger_claims_filter,
+        trigger_request_id,
     )
     from ._wire import (
         LOG_LINE_FORMAT,

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from .logs._logs import LogForwarding
     from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
     from .serve._schedule import Schedule
+    from .serve._trigger import MAX_TRIGGER_DEPTH, RunEnd, SignalEvent, Trigger
     from .workflow._amounts import CapacityError
     from .workflow._bounds import BoundExceeded
     from .workflow._cache_policy import CachePolicy, FileExistenceCache
@@ -157,6 +158,10 @@ __all__ = [
     "RouteMissing",
     "Router",
     "Schedule",
+    "MAX_TRIGGER_DEPTH",
+    "RunEnd",
+    "SignalEvent",
+    "Trigger",
     "ShellError",
     "shell",
     "LogForwarding",

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from .serve._schedule import Schedule
+    from .serve._trigger import Trigger
 
 __all__ = ["Engine"]
 
@@ -484,6 +485,7 @@ class Engine:
         schedules: Mapping[str, Schedule] | None = None,
         on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost] = "carry-on",
         max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
+        triggers: Mapping[str, Trigger] | None = None,
     ) -> None:
         """Serve named workflows until cancelled: run each on a request over the broker, and
         each :class:`~cascade.runtime.Schedule` of ``schedules`` by itself.
@@ -553,6 +555,13 @@ class Engine:
         first task, ``carry_on``, a gate: complete carries it on, fail abandons it); ``"none"``
         leaves it lost. A line carried on ``max_carry_ons``
         times is left lost. docs/durability.md says what runs twice and what is kept where.
+
+        ``triggers`` maps a trigger's name (as a workflow's) to a :class:`Trigger` of a served
+        workflow (its own name unless ``workflow=`` says): each event it hears (a run of the
+        org and project that ended, a signal, a new file) starts one run across the servers of
+        the trigger, claimed as a slot is (``{prefix}/trigger/{org}/{project}/{name}/{key}``),
+        its origin naming the trigger and the event; docs/triggers.md says what waits, what is
+        dropped and why.
         """
         if self.connector is None:
             raise ValueError("serve() needs a connector: requests come over the broker")
@@ -570,6 +579,7 @@ class Engine:
             schedules=schedules,
             on_engine_lost=on_engine_lost,
             max_carry_ons=max_carry_ons,
+            triggers=triggers,
         )
         if self._serving:
             raise RuntimeError("this engine is serving already")

@@ -75,6 +75,17 @@ class EngineStats(ConstraintStats):
     too (the same, with no shared results store: it ran twice); ``slots_backfilled``: past
     slots a backfill asked it to start that it claimed first (their runs started as a start
     request's do).
+    While it serves triggers (docs/triggers.md): ``trigger_events``: events its triggers heard
+    (not claimed yet); ``trigger_runs_started``: runs they started here (it won the event's
+    claim); ``trigger_events_dropped``: events passed over for a flood past ``max_per_minute``,
+    a wait past ``max_waiting``, params that raised, a run that did not start (each said in a
+    warning and in the announcement); ``trigger_events_paused``: events heard while a pause on
+    ``trigger:<name>`` (or its workflow) was in force, started never; ``trigger_loops_stopped``:
+    run ends past ``MAX_TRIGGER_DEPTH`` triggered runs in a row; ``trigger_events_refused``: run
+    ends refused (malformed, or a payload's source not its topic's); ``trigger_events_unclaimed``:
+    events whose claim it did not hear back in time; ``trigger_events_deduplicated``: events it
+    won whose start the shared results store refused (another server started them);
+    ``trigger_listings_failed``: file listings that failed (said, listed again next period).
     While it serves (docs/durability.md): ``runs_carried_on``: runs of a server that died which
     this engine carried on (it won their claim); ``runs_left_lost``: such runs it would have
     carried on but left lost, said why (its line over ``max_carry_ons``, or no results store);
@@ -123,6 +134,15 @@ class EngineStats(ConstraintStats):
     slots_deduplicated: int = 0
     slots_doubled: int = 0
     slots_backfilled: int = 0
+    trigger_events: int = 0
+    trigger_runs_started: int = 0
+    trigger_events_dropped: int = 0
+    trigger_events_paused: int = 0
+    trigger_loops_stopped: int = 0
+    trigger_events_refused: int = 0
+    trigger_events_unclaimed: int = 0
+    trigger_events_deduplicated: int = 0
+    trigger_listings_failed: int = 0
     runs_carried_on: int = 0
     runs_left_lost: int = 0
     carry_ons_refused: int = 0

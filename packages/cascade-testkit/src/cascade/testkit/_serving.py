@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+import msgspec
 
 from cascade.interfaces import (
     Connector,
@@ -27,6 +29,7 @@ from cascade.interfaces import (
 from cascade.interfaces._shared import (
     RunStatus,
     ServedRun,
+    ServedTrigger,
     StartOutcome,
     decode_start_request,
     shared_start_filter,
@@ -73,8 +76,10 @@ class ServingEngine:
     ``ENGINE_STARTED`` (its name the workflow's, its ``origin`` the request's) follows the
     answer, then its ``ENGINE_STOPPED`` with ``end`` (``None``: the run stays live until
     :meth:`finish`). One request id is applied once (a copy gets the same answer).
-    ``refuse``: every request is refused with that reason; ``answer=False``: none answered.
-    :meth:`stop` clears the announcement.
+    ``refuse``: every request is refused with that reason; ``answer=False``: none answered;
+    ``triggers``: the triggers its announcement lists (each as its fields: ``{"name":
+    "report", "workflow": "nightly", "kind": "after", "events": 3}``). :meth:`stop` clears the
+    announcement.
 
     :attr:`requests` are the requests received, in order; :attr:`started` the runs started
     (run id, request); :attr:`live` those not ended.
@@ -94,8 +99,10 @@ class ServingEngine:
         kept: Mapping[str, KeptRun] | None = None,
         refuse: str | None = None,
         answer: bool = True,
+        triggers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.connector = connector
+        self.triggers = [msgspec.convert(t, ServedTrigger) for t in triggers]
         self.workflows = {w.name: w for w in workflows}
         self.org_id = org_id
         self.project_id = project_id
@@ -145,6 +152,7 @@ class ServingEngine:
             live=list(self.live.values()),
             shared=self.shared,
             ts=datetime.now(timezone.utc).isoformat(),
+            triggers=self.triggers,
         )
 
     async def start(self) -> None:

@@ -15,7 +15,9 @@ one process; a backfill is a start) and announcements
 (``{prefix}/served/{org}/{project}/{source}``): an operator over ``org:`` or ``project:`` scopes
 cancels, decides and starts in those only (which task a decision names, the broker cannot
 see: the dashboard checks it), and an engine login serves, announces, claims its schedules'
-slots (``{prefix}/schedule/{org}/{project}/{schedule}/{slot}``) and takes commands in its own
+slots (``{prefix}/schedule/{org}/{project}/{schedule}/{slot}``) and its triggers' events
+(``{prefix}/trigger/{org}/{project}/{trigger}/{key}``), says its runs' ends
+(``{prefix}/served/{org}/{project}/{source}/ended``) and takes commands in its own
 scopes only (``[broker.engines]``), each announcement as itself. Snapshot requests
 (``{prefix}/command/{run_id}/snapshot``) carry no org: any reader may ask; everyone reads the
 announcements.
@@ -237,12 +239,16 @@ def _serves(
     level = encode_level(login)
     where = f"{place[0]}/{place[1]}"
     served = f"{prefix}/served/{where}/{level}"
-    rights.grant(WRITE, served)
+    rights.grant(WRITE, served, f"{served}/ended")
     rights.grant("readwrite", f"{served}/probe")
     rights.grant(READ, f"{prefix}/start/{where}/+", f"{prefix}/start/{where}/+/{level}")
     # the claims of its schedules' slots (docs/schedules.md): read and written by the servers
     # of the place alone, so no other login can take (and so swallow) a slot
     rights.grant("readwrite", f"{prefix}/schedule/{where}/+/+")
+    # its triggers: the claims of their events (docs/triggers.md), as a schedule's slots', and
+    # the run ends of the place (each written by its own engine's login alone, above)
+    rights.grant("readwrite", f"{prefix}/trigger/{where}/+/+")
+    rights.grant(READ, f"{prefix}/served/{where}/+/ended")
     if exact_retained:
         rights.grant(READ, f"$share/+/{served}/probe")
 

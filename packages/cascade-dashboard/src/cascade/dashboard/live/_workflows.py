@@ -55,8 +55,11 @@ class ServedWorkflows:
 
     def listed(self, among: Iterable[tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
         """Each workflow served (by name), as ``GET /api/workflows`` answers it: its ``doc``
-        and ``params`` (as its first server announces them) and its ``servers``: source,
-        org, project, online, running, queued, capacity, shared."""
+        and ``params`` (as its first server announces them), its ``servers``: source,
+        org, project, online, running, queued, capacity, shared; and the ``triggers`` that
+        start it, one per server: name, kind, what it starts on, source, online, paused (by),
+        the events heard, the runs started, the last event and run, waiting, dropped
+        (docs/triggers.md)."""
         by_name: dict[str, dict[str, Any]] = {}
         for served in self.served(among):
             said = served.announcement
@@ -68,6 +71,7 @@ class ServedWorkflows:
                         "doc": workflow.doc,
                         "params": msgspec.to_builtins(workflow.params),
                         "servers": [],
+                        "triggers": [],
                     },
                 )
                 entry["servers"].append(
@@ -81,5 +85,24 @@ class ServedWorkflows:
                         "capacity": said.capacity,
                         "shared": said.shared,
                     }
+                )
+                entry["triggers"].extend(
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "on": t.on,
+                        "source": said.source,
+                        "online": served.online,
+                        "paused": t.paused,
+                        "paused_by": t.paused_by,
+                        "events": t.events,
+                        "started": t.started,
+                        "last_event": t.last_event,
+                        "last_run": t.last_run,
+                        "waiting": t.waiting,
+                        "dropped": t.dropped,
+                    }
+                    for t in said.triggers
+                    if t.workflow == workflow.name
                 )
         return [by_name[name] for name in sorted(by_name)]

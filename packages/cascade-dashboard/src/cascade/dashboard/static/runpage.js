@@ -339,6 +339,13 @@ function drawFacts(liveRun, recorded) {
   if (origin.reason) facts.push(fact("why", quoted(origin.reason)));
   if (origin.request_id) facts.push(fact("request", origin.request_id));
   if (origin.schedule) facts.push(fact("schedule", scheduledText(origin)));
+  // a run a trigger started: its trigger, the event said, and the run it followed, linked
+  if (origin.trigger) {
+    const said = el("span");
+    said.append(span(origin.trigger + ": " + (origin.trigger_event || "an event")));
+    if (origin.followed_run) said.append(span(", after "), runLink(origin.followed_run));
+    facts.push(fact("trigger", said));
+  }
   facts.push(fact("engine", run.source || "-"));
   facts.push(fact("started", at(started)));
   // lost: its engine went offline (the broker's word) before the run ended; its clock stops there

@@ -97,7 +97,16 @@ async function loadWorkflows() {
   fillTable($("w-table"), answer.workflows.map((workflow) => {
     const servers = workflow.servers.map((s) => s.source + (s.online ? "" : " (offline)") +
       " " + s.running + "/" + s.capacity + (s.queued ? " +" + s.queued + " queued" : ""));
+    // the triggers that start it, each as one of its servers says: what it starts on, the runs
+    // it started of the events it heard, paused or not, its last event (docs/triggers.md)
+    const triggers = (workflow.triggers || []).map((t) => t.name + " (" + t.kind + ": " + t.on +
+      ") on " + t.source + ": " + t.started + " of " + t.events + " events" +
+      (t.waiting ? ", " + t.waiting + " waiting" : "") +
+      (t.dropped ? ", " + t.dropped + " dropped" : "") +
+      (t.paused ? ", paused" + (t.paused_by ? " by " + t.paused_by : "") : "") +
+      (t.last_event ? "; last: " + t.last_event : ""));
     const tr = row([workflow.name, workflow.doc || "-", servers.join(", "),
+      triggers.join("; ") || "-",
       workflow.startable ? formOf(workflow) : span("(not yours to start)", "note")]);
     tr.setAttribute("data-workflow", workflow.name);
     return tr;

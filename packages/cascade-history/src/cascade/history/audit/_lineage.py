@@ -1,7 +1,8 @@
 """A run's name and origin as stored (``runs.name``, ``workflow``, ``params``, ``rerun_of``,
 ``root_run`` and the start request's fields: revision 0013; the ``schedule`` and the slot,
 ``scheduled_for``, that started it: revision 0016; the run it carries on, ``carried_on_from``,
-and the engine that died, ``lost_engine``: revision 0020), and the audit's ``start`` rows.
+and the engine that died, ``lost_engine``: revision 0020; the ``trigger``, its ``trigger_event``
+and the ``followed_run``: revision 0021), and the audit's ``start`` rows.
 
 They come from the run's ``ENGINE_STARTED`` (``LifecycleEvent.name`` and ``origin``), which
 ``_rows`` takes only from the run's own engine: a start row says what that engine said of the
@@ -48,6 +49,9 @@ ORIGIN_COLUMNS = (
     "scheduled_for",
     "carried_on_from",
     "lost_engine",
+    "trigger",
+    "trigger_event",
+    "followed_run",
 )
 """The ``runs`` columns an ``ENGINE_STARTED`` fills (the first stored stays)."""
 
@@ -78,6 +82,9 @@ def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
             scheduled_for=said(origin.scheduled_for, _SLOT_BYTES),
             carried_on_from=said(origin.carried_on_from, MAX_TEXT_BYTES),
             lost_engine=said(origin.lost_engine, _NAME_BYTES),
+            trigger=origin.trigger,
+            trigger_event=said(origin.trigger_event, MAX_TEXT_BYTES),
+            followed_run=said(origin.followed_run, MAX_TEXT_BYTES),
         )
     return columns
 

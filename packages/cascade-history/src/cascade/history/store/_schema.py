@@ -105,6 +105,11 @@ runs = sa.Table(
     # carried it on, as its ENGINE_STARTED said (revision 0020)
     sa.Column("carried_on_from", sa.String(1024), nullable=True),
     sa.Column("lost_engine", sa.String(256), nullable=True),
+    # the trigger that started it, its event said and the run it followed, as its
+    # ENGINE_STARTED said (revision 0021)
+    sa.Column("trigger", sa.String(64), nullable=True),
+    sa.Column("trigger_event", sa.String(1024), nullable=True),
+    sa.Column("followed_run", sa.String(1024), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),
@@ -113,6 +118,7 @@ runs = sa.Table(
     sa.Index(None, "source", "started_at"),
     sa.Index(None, "name", "started_at"),
     sa.Index(None, "schedule", "started_at"),
+    sa.Index(None, "trigger", "started_at"),
     sa.Index(None, "rerun_of"),
     sa.Index(None, "root_run"),
 )

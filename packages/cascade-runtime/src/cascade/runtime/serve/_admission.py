@@ -30,6 +30,7 @@ from ._schedule_pauses import SchedulePauses
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served
 from ._slot_claims import SlotClaims
+from ._trigger import Fired
 
 __all__ = ["Admission", "_Busy", "_Refused", "_Taken", "_Unclaimed"]
 
@@ -52,9 +53,11 @@ def _origin(
     root_run: str | None,
     slot: tuple[str, datetime] | None,
     carried: LostRun | None,
+    fired: Fired | None = None,
 ) -> RunOrigin:
     """Where a run ``request`` starts comes from, as its start says: the request (and the
-    schedule's ``slot`` it fills), or the origin of the run it carries on, carried once more."""
+    schedule's ``slot`` it fills, or the trigger and event that ``fired`` it), or the origin of
+    the run it carries on, carried once more."""
     if carried is not None:
         return msgspec.structs.replace(
             carried.origin,
@@ -76,6 +79,10 @@ def _origin(
         issued_at=request.issued_at if request.issued_at is not None else time.time(),
         schedule=slot[0] if slot else None,
         scheduled_for=slot[1].isoformat() if slot else None,
+        trigger=fired.trigger if fired else None,
+        trigger_event=fired.event[:1024] if fired else None,
+        followed_run=fired.followed_run if fired else None,
+        trigger_depth=fired.depth if fired else 0,
     )
 
 
@@ -135,12 +142,14 @@ class Admission:
         held: bool = False,
         carried: LostRun | None = None,
         by_store: bool = False,
+        fired: Fired | None = None,
     ) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
         queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills;
         ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes;
         ``carried``: the run it carries on, whose origin it keeps; ``by_store``: only the
-        results store's claim lets it start (a slot whose claim went to another server)."""
+        results store's claim lets it start (a slot whose claim went to another server);
+        ``fired``: the trigger and event it starts on."""
         served = self._workflows.get(request.workflow)
         if served is None:
             raise _Refused(
@@ -177,7 +186,7 @@ class Admission:
         live = None if rerun_of is None else self._live_rerun(rerun_of)
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        origin = _origin(request, bound, rerun_of, root_run, slot, carried)
+        origin = _origin(request, bound, rerun_of, root_run, slot, carried, fired)
         run = RunRequest(
             prepared=prepared,
             params=served.run_params(params),

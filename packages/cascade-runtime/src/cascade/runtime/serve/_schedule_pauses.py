@@ -60,7 +60,7 @@ class SchedulePauses:
         """Whether the index's topic of ``key`` may hold a pause of one of its schedules."""
         target = split_scope(key.scope).target
         return self._constraints.governs_here(key.scope) and target.startswith(
-            ("schedule:", "workflow:")
+            ("schedule:", "workflow:", "trigger:")
         )
 
     async def stop(self) -> None:
@@ -70,8 +70,8 @@ class SchedulePauses:
             await handle.unsubscribe()
 
     def pause(self, name: str, kind: str = "schedule") -> Constraint | None:
-        """The pause on ``schedule:<name>`` (or, ``kind="workflow"``, ``workflow:<name>``) in
-        force; ``None`` if none."""
+        """The pause on ``schedule:<name>`` (or, ``kind="workflow"``, ``workflow:<name>``;
+        ``kind="trigger"``, ``trigger:<name>``) in force; ``None`` if none."""
         scope = f"{kind}:{name}"
         return next(
             (

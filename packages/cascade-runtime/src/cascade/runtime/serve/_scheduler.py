@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from cascade.interfaces import Constraint
 from cascade.interfaces._shared import check_workflow_name, split_scope
@@ -21,7 +21,7 @@ from .._steps import explain
 from ._schedule import CATCHUP_MAX, Schedule
 from ._slot_claims import SlotClaims
 
-__all__ = ["Clock", "ScheduleHooks", "SlotTaken", "check_schedules"]
+__all__ = ["Clock", "ScheduleHooks", "SlotTaken", "check_schedules", "check_starters"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 _MAX_SLEEP = 30.0  # the clock looks at the wall clock again at least this often (it may jump)
@@ -80,16 +80,25 @@ class ScheduleHooks(Protocol):
 def check_schedules(schedules: Mapping[str, Schedule], workflows: Mapping[str, object]) -> None:
     """``ValueError`` for a bad name, a value that is no :class:`Schedule`, or a schedule of a
     workflow not served."""
-    if len(schedules) > _MAX_SCHEDULES:
-        raise ValueError(f"serve() takes at most {_MAX_SCHEDULES} schedules, not {len(schedules)}")
-    for name, schedule in schedules.items():
+    check_starters("schedule", Schedule, schedules, workflows)
+
+
+def check_starters(
+    kind: str, made: type[Any], starters: Mapping[str, Any], workflows: Mapping[str, object]
+) -> None:
+    """``ValueError`` for a bad name, a value that is no ``made`` (``TypeError``), or one that
+    starts a workflow not served, of ``starters`` (schedules or triggers, by name: at most
+    256), each of which starts its ``workflow`` or its own name's."""
+    if len(starters) > _MAX_SCHEDULES:
+        raise ValueError(f"serve() takes at most {_MAX_SCHEDULES} {kind}s, not {len(starters)}")
+    for name, starter in starters.items():
         check_workflow_name(name)
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule {name!r} is {schedule!r}, not a Schedule")
-        workflow = schedule.workflow or name
+        if not isinstance(starter, made):
+            raise TypeError(f"{kind} {name!r} is {starter!r}, not a {made.__name__}")
+        workflow = starter.workflow or name
         if workflow not in workflows:
             raise ValueError(
-                f"schedule {name!r} starts workflow {workflow!r}, which is not served "
+                f"{kind} {name!r} starts workflow {workflow!r}, which is not served "
                 f"(served: {', '.join(workflows)})"
             )
 

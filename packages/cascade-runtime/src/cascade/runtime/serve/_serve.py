@@ -27,9 +27,12 @@ from cascade.interfaces import (
 from cascade.interfaces._shared import (
     MAX_CONTROL_PAYLOAD_BYTES,
     SHARED_GROUP,
+    RunEnded,
+    ended_topic,
     new_request_id,
     slot_request_id,
     start_filter,
+    trigger_request_id,
 )
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
@@ -41,6 +44,7 @@ from cascade.interfaces.serving import (
     start_topic,
 )
 
+from .._events import Event, RunFinished
 from .._run_life import RunRequest
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
@@ -65,6 +69,8 @@ from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, probe_topic
 from ._slot_claims import SlotClaims
 from ._store_probe import probe_store
+from ._trigger import Fired, Trigger
+from ._triggers import Triggers, check_triggers
 
 __all__ = ["Server"]
 
@@ -97,6 +103,7 @@ class Server:
         schedules: Mapping[str, Schedule] | None = None,
         on_engine_lost: OnEngineLost | Mapping[str, OnEngineLost] = "carry-on",
         max_carry_ons: int = DEFAULT_MAX_CARRY_ONS,
+        triggers: Mapping[str, Trigger] | None = None,
     ) -> None:
         self._context = context
         self._results = results
@@ -106,6 +113,8 @@ class Server:
         self._workflows = served_functions(workflows)
         schedules = dict(schedules or {})
         check_schedules(schedules, self._workflows)
+        triggers = dict(triggers or {})
+        check_triggers(triggers, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
         self._carry_ons, self._peers = self._fleet(on_engine_lost, max_carry_ons)
@@ -113,6 +122,7 @@ class Server:
         self._own_handle: SubscriptionHandle | None = None
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
+        self._stopping = False
         self._probe: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._announcer = Announcer(
@@ -135,10 +145,20 @@ class Server:
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
         self._sharing: set[str] = set()  # servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
+        self._triggers = Triggers(
+            triggers,
+            self._connector,
+            self._prefix,
+            context.org_id,
+            context.project_id,
+            self,
+            context.stats,
+            self._announcer.changed,
+        )
         self._pauses = SchedulePauses(
             self._connector,
             self._prefix,
-            self._announcer.changed,
+            self._pauses_changed,
             place=(context.org_id, context.project_id),
         )
         self._admission = Admission(
@@ -210,6 +230,7 @@ class Server:
             else self._manage_connection
         )
         unsubscribe_bus = context.events.subscribe(self._runs.on_event)
+        unsubscribe_ends = context.events.subscribe(self._on_event)
         try:
             if manage:
                 await connector.connect()
@@ -227,7 +248,9 @@ class Server:
             await self._pauses.start()
             if self._schedules:
                 await self._claims.start()
+            if self._schedules or self._triggers:
                 await self._enter_store()
+            await self._triggers.start()
             if self._results is not None:  # said when known; serving goes on meanwhile
                 self._spawn(probe_store(self._results, context.stats), "cascade-store-probe")
             await self._announcer.start()
@@ -243,6 +266,7 @@ class Server:
                 probe.cancel()
                 await asyncio.gather(probe, return_exceptions=True)
             await self._stop(manage)
+            unsubscribe_ends()
             unsubscribe_bus()
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
@@ -321,8 +345,14 @@ class Server:
     async def _stop(self, manage: bool) -> None:
         context = self._context
         timeout = context.shutdown_timeout
+        self._stopping = True
         await self._clock.stop()
         await self._carry_ons.stop()
+        try:
+            async with within("stop the triggers", timeout, "shutdown_timeout"):
+                await self._triggers.stop()
+        except StepFailed as exc:
+            _log.warning("%s", exc)
         for subscribed in (self._pauses, self._claims):
             try:
                 async with within("unsubscribe from the schedules", timeout, "shutdown_timeout"):
@@ -376,6 +406,7 @@ class Server:
             shared=self._shared,
             ts=datetime.now(timezone.utc).isoformat(),
             schedules=self._clock.described(),
+            triggers=self._triggers.described(),
         )
 
     # -- requests ---------------------------------------------------------------------------
@@ -443,6 +474,77 @@ class Server:
     def _runs_changed(self) -> None:
         self._announcer.changed()
         self._clock.runs_changed()
+        self._triggers.runs_changed()
+
+    def _pauses_changed(self) -> None:
+        self._announcer.changed()
+        self._triggers.runs_changed()  # a trigger resumed: its waiting events start
+
+    # -- triggers (their hooks) -------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        """A served run ended: say so on this server's ``ended`` topic (what ``after``
+        triggers hear, here and at every server of the org and project)."""
+        if not isinstance(event, RunFinished) or self._stopping:
+            return  # a run its server's stop cancels ends by no doing of its own: not said
+        entry = self._runs.running.get(event.run_id)
+        if entry is None:
+            return
+        origin = entry.request.origin
+        context = self._context
+        ended = RunEnded(
+            source=self._connector.source_id,
+            run_id=event.run_id,
+            workflow=entry.workflow,
+            status=event.status,
+            params=dict(origin.params or {}) if origin is not None else {},
+            trigger_depth=origin.trigger_depth if origin is not None else 0,
+            ts=event.ts,
+        )
+        topic = ended_topic(context.org_id, context.project_id, ended.source, self._prefix)
+        self._spawn(self._say_ended(topic, ended), "cascade-run-ended")
+
+    async def _say_ended(self, topic: str, ended: RunEnded) -> None:
+        try:
+            await self._connector.publish(topic, ended, qos=1)
+        except Exception as exc:
+            self._log.warning("ended", "could not say run %s ended: %s", ended.run_id, explain(exc))
+
+    def trigger_pause(self, name: str) -> Constraint | None:
+        """The pause that holds trigger ``name``: its own, or its workflow's."""
+        own = self._pauses.pause(name, "trigger")
+        if own is not None:
+            return own
+        return self._pauses.pause(self._triggers.workflow(name), "workflow")
+
+    def hold(self) -> str | None:
+        return self._runs.hold()
+
+    def unhold(self) -> None:
+        self._runs.unhold()
+
+    async def start_trigger(
+        self,
+        name: str,
+        trigger: Trigger,
+        params: dict[str, Any],
+        fired: Fired,
+        key: str,
+        *,
+        by_store: bool,
+    ) -> str:
+        """Start trigger ``name``'s run for its event ``key`` in the place held, as a start
+        request whose id names the event would (taken once here, and once in a results store
+        shared with other servers): its run id; raises why not."""
+        request = StartRequest(
+            id=trigger_request_id(name, key),
+            workflow=trigger.workflow or name,
+            params=params,
+            issued_by=self._connector.source_id,
+            reason=f"trigger {name}: {fired.event}"[:1024],
+            issued_at=time.time(),
+        )
+        return await self._start_made(request, SlotTaken, held=True, by_store=by_store, fired=fired)
 
     async def start_slot(
         self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
@@ -458,13 +560,19 @@ class Server:
             reason=f"schedule {name}",
             issued_at=time.time(),
         )
-        seen = self._answers.seen(request.id)
-        if seen is not False:
-            raise _Refused(f"request {request.id} was taken already")
+        return await self._start_made(request, _Refused, slot=(name, slot), by_store=by_store)
+
+    async def _start_made(self, request: StartRequest, seen: type[Exception], **take: Any) -> str:
+        """Start ``request``, one this server made itself (a slot's, a trigger's event's), its
+        id taken once here (``seen`` raised for one taken already) and once in a results store
+        shared with other servers (:class:`SlotTaken` when another took it): its run id;
+        raises with why not. ``take``: :meth:`Admission.take`'s options."""
+        if self._answers.seen(request.id) is not False:
+            raise seen(f"request {request.id} was taken already")
         accepted: Accepted | None = None
         reply: StartReply | None = None
         try:
-            reply, accepted = await self._admission.take(request, (name, slot), by_store=by_store)
+            reply, accepted = await self._admission.take(request, **take)
         except _Taken as exc:
             reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
             raise SlotTaken(str(exc)) from None
@@ -474,7 +582,7 @@ class Server:
         finally:
             if reply is not None:
                 self._answers.answered(reply)
-            else:  # serving stopped while the slot was taken: its cancel goes on, unanswered
+            else:  # serving stopped while it was taken: its cancel goes on, unanswered
                 self._answers.forget(request.id)
         assert accepted is not None
         self._runs.launch(accepted)

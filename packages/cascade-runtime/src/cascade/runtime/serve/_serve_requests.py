@@ -9,6 +9,7 @@ from collections import OrderedDict
 from cascade.interfaces import InvalidMessageError, Message
 from cascade.interfaces._shared import (
     SLOT_REQUEST_PREFIX,
+    TRIGGER_REQUEST_PREFIX,
     decode_start_request,
     start_topic_workflow,
 )
@@ -44,6 +45,8 @@ def server_made(request: StartRequest) -> str | None:
         made = "the carry-on of a run whose engine died (carry-RUN)"
     elif request.id.startswith(SLOT_REQUEST_PREFIX) and request.backfill is None:
         made = "a schedule's slot (sched-SCHEDULE-SLOT; a backfill of the slot may take it)"
+    elif request.id.startswith(TRIGGER_REQUEST_PREFIX):
+        made = "a trigger's event (trig-TRIGGER-KEY)"
     else:
         return None
     return (

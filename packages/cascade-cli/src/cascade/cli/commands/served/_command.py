@@ -1,4 +1,5 @@
-"""`cascade served`: who serves which workflows, with their params and load."""
+"""`cascade served`: who serves which workflows, with their params and load, and their
+triggers with their last event and the runs they started."""
 
 from __future__ import annotations
 
@@ -38,6 +39,46 @@ def _param(param: WorkflowParam) -> str:
     if param.description:
         shown += "\n  " + inert(param.description, SHOWN["reason"])
     return shown
+
+
+_TRIGGER_COLUMNS = (
+    Column("TRIGGER", whole=True),
+    Column("ON", fold=12),
+    Column("WORKFLOW", whole=True),
+    Column("STARTED", fold=8),
+    Column("SOURCE", whole=True),
+    Column("STATE", fold=8),
+    Column("LAST EVENT", rank=1),
+)
+
+
+def _trigger_rows(found: list[Served]) -> list[list[str]]:
+    """Each trigger of each server: what it starts on, paused or not, the events it heard,
+    the runs it started there, and its last event."""
+    rows = []
+    for server in found:
+        for trigger in server.announcement.triggers:
+            state = "online" if server.online else "offline"
+            if trigger.paused:
+                by = inert(trigger.paused_by, SHOWN["source"])
+                state += ", paused" + (f" by {by}" if by else "")
+            started = f"{trigger.started} of {trigger.events} events"
+            if trigger.waiting:
+                started += f", {trigger.waiting} waiting"
+            if trigger.dropped:
+                started += f", {trigger.dropped} dropped"
+            rows.append(
+                [
+                    inert(trigger.name, SHOWN["source"]),
+                    f"{trigger.kind}: {inert(trigger.on, SHOWN['reason'])}",
+                    inert(trigger.workflow, SHOWN["source"]),
+                    started,
+                    inert(server.source, SHOWN["source"]),
+                    state,
+                    inert(trigger.last_event, SHOWN["reason"]) or "-",
+                ]
+            )
+    return sorted(rows, key=lambda row: (row[0], row[4]))
 
 
 def _load(server: Served) -> str:
@@ -127,8 +168,10 @@ def served(
     capacity, requests queued).
 
     `cascade start NAME` starts one. A process that ended without clearing its announcement
-    is listed offline. `--json` also says, per process, its runs running and queued
-    (live_total) and how many its announcement lists (live_shown: at most 256).
+    is listed offline. Its triggers are listed under them: what each starts on, paused or
+    not, the events it heard and the runs it started there, its last event. `--json` also
+    says, per process, its runs running and queued (live_total) and how many its
+    announcement lists (live_shown: at most 256), and its triggers.
     Example: cascade served --json
     """
     found = CliContext.of(ctx).run(
@@ -147,3 +190,6 @@ def served(
         console.print("nobody serves a workflow (no announcement was heard)", highlight=False)
         return
     print_fitted(console, *fitted(_COLUMNS, _rows(found), console.width, title="Served"))
+    triggers = _trigger_rows(found)
+    if triggers:
+        print_fitted(console, *fitted(_TRIGGER_COLUMNS, triggers, console.width, title="Triggers"))
