@@ -251,36 +251,45 @@ class RabbitMQBroker(ManagedProcess):
         self.boot_seconds = time.monotonic() - started
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
-        """Run ``rabbitmqctl args...`` against the running node (as the node's account where it
-        runs as one) and return what it printed; a failure raises, saying what it printed.
-        Each starts an Erlang VM: a second or few."""
-        executable = os.path.join(os.path.dirname(self._executable), "rabbitmqctl")
-        if not os.access(executable, os.X_OK):
-            executable = shutil.which("rabbitmqctl") or "rabbitmqctl"
+        """Run ``rabbitmqctl -n NODE ARGS`` against the running node, as the node's user, with
+        its cookie; its stdout. Each starts an Erlang VM: a second or few.
+
+        Raises :class:`RuntimeError` with the output if it fails or outlives ``timeout``.
+        """
+        environment = self.environment()
+        # the CLI's own distribution ports default to RABBITMQ_DIST_PORT + 10000, maybe > 65535
+        del environment["RABBITMQ_DIST_PORT"]
         account = self._account
-        done = subprocess.run(
-            [executable, "-n", self.node_name, *args],
-            cwd=self.directory,
-            env=self.environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            user=account.pw_uid if account is not None else None,
-            group=account.pw_gid if account is not None else None,
-            extra_groups=[] if account is not None else None,
-        )
+        try:
+            done = subprocess.run(
+                [os.path.join(os.path.dirname(self._executable), "rabbitmqctl"), "-n",
+                 self.node_name, *args],
+                cwd=self.directory,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                user=account.pw_uid if account is not None else None,
+                group=account.pw_gid if account is not None else None,
+                extra_groups=[] if account is not None else None,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} took over {timeout} s") from exc
         if done.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}")
-        return done.stdout
+            output = (done.stdout + done.stderr).decode(errors="replace")
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{output}")
+        return done.stdout.decode(errors="replace")
 
     def add_definitions(self, definitions: dict[str, Any]) -> None:
         """Import ``definitions`` (users, permissions, topic permissions, as
         ``RabbitMQBroker(definitions=...)`` takes them) into the running node, applied when it
         returns: one ``rabbitmqctl import_definitions`` (a second or few) where booting a node
         with them takes 15-20 s. Names of their own let tests share the node."""
-        defined = Path(tempfile.mkstemp(suffix=".json", prefix="defs-", dir=self.directory)[1])
-        defined.write_text(json.dumps(definitions))
+        handle, name = tempfile.mkstemp(suffix=".json", prefix="defs-", dir=self.directory)
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(definitions))
+        defined = Path(name)
         if self._account is not None:
             os.chown(defined, self._account.pw_uid, self._account.pw_gid)
         try:
