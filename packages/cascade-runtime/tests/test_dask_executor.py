@@ -117,24 +117,6 @@ async def test_an_exception_comes_back_with_its_worker_traceback(
     assert "raise ValueError(text)" in str(exc.__cause__)
 
 
-async def test_a_killed_worker_fails_its_attempt_worker_lost_and_the_retry_succeeds(
-    tasks: ModuleType, on_dask: DaskExecutor, tmp_path: Path
-) -> None:
-    """SIGKILL of the worker running the first attempt: WorkerLost with its address, counted;
-    the retry runs on a worker alive and completes."""
-    engine = Engine(executor=on_dask)
-    recorder = EventRecorder()
-    engine.events.subscribe(recorder)
-    worker = await asyncio.wait_for(
-        engine.run(tasks.dies_once.with_retry(2)(str(tmp_path / "died"))), 60
-    )
-    assert worker != os.getpid()
-    (retrying,) = [e for e in recorder.events if isinstance(e, TaskRetrying)]
-    assert isinstance(retrying.exception, WorkerLost)
-    assert retrying.error.startswith("WorkerLost: worker lost (tcp://127.0.0.1:")
-    assert [e.attempt for e in recorder.events if isinstance(e, TaskCompleted)] == [2]
-
-
 async def test_a_cancelled_run_cancels_its_dask_futures(
     tasks: ModuleType, on_dask: DaskExecutor, tmp_path: Path
 ) -> None:
@@ -165,7 +147,7 @@ async def test_a_scheduler_that_goes_away_fails_the_attempts_it_held(
     tasks: ModuleType, tmp_path: Path
 ) -> None:
     """The scheduler killed mid-run: the attempts it held fail WorkerLost saying so, at once."""
-    cluster = DaskCluster(1, paths=[str(WORKERS)])
+    cluster = DaskCluster(1, paths=[str(WORKERS)], nanny=False)  # no worker is restarted
     try:
         with DaskExecutor(cluster.address) as executor:
             engine = Engine(executor=executor)
@@ -244,3 +226,23 @@ async def test_a_per_worker_resource_is_made_on_the_dask_worker_beside_a_call_on
     there, here = await engine.run([tasks.locked(), tasks.locked().with_executor("threads")])
     assert there["pid"] == there["made_in"] != os.getpid()
     assert here["pid"] == here["made_in"] == os.getpid()
+
+
+# Last of the module's tests on its cluster: the worker it kills is started again by its nanny,
+# which a test after it needing both workers (or w0's gpu) would wait for (5-15 s).
+async def test_a_killed_worker_fails_its_attempt_worker_lost_and_the_retry_succeeds(
+    tasks: ModuleType, on_dask: DaskExecutor, tmp_path: Path
+) -> None:
+    """SIGKILL of the worker running the first attempt: WorkerLost with its address, counted;
+    the retry runs on a worker alive and completes."""
+    engine = Engine(executor=on_dask)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    worker = await asyncio.wait_for(
+        engine.run(tasks.dies_once.with_retry(2)(str(tmp_path / "died"))), 60
+    )
+    assert worker != os.getpid()
+    (retrying,) = [e for e in recorder.events if isinstance(e, TaskRetrying)]
+    assert isinstance(retrying.exception, WorkerLost)
+    assert retrying.error.startswith("WorkerLost: worker lost (tcp://127.0.0.1:")
+    assert [e.attempt for e in recorder.events if isinstance(e, TaskCompleted)] == [2]

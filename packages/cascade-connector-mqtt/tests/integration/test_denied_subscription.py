@@ -13,13 +13,7 @@ import pytest
 from cascade.connector_kit import bounded
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message
-from cascade.testkit import (
-    NO_RABBITMQ,
-    RabbitMQBroker,
-    only_on_family,
-    rabbitmq_server_path,
-    rabbitmq_user,
-)
+from cascade.testkit import BrokerEndpoint, RabbitMQBroker, only_on_family, rabbitmq_user
 
 MAX_LOSSES = 3
 
@@ -34,18 +28,16 @@ async def eventually(condition: Callable[[], object], what: str, timeout: float 
         await asyncio.sleep(0.02)
 
 
-def _definitions(prefix: str) -> dict[str, object]:
-    """guest may do anything; mallory may read anything but ``{prefix}/command/...``."""
+def _definitions(user: str, prefix: str) -> dict[str, object]:
+    """``user`` may read anything but ``{prefix}/command/...``."""
     return {
-        "users": [rabbitmq_user("guest", "guest", "administrator"), rabbitmq_user("mallory", "pw")],
-        "vhosts": [{"name": "/"}],
+        "users": [rabbitmq_user(user, "pw")],
         "permissions": [
-            {"user": u, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-            for u in ("guest", "mallory")
+            {"user": user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
         ],
         "topic_permissions": [
             {
-                "user": "mallory",
+                "user": user,
                 "vhost": "/",
                 "exchange": "amq.topic",
                 "write": ".*",
@@ -55,51 +47,52 @@ def _definitions(prefix: str) -> dict[str, object]:
     }
 
 
-@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
+@only_on_family("rabbitmq", "it adds a user with topic permissions to the RabbitMQ node")
 async def test_a_denied_filter_is_given_up_and_the_other_subscriptions_work(
-    prefix: str, caplog: pytest.LogCaptureFixture
+    mqtt_broker: BrokerEndpoint, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Subscribed before connect() with an allowed filter: the denied one is given up, warned
     once and counted; the allowed one receives; subscribing to the denied one again returns."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
+    assert isinstance(mqtt_broker, RabbitMQBroker)
     denied = f"{prefix}/command/+/cancel"
-    with RabbitMQBroker(definitions=_definitions(prefix)) as broker:
-        connector = MqttConnector(
-            broker.host,
-            broker.port,
-            username="mallory",
-            password="pw",
-            topic_prefix=prefix,
-            source_id="mallory",
-            connect_timeout=2,
-            backoff_initial=0.01,
-            backoff_max=0.1,
-        )
-        guest = MqttConnector(
-            broker.host, broker.port, username="guest", password="guest", topic_prefix=prefix
-        )
-        got: list[Message] = []
-        await connector.subscribe(f"{prefix}/ok/#", got.append)
-        await connector.subscribe(denied, got.append)
-        with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
-            await connector.connect()
-            await guest.connect(require=True)
-            try:
-                await eventually(
-                    lambda: connector.stats.subscriptions_given_up == 1, f"{denied} given up"
-                )
-                assert await connector.wait_connected(10)
-                async with bounded(2 * connector.connect_timeout):
-                    await connector.subscribe(denied, got.append)
-                await guest.publish(f"{prefix}/command/e1/cancel", {"denied": 1}, qos=1)
-                await guest.publish(f"{prefix}/ok/1", {"ok": 1}, qos=1)
-                await guest.flush(5)
-                await eventually(lambda: got, "the allowed filter's message", timeout=10)
-                assert connector.is_connected
-            finally:
-                await guest.disconnect()
-                await connector.disconnect()
+    broker = mqtt_broker
+    user = f"mallory-{prefix}"  # the node is the session's: a user of this test's own
+    broker.add_definitions(_definitions(user, prefix))
+    connector = MqttConnector(
+        broker.host,
+        broker.port,
+        username=user,
+        password="pw",
+        topic_prefix=prefix,
+        source_id="mallory",
+        connect_timeout=2,
+        backoff_initial=0.01,
+        backoff_max=0.1,
+    )
+    guest = MqttConnector(
+        broker.host, broker.port, username="guest", password="guest", topic_prefix=prefix
+    )
+    got: list[Message] = []
+    await connector.subscribe(f"{prefix}/ok/#", got.append)
+    await connector.subscribe(denied, got.append)
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        await connector.connect()
+        await guest.connect(require=True)
+        try:
+            await eventually(
+                lambda: connector.stats.subscriptions_given_up == 1, f"{denied} given up"
+            )
+            assert await connector.wait_connected(10)
+            async with bounded(2 * connector.connect_timeout):
+                await connector.subscribe(denied, got.append)
+            await guest.publish(f"{prefix}/command/e1/cancel", {"denied": 1}, qos=1)
+            await guest.publish(f"{prefix}/ok/1", {"ok": 1}, qos=1)
+            await guest.flush(5)
+            await eventually(lambda: got, "the allowed filter's message", timeout=10)
+            assert connector.is_connected
+        finally:
+            await guest.disconnect()
+            await connector.disconnect()
     assert [m.topic for m in got] == [f"{prefix}/ok/1"]
     assert connector.stats.subscriptions_given_up == 1
     assert connector.stats.reconnects == MAX_LOSSES + 1  # all at once, then alone each time

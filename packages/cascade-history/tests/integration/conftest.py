@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cascade.testkit import (
+from cascade.testkit import (  # noqa: F401 - fixtures
     PrivatePostgreSQL,
+    family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names: one a session
     new_database,
     own_postgresql,
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from cascade.history import History, Recorder
 from cascade.runtime import DependencyMissingError, Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint
-from cascade.testkit import family_mqtt_broker as family_mqtt_broker  # fixture
 
 WAIT = 20.0
+PREFIX = f"hist-decided-{uuid.uuid4().hex[:8]}"  # the session's broker is shared
 
 
 async def _held(events: EventRecorder, count: int) -> None:
@@ -44,11 +45,13 @@ async def _record(broker: BrokerEndpoint, history: History) -> str:
     async def side() -> int:
         raise ValueError("side is broken")
 
-    engine = Engine(MqttConnector(broker.host, broker.port, source_id="it-decided"),
-                    heartbeat_interval=None)  # fmt: skip
+    link = MqttConnector(broker.host, broker.port, topic_prefix=PREFIX, source_id="it-decided")
+    engine = Engine(link, heartbeat_interval=None)
     events = EventRecorder()
     engine.events.subscribe(events)
-    async with MqttConnector(broker.host, broker.port, presence=False) as listening:
+    async with MqttConnector(
+        broker.host, broker.port, topic_prefix=PREFIX, presence=False
+    ) as listening:
         recorder = Recorder(listening, history)
         await recorder.start()
         run = asyncio.create_task(engine.run([load(4), side()]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from cascade.history import History, Recorder, RunLink
 from cascade.interfaces import Envelope, LifecycleEvent, TaskStateEvent, events_topic
 from cascade.interfaces.serving import RunOrigin
 from cascade.testkit import BrokerEndpoint
-from cascade.testkit import family_mqtt_broker as family_mqtt_broker  # fixture
 
 WAIT = 20.0
+PREFIX = f"hist-lineage-{uuid.uuid4().hex[:8]}"  # the session's broker is shared
 SOURCE = "it-served"
 
 
@@ -41,7 +42,7 @@ def _events(origin: RunOrigin, *, reused: bool, failed: bool) -> list[Any]:
 
 
 async def _publish(engine: MqttConnector, run_id: str, bodies: list[Any]) -> None:
-    topic = events_topic("local", "default", run_id)
+    topic = events_topic("local", "default", run_id, PREFIX)
     for seq, body in enumerate(bodies, start=1):
         envelope = Envelope(run_id=run_id, org_id="local", project_id="default",
                             source=SOURCE, seq=seq, body=body)  # fmt: skip
@@ -53,10 +54,14 @@ async def _record(broker: BrokerEndpoint, history: History) -> None:
                       issued_by="alice", reason="nightly", issued_at=time.time())  # fmt: skip
     again = RunOrigin(workflow="nightly", params={"n": 5}, rerun_of="a" * 32,
                       root_run="a" * 32, request_id="req-2", issued_by="bob")  # fmt: skip
-    async with MqttConnector(broker.host, broker.port, presence=False) as listening:
+    async with MqttConnector(
+        broker.host, broker.port, topic_prefix=PREFIX, presence=False
+    ) as listening:
         recorder = Recorder(listening, history)
         await recorder.start()
-        async with MqttConnector(broker.host, broker.port, source_id=SOURCE) as engine:
+        async with MqttConnector(
+            broker.host, broker.port, topic_prefix=PREFIX, source_id=SOURCE
+        ) as engine:
             await _publish(engine, "a" * 32, _events(first, reused=False, failed=True))
             await _publish(engine, "b" * 32, _events(again, reused=True, failed=False))
         deadline = time.monotonic() + WAIT

@@ -6,6 +6,7 @@ in it, which NATS refuses in a topic unless it is encoded."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
@@ -13,9 +14,9 @@ from cascade.history import History, Recorder
 from cascade.runtime import Engine, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint
-from cascade.testkit import family_mqtt_broker as family_mqtt_broker  # fixture
 
 WAIT = 30.0
+PREFIX = f"hist-missed-{uuid.uuid4().hex[:8]}"  # the session's broker is shared
 
 
 def _status(history: History, run_id: str) -> str | None:
@@ -31,8 +32,10 @@ async def _away_while_it_ends(broker: BrokerEndpoint, history: History) -> None:
         await gates[i].wait()
         return i
 
-    listening = MqttConnector(broker.host, broker.port, presence=False)
-    engine_link = MqttConnector(broker.host, broker.port, source_id="worker1.example.com")
+    listening = MqttConnector(broker.host, broker.port, topic_prefix=PREFIX, presence=False)
+    engine_link = MqttConnector(
+        broker.host, broker.port, topic_prefix=PREFIX, source_id="worker1.example.com"
+    )
     async with listening, engine_link, Recorder(listening, history) as recorder:
         engine = Engine(engine_link, heartbeat_interval=None)
         events = EventRecorder()

@@ -29,7 +29,6 @@ from cascade.interfaces.serving import (
 from cascade.runtime import Engine, ResultStore, RunFinished, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
-    NO_RABBITMQ,
     NO_SHARED_SUBSCRIPTIONS,
     BrokerEndpoint,
     OwnBroker,
@@ -37,7 +36,6 @@ from cascade.testkit import (
     SharedStore,
     broker_family,
     only_on_family,
-    rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
 )
@@ -139,8 +137,17 @@ async def serving(
             await served
 
 
-def _engine(broker: BrokerEndpoint, prefix: str, source: str, **options: Any) -> Engine:
-    connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id=source)
+def _engine(
+    broker: BrokerEndpoint,
+    prefix: str,
+    source: str,
+    link: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Engine:
+    """An engine serving under ``source``; ``link``: more options of its connector."""
+    connector = MqttConnector(
+        broker.host, broker.port, topic_prefix=prefix, source_id=source, **(link or {})
+    )
     return Engine(connector, heartbeat_interval=None, connect_wait=1.0, org_id="acme", **options)
 
 
@@ -234,7 +241,9 @@ async def test_after_a_broker_restart_it_announces_again_and_takes_requests(
     """A broker restarted (mosquitto loses its retained messages without persistence): once
     reconnected, the engine announces again, and a request is answered."""
     endpoint: BrokerEndpoint = own_broker
-    engine = _engine(endpoint, prefix, "it-restarted")
+    # its reconnections back off to 1 s at most, not 30: a restart of 10-20 s was waited out
+    # up to twice over (the attempt after it came seconds after the broker was back)
+    engine = _engine(endpoint, prefix, "it-restarted", link={"backoff_max": 1.0})
     connector = engine.connector
     assert isinstance(connector, MqttConnector)
     async with serving(engine, {"nightly": nightly}):
@@ -384,48 +393,46 @@ async def test_one_rerun_request_sent_to_two_servers_sharing_a_store_starts_one_
     assert sum(e.stats.starts_taken for e in engines) == 2
 
 
-@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
+@only_on_family("rabbitmq", "it adds a user with topic permissions to the RabbitMQ node")
 async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
-    prefix: str,
+    mqtt_broker: BrokerEndpoint, prefix: str
 ) -> None:
     """RabbitMQ closes the connection on a subscription its permissions deny: an engine whose
     login may read its prefix's topics only (no ``$share/...``) serves without losing its
     connection once (nothing is probed there), and takes a request addressed to it."""
-    if rabbitmq_server_path() is None:
-        pytest.skip(NO_RABBITMQ)
-    definitions = {
-        "users": [rabbitmq_user("guest", "guest", "administrator"), rabbitmq_user("etl", "pw")],
-        "vhosts": [{"name": "/"}],
+    assert isinstance(mqtt_broker, RabbitMQBroker)
+    broker = mqtt_broker
+    login = f"etl-{prefix}"  # the node is the session's: a user of this test's own
+    broker.add_definitions({
+        "users": [rabbitmq_user(login, "pw")],
         "permissions": [
-            {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-            for name in ("guest", "etl")
+            {"user": login, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
         ],
         "topic_permissions": [
-            {"user": "etl", "vhost": "/", "exchange": "amq.topic",
+            {"user": login, "vhost": "/", "exchange": "amq.topic",
              "write": ".*", "read": rf"^{prefix}\..*"},
         ],
-    }  # fmt: skip
-    with RabbitMQBroker(definitions=definitions) as broker:
-        connector = MqttConnector(
-            broker.host, broker.port, username="etl", password="pw", topic_prefix=prefix,
-            source_id="etl",
-        )  # fmt: skip
-        engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
-        recorder = EventRecorder()
-        engine.events.subscribe(recorder)
-        async with (
-            requester(broker, prefix, ["etl"], org="local") as asker,
-            serving(engine, {"nightly": nightly}),
-        ):
-            await asker.until(lambda: asker.announced("etl") is not None)
-            await asker.send(
-                StartRequest(id="r1", workflow="nightly"),
-                addressed_start_topic("local", "default", "nightly", "etl", prefix),
-            )
-            await asker.until(lambda: bool(asker.answers("r1")))
-            await recorder.until(lambda: bool(recorder.names(RunFinished)))
-            assert connector.is_connected
-            assert connector.stats.reconnects == 0
+    })  # fmt: skip
+    connector = MqttConnector(
+        broker.host, broker.port, username=login, password="pw", topic_prefix=prefix,
+        source_id="etl",
+    )  # fmt: skip
+    engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    async with (
+        requester(broker, prefix, ["etl"], org="local") as asker,
+        serving(engine, {"nightly": nightly}),
+    ):
+        await asker.until(lambda: asker.announced("etl") is not None)
+        await asker.send(
+            StartRequest(id="r1", workflow="nightly"),
+            addressed_start_topic("local", "default", "nightly", "etl", prefix),
+        )
+        await asker.until(lambda: bool(asker.answers("r1")))
+        await recorder.until(lambda: bool(recorder.names(RunFinished)))
+        assert connector.is_connected
+        assert connector.stats.reconnects == 0
     assert asker.answers("r1")[0].started
     announced = asker.announced("etl")
     assert announced is None or not announced.shared

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import time
 from typing import Any
 
@@ -43,10 +42,8 @@ class RabbitMQCluster(ManagedProcess):
     family = "rabbitmq"
 
     def __init__(self, *, startup_timeout: float = 90.0) -> None:
-        executable = rabbitmq_server_path()
-        if executable is None:
+        if rabbitmq_server_path() is None:
             raise RuntimeError(NO_RABBITMQ)
-        self._rabbitmqctl = os.path.join(os.path.dirname(executable), "rabbitmqctl")
         self._account = _run_as()
         self._startup_timeout = startup_timeout
         self.cookie = secrets.token_hex(20).upper()
@@ -75,29 +72,7 @@ class RabbitMQCluster(ManagedProcess):
 
         Raises :class:`RuntimeError` with the output if it fails or outlives ``timeout``.
         """
-        environment = node.environment()
-        # the CLI's own distribution ports default to RABBITMQ_DIST_PORT + 10000, maybe > 65535
-        del environment["RABBITMQ_DIST_PORT"]
-        account = self._account
-        try:
-            done = subprocess.run(
-                [self._rabbitmqctl, "-n", node.node_name, *args],
-                cwd=node.directory,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-                user=account.pw_uid if account is not None else None,
-                group=account.pw_gid if account is not None else None,
-                extra_groups=[] if account is not None else None,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} took over {timeout} s") from exc
-        if done.returncode != 0:
-            output = (done.stdout + done.stderr).decode(errors="replace")
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{output}")
-        return done.stdout.decode(errors="replace")
+        return node.ctl(*args, timeout=timeout)
 
     def running_nodes(self, node: RabbitMQBroker | None = None) -> list[str]:
         """The cluster's running nodes as ``node`` (by default ``nodes[0]``) sees them."""
