@@ -19,7 +19,7 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from cascade.runtime.serve._file_events import FileEvent, FileWatch, FileWatchError
+from cascade.runtime import FileEvent, FileWatch, FileWatchError
 
 _SECOND = 1_000_000_000
 _BASE = 1_700_000_000 * _SECOND

@@ -10,7 +10,7 @@ from typing import Any
 import fsspec
 import pytest
 
-from cascade.runtime.serve._file_events import FileWatch, FileWatchError
+from cascade.runtime import FileWatch, FileWatchError
 from cascade.testkit import S3Server
 from cascade.testkit import s3_server as s3_server  # fixture: moto's S3 server on loopback
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import cascade.runtime
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
@@ -302,12 +300,6 @@ async def test_events_wait_while_the_server_is_full_and_start_when_room_frees(
         assert followed == [first.run_id, second.run_id]
 
 
-FILE_POLLER = Path(cascade.runtime.__file__).parent / "serve" / "_file_events.py"
-
-
-@pytest.mark.skipif(
-    not FILE_POLLER.exists(), reason="the file poller (serve/_file_events.py) is not merged yet"
-)
 async def test_two_new_files_start_two_ingest_runs_once_across_two_servers(
     broker: InMemoryBroker,
 ) -> None:

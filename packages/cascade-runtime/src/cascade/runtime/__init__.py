@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from .link._telemetry import TelemetrySubscriber
     from .logs._logs import LogForwarding
     from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+    from .serve._file_events import FileEvent, FileWatch, FileWatchError
     from .serve._schedule import Schedule
     from .serve._trigger import MAX_TRIGGER_DEPTH, RunEnd, SignalEvent, Trigger
     from .workflow._amounts import CapacityError
@@ -161,6 +162,9 @@ __all__ = [
     "MAX_TRIGGER_DEPTH",
     "RunEnd",
     "SignalEvent",
+    "FileEvent",
+    "FileWatch",
+    "FileWatchError",
     "Trigger",
     "ShellError",
     "shell",

@@ -7,9 +7,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
 from cascade.interfaces._shared import EndStatus, ServedTrigger, TriggerKind, check_workflow_name
+
+from ._file_events import FileEvent
 
 __all__ = [
     "MAX_TRIGGER_DEPTH",
@@ -26,22 +28,6 @@ that starts its own workflow, or two that start each other's): a run end past it
 nothing, counted and said."""
 _MIN_PERIOD = 1.0
 _STATUSES = (*get_args(EndStatus), "any")
-
-
-class FileEventLike(Protocol):
-    """A new or changed file, as :class:`cascade.runtime.serve._file_events.FileEvent` says it."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
-
-    @property
-    def size(self) -> int | None: ...
-
-    @property
-    def modified(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +52,7 @@ class SignalEvent:
     payload: Mapping[str, Any]
 
 
-TriggerEvent = RunEnd | SignalEvent | FileEventLike
+TriggerEvent = RunEnd | SignalEvent | FileEvent
 """What a trigger's ``params`` callable is given."""
 
 

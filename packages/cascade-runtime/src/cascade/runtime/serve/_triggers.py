@@ -7,7 +7,6 @@ what is passed over is counted and said."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from .._recv import signal_topic
 from .._stats import EngineStats
 from .._steps import explain
 from ..constraints._tokenbucket import TokenBucket
+from ._file_events import FileWatch
 from ._scheduler import SlotTaken, check_starters
 from ._slot_claims import SlotClaims
 from ._trigger import MAX_TRIGGER_DEPTH, Fired, RunEnd, SignalEvent, Trigger, TriggerEvent
@@ -124,8 +124,6 @@ class Triggers:
         hooks: TriggerHooks,
         stats: EngineStats,
         changed: Callable[[], None],
-        *,
-        file_watch: Callable[..., Any] | None = None,
     ) -> None:
         self._triggers = dict(triggers)
         self._connector = connector
@@ -135,7 +133,6 @@ class Triggers:
         self._hooks = hooks
         self._stats = stats
         self._changed = changed
-        self._file_watch = file_watch
         self.claims = SlotClaims(connector, prefix, org_id, project_id, kind="trigger")
         self._state = {
             name: _State(TokenBucket(t.max_per_minute / 60, t.max_per_minute))
@@ -242,12 +239,9 @@ class Triggers:
         return heard
 
     async def _watch(self, name: str, trigger: Trigger) -> None:
-        make = self._file_watch
-        if make is None:  # the poller, imported when a files trigger first runs
-            make = importlib.import_module("cascade.runtime.serve._file_events").FileWatch
         assert trigger.files is not None
         try:
-            watch = make(
+            watch = FileWatch(
                 trigger.files, catchup=trigger.catchup, storage_options=trigger.storage_options
             )
         except Exception as exc:
