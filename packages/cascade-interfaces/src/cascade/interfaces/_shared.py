@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     )
     from ._decisions import (
         DECISIONS,
-        DEFAULT_DECISIONS,
         MAX_RESULT_BYTES,
         MAX_TASK_LENGTH,
         Decision,
@@ -149,7 +148,6 @@ if TYPE_CHECKING:
         start_topic_workflow,
     )
     from ._snapshots import (
-        SNAPSHOT_INTERVAL,
         decode_snapshot_request,
     )
     from ._start_request import (

@@ -260,9 +260,9 @@ class TelemetrySubscriber:
         """A reader asked for the run's state after its event ``after``.
 
         Answered on :attr:`snapshot_topic` at once, or
-        :data:`~cascade.interfaces._shared.SNAPSHOT_INTERVAL` seconds after the last answer: the
-        requests made meanwhile share one answer (from the lowest ``after`` of them), so a
-        thousand readers asking at once cost the run one snapshot a second at most.
+        :data:`~cascade.runtime.link._run_snapshots.SNAPSHOT_INTERVAL` seconds after the last
+        answer: the requests made meanwhile share one answer (from the lowest ``after`` of them),
+        so a thousand readers asking at once cost the run one snapshot a second at most.
         """
         if not self._closing:
             self._snapshots.request(after)
