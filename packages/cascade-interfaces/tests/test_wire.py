@@ -1,8 +1,7 @@
-"""What our packages share of the protocol's implementation (``cascade.interfaces._shared``),
-tested here, the one test file that imports it: the engine's wire templates (each one's output
-is byte for byte msgspec's encoding of its schema, and writes every field of it but those left
-to the schema's own encoding), the bounds and cuts of what an engine sends, and the topics and
-names only an engine or a writer of constraints reads."""
+"""The engine side of the wire (``cascade.interfaces.wire``): the engine's byte templates
+(each one's output is byte for byte msgspec's encoding of its schema, and writes every field of
+it but those left to the schema's own encoding), the bounds and cuts of what an engine sends,
+and the topics and names only an engine or a writer of constraints reads."""
 
 from __future__ import annotations
 
