@@ -27,7 +27,10 @@ from cascade.interfaces import (
     topic_matches,
     validate_scope,
 )
-from cascade.interfaces._shared import (
+from cascade.interfaces.commands import cancel_topic, decide_topic, snapshot_request_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
+from cascade.interfaces.notes import cleared_topic, issued_topic
+from cascade.interfaces.wire import (
     LOG_LINE_FORMAT,
     MAX_ERROR_LENGTH,
     MAX_TRACEBACK_LENGTH,
@@ -55,9 +58,6 @@ from cascade.interfaces._shared import (
     truncate_error,
     truncate_traceback,
 )
-from cascade.interfaces.commands import cancel_topic, decide_topic, snapshot_request_topic
-from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
-from cascade.interfaces.notes import cleared_topic, issued_topic
 
 _encode = msgspec.json.encode
 MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it

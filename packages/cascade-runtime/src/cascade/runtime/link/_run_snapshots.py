@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from cascade.interfaces import RunSnapshot
-from cascade.interfaces._shared import MAX_SNAPSHOT_TASKS, snapshot_with_tasks
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import MAX_SNAPSHOT_TASKS, snapshot_with_tasks
 
 from .._events import TaskEvent
 from ._counters import RunCounters

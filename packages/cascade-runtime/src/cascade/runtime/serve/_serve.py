@@ -24,13 +24,6 @@ from cascade.interfaces import (
     SyncPhase,
     status_filter,
 )
-from cascade.interfaces._shared import (
-    MAX_CONTROL_PAYLOAD_BYTES,
-    SHARED_GROUP,
-    new_request_id,
-    slot_request_id,
-    start_filter,
-)
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
@@ -39,6 +32,13 @@ from cascade.interfaces.serving import (
     StartReply,
     StartRequest,
     start_topic,
+)
+from cascade.interfaces.wire import (
+    MAX_CONTROL_PAYLOAD_BYTES,
+    SHARED_GROUP,
+    new_request_id,
+    slot_request_id,
+    start_filter,
 )
 
 from .._run_life import RunRequest

@@ -7,12 +7,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from cascade.interfaces import InvalidMessageError, Message
-from cascade.interfaces._shared import (
-    SLOT_REQUEST_PREFIX,
-    decode_start_request,
-    start_topic_workflow,
-)
 from cascade.interfaces.serving import StartReply, StartRequest
+from cascade.interfaces.wire import SLOT_REQUEST_PREFIX, decode_start_request, start_topic_workflow
 
 __all__ = ["CARRY_REQUEST_PREFIX", "Answers", "read_request", "server_made"]
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
-from cascade.interfaces._shared import (
+from cascade.interfaces.wire import (
     SlotClaim,
     decode_slot_claim,
     slot_claim_topic,
@@ -36,7 +36,7 @@ before it gives the slot up."""
 
 class SlotClaims:
     """The claims of the slots of the schedules of ``org_id`` and ``project_id``, heard on
-    :func:`~cascade.interfaces._shared.slot_claims_filter`: for each slot, the first claim heard."""
+    :func:`~cascade.interfaces.wire.slot_claims_filter`: for each slot, the first claim heard."""
 
     def __init__(self, connector: Connector, prefix: str, org_id: str, project_id: str) -> None:
         self._connector = connector
