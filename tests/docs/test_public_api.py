@@ -19,6 +19,8 @@ MODULES = {
         "cascade.interfaces.graphs",
         "cascade.interfaces.summaries",
         "cascade.interfaces.notes",
+        "cascade.interfaces.wire",
+        "cascade.interfaces.lazy",
     ],
     "cascade-connector-kit": [
         "cascade.connector_kit",

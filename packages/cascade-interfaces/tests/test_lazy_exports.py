@@ -13,7 +13,7 @@ import pytest
 INIT = """
 from typing import TYPE_CHECKING
 
-from cascade.interfaces._shared import lazy_exports
+from cascade.interfaces.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._one import ONE, one
@@ -57,7 +57,7 @@ def test_names_are_the_type_checking_imports_each_imported_when_first_used(packa
 
 
 def test_a_module_s_names_come_from_the_package_it_sits_in(package: str) -> None:
-    """A module that is no package (``cascade.interfaces._shared``) exports its siblings' names
+    """A module that is no package (``cascade.interfaces.wire``) exports its siblings' names
     the same way: ``._one`` is read beside it."""
     root = Path(importlib.import_module(package).__file__ or "").parent
     (root / "shared.py").write_text(INIT.replace("from ._two import TWO\n", ""), encoding="utf-8")

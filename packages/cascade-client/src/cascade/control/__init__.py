@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cascade.interfaces._shared import lazy_exports
+from cascade.interfaces.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from cascade.interfaces._shared import read_request
     from cascade.interfaces.commands import (
         Cancel,
         ControlError,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
         Resume,
         Start,
     )
+    from cascade.interfaces.wire import read_request
 
     from ._answers import (
         Answer,

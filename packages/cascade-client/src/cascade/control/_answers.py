@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from cascade.interfaces import InvalidMessageError, Message, decode_level
-from cascade.interfaces._shared import TaskRef, check_reply_topic
 from cascade.interfaces.commands import CancelReply, DecisionReply
+from cascade.interfaces.wire import TaskRef, check_reply_topic
 from cascade.reader import REASON_MISMATCH, SHOWN, inert
 
 from ._run_ids import short_id

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from cascade.connector_kit import bounded
 from cascade.interfaces import Connector, ConnectorError, telemetry_filter
-from cascade.interfaces._shared import IssuedAction
 from cascade.interfaces.commands import (
     CancelRequest,
     DecisionRequest,
@@ -29,6 +28,7 @@ from cascade.interfaces.commands import (
     snapshot_request_topic,
 )
 from cascade.interfaces.notes import IssuedNote
+from cascade.interfaces.wire import IssuedAction
 
 from ._answers import Answer, AnswerJudge, R
 from ._publishing import publish_confirmed, say_issued

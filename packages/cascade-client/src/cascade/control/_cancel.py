@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from cascade.interfaces import Connector
-from cascade.interfaces._shared import new_request_id
 from cascade.interfaces.commands import CancelRequest, cancel_topic, decode_cancel_reply
+from cascade.interfaces.wire import new_request_id
 
 from ._answers import AnswerJudge, CancelAnswer, Refusal
 from ._asking import ask_engine

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from cascade.interfaces import DEFAULT_PREFIX, constraint_topic
-from cascade.interfaces._shared import ConstraintType
+from cascade.interfaces.wire import ConstraintType
 
 __all__ = ["clear_topics", "resume_topics"]
 

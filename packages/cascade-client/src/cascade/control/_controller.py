@@ -13,7 +13,9 @@ from typing import Any, overload
 import msgspec
 
 from cascade.interfaces import Connector, Constraint
-from cascade.interfaces._shared import (
+from cascade.interfaces.commands import Cancel, Decide, Limit, Pause, Resume, Start
+from cascade.interfaces.serving import StartReply
+from cascade.interfaces.wire import (
     MAX_OPERATOR_LENGTH,
     ConstraintType,
     Decision,
@@ -22,8 +24,6 @@ from cascade.interfaces._shared import (
     checked_text,
     default_operator,
 )
-from cascade.interfaces.commands import Cancel, Decide, Limit, Pause, Resume, Start
-from cascade.interfaces.serving import StartReply
 from cascade.reader import ReaderModel
 
 from ._answers import CancelAnswer, Refusal

@@ -13,8 +13,8 @@ from cascade.interfaces import (
     Message,
     decode_constraint,
 )
-from cascade.interfaces._shared import ConstraintType
 from cascade.interfaces.notes import ClearNote, IssuedNote, cleared_topic, issued_topic
+from cascade.interfaces.wire import ConstraintType
 
 from ._constraints import resume_topics
 

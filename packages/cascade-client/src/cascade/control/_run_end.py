@@ -31,7 +31,7 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces._shared import RunStatus
+from cascade.interfaces.wire import RunStatus
 from cascade.reader import REASON_MISMATCH, REASON_NOT_ITS_PLACE, Refusals
 
 __all__ = ["RunEndError", "RunEnds", "wait_run"]

@@ -20,7 +20,6 @@ from cascade.interfaces import (
     Message,
     same_source,
 )
-from cascade.interfaces._shared import is_full
 from cascade.interfaces.commands import ControlError
 from cascade.interfaces.summaries import (
     SummaryRun,
@@ -28,6 +27,7 @@ from cascade.interfaces.summaries import (
     misplaced_runs,
     summary_filter,
 )
+from cascade.interfaces.wire import is_full
 from cascade.reader import ROLLCALL_WAIT, Place
 
 __all__ = [

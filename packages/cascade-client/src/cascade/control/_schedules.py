@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cascade.interfaces._shared import BackfillSlot, slot_request_id
 from cascade.interfaces.commands import ControlError
 from cascade.interfaces.serving import ServedSchedule, StartRequest
+from cascade.interfaces.wire import BackfillSlot, slot_request_id
 
 from ._served import Served
 from ._start_errors import NobodyServesError

@@ -2,7 +2,7 @@
 (the CLI's ``--as`` and ``--reason``, the dashboard's signed-in names and request bodies): the
 same bounds, the same :class:`~cascade.control.ControlError` naming the field."""
 
-from cascade.interfaces._shared import (
+from cascade.interfaces.wire import (
     MAX_REASON_LENGTH,
     checked_name,
     checked_reason,

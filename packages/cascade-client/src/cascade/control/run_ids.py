@@ -6,7 +6,7 @@ the dashboard's controls and history, resolve what they are given with these;
 :meth:`~cascade.control.Controller.resolve_run` is the same for a caller in Python.
 """
 
-from cascade.interfaces._shared import FULL_ID, MIN_RERUN_PREFIX, checked_prefix, is_full
+from cascade.interfaces.wire import FULL_ID, MIN_RERUN_PREFIX, checked_prefix, is_full
 
 from ._run_ids import (
     LIVE_WAIT,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cascade.interfaces._shared import lazy_exports
+from cascade.interfaces.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._ages import parse_age

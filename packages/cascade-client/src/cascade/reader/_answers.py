@@ -11,7 +11,7 @@ amount of memory and time, and changes nothing it cannot.
 from __future__ import annotations
 
 from cascade.interfaces import Envelope, RunSnapshot
-from cascade.interfaces._shared import MAX_SNAPSHOT_TASKS
+from cascade.interfaces.wire import MAX_SNAPSHOT_TASKS
 
 from ._gaps import Seen
 from ._refusals import REASON_FUTURE, ahead

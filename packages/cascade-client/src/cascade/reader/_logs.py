@@ -28,8 +28,8 @@ from cascade.interfaces import (
     same_source,
     split_run_topic,
 )
-from cascade.interfaces._shared import MAX_LOG_LINE_BYTES, level_number, payload_limit
 from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
+from cascade.interfaces.wire import MAX_LOG_LINE_BYTES, level_number, payload_limit
 
 from ._bounded_text import KEPT, truncate
 from ._gaps import GapCounter, Seen
@@ -91,7 +91,7 @@ def line_matches(line: LogLine, task: str | None = None, level: int = 0) -> bool
 class HeardLine:
     """One line as a reader keeps it: ``index`` is its place among its run's lines heard
     (1, 2, ...: a view asks for the lines after the last it showed), ``line`` the line with
-    its message cut to :data:`~cascade.interfaces._shared.MAX_LOG_LINE_BYTES` and its names to
+    its message cut to :data:`~cascade.interfaces.wire.MAX_LOG_LINE_BYTES` and its names to
     :data:`KEPT`."""
 
     index: int
@@ -219,7 +219,7 @@ class LogFollower:
     rejected: int = 0
     """Messages that are no log batch, ignored."""
     oversized: int = 0
-    """Messages over the logs' bound (:func:`~cascade.interfaces._shared.payload_limit`), unread."""
+    """Messages over the logs' bound (:func:`~cascade.interfaces.wire.payload_limit`), unread."""
     copies: int = 0
     """Batches heard again (a copy of one seen), ignored."""
     forgotten_runs: int = 0

@@ -32,8 +32,8 @@ from cascade.interfaces import (
     split_run_topic,
     topic_matches,
 )
-from cascade.interfaces._shared import payload_limit
 from cascade.interfaces.graphs import check_graph
+from cascade.interfaces.wire import payload_limit
 
 from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
@@ -138,7 +138,7 @@ class ReaderModel:
     rejected: int = 0
     """Messages that do not follow the protocol, ignored."""
     oversized: int = 0
-    """Messages larger than their kind's bound (:func:`~cascade.interfaces._shared.payload_limit`),
+    """Messages larger than their kind's bound (:func:`~cascade.interfaces.wire.payload_limit`),
     ignored unread."""
     max_runs: int = MAX_RUNS
     max_engines: int = MAX_ENGINES

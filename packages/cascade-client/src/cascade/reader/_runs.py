@@ -4,7 +4,9 @@ which runs a reader forgets."""
 from __future__ import annotations
 
 from cascade.interfaces import Envelope, Heartbeat, Hold, RunSnapshot, SnapshotTask, TaskStateEvent
-from cascade.interfaces._shared import (
+from cascade.interfaces.commands import Decided
+from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import (
     MAX_BLOCKED_TASKS,
     MAX_HOLDERS,
     MAX_HOLDS,
@@ -12,8 +14,6 @@ from cascade.interfaces._shared import (
     truncate_traceback,
     waiting_state,
 )
-from cascade.interfaces.commands import Decided
-from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
 from ._gaps import GapCounter, Seen

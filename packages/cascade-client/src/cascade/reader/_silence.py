@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cascade.interfaces import events_topic, validate_filter
-from cascade.interfaces._shared import levels_match
 from cascade.interfaces.summaries import EngineSummary
+from cascade.interfaces.wire import levels_match
 
 from ._views import EngineView
 

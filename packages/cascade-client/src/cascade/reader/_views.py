@@ -57,7 +57,7 @@ class TaskView:
     """The number of the event that set this state (``0``: an engine that does not number)."""
     traceback: str | None = None
     """A failed attempt's traceback while ``FAILED``, ``RETRYING`` or ``HELD``, as its engine
-    sent it (at most :data:`~cascade.interfaces._shared.MAX_TRACEBACK_LENGTH` characters and its
+    sent it (at most :data:`~cascade.interfaces.wire.MAX_TRACEBACK_LENGTH` characters and its
     marker; ``None``: none sent). The sender's text: a view makes it inert."""
     reused: str | None = None
     """Where a ``COMPLETED`` task's result came from when the task did not run: ``"cached"``

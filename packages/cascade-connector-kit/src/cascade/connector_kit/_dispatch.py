@@ -18,7 +18,7 @@ from cascade.interfaces import (
     topic_matches,
     validate_filter,
 )
-from cascade.interfaces._shared import levels_match
+from cascade.interfaces.wire import levels_match
 
 from ._ratelimit import RateLimitedLogger
 

@@ -21,12 +21,6 @@ from cascade.interfaces import (
     same_source,
     split_run_topic,
 )
-from cascade.interfaces._shared import (
-    check_reply_topic,
-    constraint_topic_of_note,
-    login_of,
-    payload_limit,
-)
 from cascade.interfaces.commands import (
     CancelReply,
     DecisionReply,
@@ -35,6 +29,12 @@ from cascade.interfaces.commands import (
 )
 from cascade.interfaces.logs import LogBatch, decode_log_batch
 from cascade.interfaces.notes import ClearNote, IssuedNote, decode_clear_note, decode_issued_note
+from cascade.interfaces.wire import (
+    check_reply_topic,
+    constraint_topic_of_note,
+    login_of,
+    payload_limit,
+)
 
 from ._times import parse_time
 

@@ -10,9 +10,9 @@ answers), :mod:`~cascade.interfaces.serving` (served workflows and starting them
 summaries), :mod:`~cascade.interfaces.notes` (what a writer of constraints leaves said).
 Building blocks for writing a connector, the identity defaults, and an in-memory connector to
 test with, are the ``cascade-connector-kit`` package's (:mod:`cascade.connector_kit`,
-:mod:`cascade.connector_kit.testing`). What only Cascade's own packages share of this one (the
-bounds, the engine's side of the commands, its wire templates, ...) is private, in
-``cascade.interfaces._shared``.
+:mod:`cascade.connector_kit.testing`). What the packages that implement the protocol share of it
+beyond this (the bounds, the engine's side of the commands, its byte templates, ...) is
+:mod:`~cascade.interfaces.wire`, versioned with the family.
 """
 
 from __future__ import annotations

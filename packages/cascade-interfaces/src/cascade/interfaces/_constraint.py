@@ -33,6 +33,7 @@ _MAX_LIMIT = 2**31 - 1
 _MAX_NUMBER = MAX_NUMBER
 
 ConstraintType: TypeAlias = Literal["pause", "concurrency", "rate_limit"]
+"""A constraint's ``type``: a pause, a concurrency limit or a rate limit."""
 _Seconds = Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)]
 
 _T = TypeVar("_T")

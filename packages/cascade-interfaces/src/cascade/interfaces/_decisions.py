@@ -29,7 +29,6 @@ from ._topics import DEFAULT_PREFIX, encode_level
 
 __all__ = [
     "DECISIONS",
-    "DEFAULT_DECISIONS",
     "MAX_RESULT_BYTES",
     "MAX_TASK_LENGTH",
     "Decided",
@@ -45,9 +44,6 @@ __all__ = [
 Decision: TypeAlias = Literal["retry", "skip", "complete", "fail"]
 """The four decisions on a held task."""
 DECISIONS: tuple[Decision, ...] = ("retry", "skip", "complete", "fail")
-DEFAULT_DECISIONS: tuple[str, ...] = ("fail", "skip", "retry")
-"""What a failed task's hold may take at its deadline (``complete`` needs a result nobody gave;
-a gate's may take ``complete``: its approval, ``true``)."""
 DecisionOutcome: TypeAlias = Literal[
     "applied",
     "already_decided",

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+"""A log line's ``level``: the name of a level of :mod:`logging`."""
 LOG_LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 """The levels of :mod:`logging`, by name: a record of another level is sent as the nearest
 named one below it (``level_number`` keeps its number)."""

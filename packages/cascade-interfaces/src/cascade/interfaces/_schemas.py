@@ -53,6 +53,7 @@ for the rest)."""
 _SNAPSHOT_READ_LIMIT = 10_000
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
+"""A task's ``state`` as an engine sends it."""
 ReaderState: TypeAlias = Literal[
     "RUNNING",
     "COMPLETED",
@@ -72,6 +73,7 @@ TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "SKIPPED", "
 """Reader states a task never leaves."""
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
 RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
+"""How a run ended: the ``status`` of its ``ENGINE_STOPPED``."""
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 _NAME_LIMIT = 256
@@ -317,6 +319,7 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
 
 
 Body: TypeAlias = "LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot"
+"""What an :class:`Envelope` carries."""
 
 
 class Envelope(msgspec.Struct, kw_only=True):

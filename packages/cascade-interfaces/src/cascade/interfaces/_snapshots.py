@@ -5,9 +5,9 @@ running the run for a :class:`~cascade.interfaces.RunSnapshot`, as Sparkplug B's
 ask an edge node for a rebirth. The request goes, QoS 1 and not retained, to
 ``{prefix}/command/{run_id}/snapshot``; the engine answers every reader at once on the
 run's ``{prefix}/telemetry/{org}/{project}/{run_id}/snapshot``, which readers of the
-run's telemetry already receive, at most once every :data:`SNAPSHOT_INTERVAL` seconds
-(requests meanwhile share the next answer). A reader's asking and what it takes of an
-answer are the reader's (``cascade.reader``: ``SnapshotAsker``, ``answer_part_refusal``).
+run's telemetry already receive, at most once a second (requests meanwhile share the next
+answer). A reader's asking and what it takes of an answer are the reader's
+(``cascade.reader``: ``SnapshotAsker``, ``answer_part_refusal``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,11 @@ from ._limits import MAX_CONTROL_PAYLOAD_BYTES
 from ._topics import DEFAULT_PREFIX, _telemetry, encode_level
 
 __all__ = [
-    "SNAPSHOT_INTERVAL",
     "SnapshotRequest",
     "decode_snapshot_request",
     "snapshot_request_topic",
     "snapshot_topic",
 ]
-
-SNAPSHOT_INTERVAL = 1.0
-"""Seconds between two answers of an engine for one run, whoever asks."""
 
 
 def snapshot_request_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -9,8 +9,8 @@ asks of every verb of steering is one request type here, checked where it is mad
 (:class:`ControlError` naming the field): :class:`Pause`, :class:`Limit`, :class:`Resume`,
 :class:`Cancel`, :class:`Decide` (in the engine's own process too, ``Engine.decide``) and
 :class:`Start` (``cascade.control`` exports them again and sends them). The engine's side (its
-command filter, the strict decoding of the requests it takes) is private, in
-``cascade.interfaces._shared``.
+command filter, the strict decoding of the requests it takes) is
+:mod:`~cascade.interfaces.wire`'s.
 """
 
 from __future__ import annotations

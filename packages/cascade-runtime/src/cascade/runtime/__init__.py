@@ -21,7 +21,7 @@ party's ``cs.my.thing``): see :class:`Provider`.
 
 from typing import TYPE_CHECKING, Any
 
-from cascade.interfaces._shared import lazy_exports
+from cascade.interfaces.lazy import lazy_exports
 
 # Each public name is imported from its module when first used (lazy_exports): a script that
 # runs a workflow pays for the engine, not for serving, schedules, Dask or the results' store.

@@ -13,9 +13,9 @@ import msgspec
 
 from cascade.connector_kit import default_org_id, default_project_id
 from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint, validate_id, validate_prefix
-from cascade.interfaces._shared import Decision, RerunMode
 from cascade.interfaces.commands import Decide, DecisionReply, DecisionRequest
 from cascade.interfaces.serving import PlanStep
+from cascade.interfaces.wire import Decision, RerunMode
 
 from ._ended_runs import EndedRuns
 from ._errors import DependencyMissingError

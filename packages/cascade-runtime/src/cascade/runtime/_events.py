@@ -55,8 +55,8 @@ class RunStarted(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``origin``: where it came from (a served workflow and its params, the run it reruns and
     the first of that line), or ``None``. ``graph``: its tasks and their dependencies as the
     wire carries them (:class:`~cascade.interfaces.graphs.RunGraph`), ``None`` for a run of more
-    than :data:`~cascade.interfaces._shared.MAX_GRAPH_NODES` tasks or whose graph encodes in
-    more than :data:`~cascade.interfaces._shared.MAX_GRAPH_BYTES`.
+    than :data:`~cascade.interfaces.wire.MAX_GRAPH_NODES` tasks or whose graph encodes in
+    more than :data:`~cascade.interfaces.wire.MAX_GRAPH_BYTES`.
     """
 
     run_id: str
@@ -213,7 +213,7 @@ class TaskBlocked(TaskEvent, frozen=True):
     backlog of thousands of tasks emits a handful of events, not thousands.
 
     ``held_by`` names what holds it back when it blocked (at most
-    :data:`~cascade.interfaces._shared.MAX_HOLDS` :class:`~cascade.interfaces.Hold`): the
+    :data:`~cascade.interfaces.wire.MAX_HOLDS` :class:`~cascade.interfaces.Hold`): the
     constraints, with their scope, type and reason; the concurrency slots and the
     tasks that hold them; the rate limit and when its next start is due. It is
     computed only when a task blocks. Its subclass :class:`TaskHeld` is a failed task

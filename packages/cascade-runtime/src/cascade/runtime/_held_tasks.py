@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cascade.interfaces import Hold
-from cascade.interfaces._shared import APPROVAL, MAX_LISTED_TASKS, DecisionOutcome
 from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
+from cascade.interfaces.wire import APPROVAL, MAX_LISTED_TASKS, DecisionOutcome
 
 from ._ended_runs import EndedDecisions
 from ._loops import Loops

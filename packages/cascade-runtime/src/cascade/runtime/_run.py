@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from cascade.interfaces import Hold
-from cascade.interfaces._shared import TaskRef
 from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
+from cascade.interfaces.wire import TaskRef
 
 from ._errors import FailedInLostRun, RunCancelledError, TaskFailedError, ValueLost
 from ._events import (

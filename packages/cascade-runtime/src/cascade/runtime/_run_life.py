@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from cascade.interfaces import Connector
-from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.commands import DecisionReply, DecisionRequest
 from cascade.interfaces.serving import PlanStep, RunOrigin
+from cascade.interfaces.wire import RerunMode
 
 from ._ended_runs import EndedRuns
 from ._errors import RerunError, RunCancelledError

@@ -29,8 +29,8 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces._shared import BlockedTask, TaskState
 from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_messages
+from cascade.interfaces.wire import BlockedTask, TaskState
 
 from ._fleet_summaries import SummaryBook
 

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
-from cascade.interfaces._shared import MAX_SUMMARY_RUNS
 from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
+from cascade.interfaces.wire import MAX_SUMMARY_RUNS
 
 __all__ = ["SUMMARY_GAP", "SummaryBook", "SummaryPacer", "final_tallies"]
 

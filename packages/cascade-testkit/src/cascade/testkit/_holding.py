@@ -27,12 +27,6 @@ from cascade.interfaces import (
     heartbeat_topic,
     snapshot_topic,
 )
-from cascade.interfaces._shared import (
-    APPROVAL,
-    BlockedTask,
-    command_filter,
-    decode_decision_request,
-)
 from cascade.interfaces.commands import (
     Decided,
     DecisionReply,
@@ -47,6 +41,7 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_messages,
 )
+from cascade.interfaces.wire import APPROVAL, BlockedTask, command_filter, decode_decision_request
 
 __all__ = ["HeldTask", "HoldingEngine"]
 

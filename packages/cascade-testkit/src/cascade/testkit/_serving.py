@@ -26,15 +26,6 @@ from cascade.interfaces import (
     encode_payload,
     events_topic,
 )
-from cascade.interfaces._shared import (
-    RunStatus,
-    ServedRun,
-    ServedTrigger,
-    StartOutcome,
-    decode_start_request,
-    shared_start_filter,
-    start_filter,
-)
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
@@ -44,6 +35,15 @@ from cascade.interfaces.serving import (
     StartReply,
     StartRequest,
     served_topic,
+)
+from cascade.interfaces.wire import (
+    RunStatus,
+    ServedRun,
+    ServedTrigger,
+    StartOutcome,
+    decode_start_request,
+    shared_start_filter,
+    start_filter,
 )
 
 __all__ = ["KeptRun", "ServingEngine"]

@@ -160,7 +160,7 @@ def _placed(scope: str | None, org: str | None, project: str | None) -> str:
 
     Within a place, the scope is of its tasks (``task:*`` when none is given); ``global``,
     every org's, is a usage error there, and so is a scope already placed."""
-    from cascade.interfaces._shared import place_scope, split_scope
+    from cascade.interfaces.wire import place_scope, split_scope
 
     from ..plumbing._place import read_place
 

@@ -9,7 +9,7 @@ import typer
 
 from cascade.control.run_ids import Recorded, find_run, live_wait
 from cascade.interfaces import Connector, encode_level, status_filter, status_topic
-from cascade.interfaces._shared import placed_summary_topic
+from cascade.interfaces.wire import placed_summary_topic
 from cascade.reader import Place, ReaderModel, subscribe_statuses
 
 from ._context import fail

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import typer
 
-from cascade.interfaces._shared import LOG_LEVELS, MAX_LOG_LINE_BYTES, level_number
 from cascade.interfaces.logs import LogLine
+from cascade.interfaces.wire import LOG_LEVELS, MAX_LOG_LINE_BYTES, level_number
 from cascade.reader import SHOWN, inert
 
 from ._plural import counted

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cascade.interfaces import CascadeError
-from cascade.interfaces._shared import split_scope
+from cascade.interfaces.wire import split_scope
 
 __all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope", "steers"]
 

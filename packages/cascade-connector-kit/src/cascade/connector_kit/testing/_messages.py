@@ -18,7 +18,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     snapshot_topic,
 )
-from cascade.interfaces._shared import Body
+from cascade.interfaces.wire import Body
 
 __all__ = ["received", "telemetry"]
 

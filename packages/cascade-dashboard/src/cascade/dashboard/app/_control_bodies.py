@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cascade.control import ControlError, Limit, Pause, read_request
-from cascade.interfaces._shared import ConstraintType
+from cascade.interfaces.wire import ConstraintType
 
 __all__ = ["constraint_request"]
 

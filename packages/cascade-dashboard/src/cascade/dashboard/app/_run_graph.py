@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cascade.control import ControlError
-from cascade.interfaces._shared import MAX_GRAPH_NODES
 from cascade.interfaces.graphs import RunGraph
+from cascade.interfaces.wire import MAX_GRAPH_NODES
 from cascade.reader import RunView
 
 from .._guard import refusal

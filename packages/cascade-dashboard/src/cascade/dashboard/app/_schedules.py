@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cascade.control.schedules import ScheduleView, schedules_of
-from cascade.interfaces._shared import place_scope
+from cascade.interfaces.wire import place_scope
 
 from ._controls import Controls
 

@@ -42,7 +42,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from cascade.control.run_ids import checked_prefix, one_run
-from cascade.interfaces._shared import LOG_LEVELS
+from cascade.interfaces.wire import LOG_LEVELS
 from cascade.reader import FINISHED_STATES, parse_age
 
 from .._guard import Refused, refusal

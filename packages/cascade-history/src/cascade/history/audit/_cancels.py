@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from cascade.interfaces import InvalidMessageError
-from cascade.interfaces._shared import MAX_LISTED_TASKS, TaskRef
 from cascade.interfaces.commands import CancelReply
+from cascade.interfaces.wire import MAX_LISTED_TASKS, TaskRef
 
 from .._received import Received
 from .._text import clean

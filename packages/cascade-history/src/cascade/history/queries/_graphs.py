@@ -28,7 +28,7 @@ _INT32 = 2**31 - 1
 class RecordedGraph:
     """A recorded run's graph: ``graph``, its tasks and their dependencies as its engine sent
     them, or ``None`` where its engine sent only ``nodes``, its task count, above the graph's
-    bound (:data:`~cascade.interfaces._shared.MAX_GRAPH_NODES`)."""
+    bound (:data:`~cascade.interfaces.wire.MAX_GRAPH_NODES`)."""
 
     run_id: str
     nodes: int

@@ -22,7 +22,7 @@ class StateChange:
     ``held_by`` (``BLOCKED`` only, from engines that say it): what held it back, the
     event's holds as sent (see ``cascade.interfaces.Hold``); ``None`` when not said.
     ``traceback`` (``FAILED`` and ``RETRYING`` only, from engines that send it): the failed
-    attempt's traceback, at most ``cascade.interfaces._shared.MAX_TRACEBACK_LENGTH`` characters and
+    attempt's traceback, at most ``cascade.interfaces.wire.MAX_TRACEBACK_LENGTH`` characters and
     its marker; ``None`` when not sent. It is the engine's text: make it inert to show it.
     ``HELD``: the task failed its ``attempt`` and its engine holds it for a decision
     (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led

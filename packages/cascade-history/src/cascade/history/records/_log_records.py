@@ -15,7 +15,7 @@ class RecordedLogLine:
 
     The fields of :class:`~cascade.interfaces.logs.LogLine`, with ``ts`` in epoch seconds,
     ``level_number`` always given and ``message`` cut to
-    :data:`~cascade.interfaces._shared.MAX_LOG_LINE_BYTES`; ``id`` numbers the history's lines in
+    :data:`~cascade.interfaces.wire.MAX_LOG_LINE_BYTES`; ``id`` numbers the history's lines in
     the order they were stored (a run's batches as received, each batch's lines in the order
     logged): the cursor of :meth:`~cascade.history.History.log_lines`'s ``after``.
     ``source`` is the engine that sent it.

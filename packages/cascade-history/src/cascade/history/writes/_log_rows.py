@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.interfaces import InvalidMessageError
-from cascade.interfaces._shared import MAX_LOG_LINE_BYTES, level_number
 from cascade.interfaces.logs import LogBatch
+from cascade.interfaces.wire import MAX_LOG_LINE_BYTES, level_number
 from cascade.reader import MAX_CLOCK_SKEW, MAX_SEQ_JUMP
 
 from .._text import checked_id, clean

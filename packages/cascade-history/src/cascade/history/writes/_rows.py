@@ -27,10 +27,10 @@ from cascade.interfaces import (
     TaskStateEvent,
     decode_level,
 )
-from cascade.interfaces._shared import MAX_HOLDS, truncate_error, truncate_traceback
 from cascade.interfaces.commands import CancelReply, DecisionReply
 from cascade.interfaces.logs import LogBatch
 from cascade.interfaces.notes import IssuedNote
+from cascade.interfaces.wire import MAX_HOLDS, truncate_error, truncate_traceback
 from cascade.reader import REASON_BEYOND, REASON_FOREIGN
 
 from .._received import Received, Timed

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cascade.interfaces import Hold
-from cascade.interfaces._shared import MAX_HOLDERS, MAX_NUMBER
+from cascade.interfaces.wire import MAX_HOLDERS, MAX_NUMBER
 
 from ..workflow._amounts import CapacityError, amount_of
 
@@ -67,7 +67,7 @@ class Capacity:
     """The system resources of an engine, and who holds what of them.
 
     ``resources``: each resource's capacity by name, a number above 0 (at most
-    :data:`~cascade.interfaces._shared.MAX_NUMBER`); anything else raises :class:`CapacityError`
+    :data:`~cascade.interfaces.wire.MAX_NUMBER`); anything else raises :class:`CapacityError`
     naming it. No resources: every request for one fails.
 
     The rule for who goes first: a task starts when every amount it asks fits in what is

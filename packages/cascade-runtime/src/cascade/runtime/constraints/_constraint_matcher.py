@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 
 from cascade.interfaces import Constraint
-from cascade.interfaces._shared import split_scope
+from cascade.interfaces.wire import split_scope
 
 __all__ = ["ConstraintMatcher", "Key"]
 

@@ -21,7 +21,7 @@ from cascade.interfaces import (
     SyncPhase,
     constraint_from_topic,
 )
-from cascade.interfaces._shared import MAX_CONTROL_PAYLOAD_BYTES, split_scope
+from cascade.interfaces.wire import MAX_CONTROL_PAYLOAD_BYTES, split_scope
 
 from ._constraint_matcher import ConstraintMatcher
 from ._constraint_matcher import Key as _Key

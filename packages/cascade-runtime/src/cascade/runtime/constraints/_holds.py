@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Callable, Mapping
 
 from cascade.interfaces import Constraint, Hold, canonical_rate
-from cascade.interfaces._shared import MAX_HOLDERS, MAX_HOLDS
+from cascade.interfaces.wire import MAX_HOLDERS, MAX_HOLDS
 
 from ._constraint_matcher import Key
 from ._tokenbucket import TokenBucket

@@ -31,7 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import Hold
-from cascade.interfaces._shared import QUEUED
+from cascade.interfaces.wire import QUEUED
 
 from .._errors import ExecutorError, WorkerLost
 from .._steps import describe

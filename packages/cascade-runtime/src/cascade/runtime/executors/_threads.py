@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import Hold
-from cascade.interfaces._shared import QUEUED
+from cascade.interfaces.wire import QUEUED
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan

@@ -9,19 +9,19 @@ from collections.abc import Callable
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
-from cascade.interfaces._shared import (
-    MAX_LISTED_TASKS,
-    command_filter,
-    decode_cancel_request,
-    decode_decision_request,
-    decode_snapshot_request,
-)
 from cascade.interfaces.commands import (
     CancelReply,
     DecisionReply,
     DecisionRequest,
     reply_topic,
     snapshot_request_topic,
+)
+from cascade.interfaces.wire import (
+    MAX_LISTED_TASKS,
+    command_filter,
+    decode_cancel_request,
+    decode_decision_request,
+    decode_snapshot_request,
 )
 
 from .._run import CancelReport

@@ -15,7 +15,7 @@ from cascade.interfaces import (
     SyncPhase,
     TopicKey,
 )
-from cascade.interfaces._shared import split_scope
+from cascade.interfaces.wire import split_scope
 
 from .._steps import StepFailed, explain, within
 from ..constraints._constraints import ConstraintManager

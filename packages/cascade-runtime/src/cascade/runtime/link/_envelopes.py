@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import LifecycleEvent, SnapshotTask, TaskStateEvent
-from cascade.interfaces._shared import (
+from cascade.interfaces.wire import (
     SNAPSHOT_TASK_FORMAT,
     RunStatus,
     TaskState,
@@ -49,7 +49,7 @@ _ENTRY = SNAPSHOT_TASK_FORMAT
 
 class RunEnvelopes:
     """Encodes one run's messages: its ids (and trace id) encoded once, each event's fields
-    formatted straight into the protocol's wire templates (:mod:`cascade.interfaces._shared`)
+    formatted straight into the protocol's wire templates (:mod:`cascade.interfaces.wire`)
     where it can be."""
 
     def __init__(

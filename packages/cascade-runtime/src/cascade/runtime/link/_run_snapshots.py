@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from cascade.interfaces import RunSnapshot
-from cascade.interfaces._shared import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, snapshot_with_tasks
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import MAX_SNAPSHOT_TASKS, snapshot_with_tasks
 
 from .._events import TaskEvent
 from ._counters import RunCounters
@@ -24,6 +24,9 @@ __all__ = ["RunSnapshots"]
 
 _encode = msgspec.json.Encoder().encode
 
+SNAPSHOT_INTERVAL = 1.0
+"""Seconds between two answers of an engine for one run, whoever asks (docs/protocol.md: at
+most once a second)."""
 _SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below readers' 256 KiB
 _SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
 

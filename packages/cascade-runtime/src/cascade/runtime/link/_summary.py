@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 
 from cascade.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces import Connector, Message, SubscriptionHandle
-from cascade.interfaces._shared import MAX_SUMMARY_RUNS, placed_summaries
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
@@ -23,6 +22,7 @@ from cascade.interfaces.summaries import (
     TaskTally,
     summary_topic,
 )
+from cascade.interfaces.wire import MAX_SUMMARY_RUNS, placed_summaries
 
 from ..constraints._tokenbucket import TokenBucket
 from ._counters import RunCounters
@@ -98,7 +98,7 @@ class EngineSummaries:
     summary is the source's, whatever number of engines and runs it has. It counts the
     runs started since this process started, by status, and their tasks by state (live
     runs as they stand, ended ones as they ended), the telemetry events sent and dropped
-    and their rate, and lists up to :data:`~cascade.interfaces._shared.MAX_SUMMARY_RUNS` runs.
+    and their rate, and lists up to :data:`~cascade.interfaces.wire.MAX_SUMMARY_RUNS` runs.
 
     It is published when a run starts or ends, at most once every
     :data:`SUMMARY_MIN_GAP` seconds, and every ``interval`` seconds while a run is live
@@ -283,7 +283,7 @@ class EngineSummaries:
 
     def placed(self, summary: EngineSummary) -> dict[str, EngineSummary]:
         """``summary`` per org and project of the runs it lists, by topic
-        (:func:`~cascade.interfaces._shared.placed_summaries`), each counting all its
+        (:func:`~cascade.interfaces.wire.placed_summaries`), each counting all its
         place's live runs."""
         live: dict[tuple[str, str], int] = {}
         for each in self._live.values():

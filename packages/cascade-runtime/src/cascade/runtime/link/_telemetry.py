@@ -25,9 +25,9 @@ from cascade.interfaces import (
     snapshot_topic,
     validate_id,
 )
-from cascade.interfaces._shared import MAX_BLOCKED_TASKS, BlockedTask
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import MAX_BLOCKED_TASKS, BlockedTask
 
 from .._events import RunFinished, TaskEvent, TaskHeld, TaskQueued, WireEvent
 from ._counters import RunCounters
@@ -260,9 +260,9 @@ class TelemetrySubscriber:
         """A reader asked for the run's state after its event ``after``.
 
         Answered on :attr:`snapshot_topic` at once, or
-        :data:`~cascade.interfaces._shared.SNAPSHOT_INTERVAL` seconds after the last answer: the
-        requests made meanwhile share one answer (from the lowest ``after`` of them), so a
-        thousand readers asking at once cost the run one snapshot a second at most.
+        :data:`~cascade.runtime.link._run_snapshots.SNAPSHOT_INTERVAL` seconds after the last
+        answer: the requests made meanwhile share one answer (from the lowest ``after`` of them),
+        so a thousand readers asking at once cost the run one snapshot a second at most.
         """
         if not self._closing:
             self._snapshots.request(after)
@@ -270,7 +270,7 @@ class TelemetrySubscriber:
     async def publish_snapshot(self, after: int = 0) -> None:
         """Publish the run's state now (:class:`~cascade.interfaces.RunSnapshot`): the latest
         event of every task whose latest event came after event ``after``, at most
-        :data:`~cascade.interfaces._shared.MAX_SNAPSHOT_TASKS` of them (the earliest), in no
+        :data:`~cascade.interfaces.wire.MAX_SNAPSHOT_TASKS` of them (the earliest), in no
         order, in messages of at most about 192 KiB, the loop free to run tasks between every few
         hundred."""
         await self._snapshots.publish(after)

@@ -26,8 +26,8 @@ import msgspec
 
 from cascade.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces import Connector
-from cascade.interfaces._shared import LOG_LINE_FORMAT, LogLevel, log_batch_format, log_line_fields
 from cascade.interfaces.logs import DroppedLines, logs_topic
+from cascade.interfaces.wire import LOG_LINE_FORMAT, LogLevel, log_batch_format, log_line_fields
 
 from .._stamp import Stamp
 from ._log_budgets import LineBucket, TaskLines, bucket_empty

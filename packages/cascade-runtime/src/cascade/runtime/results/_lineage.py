@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.wire import RerunMode
 
 from .._errors import RerunError
 from .._loops import first_jump

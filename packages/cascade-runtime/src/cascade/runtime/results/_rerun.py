@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any, Literal
 
-from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.serving import PlanStep
+from cascade.interfaces.wire import RerunMode
 
 from .._errors import RerunError
 from ..workflow._graph import Graph, Node

@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import RerunMode
 
 from .._stats import EngineStats
 from .._steps import describe

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from cascade.connector_kit import RateLimitedLogger
-from cascade.interfaces._shared import MAX_PLAN_STEPS, BackfillSlot, slot_request_id
 from cascade.interfaces.serving import PlanStep, RunOrigin, StartReply, StartRequest
+from cascade.interfaces.wire import MAX_PLAN_STEPS, BackfillSlot, slot_request_id
 
 from .._run_life import Prepared, RunRequest, prepare
 from .._stats import EngineStats

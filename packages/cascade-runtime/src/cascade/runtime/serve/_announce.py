@@ -19,13 +19,13 @@ from cascade.interfaces import (
     decode_status,
     same_source,
 )
-from cascade.interfaces._shared import ServedRun
 from cascade.interfaces.serving import (
     ServedAnnouncement,
     decode_served,
     served_filter,
     served_topic,
 )
+from cascade.interfaces.wire import ServedRun
 
 from .._steps import StepFailed, explain, within
 

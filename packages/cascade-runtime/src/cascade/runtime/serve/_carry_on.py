@@ -10,8 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol, TypeAlias
 
-from cascade.interfaces._shared import MAX_PROMPT_LENGTH, ServedRun
 from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import MAX_PROMPT_LENGTH, ServedRun
 
 from .._steps import explain
 from ..results._results import CLAIM_FRESH, UNFINISHED, Claim, ResultStore

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cascade.interfaces._shared import Catchup, Overlap, slot_stamp
 from cascade.interfaces.serving import ServedSchedule
+from cascade.interfaces.wire import Catchup, Overlap, slot_stamp
 
 __all__ = ["CATCHUP_MAX", "Schedule"]
 

@@ -16,7 +16,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     TopicKey,
 )
-from cascade.interfaces._shared import split_scope
+from cascade.interfaces.wire import split_scope
 
 from .._steps import explain
 from ..constraints._constraints import ConstraintManager, ConstraintStats

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from cascade.interfaces import Constraint
-from cascade.interfaces._shared import check_workflow_name, split_scope
 from cascade.interfaces.serving import ServedSchedule
+from cascade.interfaces.wire import check_workflow_name, split_scope
 
 from .._errors import CascadeRuntimeError
 from .._stats import EngineStats

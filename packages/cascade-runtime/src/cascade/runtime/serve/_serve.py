@@ -24,16 +24,6 @@ from cascade.interfaces import (
     SyncPhase,
     status_filter,
 )
-from cascade.interfaces._shared import (
-    MAX_CONTROL_PAYLOAD_BYTES,
-    SHARED_GROUP,
-    RunEnded,
-    ended_topic,
-    new_request_id,
-    slot_request_id,
-    start_filter,
-    trigger_request_id,
-)
 from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
 from cascade.interfaces.serving import (
     PlanStep,
@@ -42,6 +32,16 @@ from cascade.interfaces.serving import (
     StartReply,
     StartRequest,
     start_topic,
+)
+from cascade.interfaces.wire import (
+    MAX_CONTROL_PAYLOAD_BYTES,
+    SHARED_GROUP,
+    RunEnded,
+    ended_topic,
+    new_request_id,
+    slot_request_id,
+    start_filter,
+    trigger_request_id,
 )
 
 from .._events import Event, RunFinished

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from cascade.interfaces import InvalidMessageError, Message
-from cascade.interfaces._shared import (
+from cascade.interfaces.serving import StartReply, StartRequest
+from cascade.interfaces.wire import (
     SLOT_REQUEST_PREFIX,
     TRIGGER_REQUEST_PREFIX,
     decode_start_request,
     start_topic_workflow,
 )
-from cascade.interfaces.serving import StartReply, StartRequest
 
 __all__ = ["CARRY_REQUEST_PREFIX", "Answers", "read_request", "server_made"]
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces._shared import ServedRun
+from cascade.interfaces.wire import ServedRun
 
 from .._errors import RunCancelledError
 from .._events import Event, RunStarted

@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces._shared import check_workflow_name
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
+from cascade.interfaces.wire import check_workflow_name
 
 from ..workflow._graph import build_graph
 from ..workflow._param import Param, bind_params

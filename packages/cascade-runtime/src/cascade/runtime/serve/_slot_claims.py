@@ -17,7 +17,7 @@ from typing import Literal
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
-from cascade.interfaces._shared import (
+from cascade.interfaces.wire import (
     SlotClaim,
     decode_slot_claim,
     slot_claim_topic,
@@ -47,9 +47,9 @@ Slot = datetime | str  # a schedule's slot, or a trigger's event key
 
 class SlotClaims:
     """The claims of the slots of the schedules of ``org_id`` and ``project_id``, heard on
-    :func:`~cascade.interfaces._shared.slot_claims_filter`: for each slot, the first claim heard.
+    :func:`~cascade.interfaces.wire.slot_claims_filter`: for each slot, the first claim heard.
     ``kind="trigger"``: those of its triggers' events instead (a slot is an event's key), on
-    :func:`~cascade.interfaces._shared.trigger_claims_filter`."""
+    :func:`~cascade.interfaces.wire.trigger_claims_filter`."""
 
     def __init__(
         self,

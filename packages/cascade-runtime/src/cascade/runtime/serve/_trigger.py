@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, get_args
 
-from cascade.interfaces._shared import EndStatus, ServedTrigger, TriggerKind, check_workflow_name
+from cascade.interfaces.wire import EndStatus, ServedTrigger, TriggerKind, check_workflow_name
 
 from ._file_events import FileEvent
 

@@ -25,7 +25,7 @@ from cascade.interfaces import (
     same_source,
 )
 from cascade.interfaces._limits import MAX_SIGNAL_PAYLOAD_BYTES
-from cascade.interfaces._shared import ServedTrigger, decode_run_ended, ended_filter, event_key
+from cascade.interfaces.wire import ServedTrigger, decode_run_ended, ended_filter, event_key
 
 from .._recv import signal_topic
 from .._stats import EngineStats

@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 from typing import Any, Literal, TypeAlias
 
-from cascade.interfaces._shared import MAX_PROMPT_LENGTH
+from cascade.interfaces.wire import MAX_PROMPT_LENGTH
 
 from .._errors import CascadeRuntimeError
 from ._param import Param

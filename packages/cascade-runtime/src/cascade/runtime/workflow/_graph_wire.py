@@ -9,13 +9,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces._shared import (
-    MAX_GRAPH_BYTES,
-    MAX_GRAPH_ID_LENGTH,
-    MAX_GRAPH_NODES,
-    GraphNode,
-)
 from cascade.interfaces.graphs import RunGraph
+from cascade.interfaces.wire import MAX_GRAPH_BYTES, MAX_GRAPH_ID_LENGTH, MAX_GRAPH_NODES, GraphNode
 
 from ._graph import Graph, Node, order_only
 from ._param import Param

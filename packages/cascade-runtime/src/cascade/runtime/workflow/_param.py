@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from cascade.interfaces import CascadeError
-from cascade.interfaces._shared import MAX_NUMBER
+from cascade.interfaces.wire import MAX_NUMBER
 
 __all__ = ["Param", "ParamError", "bind_params", "check_numbers", "convert_param"]
 

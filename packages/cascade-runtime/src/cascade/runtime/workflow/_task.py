@@ -16,7 +16,6 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 from typing_extensions import ParamSpec
 
 from cascade.interfaces import CascadeError
-from cascade.interfaces._shared import DEFAULT_DECISIONS
 
 from .._errors import ExecutorError
 from ._amounts import Amounts, amount_of
@@ -56,6 +55,9 @@ OnFailure: TypeAlias = Literal["fail", "hold"]
 
 DEFAULT_HOLD_TIMEOUT = 86_400.0
 """Seconds a held task waits for a decision before its hold's default is taken (24 h)."""
+DEFAULT_DECISIONS: tuple[str, ...] = ("fail", "skip", "retry")
+"""What a failed task's hold may take at its deadline (``complete`` needs a result nobody gave;
+a gate's may take ``complete``: its approval, ``true``)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")

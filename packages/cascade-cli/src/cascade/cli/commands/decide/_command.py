@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control.checks import checked_reason
-from cascade.interfaces._shared import Decision
+from cascade.interfaces.wire import Decision
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import UsageError

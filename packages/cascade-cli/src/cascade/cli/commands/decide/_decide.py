@@ -13,7 +13,7 @@ import typer
 
 from cascade.control import Controller, Decide, DecisionAnswer, RunHandle
 from cascade.control.run_ids import Recorded, is_full, short_id
-from cascade.interfaces._shared import Decision
+from cascade.interfaces.wire import Decision
 from cascade.reader import Place, ReaderModel
 
 from ...plumbing._broker import BrokerOptions

@@ -15,8 +15,8 @@ from cascade.interfaces import (
     same_source,
     status_filter,
 )
-from cascade.interfaces._shared import placed_summaries
 from cascade.interfaces.summaries import decode_summary, summary_topic
+from cascade.interfaces.wire import placed_summaries
 from cascade.reader import parse_timestamp
 
 __all__ = ["RetainedStatus", "placed_topics", "retained_statuses", "stale_statuses"]

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces._shared import MAX_PROMPT_LENGTH
+from cascade.interfaces.wire import MAX_PROMPT_LENGTH
 from cascade.reader import SHOWN, HeldTask, inert
 
 from ...rendering._fit import Cell, Column, fitted

@@ -9,7 +9,7 @@ import typer
 
 from cascade.control import Start
 from cascade.control.run_ids import MIN_RERUN_PREFIX, checked_prefix
-from cascade.interfaces._shared import RerunMode
+from cascade.interfaces.wire import RerunMode
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, UsageError

@@ -14,8 +14,8 @@ import typer
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import Connector
-from cascade.interfaces._shared import RerunMode
 from cascade.interfaces.serving import PlanStep
+from cascade.interfaces.wire import RerunMode
 from cascade.runtime import (
     CycleError,
     DependencyMissingError,

@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from cascade.interfaces._shared import APPROVAL
+from cascade.interfaces.wire import APPROVAL
 from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell

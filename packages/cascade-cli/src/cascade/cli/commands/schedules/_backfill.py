@@ -11,8 +11,8 @@ import typer
 from cascade.control import Controller
 from cascade.control.schedules import BACKFILL_MAX, ScheduleView
 from cascade.interfaces import Connector
-from cascade.interfaces._shared import slot_request_id
 from cascade.interfaces.serving import StartReply
+from cascade.interfaces.wire import slot_request_id
 from cascade.runtime import Schedule
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options

@@ -12,8 +12,8 @@ import typer
 from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_run
 from cascade.control.run_ids import short_id
 from cascade.interfaces import SubscriptionHandle
-from cascade.interfaces._shared import RunStatus
 from cascade.interfaces.serving import StartReply
+from cascade.interfaces.wire import RunStatus
 from cascade.reader import inert
 
 from ...plumbing._broker import BrokerOptions

@@ -11,8 +11,8 @@ import msgspec
 from rich.console import Console
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces._shared import PlanAction, RunStatus
 from cascade.interfaces.serving import PlanStep, StartReply
+from cascade.interfaces.wire import PlanAction, RunStatus
 from cascade.reader import SHOWN, inert
 
 from ...rendering._fit import Column, fitted, print_fitted

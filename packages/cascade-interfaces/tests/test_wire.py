@@ -1,8 +1,7 @@
-"""What our packages share of the protocol's implementation (``cascade.interfaces._shared``),
-tested here, the one test file that imports it: the engine's wire templates (each one's output
-is byte for byte msgspec's encoding of its schema, and writes every field of it but those left
-to the schema's own encoding), the bounds and cuts of what an engine sends, and the topics and
-names only an engine or a writer of constraints reads."""
+"""The engine side of the wire (``cascade.interfaces.wire``): the engine's byte templates
+(each one's output is byte for byte msgspec's encoding of its schema, and writes every field of
+it but those left to the schema's own encoding), the bounds and cuts of what an engine sends,
+and the topics and names only an engine or a writer of constraints reads."""
 
 from __future__ import annotations
 
@@ -28,7 +27,10 @@ from cascade.interfaces import (
     topic_matches,
     validate_scope,
 )
-from cascade.interfaces._shared import (
+from cascade.interfaces.commands import cancel_topic, decide_topic, snapshot_request_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
+from cascade.interfaces.notes import cleared_topic, issued_topic
+from cascade.interfaces.wire import (
     LOG_LINE_FORMAT,
     MAX_ERROR_LENGTH,
     MAX_TRACEBACK_LENGTH,
@@ -56,9 +58,6 @@ from cascade.interfaces._shared import (
     truncate_error,
     truncate_traceback,
 )
-from cascade.interfaces.commands import cancel_topic, decide_topic, snapshot_request_topic
-from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, decode_log_batch
-from cascade.interfaces.notes import cleared_topic, issued_topic
 
 _encode = msgspec.json.encode
 MAX_PARAMS_BYTES = 16 * 1024  # the protocol's bound, as docs/protocol.md states it

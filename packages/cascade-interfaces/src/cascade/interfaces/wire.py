@@ -1,18 +1,29 @@
-"""What our packages share of the protocol's implementation, and no user of the protocol needs.
+"""The engine side of the wire: what the packages that implement Cascade's protocol share of
+it, beyond what a user of the protocol needs (the rest of ``cascade.interfaces``).
 
-The one private place from which Cascade's other packages (the runtime, the client, the history,
-the CLI, the dashboard, the testkit) import it, never from the rooms: the bounds an engine cuts
-what it sends to and a reader checks what it takes by (docs/protocol.md states each), the
-cutting of errors and tracebacks, the checks of what a person puts in a request, the engine's
-side of the commands and served workflows (the strict decoding of the requests it takes, its
-filters, the topic it lists its runs of an org and project on), the parts of messages only an
-engine writes (a reader gets them as attributes), a constraint scope's place (``split_scope``,
-``place_scope``), the slot claims by which serving processes
-fire a schedule's slot once (and a trigger's event: the run ends triggers hear, what an
-announcement says of a trigger), the engine's byte templates (``_wire``), the type aliases of the
-schemas' fields, and ``lazy_exports``. It may change at any time; nothing outside this
-repository imports it. Each name is imported from its room when first used, as the public
-modules' names are.
+Engines (``cascade.runtime``), readers and writers (``cascade.reader``, ``cascade.control``, the
+history's recorder, the CLI, the dashboard) and the testkit import from here:
+
+- the bounds an engine cuts what it sends to and a reader checks what it takes by
+  (docs/protocol.md states each), and the cutting of errors and tracebacks to them;
+- the checks of what a person puts in a request (who, why, which run), which the request types
+  of :mod:`cascade.interfaces.commands` make and ``cascade.control`` makes again;
+- the engine's side of the commands and served workflows: the strict decoding of the requests
+  it takes, its command and start filters, the topic it lists its runs of an org and project
+  on, the slot claims by which serving processes fire a schedule's slot once (and a
+  trigger's event once: the run ends triggers hear, what an announcement says of a trigger);
+- the parts of messages only an engine writes (a reader gets them as attributes), and the type
+  aliases of the schemas' fields;
+- a constraint scope's place (:func:`split_scope`, :func:`place_scope`) and the topic levels'
+  matcher;
+- the byte templates an engine formats its busiest messages with (each byte for byte
+  msgspec's encoding of its schema).
+
+Versioned with the family: these names may change in any minor version of
+``cascade-interfaces`` (0.1 to 0.2), and every Cascade package pins the minor it is released
+with (``cascade-interfaces>=0.1,<0.2``); a package outside the family that imports this module
+pins the same way. Each name is imported from its room when first used
+(:mod:`cascade.interfaces.lazy`).
 """
 
 from __future__ import annotations
@@ -39,7 +50,6 @@ if TYPE_CHECKING:
     )
     from ._commands import (
         MAX_LISTED_TASKS,
-        CancelOutcome,
         TaskRef,
         check_reply_topic,
         command_filter,
@@ -52,10 +62,6 @@ if TYPE_CHECKING:
         split_scope,
     )
     from ._decisions import (
-        DECISIONS,
-        DEFAULT_DECISIONS,
-        MAX_RESULT_BYTES,
-        MAX_TASK_LENGTH,
         Decision,
         DecisionOutcome,
         decode_decision_request,
@@ -75,22 +81,14 @@ if TYPE_CHECKING:
         QUEUED,
         BlockedTask,
     )
-    from ._ids import (
-        MAX_ID_BYTES,
-    )
     from ._issued import (
         IssuedAction,
         login_of,
     )
-    from ._lazy import lazy_exports
     from ._limits import (
         MAX_CONTROL_PAYLOAD_BYTES,
         MAX_ERROR_LENGTH,
-        MAX_LOG_PAYLOAD_BYTES,
         MAX_NUMBER,
-        MAX_STATUS_PAYLOAD_BYTES,
-        MAX_SUMMARY_PAYLOAD_BYTES,
-        MAX_TELEMETRY_PAYLOAD_BYTES,
         MAX_TRACEBACK_LENGTH,
         payload_limit,
         truncate_error,
@@ -104,10 +102,6 @@ if TYPE_CHECKING:
     )
     from ._requests import (
         read_request,
-    )
-    from ._rules import (
-        MAX_TTL,
-        MIN_TTL,
     )
     from ._schedules import (
         SLOT_REQUEST_PREFIX,
@@ -124,18 +118,12 @@ if TYPE_CHECKING:
     )
     from ._schemas import (
         MAX_SNAPSHOT_TASKS,
-        TERMINAL_STATES,
         Body,
-        LifecycleName,
-        ReaderState,
         RunStatus,
         TaskState,
-        TraceId,
-        held_for_decision,
         waiting_state,
     )
     from ._serving import (
-        MAX_PARAMS_BYTES,
         MAX_PLAN_STEPS,
         SHARED_GROUP,
         BackfillSlot,
@@ -150,7 +138,6 @@ if TYPE_CHECKING:
         start_topic_workflow,
     )
     from ._snapshots import (
-        SNAPSHOT_INTERVAL,
         decode_snapshot_request,
     )
     from ._start_request import (
