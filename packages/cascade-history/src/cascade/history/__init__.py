@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         LogCount,
         RecordedLogLine,
     )
+    from .records._recorder_notes import RecorderNote
     from .records._records import (
         Claim,
         Execution,
