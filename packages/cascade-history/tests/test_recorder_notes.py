@@ -86,3 +86,16 @@ def test_note_every_must_be_positive(history: History) -> None:
     """A recorder that would note without pause is refused."""
     with pytest.raises(ValueError, match="note_every"):
         Recorder(InMemoryConnector(InMemoryBroker()), history, note_every=0)
+
+
+def test_a_recorders_latest_note_replaces_the_one_before(history: History) -> None:
+    """One row a recorder: its latest word, whichever it was; since: those noted since."""
+    history.note_recorder(RecorderNote("r", 100.0, 90.0, 5_000, 3.5, 7, 2**70))
+    history.note_recorder(RecorderNote("other", 50.0, None, 0, 0.0, 0, 0))
+    assert history.recorders()[0].shed == 2**63 - 1  # a count kept within 64 bits
+    history.note_recorder(RecorderNote("r", 110.0, None, 0, 0.0, 7, 9))
+    assert history.recorders() == [
+        RecorderNote("r", 110.0, None, 0, 0.0, 7, 9),
+        RecorderNote("other", 50.0, None, 0, 0.0, 0, 0),
+    ]
+    assert [n.recorder for n in history.recorders(since=100.0)] == ["r"]

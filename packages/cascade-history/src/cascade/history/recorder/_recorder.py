@@ -362,8 +362,15 @@ class Recorder:
             note = RecorderNote(
                 self.name, now, since, stats.queued, stats.lag, stats.dropped, stats.shed
             )
+            # a stop waits for a note being written (its thread writes on whatever happens
+            # to the task): no transaction of it outlives the recorder
+            writing = asyncio.ensure_future(asyncio.to_thread(self.history.note_recorder, note))
             try:
-                await asyncio.to_thread(self.history.note_recorder, note)
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                with contextlib.suppress(HistoryError):
+                    await writing
+                raise
             except HistoryError as exc:
                 self._log.warning("note", "could not note the recorder in the history: %s", exc)
             noted_at = now
