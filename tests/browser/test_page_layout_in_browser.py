@@ -8,6 +8,7 @@ decisions (who, what, when), not its failures; a rerun's reused loop and map say
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,19 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
 from cascade.history import History, Received
+from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint
 
-from .conftest import Dashboard
-from .test_dashboard_in_browser import css, no_script_errors, wait
+from .conftest import Dashboard, EngineThread
+from .test_dashboard_in_browser import (
+    css,
+    engine_on,
+    no_script_errors,
+    open_page,
+    open_run,
+    started,
+    wait,
+)
 from .test_history_in_browser import _event
 
 pytestmark = pytest.mark.integration
@@ -326,3 +336,56 @@ def test_a_gate_approved_is_a_decision_and_a_reused_loop_and_map_say_so(
         assert no_script_errors(screen) == []
     finally:
         assert board.stop() == 0, "".join(board.output)
+
+
+# -- a run page with a held task, at 1,280 x 900 --------------------------------------------
+
+# Where the run page's parts are on the screen, once the run is open: the graph's box must start
+# in the first screen, with room to read it (the held task's decision above it).
+PLACES = """
+const top = (id) => { const e = document.getElementById(id);
+  return e && !e.hidden ? Math.round(e.getBoundingClientRect().top) : null; };
+const graph = document.getElementById("run-graph").getBoundingClientRect();
+return {height: window.innerHeight, scrolled: window.scrollY, graph: graph.top,
+  graphBottom: graph.bottom, page: document.documentElement.scrollWidth, width: window.innerWidth,
+  parts: Object.fromEntries(["rp-title", "rp-facts", "rp-lineage", "rp-actions", "rp-held",
+    "run-graph", "rp-timeline"].map((id) => [id, top(id)]))};
+"""
+
+
+def test_a_run_with_a_held_task_shows_its_graph_in_the_first_screen(
+    screen: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """At 1,280 x 900 a live run whose task waits for a decision shows the decision and the
+    graph's box in the first screen, at least 240 px of the graph above the fold."""
+    suffix = uuid.uuid4().hex[:8]
+
+    @task(name=f"load_{suffix}", on_failure="hold")
+    def load(n: int) -> int:
+        raise ConnectionError(f"the warehouse refused batch {n}: " + "too many connections " * 4)
+
+    @task(name=f"extract_{suffix}")
+    def extract(n: int) -> int:
+        return n
+
+    @task(name=f"report_{suffix}")
+    def report(*rows: int) -> int:
+        return sum(rows)
+
+    open_page(screen, dashboard)
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    run = engine_thread.submit(engine.run([report(*(load(extract(n)) for n in range(3)))]))
+    run_id = wait(screen, lambda d: started(engine_thread.call(lambda: list(events))))
+    open_run(screen, run_id)
+    wait(screen, lambda d: css(d, "#rp-held-tasks tbody tr") and css(d, "#run-graph g.node"))
+    seen = screen.execute_script(PLACES)
+    print(f"a run page with a held task at {seen['width']} x {seen['height']}: {seen}")
+    assert seen["scrolled"] == 0, seen
+    assert seen["parts"]["rp-held"] is not None, seen
+    assert seen["parts"]["rp-held"] < seen["graph"], seen  # the decision first, then the graph
+    assert seen["graph"] + 240 <= seen["height"], seen  # the graph in the first screen
+    assert seen["page"] <= seen["width"], seen  # nothing wider than the window
+    assert no_script_errors(screen) == []
+    engine_thread.call(lambda: None)
+    assert not run.done()

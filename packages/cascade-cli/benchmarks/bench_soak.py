@@ -75,6 +75,15 @@ def rss_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system), seconds (nan once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cli(*args: str) -> list[str]:
     """``cascade ARGS``, as users run it, with this interpreter."""
     return [sys.executable, "-m", "cascade.cli", *args]
@@ -143,6 +152,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="minutes after which a reader's memory must be flat")  # fmt: skip
     parser.add_argument("--db", default=None, help="the history's URL (a SQLite file unless)")
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="run `cascade record` under cProfile into FILE")  # fmt: skip
     parser.add_argument("--engine", nargs=4, metavar=("HOST", "PORT", "TASKS", "RUNS_FILE"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args, _ = parser.parse_known_args()  # `nox -s soak -- ...` passes its flags
@@ -168,9 +179,10 @@ def main() -> None:
                     process.kill()
 
         stack.callback(stop_all)
-        record = processes["record"] = piped(
-            cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on)
-        )
+        recording = cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on)
+        if args.profile:  # written when it stops (SIGTERM ends `cascade record` cleanly)
+            recording[1:2] = ["-m", "cProfile", "-o", args.profile, "-m"]
+        record = processes["record"] = piped(recording)
         metrics_url = started_on(record, "record", r"metrics on (http://\S+/metrics)")
         dashboard = processes["dashboard"] = piped(
             cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on)
@@ -189,12 +201,14 @@ def main() -> None:
         readers = ("dashboard", "record", "watch")
         print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks; history {db}\n")
         print("| min | runs | " + " | ".join(f"{r} MB" for r in readers)
-              + " | dashboard's live runs | dashboard missed | recorder queued | dropped | shed"
+              + " | recorder stored/s | recorder CPU % | dashboard's live runs | dashboard missed"
+              " | recorder queued | dropped | shed"
               " | history runs | missing events |")  # fmt: skip
-        print("|--:|" + "--:|" * (len(readers) + 8))
+        print("|--:|" + "--:|" * (len(readers) + 10))
         samples: list[tuple[float, dict[str, float]]] = []
         http = stack.enter_context(httpx.Client(timeout=10))
         began = time.monotonic()
+        last = (began, 0.0, cpu_seconds(record.pid))  # when, stored, the recorder's CPU
         end = began + args.minutes * 60
         while True:
             time.sleep(max(0.0, min(args.every, end - time.monotonic())))
@@ -210,9 +224,20 @@ def main() -> None:
             dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
             shed = figures.get("cascade_recorder_shed_total", float("nan"))
             recorded, missing = history_figures(db)
+            now, stored, cpu = (
+                time.monotonic(),
+                figures.get("cascade_recorder_stored_total", 0.0),
+                cpu_seconds(record.pid),
+            )
+            rate, busy = (
+                (stored - last[1]) / (now - last[0]),
+                100 * (cpu - last[2]) / (now - last[0]),
+            )
+            last = (now, stored, cpu)
             print(f"| {minutes:.1f} | {runs:,} | "
                   + " | ".join(f"{rss[name]:.0f}" for name in readers)
-                  + f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f} | {dropped:,.0f} | {shed:,.0f}"
+                  + f" | {rate:,.0f} | {busy:.0f} | {live:,.0f} | {missed:,.0f} | {queued:,.0f}"
+                  f" | {dropped:,.0f} | {shed:,.0f}"
                   f" | {recorded:,} | {missing:,} |",
                   flush=True)  # fmt: skip
             if time.monotonic() >= end:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from cascade.cli.commands.record import Exporter
 from cascade.history import RecorderStats
+from cascade.interfaces import Message, decode_payload, encode_payload, events_topic
 
 METRICS_PAGE = Path(__file__).parents[3] / "docs" / "metrics.md"
 
@@ -50,3 +52,29 @@ def test_the_metrics_page_lists_the_recorders_own_figures_and_only_those() -> No
     listed = set(re.findall(r"^\| `(cascade_recorder_[a-z_]+)` \|", page, flags=re.M))
     assert listed == scraped
     assert len(listed) == 6
+
+
+def test_a_run_whose_end_was_shed_is_forgotten_after_two_quiet_minutes() -> None:
+    """The metrics' state holds a run it hears nothing of (its end shed by a recorder behind)
+    for two minutes, not the readers' ten: a soak's recorder grew by each such run."""
+    now = [1_800_000_000.0]
+    exporter = Exporter("cascade", "127.0.0.1:0")
+    state = exporter.metrics.state
+    state.clock = lambda: now[0]
+    topic = events_topic("local", "default", "r" * 32)
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
+    running = {"type": "TaskStateEvent", "task_id": "t-1", "task_name": "t", "state": "RUNNING",
+               "duration_ms": 0.0, "error": ""}  # fmt: skip
+    stamp = datetime.fromtimestamp(now[0], timezone.utc).isoformat()
+    for seq, body in enumerate([started, running], start=1):
+        envelope = {"v": "1.0", "ts": stamp, "run_id": "r" * 32, "org_id": "local",
+                    "project_id": "default", "source": "e", "seq": seq, "body": body}  # fmt: skip
+        raw = encode_payload(envelope)
+        exporter.metrics.apply(Message(topic=topic, payload=decode_payload(raw), raw=raw))
+    assert list(state.runs) == ["r" * 32]
+    now[0] += 110
+    state.prune(now[0])
+    assert list(state.runs) == ["r" * 32]  # quiet, not for long
+    now[0] += 11
+    state.prune(now[0])
+    assert list(state.runs) == []

@@ -21,7 +21,7 @@ LEGACY_KEYS = {"version", "now", "engines", "runs", "runs_total", "constraints",
 # silent engines, engines that ended cleanly: additive
 ADDED_KEYS = {
     "mode", "fleet", "engines_total", "held", "missed_total", "refused_total", "conflicts",
-    "conflicts_total", "silent", "silent_total", "ended_cleanly",
+    "conflicts_total", "silent", "silent_total", "ended_cleanly", "recorders",
 }  # fmt: skip
 
 

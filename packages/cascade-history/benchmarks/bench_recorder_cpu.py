@@ -26,7 +26,8 @@ baseline alternate, ``--repeats`` times each; the table has the medians. Postgre
 private cluster (``cascade.testkit.PrivatePostgreSQL``, ``fsync=off``) where installed.
 
     python bench_recorder_cpu.py [--events 100000] [--repeats 3] [--baseline-ref REF]
-    python bench_recorder_cpu.py --child URL EVENTS RUNS   # one measurement, as JSON
+    python bench_recorder_cpu.py --observe   # with the metrics `cascade record` serves
+    python bench_recorder_cpu.py --child URL EVENTS RUNS RATE [observe]   # one, as JSON
 """
 
 from __future__ import annotations
@@ -111,8 +112,11 @@ def fleet(count: int, at_once: int) -> Iterator[tuple[str, dict[str, Any]]]:
                 return
 
 
-async def measure(url: str, count: int, at_once: int, rate: float = 0.0) -> dict[str, Any]:
-    """One measurement (in the child): CPU seconds, wall seconds, events stored."""
+async def measure(
+    url: str, count: int, at_once: int, rate: float = 0.0, observe: bool = False
+) -> dict[str, Any]:
+    """One measurement (in the child): CPU seconds, wall seconds, events stored; ``observe``:
+    with the metrics `cascade record --metrics-listen` serves fed from the recorder."""
     import cascade.history
     from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
     from cascade.history import History, Recorder
@@ -134,7 +138,18 @@ async def measure(url: str, count: int, at_once: int, rate: float = 0.0) -> dict
         messages.append(Message(topic=topic, payload=decode_payload(raw), raw=raw))
     with History(url, mode="write") as history:
         async with Tapped(InMemoryBroker(), presence=False) as connector:
-            recorder = Recorder(connector, history, max_queue=count + 1)
+            metrics = None
+            if observe:
+                from cascade.metrics import CascadeMetrics
+                from cascade.reader import ReaderModel
+
+                metrics = CascadeMetrics(ReaderModel(prefix=connector.topic_prefix))
+            recorder = Recorder(
+                connector,
+                history,
+                max_queue=count + 1,
+                observe=metrics.apply if metrics is not None else None,
+            )
             await recorder.start()
             deliver = connector.telemetry
             assert deliver is not None
@@ -174,14 +189,15 @@ def baseline_tree(ref: str) -> Path:
 
 
 def child(
-    url: str, events: int, at_once: int, rate: float, pythonpath: Path | None
+    url: str, events: int, at_once: int, rate: float, pythonpath: Path | None, observe: bool
 ) -> dict[str, Any]:
     """One measurement in a fresh interpreter (the baseline's code with ``pythonpath``)."""
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(events), str(at_once), str(rate)],
+        [sys.executable, __file__, "--child", url, str(events), str(at_once), str(rate),
+         "observe" if observe else "-"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -203,6 +219,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="events/s (0: at saturation)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the baseline")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--observe", action="store_true",
+                        help="with the metrics `cascade record` serves")  # fmt: skip
     args, _ = parser.parse_known_args()  # `nox -s bench -- ...` passes every script's flags
     codes: dict[str, Path | None] = {"now": None}
     if not args.no_baseline:
@@ -220,7 +238,9 @@ def main() -> None:
         for _ in range(args.repeats):
             for database, make_url in targets:
                 for code, path in codes.items():
-                    one = child(make_url(), args.events, args.runs_at_once, args.rate, path)
+                    one = child(
+                        make_url(), args.events, args.runs_at_once, args.rate, path, args.observe
+                    )
                     results.setdefault((database, code), []).append(one)
     pace = f"{args.rate:,.0f} events/s offered" if args.rate else "at saturation"
     print(f"recorder CPU per stored event, {pace}: {args.events:,} events, "
@@ -247,6 +267,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         url, events, at_once, rate = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-        print(json.dumps(asyncio.run(measure(url, events, at_once, float(rate)))))
+        observe = sys.argv[6:7] == ["observe"]
+        print(json.dumps(asyncio.run(measure(url, events, at_once, float(rate), observe))))
     else:
         main()

@@ -18,6 +18,7 @@ from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
 from ..test_recorder_logs import *  # noqa: F403
+from ..test_recorder_notes import test_a_recorders_latest_note_replaces_the_one_before  # noqa: F401
 from ..test_refusals import *  # noqa: F403
 from ..test_rollup import *  # noqa: F403
 from ..test_run_filters import *  # noqa: F403

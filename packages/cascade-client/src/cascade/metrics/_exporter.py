@@ -120,6 +120,8 @@ class CascadeMetrics:
             registry=registry,
         )
         self._dropped: dict[str, tuple[int | None, int]] = {}  # source: (session, reported)
+        # (task label, state): its counter's child and its histogram's (bounded by the caps)
+        self._task_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._pruned = 0.0
         self._lost: set[str] = set()  # the runs counted Lost, kept while the state has them
         registry.register(_StateCollector(self))
@@ -182,9 +184,18 @@ class CascadeMetrics:
         """Count a task that entered ``task.state`` (once per state the state accepted)."""
         if task.state in FINISHED_STATES:
             name = self.tasks(task.name)
-            self._tasks.labels(name, task.state).inc()
-            if task.state in ("COMPLETED", "FAILED"):
-                self._durations.labels(name).observe(task.duration_ms / 1000.0)
+            key = (name, task.state)
+            children = self._task_children.get(key)
+            if children is None:  # labels() costs more than the count: each child made once
+                timed = task.state in ("COMPLETED", "FAILED")
+                children = self._task_children[key] = (
+                    self._tasks.labels(name, task.state),
+                    self._durations.labels(name) if timed else None,
+                )
+            counted, durations = children
+            counted.inc()
+            if durations is not None:
+                durations.observe(task.duration_ms / 1000.0)
         elif task.state == "RETRYING":
             self._retries.labels(self.tasks(task.name)).inc()
 

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         LogCount,
         RecordedLogLine,
     )
+    from .records._recorder_notes import RecorderNote
     from .records._records import (
         Claim,
         Execution,

@@ -67,6 +67,7 @@ from .queries._run_query import TaskOrder, count_query, ranked_query, run_query
 from .records._attempts import DecisionRecord
 from .records._audit_records import AuditEvent
 from .records._log_records import LogBatches, LogCount, RecordedLogLine
+from .records._recorder_notes import RecorderNote, note_recorder, recorder_notes_query
 from .records._records import (
     Execution,
     RunDetail,
@@ -551,6 +552,18 @@ class History:
         source only. Sources with nothing missing in the end are left out."""
         after = since_epoch(since)
         return self._read(lambda c: gaps_query(c, since=after, source=source))
+
+    def note_recorder(self, note: RecorderNote) -> None:
+        """Keep ``note`` as its recorder's latest word on itself (a :class:`Recorder` notes
+        every few seconds as it records); :class:`HistoryError` if it cannot be written."""
+        self._write(lambda c: note_recorder(c, note), "cannot note the recorder")
+
+    def recorders(self, *, since: Since = None) -> list[RecorderNote]:
+        """What each recorder last said of itself (:class:`RecorderNote`: whether it keeps up
+        with the broker), the latest first; ``since``: those that noted since then (a recorder
+        notes every few seconds while it runs)."""
+        after = since_epoch(since)
+        return self._read(lambda c: recorder_notes_query(c, after))
 
     # -- the tasks' log lines ----------------------------------------------------------------
 

@@ -95,9 +95,12 @@ class Received:
 @dataclass(frozen=True, slots=True)
 class Timed(Received):
     """A telemetry message whose envelope's ``ts`` the recorder read already: ``at``, epoch
-    seconds (``None``: it is no time), so that the writer does not read it again."""
+    seconds (``None``: it is no time), so that the writer does not read it again; and its
+    topic: ``sourced``, whether it is on the sourced layout (a source level the broker binds),
+    so that nothing after the decoding splits the topic again."""
 
     at: float | None = None
+    sourced: bool = False
 
 
 def _envelope(message: Message) -> Envelope:
@@ -155,7 +158,7 @@ def _decode(
         _check_place(message.topic, decoded, prefix)
         if timed:
             at = parse_time(decoded.ts)
-            return Timed(message.topic, decoded, when, message.retain, at)
+            return Timed(message.topic, decoded, when, message.retain, at, levels[1] is not None)
     elif kind == "status":
         if not payload:
             return None  # `cascade forget` cleared it: no change of presence

@@ -114,6 +114,11 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
         remembers = source.line()
         if remembers is not None:
             say(remembers)
+        # a recorder behind says so in the history: the header shows it while it is
+        recorders = asyncio.create_task(
+            hub.follow_recorders(lambda: source.history), name="dashboard-recorders"
+        )
+        stack.callback(recorders.cancel)
         access_log, writer, notifications = None, None, None
         if settings.roles is not None:
             writer, where = await asyncio.to_thread(open_access_history, source)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from cascade.connector_kit import event_set
 from cascade.control import Controller, Refusal, RunHandle
 from cascade.control.checks import default_operator
-from cascade.interfaces import Connector
+from cascade.interfaces import CascadeError, Connector
 from cascade.interfaces.serving import served_filter
 from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses
 
@@ -85,6 +87,23 @@ class DashboardHub:
         self.model.apply(message)
         self.telemetry.consider(self.model.fleet.live_runs)
         self._changed.set()
+
+    async def follow_recorders(self, history: Callable[[], Any], every: float = 5.0) -> None:
+        """Every ``every`` seconds, read what the recorders noted in the history
+        (``history()``: the one open now, or ``None``) into the pages' header: a recorder
+        that says it is behind is shown while it is. Until cancelled; a history that cannot
+        be read (an older schema, a database down) shows none."""
+        while True:
+            notes: list[Any] = []
+            source = history()
+            if source is not None:
+                try:
+                    notes = await asyncio.to_thread(source.recorders, since=timedelta(minutes=1))
+                except CascadeError as exc:
+                    _log.debug("cannot read the recorders' notes: %s", exc)
+            if self.model.note_recorders(notes, self.model.clock()):
+                self._changed.set()
+            await asyncio.sleep(every)
 
     async def wait_change(self, seen: int, timeout: float) -> None:
         """Return once the model's version is past ``seen``, after ``timeout``, or on close.

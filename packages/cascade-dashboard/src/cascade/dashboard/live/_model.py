@@ -52,10 +52,15 @@ from ._versions import EntityVersions, TaskLog
 
 if TYPE_CHECKING:
     from cascade.control.access import Among
-    from cascade.history import LogCount, RecordedLogLine
+    from cascade.history import LogCount, RecordedLogLine, RecorderNote
+
+RECORDER_NOTE_FRESH = 30.0
+"""Seconds a recorder's note that it is behind is believed: a recorder notes every few
+seconds (``cascade.history.NOTE_EVERY``), so an older one is of a recorder that stopped."""
 
 __all__ = [
     "MAX_HELD_MATCHED",
+    "RECORDER_NOTE_FRESH",
     "MAX_HELD_SHOWN",
     "DashboardModel",
     "Decidable",
@@ -128,6 +133,9 @@ class DashboardModel:
         self._pruned = clock()
         self._silent: tuple[tuple[str, bool], ...] = ()
         self._silent_checked = float("-inf")
+        self.recorders: list[dict[str, Any]] = []
+        """The recorders that said in the history they do not keep up (:meth:`note_recorders`),
+        as the header shows them."""
         # The few engines a fleet's header and engines' list must look at, so that neither
         # walks every engine at every request: those whose status said offline (only they
         # can have ended cleanly), and those that had a will or a silence noted (only they
@@ -445,7 +453,26 @@ class DashboardModel:
                 for engine in silent[:PROBLEMS_SHOWN]
             ],
             "silent_total": len(silent),
+            # recorders that do not keep up with the broker, as they noted it in the history
+            # (while it happens: the runs' missing counts say it only afterwards)
+            "recorders": self.recorders,
         }
+
+    def note_recorders(self, notes: list[RecorderNote], now: float) -> bool:
+        """Take what the recorders last noted in the history (:meth:`History.recorders
+        <cascade.history.History.recorders>`): those that said they are behind, within
+        :data:`RECORDER_NOTE_FRESH` seconds, are the header's ``recorders``. Whether that
+        changed (then the pages' header changes)."""
+        behind = [
+            note.to_json()
+            for note in notes[:PROBLEMS_SHOWN]
+            if note.behind and now - note.noted_at <= RECORDER_NOTE_FRESH
+        ]
+        if behind == self.recorders:
+            return False
+        self.recorders = behind
+        self.version += 1
+        return True
 
     def check_silent(self) -> bool:
         """Whether the engines whose telemetry does not arrive changed since the last call

@@ -19,7 +19,7 @@ function emptyList() { return { byId: new Map(), order: [], matching: 0, total: 
 export const live = {
   version: 0, epoch: null, now: 0, connection: null, controls: false,
   rejected: 0, oversized: 0, missed: [], refused: [], missed_total: null, refused_total: null,
-  mode: "events", fleet: null,
+  mode: "events", fleet: null, recorders: [],
   runs: emptyList(), engines: emptyList(), constraints: new Map(),
   run: null, tasks: new Map(), tasksOf: null, through: 0,
   logs: [], logsNote: null, logsChanged: 0, held: { tasks: [], total: 0 },
@@ -55,7 +55,7 @@ export function applyChanges(data) {
   live.now = data.now;
   for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused",
     "missed_total", "refused_total", "silent", "silent_total", "ended_cleanly", "mode", "fleet",
-    "held"]) {
+    "held", "recorders"]) {
     if (name in data) live[name] = data[name];
   }
   if (data.runs) applyList(live.runs, data.runs, "run_id");

@@ -34,10 +34,21 @@ function renderConnection() {
   // engines whose telemetry does not reach the dashboard, each with the likely cause
   $("silent").textContent = withRest((live.silent || []).map((s) => s.line),
     {sources: live.silent_total || 0});
-  for (const id of ["missed", "refused", "silent"]) $(id).hidden = !$(id).textContent; // links: none empty
+  // recorders that do not keep up with the broker, as they noted it in the history: now,
+  // not only in the runs' missing counts afterwards
+  $("recorders").textContent = (live.recorders || []).map(recorderBehind).join(" · ");
+  for (const id of ["missed", "refused", "silent", "recorders"]) $(id).hidden = !$(id).textContent; // none empty
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token
+}
+
+// "recorder rec-1 behind since 13:02:11: 45,000 queued (12 s), 1,200 dropped, 3,000 shed"
+function recorderBehind(r) {
+  const lost = [[r.dropped, "dropped"], [r.shed, "shed"]].filter(([n]) => n)
+    .map(([n, what]) => ", " + count(n) + " " + what).join("");
+  return "recorder " + r.recorder + " behind since " + clock(r.behind_since) + ": " +
+    count(r.queued) + " queued (" + seconds(r.lag) + ")" + lost;
 }
 
 // The worst few sources of a list, and how many more there are (every one: Problems).

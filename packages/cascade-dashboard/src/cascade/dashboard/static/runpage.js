@@ -435,7 +435,9 @@ function drawHeld() {
   const where = { status: $("rp-action-status"), reason: $("rp-reason") };
   fillTable($("rp-held-tasks"), held.map((t) => {
     const deadline = t.deadline == null ? "-" : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
-    const tr = row([span(t.name, "c-HELD"), t.task_id, t.attempt ?? "-", heldWhy(t),
+    const why = heldWhy(t);
+    why.title = why.textContent; // cut to a line in the box: its whole on hover
+    const tr = row([span(t.name, "c-HELD"), t.task_id, t.attempt ?? "-", why,
       clock(t.since), deadline, t.decide ? heldButtons(t, where) : "-"]);
     tr.setAttribute("data-task-id", t.task_id);
     return tr;

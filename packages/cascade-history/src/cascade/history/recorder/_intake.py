@@ -140,8 +140,12 @@ class Intake:
         ):
             self._refuse(body.run_id, REASON_FUTURE)
             return []
-        split = split_run_topic(item.topic, self.prefix)
-        vouched = self.vouches.of(body, split is not None and split[1] is not None)
+        if isinstance(item, Timed):
+            sourced = item.sourced
+        else:  # made by the recorder itself
+            split = split_run_topic(item.topic, self.prefix)
+            sourced = split is not None and split[1] is not None
+        vouched = self.vouches.of(body, sourced)
         if self.sharing:  # a shared recorder sees a part of each run: it cannot tell
             if vouched is not None:
                 self.gaps.vouch(body, vouched)

@@ -42,7 +42,9 @@ from cascade.interfaces.logs import logs_filter
 from cascade.interfaces.notes import cleared_filter, issued_filter
 from cascade.reader import SnapshotAsker
 
+from .._errors import HistoryError
 from .._history import History
+from ..records._recorder_notes import RecorderNote
 from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._intake import Intake
 from ._missed_ends import MissedEnds
@@ -56,6 +58,9 @@ _log = logging.getLogger("cascade.history")
 _REJOIN_CHECK = 1.0  # seconds between two looks at whether the connector reconnected
 _REJOIN_FOR = 60.0  # seconds after a reconnection a run not heard of since is asked about
 _SHED_SAID_FOR = 10.0  # seconds a recorder whose connector shed is said to be behind
+NOTE_EVERY = 5.0
+"""Seconds between two of a recorder's notes on itself in the history (:meth:`History.recorders
+<cascade.history.History.recorders>`); it notes at once when it falls behind or catches up."""
 
 
 class Recorder:
@@ -93,6 +98,11 @@ class Recorder:
     ``{prefix}/issued/{login}`` (`cascade acl` writes such an ACL), so the recorder also keeps
     the logins' witness notes, and the audit says the broker vouches for a login that did
     what its note says (``_witness``). Anywhere else a note is not read: anyone could write it.
+
+    Every ``note_every`` seconds, and at once when it falls behind or catches up, it notes in
+    the history whether it keeps up (:meth:`History.recorders
+    <cascade.history.History.recorders>`: the dashboard's header says a recorder behind while
+    it is), from a task of its own, so that a writer stuck on a slow database is noted too.
     """
 
     def __init__(
@@ -114,11 +124,14 @@ class Recorder:
         observe: Callable[[Message], None] | None = None,
         max_followed: int = MAX_FOLLOWED,
         logins_bound: bool = False,
+        note_every: float = NOTE_EVERY,
     ) -> None:
         if max_queue < 1 or batch_size < 1 or max_followed < 1:
             raise ValueError("max_queue, batch_size and max_followed must be at least 1")
         if not linger >= 0:
             raise ValueError("linger must be 0 or more")
+        if not note_every > 0:
+            raise ValueError("note_every must be more than 0")
         if history.mode != "write":  # else every batch would be retried, never stored
             raise ValueError("a Recorder writes: open its History with mode='write'")
         if share is not None:
@@ -157,6 +170,9 @@ class Recorder:
         )
         self._ends = MissedEnds(connector, self.prefix, self._gaps, self._on_summary)
         self._observe = observe
+        self._note_every = note_every
+        self._noting: asyncio.Task[None] | None = None
+        self._behind_since: float | None = None  # as last noted
 
     @property
     def sharing(self) -> bool:
@@ -208,6 +224,7 @@ class Recorder:
             return
         self._writer.start()
         self._rejoining = asyncio.create_task(self._rejoin(), name="cascade-history-rejoin")
+        self._noting = asyncio.create_task(self._note(), name="cascade-history-notes")
         prefix = self.prefix
         telemetry = telemetry_filter(prefix=prefix)
         logs = logs_filter(prefix=prefix)
@@ -278,10 +295,12 @@ class Recorder:
         for handle in handles:
             await handle.unsubscribe()
         rejoining, self._rejoining = self._rejoining, None
-        if rejoining is not None:
-            rejoining.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await rejoining
+        noting, self._noting = self._noting, None
+        for task in (rejoining, noting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._ends.release()
         await self._asker.aclose()
         await self._writer.stop(timeout)
@@ -323,6 +342,39 @@ class Recorder:
             self._received += 1
             for item in self._intake.made(envelope, now):
                 self._writer.put(item)
+
+    # -- what it says of itself ---------------------------------------------------------------
+
+    async def _note(self, check: float = 0.25) -> None:
+        """Note in the history whether it keeps up: every ``note_every`` seconds, and as soon
+        as it falls behind or catches up (looked at every ``check`` seconds). A note that
+        cannot be written is logged; the next one is tried all the same."""
+        noted_at: float | None = None
+        while True:
+            stats = self.stats
+            now = self._clock()
+            since = self._behind_since
+            if stats.behind != (since is not None):
+                since = self._behind_since = now if stats.behind else None
+            elif noted_at is not None and now - noted_at < self._note_every:
+                await asyncio.sleep(min(check, self._note_every))
+                continue
+            note = RecorderNote(
+                self.name, now, since, stats.queued, stats.lag, stats.dropped, stats.shed
+            )
+            # a stop waits for a note being written (its thread writes on whatever happens
+            # to the task): no transaction of it outlives the recorder
+            writing = asyncio.ensure_future(asyncio.to_thread(self.history.note_recorder, note))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                with contextlib.suppress(HistoryError):
+                    await writing
+                raise
+            except HistoryError as exc:
+                self._log.warning("note", "could not note the recorder in the history: %s", exc)
+            noted_at = now
+            await asyncio.sleep(min(check, self._note_every))
 
     # -- after a reconnection ------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ __all__ = [
     "notify_posts",
     "notify_webhooks",
     "presence",
+    "recorder_notes",
     "run_events",
     "run_graphs",
     "run_claims",
@@ -326,6 +327,20 @@ run_claims = sa.Table(
     sa.Column("refused", sa.BigInteger, nullable=False),
     sa.Column("set_aside", sa.BigInteger, nullable=False),
     sa.Column("last_at", _Time, nullable=False),
+)
+
+recorder_notes = sa.Table(
+    "recorder_notes",
+    metadata,
+    # what each recorder says of itself as it records, every few seconds (revision 0021):
+    # whether it keeps up with the broker, so that the dashboard says it while it happens
+    sa.Column("recorder", sa.String(1024), primary_key=True),
+    sa.Column("noted_at", _Time, nullable=False),
+    sa.Column("behind_since", _Time, nullable=True),  # NULL: it keeps up
+    sa.Column("queued", sa.BigInteger, nullable=False),
+    sa.Column("lag", sa.Double, nullable=False),  # seconds the oldest message queued waited
+    sa.Column("dropped", sa.BigInteger, nullable=False),
+    sa.Column("shed", sa.BigInteger, nullable=False),
 )
 
 source_gaps = sa.Table(

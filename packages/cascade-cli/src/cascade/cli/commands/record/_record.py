@@ -36,6 +36,7 @@ __all__ = [
     "METRICS_HINT",
     "NO_SHARING",
     "SHORT_KEEP",
+    "SILENT_RUN_KEPT",
     "STOP_TIMEOUT",
     "check_client_id",
     "check_group",
@@ -116,15 +117,24 @@ class CannotListen(CascadeError):
     """``--metrics-listen``'s address cannot be bound: ``cannot listen on ADDRESS: reason``."""
 
 
+SILENT_RUN_KEPT = 120.0
+"""Seconds the metrics' state keeps a run it has heard nothing of (its end shed, or its engine
+dead): a live run's engine sends a heartbeat every 5 s. The readers' default, ten minutes, held
+every run whose end a recorder behind shed for that long, a thousand tasks each: its memory grew
+by 13 MB a minute through a 12-minute soak (issue 91). The recorder's gap counter forgets such a
+run after as long."""
+
+
 class Exporter:
     """`cascade record`'s metrics: a watch state of their own, fed by the recorder, served
     from the loop (:class:`~cascade.metrics.MetricsServer`), at ``listen`` (``--metrics-listen``
-    as given)."""
+    as given). The state keeps the last 20 runs that ended, and a run it hears nothing of for
+    :data:`SILENT_RUN_KEPT` seconds."""
 
     def __init__(self, prefix: str, listen: str) -> None:
         from cascade.metrics import CascadeMetrics
 
-        self.metrics = CascadeMetrics(ReaderModel(prefix=prefix))
+        self.metrics = CascadeMetrics(ReaderModel(prefix=prefix, keep_for=SILENT_RUN_KEPT))
         self.server: MetricsServer | None = None
         self.listen = listen
 

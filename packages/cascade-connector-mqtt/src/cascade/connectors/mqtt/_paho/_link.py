@@ -92,6 +92,7 @@ class PahoLink:
         self._sheddable: deque[Incoming] = deque()
         self._held = 0
         self._shed_ids: set[int] = set()
+        self._unreported = 0  # shed, not yet told to the hooks (messages() tells them in bulk)
         self._waiter: asyncio.Future[None] | None = None  # messages() waits on it for more
         self._batches = fast_wire_supported(self._paho)
         self._bulk_read = bulk_read_supported(self._paho)
@@ -386,7 +387,15 @@ class PahoLink:
             self._held -= len(message.payload)
             shed_ids.add(id(message))
             shed += 1
-        self._hooks.shed(shed)
+        # told once a turn of messages() (before it hands out the next message), not once a
+        # message: a reader behind sheds about each message it reads, and a count and a
+        # warning each cost it more than it could spare (issue 91)
+        self._unreported += shed
+
+    def _report_shed(self) -> None:
+        if self._unreported:
+            shed, self._unreported = self._unreported, 0
+            self._hooks.shed(shed)
 
     async def messages(self) -> AsyncIterator[Incoming]:
         """What the socket's reader queued, in order; then LinkError once the connection is gone.
@@ -400,6 +409,7 @@ class PahoLink:
         loop = asyncio.get_running_loop()
         handed = handed_bytes = 0
         while True:
+            self._report_shed()
             while incoming:
                 message = incoming.popleft()
                 if shed_ids and id(message) in shed_ids:
@@ -415,6 +425,7 @@ class PahoLink:
                 if handed == HAND_OUT_EVERY or handed_bytes >= HAND_OUT_BYTES:
                     handed = handed_bytes = 0
                     await asyncio.sleep(0)
+                    self._report_shed()  # what the reads of that turn shed
             if disconnected.done():
                 break
             waiter = self._waiter = loop.create_future()
@@ -425,6 +436,8 @@ class PahoLink:
             finally:
                 disconnected.remove_done_callback(wake)
                 self._waiter = None
+                self._report_shed()
+        self._report_shed()
         failure = None if disconnected.cancelled() else disconnected.exception()
         if isinstance(failure, Exception):
             raise LinkError(describe_failure(failure, self._settings.connect_timeout)) from failure
