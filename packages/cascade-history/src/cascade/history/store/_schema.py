@@ -332,7 +332,7 @@ run_claims = sa.Table(
 recorder_notes = sa.Table(
     "recorder_notes",
     metadata,
-    # what each recorder says of itself as it records, every few seconds (revision 0021):
+    # what each recorder says of itself as it records, every few seconds (revision 0022):
     # whether it keeps up with the broker, so that the dashboard says it while it happens
     sa.Column("recorder", sa.String(1024), primary_key=True),
     sa.Column("noted_at", _Time, nullable=False),

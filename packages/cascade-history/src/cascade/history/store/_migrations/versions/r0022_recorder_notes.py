@@ -2,8 +2,8 @@
 with the broker, noted every few seconds, so that the dashboard's header says a recorder that
 falls behind while it happens, not only in the runs' missing counts afterwards (issue 91).
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision: str | None = "0020"
+revision = "0022"
+down_revision: str | None = "0021"
 branch_labels: str | None = None
 depends_on: str | None = None
 
