@@ -32,11 +32,15 @@ from ._served_workflows import Served
 from ._slot_claims import SlotClaims
 from ._trigger import Fired
 
-__all__ = ["Admission", "_Busy", "_Refused", "_Taken", "_Unclaimed"]
+__all__ = ["ERROR_CHARS", "Admission", "_Busy", "_Refused", "_Taken", "_Unclaimed"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 
 _BACKFILL_WAIT = 10.0  # seconds a backfill's claim of its slot waits to be heard back
+
+
+ERROR_CHARS = 4000
+"""The most characters of a refusal's error a reply carries (its field takes 16 KiB)."""
 
 
 def _holder(claim: Claim) -> str:

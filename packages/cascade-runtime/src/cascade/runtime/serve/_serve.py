@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -39,9 +37,7 @@ from cascade.interfaces.wire import (
     RunEnded,
     ended_topic,
     new_request_id,
-    slot_request_id,
     start_filter,
-    trigger_request_id,
 )
 
 from .._events import Event, RunFinished
@@ -49,20 +45,19 @@ from .._run_life import RunRequest
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext
 from ..results._results import ResultStore
-from ._admission import Admission, _Busy, _Refused, _Taken, _Unclaimed
+from ._admission import ERROR_CHARS, Admission, _Busy, _Refused, _Unclaimed
 from ._announce import Announcer, Peers
 from ._carry_on import (
     DEFAULT_MAX_CARRY_ONS,
     CarryOns,
-    LostRun,
     OnEngineLost,
-    carry_request_id,
     engine_lost_policies,
     fence,
 )
+from ._own_starts import OwnStarts
 from ._schedule import Schedule
 from ._schedule_pauses import SchedulePauses
-from ._scheduler import Clock, SlotTaken, check_schedules
+from ._scheduler import Clock, check_schedules
 from ._serve_requests import Answers, read_request, server_made
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
@@ -79,7 +74,6 @@ _log = logging.getLogger("cascade.runtime.serve")
 _MAX_LIVE = 256  # ServedAnnouncement.live's bound
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
-_ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
 
 
 class Server:
@@ -173,6 +167,9 @@ class Server:
             claims=self._claims,
             stats=context.stats,
         )
+        self._starts = OwnStarts(
+            self._connector.source_id, self._admission, self._answers, self._runs.launch
+        )
 
     def _fleet(
         self,
@@ -185,7 +182,7 @@ class Server:
         carry_ons = CarryOns(
             engine_lost_policies(on_engine_lost, self._workflows),
             self._results,
-            self._carry,
+            lambda lost: self._starts.carry(lost),
             own_runs=lambda: {entry.run_id for entry in self._runs.live(_MAX_LIVE)},
             stats=context.stats,
             max_carry_ons=max_carry_ons,
@@ -450,7 +447,7 @@ class Server:
                 reply, accepted = await self._admission.take(request)
         except _Refused as exc:
             stats.starts_refused += 1
-            reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=str(exc)[:ERROR_CHARS])
             if isinstance(exc, (_Busy, _Unclaimed)) and request.backfill is not None:
                 self._answers.forget(request.id)  # its slot left unclaimed: asked again afresh
                 await self._send(topic, reply)
@@ -458,7 +455,7 @@ class Server:
         except Exception as exc:  # the workflow's own code, or the results store
             stats.starts_refused += 1
             _log.warning("start request %s failed: %s", request.id, explain(exc))
-            reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
+            reply = self._admission.reply(request, "refused", error=describe(exc)[:ERROR_CHARS])
         else:
             stats.starts_taken += 1
         self._answers.answered(reply)
@@ -533,91 +530,15 @@ class Server:
         *,
         by_store: bool,
     ) -> str:
-        """Start trigger ``name``'s run for its event ``key`` in the place held, as a start
-        request whose id names the event would (taken once here, and once in a results store
-        shared with other servers): its run id; raises why not."""
-        request = StartRequest(
-            id=trigger_request_id(name, key),
-            workflow=trigger.workflow or name,
-            params=params,
-            issued_by=self._connector.source_id,
-            reason=f"trigger {name}: {fired.event}"[:1024],
-            issued_at=time.time(),
-        )
-        return await self._start_made(request, SlotTaken, held=True, by_store=by_store, fired=fired)
+        return await self._starts.trigger(name, trigger, params, fired, key, by_store=by_store)
 
     async def start_slot(
         self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False
     ) -> str:
-        """Start ``name``'s run for ``slot`` as a start request naming the slot would (its id
-        taken once here, and once in a results store shared with other servers): its run id;
-        raises with why not."""
-        request = StartRequest(
-            id=slot_request_id(name, slot),
-            workflow=schedule.workflow or name,
-            params=dict(schedule.params),
-            issued_by=self._connector.source_id,
-            reason=f"schedule {name}",
-            issued_at=time.time(),
-        )
-        return await self._start_made(request, _Refused, slot=(name, slot), by_store=by_store)
-
-    async def _start_made(self, request: StartRequest, seen: type[Exception], **take: Any) -> str:
-        """Start ``request``, one this server made itself (a slot's, a trigger's event's), its
-        id taken once here (``seen`` raised for one taken already) and once in a results store
-        shared with other servers (:class:`SlotTaken` when another took it): its run id;
-        raises with why not. ``take``: :meth:`Admission.take`'s options."""
-        if self._answers.seen(request.id) is not False:
-            raise seen(f"request {request.id} was taken already")
-        accepted: Accepted | None = None
-        reply: StartReply | None = None
-        try:
-            reply, accepted = await self._admission.take(request, **take)
-        except _Taken as exc:
-            reply = self._admission.reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
-            raise SlotTaken(str(exc)) from None
-        except Exception as exc:
-            reply = self._admission.reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
-            raise
-        finally:
-            if reply is not None:
-                self._answers.answered(reply)
-            else:  # serving stopped while it was taken: its cancel goes on, unanswered
-                self._answers.forget(request.id)
-        assert accepted is not None
-        self._runs.launch(accepted)
-        return accepted.run_id
-
-    async def _carry(self, lost: LostRun) -> str:
-        """Carry on ``lost`` here: a rerun of it from its failure (what it kept reused), with
-        its params and origin, its start claimed once across the servers (as a request whose
-        id names it); its run id, or raises why not."""
-        origin = lost.origin
-        request = StartRequest(
-            id=carry_request_id(lost.run_id, lost.generation),
-            workflow=lost.workflow,
-            rerun_of=lost.run_id,
-            issued_by=origin.issued_by,
-            reason=origin.reason,
-            issued_at=origin.issued_at,
-        )
-        slot = None
-        if origin.schedule is not None and origin.scheduled_for is not None:
-            with contextlib.suppress(ValueError):
-                slot = (origin.schedule, datetime.fromisoformat(origin.scheduled_for))
-        _, accepted = await self._admission.take(request, slot, carried=lost)
-        assert accepted is not None
-        self._answers.answered(self._admission.reply(request, "started", run_id=accepted.run_id))
-        self._runs.launch(accepted)
-        return accepted.run_id
+        return await self._starts.slot(name, schedule, slot, by_store=by_store)
 
     async def take_slot(self, name: str, slot: datetime, *, by_store: bool = False) -> bool:
-        request = StartRequest(id=slot_request_id(name, slot), workflow=name)
-        try:  # kept, as a started slot's is
-            await self._admission.claim(request, None, uuid.uuid4().hex, by_store=by_store)
-        except _Taken:
-            return False
-        return True
+        return await self._starts.take_slot(name, slot, by_store=by_store)
 
     async def _enter_store(self) -> None:
         """Say in the results store that this server keeps its results there, so that the
