@@ -3,6 +3,7 @@ command (exit 1) saying so, never a "nothing" with exit 0."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ class _Stats:
     def __init__(self, stats: Any) -> None:
         self._stats = stats
         self.subscriptions_refused = 0
+        self.subscriptions_cut = 0
+        self.subscriptions_given_up = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stats, name)
@@ -47,15 +50,45 @@ class _ScopedLogin(InMemoryConnector):
         *,
         on_sync: SyncCallback | None = None,
     ) -> Subscription:
-        levels = topic_filter.split("/")
-        beyond = levels[1] in ("telemetry", "logs", "summary") and (
-            len(levels) == 3 or levels[2] != "acme"
-        )
-        if beyond:
+        if _beyond(topic_filter):
             self._acl_stats.subscriptions_refused += 1
         else:
             self.granted.append(topic_filter)
         return await super().subscribe(topic_filter, callback, on_sync=on_sync)
+
+
+def _beyond(topic_filter: str) -> bool:
+    """Whether an ACL of a login over org:acme denies ``topic_filter``."""
+    levels = topic_filter.split("/")
+    return levels[1] in ("telemetry", "logs", "summary") and (
+        len(levels) == 3 or levels[2] != "acme"
+    )
+
+
+class _CutLogin(_ScopedLogin):
+    """The same login under RabbitMQ's topic permissions: a SUBSCRIBE they deny closes the
+    connection (counted cut); the connector gives the filter up on a later connection, whose
+    marker then ends its snapshot as it ends every other."""
+
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> Subscription:
+        if not _beyond(topic_filter):
+            return await super().subscribe(topic_filter, callback, on_sync=on_sync)
+        stats = self._acl_stats
+        stats.subscriptions_cut += 1
+
+        def given_up() -> None:
+            stats.subscriptions_given_up += 1
+            if on_sync is not None:
+                on_sync("end")
+
+        asyncio.get_running_loop().call_later(0.05, given_up)  # a few connections later
+        return await InMemoryConnector.subscribe(self, topic_filter, callback)
 
 
 @pytest.fixture
@@ -92,6 +125,24 @@ def test_a_refused_subscription_ends_a_reader_saying_so(
     result = run(*args)
     assert result.exit_code == 1, result.output
     assert "the broker refused the subscription to cascade/" in result.stderr
+    assert "--org ORG or --project ORG/PROJECT" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status", "--json"), ("held", "--json"), ("watch", "--json", "--duration", "0")],
+)
+def test_a_subscription_given_up_ends_a_reader_at_once_naming_it(
+    invoke: Callable[..., Result], broker: InMemoryBroker, args: tuple[str, ...]
+) -> None:
+    """RabbitMQ closes the connection on a denied SUBSCRIBE, and the connector gives the filter
+    up: the reader exits 1 then, naming that filter, and subscribes to nothing more (each
+    given-up filter costs a few connections)."""
+    granted: list[str] = []
+    result = invoke(*args, connector_factory=lambda options: _CutLogin(broker, granted))
+    assert result.exit_code == 1, result.output
+    assert "the broker did not answer the subscription to cascade/" in result.stderr
     assert "--org ORG or --project ORG/PROJECT" in result.stderr
     assert result.stdout == ""
 

@@ -74,9 +74,12 @@ async def test_gates_are_listed_with_their_prompts_and_approved_or_rejected(
         (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
         short = started.run_id[:12]
 
-        code, out, err = await _cascade(
-            mqtt_broker, env, "held", "--json", "--task", f"{scope_name}_*"
+        listed, tabled, retried = await asyncio.gather(  # reads (the retry is refused): at once
+            _cascade(mqtt_broker, env, "held", "--json", "--task", f"{scope_name}_*"),
+            _cascade(mqtt_broker, env, "held", "--task", names["migrate"]),
+            _cascade(mqtt_broker, env, "retry", short, names["deploy"]),
         )
+        code, out, err = listed
         assert code == 0, err
         held = {row["task_name"]: row for row in json.loads(out)["held"]}
         assert sorted(held) == sorted(names.values())
@@ -86,12 +89,12 @@ async def test_gates_are_listed_with_their_prompts_and_approved_or_rejected(
         assert deploy["source"] == source
         assert held[names["migrate"]]["prompt"] == "Run the migration?"
 
-        code, out, err = await _cascade(mqtt_broker, env, "held", "--task", names["migrate"])
+        code, out, err = tabled
         assert code == 0, err
         words = out.replace("│", " ").split()  # the table folds its cells
         assert {"awaiting", "approval:", "migration?"} <= set(words)
 
-        code, out, err = await _cascade(mqtt_broker, env, "retry", short, names["deploy"])
+        code, out, err = retried
         assert code == 1
         assert "is a gate: it has no attempt to retry" in err
 

@@ -173,9 +173,40 @@ async def test_a_suback_not_in_time_is_a_link_error_in_words(
         return []
 
     client.subscribe.side_effect = unanswered
+    client._disconnected = asyncio.get_running_loop().create_future()
     link = PahoLink(settings(connect_timeout=0.01), hooks)
     with pytest.raises(LinkError, match=r"no answer from the broker within 0\.01 s"):
         await link.subscribe([("a/#", None)], 0)
+
+
+@pytest.mark.parametrize("mqtt5", [False, True])
+async def test_a_connection_closed_before_the_suback_ends_the_wait_for_it(
+    client: MagicMock, hooks: LinkHooks, mqtt5: bool
+) -> None:
+    """RabbitMQ closes the connection on a SUBSCRIBE it denies: the link says so as the
+    connection goes, where aiomqtt would wait out connect_timeout for an answer that cannot
+    come; the call it waited on is cancelled."""
+    asked = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def unanswered(*args: object, **kwargs: object) -> list[int]:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return []
+
+    client.subscribe.side_effect = unanswered
+    disconnected = client._disconnected = asyncio.get_running_loop().create_future()
+    link = PahoLink(settings(mqtt5=mqtt5, connect_timeout=math.inf), hooks)
+    subscribing = asyncio.create_task(link.subscribe([("a/#", 1 if mqtt5 else None)], 0))
+    await asyncio.wait_for(asked.wait(), 30)
+    disconnected.set_exception(MqttError("[code:7] The connection was lost."))
+    with pytest.raises(LinkError, match="The connection was lost"):
+        await asyncio.wait_for(subscribing, 30)
+    assert cancelled == [True]
 
 
 @pytest.mark.parametrize("mqtt5", [False, True])
@@ -190,6 +221,7 @@ async def test_subscribe_asks_for_the_qos_it_is_given(
         return [qos]
 
     client.subscribe.side_effect = granted
+    client._disconnected = asyncio.get_running_loop().create_future()
     link = PahoLink(settings(mqtt5=mqtt5), hooks)
     assert await link.subscribe([("a/#", 7), ("b/+", None)], qos) == [qos] * (2 if mqtt5 else 1)
     if mqtt5:

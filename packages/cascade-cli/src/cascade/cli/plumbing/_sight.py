@@ -91,9 +91,9 @@ class SightedConnector:
         if cut and not (refused or given_up):  # a node gone, or a denial: the next says
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(made.wait(), self.timeout)
-            if made.is_set():
-                return handle
             after = refusals(self._connector)
+            if made.is_set() and after[0] == before[0] and after[2] == before[2]:
+                return handle  # made again (a given-up filter's snapshot ends too: not made)
         said = _said(before, after, f"the subscription to {topic_filter}")
         if said is not None:
             raise fail(said)

@@ -13,8 +13,8 @@ import functools
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttError
@@ -34,6 +34,7 @@ from ._reasons import describe_connect_failure, describe_failure, is_refusal
 __all__ = ["PahoLink"]
 
 _log = logging.getLogger("cascade.connectors.mqtt")
+_T = TypeVar("_T")
 
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
@@ -314,13 +315,16 @@ class PahoLink:
         """SUBSCRIBE at ``qos``; with subscription identifiers, one packet per filter (an id is
         per packet).
 
-        The SUBACKs are waited for at most ``connect_timeout`` (see the client's ``timeout``).
+        The SUBACKs are waited for at most ``connect_timeout`` (see the client's ``timeout``),
+        and no longer than the connection lasts: RabbitMQ closes it on a SUBSCRIBE its
+        permissions deny, and aiomqtt would wait out its whole timeout for the answer.
         """
         client, timeout = self.client, self._settings.connect_timeout
         try:
             async with bounded(timeout):
                 if not self._subscription_ids:
-                    return list(await client.subscribe([(f, qos) for f, _ in filters]))
+                    call = client.subscribe([(f, qos) for f, _ in filters])
+                    return list(await self._unless_closed(call))
                 subscribes = []
                 for topic_filter, number in filters:
                     properties = None
@@ -328,7 +332,8 @@ class PahoLink:
                         properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
                         properties.SubscriptionIdentifier = number
                     subscribes.append(client.subscribe(topic_filter, qos, properties=properties))
-                results = await asyncio.gather(*subscribes, return_exceptions=True)
+                gathered = asyncio.gather(*subscribes, return_exceptions=True)
+                results = await self._unless_closed(gathered)
         except (MqttError, asyncio.TimeoutError) as exc:
             raise LinkError(describe_failure(exc, timeout)) from exc
         codes: list[object] = []
@@ -339,6 +344,25 @@ class PahoLink:
                 raise result
             codes.append(result[0] if result else None)
         return codes
+
+    async def _unless_closed(self, answer: Awaitable[_T]) -> _T:
+        """What ``answer`` gives; :class:`LinkError` as soon as the connection goes first."""
+        disconnected = self.client._disconnected
+        waiting = asyncio.ensure_future(answer)
+        try:
+            done, _ = await asyncio.wait(
+                {waiting, disconnected}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+        if waiting in done:
+            return waiting.result()
+        failure = None if disconnected.cancelled() else disconnected.exception()
+        if isinstance(failure, Exception):
+            raise LinkError(describe_failure(failure, self._settings.connect_timeout)) from failure
+        raise LinkError("the connection was closed before the broker answered")
 
     def unsubscribe(self, topic_filter: str) -> None:
         self._paho.unsubscribe(topic_filter)
