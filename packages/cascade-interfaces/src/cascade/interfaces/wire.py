@@ -89,6 +89,7 @@ if TYPE_CHECKING:
         MAX_CONTROL_PAYLOAD_BYTES,
         MAX_ERROR_LENGTH,
         MAX_NUMBER,
+        MAX_SIGNAL_PAYLOAD_BYTES,
         MAX_TRACEBACK_LENGTH,
         payload_limit,
         truncate_error,

@@ -17,7 +17,7 @@ from typing import Any
 
 from cascade.connector_kit import RateLimitedLogger
 from cascade.interfaces import Connector, Message, encode_level
-from cascade.interfaces._limits import MAX_SIGNAL_PAYLOAD_BYTES
+from cascade.interfaces.wire import MAX_SIGNAL_PAYLOAD_BYTES
 
 from ._errors import CascadeRuntimeError
 from .workflow._resource import Resource, ResourceMissing, inject, resource

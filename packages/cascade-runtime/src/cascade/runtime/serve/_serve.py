@@ -34,8 +34,6 @@ from cascade.interfaces.serving import (
 from cascade.interfaces.wire import (
     MAX_CONTROL_PAYLOAD_BYTES,
     SHARED_GROUP,
-    RunEnded,
-    ended_topic,
     new_request_id,
     start_filter,
 )
@@ -480,32 +478,12 @@ class Server:
     # -- triggers (their hooks) -------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        """A served run ended: say so on this server's ``ended`` topic (what ``after``
-        triggers hear, here and at every server of the org and project)."""
-        if not isinstance(event, RunFinished) or self._stopping:
-            return  # a run its server's stop cancels ends by no doing of its own: not said
-        entry = self._runs.running.get(event.run_id)
-        if entry is None:
-            return
-        origin = entry.request.origin
-        context = self._context
-        ended = RunEnded(
-            source=self._connector.source_id,
-            run_id=event.run_id,
-            workflow=entry.workflow,
-            status=event.status,
-            params=dict(origin.params or {}) if origin is not None else {},
-            trigger_depth=origin.trigger_depth if origin is not None else 0,
-            ts=event.ts,
-        )
-        topic = ended_topic(context.org_id, context.project_id, ended.source, self._prefix)
-        self._spawn(self._say_ended(topic, ended), "cascade-run-ended")
-
-    async def _say_ended(self, topic: str, ended: RunEnded) -> None:
-        try:
-            await self._connector.publish(topic, ended, qos=1)
-        except Exception as exc:
-            self._log.warning("ended", "could not say run %s ended: %s", ended.run_id, explain(exc))
+        """A served run ended: the triggers say so (a run this server's stop cancels ends by
+        no doing of its own, and is not said)."""
+        if isinstance(event, RunFinished) and not self._stopping:
+            entry = self._runs.running.get(event.run_id)
+            if entry is not None:
+                self._triggers.say_ended(event, entry.workflow, entry.request.origin)
 
     def trigger_pause(self, name: str) -> Constraint | None:
         """The pause that holds trigger ``name``: its own, or its workflow's."""

@@ -24,9 +24,18 @@ from cascade.interfaces import (
     decode_level,
     same_source,
 )
-from cascade.interfaces._limits import MAX_SIGNAL_PAYLOAD_BYTES
-from cascade.interfaces.wire import ServedTrigger, decode_run_ended, ended_filter, event_key
+from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.wire import (
+    MAX_SIGNAL_PAYLOAD_BYTES,
+    RunEnded,
+    ServedTrigger,
+    decode_run_ended,
+    ended_filter,
+    ended_topic,
+    event_key,
+)
 
+from .._events import RunFinished
 from .._recv import signal_topic
 from .._stats import EngineStats
 from .._steps import explain
@@ -184,6 +193,28 @@ class Triggers:
         task.add_done_callback(self._tasks.discard)
 
     # -- what the triggers hear -----------------------------------------------------------
+
+    def say_ended(self, event: RunFinished, workflow: str, origin: RunOrigin | None) -> None:
+        """Say on this server's ``ended`` topic that its served run ``event.run_id`` of
+        ``workflow`` ended (what ``after`` triggers hear, here and at every server of the org
+        and project), whether or not this server has triggers of its own."""
+        ended = RunEnded(
+            source=self._connector.source_id,
+            run_id=event.run_id,
+            workflow=workflow,
+            status=event.status,
+            params=dict(origin.params or {}) if origin is not None else {},
+            trigger_depth=origin.trigger_depth if origin is not None else 0,
+            ts=event.ts,
+        )
+        topic = ended_topic(self._org, self._project, ended.source, self._prefix)
+        self._spawn(self._say_ended(topic, ended), "cascade-run-ended")
+
+    async def _say_ended(self, topic: str, ended: RunEnded) -> None:
+        try:
+            await self._connector.publish(topic, ended, qos=1)
+        except Exception as exc:
+            self._log.warning("ended", "could not say run %s ended: %s", ended.run_id, explain(exc))
 
     def _on_ended(self, message: Message) -> None:
         levels = message.topic[len(self._prefix) + 1 :].split("/")
