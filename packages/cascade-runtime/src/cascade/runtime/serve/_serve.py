@@ -62,7 +62,7 @@ from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, probe_topic
 from ._slot_claims import SlotClaims
 from ._store_probe import probe_store
-from ._trigger import Fired, Trigger
+from ._trigger import Trigger
 from ._triggers import Triggers, check_triggers
 
 __all__ = ["Server"]
@@ -137,16 +137,6 @@ class Server:
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
         self._sharing: set[str] = set()  # servers known to keep their results in this one's store
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
-        self._triggers = Triggers(
-            triggers,
-            self._connector,
-            self._prefix,
-            context.org_id,
-            context.project_id,
-            self,
-            context.stats,
-            self._announcer.changed,
-        )
         self._pauses = SchedulePauses(
             self._connector,
             self._prefix,
@@ -167,6 +157,17 @@ class Server:
         )
         self._starts = OwnStarts(
             self._connector.source_id, self._admission, self._answers, self._runs.launch
+        )
+        self._triggers = Triggers(
+            triggers,
+            self._connector,
+            self._prefix,
+            context.org_id,
+            context.project_id,
+            self,
+            context.stats,
+            self._announcer.changed,
+            starts=self._starts,
         )
 
     def _fleet(
@@ -497,18 +498,6 @@ class Server:
 
     def unhold(self) -> None:
         self._runs.unhold()
-
-    async def start_trigger(
-        self,
-        name: str,
-        trigger: Trigger,
-        params: dict[str, Any],
-        fired: Fired,
-        key: str,
-        *,
-        by_store: bool,
-    ) -> str:
-        return await self._starts.trigger(name, trigger, params, fired, key, by_store=by_store)
 
     async def start_slot(
         self, name: str, schedule: Schedule, slot: datetime, *, by_store: bool = False

@@ -41,6 +41,7 @@ from .._stats import EngineStats
 from .._steps import explain
 from ..constraints._tokenbucket import TokenBucket
 from ._file_events import FileWatch
+from ._own_starts import OwnStarts
 from ._scheduler import SlotTaken, check_starters
 from ._slot_claims import SlotClaims
 from ._trigger import MAX_TRIGGER_DEPTH, Fired, RunEnd, SignalEvent, Trigger, TriggerEvent
@@ -74,20 +75,6 @@ class TriggerHooks(Protocol):
 
     def unhold(self) -> None:
         """Give back a place held, its run not started."""
-        ...
-
-    async def start_trigger(
-        self,
-        name: str,
-        trigger: Trigger,
-        params: dict[str, Any],
-        fired: Fired,
-        key: str,
-        *,
-        by_store: bool,
-    ) -> str:
-        """Start the run of ``name``'s event ``key`` in the place held: its run id; raises why
-        not (:class:`~._scheduler.SlotTaken` when another server took it)."""
         ...
 
     async def store_decides(self, source: str) -> bool:
@@ -133,6 +120,8 @@ class Triggers:
         hooks: TriggerHooks,
         stats: EngineStats,
         changed: Callable[[], None],
+        *,
+        starts: OwnStarts,
     ) -> None:
         self._triggers = dict(triggers)
         self._connector = connector
@@ -140,6 +129,7 @@ class Triggers:
         self._org = org_id
         self._project = project_id
         self._hooks = hooks
+        self._starts = starts
         self._stats = stats
         self._changed = changed
         self.claims = SlotClaims(connector, prefix, org_id, project_id, kind="trigger")
@@ -404,7 +394,7 @@ class Triggers:
             self._hooks.unhold()
             return  # another server took it
         try:
-            run_id = await self._hooks.start_trigger(
+            run_id = await self._starts.trigger(
                 name, trigger, waiting.params, waiting.fired, waiting.key, by_store=not won
             )
         except SlotTaken:
