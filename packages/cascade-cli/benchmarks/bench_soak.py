@@ -246,10 +246,10 @@ def main() -> None:
         print(f"\nmemory after {args.settle:g} min (first sample to last):")
         for name in readers:
             if len(settled) >= 2:
-                first, last = settled[0][name], settled[-1][name]
+                first_mb, last_mb = settled[0][name], settled[-1][name]
                 span = samples[-1][0] - next(m for m, _ in samples if m >= args.settle)
-                rate = (last - first) / span if span else 0.0
-                print(f"  {name}: {first:.0f} -> {last:.0f} MB ({rate:+.1f} MB/min)")
+                rate = (last_mb - first_mb) / span if span else 0.0
+                print(f"  {name}: {first_mb:.0f} -> {last_mb:.0f} MB ({rate:+.1f} MB/min)")
 
 
 if __name__ == "__main__":

@@ -148,9 +148,11 @@ async def measure(broker: Any, runs: int) -> dict[str, list[float]]:
             await marks.until(lambda count=count: len(marks.started) > count)
             found["start request"].append(max(marks.started.values()) - sent)
             reply = await control.start("etl", {"day": str(n)})
-            await marks.until(lambda run=reply.run_id: run in marks.followed)
-            ended = marks.finished[reply.run_id]
-            found["after a run"].append(marks.followed[reply.run_id] - ended)
+            etl_run = reply.run_id
+            assert etl_run is not None, reply.error
+            await marks.until(lambda run=etl_run: run in marks.followed)
+            ended = marks.finished[etl_run]
+            found["after a run"].append(marks.followed[etl_run] - ended)
             signal = f"{prefix}/signal/local/default/go"
             said = f"signal go s{n}"
             sent = time.perf_counter()

@@ -68,8 +68,7 @@ def _announced(broker: InMemoryBroker, source: str) -> ServedAnnouncement | None
 
 
 async def _serving_all(broker: InMemoryBroker, *sources: str) -> None:
-    for source in sources:
-        await eventually(lambda s=source: _announced(broker, s) is not None)
+    await eventually(lambda: all(_announced(broker, s) is not None for s in sources))
 
 
 @pytest.fixture
@@ -134,7 +133,7 @@ async def test_two_servers_start_one_report_per_etl_run_each_naming_it(
     ):
         control = Controller(ops, issued_by="alice", timeout=3)
         await _serving_all(broker, "s1", "s2")
-        etl_runs = []
+        etl_runs: list[str | None] = []
         for day in ("mon", "tue", "wed"):
             reply = await control.start("etl", {"day": day})
             assert reply.outcome == "started", reply.error
@@ -142,7 +141,10 @@ async def test_two_servers_start_one_report_per_etl_run_each_naming_it(
         await eventually(lambda: len(_triggered(first, second)) >= 3)
         await broker.idle()  # every run end and claim dispatched: a fourth would be here
         reports = _triggered(first, second)
-        assert sorted(r.origin.followed_run for r in reports) == sorted(etl_runs)  # type: ignore[union-attr]
+        followed = [r.origin.followed_run for r in reports]  # type: ignore[union-attr]
+        assert None not in followed, followed
+        assert None not in etl_runs, etl_runs
+        assert sorted(map(str, followed)) == sorted(map(str, etl_runs))
         for r in reports:
             assert r.origin is not None
             assert r.origin.trigger == "report_after_etl"
