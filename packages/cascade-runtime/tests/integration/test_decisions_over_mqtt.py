@@ -202,7 +202,11 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
     decisions published at once by sixteen operators on its held task, in five runs one after
     another: the first of
     each round ends its run, and each of the sixteen is answered before the connection closes
-    (the engine waits for what the broker routed to it, then for its answers to be taken)."""
+    (the engine waits for what the broker routed to it, then for its answers to be taken).
+
+    The engine's reader is held until the broker has acknowledged all sixteen: what is promised
+    is an answer to each decision routed to the run before it ends, and a loaded broker may
+    route one operator's publish after the first decision has ended the run."""
     kinds = ["retry", "skip", "fail", "complete"]
     answers = _Answers(plain_client)
 
@@ -214,6 +218,13 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
     engine = Engine(connector, heartbeat_interval=None)  # not connected: each run connects
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
+    routed = asyncio.Event()  # the broker acknowledged the round's sixteen decisions
+
+    async def until_routed(message: Message) -> None:
+        await routed.wait()
+
+    # subscribed before any run's: the reader holds each command here before the run sees it
+    await connector.subscribe(f"{prefix}/command/#", until_routed)
     rounds = 5
     operators = [aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) for _ in range(16)]
     stack = contextlib.AsyncExitStack()
@@ -232,6 +243,7 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
                 return 2
 
             recorder.events.clear()
+            routed.clear()
             run = asyncio.create_task(engine.run(load()))
             try:
                 await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
@@ -246,6 +258,7 @@ async def test_a_run_that_owns_its_connection_answers_every_decision_it_got_befo
                     await operator.publish(topic, json.dumps(request), qos=1)
 
                 await asyncio.gather(*(decide(operators[n], 16 * round_ + n) for n in range(16)))
+                routed.set()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(run, 15)  # the first decision ended it, however
                 assert not connector.is_connected  # the run closed its connection
