@@ -22,6 +22,7 @@ import logging
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,13 +36,17 @@ from cascade.history import History
 from cascade.testkit import MosquittoBroker
 
 READY_TIMEOUT = 60.0
+ISSUE_PACE = 4.3
+"""Runs a second in the issue's soak (2,079 runs of 1,000 tasks in 8 minutes: about 9,500
+messages a second); ``--pace 0`` runs them back to back, as fast as the engine goes."""
 _RSS = re.compile(r"VmRSS:\s+(\d+) kB")
 _METRIC = re.compile(r"^(cascade_\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
 
 
-def engine(host: str, port: int, tasks: int, runs_file: str) -> None:
-    """The engine process: back-to-back runs of ``tasks`` coroutine tasks until killed; each
-    finished run writes how many have to ``runs_file``."""
+def engine(host: str, port: int, tasks: int, runs_file: str, pace: float) -> None:
+    """The engine process: runs of ``tasks`` coroutine tasks until killed, ``pace`` a second
+    at most (back to back when 0); each finished run writes how many have, and the messages
+    published so far, to ``runs_file``."""
     from cascade.connectors.mqtt import MqttConnector
     from cascade.runtime import Engine, task
 
@@ -58,10 +63,16 @@ def engine(host: str, port: int, tasks: int, runs_file: str) -> None:
         async with MqttConnector(host, port, source_id="soak-engine") as connector:
             runner = Engine(connector)
             finished = 0
+            loop = asyncio.get_running_loop()
+            due = loop.time()
             while True:
                 await runner.run([work(i) for i in range(tasks)])
                 finished += 1
-                Path(runs_file).write_text(f"{finished}\n")  # noqa: ASYNC240 a few bytes a run
+                sent = connector.stats.published
+                Path(runs_file).write_text(f"{finished} {sent}\n")  # noqa: ASYNC240 a few bytes
+                if pace:  # the next run's start is due 1/pace after this one's, not later
+                    due = max(due + 1 / pace, loop.time() - 1.0)
+                    await asyncio.sleep(due - loop.time())
 
     asyncio.run(main())
 
@@ -82,6 +93,12 @@ def cpu_seconds(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_seconds() -> float:
+    """The machine's idle CPU time so far, every core's, seconds (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")  # idle and iowait
 
 
 def cli(*args: str) -> list[str]:
@@ -149,18 +166,24 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between two rows")
     parser.add_argument("--tasks", type=int, default=1000, help="tasks of each run")
+    parser.add_argument("--pace", type=float, default=ISSUE_PACE,
+                        help="runs a second at most (0: back to back); the default is the"
+                        " issue's soak, about 9,500 messages a second")  # fmt: skip
     parser.add_argument("--settle", type=float, default=2.0,
                         help="minutes after which a reader's memory must be flat")  # fmt: skip
     parser.add_argument("--db", default=None, help="the history's URL (a SQLite file unless)")
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="run `cascade record` under cProfile into FILE")  # fmt: skip
-    parser.add_argument("--engine", nargs=4, metavar=("HOST", "PORT", "TASKS", "RUNS_FILE"),
+    parser.add_argument("--engine", nargs=5,
+                        metavar=("HOST", "PORT", "TASKS", "RUNS_FILE", "PACE"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args, _ = parser.parse_known_args()  # `nox -s soak -- ...` passes its flags
     if args.engine:
-        host, port, tasks, runs_file = args.engine
-        engine(host, int(port), int(tasks), runs_file)
+        host, port, tasks, runs_file, pace = args.engine
+        engine(host, int(port), int(tasks), runs_file, float(pace))
         return
+    # killed (nox interrupted, a timeout): the readers, the engine and the broker stop with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         db = args.db or f"sqlite:///{folder}/history.db"
@@ -195,27 +218,31 @@ def main() -> None:
         runs_file.touch()
         processes["engine"] = subprocess.Popen(
             [sys.executable, __file__, "--engine", "127.0.0.1", str(broker.port),
-             str(args.tasks), str(runs_file)],
+             str(args.tasks), str(runs_file), str(args.pace)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         readers = ("dashboard", "record", "watch")
-        print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks; history {db}\n")
-        print("| min | runs | " + " | ".join(f"{r} MB" for r in readers)
-              + " | recorder stored/s | recorder CPU % | dashboard's live runs | dashboard missed"
-              " | recorder queued | dropped | shed"
-              " | history runs | missing events |")  # fmt: skip
-        print("|--:|" + "--:|" * (len(readers) + 10))
+        working = ("engine", *readers)
+        paced = f"at most {args.pace:g} a second" if args.pace else "back to back"
+        print(f"soak: {args.minutes:g} min of runs of {args.tasks:,} tasks, {paced};"
+              f" history {db}\n")  # fmt: skip
+        print("| min | runs | engine msg/s | " + " | ".join(f"{r} MB" for r in readers)
+              + " | recorder stored/s | " + " | ".join(f"{w} CPU %" for w in working)
+              + " | machine idle % | dashboard's live runs | dashboard missed"
+              " | recorder queued | dropped | shed | history runs | missing events |")  # fmt: skip
+        print("|--:|" + "--:|" * (2 * len(readers) + 11))
         samples: list[tuple[float, dict[str, float]]] = []
         http = stack.enter_context(httpx.Client(timeout=10))
         began = time.monotonic()
-        last = (began, 0.0, cpu_seconds(record.pid))  # when, stored, the recorder's CPU
+        # when, stored, the engine's messages sent, each process's CPU, the machine's idle
+        last = (began, 0.0, 0, {w: cpu_seconds(processes[w].pid) for w in working}, idle_seconds())
         end = began + args.minutes * 60
         while True:
             time.sleep(max(0.0, min(args.every, end - time.monotonic())))
             minutes = (time.monotonic() - began) / 60
             rss = {name: rss_mb(processes[name].pid) for name in readers}
             samples.append((minutes, rss))
-            runs = int(runs_file.read_text() or 0)
+            runs, sent = (int(n) for n in (runs_file.read_text() or "0 0").split())
             figures = scraped(http, metrics_url)
             seen = scraped(http, dashboard_metrics)
             live = seen.get("cascade_runs_running", float("nan"))
@@ -224,22 +251,18 @@ def main() -> None:
             dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
             shed = figures.get("cascade_recorder_shed_total", float("nan"))
             recorded, missing = history_figures(db)
-            now, stored, cpu = (
-                time.monotonic(),
-                figures.get("cascade_recorder_stored_total", 0.0),
-                cpu_seconds(record.pid),
-            )
-            rate, busy = (
-                (stored - last[1]) / (now - last[0]),
-                100 * (cpu - last[2]) / (now - last[0]),
-            )
-            last = (now, stored, cpu)
-            print(f"| {minutes:.1f} | {runs:,} | "
+            now, stored = time.monotonic(), figures.get("cascade_recorder_stored_total", 0.0)
+            cpu, idle = {w: cpu_seconds(processes[w].pid) for w in working}, idle_seconds()
+            span = now - last[0]
+            busy = " | ".join(f"{100 * (cpu[w] - last[3][w]) / span:.0f}" for w in working)
+            print(f"| {minutes:.1f} | {runs:,} | {(sent - last[2]) / span:,.0f} | "
                   + " | ".join(f"{rss[name]:.0f}" for name in readers)
-                  + f" | {rate:,.0f} | {busy:.0f} | {live:,.0f} | {missed:,.0f} | {queued:,.0f}"
-                  f" | {dropped:,.0f} | {shed:,.0f}"
-                  f" | {recorded:,} | {missing:,} |",
+                  + f" | {(stored - last[1]) / span:,.0f} | {busy}"
+                  f" | {100 * (idle - last[4]) / span / (os.cpu_count() or 1):.0f}"
+                  f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f}"
+                  f" | {dropped:,.0f} | {shed:,.0f} | {recorded:,} | {missing:,} |",
                   flush=True)  # fmt: skip
+            last = (now, stored, sent, cpu, idle)
             if time.monotonic() >= end:
                 break
         settled = [rss for minutes, rss in samples if minutes >= args.settle]

@@ -309,6 +309,35 @@ def test_runs_whose_end_was_missed_end_as_their_engines_summary_lists_them_and_s
     assert all(state.runs[f"run-{n}"].status == "Running" for n in range(36, 50))
 
 
+def test_runs_whose_end_was_missed_end_though_their_engine_runs_them_faster_than_a_summary_lists() -> (
+    None
+):
+    """An engine running eight runs a second lists each ended run in its summaries for 2.5
+    seconds (the last 20): a reader that missed their ends still ends each once it has been
+    silent for 15 s (at a later summary, or when pruned), not ten minutes later."""
+    clock = _Clock()
+    state = ReaderModel(clock=clock, keep_runs=5)
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    listed: list[SummaryRun] = []
+    for n in range(200):  # 25 s of runs
+        run_id = f"run-{n}"
+        state.apply(telemetry(LifecycleEvent(event="ENGINE_STARTED"), run_id=run_id, seq=1))
+        state.apply(telemetry(_running("a"), run_id=run_id, seq=2))  # its end never arrives
+        clock.now += 0.125
+        listed = [*listed, _ended(run_id, "Failed" if n % 2 else "Succeeded")][-20:]
+        if n % 8 == 7:  # a summary a second
+            said = _summary("host-1", runs=RunTally(running=1), listed=listed)
+            state.apply(_placed(said, "local", "default"))
+    # at the last summary (t = 25 s), the runs silent for 15 s (heard until t = 10 s) have ended
+    assert state.ends_from_summaries == 81
+    assert [state.runs[f"run-{n}"].status for n in (79, 80)] == ["Failed", "Succeeded"]
+    assert not state.runs["run-81"].finished
+    clock.now += 15
+    state.prune()  # the engine has gone quiet: no more summaries, and the rest end too
+    assert state.ends_from_summaries == 200
+    assert sorted(state.runs) == sorted(f"run-{n}" for n in range(195, 200))
+
+
 def test_a_run_that_still_talks_or_is_listed_live_keeps_waiting_for_its_own_end() -> None:
     """A summary's word on a run heard from lately, or listed live, ends nothing."""
     clock = _Clock()
@@ -320,4 +349,5 @@ def test_a_run_that_still_talks_or_is_listed_live_keeps_waiting_for_its_own_end(
     live = _summary("host-1", runs=RunTally(running=1), listed=[_live("run-1", "local", "default")])
     clock.now += 30
     state.apply(_placed(live, "local", "default"))
+    state.prune()
     assert (state.runs["run-1"].finished, state.ends_from_summaries) == (False, 0)

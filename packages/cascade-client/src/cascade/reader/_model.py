@@ -183,6 +183,10 @@ class ReaderModel:
         # them still missing something: a run's end costs O(1), not a walk of every run
         self._finished: dict[str, None] = {}
         self._holed: set[str] = set()
+        # runs held unfinished that their engine's summary listed ended, with that status,
+        # ended once silent (:data:`SUMMARY_END_AFTER`): a summary lists the last 20 runs, which
+        # an engine running a few a second has replaced before a run has been silent for long
+        self._said_ended: dict[str, str] = {}
         self._asked = Asked()
         self._reading_since: float | None = None  # first summary since telemetry_filters
         self.lost = LostRuns(self.runs, self.engines, self._over, self._back, self._changed)
@@ -243,31 +247,46 @@ class ReaderModel:
         note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
 
     def _ends_from_summary(self, engine: EngineView, now: float) -> None:
-        """The runs of ``engine`` this view holds unfinished that its summary lists as ended,
-        and that sent nothing for :data:`SUMMARY_END_AFTER` seconds: their end was missed
-        (the broker or the connector shed it). They end as the summary says, so that the
-        bounds on finished runs hold them (``keep_runs``), not the ``keep_for`` of a run whose
-        engine went silent: a reader that sheds under load must not hold every run whose end
-        it missed for ten minutes."""
+        """The runs of ``engine`` this view holds unfinished that its summary lists as ended
+        end as it says once they have sent nothing for :data:`SUMMARY_END_AFTER` seconds: their
+        own end was missed (the broker or the connector shed it). They end as the summary says,
+        so that the bounds on finished runs hold them (``keep_runs``), not the ``keep_for`` of a
+        run whose engine went silent: a reader that sheds under load must not hold every run
+        whose end it missed for ten minutes. The summary's word is kept until then (a summary
+        lists only the last runs, gone from it within seconds when an engine runs several a
+        second), and dropped if a later one lists the run live."""
         summary = engine.summary
         if summary is None:
             return
         for listed in summary.listed:
-            if listed.status == "Running":
-                continue
             run = self.runs.get(listed.run_id)
-            if (
-                run is None
-                or run.finished
-                or run.source != engine.source
-                or now - run.last_heard < SUMMARY_END_AFTER
-            ):
+            if run is None or run.finished or run.source != engine.source:
                 continue
-            run.status = "Cancelled" if listed.cancelled else listed.status
+            if listed.status == "Running":
+                self._said_ended.pop(run.run_id, None)
+            else:
+                self._said_ended[run.run_id] = "Cancelled" if listed.cancelled else listed.status
+        self._end_said_ended(now)
+
+    def _end_said_ended(self, now: float) -> None:
+        """End the runs their engine's summary listed ended that have been silent for
+        :data:`SUMMARY_END_AFTER` seconds since (see :meth:`_ends_from_summary`)."""
+        if not self._said_ended:
+            return
+        for run_id, status in list(self._said_ended.items()):
+            run = self.runs.get(run_id)
+            if run is not None and not run.finished and now - run.last_heard < SUMMARY_END_AFTER:
+                continue  # it still talks: its own end may yet come, with its error
+            del self._said_ended[run_id]
+            if run is None or run.finished:
+                continue
+            run.status = status
             run.finish(now)
             self.ends_from_summaries += 1
-            self._finished[run.run_id] = None
-            engine.live_seen.discard(run.run_id)
+            self._finished[run_id] = None
+            engine = self.engines.get(run.source)
+            if engine is not None:
+                engine.live_seen.discard(run_id)
             self._compact_if_whole(run)
             self._changed(run)
         self.forgotten_runs += self._retire_finished(now)
@@ -574,6 +593,7 @@ class ReaderModel:
         (:attr:`forgotten_engines`).
         """
         now = self.clock() if now is None else now
+        self._end_said_ended(now)
         for run_id in list(self._holed):
             run = self.runs.get(run_id)
             if run is None:
@@ -618,6 +638,7 @@ class ReaderModel:
         self._asked.done(run_id)
         self._finished.pop(run_id, None)
         self._holed.discard(run_id)
+        self._said_ended.pop(run_id, None)
         run = self.runs.pop(run_id, None)
         if run is None:
             return 0
