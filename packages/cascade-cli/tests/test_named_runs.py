@@ -212,6 +212,30 @@ def test_a_scheduled_run_says_its_schedule_and_slot(
         time.tzset()
 
 
+def test_runs_trigger_lists_the_runs_that_trigger_started(tmp_path: Path) -> None:
+    """`--trigger NAME` finds the runs that trigger started, by its name exactly (another
+    trigger's run and a run no trigger started are left out), their origin in `--json`; none
+    found says "that match"."""
+    path = str(tmp_path / "history.sqlite3")
+    after = {"workflow": "nightly", "trigger": "report_after_etl", "followed_run": SECOND,
+             "trigger_event": f"run {SECOND} of etl Succeeded on host-1"}  # fmt: skip
+    signal = {"workflow": "nightly", "trigger": "on_deploy", "trigger_event": "signal d1"}
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, after, failed=False))
+        history.store(_run("c3" * 16, T0 + 60, signal, failed=False))
+        history.store(_run(SECOND, T0 - 60, {"workflow": "etl"}, failed=False))
+    found = _invoke("runs", "--db", path, "--trigger", "report_after_etl", "--json")
+    assert found.exit_code == 0, found.output
+    said = json.loads(found.output)
+    assert [(r["run_id"], r["origin"]["trigger"]) for r in said] == [(FIRST, "report_after_etl")]
+    assert said[0]["origin"]["followed_run"] == SECOND
+    table = _invoke("runs", "--db", path, "--trigger", "on_deploy")
+    assert [line for line in table.output.splitlines() if "c3c3c3c3c3c3" in line]
+    assert "a1a1a1a1a1a1" not in table.output
+    none = _invoke("runs", "--db", path, "--trigger", "report_after")
+    assert "no runs recorded that match" in none.output
+
+
 def test_a_run_carried_on_says_from_what_and_its_lost_run_where_it_went(tmp_path: Path) -> None:
     path = str(tmp_path / "history.sqlite3")
     origin = {"workflow": "nightly", "issued_by": "alice", "request_id": "req-1"}

@@ -245,3 +245,24 @@ def test_a_scheduled_runs_schedule_and_slot_are_kept_and_found(history: History)
     detail = history.run("run-1")
     assert detail is not None
     assert (detail.run.schedule, detail.run.scheduled_for) == (None, None)
+
+
+def test_a_triggered_run_is_found_by_its_triggers_name(history: History) -> None:
+    """``runs(trigger=...)`` and ``count_runs(trigger=...)``: the runs that trigger started,
+    its name exactly; a run another trigger or a schedule started is not among them."""
+    after = {"workflow": "report", "trigger": "report_after_etl", "followed_run": "run-1",
+             "trigger_event": "run run-1 of etl Succeeded on s1"}  # fmt: skip
+    signal = {"workflow": "report", "trigger": "on_deploy", "trigger_event": "signal d1"}
+    scheduled = {"workflow": "report", "schedule": "report_after_etl"}
+    history.store(
+        [
+            lifecycle("t1", "ENGINE_STARTED", T0, seq=1, name="report", origin=after),
+            lifecycle("t2", "ENGINE_STARTED", T0 + 1, seq=1, name="report", origin=signal),
+            lifecycle("s1", "ENGINE_STARTED", T0 + 2, seq=1, name="report", origin=scheduled),
+        ]
+    )
+    _first(history)
+    assert [r.run_id for r in history.runs(trigger="report_after_etl")] == ["t1"]
+    assert history.count_runs(trigger="report_after_etl") == 1
+    assert history.runs(trigger="report_after") == []
+    assert [r.run_id for r in history.runs(trigger="on_deploy", name="report")] == ["t2"]

@@ -32,6 +32,7 @@ from cascade.control import Controller
 from cascade.interfaces import Connector
 from cascade.interfaces.serving import StartRequest, addressed_start_topic
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, Trigger, task
+from cascade.runtime.testing import serving
 from cascade.testkit import MosquittoBroker, mosquitto_path
 
 
@@ -114,22 +115,20 @@ async def servers(broker: Any, prefix: str, marks: Marks) -> AsyncIterator[Contr
     ]
     for engine in engines:
         engine.events.subscribe(marks)
-    serving = [
-        asyncio.create_task(engine.serve({"etl": etl, "report": report}, triggers=TRIGGERS))
-        for engine in engines
-    ]
-    ops = connector(broker, "ops", prefix)
-    await ops.connect()
-    control = Controller(ops, issued_by="bench", timeout=10)
-    try:
-        while len(await control.served()) < 2:  # noqa: ASYNC110  # each ask is a roll call
-            await asyncio.sleep(0.05)
-        yield control
-    finally:
-        await ops.disconnect()
-        for task_ in serving:
-            task_.cancel()
-        await asyncio.gather(*serving, return_exceptions=True)
+    workflows = {"etl": etl, "report": report}
+    async with (
+        serving(engines[0], workflows, triggers=TRIGGERS),
+        serving(engines[1], workflows, triggers=TRIGGERS),
+    ):
+        ops = connector(broker, "ops", prefix)
+        await ops.connect()
+        control = Controller(ops, issued_by="bench", timeout=10)
+        try:
+            while len(await control.served()) < 2:  # noqa: ASYNC110  # each ask is a roll call
+                await asyncio.sleep(0.05)
+            yield control
+        finally:
+            await ops.disconnect()
 
 
 async def measure(broker: Any, runs: int) -> dict[str, list[float]]:

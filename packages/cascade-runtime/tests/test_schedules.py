@@ -8,7 +8,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from cascade.interfaces.serving import (
     decode_served,
     served_topic,
 )
-from cascade.runtime import Engine, RunStarted, Schedule, task
-from cascade.runtime.testing import eventually
+from cascade.runtime import Engine, Schedule, task
+from cascade.runtime.testing import eventually, serving
 
 UTC = timezone.utc
 
@@ -36,20 +35,6 @@ def load(day: str = "any") -> str:
 
 def _engine(broker: InMemoryBroker, source: str) -> Engine:
     return Engine(InMemoryConnector(broker, source_id=source), heartbeat_interval=None)
-
-
-@contextlib.asynccontextmanager
-async def serving(engine: Engine, **options: Any) -> AsyncIterator[list[RunStarted]]:
-    """``engine.serve(...)`` in a task, cancelled at the end; the runs it started."""
-    started: list[RunStarted] = []
-    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
-    served = asyncio.create_task(engine.serve(**options))
-    try:
-        yield started
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 def test_a_cron_schedule_fires_in_its_time_zone_and_the_skipped_hour_at_the_next() -> None:

@@ -4,9 +4,8 @@ request answered once on its reply topic."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -36,7 +35,7 @@ from cascade.runtime import (
     TaskSkipped,
     task,
 )
-from cascade.runtime.testing import EventRecorder, eventually
+from cascade.runtime.testing import EventRecorder, eventually, serving
 
 SOURCE = "server-1"
 
@@ -142,20 +141,6 @@ class Operator:
         fields = request if isinstance(request, dict) else msgspec.to_builtins(request)
         topic = topic or addressed_start_topic(*self.place(), fields["workflow"], SOURCE)
         await self.connector.publish(topic, request, qos=1)
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    engine: Engine, workflows: Mapping[str, Callable[..., Any]], **options: Any
-) -> AsyncIterator[asyncio.Task[None]]:
-    """``engine.serve(workflows)`` in a task, cancelled at the end."""
-    served = asyncio.create_task(engine.serve(workflows, **options))
-    try:
-        yield served
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 @pytest.fixture
@@ -505,13 +490,12 @@ async def test_a_run_that_fails_ends_as_usual_and_serving_goes_on(
     def build(n: int = 1) -> Any:
         return flaky(n)
 
-    async with serving(engine, {"flaky": build}) as served:
+    async with serving(engine, {"flaky": build}):
         await operator.until(lambda: operator.announced() is not None)
         await operator.ask(StartRequest(id="f1", workflow="flaky"))
         await recorder.until(lambda: len(recorder.names(RunFinished)) == 1)
         await operator.ask(StartRequest(id="f2", workflow="flaky", params={"n": 2}))
         await recorder.until(lambda: len(recorder.names(RunFinished)) == 2)
-        assert not served.done()
     assert [e.status for e in recorder.events if isinstance(e, RunFinished)] == [
         "Failed",
         "Succeeded",
@@ -698,11 +682,10 @@ async def test_a_served_run_whose_target_is_skipped_ends_succeeded_as_its_tasks_
         return maybe(go).run_if(go)
 
     with caplog.at_level(logging.INFO, logger="cascade"):
-        async with serving(engine, {"maybe": build}) as served:
+        async with serving(engine, {"maybe": build}):
             await operator.until(lambda: operator.announced() is not None)
             await operator.ask(StartRequest(id="m1", workflow="maybe"))
             await recorder.until(lambda: len(recorder.names(RunFinished)) == 1)
-            assert not served.done()
     assert [e.status for e in recorder.events if isinstance(e, RunFinished)] == ["Succeeded"]
     assert [e.task_name for e in recorder.events if isinstance(e, TaskSkipped)] == ["maybe"]
     assert "DependencyMissingError" not in caplog.text

@@ -28,7 +28,7 @@ from cascade.interfaces.serving import (
     served_topic,
 )
 from cascade.runtime import Engine, Router, RunFinished, RunStarted, TaskSkipped, task
-from cascade.runtime.testing import EventRecorder, eventually
+from cascade.runtime.testing import EventRecorder, eventually, serving
 
 SOURCE = "server-1"
 
@@ -133,24 +133,21 @@ async def _requester(broker: InMemoryBroker) -> AsyncIterator[Requester]:
 
 
 @contextlib.asynccontextmanager
-async def serving(
+async def this_server(
     broker: InMemoryBroker,
     results: Path,
     workflows: dict[str, Callable[..., Any]],
     requester: Requester,
 ) -> AsyncIterator[tuple[Engine, EventRecorder]]:
+    """``server-1``, serving ``workflows`` with its results in ``results``, its events
+    recorded; once ``requester`` heard it announce itself idle."""
     connector = InMemoryConnector(broker, source_id=SOURCE)
     engine = Engine(connector, heartbeat_interval=None, results=results)
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
-    served = asyncio.create_task(engine.serve(workflows))
-    try:
+    async with serving(engine, workflows):
         await requester.idle()
         yield engine, recorder
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 def _ends(recorder: EventRecorder) -> dict[str, str]:
@@ -170,7 +167,7 @@ async def test_a_failed_served_run_is_rerun_from_its_stored_results(
     extract (its function ran once in all) and succeeds; its origin names the run it reruns
     and the root; a changed param re-executes the tasks it reaches."""
     pipeline = Pipeline()
-    async with serving(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (
+    async with this_server(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (
         engine,
         recorder,
     ):
@@ -245,7 +242,7 @@ async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
         "etl": pipeline.workflow,
         "other": pipeline.workflow,
     }
-    async with serving(broker, tmp_path, workflows, requester) as (_, recorder):
+    async with this_server(broker, tmp_path, workflows, requester) as (_, recorder):
         first = await requester.ask(StartRequest(id="s1", workflow="etl"))
         await recorder.until(lambda: first.run_id in _ends(recorder))
         await requester.idle()
@@ -305,7 +302,7 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
     pipeline = Pipeline()
     async with (
         _requester(broker) as asker,
-        serving(broker, tmp_path, {"etl": pipeline.workflow}, asker) as (_, recorder),
+        this_server(broker, tmp_path, {"etl": pipeline.workflow}, asker) as (_, recorder),
     ):
         first = await asker.ask(StartRequest(id="s1", workflow="etl"))
         await recorder.until(lambda: first.run_id in _ends(recorder))
@@ -315,25 +312,12 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
         live = await asker.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
         await asker.until(lambda: (a := asker.announced) is not None and a.running == 1)
         seen = asker.announcements
-        later = Engine(
-            InMemoryConnector(broker, source_id="server-2"),
-            heartbeat_interval=None,
-            results=tmp_path,
-        )
-        serving_later = asyncio.create_task(later.serve({"etl": pipeline.workflow}))
-        try:
-            await eventually(
-                lambda: broker.retained(served_topic("local", "default", "server-2")) is not None
-            )
+        async with another_server(broker, tmp_path, {"etl": pipeline.workflow}):
             await asker.connector.publish(rollcall_topic(), {"rollcall": 1}, qos=1)
             await asker.until(lambda: asker.announcements > seen)  # the roll call's answer
             refused = await asker.ask(
                 StartRequest(id="r2", workflow="etl", rerun_of=first.run_id), to="server-2"
             )
-        finally:
-            serving_later.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving_later
         assert refused.error == f"a rerun of {first.run_id} is live: on {SOURCE}"
         pipeline.gate.set()
         await recorder.until(lambda: live.run_id in _ends(recorder))
@@ -347,16 +331,11 @@ async def another_server(
     later = Engine(
         InMemoryConnector(broker, source_id="server-2"), heartbeat_interval=None, results=results
     )
-    serving_later = asyncio.create_task(later.serve(workflows))
-    try:
+    async with serving(later, workflows):
         await eventually(
             lambda: broker.retained(served_topic("local", "default", "server-2")) is not None
         )
         yield later
-    finally:
-        serving_later.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving_later
 
 
 async def test_servers_that_share_only_a_store_rerun_a_run_once_and_take_a_request_once(
@@ -371,7 +350,7 @@ async def test_servers_that_share_only_a_store_rerun_a_run_once_and_take_a_reque
     workflows: dict[str, Callable[..., Any]] = {"etl": pipeline.workflow}
     async with (
         _requester(here) as asker,
-        serving(here, tmp_path, workflows, asker) as (_, recorder),
+        this_server(here, tmp_path, workflows, asker) as (_, recorder),
         _requester(there) as other_asker,
         another_server(there, tmp_path, workflows) as later,
     ):
@@ -412,7 +391,7 @@ async def test_one_rerun_request_sent_to_two_servers_at_once_starts_one_run(
     pipeline = Pipeline()
     workflows: dict[str, Callable[..., Any]] = {"etl": pipeline.workflow}
     async with (
-        serving(broker, tmp_path, workflows, requester) as (_, recorder),
+        this_server(broker, tmp_path, workflows, requester) as (_, recorder),
         another_server(broker, tmp_path, workflows),
     ):
         first = await requester.ask(StartRequest(id="s1", workflow="etl"))
@@ -441,7 +420,10 @@ async def test_a_rerun_claim_dated_ahead_in_the_store_holds_nothing(
     """Whoever may write the store writes a claim on a run's next rerun dated a year ahead: a
     rerun of that run is taken all the same (a claim holds for CLAIM_FRESH after its time)."""
     pipeline = Pipeline()
-    async with serving(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (_, recorder):
+    async with this_server(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (
+        _,
+        recorder,
+    ):
         first = await requester.ask(StartRequest(id="s1", workflow="etl"))
         await recorder.until(lambda: first.run_id in _ends(recorder))
         await requester.idle()
@@ -483,7 +465,7 @@ async def test_a_served_rerun_builds_its_graph_once_as_a_served_start_does(
     def workflow(n: int = 5) -> Any:
         return report(pipeline.workflow(n), looked)
 
-    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+    async with this_server(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
         probe_looks = looked.looks  # serving built it once, to list its graph's Params
         first = await requester.ask(StartRequest(id="s1", workflow="etl", params={"n": 4}))
         await recorder.until(lambda: first.run_id in _ends(recorder))
@@ -545,7 +527,7 @@ async def test_a_served_rerun_runs_the_routes_and_items_its_plan_decided_on_the_
         load: Router[str] = Router(pick(), {"csv": load_csv(), "sqlite": load_sqlite()})
         return report(load, double.map(size=sizes()))
 
-    async with serving(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
+    async with this_server(broker, tmp_path, {"etl": workflow}, requester) as (_, recorder):
         first = await requester.ask(StartRequest(id="s1", workflow="etl"))
         await recorder.until(lambda: first.run_id in _ends(recorder))
         await requester.idle()

@@ -4,12 +4,9 @@ fails or hangs is said too; serving goes on, and the probe leaves no file behind
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import fsspec
@@ -18,7 +15,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, ResultStore, task
-from cascade.runtime.testing import eventually
+from cascade.runtime.testing import eventually, serving
 from cascade.testkit import S3Server
 from cascade.testkit import s3_server as s3_server  # fixture: moto's S3 server on loopback
 
@@ -70,17 +67,13 @@ def one() -> int:
     return 1
 
 
-@contextlib.asynccontextmanager
-async def serving(store: ResultStore) -> AsyncIterator[Engine]:
-    connector = InMemoryConnector(InMemoryBroker(), source_id="server-1")
-    engine = Engine(connector, heartbeat_interval=None, results=store)
-    served = asyncio.create_task(engine.serve({"one": one}))
-    try:
-        yield engine
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
+def _engine(store: ResultStore) -> Engine:
+    """An engine on a broker of its own, its results in ``store``."""
+    return Engine(
+        InMemoryConnector(InMemoryBroker(), source_id="server-1"),
+        heartbeat_interval=None,
+        results=store,
+    )
 
 
 def _store(protocol: str) -> ResultStore:
@@ -94,7 +87,8 @@ async def test_a_store_whose_create_is_not_exclusive_is_said_and_counted_and_ser
     counts it; the probe's file is gone; the server serves."""
     store = _store("lax")
     with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
-        async with serving(store) as engine:
+        engine = _engine(store)
+        async with serving(engine, {"one": one}):
             await eventually(lambda: engine.stats.results_store_not_exclusive == 1)
             assert store.fs.find(store.root) == []
     (said,) = [r.getMessage() for r in caplog.records if "exclusively" in r.getMessage()]
@@ -109,7 +103,8 @@ async def test_a_store_that_refuses_the_probe_is_said_and_counted(
     """A store that fails the probe is said (with its error), not a crash."""
     store = _store("refusing")
     with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
-        async with serving(store) as engine:
+        engine = _engine(store)
+        async with serving(engine, {"one": one}):
             await eventually(lambda: engine.stats.results_store_unprobed == 1)
     (said,) = [r.getMessage() for r in caplog.records if "exclusively" in r.getMessage()]
     assert said.startswith(f"cannot tell whether results store {store.url} creates files")
@@ -125,7 +120,8 @@ async def test_a_store_that_hangs_is_said_after_the_probes_bound(
     store.probe_timeout = 0.2
     try:
         with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
-            async with serving(store) as engine:
+            engine = _engine(store)
+            async with serving(engine, {"one": one}):
                 await eventually(lambda: engine.stats.results_store_unprobed == 1)
     finally:
         _Hanging.released.set()

@@ -4,8 +4,6 @@ across the servers of the trigger, its origin naming the trigger and the event."
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import Controller
 from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
 from cascade.runtime import MAX_TRIGGER_DEPTH, Engine, RunStarted, Trigger, task
-from cascade.runtime.testing import eventually
+from cascade.runtime.testing import eventually, serving
 
 
 @task(name="load")
@@ -42,20 +40,6 @@ def report(source_run: str = "", path: str = "") -> Any:
 
 def _engine(broker: InMemoryBroker, source: str) -> Engine:
     return Engine(InMemoryConnector(broker, source_id=source), heartbeat_interval=None)
-
-
-@contextlib.asynccontextmanager
-async def serving(engine: Engine, **options: Any) -> AsyncIterator[list[RunStarted]]:
-    """``engine.serve(...)`` in a task, cancelled at the end; the runs it started."""
-    started: list[RunStarted] = []
-    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
-    served = asyncio.create_task(engine.serve(**options))
-    try:
-        yield started
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 def _triggered(*runs: list[RunStarted]) -> list[RunStarted]:

@@ -5,18 +5,15 @@ announcement says it is paused; the runs under way go on; resumed, it starts aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from cascade.connector_kit.testing import InMemoryBroker, InMemoryConnector
 from cascade.control import ControlError, Controller, Limit
 from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
-from cascade.runtime import Engine, RunFinished, RunStarted, Schedule, task
-from cascade.runtime.testing import eventually
+from cascade.runtime import Engine, RunFinished, Schedule, task
+from cascade.runtime.testing import eventually, serving
 
 GATE: asyncio.Event | None = None
 
@@ -36,19 +33,6 @@ def report() -> str:
 @pytest.fixture
 def broker() -> InMemoryBroker:
     return InMemoryBroker()
-
-
-@contextlib.asynccontextmanager
-async def serving(engine: Engine, **options: Any) -> AsyncIterator[list[RunStarted]]:
-    started: list[RunStarted] = []
-    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
-    served = asyncio.create_task(engine.serve(**options))
-    try:
-        yield started
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 async def test_a_paused_workflow_refuses_its_starts_and_skips_its_slots_until_resumed(

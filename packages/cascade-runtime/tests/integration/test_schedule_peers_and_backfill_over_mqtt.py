@@ -5,9 +5,7 @@ slots for asking again, and a backfill's dry run claims nothing (issue 80)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,8 +23,8 @@ from cascade.interfaces.serving import (
     addressed_start_topic,
     served_topic,
 )
-from cascade.runtime import Engine, RunStarted, Schedule, task
-from cascade.runtime.testing import eventually
+from cascade.runtime import Engine, Schedule, task
+from cascade.runtime.testing import eventually, serving
 from cascade.testkit import MosquittoBroker
 
 UTC = timezone.utc
@@ -35,22 +33,6 @@ UTC = timezone.utc
 @task(name="tick")
 def tick() -> int:
     return 1
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    engine: Engine, workflows: Mapping[str, Callable[..., Any]], **options: Any
-) -> AsyncIterator[list[RunStarted]]:
-    """``engine.serve(...)`` in a task, cancelled at the end; the runs it started."""
-    started: list[RunStarted] = []
-    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
-    served = asyncio.create_task(engine.serve(workflows, **options))
-    try:
-        yield started
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 def _connector(broker: MosquittoBroker, prefix: str, source: str) -> MqttConnector:

@@ -27,7 +27,7 @@ from cascade.interfaces.serving import (
     start_topic,
 )
 from cascade.runtime import Engine, ResultStore, RunFinished, TaskRunning, task
-from cascade.runtime.testing import EventRecorder, eventually
+from cascade.runtime.testing import EventRecorder, eventually, serving
 from cascade.testkit import (
     NO_SHARED_SUBSCRIPTIONS,
     BrokerEndpoint,
@@ -122,19 +122,6 @@ async def requester(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await reader
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    engine: Engine, workflows: Mapping[str, Callable[..., Any]], **options: Any
-) -> AsyncIterator[None]:
-    served = asyncio.create_task(engine.serve(workflows, **options))
-    try:
-        yield
-    finally:
-        served.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await served
 
 
 def _engine(

@@ -23,7 +23,7 @@ from typing import Any
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
 from cascade.runtime import Engine, RunStarted, Trigger, task
-from cascade.runtime.testing import eventually
+from cascade.runtime.testing import eventually, serving
 from cascade.testkit import BrokerEndpoint, broker_family
 
 SERVER = """
@@ -130,15 +130,8 @@ async def _served(
     at = nodes[node % len(nodes)]
     connector = MqttConnector(at.host, at.port, source_id=source, topic_prefix=prefix)
     engine = Engine(connector, heartbeat_interval=None, results=store or None)
-    started: list[RunStarted] = []
-    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
-    serving = asyncio.create_task(engine.serve({"etl": etl, "report": report}, triggers=TRIGGERS))
-    try:
+    async with serving(engine, {"etl": etl, "report": report}, triggers=TRIGGERS) as started:
         yield engine, started
-    finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
 
 
 @contextlib.asynccontextmanager

@@ -286,7 +286,7 @@ class History:
     def runs(self, *, limit: int = 100, **filters: Unpack[RunFilters]) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``, those ``filters`` pick (see
         :class:`~cascade.history.RunFilters`: ``since``, ``status``, ``project``, ``task``,
-        ``source``, ``name``, ``schedule``, ``among``)."""
+        ``source``, ``name``, ``schedule``, ``trigger``, ``among``)."""
         after = _checked(filters)
         return self._read(lambda c: runs_query(c, filters, after, limit))
 

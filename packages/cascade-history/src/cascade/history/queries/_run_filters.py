@@ -25,7 +25,8 @@ class RunFilters(TypedDict, total=False):
     ``running``, ``succeeded``, ``failed``, ... (any case; ``ValueError`` for another).
     ``project``, ``source``: exactly those. ``task``: runs with a task of that name.
     ``name``: the runs of that name (:attr:`RunSummary.name`), exactly. ``schedule``: the runs
-    that schedule started (:attr:`RunSummary.schedule`). ``among``: the runs of these orgs
+    that schedule started (:attr:`RunSummary.schedule`). ``trigger``: the runs that trigger
+    started (its name, as their ``origin["trigger"]`` says). ``among``: the runs of these orgs
     (``(org, None)``) and projects (``(org, project)``) only (what someone may see; none when
     empty).
     """
@@ -38,6 +39,7 @@ class RunFilters(TypedDict, total=False):
     among: Among | None
     name: str | None
     schedule: str | None
+    trigger: str | None
 
 
 def run_conditions(filters: RunFilters, since: float | None) -> list[sa.ColumnElement[bool]]:
@@ -59,6 +61,7 @@ def run_conditions(filters: RunFilters, since: float | None) -> list[sa.ColumnEl
         (runs.c.source, filters.get("source")),
         (runs.c.name, filters.get("name")),
         (runs.c.schedule, filters.get("schedule")),
+        (runs.c.trigger, filters.get("trigger")),
     ):
         if value is not None:
             where.append(column == value)

@@ -1,4 +1,5 @@
-"""Helpers for testing code that runs workflows: record an engine's events and wait on them.
+"""Helpers for testing code that runs workflows: record an engine's events and wait on them;
+serve workflows for the length of a block.
 
 ```python
 recorder = EventRecorder()
@@ -8,5 +9,6 @@ await recorder.until(lambda: recorder.names(TaskRunning).count("fetch") == 2)
 """
 
 from ._recorder import EventRecorder, eventually
+from ._serving import serving
 
-__all__ = ["EventRecorder", "eventually"]
+__all__ = ["EventRecorder", "eventually", "serving"]

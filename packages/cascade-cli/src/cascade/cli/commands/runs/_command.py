@@ -70,6 +70,12 @@ def runs(
         str | None,
         typer.Option("--schedule", help="Only runs this schedule started (cascade schedules)."),
     ] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger", metavar="NAME", help="Only runs this trigger started (cascade served)."
+        ),
+    ] = None,
     limit: Annotated[
         int,
         typer.Option(
@@ -91,7 +97,8 @@ def runs(
     rerun, how each ended and the results it reused.
 
     Examples: cascade runs --status failed --since 24h; cascade runs --schedule nightly;
-    cascade runs --project etl --json; cascade runs --since 7d --format csv > runs.csv
+    cascade runs --trigger report_after_etl; cascade runs --project etl --json;
+    cascade runs --since 7d --format csv > runs.csv
     """
     export = export_format(export, json_output)
     after = since_seconds(since)
@@ -103,6 +110,7 @@ def runs(
         "source": source,
         "name": name,
         "schedule": schedule,
+        "trigger": trigger,
     }
     with open_history("runs", db) as history:
         found = query(lambda: history.runs(**filters, limit=limit or MAX_COUNT))

@@ -267,5 +267,5 @@ def filtered(ctx: typer.Context) -> bool:
     """Whether `cascade runs` was given a filter (then "no runs recorded that match")."""
     return any(
         ctx.params.get(name) is not None
-        for name in ("since", "status", "project", "task", "source", "name", "schedule")
+        for name in ("since", "status", "project", "task", "source", "name", "schedule", "trigger")
     )
