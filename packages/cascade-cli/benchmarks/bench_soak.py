@@ -1,12 +1,16 @@
-"""A soak of the readers (issue 91): one engine running back-to-back runs of coroutine tasks
-(every 10th logging a line) on a private mosquitto, with `cascade record`, `cascade dashboard`
-(on the same history) and `cascade watch` (on a pseudo-terminal) beside it as real processes.
+"""A soak of the readers (issue 91): one engine running runs of 1,000 coroutine tasks (every
+10th logging a line) on a private mosquitto, at the issue's pace (``--pace``, about 9,500
+messages a second; 0: back to back), with `cascade record`, `cascade dashboard` (on the same
+history) and `cascade watch` (on a pseudo-terminal) beside it as real processes.
 
-Every ``--every`` seconds it prints a row: the runs the engine finished, each reader's RSS
-(MB), the recorder's queue and what it dropped (from its metrics), and what the history holds:
-its runs, the events its recorder found missing (``History.gaps``) and the file's size. The
-end says how much each reader's memory grew after its first minutes (``--settle``): flat is
-what a reader that holds a steady load shows. A benchmark, not a timed test:
+Every ``--every`` seconds it prints a row: the runs the engine finished and the messages it
+sent a second, each reader's RSS (MB) and CPU, the machine's idle CPU, the dashboard's live
+runs and missed events, the recorder's queue and what it dropped and shed (its latest note in
+the history; ``--recorder-metrics`` serves and reads its metrics instead, which cost it a second
+reading of every message), and what the history holds: its runs and the events its recorder
+found missing (``History.gaps``). The end says how much each reader's memory grew after its
+first minutes (``--settle``): flat is what a reader that holds a steady load shows. A
+benchmark, not a timed test:
 
     python bench_soak.py                      # 3 minutes, 1,000 tasks a run, SQLite
     python bench_soak.py --minutes 12         # the issue's soak
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import pty
 import re
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from cascade.history import History
+from cascade.history import History, RecorderNote
 from cascade.testkit import MosquittoBroker
 
 READY_TIMEOUT = 60.0
@@ -95,6 +100,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def per_second(count: float, span: float) -> str:
+    """``count`` over ``span`` seconds, as the table shows it ("-" where it is not known)."""
+    return "-" if math.isnan(count) else f"{count / span:,.0f}"
+
+
 def idle_seconds() -> float:
     """The machine's idle CPU time so far, every core's, seconds (``/proc/stat``)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
@@ -155,10 +165,13 @@ def scraped(http: httpx.Client, url: str) -> dict[str, float]:
     return figures
 
 
-def history_figures(db: str) -> tuple[int, int]:
-    """Runs the history holds, and the events its recorders found missing."""
+def history_figures(db: str) -> tuple[int, int, RecorderNote | None]:
+    """Runs the history holds, the events its recorders found missing, and the recorder's
+    latest note on itself (its queue, what it dropped and shed)."""
     with History(db) as history:
-        return history.count_runs(), sum(gap.missed for gap in history.gaps())
+        notes = history.recorders()
+        missed = sum(gap.missed for gap in history.gaps())
+        return history.count_runs(), missed, max(notes, key=lambda n: n.noted_at, default=None)
 
 
 def main() -> None:
@@ -172,6 +185,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="minutes after which a reader's memory must be flat")  # fmt: skip
     parser.add_argument("--db", default=None, help="the history's URL (a SQLite file unless)")
+    parser.add_argument("--recorder-metrics", action="store_true",
+                        help="the recorder serves its metrics (--metrics-listen), read for what"
+                        " it stored a second; its metrics read every message again")  # fmt: skip
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="run `cascade record` under cProfile into FILE")  # fmt: skip
     parser.add_argument("--engine", nargs=5,
@@ -202,11 +218,14 @@ def main() -> None:
                     process.kill()
 
         stack.callback(stop_all)
-        recording = cli("record", "--db", db, "--metrics-listen", "127.0.0.1:0", *on)
+        recording = cli("record", "--db", db, *on)
+        if args.recorder_metrics:
+            recording[4:4] = ["--metrics-listen", "127.0.0.1:0"]
         if args.profile:  # written when it stops (SIGTERM ends `cascade record` cleanly)
             recording[1:2] = ["-m", "cProfile", "-o", args.profile, "-m"]
         record = processes["record"] = piped(recording)
-        metrics_url = started_on(record, "record", r"metrics on (http://\S+/metrics)")
+        ready = r"metrics on (http://\S+/metrics)" if args.recorder_metrics else r"(recording) "
+        metrics_url = started_on(record, "record", ready)
         dashboard = processes["dashboard"] = piped(
             cli("dashboard", "--db", db, "--listen", "127.0.0.1:0", *on)
         )
@@ -243,21 +262,19 @@ def main() -> None:
             rss = {name: rss_mb(processes[name].pid) for name in readers}
             samples.append((minutes, rss))
             runs, sent = (int(n) for n in (runs_file.read_text() or "0 0").split())
-            figures = scraped(http, metrics_url)
+            figures = scraped(http, metrics_url) if args.recorder_metrics else {}
             seen = scraped(http, dashboard_metrics)
             live = seen.get("cascade_runs_running", float("nan"))
             missed = seen.get("cascade_missed_events", float("nan"))
-            queued = figures.get("cascade_recorder_queued", float("nan"))
-            dropped = figures.get("cascade_recorder_dropped_total", float("nan"))
-            shed = figures.get("cascade_recorder_shed_total", float("nan"))
-            recorded, missing = history_figures(db)
-            now, stored = time.monotonic(), figures.get("cascade_recorder_stored_total", 0.0)
+            recorded, missing, note = history_figures(db)
+            queued, dropped, shed = (note.queued, note.dropped, note.shed) if note else (0, 0, 0)
+            now, stored = time.monotonic(), figures.get("cascade_recorder_stored_total", math.nan)
             cpu, idle = {w: cpu_seconds(processes[w].pid) for w in working}, idle_seconds()
             span = now - last[0]
             busy = " | ".join(f"{100 * (cpu[w] - last[3][w]) / span:.0f}" for w in working)
             print(f"| {minutes:.1f} | {runs:,} | {(sent - last[2]) / span:,.0f} | "
                   + " | ".join(f"{rss[name]:.0f}" for name in readers)
-                  + f" | {(stored - last[1]) / span:,.0f} | {busy}"
+                  + f" | {per_second(stored - last[1], span)} | {busy}"
                   f" | {100 * (idle - last[4]) / span / (os.cpu_count() or 1):.0f}"
                   f" | {live:,.0f} | {missed:,.0f} | {queued:,.0f}"
                   f" | {dropped:,.0f} | {shed:,.0f} | {recorded:,} | {missing:,} |",

@@ -145,3 +145,17 @@ def test_the_graphs_held_are_bounded_across_runs() -> None:
     assert state.graph_nodes_held == 0
     state.apply(_start_of("run-3"))
     assert state.runs["run-3"].graph is not None
+
+
+def test_a_reader_that_keeps_no_graph_reads_none() -> None:
+    """``max_graph_nodes=0`` (`cascade watch`, the recorder's metrics: views that show no
+    graph): a run's graph is not read, so not even a malformed one costs a check."""
+    state = ReaderModel(max_graph_nodes=0)
+    state.apply(_start(graph={"nodes": "not a list"}))
+    run = state.runs["run-1"]
+    assert (run.status, run.graph, state.rejected, state.graphs_dropped) == (
+        "Running",
+        None,
+        0,
+        1,
+    )

@@ -450,6 +450,9 @@ class ReaderModel:
             run.graph_nodes = graph_nodes
         if graph is None or graph is msgspec.UNSET or run.graph is not None:
             return
+        if self.graph_nodes_held >= self.max_graph_nodes:  # none would fit: not even read
+            self.graphs_dropped += 1
+            return
         try:
             checked = check_graph(graph)
         except InvalidMessageError:

@@ -39,4 +39,5 @@ async def serving(
         served.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await served  # serving's own error, if it failed
-    assert not stopped_by_itself, "engine.serve returned before it was cancelled"
+    if stopped_by_itself:
+        raise AssertionError("engine.serve returned before it was cancelled")

@@ -134,7 +134,10 @@ class Exporter:
     def __init__(self, prefix: str, listen: str) -> None:
         from cascade.metrics import CascadeMetrics
 
-        self.metrics = CascadeMetrics(ReaderModel(prefix=prefix, keep_for=SILENT_RUN_KEPT))
+        # counts only: no run's graph is read or kept (the history stores them); reading each
+        # run's was a fortieth of the recorder's time in the soak, and held a thousand nodes
+        state = ReaderModel(prefix=prefix, keep_for=SILENT_RUN_KEPT, max_graph_nodes=0)
+        self.metrics = CascadeMetrics(state)
         self.server: MetricsServer | None = None
         self.listen = listen
 

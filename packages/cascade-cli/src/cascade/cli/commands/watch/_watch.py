@@ -82,7 +82,8 @@ def show_watch(
                 recorded[0].close()
             return
     hide_after = offline_cutoff(show_all, offline_max_age)
-    state = ReaderModel(keep_runs=keep_runs, keep_for=parse_age(keep_for))
+    # the table shows no graph: none is read or kept (max_graph_nodes)
+    state = ReaderModel(keep_runs=keep_runs, keep_for=parse_age(keep_for), max_graph_nodes=0)
     view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
     fleet_view = functools.partial(
         render_fleet,
