@@ -309,9 +309,7 @@ def test_runs_whose_end_was_missed_end_as_their_engines_summary_lists_them_and_s
     assert all(state.runs[f"run-{n}"].status == "Running" for n in range(36, 50))
 
 
-def test_runs_whose_end_was_missed_end_though_their_engine_runs_them_faster_than_a_summary_lists() -> (
-    None
-):
+def test_missed_ends_of_runs_an_engine_runs_faster_than_its_summary_lists_still_end() -> None:
     """An engine running eight runs a second lists each ended run in its summaries for 2.5
     seconds (the last 20): a reader that missed their ends still ends each once it has been
     silent for 15 s (at a later summary, or when pruned), not ten minutes later."""
