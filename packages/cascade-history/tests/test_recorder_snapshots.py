@@ -268,6 +268,33 @@ async def test_a_run_that_ended_while_it_was_away_ends_as_its_summary_says(
         assert recorder.stats.ends_from_summaries == 1
 
 
+async def test_a_run_whose_end_its_connector_shed_ends_as_its_summary_says(
+    history: History,
+) -> None:
+    """A recorder that read too slowly: its connector shed the run's last messages, its end
+    among them (here: they went while it was away, and the connector counts them shed). The
+    engine's retained summary lists the run ended: the history stores that end, not a run
+    running for ever."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(3)]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await eventually(lambda: history.run(run_id) is not None)
+        await broker.idle()
+        await connector.disconnect()
+        for gate in gates:
+            gate.set()
+        await run
+        await connector.connect()
+        reconnects = connector.stats.reconnects
+        connector.stats.shed += 4
+        await eventually(lambda: _status(history, run_id) == "Succeeded")
+        assert connector.stats.reconnects == reconnects  # the shed alone: no reconnection
+        assert recorder.stats.ends_from_summaries == 1
+
+
 async def test_a_summary_on_another_sources_topic_ends_nothing(history: History) -> None:
     """A summary whose source is not its topic's is refused and counted: the run it lists as
     failed goes on, and ends as its engine says."""

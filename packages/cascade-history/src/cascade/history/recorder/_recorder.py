@@ -386,15 +386,19 @@ class Recorder:
         all fell in that time shows no hole for an event to reveal; its engine may be
         reconnecting too when the first request goes. A run that ended meanwhile its engine
         answers for no more: its end is read from the engine's retained summary (``_ends``,
-        subscribed to for as long). The connector says a reconnection by its
-        ``stats.reconnects`` alone, so it is looked at every ``every`` seconds."""
-        seen = self.connector.stats.reconnects
-        since: float | None = None  # when the last reconnection was noticed
+        subscribed to for as long). Messages its connector shed (it read too slowly) are
+        missed as a reconnection's are, and looked for the same way: a run whose end was
+        shed would otherwise stay running in the history. The connector says a reconnection
+        and a shed by its ``stats.reconnects`` and ``stats.shed`` alone, so they are looked
+        at every ``every`` seconds."""
+        stats = self.connector.stats
+        seen = (stats.reconnects, stats.shed)
+        since: float | None = None  # when the last reconnection (or shed) was noticed
         while True:
             await asyncio.sleep(every)
-            reconnects = self.connector.stats.reconnects
-            if reconnects != seen:
-                seen, since = reconnects, self._clock()
+            missed = (stats.reconnects, stats.shed)
+            if missed != seen:
+                seen, since = missed, self._clock()
                 await self._ends.look(self._gaps.unheard_since(since))
             if since is None:
                 continue
