@@ -640,6 +640,7 @@ def test_a_trigger_operator_pauses_and_resumes_its_triggers_only() -> None:
     with pytest.raises(AclError, match=r"grant 1: trigger:nightly_\*: .* name the triggers"):
         mosquitto_acl(roles)
 
+
 @pytest.mark.parametrize(
     ("engines", "said"),
     [
