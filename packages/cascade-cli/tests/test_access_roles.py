@@ -108,6 +108,22 @@ def test_a_schedule_scope_steers_its_schedules_only() -> None:
     assert access("root@example.com").may_steer("schedule:nightly") is None
 
 
+def test_a_trigger_scope_steers_its_triggers_only() -> None:
+    """An operator over trigger:nightly_* pauses and resumes the triggers it names (fleet-wide
+    or placed), never a schedule, a served workflow or a task of the same name."""
+    roles = Roles.parse(
+        "[[grant]]\nrole='operator'\nscopes=['trigger:nightly_*']\npeople=['tia']\n"
+    )
+    assert roles.grants[0].scopes == (parse_scope("trigger:nightly_*"),)
+    tia = Access.of(roles, Identity("tia", "token"))
+    assert tia.may_steer("trigger:nightly_etl") is None
+    assert tia.may_steer("org:acme/trigger:nightly_etl") is None
+    assert tia.may_steer("trigger:other") == "tia is not an operator of scope trigger:other"
+    for other in ("schedule:nightly_etl", "workflow:nightly_etl", "task:nightly_etl", "global"):
+        assert tia.may_steer(other) is not None
+    assert access("root@example.com").may_steer("trigger:other") is None
+
+
 def test_an_admin_over_global_may_do_anything() -> None:
     root = access("root@example.com")
     assert root.sees_everything
@@ -182,7 +198,15 @@ def test_a_missing_roles_file_says_so(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_scopes_print_as_written() -> None:
-    for text in ("global", "org:acme", "project:acme/etl", "task:etl_*", "schedule:nightly"):
+    for text in (
+        "global",
+        "org:acme",
+        "project:acme/etl",
+        "task:etl_*",
+        "schedule:nightly",
+        "workflow:report",
+        "trigger:nightly_*",
+    ):
         assert str(parse_scope(text)) == text
 
 

@@ -21,6 +21,8 @@ from cascade.cli.access import (
 )
 from cascade.cli.commands.acl import broker_logins
 from cascade.control.access import Roles, RolesError
+from cascade.interfaces import constraint_topic
+from cascade.interfaces.notes import cleared_topic
 
 ROLES = """
 [[grant]]
@@ -596,6 +598,47 @@ def test_a_schedule_glob_the_broker_cannot_bind_is_refused_naming_the_grant() ->
     for write in (mosquitto_acl, rabbitmq_definitions):
         with pytest.raises(AclError, match=r"grant 2: schedule:etl_\*: .* name the schedules"):
             write(roles)
+
+
+TRIGGERS = """
+[[grant]]
+role = "operator"
+scopes = ["trigger:nightly_etl"]
+broker_users = ["tia"]
+
+[[grant]]
+role = "operator"
+scopes = ["trigger:*", "project:acme/etl"]
+broker_users = ["ted"]
+"""
+
+
+def test_a_trigger_operator_pauses_and_resumes_its_triggers_only() -> None:
+    """trigger:nightly_etl writes the topic `cascade pause trigger:nightly_etl` sets (and its
+    clear note), fleet-wide, and no other trigger's; trigger:* in a project every trigger's
+    there; on each broker. A trigger's pause is on its name's topic: a glob names none."""
+    found = blocks(mosquitto_acl(Roles.parse(TRIGGERS)))
+    pause = constraint_topic("trigger:nightly_etl", "pause")
+    assert pause == "cascade/constraints/trigger/nightly_etl/pause"
+    for topic in (pause, cleared_topic(pause), "cascade/constraints/org/+/trigger/nightly_etl"):
+        assert f"topic write {topic}" in found["tia"]
+    assert not any("trigger/+" in line or "/task/" in line for line in found["tia"])
+    assert "topic write cascade/constraints/project/acme/etl/trigger/+/pause" in found["ted"]
+    assert "topic write cascade/constraints/trigger/+/pause" not in found["ted"]
+    tia = re.compile(
+        {e["user"]: e for e in rabbitmq_definitions(Roles.parse(TRIGGERS))["topic_permissions"]}[
+            "tia"
+        ]["write"]
+    )
+    assert tia.fullmatch("cascade.constraints.trigger.nightly_etl.pause")
+    assert not tia.fullmatch("cascade.constraints.trigger.other.pause")
+    assert not tia.fullmatch("cascade.constraints.workflow.nightly_etl.pause")
+    publish = nats_users(nats_authorization(Roles.parse(TRIGGERS)))["tia"]["publish"]
+    assert "cascade.constraints.trigger.nightly_etl.pause" in publish
+    assert not any("trigger.other" in subject for subject in publish)
+    roles = Roles.parse(TRIGGERS.replace('"trigger:nightly_etl"', '"trigger:nightly_*"'))
+    with pytest.raises(AclError, match=r"grant 1: trigger:nightly_\*: .* name the triggers"):
+        mosquitto_acl(roles)
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ broker_users = ["gina"]
 
 [[grant]]
 role = "operator"
-scopes = ["schedule:tick"]
+scopes = ["schedule:tick", "trigger:after_tick"]
 broker_users = ["sam"]
 
 [broker]
@@ -515,8 +515,10 @@ async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
 async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
     """engine-1 serves `tick` every second in acme/etl: its slots fire (the claims and the
     statuses it reads pass the ACL). vera's and olga's pauses of schedule:tick are refused, sam's
-    (an operator over schedule:tick) pauses it until his resume; vera's backfill of a past slot
-    is refused, otto's (an operator over org:acme: a backfill is a start) starts it."""
+    (an operator over schedule:tick) pauses it until his resume, and pauses and resumes the
+    trigger after_tick too (olga's pause of it and his of another trigger refused); vera's
+    backfill of a past slot is refused, otto's (an operator over org:acme: a backfill is a
+    start) starts it."""
 
     @task
     async def one() -> int:
@@ -559,6 +561,11 @@ async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
         )  # fmt: skip
         resumed = await asyncio.to_thread(logins.cascade, "sam", "resume", "schedule:tick")
         assert resumed.exit_code == 0, resumed.output
+        _refused(await asyncio.to_thread(logins.cascade, "olga", "pause", "trigger:after_tick"))
+        _refused(await asyncio.to_thread(logins.cascade, "sam", "pause", "trigger:other"))
+        for verb in ("pause", "resume"):
+            done = await asyncio.to_thread(logins.cascade, "sam", verb, "trigger:after_tick")
+            assert done.exit_code == 0, done.output
         fired = len(slots())
         await recorder.until(lambda: len(slots()) > fired, timeout=30)
         past = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)

@@ -4,10 +4,11 @@ of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitm
 Runs are read by their org and project (telemetry, logs and an engine's summaries per org and
 project, ``{prefix}/summary/{org}/{project}/{source}``, carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
-their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``, fleet-wide, or placed
-in an org or a project: ``org/acme/task/etl_%2A``), each scope's on its own topics only
-(engines take a constraint's scope and type from its topic): an operator's ``task:`` and
-``schedule:`` scopes in its grant's orgs and projects. Cancels and
+their scope path (``global``, ``task:<glob>``, ``schedule:<name>``, ``workflow:<name>`` or
+``trigger:<name>``, fleet-wide, or placed in an org or a project: ``org/acme/task/etl_%2A``),
+each scope's on its own topics only (engines take a constraint's scope and type from its
+topic): an operator's ``task:``, ``schedule:``, ``workflow:`` and ``trigger:`` scopes in its
+grant's orgs and projects. Cancels and
 decisions on held tasks name the run's org and project
 (``{prefix}/command/{org}/{project}/{run_id}/cancel`` and ``.../decide``; not the task), and
 so do starts (``{prefix}/start/{org}/{project}/{workflow}``, or ``.../{source}`` addressed to
@@ -367,7 +368,7 @@ def _person(
             if operator:  # the answers of the org's runs (a project's org: its answers)
                 _cancels(rights, prefix, place, f"{place[0]}/#")
                 _starts(rights, prefix, place)
-        elif operator:  # a task or schedule scope: its constraint topics and clear notes
+        elif operator:  # a task, schedule, workflow or trigger scope: constraints, clear notes
             own = _constraint_topics(scope, places, prefix, check_name, where)
             rights.grant(WRITE, *own)
             rights.grant(WRITE, *(cleared_topic(t, prefix) for t in own))
@@ -382,7 +383,8 @@ def _constraint_topics(
     check_name: NameCheck,
     where: str,
 ) -> list[str]:
-    """The constraint topics an operator over a ``task:`` or ``schedule:`` scope writes, in
+    """The constraint topics an operator over a ``task:``, ``schedule:``, ``workflow:`` or
+    ``trigger:`` scope writes, in
     the grant's ``places`` (its ``org:`` and ``project:`` scopes: ``org/acme/...`` and
     ``project/acme/+/...`` for ``org:acme``, ``project/acme/etl/...`` for
     ``project:acme/etl``) or, without any, fleet-wide (the unplaced topics, and the same
@@ -395,8 +397,8 @@ def _constraint_topics(
     existing tools write a scope with '/') and its three per-type topics; a schedule is
     paused by its name, so ``schedule:*`` is every schedule's topics (``schedule/+``) and any
     other glob, whose names no topic filter can hold, is refused; a served workflow
-    (``workflow:``) likewise."""
-    named = scope.kind in ("schedule", "workflow")  # paused by its name, whose topic is its own
+    (``workflow:``) and a trigger (``trigger:``) likewise."""
+    named = scope.kind in ("schedule", "workflow", "trigger")  # paused by its name's topic
     if named and scope.glob != "*" and any(c in "*?[" for c in scope.glob or ""):
         raise AclError(
             f"{where}: {scope}: a broker binds a {scope.kind}'s pause to its name's topic, not "

@@ -64,7 +64,8 @@ class Role(IntEnum):
     """What a grant lets its holders do within its scopes; each can do what those below can.
 
     ``viewer`` sees runs, tasks, logs and the history; ``operator`` also pauses, limits,
-    resumes and cancels (and pauses and resumes the schedules of its ``schedule:`` scopes);
+    resumes and cancels (and pauses and resumes the schedules, served workflows and triggers
+    of its ``schedule:``, ``workflow:`` and ``trigger:`` scopes);
     ``admin`` also creates and revokes API tokens (over ``global``).
     """
 
@@ -89,7 +90,7 @@ class Grant:
 
     def covers_constraint(self, scope: str) -> bool:
         """Whether this grant's scopes cover a constraint on ``scope``
-        (its ``task:`` and ``schedule:`` scopes
+        (its ``task:``, ``schedule:``, ``workflow:`` and ``trigger:`` scopes
         within its ``org:`` and ``project:`` ones)."""
         return steers(self.scopes, scope)
 
@@ -185,7 +186,7 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
             scope = parse_scope(text)
         except ScopeError as exc:
             raise RolesError(f"{where}, engines: {exc}") from None
-        if scope.kind in ("task", "schedule", "workflow"):
+        if scope.kind in ("task", "schedule", "workflow", "trigger"):
             raise RolesError(
                 f"{where}, engines: {text!r} is a {scope.kind} scope; an engine serves a global, "
                 "org: or project: scope"

@@ -1,11 +1,13 @@
 """What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``,
-``schedule:GLOB``, ``workflow:GLOB``.
+``schedule:GLOB``, ``workflow:GLOB``, ``trigger:GLOB``.
 
 Runs are seen and cancelled by their org and project; constraints are set and cleared by
-their scope, which names tasks or a schedule (``task:<glob>``, ``schedule:<name>``), fleet-wide
-or placed in an org or a project (``org:acme/task:etl_*``, ``project:acme/etl/task:*``: their
-topics name the place), so a grant's ``task:`` and ``schedule:`` scopes say which constraints
-its holder may steer, and its ``org:`` and ``project:`` scopes where (:func:`steers`).
+their scope, which names tasks, a schedule, a served workflow or a trigger (``task:<glob>``,
+``schedule:<name>``, ``workflow:<name>``, ``trigger:<name>``), fleet-wide or placed in an org
+or a project (``org:acme/task:etl_*``, ``project:acme/etl/task:*``: their topics name the
+place), so a grant's ``task:``, ``schedule:``, ``workflow:`` and ``trigger:`` scopes say which
+constraints its holder may steer, and its ``org:`` and ``project:`` scopes where
+(:func:`steers`).
 """
 
 from __future__ import annotations
@@ -20,18 +22,18 @@ from cascade.interfaces.wire import split_scope
 
 __all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope", "steers"]
 
-Kind = Literal["global", "org", "project", "task", "schedule", "workflow"]
+Kind = Literal["global", "org", "project", "task", "schedule", "workflow", "trigger"]
 _UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class ScopeError(CascadeError, ValueError):
-    """A scope a roles file or a request names that is not one of the five kinds."""
+    """A scope a roles file or a request names that is not one of the seven kinds."""
 
 
 @dataclass(frozen=True)
 class GrantScope:
     """One scope of a grant: its ``kind`` and its ``org``, ``project``, or the ``glob`` of the
-    task or schedule names it covers."""
+    task, schedule, served workflow or trigger names it covers."""
 
     kind: Kind
     org: str | None = None
@@ -56,14 +58,14 @@ class GrantScope:
         return self.kind == "project" and org == self.org and project == self.project
 
     def covers_constraint(self, scope: str) -> bool:
-        """Whether a constraint on ``scope`` (``global``, ``task:<glob>``,
-        ``schedule:<name>``; unplaced: a placed one is a grant's question, :func:`steers`) is
-        within this one."""
+        """Whether a constraint on ``scope`` (``global``, ``task:<glob>``, ``schedule:<name>``,
+        ``workflow:<name>``, ``trigger:<name>``; unplaced: a placed one is a grant's question,
+        :func:`steers`) is within this one."""
         if self.kind == "global":
             return True
         kind, _, glob = scope.partition(":")
         return (
-            self.kind in ("task", "schedule", "workflow")
+            self.kind in ("task", "schedule", "workflow", "trigger")
             and kind == self.kind
             and glob_within(glob, self.glob or "")
         )
@@ -72,10 +74,10 @@ class GrantScope:
 def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
     """Whether a grant over ``scopes`` covers a constraint on ``scope``.
 
-    ``global`` covers every one. Otherwise its ``task:``, ``schedule:`` and ``workflow:``
-    scopes say which tasks, schedules and served workflows it steers, and its ``org:`` and
-    ``project:`` scopes where: a grant naming any steers only the constraints placed within
-    them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and
+    ``global`` covers every one. Otherwise its ``task:``, ``schedule:``, ``workflow:`` and
+    ``trigger:`` scopes say which tasks, schedules, served workflows and triggers it steers,
+    and its ``org:`` and ``project:`` scopes where: a grant naming any steers only the
+    constraints placed within them (``["org:acme", "task:*"]`` steers ``org:acme/task:etl_*`` and
     ``project:acme/etl/task:*``, never the fleet-wide ``task:etl_*`` nor
     ``org:globex/task:*``); one naming none steers its targets fleet-wide, and so in every
     org and project too."""
@@ -115,11 +117,11 @@ def parse_scope(text: str) -> GrantScope:
                 return GrantScope("project", org=org, project=project)
         if kind == "task":
             return GrantScope("task", glob=rest)
-        if kind in ("schedule", "workflow"):
-            return GrantScope(kind, glob=rest)  # type: ignore[arg-type]  # one of the two
+        if kind in ("schedule", "workflow", "trigger"):
+            return GrantScope(kind, glob=rest)  # type: ignore[arg-type]  # one of the three
     raise ScopeError(
         f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB, "
-        "schedule:GLOB or workflow:GLOB"
+        "schedule:GLOB, workflow:GLOB or trigger:GLOB"
     )
 
 
