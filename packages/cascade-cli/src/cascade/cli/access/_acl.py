@@ -351,7 +351,7 @@ def _person(
     operator = grant.role >= Role.OPERATOR
     places = [scope for scope in grant.scopes if scope.kind in ("org", "project")]
     for scope in grant.scopes:
-        if scope.kind in ("global", "org", "project"):  # a run it runs itself (rerun --here)
+        if not scope.names_constraints:  # a place: a run it runs itself (rerun --here)
             _runs_of(rights, prefix, login, _place(scope, check_name, where))
         if scope.kind == "global":
             _everything(rights, prefix, exact_retained)

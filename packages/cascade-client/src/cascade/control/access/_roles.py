@@ -186,7 +186,7 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
             scope = parse_scope(text)
         except ScopeError as exc:
             raise RolesError(f"{where}, engines: {exc}") from None
-        if scope.kind in ("task", "schedule", "workflow", "trigger"):
+        if scope.names_constraints:
             raise RolesError(
                 f"{where}, engines: {text!r} is a {scope.kind} scope; an engine serves a global, "
                 "org: or project: scope"

@@ -49,6 +49,12 @@ class GrantScope:
             return f"project:{self.org}/{self.project}"
         return f"{self.kind}:{self.glob}"
 
+    @property
+    def names_constraints(self) -> bool:
+        """Whether this scope names what constraints steer (tasks, schedules, served
+        workflows, triggers), rather than a place (``global``, ``org:``, ``project:``)."""
+        return self.kind not in ("global", "org", "project")
+
     def covers_run(self, org: str, project: str) -> bool:
         """Whether a run of ``org``/``project`` is within this scope."""
         if self.kind == "global":
@@ -65,7 +71,7 @@ class GrantScope:
             return True
         kind, _, glob = scope.partition(":")
         return (
-            self.kind in ("task", "schedule", "workflow", "trigger")
+            self.names_constraints
             and kind == self.kind
             and glob_within(glob, self.glob or "")
         )
