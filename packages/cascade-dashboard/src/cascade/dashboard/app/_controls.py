@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from cascade.control import Cancel, ControlError, Resume, read_request
 from cascade.interfaces import ConnectorError
+from cascade.interfaces.wire import place_scope
 
 from .._guard import AccessRefused, Refused, Tokens, json_body, refusal
 from .._history_source import HistorySource
@@ -86,6 +87,21 @@ class Controls:
             return caller
         assert self.team is not None
         return self.team.control(request.scope, action, target, check, caller).identity.name
+
+    def steering_scope(
+        self, access: Access | None, target: str, org: str, project: str
+    ) -> str | None:
+        """The widest scope on which the asker (``access``; ``None``: the token's holder, if
+        the dashboard has tokens) may pause and resume ``target`` (``schedule:<name>``,
+        ``trigger:<name>``) of ``org``/``project``: every org's (``target``), its org's, its
+        project's; ``None`` when none. The page's Pause and Resume go through
+        ``/api/constraints`` on that scope."""
+        if access is None:
+            return target if self.tokens is not None else None
+        for scope in (target, place_scope(target, org), place_scope(target, org, project)):
+            if access.may_steer(scope) is None:
+                return scope
+        return None
 
     def unknown(self, caller: str | Access, given: str, action: str = "cancel") -> Response:
         """The 404 of a cancel (or a decision, ``action``) on a run nobody heard of or the

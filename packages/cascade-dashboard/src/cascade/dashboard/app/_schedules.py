@@ -6,40 +6,18 @@ the asker may pause and resume it (``steerable``) and on which scope (``scope``:
 ``schedule:<name>``, or, for an operator whose grant places its ``schedule:`` scopes in an
 org or a project, ``org:ORG/schedule:<name>`` or ``project:ORG/PROJECT/schedule:<name>``).
 Pausing and resuming go through ``/api/constraints`` on that scope, as every pause does
-(``_controls``)."""
+(``_controls``: :meth:`~._controls.Controls.steering_scope`)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cascade.control.schedules import ScheduleView, schedules_of
-from cascade.interfaces.wire import place_scope
+from cascade.control.schedules import schedules_of
 
 from ._controls import Controls
 
-if TYPE_CHECKING:
-    from cascade.control.access import Access
-
 __all__ = ["list_schedules"]
-
-
-def _steering_scope(controls: Controls, access: Access | None, view: ScheduleView) -> str | None:
-    """The widest scope on which the asker may pause ``view``'s schedule: every org's, its
-    org's, its project's; ``None`` when none."""
-    target = f"schedule:{view.name}"
-    if access is None:
-        return target if controls.tokens is not None else None
-    for scope in (
-        target,
-        place_scope(target, view.org_id),
-        place_scope(target, view.org_id, view.project_id),
-    ):
-        if access.may_steer(scope) is None:
-            return scope
-    return None
 
 
 async def list_schedules(controls: Controls, request: Request) -> Response:
@@ -50,7 +28,9 @@ async def list_schedules(controls: Controls, request: Request) -> Response:
     listed = []
     for view in schedules_of(controls.hub.workflows.served(among)):
         entry = view.as_json()
-        scope = _steering_scope(controls, access, view)
+        scope = controls.steering_scope(
+            access, f"schedule:{view.name}", view.org_id, view.project_id
+        )
         entry["steerable"] = scope is not None
         if scope is not None:
             entry["scope"] = scope

@@ -1,5 +1,8 @@
 """The start form's endpoints: ``GET /api/workflows`` (the served workflows, each with who
-serves it and whether the asker may start it) and ``POST /api/workflows/{name}/start``
+serves it and whether the asker may start it, and the triggers that start it, each saying
+whether the asker may pause and resume it, ``steerable``, and on which scope, ``scope``: as
+``GET /api/schedules`` says it of a schedule, ``trigger:<name>`` or that placed in the org or
+the project of the server that lists it) and ``POST /api/workflows/{name}/start``
 (``{"params": {...}, "reason": "...", "on": "SOURCE", "org": "...", "project": "..."}``, each
 optional), asked of a process serving it as `cascade start` asks (a
 :class:`~cascade.control.Start` the :class:`~cascade.control.Controller` sends). A start's
@@ -72,6 +75,14 @@ async def list_workflows(controls: Controls, request: Request) -> Response:
     listed = controls.hub.workflows.listed(among)
     for entry in listed:
         entry["startable"] = _startable(controls, access, entry["name"])
+        for trigger in entry["triggers"]:
+            target = f"trigger:{trigger['name']}"
+            scope = controls.steering_scope(
+                access, target, trigger["org_id"], trigger["project_id"]
+            )
+            trigger["steerable"] = scope is not None
+            if scope is not None:
+                trigger["scope"] = scope
     return JSONResponse({"workflows": listed, "version": controls.hub.workflows.version})
 
 

@@ -57,9 +57,9 @@ class ServedWorkflows:
         """Each workflow served (by name), as ``GET /api/workflows`` answers it: its ``doc``
         and ``params`` (as its first server announces them), its ``servers``: source,
         org, project, online, running, queued, capacity, shared; and the ``triggers`` that
-        start it, one per server: name, kind, what it starts on, source, online, paused (by),
-        the events heard, the runs started, the last event and run, waiting, dropped
-        (docs/triggers.md)."""
+        start it, one per server: name, kind, what it starts on, source (and its org and
+        project), online, paused (by, why, until: epoch seconds), the events heard, the runs
+        started, the last event and run, waiting, dropped (docs/triggers.md)."""
         by_name: dict[str, dict[str, Any]] = {}
         for served in self.served(among):
             said = served.announcement
@@ -92,9 +92,13 @@ class ServedWorkflows:
                         "kind": t.kind,
                         "on": t.on,
                         "source": said.source,
+                        "org_id": said.org_id,
+                        "project_id": said.project_id,
                         "online": served.online,
                         "paused": t.paused,
                         "paused_by": t.paused_by,
+                        "paused_reason": t.paused_reason,
+                        "paused_until": t.paused_until or None,
                         "events": t.events,
                         "started": t.started,
                         "last_event": t.last_event,

@@ -3,8 +3,9 @@
 // its last slot and the run that slot started (a link to it), paused or not (by whom, until
 // when, why), the slots its servers skipped, and for the schedules the reader may steer, Pause
 // (with a reason) or Resume: a pause on the scope schedule:<name> through /api/constraints, as
-// every pause goes. And how the run's page says a scheduled run's slot (scheduledText). Every
-// string from the broker reaches the page through textContent or setAttribute only.
+// every pause goes (steerForm, steer and pauseText: the Workflows' triggers have them too). And
+// how the run's page says a scheduled run's slot (scheduledText). Every string from the broker
+// reaches the page through textContent or setAttribute only.
 import { ask, control } from "./api.js";
 import { $, el, fillTable, row, runButton, span } from "./dom.js";
 import { at, dueAt, quoted, seconds } from "./format.js";
@@ -30,11 +31,13 @@ function when(schedule) {
   return schedule.every ? "every " + seconds(schedule.every) : "-";
 }
 
-function pauseText(schedule) {
-  if (!schedule.paused) return "no";
-  const until = schedule.paused_until ? " until " + dueAt(schedule.paused_until, live.now || Date.now() / 1000) : "";
-  return "paused" + (schedule.paused_by ? " by " + schedule.paused_by : "") + until +
-    (schedule.paused_reason ? " " + quoted(schedule.paused_reason) : "");
+// "no", or "paused by alice until ... “db migration”": a schedule's or a trigger's pause, as its
+// servers announce it.
+export function pauseText(paused) {
+  if (!paused.paused) return "no";
+  const until = paused.paused_until ? " until " + dueAt(paused.paused_until, live.now || Date.now() / 1000) : "";
+  return "paused" + (paused.paused_by ? " by " + paused.paused_by : "") + until +
+    (paused.paused_reason ? " " + quoted(paused.paused_reason) : "");
 }
 
 function lastCell(schedule) {
@@ -48,41 +51,50 @@ function lastCell(schedule) {
   return cell;
 }
 
-function steer(schedule, form) {
-  // the scope the asker may pause it on: every org's, or its org's or project's (/api/schedules)
-  const scope = schedule.scope || "schedule:" + schedule.name;
+// Pause `name` on `scope` with the form's reason, or resume it (`paused`): a pause through
+// /api/constraints, as every pause goes, its progress and answer in `status`; `again` reads the
+// list again once its servers may have announced the pause (or its end).
+export function steer(status, name, scope, paused, form, again) {
   if (form.contains(document.activeElement)) document.activeElement.blur(); // sent: redraw it
-  if (schedule.paused) {
-    control($("s-status"), { sending: "resuming " + schedule.name + "…", method: "DELETE",
-      url: "/api/constraints?scope=" + encodeURIComponent(scope) }, () => "resumed " + schedule.name);
+  if (paused) {
+    control(status, { sending: "resuming " + name + "…", method: "DELETE",
+      url: "/api/constraints?scope=" + encodeURIComponent(scope) }, () => "resumed " + name);
   } else {
     const reason = form.querySelector("input[data-reason]").value.trim();
-    control($("s-status"), { sending: "pausing " + schedule.name + "…", method: "POST",
+    control(status, { sending: "pausing " + name + "…", method: "POST",
       url: "/api/constraints", body: { scope, type: "pause", params: {}, ttl: null, reason: reason || null } },
-      () => "paused " + schedule.name);
+      () => "paused " + name);
   }
-  setTimeout(loadSchedules, 500); // its servers announce the pause (or its end) in a moment
+  setTimeout(again, 500); // its servers announce the pause (or its end) in a moment
 }
 
-function steerForm(schedule) {
-  const form = el("form", null, "schedule-form");
-  if (!schedule.paused) {
+// A Pause (with a reason) or Resume (`paused`) form for `name`; `submitted(form)` on submit.
+export function steerForm(name, paused, className, submitted) {
+  const form = el("form", null, className);
+  if (!paused) {
     const reason = el("input");
     reason.size = 16;
     reason.maxLength = 256;
     reason.placeholder = "reason";
     reason.setAttribute("data-reason", "");
-    reason.setAttribute("aria-label", "reason of the pause of " + schedule.name);
+    reason.setAttribute("aria-label", "reason of the pause of " + name);
     form.appendChild(reason);
   }
-  const button = el("button", schedule.paused ? "Resume" : "Pause");
+  const button = el("button", paused ? "Resume" : "Pause");
   button.type = "submit";
   form.appendChild(button);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    steer(schedule, form);
+    submitted(form);
   });
   return form;
+}
+
+// the scope the asker may pause it on: every org's, or its org's or project's (/api/schedules)
+function scheduleForm(schedule) {
+  const scope = schedule.scope || "schedule:" + schedule.name;
+  return steerForm(schedule.name, schedule.paused, "schedule-form",
+    (form) => steer($("s-status"), schedule.name, scope, schedule.paused, form, loadSchedules));
 }
 
 let schedulesSeen = null; // the list drawn: the same list is not drawn again
@@ -106,7 +118,7 @@ async function loadSchedules() {
     const tr = row([schedule.name, schedule.workflow, when(schedule), slot(schedule.next),
       lastCell(schedule), span(pauseText(schedule), schedule.paused ? "paused" : ""), skipped,
       schedule.servers.join(", ") || "none online",
-      schedule.steerable ? steerForm(schedule) : span("(not yours to pause)", "note")]);
+      schedule.steerable ? scheduleForm(schedule) : span("(not yours to pause)", "note")]);
     tr.setAttribute("data-schedule", schedule.name);
     return tr;
   }));

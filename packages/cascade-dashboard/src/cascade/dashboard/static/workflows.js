@@ -3,11 +3,15 @@
 // and for each one the asker may start, a form: a field per param (a value that parses as
 // JSON is sent as that JSON, else as text, as `cascade start --param` does; an empty field
 // leaves a param to its default), a reason, and Start (POST /api/workflows/{name}/start).
-// The answer names the run started (a link to it). Every string from the broker reaches the
-// page through textContent or setAttribute only.
+// The answer names the run started (a link to it). Beside each workflow, the triggers that
+// start it, as each of their servers says, and for those the asker may steer, Pause (with a
+// reason) or Resume: a pause on the scope /api/workflows gives (trigger:<name>, or that placed
+// in its org or project) through /api/constraints, as a schedule's. Every string from the
+// broker reaches the page through textContent or setAttribute only.
 import { ask, control } from "./api.js";
 import { $, el, fillTable, row, runButton, span } from "./dom.js";
 import { select, selected } from "./live.js";
+import { pauseText, steer, steerForm } from "./schedules.js";
 
 const WORKFLOWS_EVERY = 10000; // ms between two reads of the list while the page is open
 
@@ -63,6 +67,36 @@ function workflowForm(workflow) {
   return form;
 }
 
+// A trigger as one of its servers says it: what it starts on, the runs it started of the events
+// it heard, waiting, dropped, paused or not (by whom, until when, why), its last event
+// (docs/triggers.md).
+function triggerText(t) {
+  return t.name + " (" + t.kind + ": " + t.on + ") on " + t.source + ": " + t.started + " of " +
+    t.events + " events" + (t.waiting ? ", " + t.waiting + " waiting" : "") +
+    (t.dropped ? ", " + t.dropped + " dropped" : "") + (t.paused ? ", " + pauseText(t) : "") +
+    (t.last_event ? "; last: " + t.last_event : "");
+}
+
+// The triggers that start a workflow, each on a line of its own, with Pause or Resume for those
+// the asker may steer ("-": none).
+function triggersCell(triggers) {
+  if (!triggers.length) return "-";
+  const cell = el("div");
+  for (const t of triggers) {
+    const line = el("div", null, "trigger");
+    line.setAttribute("data-trigger", t.name);
+    line.setAttribute("data-source", t.source);
+    line.appendChild(span(triggerText(t), t.paused ? "paused" : ""));
+    if (t.steerable) {
+      const scope = t.scope || "trigger:" + t.name;
+      line.appendChild(steerForm(t.name, t.paused, "trigger-form",
+        (form) => steer($("w-status"), t.name, scope, t.paused, form, loadWorkflows)));
+    }
+    cell.appendChild(line);
+  }
+  return cell;
+}
+
 let workflowsSeen = null; // the list drawn: the same list is not drawn again
 const forms = new Map(); // workflow -> {params, form}: a form being typed in is kept as it is
 
@@ -97,16 +131,8 @@ async function loadWorkflows() {
   fillTable($("w-table"), answer.workflows.map((workflow) => {
     const servers = workflow.servers.map((s) => s.source + (s.online ? "" : " (offline)") +
       " " + s.running + "/" + s.capacity + (s.queued ? " +" + s.queued + " queued" : ""));
-    // the triggers that start it, each as one of its servers says: what it starts on, the runs
-    // it started of the events it heard, paused or not, its last event (docs/triggers.md)
-    const triggers = (workflow.triggers || []).map((t) => t.name + " (" + t.kind + ": " + t.on +
-      ") on " + t.source + ": " + t.started + " of " + t.events + " events" +
-      (t.waiting ? ", " + t.waiting + " waiting" : "") +
-      (t.dropped ? ", " + t.dropped + " dropped" : "") +
-      (t.paused ? ", paused" + (t.paused_by ? " by " + t.paused_by : "") : "") +
-      (t.last_event ? "; last: " + t.last_event : ""));
     const tr = row([workflow.name, workflow.doc || "-", servers.join(", "),
-      triggers.join("; ") || "-",
+      triggersCell(workflow.triggers || []),
       workflow.startable ? formOf(workflow) : span("(not yours to start)", "note")]);
     tr.setAttribute("data-workflow", workflow.name);
     return tr;
