@@ -82,7 +82,7 @@ async def test_the_triggers_are_listed_with_who_may_pause_them(http: httpx.Async
     (over trigger:x anywhere) on every org's; neither y; vera (a viewer) and otto (an operator
     of the project, not of its triggers) neither. The scope given is the one the pause takes:
     sam's pause on it is published on x's pause topic in acme/etl, vera's is a 403."""
-    expected = {
+    expected: dict[str, dict[str, str | None]] = {
         "sam": {"x": "project:acme/etl/trigger:x", "y": None},
         "tina": {"x": "trigger:x", "y": None},
         "vera": {"x": None, "y": None},
