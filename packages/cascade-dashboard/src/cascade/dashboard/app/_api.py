@@ -231,7 +231,8 @@ class _Dashboard:
         params = request.query_params
         rows = str(_rows(params.get("rows")))
         asked = {"since": "0", "limit": rows, "engines_limit": rows}
-        for name in ("project", "status", "engine", "name"):  # the runs' filters (/runs?status=...)
+        # the runs' filters (/runs?status=...)
+        for name in ("project", "status", "engine", "name", "trigger"):
             if params.get(name):
                 asked[name] = params[name]
         run_id = request.path_params.get("run_id") or params.get("run")

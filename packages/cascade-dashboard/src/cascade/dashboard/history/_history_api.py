@@ -316,6 +316,7 @@ def _picked(
         task=_text(request, "task"),
         source=_text(request, "source"),
         name=_text(request, "name"),
+        trigger=_text(request, "trigger"),
         limit=limit,
         among=among,
     )

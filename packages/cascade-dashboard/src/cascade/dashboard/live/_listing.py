@@ -57,6 +57,7 @@ PAGED_PARAMS = frozenset(
         "status",
         "engine",
         "name",
+        "trigger",
         "engines_limit",
         "engines_after",
         "engine_status",
@@ -88,11 +89,14 @@ class RunQuery:
     """The orgs and projects the reader may see (``None``: all; see :class:`Access`)."""
     name: str | None = None
     """The runs of that name (:attr:`RunView.name`), exactly, as the history's ``name``."""
+    trigger: str | None = None
+    """The runs that trigger started (their origin's ``trigger``), exactly, as the history's
+    ``trigger``: an engine's summary says no origin, so a fleet's summarised run is none."""
 
     @property
     def filtered(self) -> bool:
         """Whether any filter is set."""
-        return bool(self.project or self.status or self.engine or self.name) or (
+        return bool(self.project or self.status or self.engine or self.name or self.trigger) or (
             self.among is not None
         )
 
@@ -104,12 +108,20 @@ class RunQuery:
             and (self.status is None or run.status.lower() == self.status)
             and (self.engine is None or run.source == self.engine)
             and (self.name is None or _name(run) == self.name)
+            and (self.trigger is None or _trigger(run) == self.trigger)
         )
 
 
 def _name(run: RunView | FleetRun) -> str | None:
     """A run's name: its view's, or the one its engine's summary lists."""
     return run.run.name if isinstance(run, FleetRun) else run.name
+
+
+def _trigger(run: RunView | FleetRun) -> str | None:
+    """The trigger that started a run: its view's origin's (a summary says none)."""
+    if isinstance(run, FleetRun) or run.origin is None:
+        return None
+    return run.origin.trigger
 
 
 @dataclass(frozen=True)
@@ -216,6 +228,7 @@ def parse_view(
         engine=text["engine"],
         among=among,
         name=text["name"],
+        trigger=text["trigger"],
     )
     engines = EngineQuery(
         limit=_limit(params, "engines_limit", engines_limit),

@@ -60,6 +60,7 @@ function filters() {
   return {
     since: $("h-since").value, status: $("r-status").value, project: $("r-project").value.trim(),
     source: $("r-engine").value.trim(), name: $("r-name").value.trim(),
+    trigger: $("r-trigger").value.trim(),
     logging: $("h-logging").value.trim(), limit: Math.min(MOST_RECORDED, (recordedPage + 1) * ROWS + 1),
   };
 }

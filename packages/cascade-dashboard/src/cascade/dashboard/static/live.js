@@ -28,7 +28,7 @@ const LOG_LINES_KEPT = 2000; // the open run's last lines the page holds
 export let logTask = null;   // the task whose lines the log panel shows (null: every task's)
 // What the page asks to see: the cursors of the pages before this one, and the filters.
 export const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", name: "",
-  engineStatus: "" };
+  trigger: "", engineStatus: "" };
 export let selected = null;     // the opened run's id
 export let connecting = false;  // a new stream is asked for and has not answered yet
 window.cascadeEvents = { snapshot: 0, delta: 0 }; // read by the tests
@@ -96,7 +96,8 @@ function streamUrl() {
   const enginesAfter = view.enginesAfter[view.enginesAfter.length - 1];
   if (enginesAfter) params.set("engines_after", enginesAfter);
   for (const [name, value] of [["project", view.project], ["status", view.status],
-    ["engine", view.engine], ["name", view.name], ["engine_status", view.engineStatus]]) {
+    ["engine", view.engine], ["name", view.name], ["trigger", view.trigger],
+    ["engine_status", view.engineStatus]]) {
     if (value) params.set(name, value);
   }
   return "/api/stream?" + params;
@@ -209,10 +210,10 @@ export function select(runId) {
 }
 
 // The runs' filters (runs.js reads them from the address): the first page of what they pick.
-export function filterRuns({ status, project, engine, name }, reconnect = true) {
+export function filterRuns({ status, project, engine, name, trigger }, reconnect = true) {
   if (view.status === status && view.project === project && view.engine === engine &&
-    view.name === name) return;
-  Object.assign(view, { status, project, engine, name });
+    view.name === name && view.trigger === trigger) return;
+  Object.assign(view, { status, project, engine, name, trigger });
   view.runsAfter.length = 0;
   view.enginesAfter.length = 0;
   if (reconnect) {

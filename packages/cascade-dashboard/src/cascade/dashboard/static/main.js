@@ -43,7 +43,7 @@ function onShown(place) {
   if (place.name === "runs") showRunFilters(new URL(location.href));
   // the runs' filters are the Runs address's: elsewhere (Engines, which the engine filter
   // narrows too) none is in force, as the address says
-  else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
+  else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "", trigger: "" });
   if (place.name === "decisions") showBulkFilters(new URL(location.href));
   if (place.name === "settings") showSettings();
   if (place.name === "problems") showProblems();

@@ -33,7 +33,7 @@ export const NAVIGATION = [
 const AT = new Map(NAVIGATION.map(([name, at]) => [at.slice(1), name]));
 
 // The filters of the runs' list an address's query may carry (a filtered list is a link).
-export const RUN_FILTERS = ["status", "project", "engine", "name", "since", "logging"];
+export const RUN_FILTERS = ["status", "project", "engine", "name", "trigger", "since", "logging"];
 
 // The bulk decision's filter an address's query may carry on Decisions (bulkdecide.js).
 export const DECISION_FILTERS = ["run_id", "task", "project", "error"];

@@ -1,5 +1,5 @@
-// The Runs place's filters: status, project, engine and name (and how far back the recorded runs
-// go, and the text their logs contain) live in the address's query (/runs?status=failed&...), so
+// The Runs place's filters: status, project, engine, name and the trigger that started a run (and
+// how far back the recorded runs go, and the text their logs contain) live in the address's query (/runs?status=failed&...), so
 // that a filtered list is a link someone can send, and back and forward restore it. The form
 // says what the address asks; "show" puts the form's filters in the address. The live runs are
 // filtered by the dashboard's stream (live.js), the recorded ones by the history (history.js),
@@ -10,7 +10,7 @@ import { filterRuns } from "./live.js";
 import { goTo, noPlace, RUN_FILTERS } from "./places.js";
 
 const FIELDS = { status: "r-status", project: "r-project", engine: "r-engine", name: "r-name",
-  since: "h-since", logging: "h-logging" };
+  trigger: "r-trigger", since: "h-since", logging: "h-logging" };
 const DEFAULT_SINCE = "24h";
 
 // The filters an address asks for (those it does not give: empty; since: 24 h).
