@@ -2,7 +2,7 @@
 signal trigger; the Workflows place lists the trigger beside its workflow, an operator (the
 dashboard's token) pauses it with a reason from the page (a signal then starts nothing, the
 page saying by whom and why, as its server announces it) and resumes it (a signal starts its
-run again)."""
+run again); the Runs list filtered by the trigger lists that run, by another none."""
 
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ def summarise() -> int:
 def report():  # type: ignore[no-untyped-def]
     """The report of a deploy."""
     return summarise()
+
+
+def listed(driver: Any) -> list[str]:
+    ids: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#runs tbody tr[data-run-id]')]"
+        ".map((e) => e.getAttribute('data-run-id'));"
+    )
+    return ids
 
 
 def status(driver: Any) -> str:
@@ -98,6 +106,16 @@ def test_an_operator_pauses_a_trigger_from_the_page_and_resumes_it(
         wait(browser, lambda d: css(d, f"{line} form input[data-reason]") and not css(d, said))
         engine_thread.submit(signal("resumed")).result(20)
         wait(browser, lambda d: len(engine_thread.call(triggered)) == 1)
+        [run] = engine_thread.call(triggered)
+        # the Runs list filtered by the trigger: its run only, and the address says so
+        go_to(browser, "runs")
+        wait(browser, lambda d: listed(d) == [run.run_id])
+        browser.find_element(By.ID, "r-trigger").send_keys("another\n")
+        wait(browser, lambda d: listed(d) == [])
+        browser.find_element(By.ID, "r-trigger").clear()
+        browser.find_element(By.ID, "r-trigger").send_keys(name + "\n")
+        wait(browser, lambda d: listed(d) == [run.run_id])
+        assert browser.current_url.endswith(f"/runs?trigger={name}")
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert no_script_errors(browser) == []
     finally:
