@@ -70,11 +70,7 @@ class GrantScope:
         if self.kind == "global":
             return True
         kind, _, glob = scope.partition(":")
-        return (
-            self.names_constraints
-            and kind == self.kind
-            and glob_within(glob, self.glob or "")
-        )
+        return self.names_constraints and kind == self.kind and glob_within(glob, self.glob or "")
 
 
 def steers(scopes: Sequence[GrantScope], scope: str) -> bool:
