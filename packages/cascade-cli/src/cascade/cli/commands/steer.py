@@ -22,8 +22,9 @@ Ttl = Annotated[
 Scope = Annotated[
     str | None,
     typer.Argument(
-        help="'global' (the default) or 'task:<glob>', e.g. task:api_*, or 'schedule:<name>'; "
-        "with --org/--project, within that org or project (the default there: task:*).",
+        help="'global' (the default), 'task:<glob>' (e.g. task:api_*), 'schedule:<name>', "
+        "'workflow:<name>' or 'trigger:<name>'; with --org/--project, within that org or "
+        "project (the default there: task:*).",
         show_default=False,
     ),
 ]
