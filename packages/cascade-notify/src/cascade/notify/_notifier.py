@@ -263,7 +263,9 @@ class Notifier:
     async def _tick(self) -> None:
         pruned = 0.0
         while True:
-            await asyncio.sleep(_TICK)
+            # a warning is due at its time, not at the tick after it (up to a second late)
+            due = self.watch.next_due()
+            await asyncio.sleep(_TICK if due is None else min(_TICK, due - self.watch.clock()))
             try:
                 if self.claims is not None and time.monotonic() - pruned >= _PRUNE_EVERY:
                     pruned = time.monotonic()
