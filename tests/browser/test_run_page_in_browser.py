@@ -650,9 +650,16 @@ def test_a_triggered_runs_page_names_its_trigger_and_links_the_run_it_followed(
     events: list[Event] = []
     engine = engine_on(mqtt_broker, events)
     trigger = Trigger(after="etl", workflow="report", params=lambda e: {"source_run": e.run_id})
-    serving = engine_thread.submit(
-        engine.serve({"etl": etl, "report": report}, triggers={"report_after_etl": trigger})
-    )
+
+    async def serve() -> asyncio.Task[None]:
+        workflows = {"etl": etl, "report": report}
+        return asyncio.create_task(engine.serve(workflows, triggers={"report_after_etl": trigger}))
+
+    async def stop(serving: asyncio.Task[None]) -> None:  # ended in its loop, before it closes
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+    serving = engine_thread.submit(serve()).result(20)
     source = engine.connector.source_id  # type: ignore[union-attr]
     topic = addressed_start_topic("local", "default", "etl", source, "cascade")
     request = StartRequest(id=f"etl-{suffix}", workflow="etl")
@@ -684,4 +691,4 @@ def test_a_triggered_runs_page_names_its_trigger_and_links_the_run_it_followed(
         click(browser, f'#rp-facts a[data-run-id="{etl_run}"]')
         wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == etl_run)
     finally:
-        serving.cancel()
+        engine_thread.submit(stop(serving)).result(20)
