@@ -15,7 +15,8 @@ and engine takes when nobody gave an id.
 
 ``bounded`` is ``asyncio.timeout`` (its backport on 3.10), and ``event_set`` waits for an event
 for at most so long: use them, not ``asyncio.wait_for``, which before Python 3.12 drops a
-cancellation that arrives just as the awaited operation completes.
+cancellation that arrives just as the awaited operation completes; ``cancel_all`` stops tasks
+whose work may reach one all the same (a library's).
 """
 
 from __future__ import annotations
@@ -35,6 +36,6 @@ if TYPE_CHECKING:
     )
     from ._presence import PresenceGuard, PresenceVerdict
     from ._ratelimit import RateLimitedLogger
-    from ._timeout import bounded, event_set
+    from ._timeout import bounded, cancel_all, event_set
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__)

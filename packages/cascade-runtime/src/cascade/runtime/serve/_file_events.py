@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cascade.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import CascadeError
 
 from .._steps import explain
@@ -181,10 +181,9 @@ class FileWatch:
             if self._listing is None:
                 self._listing = self._start_listing()
             listing = self._listing
-            try:
-                listed = await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(listing)), self.listing_timeout
-                )
+            try:  # bounded, not wait_for: before 3.12 wait_for drops a cancel that meets the end
+                async with bounded(self.listing_timeout):
+                    listed = await asyncio.shield(asyncio.wrap_future(listing))
             except asyncio.TimeoutError:
                 self.stats.failed += 1
                 raise FileWatchError(

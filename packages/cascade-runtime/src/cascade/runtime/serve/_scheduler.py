@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from cascade.connector_kit import cancel_all
 from cascade.interfaces import Constraint
 from cascade.interfaces.serving import ServedSchedule
 from cascade.interfaces.wire import check_workflow_name, split_scope
@@ -149,9 +150,8 @@ class Clock:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop the clocks (a cancel a library's ``wait_for`` dropped is sent again)."""
+        await cancel_all(self._tasks)
 
     def described(self) -> list[ServedSchedule]:
         """Each schedule as the announcement says it, with its state."""

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Literal
 
-from cascade.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger, bounded
 from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
 from cascade.interfaces.wire import (
     SlotClaim,
@@ -168,8 +168,9 @@ class SlotClaims:
             backfill=backfill,
         )
         await self._connector.publish(self._topic(*key), mine, qos=1, retain=True)
-        try:
-            first = await asyncio.wait_for(asyncio.shield(future), wait)
+        try:  # bounded, not wait_for: before 3.12 wait_for drops a cancel that meets the claim
+            async with bounded(wait):
+                first = await asyncio.shield(future)
         except asyncio.TimeoutError:
             return False, None
         return first.nonce == mine.nonce, first

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cascade.connector_kit import RateLimitedLogger
+from cascade.connector_kit import RateLimitedLogger, cancel_all
 from cascade.interfaces import (
     Connector,
     Constraint,
@@ -166,9 +166,7 @@ class Triggers:
                 self._spawn(self._watch(name, trigger), f"cascade-trigger-{name}")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)  # a cancel a library's wait_for dropped is sent again
         handles, self._handles = self._handles, []
         for handle in handles:
             try:
